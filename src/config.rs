@@ -1,0 +1,563 @@
+//! Configuration: defaults, then a TOML file, then `FACEREKO_*` environment variables, then
+//! `--set key=value` flags, validated once into one [`Config`] that is passed to whoever needs it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::door::{DoorSettings, Mode};
+use crate::hw::{self, BeepPattern, BurstLimits};
+use crate::store::DatabaseUrl;
+
+/// Environment variables with this prefix override config keys; `__` separates sections
+/// (`FACEREKO_DOOR__UNLOCK_TIME=5s`), and a `_FILE` suffix reads the value from a file.
+pub const ENV_PREFIX: &str = "FACEREKO_";
+/// The environment variable naming the config file; not itself a config key.
+pub const CONFIG_PATH_ENV: &str = "FACEREKO_CONFIG";
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/facereko/config.toml";
+/// The commented example, also printed by `facereko config example`.
+pub const EXAMPLE: &str = include_str!("../facereko.example.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Database file, photos and the control socket live here.
+    pub data_dir: PathBuf,
+    pub door: DoorConfig,
+    pub capture: CaptureConfig,
+    pub engine: EngineConfig,
+    pub database: DatabaseConfig,
+    pub hardware: HardwareConfig,
+    pub control: ControlConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DoorConfig {
+    pub id: String,
+    pub mode: Mode,
+    #[serde(with = "humantime_serde")]
+    pub unlock_time: Duration,
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grant_beep: Duration,
+    pub deny_beeps: u32,
+    #[serde(with = "humantime_serde")]
+    pub deny_beep: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptureConfig {
+    pub frames: u32,
+    #[serde(with = "humantime_serde")]
+    pub time_limit: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    pub kind: String,
+    pub match_threshold: f32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HardwareConfig {
+    pub leds: String,
+    pub buzzer: String,
+    pub lock: String,
+    pub reader: String,
+    pub camera: String,
+    pub simulated: SimulatedConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimulatedConfig {
+    /// A picture file, or a folder with one subfolder of pictures per card UID (and `default/`).
+    pub camera: Option<PathBuf>,
+    /// Where to append a JSON line for every switch of a simulated output.
+    pub outputs_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlConfig {
+    /// Unix socket for `facereko tap|arm|disarm|status|healthcheck`; default `<data_dir>/control.sock`.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("/var/lib/facereko"),
+            door: DoorConfig::default(),
+            capture: CaptureConfig::default(),
+            engine: EngineConfig::default(),
+            database: DatabaseConfig::default(),
+            hardware: HardwareConfig::default(),
+            control: ControlConfig::default(),
+        }
+    }
+}
+
+impl Default for DoorConfig {
+    fn default() -> Self {
+        Self {
+            id: "front".into(),
+            mode: Mode::CardAndFace,
+            unlock_time: Duration::from_secs(10),
+            debounce: Duration::from_secs(2),
+            grant_beep: Duration::from_secs(2),
+            deny_beeps: 3,
+            deny_beep: Duration::from_millis(150),
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self { frames: 5, time_limit: Duration::from_secs(3) }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { kind: crate::engine::simulated::NAME.into(), match_threshold: 90.0, timeout: Duration::from_secs(5) }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://facereko.db".into() }
+    }
+}
+
+impl Default for HardwareConfig {
+    fn default() -> Self {
+        let sim = || hw::simulated::NAME.to_owned();
+        Self {
+            leds: sim(),
+            buzzer: sim(),
+            lock: sim(),
+            reader: sim(),
+            camera: sim(),
+            simulated: SimulatedConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn door_settings(&self) -> DoorSettings {
+        let door = &self.door;
+        DoorSettings {
+            mode: door.mode,
+            unlock_time: door.unlock_time,
+            debounce: door.debounce,
+            match_threshold: self.engine.match_threshold,
+            grant_beep: BeepPattern { count: 1, on: door.grant_beep, off: Duration::ZERO },
+            deny_beep: BeepPattern { count: door.deny_beeps, on: door.deny_beep, off: door.deny_beep },
+        }
+    }
+
+    pub fn burst_limits(&self) -> BurstLimits {
+        BurstLimits { max_frames: self.capture.frames, time_limit: self.capture.time_limit }
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.control.socket.clone().unwrap_or_else(|| self.data_dir.join("control.sock"))
+    }
+
+    pub fn photos_dir(&self) -> PathBuf {
+        self.data_dir.join("photos")
+    }
+
+    /// Every problem with the values, each naming its key and how to fix it.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                problems.push(Problem { key: key.to_owned(), message });
+            }
+        };
+
+        check(
+            self.data_dir.is_dir(),
+            "data_dir",
+            format!(
+                "{} is not an existing folder; create it (mkdir -p {}) or point data_dir at one",
+                self.data_dir.display(),
+                self.data_dir.display()
+            ),
+        );
+        let id_ok = !self.door.id.is_empty()
+            && self.door.id.len() <= 32
+            && self.door.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        check(id_ok, "door.id", format!("{:?} must be 1-32 letters, digits, '-' or '_'", self.door.id));
+        check_range(&mut check, "door.unlock_time", self.door.unlock_time, Duration::from_secs(1), Duration::from_secs(300));
+        check_range(&mut check, "door.debounce", self.door.debounce, Duration::ZERO, Duration::from_secs(60));
+        check_range(&mut check, "door.grant_beep", self.door.grant_beep, Duration::ZERO, Duration::from_secs(10));
+        check_range(&mut check, "door.deny_beep", self.door.deny_beep, Duration::from_millis(20), Duration::from_secs(2));
+        check(self.door.deny_beeps <= 10, "door.deny_beeps", format!("{} is too many; use 0 to 10", self.door.deny_beeps));
+
+        check(
+            (1..=30).contains(&self.capture.frames),
+            "capture.frames",
+            format!("{} is out of range; use 1 to 30 frames", self.capture.frames),
+        );
+        check_range(
+            &mut check,
+            "capture.time_limit",
+            self.capture.time_limit,
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        );
+
+        check(
+            crate::engine::ENGINES.contains(&self.engine.kind.as_str()),
+            "engine.kind",
+            format!("{:?} is not compiled in; choose one of: {}", self.engine.kind, crate::engine::ENGINES.join(", ")),
+        );
+        check(
+            self.engine.match_threshold > 0.0 && self.engine.match_threshold <= 100.0,
+            "engine.match_threshold",
+            format!("{} must be above 0 and at most 100 (a similarity percentage)", self.engine.match_threshold),
+        );
+        check_range(&mut check, "engine.timeout", self.engine.timeout, Duration::from_millis(100), Duration::from_secs(60));
+
+        if let Err(fix) = DatabaseUrl::parse(&self.database.url, &self.data_dir) {
+            check(false, "database.url", format!("{:?}: {fix}", self.database.url));
+        }
+
+        let roles = [
+            ("leds", &self.hardware.leds),
+            ("buzzer", &self.hardware.buzzer),
+            ("lock", &self.hardware.lock),
+            ("reader", &self.hardware.reader),
+            ("camera", &self.hardware.camera),
+        ];
+        for (role, backend) in roles {
+            let known = hw::backends_for(role);
+            check(
+                known.contains(&backend.as_str()),
+                &format!("hardware.{role}"),
+                format!("{backend:?} is not compiled in; choose one of: {}", known.join(", ")),
+            );
+        }
+        let needs_sim_pictures = self.hardware.camera == hw::simulated::NAME && self.door.mode == Mode::CardAndFace;
+        match &self.hardware.simulated.camera {
+            None if needs_sim_pictures => check(
+                false,
+                "hardware.simulated.camera",
+                "the simulated camera needs pictures: set it to a picture file or to a folder with a \
+                 subfolder of pictures per card UID (and default/)"
+                    .into(),
+            ),
+            Some(path) => check(
+                path.exists(),
+                "hardware.simulated.camera",
+                format!("{} does not exist; point it at a picture file or a folder of pictures", path.display()),
+            ),
+            None => {}
+        }
+        if let Some(parent) = self.control.socket.as_deref().and_then(Path::parent) {
+            check(
+                parent.is_dir(),
+                "control.socket",
+                format!("the folder {} does not exist; create it or choose another path", parent.display()),
+            );
+        }
+        problems
+    }
+}
+
+fn check_range(
+    check: &mut impl FnMut(bool, &str, String),
+    key: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) {
+    check(
+        value >= min && value <= max,
+        key,
+        format!(
+            "{} is out of range; use a duration from {} to {} (e.g. \"10s\", \"500ms\")",
+            humantime::format_duration(value),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ),
+    );
+}
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.problems.len())?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        write!(f, "run `facereko config check` after fixing, or `facereko config example` for a commented example")
+    }
+}
+
+/// Where configuration values come from, lowest precedence first.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub file: Option<PathBuf>,
+    /// Environment variables (all of them; only `FACEREKO_*` ones are used).
+    pub env: Vec<(String, String)>,
+    /// `key=value` overrides from the command line.
+    pub overrides: Vec<String>,
+}
+
+/// A validated configuration and what was noticed on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Keys that were set but mean nothing to this version.
+    pub unknown_keys: Vec<String>,
+}
+
+fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem { key: key.into(), message: message.into() }
+}
+
+/// Reads a scalar the way TOML would (`true`, `5`, `0.5`), falling back to a plain string.
+fn parse_scalar(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut node = table;
+    for part in parents {
+        let entry = node.entry((*part).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry.as_table_mut().ok_or_else(|| format!("{part} is a value, not a section"))?;
+    }
+    node.insert((*last).to_owned(), value);
+    Ok(())
+}
+
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(below)), toml::Value::Table(above)) => merge(below, above),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Loads and validates the configuration from `sources`.
+pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
+    let mut problems = Vec::new();
+    let mut table = toml::Table::new();
+
+    if let Some(path) = &sources.file {
+        let shown = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match toml::from_str::<toml::Table>(&text) {
+                Ok(file_table) => merge(&mut table, file_table),
+                Err(e) => problems.push(problem(shown, format!("not valid TOML: {}", e.to_string().trim_end()))),
+            },
+            Err(e) => problems.push(problem(shown, format!("cannot read the config file: {e}"))),
+        }
+    }
+
+    for (name, raw) in &sources.env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if name == CONFIG_PATH_ENV || rest.is_empty() {
+            continue;
+        }
+        let lower = rest.to_ascii_lowercase();
+        let (key_path, value) = match lower.strip_suffix("_file") {
+            Some(key_path) => match std::fs::read_to_string(raw) {
+                Ok(text) => (key_path.to_owned(), toml::Value::String(text.trim_end_matches(['\r', '\n']).to_owned())),
+                Err(e) => {
+                    problems.push(problem(name, format!("cannot read {raw}: {e}")));
+                    continue;
+                }
+            },
+            None => (lower.clone(), parse_scalar(raw)),
+        };
+        let path: Vec<&str> = key_path.split("__").collect();
+        if let Err(e) = set_path(&mut table, &path, value) {
+            problems.push(problem(name, e));
+        }
+    }
+
+    for item in &sources.overrides {
+        let Some((key, raw)) = item.split_once('=') else {
+            problems.push(problem(item, "a --set override must look like key=value, e.g. door.unlock_time=5s"));
+            continue;
+        };
+        let path: Vec<&str> = key.trim().split('.').collect();
+        if let Err(e) = set_path(&mut table, &path, parse_scalar(raw.trim())) {
+            problems.push(problem(key, e));
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+
+    let mut unknown_keys = Vec::new();
+    let mut note_unknown = |path: serde_ignored::Path| unknown_keys.push(path.to_string());
+    let deserializer = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut note_unknown);
+    let config: Config = match serde_path_to_error::deserialize(deserializer) {
+        Ok(config) => config,
+        Err(e) => {
+            let key = e.path().to_string();
+            return Err(ConfigError { problems: vec![problem(key, e.into_inner().to_string())] });
+        }
+    };
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    Ok(Loaded { config, unknown_keys })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn sources_in(dir: &Path, file_text: Option<&str>) -> Sources {
+        let file = file_text.map(|text| {
+            let path = dir.join("config.toml");
+            std::fs::write(&path, text).unwrap();
+            path
+        });
+        let base = vec![
+            ("FACEREKO_DATA_DIR".to_owned(), dir.display().to_string()),
+            ("FACEREKO_HARDWARE__SIMULATED__CAMERA".to_owned(), dir.display().to_string()),
+        ];
+        Sources { file, env: base, overrides: Vec::new() }
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), Some("[door]\nunlock_time = \"4s\"\ndebounce = \"1s\"\nid = \"file\"\n"));
+        sources.env.extend(env(&[("FACEREKO_DOOR__UNLOCK_TIME", "6s"), ("FACEREKO_DOOR__ID", "env")]));
+        sources.overrides.push("door.id=cli".into());
+        let config = load(&sources).unwrap().config;
+        assert_eq!(config.door.debounce, Duration::from_secs(1));
+        assert_eq!(config.door.unlock_time, Duration::from_secs(6));
+        assert_eq!(config.door.id, "cli");
+        assert_eq!(config.capture.frames, 5, "untouched keys keep their defaults");
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("url");
+        std::fs::write(&secret, "sqlite://other.db\n").unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.env.push(("FACEREKO_DATABASE__URL_FILE".into(), secret.display().to_string()));
+        assert_eq!(load(&sources).unwrap().config.database.url, "sqlite://other.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = sources_in(dir.path(), Some("colour = \"blue\"\n[door]\nunlock_tme = \"3s\"\n"));
+        let loaded = load(&sources).unwrap();
+        assert_eq!(loaded.unknown_keys, ["colour", "door.unlock_tme"]);
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&sources_in(dir.path(), Some("[door]\nunlock_time = \"ten seconds\"\n"))).unwrap_err();
+        assert_eq!(err.problems[0].key, "door.unlock_time");
+        let err = load(&sources_in(dir.path(), Some("[door]\nmode = \"face\"\n"))).unwrap_err();
+        assert_eq!(err.problems[0].key, "door.mode");
+        assert!(err.problems[0].message.contains("card+face"), "{}", err.problems[0].message);
+    }
+
+    #[test]
+    fn malformed_toml_is_a_problem_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&sources_in(dir.path(), Some("[door\nunlock_time = 3"))).unwrap_err();
+        assert!(err.problems[0].key.ends_with("config.toml"));
+        assert!(err.problems[0].message.starts_with("not valid TOML"), "{}", err.problems[0].message);
+    }
+
+    #[test]
+    fn every_range_problem_is_listed_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides = ["door.unlock_time=0s", "capture.frames=0", "engine.match_threshold=150", "hardware.lock=gpio", "engine.kind=magic", "door.id=front door", "database.url=postgres://x"]
+            .map(String::from)
+            .to_vec();
+        let keys: Vec<String> = load(&sources).unwrap_err().problems.into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            ["door.id", "door.unlock_time", "capture.frames", "engine.kind", "engine.match_threshold", "database.url", "hardware.lock"]
+        );
+    }
+
+    #[test]
+    fn missing_data_dir_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides.push(format!("data_dir={}", dir.path().join("nope").display()));
+        let err = load(&sources).unwrap_err();
+        assert_eq!(err.problems[0].key, "data_dir");
+        assert!(err.problems[0].message.contains("mkdir -p"));
+    }
+
+    #[test]
+    fn the_example_is_complete_and_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), Some(EXAMPLE));
+        // The example points at system paths; aim them at the temp dir, as an installer would.
+        sources.overrides.push(format!("data_dir={}", dir.path().display()));
+        sources.overrides.push(format!("hardware.simulated.camera={}", dir.path().display()));
+        let loaded = load(&sources).unwrap();
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+        let defaults = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        assert_eq!(loaded.config.door, defaults.door, "the example shows the defaults");
+        assert_eq!(loaded.config.capture, defaults.capture);
+        assert_eq!(loaded.config.engine, defaults.engine);
+    }
+}

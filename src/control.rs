@@ -1,0 +1,183 @@
+//! The control socket: a Unix socket speaking one JSON object per line, through which the CLI
+//! (and later the web app) taps simulated cards, arms and disarms the door and reads its status.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::card::CardUid;
+use crate::hw::Lock;
+use crate::hw::simulated::SimTaps;
+use crate::store::Store;
+
+/// Requests longer than this are refused: nothing we accept comes close.
+const MAX_REQUEST_BYTES: u64 = 4096;
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Tap { card: CardUid },
+    Arm,
+    Disarm,
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Ok { status: Status },
+    Error { message: String },
+}
+
+/// What the running daemon reports about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub door: String,
+    pub armed: bool,
+    pub lock: Lock,
+    /// An attempt is under way.
+    pub busy: bool,
+    pub engine: String,
+    pub reader: String,
+    pub camera: String,
+    /// Notifications written but not yet delivered; `None` if the database did not answer.
+    pub outbox_backlog: Option<u64>,
+    pub version: String,
+}
+
+/// Commands for the door driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Arm or disarm; the reply comes once the door has taken the change.
+    SetArmed { armed: bool, done: oneshot::Sender<()> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("facereko is not running: nothing answers on {path} ({detail})")]
+    NotRunning { path: String, detail: String },
+    #[error("another facereko is already running: {path} answers")]
+    AlreadyRunning { path: String },
+    #[error("cannot listen on {path}: {detail}")]
+    Listen { path: String, detail: String },
+    #[error("the daemon did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("bad answer from the daemon: {0}")]
+    Protocol(String),
+}
+
+/// What the server needs from the running daemon.
+#[derive(Clone)]
+pub struct ControlHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub status: watch::Receiver<Status>,
+    pub taps: Option<SimTaps>,
+    pub store: std::sync::Arc<dyn Store>,
+}
+
+/// Binds the socket, refusing to steal it from a daemon that is still answering.
+pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    let shown = path.display().to_string();
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(ControlError::AlreadyRunning { path: shown });
+        }
+        // Left behind by a daemon that was killed.
+        let _ = std::fs::remove_file(path);
+    }
+    let listener = UnixListener::bind(path).map_err(|e| ControlError::Listen { path: shown.clone(), detail: e.to_string() })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| ControlError::Listen { path: shown, detail: e.to_string() })?;
+    Ok(listener)
+}
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(listener: UnixListener, handle: ControlHandle) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_connection(stream, handle.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+        }
+    }
+}
+
+async fn serve_connection(stream: UnixStream, handle: ControlHandle) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(MAX_REQUEST_BYTES)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let response = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => answer(request, &handle).await,
+            Err(e) => Response::Error { message: format!("not a valid request: {e}") },
+        };
+        let mut text = serde_json::to_string(&response).expect("responses serialise");
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn answer(request: Request, handle: &ControlHandle) -> Response {
+    match request {
+        Request::Tap { card } => {
+            let Some(taps) = &handle.taps else {
+                return Response::Error {
+                    message: "the card reader is not simulated (hardware.reader); tap a real card".into(),
+                };
+            };
+            if let Err(e) = taps.tap(card).await {
+                return Response::Error { message: e.to_string() };
+            }
+        }
+        Request::Arm | Request::Disarm => {
+            let (done, wait) = oneshot::channel();
+            let command = Command::SetArmed { armed: request == Request::Arm, done };
+            if handle.commands.send(command).await.is_err() || wait.await.is_err() {
+                return Response::Error { message: "the door is shutting down".into() };
+            }
+        }
+        Request::Status => {}
+    }
+    let mut status = handle.status.borrow().clone();
+    status.outbox_backlog = handle.store.outbox_backlog().await.ok();
+    Response::Ok { status }
+}
+
+/// Sends one request to the daemon at `path` and waits for its answer.
+pub async fn request(path: &Path, request: &Request) -> Result<Response, ControlError> {
+    let exchange = async {
+        let stream = UnixStream::connect(path).await.map_err(|e| ControlError::NotRunning {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let (read, mut write) = stream.into_split();
+        let mut text = serde_json::to_string(request).expect("requests serialise");
+        text.push('\n');
+        write.write_all(text.as_bytes()).await.map_err(|e| ControlError::Protocol(e.to_string()))?;
+        let line = BufReader::new(read)
+            .lines()
+            .next_line()
+            .await
+            .map_err(|e| ControlError::Protocol(e.to_string()))?
+            .ok_or_else(|| ControlError::Protocol("the daemon closed the connection".into()))?;
+        serde_json::from_str(&line).map_err(|e| ControlError::Protocol(e.to_string()))
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, exchange).await.map_err(|_| ControlError::Timeout(CLIENT_TIMEOUT))?
+}
+
+/// Removes the socket file when the daemon stops.
+pub struct SocketGuard(pub PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,467 @@
+//! The running door: feeds hardware and results into the [`Door`] state machine and carries out
+//! the effects it returns. Slow work (card lookup, capture, matching, writing the log) runs in
+//! tasks that report back as events, so the loop never waits and taps are always read.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::capture;
+use crate::config::Config;
+use crate::control::{self, Command, ControlHandle, Status};
+use crate::door::{AccessEvent, AttemptReport, Door, Effect, Event, Timer};
+use crate::engine::{FaceEngine, Gallery};
+use crate::frame::Frame;
+use crate::hw::simulated::{self, OutputRecorder, SimTaps};
+use crate::hw::{Beeper, BurstLimits, Camera, CardReader, HwError, Indicators, Lock, LockRelay};
+use crate::photos::Photos;
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hardware(#[from] HwError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("engine.kind {0:?} is not compiled in")]
+    UnknownEngine(String),
+}
+
+/// The hardware of one door.
+pub struct Hardware {
+    pub indicators: Box<dyn Indicators>,
+    pub buzzer: Box<dyn crate::hw::Buzzer>,
+    pub relay: Box<dyn LockRelay>,
+    pub reader: Box<dyn CardReader>,
+    pub camera: Arc<dyn Camera>,
+    /// Present when the reader is simulated: the control socket feeds it taps.
+    pub taps: Option<SimTaps>,
+}
+
+impl Hardware {
+    /// Builds the backends named in the config. Outputs are set safe by the driver before anything else.
+    pub fn from_config(config: &Config) -> Result<Self, HwError> {
+        let hw = &config.hardware;
+        let unavailable = |role: &'static str, backend: &str| HwError::Unavailable {
+            role,
+            backend: backend.to_owned(),
+            detail: format!("not compiled in; `facereko hw list` shows what is (e.g. {})", simulated::NAME),
+        };
+        let recorder = match &hw.simulated.outputs_log {
+            Some(path) => OutputRecorder::with_file(path)?,
+            None => OutputRecorder::default(),
+        };
+        let sim = |role: &'static str, backend: &String| {
+            if backend == simulated::NAME { Ok(()) } else { Err(unavailable(role, backend)) }
+        };
+        sim("leds", &hw.leds)?;
+        sim("buzzer", &hw.buzzer)?;
+        sim("lock", &hw.lock)?;
+        sim("reader", &hw.reader)?;
+        sim("camera", &hw.camera)?;
+        let (reader, taps) = simulated::sim_reader();
+        // Without pictures configured (card-only mode) the camera is never asked for a frame.
+        let pictures = hw.simulated.camera.clone().unwrap_or_default();
+        Ok(Self {
+            indicators: Box::new(simulated::SimIndicators::new(&recorder)),
+            buzzer: Box::new(simulated::SimBuzzer::new(&recorder)),
+            relay: Box::new(simulated::SimRelay::new(&recorder)),
+            reader: Box::new(reader),
+            camera: Arc::new(simulated::SimCamera::new(pictures)),
+            taps: Some(taps),
+        })
+    }
+}
+
+/// Enrolled faces of the engine in use, reloaded when the store says they changed (also when
+/// another process, such as `facereko enroll`, changed them).
+pub struct GalleryCache {
+    engine: String,
+    cached: Mutex<(Option<u64>, Gallery)>,
+}
+
+impl GalleryCache {
+    pub fn new(engine: &str) -> Self {
+        Self { engine: engine.to_owned(), cached: Mutex::new((None, Vec::new().into())) }
+    }
+
+    /// The current gallery; if the store cannot be asked, the last one known.
+    pub async fn current(&self, store: &dyn Store) -> Gallery {
+        let mut cached = self.cached.lock().await;
+        let refreshed = async {
+            let version = store.faces_version().await?;
+            if cached.0 == Some(version) {
+                return Ok::<_, StoreError>(None);
+            }
+            let (version, faces) = store.faces(&self.engine).await?;
+            Ok(Some((version, faces)))
+        }
+        .await;
+        match refreshed {
+            Ok(Some((version, faces))) => {
+                tracing::debug!(faces = faces.len(), version, "loaded the enrolled faces");
+                *cached = (Some(version), faces.into());
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check the enrolled faces; using the ones loaded before"),
+        }
+        cached.1.clone()
+    }
+}
+
+/// Everything the driver needs besides hardware.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn FaceEngine>,
+    pub photos: Photos,
+}
+
+/// A finished attempt on its way to the log.
+struct PendingRecord {
+    event: AccessEvent,
+    photo: Option<Frame>,
+    notify: bool,
+}
+
+/// Writes go through one task, in order, so a quick arm/disarm/arm cannot land out of order.
+enum Write {
+    Attempt(Box<PendingRecord>),
+    Armed(bool),
+}
+
+pub struct Driver {
+    door: Door,
+    indicators: Box<dyn Indicators>,
+    beeper: Beeper,
+    relay: Box<dyn LockRelay>,
+    camera: Arc<dyn Camera>,
+    services: Arc<Services>,
+    gallery: Arc<GalleryCache>,
+    door_id: String,
+    limits: BurstLimits,
+    engine_timeout: Duration,
+    results_tx: mpsc::Sender<Event>,
+    results_rx: mpsc::Receiver<Event>,
+    relock_at: Option<Instant>,
+    writes: mpsc::UnboundedSender<Write>,
+    writer: JoinHandle<()>,
+    status: watch::Sender<Status>,
+}
+
+impl Driver {
+    /// The driver and the two halves it leaves to others: the card reader and the status feed.
+    pub fn new(
+        config: &Config,
+        hardware: Hardware,
+        services: Services,
+        armed: bool,
+    ) -> (Self, Box<dyn CardReader>, watch::Receiver<Status>) {
+        let services = Arc::new(services);
+        let door = Door::new(config.door_settings(), armed);
+        let (results_tx, results_rx) = mpsc::channel(16);
+        let (writes, writes_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx));
+        let status = Status {
+            door: config.door.id.clone(),
+            armed,
+            lock: Lock::Locked,
+            busy: false,
+            engine: services.engine.name().to_owned(),
+            reader: config.hardware.reader.clone(),
+            camera: config.hardware.camera.clone(),
+            outbox_backlog: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let driver = Self {
+            door,
+            indicators: hardware.indicators,
+            beeper: Beeper::new(hardware.buzzer),
+            relay: hardware.relay,
+            camera: hardware.camera,
+            gallery: Arc::new(GalleryCache::new(services.engine.name())),
+            services,
+            door_id: config.door.id.clone(),
+            limits: config.burst_limits(),
+            engine_timeout: config.engine.timeout,
+            results_tx,
+            results_rx,
+            relock_at: None,
+            writes,
+            writer,
+            status: status_tx,
+        };
+        (driver, hardware.reader, status_rx)
+    }
+
+    /// Runs the door until `shutdown` completes, then locks it and finishes writing the log.
+    pub async fn run(
+        mut self,
+        mut reader: Box<dyn CardReader>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let effects = self.door.start();
+        self.apply(effects, Instant::now());
+        let mut watchdog = sd_notify::watchdog_enabled().map(|period| tokio::time::interval(period / 2));
+        let mut reader_alive = true;
+        tokio::pin!(shutdown);
+        loop {
+            let relock_at = self.relock_at;
+            let beep_at = self.beeper.next_deadline();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(event) = self.results_rx.recv() => self.feed(event),
+                uid = reader.next_uid(), if reader_alive => match uid {
+                    Ok(uid) => self.feed(Event::CardRead(uid)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the card reader stopped; no more taps will be read");
+                        reader_alive = false;
+                    }
+                },
+                Some(command) = commands.recv() => match command {
+                    Command::SetArmed { armed, done } => {
+                        self.feed(Event::SetArmed(armed));
+                        let _ = done.send(());
+                    }
+                },
+                () = sleep_until_some(relock_at) => {
+                    self.relock_at = None;
+                    self.feed(Event::TimerFired(Timer::Relock));
+                }
+                () = sleep_until_some(beep_at) => {
+                    if let Err(e) = self.beeper.advance(Instant::now()) {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                _ = tick_some(&mut watchdog) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+        tracing::info!("shutting down: locking the door");
+        self.feed(Event::Shutdown);
+        let Self { writes, writer, .. } = self;
+        drop(writes);
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "the log writer failed while finishing");
+        }
+    }
+
+    fn feed(&mut self, event: Event) {
+        let now = Instant::now();
+        let effects = self.door.handle(event, now);
+        self.apply(effects, now);
+        self.status.send_if_modified(|status| {
+            let lock = if self.door.is_unlocked() { Lock::Unlocked } else { Lock::Locked };
+            let changed = status.armed != self.door.armed() || status.lock != lock || status.busy != self.door.is_busy();
+            status.armed = self.door.armed();
+            status.lock = lock;
+            status.busy = self.door.is_busy();
+            changed
+        });
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>, now: Instant) {
+        // Outputs come first in every batch; actuating is timed up to the report that follows them.
+        let actuating_since = std::time::Instant::now();
+        for effect in effects {
+            match effect {
+                Effect::SetLights(lights) => {
+                    if let Err(e) = self.indicators.set(lights) {
+                        tracing::warn!(error = %e, "cannot set the LEDs");
+                    }
+                }
+                Effect::SetLock(lock) => {
+                    if let Err(e) = self.relay.set(lock) {
+                        tracing::error!(error = %e, ?lock, "cannot switch the lock relay");
+                    }
+                }
+                Effect::Beep(pattern) => {
+                    if let Err(e) = self.beeper.play(pattern, now) {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                Effect::StopBeeping => {
+                    if let Err(e) = self.beeper.stop() {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                Effect::LookUpCard { attempt, uid } => {
+                    self.camera.on_tap(&uid);
+                    let store = Arc::clone(&self.services.store);
+                    self.spawn_result(async move {
+                        let holder = store.card_holder(&uid).await.map_err(|e| e.to_string());
+                        Event::CardResolved { attempt, holder }
+                    });
+                }
+                Effect::Capture { attempt } => {
+                    let (camera, services, limits) = (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
+                    self.spawn_result(async move {
+                        let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits).await;
+                        Event::Captured { attempt, result }
+                    });
+                }
+                Effect::Match { attempt, frame } => {
+                    let (services, gallery, timeout) =
+                        (Arc::clone(&self.services), Arc::clone(&self.gallery), self.engine_timeout);
+                    self.spawn_result(async move {
+                        let search = async {
+                            let faces = gallery.current(services.store.as_ref()).await;
+                            services.engine.search(&frame, &faces).await.map_err(|e| e.to_string())
+                        };
+                        let result = tokio::time::timeout(timeout, search)
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+                        Event::Matched { attempt, result }
+                    });
+                }
+                Effect::StartTimer { timer: Timer::Relock, after } => self.relock_at = Some(now + after),
+                Effect::Record(report) => {
+                    let actuate = actuating_since.elapsed();
+                    self.record(*report, actuate);
+                }
+                Effect::PersistArmed(armed) => {
+                    tracing::info!(armed, "the door is now {}", if armed { "armed" } else { "disarmed" });
+                    let _ = self.writes.send(Write::Armed(armed));
+                }
+            }
+        }
+    }
+
+    fn spawn_result(&self, work: impl Future<Output = Event> + Send + 'static) {
+        let results = self.results_tx.clone();
+        tokio::spawn(async move {
+            // The receiver is gone only when the driver has stopped; the result no longer matters.
+            let _ = results.send(work.await).await;
+        });
+    }
+
+    fn record(&self, report: AttemptReport, actuate: Duration) {
+        let mut timings = report.timings;
+        timings.actuate_ms = u32::try_from(actuate.as_millis()).unwrap_or(u32::MAX);
+        timings.total_ms = timings.total_ms.saturating_add(timings.actuate_ms);
+        let since_tap = Instant::now().saturating_duration_since(report.tapped_at);
+        let engine = timings.match_ms.map(|_| self.services.engine.name().to_owned());
+        let notify = report.notify();
+        let event = AccessEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            at: OffsetDateTime::now_utc() - since_tap,
+            door: self.door_id.clone(),
+            card_uid: Some(report.card),
+            person_id: report.person.as_ref().map(|p| p.id),
+            person_name: report.person.map(|p| p.name),
+            decision: report.decision,
+            reason: report.reason,
+            similarity: report.similarity,
+            confidence: report.face_confidence,
+            engine,
+            photo: None,
+            timings,
+            detail: report.detail,
+        };
+        tracing::info!(
+            door = %event.door,
+            card = %event.card_uid.as_ref().map_or("-", |c| c.as_str()),
+            person = event.person_name.as_deref().unwrap_or("-"),
+            decision = %event.decision,
+            reason = %event.reason,
+            similarity = event.similarity,
+            read_ms = timings.read_ms,
+            capture_ms = timings.capture_ms,
+            match_ms = timings.match_ms,
+            actuate_ms = timings.actuate_ms,
+            total_ms = timings.total_ms,
+            detail = event.detail.as_deref(),
+            "access attempt"
+        );
+        let pending = PendingRecord { event, photo: report.photo, notify };
+        let _ = self.writes.send(Write::Attempt(Box::new(pending)));
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick_some(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_records(services: Arc<Services>, mut writes: mpsc::UnboundedReceiver<Write>) {
+    while let Some(write) = writes.recv().await {
+        match write {
+            Write::Armed(armed) => {
+                if let Err(e) = services.store.set_armed(armed).await {
+                    tracing::error!(error = %e, armed, "cannot save the armed state");
+                }
+            }
+            Write::Attempt(pending) => write_attempt(&services, *pending).await,
+        }
+    }
+}
+
+async fn write_attempt(services: &Services, pending: PendingRecord) {
+    let PendingRecord { mut event, photo, notify } = pending;
+    if let Some(frame) = photo {
+        let (photos, at) = (services.photos.clone(), event.at);
+        match tokio::task::spawn_blocking(move || photos.save(&frame, at)).await {
+            Ok(Ok(name)) => event.photo = Some(name),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot save the attempt's photo"),
+            Err(e) => tracing::error!(error = %e, "photo task failed"),
+        }
+    }
+    if let Err(e) = services.store.record_attempt(&event, notify).await {
+        // The event must not vanish: put all of it in the journal for recovery by hand.
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        tracing::error!(error = %e, event = %json, "cannot write the access log");
+    }
+}
+
+/// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    // Outputs go safe before anything else can fail: the driver's first act is the door's start state.
+    let hardware = Hardware::from_config(&config)?;
+    let store = store::open(&config.database.url, &config.data_dir).await?;
+    let engine = crate::engine::build(&config.engine.kind).ok_or_else(|| DaemonError::UnknownEngine(config.engine.kind.clone()))?;
+    let armed = store.armed().await?;
+    let socket_path = config.control_socket();
+    let listener = control::bind(&socket_path).await?;
+    let _socket = control::SocketGuard(socket_path.clone());
+
+    let taps = hardware.taps.clone();
+    let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
+    let (driver, reader, status) = Driver::new(&config, hardware, services, armed);
+    let (commands_tx, commands_rx) = mpsc::channel(8);
+    let server = tokio::spawn(control::serve(listener, ControlHandle { commands: commands_tx, status, taps, store }));
+
+    tracing::info!(
+        door = %config.door.id,
+        mode = %config.door.mode,
+        engine = %config.engine.kind,
+        armed,
+        socket = %socket_path.display(),
+        "facereko is running"
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    driver.run(reader, commands_rx, shutdown).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    server.abort();
+    Ok(())
+}

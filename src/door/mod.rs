@@ -1,0 +1,439 @@
+//! The door as a pure state machine.
+//!
+//! [`Door::handle`] takes one [`Event`] and the current time and returns the [`Effect`]s to carry
+//! out. It never touches hardware, the database or the clock itself; the [`crate::daemon`] driver
+//! does that and feeds the results back in as events. That keeps every rule testable with a
+//! paused clock and makes new credentials new events rather than rewrites.
+
+pub mod policy;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::card::CardUid;
+use crate::engine::{DetectedFace, SearchOutcome};
+use crate::frame::Frame;
+use crate::hw::{BeepPattern, Lights, Lock};
+use crate::names::named_enum;
+use crate::store::{Person, PersonId};
+use policy::CardStep;
+
+named_enum! {
+    /// Which credentials open the door.
+    pub enum Mode {
+        /// The card and the face must belong to the same person.
+        CardAndFace = "card+face",
+        /// Any enrolled card opens; for commissioning only.
+        CardOnly = "card",
+    }
+}
+
+named_enum! {
+    pub enum Decision {
+        Granted = "granted",
+        Denied = "denied",
+        /// The system was disarmed: logged, nothing opens.
+        Disarmed = "disarmed",
+    }
+}
+
+named_enum! {
+    /// Why an attempt ended as it did.
+    pub enum Reason {
+        CardAndFace = "card_and_face",
+        CardOnly = "card_only",
+        UnknownCard = "unknown_card",
+        NoFace = "no_face",
+        FaceNotRecognised = "face_not_recognised",
+        WrongPerson = "wrong_person",
+        CameraError = "camera_error",
+        EngineError = "engine_error",
+        LookupError = "lookup_error",
+        /// The daemon stopped while the attempt was under way.
+        Interrupted = "interrupted",
+        Disarmed = "disarmed",
+    }
+}
+
+/// Door timings and thresholds, taken from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoorSettings {
+    pub mode: Mode,
+    pub unlock_time: Duration,
+    pub debounce: Duration,
+    /// Minimum similarity (0–100) for the face to count as the card holder's.
+    pub match_threshold: f32,
+    pub grant_beep: BeepPattern,
+    pub deny_beep: BeepPattern,
+}
+
+/// Identifies one attempt, so late results of an abandoned attempt are recognised and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptId(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    Relock,
+}
+
+/// What capturing found: the best frame, and its face if there was one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    pub frame: Frame,
+    pub face: Option<DetectedFace>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    CardRead(CardUid),
+    CardResolved { attempt: AttemptId, holder: Result<Option<Person>, String> },
+    Captured { attempt: AttemptId, result: Result<Capture, String> },
+    Matched { attempt: AttemptId, result: Result<SearchOutcome, String> },
+    TimerFired(Timer),
+    SetArmed(bool),
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    SetLights(Lights),
+    SetLock(Lock),
+    Beep(BeepPattern),
+    StopBeeping,
+    LookUpCard { attempt: AttemptId, uid: CardUid },
+    Capture { attempt: AttemptId },
+    Match { attempt: AttemptId, frame: Frame },
+    StartTimer { timer: Timer, after: Duration },
+    /// Log the finished attempt (and notify, for granted and denied ones).
+    Record(Box<AttemptReport>),
+    PersistArmed(bool),
+}
+
+/// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StageTimings {
+    /// From the tap to the card being looked up.
+    pub read_ms: u32,
+    pub capture_ms: Option<u32>,
+    pub match_ms: Option<u32>,
+    /// Setting the outputs; measured by the driver, which does the actuating.
+    pub actuate_ms: u32,
+    pub total_ms: u32,
+}
+
+/// A finished attempt as the door saw it. The driver adds wall-clock time, photo file and engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptReport {
+    pub tapped_at: Instant,
+    pub card: CardUid,
+    pub person: Option<Person>,
+    pub decision: Decision,
+    pub reason: Reason,
+    pub similarity: Option<f32>,
+    pub face_confidence: Option<f32>,
+    pub photo: Option<Frame>,
+    pub timings: StageTimings,
+    /// Error text for camera, engine and lookup failures.
+    pub detail: Option<String>,
+}
+
+impl AttemptReport {
+    /// Granted and denied attempts are announced; disarmed taps are only logged.
+    pub fn notify(&self) -> bool {
+        self.decision != Decision::Disarmed
+    }
+}
+
+/// An attempt as written to the access log and the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessEvent {
+    pub event_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub door: String,
+    pub card_uid: Option<CardUid>,
+    pub person_id: Option<PersonId>,
+    /// Kept when the person is later removed, so the history still reads well.
+    pub person_name: Option<String>,
+    pub decision: Decision,
+    pub reason: Reason,
+    pub similarity: Option<f32>,
+    pub confidence: Option<f32>,
+    pub engine: Option<String>,
+    /// Photo file, relative to the photos directory.
+    pub photo: Option<String>,
+    pub timings: StageTimings,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    id: AttemptId,
+    card: CardUid,
+    tapped_at: Instant,
+    stage: Stage,
+    timings: StageTimings,
+    photo: Option<Frame>,
+    face_confidence: Option<f32>,
+}
+
+#[derive(Debug)]
+enum Stage {
+    LookingUp,
+    Capturing { holder: Person, since: Instant },
+    Matching { holder: Person, since: Instant },
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    Busy(Attempt),
+    Unlocked,
+}
+
+#[derive(Debug)]
+pub struct Door {
+    settings: DoorSettings,
+    armed: bool,
+    phase: Phase,
+    last_seen: Option<(CardUid, Instant)>,
+    attempts_started: u64,
+}
+
+/// Whole milliseconds between two instants, saturating.
+fn millis(from: Instant, to: Instant) -> u32 {
+    u32::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u32::MAX)
+}
+
+impl Door {
+    pub fn new(settings: DoorSettings, armed: bool) -> Self {
+        Self { settings, armed, phase: Phase::Idle, last_seen: None, attempts_started: 0 }
+    }
+
+    pub fn armed(&self) -> bool {
+        self.armed
+    }
+
+    pub fn is_unlocked(&self) -> bool {
+        matches!(self.phase, Phase::Unlocked)
+    }
+
+    pub fn is_busy(&self) -> bool {
+        matches!(self.phase, Phase::Busy(_))
+    }
+
+    /// New timings and thresholds apply from the next attempt on.
+    pub fn update_settings(&mut self, settings: DoorSettings) {
+        self.settings = settings;
+    }
+
+    /// The outputs the door must show when it starts: locked, quiet, lights for the armed state.
+    pub fn start(&self) -> Vec<Effect> {
+        vec![Effect::SetLock(Lock::Locked), Effect::StopBeeping, Effect::SetLights(self.idle_lights())]
+    }
+
+    fn idle_lights(&self) -> Lights {
+        Lights { red: self.armed, green: false }
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
+        match event {
+            Event::CardRead(card) => self.on_card_read(card, now),
+            Event::CardResolved { attempt, holder } => self.on_card_resolved(attempt, holder, now),
+            Event::Captured { attempt, result } => self.on_captured(attempt, result, now),
+            Event::Matched { attempt, result } => self.on_matched(attempt, result, now),
+            Event::TimerFired(Timer::Relock) => self.on_relock(),
+            Event::SetArmed(armed) => self.on_set_armed(armed),
+            Event::Shutdown => self.on_shutdown(now),
+        }
+    }
+
+    fn on_card_read(&mut self, card: CardUid, now: Instant) -> Vec<Effect> {
+        // A card resting on the reader is reported on every poll; the window runs from the last sighting.
+        let repeated = matches!(&self.last_seen, Some((seen, at))
+            if *seen == card && now.saturating_duration_since(*at) < self.settings.debounce);
+        self.last_seen = Some((card.clone(), now));
+        if repeated || !matches!(self.phase, Phase::Idle) {
+            return Vec::new();
+        }
+        self.attempts_started += 1;
+        let id = AttemptId(self.attempts_started);
+        self.phase = Phase::Busy(Attempt {
+            id,
+            card: card.clone(),
+            tapped_at: now,
+            stage: Stage::LookingUp,
+            timings: StageTimings::default(),
+            photo: None,
+            face_confidence: None,
+        });
+        vec![Effect::LookUpCard { attempt: id, uid: card }]
+    }
+
+    /// The attempt in progress, if `id` names it; results for anything else are stale.
+    fn current(&mut self, id: AttemptId) -> Option<&mut Attempt> {
+        match &mut self.phase {
+            Phase::Busy(attempt) if attempt.id == id => Some(attempt),
+            _ => None,
+        }
+    }
+
+    fn on_card_resolved(
+        &mut self,
+        id: AttemptId,
+        holder: Result<Option<Person>, String>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let (armed, mode) = (self.armed, self.settings.mode);
+        let Some(attempt) = self.current(id) else { return Vec::new() };
+        attempt.timings.read_ms = millis(attempt.tapped_at, now);
+        let holder = match holder {
+            Ok(holder) => holder,
+            Err(detail) => {
+                return self.conclude(Decision::Denied, Reason::LookupError, None, None, Some(detail), now);
+            }
+        };
+        if !armed {
+            return self.conclude(Decision::Disarmed, Reason::Disarmed, holder, None, None, now);
+        }
+        match policy::after_card(mode, holder.as_ref()) {
+            CardStep::Conclude(decision, reason) => self.conclude(decision, reason, holder, None, None, now),
+            CardStep::VerifyFace => {
+                let holder = holder.expect("policy asks for a face only from a card holder");
+                attempt.stage = Stage::Capturing { holder, since: now };
+                vec![Effect::Capture { attempt: id }]
+            }
+        }
+    }
+
+    fn on_captured(&mut self, id: AttemptId, result: Result<Capture, String>, now: Instant) -> Vec<Effect> {
+        let Some(attempt) = self.current(id) else { return Vec::new() };
+        let Stage::Capturing { holder, since } = &attempt.stage else { return Vec::new() };
+        let holder = holder.clone();
+        attempt.timings.capture_ms = Some(millis(*since, now));
+        match result {
+            Err(detail) => {
+                self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now)
+            }
+            Ok(Capture { frame, face: None }) => {
+                attempt.photo = Some(frame);
+                self.conclude(Decision::Denied, Reason::NoFace, Some(holder), None, None, now)
+            }
+            Ok(Capture { frame, face: Some(face) }) => {
+                attempt.photo = Some(frame.clone());
+                attempt.face_confidence = Some(face.confidence);
+                attempt.stage = Stage::Matching { holder, since: now };
+                vec![Effect::Match { attempt: id, frame }]
+            }
+        }
+    }
+
+    fn on_matched(&mut self, id: AttemptId, result: Result<SearchOutcome, String>, now: Instant) -> Vec<Effect> {
+        let threshold = self.settings.match_threshold;
+        let Some(attempt) = self.current(id) else { return Vec::new() };
+        let Stage::Matching { holder, since } = &attempt.stage else { return Vec::new() };
+        let holder = holder.clone();
+        attempt.timings.match_ms = Some(millis(*since, now));
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(detail) => {
+                return self.conclude(Decision::Denied, Reason::EngineError, Some(holder), None, Some(detail), now);
+            }
+        };
+        let similarity = match &outcome {
+            SearchOutcome::Candidate { similarity, face_confidence, .. } => {
+                attempt.face_confidence = Some(*face_confidence);
+                Some(*similarity)
+            }
+            SearchOutcome::NoCandidate { face_confidence } => {
+                attempt.face_confidence = Some(*face_confidence);
+                None
+            }
+            SearchOutcome::NoFace => None,
+        };
+        let (decision, reason) = policy::after_face(&holder, &outcome, threshold);
+        self.conclude(decision, reason, Some(holder), similarity, None, now)
+    }
+
+    /// Ends the attempt in progress: outputs for the verdict, then its report.
+    fn conclude(
+        &mut self,
+        decision: Decision,
+        reason: Reason,
+        person: Option<Person>,
+        similarity: Option<f32>,
+        detail: Option<String>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let Phase::Busy(attempt) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return Vec::new();
+        };
+        let mut effects = match decision {
+            Decision::Granted => {
+                self.phase = Phase::Unlocked;
+                vec![
+                    Effect::SetLock(Lock::Unlocked),
+                    Effect::SetLights(Lights { red: false, green: true }),
+                    Effect::Beep(self.settings.grant_beep),
+                    Effect::StartTimer { timer: Timer::Relock, after: self.settings.unlock_time },
+                ]
+            }
+            Decision::Denied => vec![Effect::Beep(self.settings.deny_beep)],
+            Decision::Disarmed => Vec::new(),
+        };
+        let mut timings = attempt.timings;
+        timings.total_ms = millis(attempt.tapped_at, now);
+        effects.push(Effect::Record(Box::new(AttemptReport {
+            tapped_at: attempt.tapped_at,
+            card: attempt.card,
+            person,
+            decision,
+            reason,
+            similarity,
+            face_confidence: attempt.face_confidence,
+            photo: attempt.photo,
+            timings,
+            detail,
+        })));
+        effects
+    }
+
+    fn on_relock(&mut self) -> Vec<Effect> {
+        if !matches!(self.phase, Phase::Unlocked) {
+            return Vec::new();
+        }
+        self.phase = Phase::Idle;
+        vec![Effect::SetLock(Lock::Locked), Effect::SetLights(self.idle_lights())]
+    }
+
+    fn on_set_armed(&mut self, armed: bool) -> Vec<Effect> {
+        self.armed = armed;
+        let mut effects = vec![Effect::PersistArmed(armed)];
+        // An attempt in progress finishes as it started; lights follow once the door is idle.
+        if matches!(self.phase, Phase::Idle) {
+            effects.push(Effect::SetLights(self.idle_lights()));
+        }
+        effects
+    }
+
+    fn on_shutdown(&mut self, now: Instant) -> Vec<Effect> {
+        let mut effects = vec![
+            Effect::SetLock(Lock::Locked),
+            Effect::StopBeeping,
+            Effect::SetLights(Lights { red: true, green: false }),
+        ];
+        if let Phase::Busy(attempt) = &self.phase {
+            let person = match &attempt.stage {
+                Stage::LookingUp => None,
+                Stage::Capturing { holder, .. } | Stage::Matching { holder, .. } => Some(holder.clone()),
+            };
+            let report = self.conclude(Decision::Denied, Reason::Interrupted, person, None, None, now);
+            effects.extend(report.into_iter().filter(|e| matches!(e, Effect::Record(_))));
+        }
+        self.phase = Phase::Idle;
+        effects
+    }
+}

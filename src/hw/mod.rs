@@ -1,0 +1,97 @@
+//! Hardware roles: indicator LEDs, buzzer, lock relay, card reader and camera.
+//!
+//! Each role is one trait. Backends are chosen by name in the config (`hardware.<role>`); the
+//! simulated ones are always compiled in, real Pi backends sit beside them behind features.
+
+pub mod beeper;
+pub mod simulated;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::card::CardUid;
+use crate::frame::Frame;
+
+pub use beeper::{BeepPattern, Beeper};
+
+/// The red and green indicator LEDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lights {
+    pub red: bool,
+    pub green: bool,
+}
+
+impl Lights {
+    /// The state that says "locked" to anyone looking at the door.
+    pub const SAFE: Lights = Lights { red: true, green: false };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lock {
+    /// Relay de-energised: a fail-secure strike stays shut.
+    Locked,
+    /// Relay energised.
+    Unlocked,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HwError {
+    #[error("{role} backend {backend:?} is not available: {detail}")]
+    Unavailable { role: &'static str, backend: String, detail: String },
+    #[error("{role}: {detail}")]
+    Io { role: &'static str, detail: String },
+    #[error("the card reader has stopped")]
+    ReaderClosed,
+}
+
+/// Red/green LEDs. Implementations drop to [`Lights::SAFE`] when dropped.
+pub trait Indicators: Send {
+    fn set(&mut self, lights: Lights) -> Result<(), HwError>;
+}
+
+/// A buzzer that is simply on or off; patterns are timed by [`Beeper`].
+pub trait Buzzer: Send {
+    fn set(&mut self, on: bool) -> Result<(), HwError>;
+}
+
+/// The door-lock relay. Implementations de-energise it when dropped.
+pub trait LockRelay: Send {
+    fn set(&mut self, lock: Lock) -> Result<(), HwError>;
+}
+
+/// A stream of card UIDs, one per tap (or per poll while a card rests on the reader).
+#[async_trait]
+pub trait CardReader: Send {
+    async fn next_uid(&mut self) -> Result<CardUid, HwError>;
+}
+
+/// A camera that hands out the most recent frame.
+#[async_trait]
+pub trait Camera: Send + Sync {
+    async fn frame(&self) -> Result<Frame, HwError>;
+    /// Called when a card is tapped, before the first frame of the attempt is asked for.
+    fn on_tap(&self, _card: &CardUid) {}
+}
+
+/// The roles and the backend names compiled into this build.
+pub const BACKENDS: &[(&str, &[&str])] = &[
+    ("leds", &[simulated::NAME]),
+    ("buzzer", &[simulated::NAME]),
+    ("lock", &[simulated::NAME]),
+    ("reader", &[simulated::NAME]),
+    ("camera", &[simulated::NAME]),
+];
+
+/// Backends compiled in for `role`.
+pub fn backends_for(role: &str) -> &'static [&'static str] {
+    BACKENDS.iter().find(|(r, _)| *r == role).map_or(&[], |(_, names)| names)
+}
+
+/// Frame burst settings for one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BurstLimits {
+    pub max_frames: u32,
+    pub time_limit: Duration,
+}

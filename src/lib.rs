@@ -1,0 +1,16 @@
+//! FaceReko: a door-access daemon for the Raspberry Pi. A card tap starts an attempt; the face in
+//! front of the camera must belong to the card's holder; LEDs, buzzer and lock relay give the
+//! verdict; every attempt is logged with its photo.
+
+pub mod capture;
+pub mod card;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod door;
+pub mod engine;
+pub mod frame;
+pub mod hw;
+mod names;
+pub mod photos;
+pub mod store;

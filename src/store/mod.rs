@@ -1,0 +1,148 @@
+//! Storage: people, cards, faces, the access log, settings and the notification outbox.
+//!
+//! One trait, one backend per database, chosen from the URL scheme of `database.url`.
+
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::card::CardUid;
+use crate::door::{AccessEvent, Decision, Reason};
+use crate::engine::{FaceTemplate, StoredFace};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonId(pub i64);
+
+impl std::fmt::Display for PersonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: PersonId,
+    pub name: String,
+}
+
+/// A person with how many cards and faces they have, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PersonSummary {
+    pub id: PersonId,
+    pub name: String,
+    pub cards: u32,
+    pub faces: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    pub uid: CardUid,
+    pub person: Person,
+}
+
+/// An access-log row as stored, newest first when listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: AccessEvent,
+}
+
+/// Filters for reading the access log.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub limit: u32,
+    pub decision: Option<Decision>,
+    pub reason: Option<Reason>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url {url:?} is not supported: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+    #[error("cannot open the database at {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("database migration {version} failed: {detail}")]
+    Migration { version: u32, detail: String },
+    #[error("the database has schema version {found}, newer than this facereko ({known}); upgrade facereko")]
+    SchemaTooNew { found: u32, known: u32 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies pending migrations; returns the versions applied now.
+    async fn migrate(&self) -> Result<Vec<u32>, StoreError>;
+
+    async fn add_person(&self, name: &str) -> Result<Person, StoreError>;
+    async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError>;
+    async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError>;
+    /// Deletes the person with their cards and faces; returns the faces so the engine can forget them.
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError>;
+
+    async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError>;
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError>;
+    async fn list_cards(&self) -> Result<Vec<Card>, StoreError>;
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError>;
+
+    async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError>;
+    /// Faces enrolled with `engine`, with a version that changes whenever faces are added or removed.
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError>;
+    /// The current faces version, cheap enough to ask on every tap.
+    async fn faces_version(&self) -> Result<u64, StoreError>;
+
+    /// Writes the log row and, when `notify`, its outbox row in one transaction.
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
+    async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
+    /// Notifications written but not yet delivered.
+    async fn outbox_backlog(&self) -> Result<u64, StoreError>;
+
+    async fn armed(&self) -> Result<bool, StoreError>;
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
+}
+
+/// The database a `database.url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// Parses `url`; relative SQLite paths are taken from `data_dir`. The error says how to fix it.
+    pub fn parse(url: &str, data_dir: &Path) -> Result<Self, String> {
+        match url.split_once("://") {
+            Some(("sqlite", "")) => Err("the SQLite URL has no file name; use sqlite://facereko.db".into()),
+            Some(("sqlite", path)) => Ok(Self::Sqlite(data_dir.join(path))),
+            Some(("mysql", _)) => {
+                Err("MySQL/MariaDB support is not in this build yet; use sqlite://facereko.db".into())
+            }
+            _ => Err("use sqlite://<file> (relative to data_dir) or sqlite:///<absolute path>".into()),
+        }
+    }
+}
+
+/// Connects to the database named by `url` without touching its schema.
+pub async fn connect(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    let parsed =
+        DatabaseUrl::parse(url, data_dir).map_err(|reason| StoreError::UnsupportedUrl { url: url.to_owned(), reason })?;
+    Ok(match parsed {
+        DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(&path).await?),
+    })
+}
+
+/// Connects and brings the schema up to date, as every command but `db migrate` wants.
+pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    let store = connect(url, data_dir).await?;
+    store.migrate().await?;
+    Ok(store)
+}
