@@ -73,7 +73,7 @@ impl From<CardUid> for String {
 
 impl fmt::Display for CardUid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

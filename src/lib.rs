@@ -12,5 +12,6 @@ pub mod engine;
 pub mod frame;
 pub mod hw;
 mod names;
+pub mod people;
 pub mod photos;
 pub mod store;

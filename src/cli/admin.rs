@@ -1,0 +1,229 @@
+//! Commands that work on the database and config directly, daemon running or not.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use facereko::config::{self, Config, Sources};
+use facereko::engine::{self, FaceEngine};
+use facereko::frame::Frame;
+use facereko::people::{self, EnrolError};
+use facereko::store::{self, LogQuery, Store};
+use facereko::{hw, store::StoreError};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{CardCommand, EnrollArgs, LogArgs, PersonCommand};
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    store::open(&config.database.url, &config.data_dir).await.context("cannot open the database")
+}
+
+fn open_engine(config: &Config) -> Result<Arc<dyn FaceEngine>> {
+    engine::build(&config.engine.kind).with_context(|| format!("engine.kind {:?} is not compiled in", config.engine.kind))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("our types serialise"));
+}
+
+pub fn config_check(sources: &Sources) -> ExitCode {
+    match &sources.file {
+        Some(path) => println!("config file: {}", path.display()),
+        None => println!("config file: none (defaults, FACEREKO_* environment and --set only)"),
+    }
+    match config::load(sources) {
+        Ok(loaded) => {
+            for key in &loaded.unknown_keys {
+                println!("warning: {key}: unknown key, ignored; check its spelling against `facereko config example`");
+            }
+            let c = &loaded.config;
+            println!("configuration OK");
+            println!(
+                "  door {:?}: mode {}, unlock {}, engine {} (threshold {}), database {}",
+                c.door.id,
+                c.door.mode,
+                humantime::format_duration(c.door.unlock_time),
+                c.engine.kind,
+                c.engine.match_threshold,
+                c.database.url
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for problem in &e.problems {
+                println!("error: {problem}");
+            }
+            println!("{} problem(s) found", e.problems.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn hw_list() {
+    for (role, backends) in hw::BACKENDS {
+        println!("{role:<8} {}", backends.join(", "));
+    }
+    println!("{:<8} {}", "engine", engine::ENGINES.join(", "));
+}
+
+pub async fn migrate(config: &Config) -> Result<ExitCode> {
+    let store = store::connect(&config.database.url, &config.data_dir).await.context("cannot open the database")?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        println!("the database schema is up to date");
+    } else {
+        let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
+        println!("applied migration(s) {}", versions.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::store::Person> {
+    store
+        .person_by_name(name)
+        .await?
+        .with_context(|| format!("no person named {name:?}; see `facereko person list`"))
+}
+
+pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        PersonCommand::Add { name } => {
+            let person = store.add_person(name).await?;
+            println!("added {} (id {})", person.name, person.id);
+        }
+        PersonCommand::List { json } => {
+            let people = store.list_people().await?;
+            if *json {
+                print_json(&people);
+            } else if people.is_empty() {
+                println!("no people yet: `facereko enroll --person NAME --card UID PICTURE...` adds one");
+            } else {
+                println!("{:<24} {:>5} {:>5}", "NAME", "CARDS", "FACES");
+                for p in people {
+                    println!("{:<24} {:>5} {:>5}", p.name, p.cards, p.faces);
+                }
+            }
+        }
+        PersonCommand::Remove { name } => {
+            let engine = open_engine(config)?;
+            let person = existing_person(store.as_ref(), name).await?;
+            let faces = people::remove_person(store.as_ref(), engine.as_ref(), &person).await?;
+            println!("removed {} with their cards and {faces} face(s)", person.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        CardCommand::Add { card, person } => {
+            let holder = existing_person(store.as_ref(), person).await?;
+            store.add_card(card, holder.id).await?;
+            println!("card {card} now opens for {}", holder.name);
+        }
+        CardCommand::List { json } => {
+            let cards = store.list_cards().await?;
+            if *json {
+                print_json(&cards);
+            } else if cards.is_empty() {
+                println!("no cards yet: `facereko card add UID --person NAME` adds one");
+            } else {
+                println!("{:<22} HOLDER", "CARD");
+                for c in cards {
+                    println!("{:<22} {}", c.uid, c.person.name);
+                }
+            }
+        }
+        CardCommand::Remove { card } => {
+            store.remove_card(card).await?;
+            println!("removed card {card}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    let engine = open_engine(config)?;
+    let (person, created) = people::person_named(store.as_ref(), &args.person).await?;
+    if created {
+        println!("added {} (id {})", person.name, person.id);
+    }
+    if let Some(card) = &args.card {
+        match store.card_holder(card).await? {
+            Some(holder) if holder.id == person.id => println!("card {card} already belongs to {}", person.name),
+            Some(holder) => bail!("card {card} already belongs to {}; remove it first with `facereko card remove {card}`", holder.name),
+            None => {
+                store.add_card(card, person.id).await?;
+                println!("card {card} now opens for {}", person.name);
+            }
+        }
+    }
+
+    let bar = ProgressBar::new(args.pictures.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("the progress template is valid"),
+    );
+    let mut skipped = Vec::new();
+    for path in &args.pictures {
+        bar.set_message(path.display().to_string());
+        let outcome = match Frame::read(path) {
+            Ok(picture) => people::enrol_face(store.as_ref(), engine.as_ref(), &person, &picture).await,
+            Err(e) => Err(EnrolError::Engine(facereko::engine::EngineError::BadImage {
+                what: path.display().to_string(),
+                detail: e.to_string(),
+            })),
+        };
+        match outcome {
+            Ok(_) => {}
+            Err(EnrolError::Store(e @ StoreError::Database(_))) => return Err(e.into()),
+            Err(e) => skipped.push(format!("{}: {e}", path.display())),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let enrolled = args.pictures.len() - skipped.len();
+    println!("enrolled {enrolled} of {} picture(s) for {}", args.pictures.len(), person.name);
+    for line in &skipped {
+        println!("  skipped {line}");
+    }
+    Ok(if enrolled == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+pub async fn log(config: &Config, args: &LogArgs) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    let query = LogQuery { limit: args.limit, decision: args.decision, reason: args.reason };
+    let entries = store.access_log(&query).await?;
+    if args.json {
+        for entry in &entries {
+            print_json(entry);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        println!("no access attempts logged yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<9} {:<20} {:<16} {:<15} {:>5} {:>7}",
+        "TIME (UTC)", "DECISION", "REASON", "PERSON", "CARD", "SIM", "TOTAL"
+    );
+    let time_format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    for entry in &entries {
+        let e = &entry.event;
+        println!(
+            "{:<20} {:<9} {:<20} {:<16} {:<15} {:>5} {:>5}ms",
+            e.at.format(time_format).unwrap_or_default(),
+            e.decision,
+            e.reason,
+            e.person_name.as_deref().unwrap_or("-"),
+            e.card_uid.as_ref().map_or("-", |c| c.as_str()),
+            e.similarity.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+            e.timings.total_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,76 @@
+//! Commands that talk to the running daemon over its control socket.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use facereko::card::CardUid;
+use facereko::config::Config;
+use facereko::control::{self, ControlError, Request, Response, Status};
+use facereko::hw::Lock;
+
+async fn ask(config: &Config, request: &Request) -> Result<Status, ControlError> {
+    match control::request(&config.control_socket(), request).await? {
+        Response::Ok { status } => Ok(status),
+        Response::Error { message } => Err(ControlError::Protocol(message)),
+    }
+}
+
+fn describe(status: &Status) -> String {
+    format!(
+        "door {}: {}, {}{}",
+        status.door,
+        if status.armed { "armed" } else { "disarmed" },
+        if status.lock == Lock::Unlocked { "unlocked" } else { "locked" },
+        if status.busy { ", attempt under way" } else { "" }
+    )
+}
+
+pub async fn tap(config: &Config, card: &CardUid) -> Result<ExitCode> {
+    ask(config, &Request::Tap { card: card.clone() }).await?;
+    println!("tapped {card}; `facereko log -n 1` shows the result");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn set_armed(config: &Config, armed: bool) -> Result<ExitCode> {
+    let request = if armed { Request::Arm } else { Request::Disarm };
+    match ask(config, &request).await {
+        Ok(status) => println!("{}", describe(&status)),
+        Err(ControlError::NotRunning { .. }) => {
+            // Nothing to tell a running door: record it for the next start.
+            let store = facereko::store::open(&config.database.url, &config.data_dir).await?;
+            store.set_armed(armed).await?;
+            println!("facereko is not running; it will start {}", if armed { "armed" } else { "disarmed" });
+        }
+        Err(e) => bail!(e),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
+    let status = ask(config, &Request::Status).await?;
+    if json {
+        println!("{}", serde_json::to_string(&status)?);
+    } else {
+        println!("{}", describe(&status));
+        println!("engine {}, reader {}, camera {}", status.engine, status.reader, status.camera);
+        match status.outbox_backlog {
+            Some(n) => println!("notifications waiting: {n}"),
+            None => println!("notifications waiting: unknown (the database did not answer)"),
+        }
+        println!("facereko {}", status.version);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn healthcheck(config: &Config) -> Result<ExitCode> {
+    match ask(config, &Request::Status).await {
+        Ok(status) => {
+            println!("ok: {}", describe(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("unhealthy: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod admin;
+mod control;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use facereko::card::CardUid;
+use facereko::config::{self, Loaded, Sources};
+use facereko::door::{Decision, Reason};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "facereko",
+    version,
+    about = "Door access with an RFID card and a face, for the Raspberry Pi",
+    long_about = "Door access with an RFID card and a face, for the Raspberry Pi.\n\n\
+        A tap of an enrolled card starts an attempt; the face in front of the camera must belong to the \
+        card's holder. LEDs, buzzer and lock relay give the verdict and every attempt is logged with its photo.",
+    after_help = "Configuration: defaults < config file < FACEREKO_* environment < --set. \
+        See `facereko config example`."
+)]
+pub struct Cli {
+    /// Config file [default: /etc/facereko/config.toml when it exists]
+    #[arg(short, long, global = true, env = config::CONFIG_PATH_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Override one config key, e.g. --set door.unlock_time=5s (repeatable)
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the door daemon in the foreground (systemd starts it as a service)
+    Run,
+    /// Tap a card on the running daemon's simulated reader
+    Tap {
+        /// Card UID in hex, e.g. 04A1B2C3 or 04:a1:b2:c3
+        card: CardUid,
+    },
+    /// Arm the door: enrolled people can open it
+    Arm,
+    /// Disarm the door: taps are logged and nothing opens
+    Disarm,
+    /// Show the running daemon's state
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exit 0 when the daemon answers on its control socket (for monitoring)
+    Healthcheck,
+    /// Add, list and remove people
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Bind cards to people, list and remove them
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Enrol face pictures for a person (created if new), optionally binding a card
+    Enroll(EnrollArgs),
+    /// Recent access attempts, newest first
+    Log(LogArgs),
+    /// Check the configuration or print a commented example
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Database maintenance
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Hardware backends
+    #[command(subcommand)]
+    Hw(HwCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Add a person
+    Add { name: String },
+    /// List people with their numbers of cards and faces
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person with their cards and faces (the access log keeps their name)
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CardCommand {
+    /// Bind a card to a person
+    Add {
+        card: CardUid,
+        #[arg(long)]
+        person: String,
+    },
+    /// List cards and their holders
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a card
+    Remove { card: CardUid },
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The person's name
+    #[arg(long)]
+    pub person: String,
+    /// Also bind this card to the person
+    #[arg(long)]
+    pub card: Option<CardUid>,
+    /// JPEG or PNG pictures, each showing the person's face alone
+    #[arg(required = true, value_name = "PICTURE")]
+    pub pictures: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// How many attempts to show
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: u32,
+    /// Only this decision (granted, denied, disarmed)
+    #[arg(long)]
+    pub decision: Option<Decision>,
+    /// Only this reason (e.g. unknown_card, no_face, wrong_person)
+    #[arg(long)]
+    pub reason: Option<Reason>,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and explain every problem
+    Check,
+    /// Print a commented example configuration
+    Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending schema migrations
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HwCommand {
+    /// Show the hardware backends and face engines compiled in
+    List,
+}
+
+impl Cli {
+    /// The config sources: explicit file, else the system file when present.
+    fn sources(&self) -> Sources {
+        let default = PathBuf::from(config::DEFAULT_CONFIG_PATH);
+        let file = self.config.clone().or_else(|| default.exists().then_some(default));
+        Sources { file, env: std::env::vars().collect(), overrides: self.overrides.clone() }
+    }
+
+    pub fn load_config(&self) -> Result<Loaded> {
+        let loaded = config::load(&self.sources())?;
+        for key in &loaded.unknown_keys {
+            tracing::warn!(key = %key, "unknown config key ignored; check its spelling against `facereko config example`");
+        }
+        Ok(loaded)
+    }
+}
+
+/// Runs the command; the returned code is the process exit code.
+pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match &cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources())),
+        Command::Hw(HwCommand::List) => {
+            admin::hw_list();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let config = cli.load_config()?.config;
+            facereko::daemon::run(config, shutdown_signal()).await.context("the door daemon failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tap { card } => control::tap(&cli.load_config()?.config, card).await,
+        Command::Arm => control::set_armed(&cli.load_config()?.config, true).await,
+        Command::Disarm => control::set_armed(&cli.load_config()?.config, false).await,
+        Command::Status { json } => control::status(&cli.load_config()?.config, *json).await,
+        Command::Healthcheck => control::healthcheck(&cli.load_config()?.config).await,
+        Command::Person(command) => admin::person(&cli.load_config()?.config, command).await,
+        Command::Card(command) => admin::card(&cli.load_config()?.config, command).await,
+        Command::Enroll(args) => admin::enroll(&cli.load_config()?.config, args).await,
+        Command::Log(args) => admin::log(&cli.load_config()?.config, args).await,
+        Command::Db(DbCommand::Migrate) => admin::migrate(&cli.load_config()?.config).await,
+    }
+}
+
+/// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,64 @@
+//! Enrolment: people, their cards and faces, kept consistent between the store and the engine.
+//! Shared by the CLI and (later) the web app.
+
+use crate::engine::{EngineError, FaceEngine};
+use crate::frame::Frame;
+use crate::store::{Person, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    #[error("no face found")]
+    NoFace,
+    #[error("{0} faces found; use a picture with exactly one face")]
+    SeveralFaces(usize),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The person called `name`, created if there is none yet; `true` when created now.
+pub async fn person_named(store: &dyn Store, name: &str) -> Result<(Person, bool), StoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StoreError::Conflict("a person needs a name".into()));
+    }
+    match store.person_by_name(name).await? {
+        Some(person) => Ok((person, false)),
+        None => Ok((store.add_person(name).await?, true)),
+    }
+}
+
+/// Enrols the one face in `picture` for `person`; returns the new face's id.
+pub async fn enrol_face(
+    store: &dyn Store,
+    engine: &dyn FaceEngine,
+    person: &Person,
+    picture: &Frame,
+) -> Result<i64, EnrolError> {
+    match engine.detect(picture).await?.len() {
+        0 => return Err(EnrolError::NoFace),
+        1 => {}
+        n => return Err(EnrolError::SeveralFaces(n)),
+    }
+    let template = engine.enroll(person.id, picture).await?;
+    match store.add_face(person.id, engine.name(), &template).await {
+        Ok(id) => Ok(id),
+        Err(e) => {
+            // Do not leave a face behind in the engine that our database does not know about.
+            if let Err(forget) = engine.forget(&template).await {
+                tracing::warn!(error = %forget, "cannot remove the face from the engine after a failed save");
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Removes a person with their cards and faces, in the engine too. Returns how many faces went.
+pub async fn remove_person(store: &dyn Store, engine: &dyn FaceEngine, person: &Person) -> Result<usize, EnrolError> {
+    let faces = store.remove_person(person.id).await?;
+    for face in &faces {
+        engine.forget(&face.template).await?;
+    }
+    Ok(faces.len())
+}

@@ -1,0 +1,150 @@
+//! The command line with bad input: every case ends in a clear message, a failure exit code and
+//! no panic, and changes nothing.
+
+mod common;
+
+use std::process::Output;
+
+use common::{TestDoor, face};
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Fails clearly: non-zero exit, `needle` in the output, and no panic.
+fn assert_refused(output: &Output, needle: &str) {
+    let text = format!("{}{}", stdout(output), stderr(output));
+    assert!(!output.status.success(), "expected a failure, got success:\n{text}");
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    assert!(!text.contains("panicked"), "no panics:\n{text}");
+}
+
+#[test]
+fn malformed_config_is_explained_by_check_and_stops_run() {
+    let door = TestDoor::new(&[]);
+    std::fs::write(door.path("config.toml"), "[door\nunlock_time = 3\n").unwrap();
+    let check = door.run(&["config", "check"]);
+    assert_refused(&check, "not valid TOML");
+    assert_refused(&door.run(&["run"]), "the configuration has 1 problem");
+}
+
+#[test]
+fn config_check_names_each_bad_key_and_how_to_fix_it() {
+    let door = TestDoor::new(&[("door.unlock_time", "\"0s\""), ("engine.match_threshold", "250.0"), ("hardware.lock", "\"gpio\"")]);
+    let check = door.run(&["config", "check"]);
+    assert_refused(&check, "door.unlock_time: 0s is out of range; use a duration from 1s to 5m");
+    assert_refused(&check, "engine.match_threshold: 250 must be above 0 and at most 100");
+    assert_refused(&check, "hardware.lock: \"gpio\" is not compiled in; choose one of: simulated");
+    assert_refused(&check, "3 problem(s) found");
+}
+
+#[test]
+fn config_layers_and_unknown_keys() {
+    let door = TestDoor::new(&[("door.colour", "\"blue\"")]);
+    let output = door.command().args(["config", "check"]).env("FACEREKO_DOOR__ID", "back").output().unwrap();
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(stdout(&output).contains("warning: door.colour: unknown key"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("door \"back\""), "environment overrides the file: {}", stdout(&output));
+    let cli = door.command().args(["--set", "door.id=side", "config", "check"]).env("FACEREKO_DOOR__ID", "back").output().unwrap();
+    assert!(stdout(&cli).contains("door \"side\""), "--set overrides the environment: {}", stdout(&cli));
+}
+
+#[test]
+fn missing_data_directory_is_explained() {
+    let door = TestDoor::new(&[]);
+    let missing = door.path("no/such/dir");
+    let set = format!("data_dir={}", missing.display());
+    let output = door.run(&["--set", &set, "run"]);
+    assert_refused(&output, &format!("data_dir: {} is not an existing folder; create it (mkdir -p", missing.display()));
+    assert!(!missing.exists(), "nothing is created behind the user's back");
+}
+
+#[test]
+fn garbage_card_uids_are_refused() {
+    let door = TestDoor::new(&[]);
+    door.ok(&["person", "add", "Alice"]);
+    assert_refused(&door.run(&["card", "add", "hello!", "--person", "Alice"]), "has characters other than hex digits");
+    assert_refused(&door.run(&["card", "add", "0102030405", "--person", "Alice"]), "4, 7 or 10 byte UIDs");
+    assert_refused(&door.run(&["tap", "zz:zz"]), "has characters other than hex digits");
+    assert!(door.ok(&["card", "list"]).contains("no cards yet"), "nothing was added");
+}
+
+#[test]
+fn unreadable_pictures_are_reported_and_skipped() {
+    let door = TestDoor::new(&[]);
+    let notes = door.path("notes.txt");
+    std::fs::write(&notes, "not a picture").unwrap();
+    let truncated = door.path("truncated.jpg");
+    let real = std::fs::read(face("lfw10/Tony_Blair/Tony_Blair_0001.jpg")).unwrap();
+    std::fs::write(&truncated, &real[..200]).unwrap();
+    let missing = door.path("missing.jpg");
+
+    let output = door.run(&["enroll", "--person", "Alice", notes.to_str().unwrap(), truncated.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_refused(&output, "enrolled 0 of 3 picture(s) for Alice");
+    assert_refused(&output, "notes.txt is not a JPEG or PNG image");
+    assert_refused(&output, "cannot be decoded as an image");
+    assert_refused(&output, "missing.jpg: No such file");
+
+    let good = face("lfw10/Tony_Blair/Tony_Blair_0002.jpg");
+    let mixed = door.run(&["enroll", "--person", "Alice", good.to_str().unwrap(), notes.to_str().unwrap()]);
+    assert!(mixed.status.success(), "one good picture is enough: {}", stdout(&mixed));
+    assert!(stdout(&mixed).contains("enrolled 1 of 2"), "{}", stdout(&mixed));
+    let people = door.ok(&["person", "list", "--json"]);
+    assert!(people.contains("\"faces\":1"), "only the good picture was enrolled: {people}");
+}
+
+#[test]
+fn people_and_cards_round_trip() {
+    let door = TestDoor::new(&[]);
+    door.ok(&["person", "add", "Alice"]);
+    assert_refused(&door.run(&["person", "add", "alice"]), "already exists");
+    door.ok(&["card", "add", "04:a1:b2:c3", "--person", "Alice"]);
+    door.ok(&["person", "add", "Bob"]);
+    assert_refused(&door.run(&["card", "add", "04A1B2C3", "--person", "Bob"]), "already belongs to Alice");
+    assert!(door.ok(&["card", "list"]).contains("04A1B2C3               Alice"));
+    door.ok(&["person", "remove", "Alice"]);
+    assert!(door.ok(&["card", "list"]).contains("no cards yet"), "removing a person removes their cards");
+    assert_refused(&door.run(&["card", "remove", "04A1B2C3"]), "card 04A1B2C3 is not enrolled");
+    assert_refused(&door.run(&["person", "remove", "Zed"]), "no person named \"Zed\"");
+}
+
+#[test]
+fn commands_without_a_daemon_say_so() {
+    let door = TestDoor::new(&[]);
+    let health = door.run(&["healthcheck"]);
+    assert_refused(&health, "unhealthy: facereko is not running");
+    assert_refused(&door.run(&["tap", "04A1B2C3"]), "facereko is not running");
+    // Arming needs no daemon: it is stored for the next start.
+    assert!(door.ok(&["disarm"]).contains("it will start disarmed"));
+}
+
+#[test]
+fn migrate_is_idempotent_and_example_is_printed() {
+    let door = TestDoor::new(&[]);
+    assert!(door.ok(&["db", "migrate"]).contains("applied migration(s) 1"));
+    assert!(door.ok(&["db", "migrate"]).contains("up to date"));
+    let example = door.ok(&["config", "example"]);
+    assert!(example.contains("[door]") && example.contains("unlock_time = \"10s\""));
+    assert!(door.ok(&["hw", "list"]).contains("camera   simulated"));
+}
+
+#[test]
+fn every_command_has_help() {
+    let door = TestDoor::new(&[]);
+    for command in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["enroll", "--help"],
+        vec!["card", "add", "--help"],
+        vec!["person", "remove", "--help"],
+        vec!["log", "--help"],
+        vec!["config", "check", "--help"],
+    ] {
+        let text = door.ok(&command);
+        assert!(text.contains("Usage: facereko"), "{command:?}: {text}");
+    }
+}

@@ -1,0 +1,162 @@
+//! Shared fixtures for tests that run the real `facereko` binary.
+#![allow(dead_code)] // each test file uses a different part of the fixture
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_facereko");
+
+/// A labelled face picture from `../shared/facedata`, which CI provides beside the clone.
+pub fn face(relative: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/facedata");
+    let path = root.join(relative);
+    assert!(
+        path.is_file(),
+        "test picture {} is missing: the face data set must be at {} (the shared folder beside the repository)",
+        path.display(),
+        root.display()
+    );
+    path
+}
+
+/// A door with simulated hardware and SQLite in a temporary folder.
+pub struct TestDoor {
+    pub dir: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl TestDoor {
+    /// A door with test-friendly timings; `overrides` replace config keys (values in TOML syntax).
+    pub fn new(overrides: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("camera")).unwrap();
+        let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
+        let mut keys = std::collections::BTreeMap::from([
+            ("data_dir".to_owned(), quoted(dir.path().to_owned())),
+            ("door.unlock_time".to_owned(), "\"1s\"".to_owned()),
+            ("door.debounce".to_owned(), "\"300ms\"".to_owned()),
+            ("door.grant_beep".to_owned(), "\"500ms\"".to_owned()),
+            ("door.deny_beep".to_owned(), "\"50ms\"".to_owned()),
+            ("hardware.simulated.camera".to_owned(), quoted(dir.path().join("camera"))),
+            ("hardware.simulated.outputs_log".to_owned(), quoted(dir.path().join("outputs.jsonl"))),
+        ]);
+        for (key, value) in overrides {
+            keys.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let config: String = keys.iter().map(|(key, value)| format!("{key} = {value}\n")).collect();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Self { dir, daemon: None }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Shows `picture` to the simulated camera whenever `card` is tapped.
+    pub fn show_for_card(&self, card: &str, picture: &Path) {
+        let folder = self.path(&format!("camera/{card}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::copy(picture, folder.join(picture.file_name().unwrap())).unwrap();
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command.arg("--config").arg(self.path("config.toml"));
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("facereko runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "facereko {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.daemon.is_none(), "the daemon is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
+        let child = self
+            .command()
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the daemon starts");
+        self.daemon = Some(child);
+        self.wait_for("the daemon to answer its health check", || self.run(&["healthcheck"]).status.success());
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.daemon.take().expect("the daemon is running");
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the daemon exited with {status}; log:\n{}", self.daemon_log());
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// Polls `done` for up to 10 s; the wait is for work to finish, not a measure of speed.
+    pub fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}; daemon log:\n{}", self.daemon_log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Access-log rows, newest first.
+    pub fn log_rows(&self) -> Vec<Value> {
+        self.ok(&["log", "--json", "-n", "100"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// Taps `card` and waits until the log has one more row, which it returns.
+    pub fn tap_and_wait(&self, card: &str) -> Value {
+        let before = self.log_rows().len();
+        self.ok(&["tap", card]);
+        self.wait_for(&format!("the attempt with card {card} to be logged"), || self.log_rows().len() > before);
+        self.log_rows().remove(0)
+    }
+
+    /// Every switch of the simulated outputs, oldest first, as (output, on).
+    pub fn output_switches(&self) -> Vec<(String, bool)> {
+        std::fs::read_to_string(self.path("outputs.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                (v["output"].as_str().unwrap().to_owned(), v["on"].as_bool().unwrap())
+            })
+            .collect()
+    }
+
+    pub fn is_on(&self, output: &str) -> bool {
+        self.output_switches().iter().rev().find(|(o, _)| o == output).is_some_and(|(_, on)| *on)
+    }
+}
+
+impl Drop for TestDoor {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

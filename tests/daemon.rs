@@ -1,0 +1,121 @@
+//! The real `facereko run` on simulated hardware and SQLite: taps in, outputs and log rows out.
+
+mod common;
+
+use common::{TestDoor, face};
+use serde_json::Value;
+
+const ALICE_CARD: &str = "04A1B2C3";
+/// A 7-byte UID, as on NTAG and DESFire cards.
+const BOB_CARD: &str = "04112233445566";
+const CAROL_CARD: &str = "A1B2C3D4";
+const STRANGER_CARD: &str = "DEADBEEF";
+
+fn blank_picture(door: &TestDoor) -> std::path::PathBuf {
+    let path = door.path("blank.png");
+    image::RgbImage::from_pixel(160, 120, image::Rgb([128, 128, 128])).save(&path).unwrap();
+    path
+}
+
+fn photo_exists(door: &TestDoor, row: &Value) -> bool {
+    row["photo"].as_str().is_some_and(|name| door.path("photos").join(name).is_file())
+}
+
+/// Switches of one output, in order.
+fn switches_of(door: &TestDoor, output: &str) -> Vec<bool> {
+    door.output_switches().into_iter().filter(|(o, _)| o == output).map(|(_, on)| on).collect()
+}
+
+#[test]
+fn taps_are_decided_actuated_and_logged_and_a_restart_keeps_state() {
+    let mut door = TestDoor::new(&[]);
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    let bob = face("lfw10/Colin_Powell/Colin_Powell_0001.jpg");
+    let carol = face("lfw10/Hugo_Chavez/Hugo_Chavez_0001.jpg");
+    door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+    door.ok(&["enroll", "--person", "Bob", "--card", BOB_CARD, bob.to_str().unwrap()]);
+    door.ok(&["enroll", "--person", "Carol", "--card", CAROL_CARD, carol.to_str().unwrap()]);
+    door.show_for_card(ALICE_CARD, &alice);
+    // Bob's card in front of Alice's face: the card and the face must be the same person.
+    door.show_for_card(BOB_CARD, &alice);
+    door.show_for_card(CAROL_CARD, &blank_picture(&door));
+    door.start();
+    assert!(door.is_on("red_led") && !door.is_on("relay"), "starts locked with red on");
+
+    let granted = door.tap_and_wait(ALICE_CARD);
+    assert_eq!(granted["decision"], "granted");
+    assert_eq!(granted["reason"], "card_and_face");
+    assert_eq!(granted["person_name"], "Alice");
+    assert_eq!(granted["card_uid"], ALICE_CARD);
+    assert_eq!(granted["engine"], "simulated");
+    assert!(granted["similarity"].as_f64().unwrap() >= 90.0);
+    assert!(photo_exists(&door, &granted), "the attempt's photo is saved: {granted}");
+    let timings = &granted["timings"];
+    for stage in ["read_ms", "capture_ms", "match_ms", "actuate_ms", "total_ms"] {
+        assert!(timings[stage].is_u64(), "stage {stage} is timed: {timings}");
+    }
+    door.wait_for("the relay to open and close again", || switches_of(&door, "relay") == [false, true, false]);
+    assert_eq!(switches_of(&door, "green_led"), [false, true, false]);
+    door.wait_for("the long beep to end", || switches_of(&door, "buzzer") == [false, true, false]);
+    assert!(door.is_on("red_led"), "red is back on after relocking");
+
+    let wrong_person = door.tap_and_wait(BOB_CARD);
+    assert_eq!((wrong_person["decision"].as_str(), wrong_person["reason"].as_str()), (Some("denied"), Some("wrong_person")));
+    assert_eq!(wrong_person["person_name"], "Bob");
+    assert!(photo_exists(&door, &wrong_person));
+    door.wait_for("three short beeps", || switches_of(&door, "buzzer").len() == 9);
+    assert_eq!(switches_of(&door, "buzzer")[3..], [true, false, true, false, true, false]);
+
+    let unknown = door.tap_and_wait(STRANGER_CARD);
+    assert_eq!(unknown["reason"], "unknown_card");
+    assert!(unknown["photo"].is_null() && unknown["timings"]["capture_ms"].is_null(), "no camera for unknown cards: {unknown}");
+
+    let no_face = door.tap_and_wait(CAROL_CARD);
+    assert_eq!(no_face["reason"], "no_face");
+    assert!(photo_exists(&door, &no_face), "the frame without a face is kept as evidence");
+
+    door.ok(&["disarm"]);
+    std::thread::sleep(std::time::Duration::from_millis(350)); // past the debounce window for Alice's card
+    let disarmed = door.tap_and_wait(ALICE_CARD);
+    assert_eq!((disarmed["decision"].as_str(), disarmed["reason"].as_str()), (Some("disarmed"), Some("disarmed")));
+    assert_eq!(switches_of(&door, "relay"), [false, true, false], "nothing opens while disarmed");
+
+    door.stop();
+    assert!(!door.is_on("relay") && door.is_on("red_led"), "stopped locked, red on");
+    assert!(door.daemon_log().contains("access attempt"), "attempts are logged with their timings");
+
+    door.start();
+    let status: Value = serde_json::from_str(&door.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["armed"], false, "the disarmed state survives a restart");
+    assert_eq!(status["outbox_backlog"], 4, "granted and denied attempts wait for delivery; disarmed ones do not");
+    assert_eq!(door.log_rows().len(), 5, "the log survives a restart");
+    door.ok(&["arm"]);
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["decision"], "granted");
+    door.stop();
+}
+
+#[test]
+fn repeated_taps_of_one_card_are_debounced() {
+    let mut door = TestDoor::new(&[("door.debounce", "\"30s\"")]);
+    door.start();
+    assert_eq!(door.tap_and_wait(STRANGER_CARD)["reason"], "unknown_card");
+    door.ok(&["tap", STRANGER_CARD]);
+    door.ok(&["tap", STRANGER_CARD]);
+    // A different card still gets through, and is logged after the first one only.
+    let other = door.tap_and_wait(ALICE_CARD);
+    assert_eq!(other["card_uid"], ALICE_CARD);
+    let cards: Vec<String> = door.log_rows().iter().map(|r| r["card_uid"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(cards, [ALICE_CARD, STRANGER_CARD]);
+    door.stop();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_door_is_refused() {
+    let mut door = TestDoor::new(&[]);
+    door.start();
+    let second = door.run(&["run"]);
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another facereko is already running"), "{stderr}");
+    door.stop();
+}
