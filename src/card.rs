@@ -48,11 +48,8 @@ impl FromStr for CardUid {
         if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(CardUidError::NotHex(trimmed.to_owned()));
         }
-        if digits.len() % 2 != 0 || !VALID_LENGTHS.contains(&(digits.len() / 2)) {
-            return Err(CardUidError::BadLength {
-                input: trimmed.to_owned(),
-                bytes: digits.len().div_ceil(2),
-            });
+        if !digits.len().is_multiple_of(2) || !VALID_LENGTHS.contains(&(digits.len() / 2)) {
+            return Err(CardUidError::BadLength { input: trimmed.to_owned(), bytes: digits.len().div_ceil(2) });
         }
         Ok(Self(digits.to_ascii_uppercase()))
     }

@@ -206,11 +206,27 @@ impl Config {
             && self.door.id.len() <= 32
             && self.door.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         check(id_ok, "door.id", format!("{:?} must be 1-32 letters, digits, '-' or '_'", self.door.id));
-        check_range(&mut check, "door.unlock_time", self.door.unlock_time, Duration::from_secs(1), Duration::from_secs(300));
+        check_range(
+            &mut check,
+            "door.unlock_time",
+            self.door.unlock_time,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
         check_range(&mut check, "door.debounce", self.door.debounce, Duration::ZERO, Duration::from_secs(60));
         check_range(&mut check, "door.grant_beep", self.door.grant_beep, Duration::ZERO, Duration::from_secs(10));
-        check_range(&mut check, "door.deny_beep", self.door.deny_beep, Duration::from_millis(20), Duration::from_secs(2));
-        check(self.door.deny_beeps <= 10, "door.deny_beeps", format!("{} is too many; use 0 to 10", self.door.deny_beeps));
+        check_range(
+            &mut check,
+            "door.deny_beep",
+            self.door.deny_beep,
+            Duration::from_millis(20),
+            Duration::from_secs(2),
+        );
+        check(
+            self.door.deny_beeps <= 10,
+            "door.deny_beeps",
+            format!("{} is too many; use 0 to 10", self.door.deny_beeps),
+        );
 
         check(
             (1..=30).contains(&self.capture.frames),
@@ -235,7 +251,13 @@ impl Config {
             "engine.match_threshold",
             format!("{} must be above 0 and at most 100 (a similarity percentage)", self.engine.match_threshold),
         );
-        check_range(&mut check, "engine.timeout", self.engine.timeout, Duration::from_millis(100), Duration::from_secs(60));
+        check_range(
+            &mut check,
+            "engine.timeout",
+            self.engine.timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        );
 
         if let Err(fix) = DatabaseUrl::parse(&self.database.url, &self.data_dir) {
             check(false, "database.url", format!("{:?}: {fix}", self.database.url));
@@ -283,13 +305,7 @@ impl Config {
     }
 }
 
-fn check_range(
-    check: &mut impl FnMut(bool, &str, String),
-    key: &str,
-    value: Duration,
-    min: Duration,
-    max: Duration,
-) {
+fn check_range(check: &mut impl FnMut(bool, &str, String), key: &str, value: Duration, min: Duration, max: Duration) {
     check(
         value >= min && value <= max,
         key,
@@ -476,7 +492,8 @@ mod tests {
     #[test]
     fn layers_apply_in_order_file_env_cli() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sources = sources_in(dir.path(), Some("[door]\nunlock_time = \"4s\"\ndebounce = \"1s\"\nid = \"file\"\n"));
+        let mut sources =
+            sources_in(dir.path(), Some("[door]\nunlock_time = \"4s\"\ndebounce = \"1s\"\nid = \"file\"\n"));
         sources.env.extend(env(&[("FACEREKO_DOOR__UNLOCK_TIME", "6s"), ("FACEREKO_DOOR__ID", "env")]));
         sources.overrides.push("door.id=cli".into());
         let config = load(&sources).unwrap().config;
@@ -526,13 +543,29 @@ mod tests {
     fn every_range_problem_is_listed_with_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let mut sources = sources_in(dir.path(), None);
-        sources.overrides = ["door.unlock_time=0s", "capture.frames=0", "engine.match_threshold=150", "hardware.lock=gpio", "engine.kind=magic", "door.id=front door", "database.url=postgres://x"]
-            .map(String::from)
-            .to_vec();
+        sources.overrides = [
+            "door.unlock_time=0s",
+            "capture.frames=0",
+            "engine.match_threshold=150",
+            "hardware.lock=gpio",
+            "engine.kind=magic",
+            "door.id=front door",
+            "database.url=postgres://x",
+        ]
+        .map(String::from)
+        .to_vec();
         let keys: Vec<String> = load(&sources).unwrap_err().problems.into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
-            ["door.id", "door.unlock_time", "capture.frames", "engine.kind", "engine.match_threshold", "database.url", "hardware.lock"]
+            [
+                "door.id",
+                "door.unlock_time",
+                "capture.frames",
+                "engine.kind",
+                "engine.match_threshold",
+                "database.url",
+                "hardware.lock"
+            ]
         );
     }
 

@@ -90,7 +90,8 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         // Left behind by a daemon that was killed.
         let _ = std::fs::remove_file(path);
     }
-    let listener = UnixListener::bind(path).map_err(|e| ControlError::Listen { path: shown.clone(), detail: e.to_string() })?;
+    let listener =
+        UnixListener::bind(path).map_err(|e| ControlError::Listen { path: shown.clone(), detail: e.to_string() })?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| ControlError::Listen { path: shown, detail: e.to_string() })?;
@@ -154,10 +155,9 @@ async fn answer(request: Request, handle: &ControlHandle) -> Response {
 /// Sends one request to the daemon at `path` and waits for its answer.
 pub async fn request(path: &Path, request: &Request) -> Result<Response, ControlError> {
     let exchange = async {
-        let stream = UnixStream::connect(path).await.map_err(|e| ControlError::NotRunning {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| ControlError::NotRunning { path: path.display().to_string(), detail: e.to_string() })?;
         let (read, mut write) = stream.into_split();
         let mut text = serde_json::to_string(request).expect("requests serialise");
         text.push('\n');

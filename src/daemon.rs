@@ -262,7 +262,8 @@ impl Driver {
         self.apply(effects, now);
         self.status.send_if_modified(|status| {
             let lock = if self.door.is_unlocked() { Lock::Unlocked } else { Lock::Locked };
-            let changed = status.armed != self.door.armed() || status.lock != lock || status.busy != self.door.is_busy();
+            let changed =
+                status.armed != self.door.armed() || status.lock != lock || status.busy != self.door.is_busy();
             status.armed = self.door.armed();
             status.lock = lock;
             status.busy = self.door.is_busy();
@@ -304,7 +305,8 @@ impl Driver {
                     });
                 }
                 Effect::Capture { attempt } => {
-                    let (camera, services, limits) = (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
+                    let (camera, services, limits) =
+                        (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
                     self.spawn_result(async move {
                         let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits).await;
                         Event::Captured { attempt, result }
@@ -439,7 +441,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Outputs go safe before anything else can fail: the driver's first act is the door's start state.
     let hardware = Hardware::from_config(&config)?;
     let store = store::open(&config.database.url, &config.data_dir).await?;
-    let engine = crate::engine::build(&config.engine.kind).ok_or_else(|| DaemonError::UnknownEngine(config.engine.kind.clone()))?;
+    let engine = crate::engine::build(&config.engine.kind)
+        .ok_or_else(|| DaemonError::UnknownEngine(config.engine.kind.clone()))?;
     let armed = store.armed().await?;
     let socket_path = config.control_socket();
     let listener = control::bind(&socket_path).await?;

@@ -56,10 +56,8 @@ impl Frame {
     }
 
     pub fn read(path: &Path) -> Result<Self, FrameError> {
-        let bytes = std::fs::read(path).map_err(|source| FrameError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| FrameError::Read { path: path.display().to_string(), source })?;
         Self::from_bytes(bytes, &path.display().to_string())
     }
 

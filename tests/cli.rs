@@ -34,7 +34,11 @@ fn malformed_config_is_explained_by_check_and_stops_run() {
 
 #[test]
 fn config_check_names_each_bad_key_and_how_to_fix_it() {
-    let door = TestDoor::new(&[("door.unlock_time", "\"0s\""), ("engine.match_threshold", "250.0"), ("hardware.lock", "\"gpio\"")]);
+    let door = TestDoor::new(&[
+        ("door.unlock_time", "\"0s\""),
+        ("engine.match_threshold", "250.0"),
+        ("hardware.lock", "\"gpio\""),
+    ]);
     let check = door.run(&["config", "check"]);
     assert_refused(&check, "door.unlock_time: 0s is out of range; use a duration from 1s to 5m");
     assert_refused(&check, "engine.match_threshold: 250 must be above 0 and at most 100");
@@ -49,7 +53,12 @@ fn config_layers_and_unknown_keys() {
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(stdout(&output).contains("warning: door.colour: unknown key"), "{}", stdout(&output));
     assert!(stdout(&output).contains("door \"back\""), "environment overrides the file: {}", stdout(&output));
-    let cli = door.command().args(["--set", "door.id=side", "config", "check"]).env("FACEREKO_DOOR__ID", "back").output().unwrap();
+    let cli = door
+        .command()
+        .args(["--set", "door.id=side", "config", "check"])
+        .env("FACEREKO_DOOR__ID", "back")
+        .output()
+        .unwrap();
     assert!(stdout(&cli).contains("door \"side\""), "--set overrides the environment: {}", stdout(&cli));
 }
 
@@ -83,7 +92,14 @@ fn unreadable_pictures_are_reported_and_skipped() {
     std::fs::write(&truncated, &real[..200]).unwrap();
     let missing = door.path("missing.jpg");
 
-    let output = door.run(&["enroll", "--person", "Alice", notes.to_str().unwrap(), truncated.to_str().unwrap(), missing.to_str().unwrap()]);
+    let output = door.run(&[
+        "enroll",
+        "--person",
+        "Alice",
+        notes.to_str().unwrap(),
+        truncated.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
     assert_refused(&output, "enrolled 0 of 3 picture(s) for Alice");
     assert_refused(&output, "notes.txt is not a JPEG or PNG image");
     assert_refused(&output, "cannot be decoded as an image");

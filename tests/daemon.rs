@@ -60,7 +60,10 @@ fn taps_are_decided_actuated_and_logged_and_a_restart_keeps_state() {
     assert!(door.is_on("red_led"), "red is back on after relocking");
 
     let wrong_person = door.tap_and_wait(BOB_CARD);
-    assert_eq!((wrong_person["decision"].as_str(), wrong_person["reason"].as_str()), (Some("denied"), Some("wrong_person")));
+    assert_eq!(
+        (wrong_person["decision"].as_str(), wrong_person["reason"].as_str()),
+        (Some("denied"), Some("wrong_person"))
+    );
     assert_eq!(wrong_person["person_name"], "Bob");
     assert!(photo_exists(&door, &wrong_person));
     door.wait_for("three short beeps", || switches_of(&door, "buzzer").len() == 9);
@@ -68,7 +71,10 @@ fn taps_are_decided_actuated_and_logged_and_a_restart_keeps_state() {
 
     let unknown = door.tap_and_wait(STRANGER_CARD);
     assert_eq!(unknown["reason"], "unknown_card");
-    assert!(unknown["photo"].is_null() && unknown["timings"]["capture_ms"].is_null(), "no camera for unknown cards: {unknown}");
+    assert!(
+        unknown["photo"].is_null() && unknown["timings"]["capture_ms"].is_null(),
+        "no camera for unknown cards: {unknown}"
+    );
 
     let no_face = door.tap_and_wait(CAROL_CARD);
     assert_eq!(no_face["reason"], "no_face");

@@ -19,7 +19,8 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
 }
 
 fn open_engine(config: &Config) -> Result<Arc<dyn FaceEngine>> {
-    engine::build(&config.engine.kind).with_context(|| format!("engine.kind {:?} is not compiled in", config.engine.kind))
+    engine::build(&config.engine.kind)
+        .with_context(|| format!("engine.kind {:?} is not compiled in", config.engine.kind))
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -79,10 +80,7 @@ pub async fn migrate(config: &Config) -> Result<ExitCode> {
 }
 
 async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::store::Person> {
-    store
-        .person_by_name(name)
-        .await?
-        .with_context(|| format!("no person named {name:?}; see `facereko person list`"))
+    store.person_by_name(name).await?.with_context(|| format!("no person named {name:?}; see `facereko person list`"))
 }
 
 pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode> {
@@ -154,7 +152,10 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
     if let Some(card) = &args.card {
         match store.card_holder(card).await? {
             Some(holder) if holder.id == person.id => println!("card {card} already belongs to {}", person.name),
-            Some(holder) => bail!("card {card} already belongs to {}; remove it first with `facereko card remove {card}`", holder.name),
+            Some(holder) => bail!(
+                "card {card} already belongs to {}; remove it first with `facereko card remove {card}`",
+                holder.name
+            ),
             None => {
                 store.add_card(card, person.id).await?;
                 println!("card {card} now opens for {}", person.name);

@@ -103,10 +103,21 @@ pub enum Effect {
     SetLock(Lock),
     Beep(BeepPattern),
     StopBeeping,
-    LookUpCard { attempt: AttemptId, uid: CardUid },
-    Capture { attempt: AttemptId },
-    Match { attempt: AttemptId, frame: Frame },
-    StartTimer { timer: Timer, after: Duration },
+    LookUpCard {
+        attempt: AttemptId,
+        uid: CardUid,
+    },
+    Capture {
+        attempt: AttemptId,
+    },
+    Match {
+        attempt: AttemptId,
+        frame: Frame,
+    },
+    StartTimer {
+        timer: Timer,
+        after: Duration,
+    },
     /// Log the finished attempt (and notify, for granted and denied ones).
     Record(Box<AttemptReport>),
     PersistArmed(bool),
@@ -281,12 +292,7 @@ impl Door {
         }
     }
 
-    fn on_card_resolved(
-        &mut self,
-        id: AttemptId,
-        holder: Result<Option<Person>, String>,
-        now: Instant,
-    ) -> Vec<Effect> {
+    fn on_card_resolved(&mut self, id: AttemptId, holder: Result<Option<Person>, String>, now: Instant) -> Vec<Effect> {
         let (armed, mode) = (self.armed, self.settings.mode);
         let Some(attempt) = self.current(id) else { return Vec::new() };
         attempt.timings.read_ms = millis(attempt.tapped_at, now);
@@ -315,9 +321,7 @@ impl Door {
         let holder = holder.clone();
         attempt.timings.capture_ms = Some(millis(*since, now));
         match result {
-            Err(detail) => {
-                self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now)
-            }
+            Err(detail) => self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now),
             Ok(Capture { frame, face: None }) => {
                 attempt.photo = Some(frame);
                 self.conclude(Decision::Denied, Reason::NoFace, Some(holder), None, None, now)

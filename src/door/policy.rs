@@ -51,15 +51,9 @@ mod tests {
 
     #[test]
     fn card_rules() {
-        assert_eq!(
-            after_card(Mode::CardAndFace, None),
-            CardStep::Conclude(Decision::Denied, Reason::UnknownCard)
-        );
+        assert_eq!(after_card(Mode::CardAndFace, None), CardStep::Conclude(Decision::Denied, Reason::UnknownCard));
         assert_eq!(after_card(Mode::CardAndFace, Some(&alice())), CardStep::VerifyFace);
-        assert_eq!(
-            after_card(Mode::CardOnly, Some(&alice())),
-            CardStep::Conclude(Decision::Granted, Reason::CardOnly)
-        );
+        assert_eq!(after_card(Mode::CardOnly, Some(&alice())), CardStep::Conclude(Decision::Granted, Reason::CardOnly));
     }
 
     #[test]

@@ -59,11 +59,7 @@ pub enum SearchOutcome {
     /// A face was found but no enrolled face resembles it at all.
     NoCandidate { face_confidence: f32 },
     /// The closest enrolled person; the caller decides whether `similarity` is enough.
-    Candidate {
-        person: PersonId,
-        similarity: f32,
-        face_confidence: f32,
-    },
+    Candidate { person: PersonId, similarity: f32, face_confidence: f32 },
 }
 
 /// One-to-one comparison of the largest face in each of two pictures.

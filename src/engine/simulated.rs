@@ -29,10 +29,8 @@ struct Analysis {
 }
 
 fn analyse(frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
-    let decoded = image::load_from_memory(frame.bytes()).map_err(|e| EngineError::BadImage {
-        what: what.to_owned(),
-        detail: e.to_string(),
-    })?;
+    let decoded = image::load_from_memory(frame.bytes())
+        .map_err(|e| EngineError::BadImage { what: what.to_owned(), detail: e.to_string() })?;
     let (width, height) = (decoded.width(), decoded.height());
     let thumb = decoded.resize_exact(THUMB_SIDE, THUMB_SIDE, FilterType::Triangle).to_luma32f();
     let pixels: Vec<f32> = thumb.pixels().map(|p| p.0[0] * 255.0).collect();
@@ -95,11 +93,9 @@ impl FaceEngine for SimulatedEngine {
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         Ok(match best {
-            Some((person, similarity)) if similarity > 0.0 => SearchOutcome::Candidate {
-                person,
-                similarity,
-                face_confidence: face.confidence,
-            },
+            Some((person, similarity)) if similarity > 0.0 => {
+                SearchOutcome::Candidate { person, similarity, face_confidence: face.confidence }
+            }
             _ => SearchOutcome::NoCandidate { face_confidence: face.confidence },
         })
     }
@@ -111,11 +107,7 @@ impl FaceEngine for SimulatedEngine {
             let what = if a.face.is_none() { "the first picture" } else { "the second picture" };
             return Err(EngineError::NoFace { what: what.into() });
         };
-        Ok(Comparison {
-            similarity: similarity(&a.descriptor, &b.descriptor),
-            first: first_face,
-            second: second_face,
-        })
+        Ok(Comparison { similarity: similarity(&a.descriptor, &b.descriptor), first: first_face, second: second_face })
     }
 }
 

@@ -72,11 +72,8 @@ impl OutputRecorder {
         let mut inner = self.lock();
         inner.changes.push(OutputChange { at: Instant::now(), output, on });
         if let Some(file) = &mut inner.file {
-            let line = OutputLine {
-                t_ms: time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
-                output,
-                on,
-            };
+            let line =
+                OutputLine { t_ms: time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000, output, on };
             let text = serde_json::to_string(&line).expect("output line serialises");
             writeln!(file, "{text}").map_err(|e| HwError::Io {
                 role: "simulated outputs",
@@ -228,10 +225,8 @@ impl SimCamera {
     fn pictures_in(dir: &Path) -> Result<Vec<PathBuf>, HwError> {
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Self::error(format!("cannot read the folder {}: {e}", dir.display())))?;
-        let mut pictures: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.is_file())
-            .collect();
+        let mut pictures: Vec<PathBuf> =
+            entries.filter_map(|entry| entry.ok().map(|e| e.path())).filter(|path| path.is_file()).collect();
         pictures.sort();
         Ok(pictures)
     }

@@ -133,8 +133,8 @@ impl DatabaseUrl {
 
 /// Connects to the database named by `url` without touching its schema.
 pub async fn connect(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let parsed =
-        DatabaseUrl::parse(url, data_dir).map_err(|reason| StoreError::UnsupportedUrl { url: url.to_owned(), reason })?;
+    let parsed = DatabaseUrl::parse(url, data_dir)
+        .map_err(|reason| StoreError::UnsupportedUrl { url: url.to_owned(), reason })?;
     Ok(match parsed {
         DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(&path).await?),
     })

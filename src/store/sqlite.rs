@@ -63,9 +63,8 @@ fn stored_face(row: &Row<'_>) -> rusqlite::Result<StoredFace> {
 /// Reads a text column holding one of our named values; a foreign value is a data error.
 fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
+    text.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
 }
 
 fn millis_column(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<u32>> {
@@ -74,8 +73,8 @@ fn millis_column(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<u32>> {
 
 fn log_entry(row: &Row<'_>) -> rusqlite::Result<LogEntry> {
     let at_ms: i64 = row.get("at_ms")?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let card_uid = row.get::<_, Option<String>>("card_uid")?.and_then(|uid| uid.parse::<CardUid>().ok());
     Ok(LogEntry {
         id: row.get("id")?,
@@ -162,8 +161,11 @@ impl Store for SqliteStore {
                 let failed = |e: rusqlite::Error| StoreError::Migration { version: *version, detail: e.to_string() };
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
                 tx.execute_batch(sql).map_err(failed)?;
-                tx.execute("INSERT INTO schema_migrations(version, applied_ms) VALUES (?1, ?2)", params![version, now_ms()])
-                    .map_err(failed)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations(version, applied_ms) VALUES (?1, ?2)",
+                    params![version, now_ms()],
+                )
+                .map_err(failed)?;
                 tx.commit().map_err(failed)?;
                 applied.push(*version);
             }
@@ -175,7 +177,8 @@ impl Store for SqliteStore {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
         let name = name.trim().to_owned();
         self.with_conn(move |conn| {
-            let inserted = conn.execute("INSERT INTO people(name, created_ms) VALUES (?1, ?2)", params![name, now_ms()]);
+            let inserted =
+                conn.execute("INSERT INTO people(name, created_ms) VALUES (?1, ?2)", params![name, now_ms()]);
             match inserted {
                 Ok(_) => Ok(Person { id: PersonId(conn.last_insert_rowid()), name }),
                 Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -226,7 +229,10 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ?1")
                     .map_err(db_error)?;
-                stmt.query_map([id.0], stored_face).map_err(db_error)?.collect::<Result<Vec<_>, _>>().map_err(db_error)?
+                stmt.query_map([id.0], stored_face)
+                    .map_err(db_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_error)?
             };
             let removed = tx.execute("DELETE FROM people WHERE id = ?1", [id.0]).map_err(db_error)?;
             if removed == 0 {
@@ -343,7 +349,10 @@ impl Store for SqliteStore {
                 let mut stmt = tx
                     .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ?1 ORDER BY id")
                     .map_err(db_error)?;
-                stmt.query_map([engine], stored_face).map_err(db_error)?.collect::<Result<Vec<_>, _>>().map_err(db_error)?
+                stmt.query_map([engine], stored_face)
+                    .map_err(db_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_error)?
             };
             Ok((version, faces))
         })

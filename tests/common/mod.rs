@@ -117,7 +117,11 @@ impl TestDoor {
     pub fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
         let start = Instant::now();
         while !done() {
-            assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}; daemon log:\n{}", self.daemon_log());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}; daemon log:\n{}",
+                self.daemon_log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every FaceReko check: formatting, lints, unit and integration tests.
+# Installs what is missing on a fresh Debian/Raspberry Pi OS machine; fails with a reason otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root to run: $*"
+    fi
+}
+
+apt_updated=no
+apt_install() {
+    command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+    if [ "$apt_updated" = no ]; then as_root apt-get update -qq; apt_updated=yes; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs"
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+command -v cc >/dev/null || { say "installing a C compiler (bundled SQLite)"; apt_install build-essential; }
+command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit file tests)"; apt_install systemd; }
+
+facedata=../shared/facedata
+[ -d "$facedata/lfw10" ] || die "the face pictures are missing: put the shared folder beside this repository ($PWD/$facedata)"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+say "cargo test"
+cargo test --all-targets --locked
