@@ -125,3 +125,21 @@ fn a_second_daemon_on_the_same_door_is_refused() {
     assert!(stderr.contains("another facereko is already running"), "{stderr}");
     door.stop();
 }
+
+#[test]
+fn a_tap_while_unlocked_is_an_attempt_and_shutdown_mid_unlock_locks() {
+    let mut door = TestDoor::new(&[("door.unlock_time", "\"5m\"")]);
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+    door.show_for_card(ALICE_CARD, &alice);
+    door.start();
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["decision"], "granted");
+
+    let stranger = door.tap_and_wait(STRANGER_CARD);
+    assert_eq!(stranger["reason"], "unknown_card", "taps while open are still decided and logged");
+    assert_eq!(switches_of(&door, "relay"), [false, true], "a denial does not shut the open door");
+
+    door.stop();
+    assert_eq!(switches_of(&door, "relay"), [false, true, false], "stopping mid-unlock locks the door");
+    assert!(door.is_on("red_led") && !door.is_on("green_led"));
+}

@@ -202,7 +202,6 @@ enum Stage {
 enum Phase {
     Idle,
     Busy(Attempt),
-    Unlocked,
 }
 
 #[derive(Debug)]
@@ -210,6 +209,8 @@ pub struct Door {
     settings: DoorSettings,
     armed: bool,
     phase: Phase,
+    /// The relay is energised until the relock timer fires; attempts may run meanwhile.
+    unlocked: bool,
     last_seen: Option<(CardUid, Instant)>,
     attempts_started: u64,
 }
@@ -221,7 +222,7 @@ fn millis(from: Instant, to: Instant) -> u32 {
 
 impl Door {
     pub fn new(settings: DoorSettings, armed: bool) -> Self {
-        Self { settings, armed, phase: Phase::Idle, last_seen: None, attempts_started: 0 }
+        Self { settings, armed, phase: Phase::Idle, unlocked: false, last_seen: None, attempts_started: 0 }
     }
 
     pub fn armed(&self) -> bool {
@@ -229,7 +230,7 @@ impl Door {
     }
 
     pub fn is_unlocked(&self) -> bool {
-        matches!(self.phase, Phase::Unlocked)
+        self.unlocked
     }
 
     pub fn is_busy(&self) -> bool {
@@ -267,7 +268,7 @@ impl Door {
         let repeated = matches!(&self.last_seen, Some((seen, at))
             if *seen == card && now.saturating_duration_since(*at) < self.settings.debounce);
         self.last_seen = Some((card.clone(), now));
-        if repeated || !matches!(self.phase, Phase::Idle) {
+        if repeated || self.is_busy() {
             return Vec::new();
         }
         self.attempts_started += 1;
@@ -377,7 +378,8 @@ impl Door {
         };
         let mut effects = match decision {
             Decision::Granted => {
-                self.phase = Phase::Unlocked;
+                // A grant while already open restarts the unlock time.
+                self.unlocked = true;
                 vec![
                     Effect::SetLock(Lock::Unlocked),
                     Effect::SetLights(Lights { red: false, green: true }),
@@ -385,6 +387,7 @@ impl Door {
                     Effect::StartTimer { timer: Timer::Relock, after: self.settings.unlock_time },
                 ]
             }
+            // A denial while the door is open does not shut it on whoever is walking through.
             Decision::Denied => vec![Effect::Beep(self.settings.deny_beep)],
             Decision::Disarmed => Vec::new(),
         };
@@ -406,18 +409,18 @@ impl Door {
     }
 
     fn on_relock(&mut self) -> Vec<Effect> {
-        if !matches!(self.phase, Phase::Unlocked) {
+        if !self.unlocked {
             return Vec::new();
         }
-        self.phase = Phase::Idle;
+        self.unlocked = false;
         vec![Effect::SetLock(Lock::Locked), Effect::SetLights(self.idle_lights())]
     }
 
     fn on_set_armed(&mut self, armed: bool) -> Vec<Effect> {
         self.armed = armed;
         let mut effects = vec![Effect::PersistArmed(armed)];
-        // An attempt in progress finishes as it started; lights follow once the door is idle.
-        if matches!(self.phase, Phase::Idle) {
+        // An attempt in progress finishes as it started; lights follow once the door is locked.
+        if !self.unlocked {
             effects.push(Effect::SetLights(self.idle_lights()));
         }
         effects
@@ -438,6 +441,10 @@ impl Door {
             effects.extend(report.into_iter().filter(|e| matches!(e, Effect::Record(_))));
         }
         self.phase = Phase::Idle;
+        self.unlocked = false;
         effects
     }
 }
+
+#[cfg(test)]
+mod tests;
