@@ -468,3 +468,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     server.abort();
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "daemon_tests.rs"]
+mod tests;

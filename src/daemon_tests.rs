@@ -1,0 +1,513 @@
+//! The driver against simulated outputs, a real SQLite store in a temporary folder and a scripted
+//! face engine, on tokio's paused clock. SQLite and photo writes run on blocking threads, so the
+//! tests poll for their results (a bounded number of times) instead of assuming an order.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tempfile::TempDir;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{Driver, Hardware, Services};
+use crate::card::CardUid;
+use crate::config::Config;
+use crate::control::{Command, Status};
+use crate::door::{Decision, Reason};
+use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
+use crate::frame::Frame;
+use crate::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimTaps, sim_reader};
+use crate::hw::{Camera, HwError, Lock};
+use crate::photos::Photos;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{LogEntry, LogQuery, Person, Store};
+
+const ALICE_CARD: &str = "04A1B2C3";
+const STRANGER_CARD: &str = "04DEAD00";
+const ENGINE: &str = "scripted";
+const UNLOCK: Duration = Duration::from_secs(5);
+/// The defaults of `door.grant_beep`, `door.deny_beeps` and `door.deny_beep`.
+const GRANT_BEEP: Duration = Duration::from_secs(2);
+const DENY_BEEPS: usize = 3;
+const DENY_BEEP: Duration = Duration::from_millis(150);
+/// Timers fire on whole milliseconds, so switch times may be a little late.
+const SLACK: Duration = Duration::from_millis(5);
+const POLLS: usize = 500;
+const JPEG: [u8; 8] = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F'];
+
+fn card(uid: &str) -> CardUid {
+    uid.parse().expect("test card UIDs are valid")
+}
+
+/// How the engine answers a search.
+enum Answer {
+    Outcome(SearchOutcome),
+    Fail(String),
+    /// Never answers, as a hung remote engine.
+    Hang,
+}
+
+/// Sees one confident face in every frame and answers searches as scripted.
+struct ScriptedEngine {
+    answer: Mutex<Answer>,
+    searching: Notify,
+}
+
+impl ScriptedEngine {
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().expect("engine script") = answer;
+    }
+}
+
+#[async_trait]
+impl FaceEngine for ScriptedEngine {
+    fn name(&self) -> &'static str {
+        ENGINE
+    }
+
+    async fn detect(&self, _image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
+        Ok(vec![DetectedFace { x: 0, y: 0, width: 64, height: 64, confidence: 99.5 }])
+    }
+
+    async fn enroll(&self, _person: crate::store::PersonId, _image: &Frame) -> Result<FaceTemplate, EngineError> {
+        Err(EngineError::Unavailable("the scripted engine does not enroll".into()))
+    }
+
+    async fn forget(&self, _template: &FaceTemplate) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn search(&self, _image: &Frame, _gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
+        self.searching.notify_one();
+        let answer = match &*self.answer.lock().expect("engine script") {
+            Answer::Outcome(outcome) => Some(Ok(outcome.clone())),
+            Answer::Fail(detail) => Some(Err(EngineError::Unavailable(detail.clone()))),
+            Answer::Hang => None,
+        };
+        match answer {
+            Some(result) => result,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn compare(&self, _first: &Frame, _second: &Frame) -> Result<Comparison, EngineError> {
+        Err(EngineError::Unavailable("the scripted engine does not compare".into()))
+    }
+}
+
+/// Always sees the same picture, and counts how often it was asked.
+struct StillCamera {
+    frames: AtomicUsize,
+}
+
+#[async_trait]
+impl Camera for StillCamera {
+    async fn frame(&self) -> Result<Frame, HwError> {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        Ok(Frame::from_bytes(JPEG.to_vec(), "still camera").expect("JPEG magic"))
+    }
+}
+
+/// A running driver with everything the tests look at.
+struct Rig {
+    _dir: TempDir,
+    photos: Photos,
+    recorder: OutputRecorder,
+    store: Arc<SqliteStore>,
+    engine: Arc<ScriptedEngine>,
+    camera: Arc<StillCamera>,
+    alice: Person,
+    taps: SimTaps,
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    stop: Option<oneshot::Sender<()>>,
+    running: JoinHandle<()>,
+}
+
+impl Rig {
+    /// Alice holds `ALICE_CARD`; the engine answers `NoFace` until told otherwise.
+    async fn start(armed: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        config.door.unlock_time = UNLOCK;
+
+        let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
+        store.migrate().await.expect("migrate");
+        let alice = store.add_person("Alice").await.expect("add Alice");
+        store.add_card(&card(ALICE_CARD), alice.id).await.expect("give Alice her card");
+
+        let recorder = OutputRecorder::default();
+        let engine = Arc::new(ScriptedEngine {
+            answer: Mutex::new(Answer::Outcome(SearchOutcome::NoFace)),
+            searching: Notify::new(),
+        });
+        let camera = Arc::new(StillCamera { frames: AtomicUsize::new(0) });
+        let photos = Photos::new(config.photos_dir());
+        let (reader, taps) = sim_reader();
+        let hardware = Hardware {
+            indicators: Box::new(SimIndicators::new(&recorder)),
+            buzzer: Box::new(SimBuzzer::new(&recorder)),
+            relay: Box::new(SimRelay::new(&recorder)),
+            reader: Box::new(reader),
+            camera: camera.clone(),
+            taps: Some(taps.clone()),
+        };
+        let services = Services { store: store.clone(), engine: engine.clone(), photos: photos.clone() };
+        let (driver, reader, status) = Driver::new(&config, hardware, services, armed);
+        let (commands, commands_rx) = mpsc::channel(8);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(driver.run(reader, commands_rx, async move {
+            let _ = stopped.await;
+        }));
+        let rig = Self {
+            _dir: dir,
+            photos,
+            recorder,
+            store,
+            engine,
+            camera,
+            alice,
+            taps,
+            commands,
+            status,
+            stop: Some(stop),
+            running,
+        };
+        // The driver's first act is the door's start state; nothing is checked before it.
+        rig.wait_until("the start state is shown", |r| !r.changes().is_empty()).await;
+        rig
+    }
+
+    async fn tap(&self, uid: &str) {
+        self.taps.tap(card(uid)).await.expect("the driver reads taps");
+    }
+
+    /// Arms or disarms; returns once the door has taken the change.
+    async fn set_armed(&self, armed: bool) {
+        let (done, taken) = oneshot::channel();
+        self.commands.send(Command::SetArmed { armed, done }).await.expect("the driver takes commands");
+        taken.await.expect("the driver answers commands");
+    }
+
+    async fn wait_until(&self, what: &str, ready: impl Fn(&OutputRecorder) -> bool) {
+        for _ in 0..POLLS {
+            if ready(&self.recorder) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("timed out waiting until {what}; outputs: {:?}", self.recorder.changes());
+    }
+
+    async fn log(&self) -> Vec<LogEntry> {
+        self.store.access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.expect("read the access log")
+    }
+
+    /// Waits until the access log holds `count` rows; returns them oldest first.
+    async fn rows(&self, count: usize) -> Vec<LogEntry> {
+        for _ in 0..POLLS {
+            let mut rows = self.log().await;
+            if rows.len() >= count {
+                rows.reverse();
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("fewer than {count} access-log rows were written: {:?}", self.log().await);
+    }
+
+    async fn first_row(&self) -> LogEntry {
+        self.rows(1).await.remove(0)
+    }
+
+    fn grant_alice(&self) {
+        self.engine.answer(Answer::Outcome(SearchOutcome::Candidate {
+            person: self.alice.id,
+            similarity: 97.0,
+            face_confidence: 99.0,
+        }));
+    }
+
+    async fn wait_for_stored_armed(&self, armed: bool) {
+        for _ in 0..POLLS {
+            if self.store.armed().await.expect("read the armed state") == armed {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the store never said armed = {armed}");
+    }
+
+    /// Stops the driver and waits for `run` to return.
+    async fn shut_down(&mut self) {
+        let _ = self.stop.take().expect("shut down once").send(());
+        tokio::time::timeout(Duration::from_secs(5), &mut self.running)
+            .await
+            .expect("run returns after the shutdown signal")
+            .expect("run does not panic");
+    }
+
+    /// When `output` switched, and to what, oldest first.
+    fn switches(&self, output: Output) -> Vec<(Instant, bool)> {
+        self.recorder.changes().into_iter().filter(|c| c.output == output).map(|c| (c.at, c.on)).collect()
+    }
+
+    fn ever_on(&self, output: Output) -> bool {
+        self.switches(output).iter().any(|(_, on)| *on)
+    }
+
+    /// The saved photo named by a log row.
+    fn photo_bytes(&self, row: &LogEntry) -> Vec<u8> {
+        let name = row.event.photo.as_deref().expect("the row names a photo");
+        let path = self.photos.path_of(name).expect("a photo name inside the photos folder");
+        std::fs::read(path).expect("the photo was saved")
+    }
+}
+
+fn states(switches: &[(Instant, bool)]) -> Vec<bool> {
+    switches.iter().map(|(_, on)| *on).collect()
+}
+
+fn assert_about(actual: Duration, expected: Duration, what: &str) {
+    assert!(actual >= expected && actual <= expected + SLACK, "{what}: took {actual:?}, expected {expected:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn grant_opens_for_the_unlock_time_with_one_long_beep_and_is_logged() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    assert!(rig.recorder.is_on(Output::GreenLed));
+    assert!(!rig.recorder.is_on(Output::RedLed));
+    assert!(rig.recorder.is_on(Output::Buzzer));
+    assert_eq!(rig.status.borrow().lock, Lock::Unlocked);
+
+    let row = rig.first_row().await;
+    let event = &row.event;
+    assert_eq!((event.decision, event.reason), (Decision::Granted, Reason::CardAndFace));
+    assert_eq!(event.door, "front");
+    assert_eq!(event.card_uid, Some(card(ALICE_CARD)));
+    assert_eq!((event.person_id, event.person_name.as_deref()), (Some(rig.alice.id), Some("Alice")));
+    assert_eq!((event.similarity, event.confidence), (Some(97.0), Some(99.0)));
+    assert_eq!(event.engine.as_deref(), Some(ENGINE));
+    assert!(event.timings.capture_ms.is_some() && event.timings.match_ms.is_some(), "{:?}", event.timings);
+    assert!(event.timings.total_ms >= event.timings.read_ms);
+    assert_eq!(rig.photo_bytes(&row), JPEG);
+    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 1, "grants are announced");
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 1, "one confident face ends the burst");
+
+    tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
+    let relay = rig.switches(Output::Relay);
+    assert_eq!(states(&relay), [false, true, false], "locked at start, opened, relocked");
+    assert_about(relay[2].0 - relay[1].0, UNLOCK, "the door stayed open");
+    let buzzer = rig.switches(Output::Buzzer);
+    assert_eq!(states(&buzzer), [false, true, false], "one beep");
+    assert_eq!(buzzer[1].0, relay[1].0, "the beep starts as the door opens");
+    assert_about(buzzer[2].0 - buzzer[1].0, GRANT_BEEP, "the grant beep");
+    assert!(rig.recorder.is_on(Output::RedLed) && !rig.recorder.is_on(Output::GreenLed));
+    assert_eq!(rig.status.borrow().lock, Lock::Locked);
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn denial_beeps_three_times_and_never_energises_the_relay() {
+    let mut rig = Rig::start(true).await;
+    rig.engine.answer(Answer::Outcome(SearchOutcome::Candidate {
+        person: crate::store::PersonId(rig.alice.id.0 + 1),
+        similarity: 99.0,
+        face_confidence: 99.0,
+    }));
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::WrongPerson));
+    assert_eq!(row.event.person_name.as_deref(), Some("Alice"));
+    assert_eq!(rig.photo_bytes(&row), JPEG, "denied attempts keep their photo too");
+    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 1, "denials are announced");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let buzzer = rig.switches(Output::Buzzer);
+    let beeps: Vec<_> = buzzer.windows(2).filter(|w| w[1].1).map(|w| w[1].0).collect();
+    assert_eq!(beeps.len(), DENY_BEEPS, "{buzzer:?}");
+    for pair in buzzer[1..].windows(2) {
+        assert_about(pair[1].0 - pair[0].0, DENY_BEEP, "a beep or a gap");
+    }
+    assert!(!rig.recorder.is_on(Output::Buzzer));
+    assert!(!rig.ever_on(Output::Relay), "{:?}", rig.recorder.changes());
+    assert!(!rig.ever_on(Output::GreenLed));
+    assert!(rig.recorder.is_on(Output::RedLed));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_card_is_denied_without_a_photo() {
+    let mut rig = Rig::start(true).await;
+    rig.tap(STRANGER_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::UnknownCard));
+    assert_eq!((row.event.person_id, row.event.photo.as_deref()), (None, None));
+    assert_eq!((row.event.timings.capture_ms, row.event.engine.as_deref()), (None, None));
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 0, "the camera is not asked");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.switches(Output::Buzzer).iter().filter(|(_, on)| *on).count(), DENY_BEEPS);
+    assert!(!rig.ever_on(Output::Relay));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_engine_that_never_answers_is_cut_off_at_the_engine_timeout() {
+    let mut rig = Rig::start(true).await;
+    rig.engine.answer(Answer::Hang);
+    rig.tap(ALICE_CARD).await;
+    // engine.timeout is 5 s by default.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::EngineError));
+    let detail = row.event.detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("no answer within 5s"), "{detail}");
+    let match_ms = row.event.timings.match_ms.expect("the match stage is timed");
+    assert!((5000..5100).contains(&match_ms), "{match_ms}");
+    assert!(!rig.ever_on(Output::Relay));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn engine_errors_are_logged_with_their_detail() {
+    let mut rig = Rig::start(true).await;
+    rig.engine.answer(Answer::Fail("quota exceeded".into()));
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::EngineError));
+    assert!(row.event.detail.as_deref().unwrap_or_default().contains("quota exceeded"), "{:?}", row.event.detail);
+    assert_eq!(row.event.engine.as_deref(), Some(ENGINE));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denial_while_open_leaves_the_relay_energised() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    let opened = rig.switches(Output::Relay)[1].0;
+    rig.tap(STRANGER_CARD).await;
+    let rows = rig.rows(2).await;
+    assert_eq!(rows[1].event.reason, Reason::UnknownCard);
+    assert!(rig.recorder.is_on(Output::Relay) && rig.recorder.is_on(Output::GreenLed));
+
+    tokio::time::sleep(UNLOCK).await;
+    let relay = rig.switches(Output::Relay);
+    assert_eq!(states(&relay), [false, true, false]);
+    assert_about(relay[2].0 - opened, UNLOCK, "the unlock time of the grant");
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_grant_while_open_restarts_the_unlock_time() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    let opened = rig.switches(Output::Relay)[1].0;
+
+    // Past the grant beep and the debounce window, with the door still open.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the second grant beeps", |r| r.is_on(Output::Buzzer)).await;
+    let regranted = rig.switches(Output::Buzzer).last().expect("a beep").0;
+    assert_eq!(rig.rows(2).await[1].event.decision, Decision::Granted);
+
+    tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
+    let relay = rig.switches(Output::Relay);
+    assert_eq!(states(&relay), [false, true, false], "the relay stays energised across both grants");
+    assert_about(relay[2].0 - regranted, UNLOCK, "open after the second grant");
+    assert!(relay[2].0 - opened > UNLOCK + Duration::from_secs(2));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_while_open_locks_at_once_and_run_returns() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    let opened = rig.switches(Output::Relay)[1].0;
+
+    rig.shut_down().await;
+    let relay = rig.switches(Output::Relay);
+    assert_eq!(states(&relay), [false, true, false]);
+    assert!(relay[2].0 - opened < UNLOCK, "locked by the shutdown, not by the relock timer");
+    assert!(rig.recorder.is_on(Output::RedLed));
+    assert!(!rig.recorder.is_on(Output::GreenLed));
+    assert!(!rig.recorder.is_on(Output::Buzzer), "the grant beep is cut short");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_mid_attempt_logs_it_before_run_returns() {
+    let mut rig = Rig::start(true).await;
+    rig.engine.answer(Answer::Hang);
+    rig.tap(ALICE_CARD).await;
+    tokio::time::timeout(Duration::from_secs(1), rig.engine.searching.notified())
+        .await
+        .expect("the attempt reaches the engine");
+    assert!(rig.status.borrow().busy);
+
+    rig.shut_down().await;
+    // No polling: `run` waits for the log writer before it returns.
+    let rows = rig.log().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].event.decision, rows[0].event.reason), (Decision::Denied, Reason::Interrupted));
+    assert_eq!(rows[0].event.person_name.as_deref(), Some("Alice"));
+    assert_eq!(rig.photo_bytes(&rows[0]), JPEG);
+    assert!(!rig.ever_on(Output::Relay));
+    assert!(rig.recorder.is_on(Output::RedLed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn arming_changes_the_lights_and_is_persisted_in_order() {
+    let mut rig = Rig::start(true).await;
+    assert!(rig.recorder.is_on(Output::RedLed));
+
+    rig.set_armed(false).await;
+    assert!(!rig.recorder.is_on(Output::RedLed), "a disarmed door shows no red");
+    assert!(!rig.status.borrow().armed);
+    rig.wait_for_stored_armed(false).await;
+
+    rig.set_armed(true).await;
+    assert!(rig.recorder.is_on(Output::RedLed));
+    assert!(rig.status.borrow().armed);
+    rig.wait_for_stored_armed(true).await;
+
+    // A quick disarm/arm/disarm lands in the order given.
+    for armed in [false, true, false] {
+        rig.set_armed(armed).await;
+    }
+    rig.shut_down().await;
+    assert!(!rig.store.armed().await.expect("read the armed state"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disarmed_door_logs_taps_without_opening_or_beeping() {
+    let mut rig = Rig::start(false).await;
+    assert!(!rig.recorder.is_on(Output::RedLed), "a disarmed door starts without red");
+    rig.engine.answer(Answer::Outcome(SearchOutcome::Candidate {
+        person: rig.alice.id,
+        similarity: 99.0,
+        face_confidence: 99.0,
+    }));
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Disarmed, Reason::Disarmed));
+    assert_eq!(row.event.person_name.as_deref(), Some("Alice"));
+    assert_eq!(row.event.photo, None);
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 0);
+    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 0, "disarmed taps are not announced");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.shut_down().await;
+    assert!(!rig.ever_on(Output::Relay));
+    assert!(!rig.ever_on(Output::Buzzer));
+    assert!(!rig.ever_on(Output::GreenLed));
+}
