@@ -34,6 +34,9 @@ pub enum DaemonError {
     UnknownEngine(String),
 }
 
+/// Longest wait for the database to say whose card was tapped.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The hardware of one door.
 pub struct Hardware {
     pub indicators: Box<dyn Indicators>,
@@ -299,15 +302,20 @@ impl Driver {
                 Effect::LookUpCard { attempt, uid } => {
                     self.camera.on_tap(&uid);
                     let store = Arc::clone(&self.services.store);
-                    self.spawn_result(async move {
-                        let holder = store.card_holder(&uid).await.map_err(|e| e.to_string());
+                    let crashed = Event::CardResolved { attempt, holder: Err("the card look-up failed".into()) };
+                    self.spawn_result(crashed, async move {
+                        let holder = match tokio::time::timeout(LOOKUP_TIMEOUT, store.card_holder(&uid)).await {
+                            Ok(found) => found.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
+                        };
                         Event::CardResolved { attempt, holder }
                     });
                 }
                 Effect::Capture { attempt } => {
                     let (camera, services, limits) =
                         (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
-                    self.spawn_result(async move {
+                    let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
+                    self.spawn_result(crashed, async move {
                         let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits).await;
                         Event::Captured { attempt, result }
                     });
@@ -315,7 +323,8 @@ impl Driver {
                 Effect::Match { attempt, frame } => {
                     let (services, gallery, timeout) =
                         (Arc::clone(&self.services), Arc::clone(&self.gallery), self.engine_timeout);
-                    self.spawn_result(async move {
+                    let crashed = Event::Matched { attempt, result: Err("the face engine failed".into()) };
+                    self.spawn_result(crashed, async move {
                         let search = async {
                             let faces = gallery.current(services.store.as_ref()).await;
                             services.engine.search(&frame, &faces).await.map_err(|e| e.to_string())
@@ -339,11 +348,18 @@ impl Driver {
         }
     }
 
-    fn spawn_result(&self, work: impl Future<Output = Event> + Send + 'static) {
+    /// Runs `work` as a task whose event comes back to the door. If the task panics, `crashed`
+    /// comes back instead, so an attempt never waits for an answer that will not arrive.
+    fn spawn_result(&self, crashed: Event, work: impl Future<Output = Event> + Send + 'static) {
         let results = self.results_tx.clone();
+        let task = tokio::spawn(work);
         tokio::spawn(async move {
+            let event = task.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "an attempt's task failed");
+                crashed
+            });
             // The receiver is gone only when the driver has stopped; the result no longer matters.
-            let _ = results.send(work.await).await;
+            let _ = results.send(event).await;
         });
     }
 

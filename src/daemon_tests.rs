@@ -48,6 +48,8 @@ enum Answer {
     Fail(String),
     /// Never answers, as a hung remote engine.
     Hang,
+    /// Panics, as an engine with a bug would.
+    Panic,
 }
 
 /// Sees one confident face in every frame and answers searches as scripted.
@@ -82,12 +84,15 @@ impl FaceEngine for ScriptedEngine {
 
     async fn search(&self, _image: &Frame, _gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
         self.searching.notify_one();
-        let answer = match &*self.answer.lock().expect("engine script") {
-            Answer::Outcome(outcome) => Some(Ok(outcome.clone())),
-            Answer::Fail(detail) => Some(Err(EngineError::Unavailable(detail.clone()))),
-            Answer::Hang => None,
+        // Decided under the lock, acted on after it is released, so a scripted panic cannot poison it.
+        let (result, crash) = match &*self.answer.lock().expect("engine script") {
+            Answer::Outcome(outcome) => (Some(Ok(outcome.clone())), false),
+            Answer::Fail(detail) => (Some(Err(EngineError::Unavailable(detail.clone()))), false),
+            Answer::Hang => (None, false),
+            Answer::Panic => (None, true),
         };
-        match answer {
+        assert!(!crash, "the scripted engine crashes");
+        match result {
             Some(result) => result,
             None => std::future::pending().await,
         }
@@ -510,4 +515,22 @@ async fn a_disarmed_door_logs_taps_without_opening_or_beeping() {
     assert!(!rig.ever_on(Output::Relay));
     assert!(!rig.ever_on(Output::Buzzer));
     assert!(!rig.ever_on(Output::GreenLed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashing_engine_denies_the_attempt_and_the_door_carries_on() {
+    let mut rig = Rig::start(true).await;
+    rig.engine.answer(Answer::Panic);
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::EngineError));
+    assert_eq!(row.event.detail.as_deref(), Some("the face engine failed"));
+
+    // Past the debounce window, the next tap is decided normally: the door is not stuck.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    let rows = rig.rows(2).await;
+    assert_eq!(rows[1].event.decision, Decision::Granted, "oldest first: {rows:?}");
+    rig.shut_down().await;
 }

@@ -211,7 +211,8 @@ pub struct Door {
     phase: Phase,
     /// The relay is energised until the relock timer fires; attempts may run meanwhile.
     unlocked: bool,
-    last_seen: Option<(CardUid, Instant)>,
+    /// Cards read within the debounce window, with when each was last seen.
+    recent_cards: Vec<(CardUid, Instant)>,
     attempts_started: u64,
 }
 
@@ -222,7 +223,7 @@ fn millis(from: Instant, to: Instant) -> u32 {
 
 impl Door {
     pub fn new(settings: DoorSettings, armed: bool) -> Self {
-        Self { settings, armed, phase: Phase::Idle, unlocked: false, last_seen: None, attempts_started: 0 }
+        Self { settings, armed, phase: Phase::Idle, unlocked: false, recent_cards: Vec::new(), attempts_started: 0 }
     }
 
     pub fn armed(&self) -> bool {
@@ -237,7 +238,7 @@ impl Door {
         matches!(self.phase, Phase::Busy(_))
     }
 
-    /// New timings and thresholds apply from the next attempt on.
+    /// New timings and thresholds apply from now on, including to a match result still to come.
     pub fn update_settings(&mut self, settings: DoorSettings) {
         self.settings = settings;
     }
@@ -264,10 +265,20 @@ impl Door {
     }
 
     fn on_card_read(&mut self, card: CardUid, now: Instant) -> Vec<Effect> {
-        // A card resting on the reader is reported on every poll; the window runs from the last sighting.
-        let repeated = matches!(&self.last_seen, Some((seen, at))
-            if *seen == card && now.saturating_duration_since(*at) < self.settings.debounce);
-        self.last_seen = Some((card.clone(), now));
+        // A card resting on the reader is reported on every poll; its window runs from its last
+        // sighting, whatever other cards were read meanwhile.
+        let debounce = self.settings.debounce;
+        self.recent_cards.retain(|(_, seen)| now.saturating_duration_since(*seen) < debounce);
+        let repeated = match self.recent_cards.iter_mut().find(|(seen, _)| *seen == card) {
+            Some((_, seen)) => {
+                *seen = now;
+                true
+            }
+            None => {
+                self.recent_cards.push((card.clone(), now));
+                false
+            }
+        };
         if repeated || self.is_busy() {
             return Vec::new();
         }
@@ -297,15 +308,17 @@ impl Door {
         let (armed, mode) = (self.armed, self.settings.mode);
         let Some(attempt) = self.current(id) else { return Vec::new() };
         attempt.timings.read_ms = millis(attempt.tapped_at, now);
-        let holder = match holder {
-            Ok(holder) => holder,
-            Err(detail) => {
+        // A disarmed door only logs, even when the look-up failed.
+        let holder = match (holder, armed) {
+            (Ok(holder), true) => holder,
+            (Ok(holder), false) => return self.conclude(Decision::Disarmed, Reason::Disarmed, holder, None, None, now),
+            (Err(detail), false) => {
+                return self.conclude(Decision::Disarmed, Reason::Disarmed, None, None, Some(detail), now);
+            }
+            (Err(detail), true) => {
                 return self.conclude(Decision::Denied, Reason::LookupError, None, None, Some(detail), now);
             }
         };
-        if !armed {
-            return self.conclude(Decision::Disarmed, Reason::Disarmed, holder, None, None, now);
-        }
         match policy::after_card(mode, holder.as_ref()) {
             CardStep::Conclude(decision, reason) => self.conclude(decision, reason, holder, None, None, now),
             CardStep::VerifyFace => {
@@ -419,7 +432,8 @@ impl Door {
     fn on_set_armed(&mut self, armed: bool) -> Vec<Effect> {
         self.armed = armed;
         let mut effects = vec![Effect::PersistArmed(armed)];
-        // An attempt in progress finishes as it started; lights follow once the door is locked.
+        // Applies to attempts whose card is not looked up yet; one already past that point
+        // finishes as it started. The lights follow at once unless the door is open.
         if !self.unlocked {
             effects.push(Effect::SetLights(self.idle_lights()));
         }

@@ -704,3 +704,36 @@ async fn new_settings_apply_from_the_next_attempt() {
     let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 99.5)));
     assert!(effects.contains(&Effect::StartTimer { timer: Timer::Relock, after: Duration::from_secs(30) }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_disarmed_door_only_logs_even_when_the_lookup_fails() {
+    let mut door = Door::new(settings(), false);
+    let tapped = Instant::now();
+    let attempt = tap(&mut door, ALICE_CARD);
+    let effects = resolve(&mut door, attempt, Err("database is locked".into()));
+    let expected = AttemptReport {
+        detail: Some("database is locked".into()),
+        ..bare_report(tapped, ALICE_CARD, Decision::Disarmed, Reason::Disarmed)
+    };
+    assert_eq!(effects, [Effect::Record(Box::new(expected))], "no beeps, no notification-worthy denial");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resting_card_stays_debounced_while_other_cards_are_read() {
+    let mut door = Door::new(settings(), true);
+    let attempt = tap(&mut door, ALICE_CARD);
+    advance(ms(500)).await;
+    // Bob's card is read during Alice's attempt (ignored), while Alice's card keeps being reported.
+    assert!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()).is_empty());
+    assert!(door.handle(Event::CardRead(card(ALICE_CARD)), Instant::now()).is_empty());
+    resolve(&mut door, attempt, Ok(None));
+    advance(ms(1500)).await;
+    assert!(
+        door.handle(Event::CardRead(card(ALICE_CARD)), Instant::now()).is_empty(),
+        "Alice's card was seen 1.5 s ago: still within the window"
+    );
+    // Bob's card was last seen 1.5 s ago too.
+    assert!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()).is_empty());
+    advance(ms(2100)).await;
+    tap(&mut door, BOB_CARD);
+}
