@@ -18,7 +18,7 @@ use crate::door::{AccessEvent, AttemptReport, Door, Effect, Event, Timer};
 use crate::engine::{FaceEngine, Gallery};
 use crate::frame::Frame;
 use crate::hw::simulated::{self, OutputRecorder, SimTaps};
-use crate::hw::{Beeper, BurstLimits, Camera, CardReader, HwError, Indicators, Lock, LockRelay};
+use crate::hw::{Beeper, BurstLimits, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
 use crate::photos::Photos;
 use crate::store::{self, Store, StoreError};
 
@@ -72,14 +72,23 @@ impl Hardware {
         let (reader, taps) = simulated::sim_reader();
         // Without pictures configured (card-only mode) the camera is never asked for a frame.
         let pictures = hw.simulated.camera.clone().unwrap_or_default();
-        Ok(Self {
+        let mut hardware = Self {
             indicators: Box::new(simulated::SimIndicators::new(&recorder)),
             buzzer: Box::new(simulated::SimBuzzer::new(&recorder)),
             relay: Box::new(simulated::SimRelay::new(&recorder)),
             reader: Box::new(reader),
             camera: Arc::new(simulated::SimCamera::new(pictures)),
             taps: Some(taps),
-        })
+        };
+        hardware.make_safe()?;
+        Ok(hardware)
+    }
+
+    /// Locked, quiet, red: the state the door shows before it knows anything else.
+    pub fn make_safe(&mut self) -> Result<(), HwError> {
+        self.relay.set(Lock::Locked)?;
+        self.buzzer.set(false)?;
+        self.indicators.set(Lights::SAFE)
     }
 }
 
@@ -454,7 +463,7 @@ async fn write_attempt(services: &Services, pending: PendingRecord) {
 
 /// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    // Outputs go safe before anything else can fail: the driver's first act is the door's start state.
+    // Outputs go safe before anything else can fail.
     let hardware = Hardware::from_config(&config)?;
     let store = store::open(&config.database.url, &config.data_dir).await?;
     let engine = crate::engine::build(&config.engine.kind)

@@ -15,14 +15,44 @@ pub enum EnrolError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+const MAX_NAME_CHARS: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("a person needs a name")]
+    Empty,
+    #[error("the name is longer than {MAX_NAME_CHARS} characters")]
+    TooLong,
+    #[error("the name has control characters (tabs, line breaks)")]
+    ControlCharacters,
+}
+
+/// A person's name as we store it: trimmed, printable, at most 64 characters.
+pub fn clean_name(name: &str) -> Result<&str, NameError> {
+    let name = name.trim();
+    if name.is_empty() {
+        Err(NameError::Empty)
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err(NameError::TooLong)
+    } else if name.chars().any(char::is_control) {
+        Err(NameError::ControlCharacters)
+    } else {
+        Ok(name)
+    }
+}
+
+/// Adds a person after checking the name.
+pub async fn add_person(store: &dyn Store, name: &str) -> Result<Person, EnrolError> {
+    Ok(store.add_person(clean_name(name)?).await?)
 }
 
 /// The person called `name`, created if there is none yet; `true` when created now.
-pub async fn person_named(store: &dyn Store, name: &str) -> Result<(Person, bool), StoreError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(StoreError::Conflict("a person needs a name".into()));
-    }
+pub async fn person_named(store: &dyn Store, name: &str) -> Result<(Person, bool), EnrolError> {
+    let name = clean_name(name)?;
     match store.person_by_name(name).await? {
         Some(person) => Ok((person, false)),
         None => Ok((store.add_person(name).await?, true)),
@@ -61,4 +91,18 @@ pub async fn remove_person(store: &dyn Store, engine: &dyn FaceEngine, person: &
         engine.forget(&face.template).await?;
     }
     Ok(faces.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(clean_name("  Alice Smith ").unwrap(), "Alice Smith");
+        assert!(matches!(clean_name("   "), Err(NameError::Empty)));
+        assert!(matches!(clean_name("a\tb"), Err(NameError::ControlCharacters)));
+        assert!(matches!(clean_name(&"x".repeat(65)), Err(NameError::TooLong)));
+        assert!(clean_name(&"é".repeat(64)).is_ok(), "the limit counts characters, not bytes");
+    }
 }

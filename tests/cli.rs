@@ -118,6 +118,7 @@ fn people_and_cards_round_trip() {
     let door = TestDoor::new(&[]);
     door.ok(&["person", "add", "Alice"]);
     assert_refused(&door.run(&["person", "add", "alice"]), "already exists");
+    assert_refused(&door.run(&["person", "add", "   "]), "a person needs a name");
     door.ok(&["card", "add", "04:a1:b2:c3", "--person", "Alice"]);
     door.ok(&["person", "add", "Bob"]);
     assert_refused(&door.run(&["card", "add", "04A1B2C3", "--person", "Bob"]), "already belongs to Alice");

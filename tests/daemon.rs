@@ -143,3 +143,23 @@ fn a_tap_while_unlocked_is_an_attempt_and_shutdown_mid_unlock_locks() {
     assert_eq!(switches_of(&door, "relay"), [false, true, false], "stopping mid-unlock locks the door");
     assert!(door.is_on("red_led") && !door.is_on("green_led"));
 }
+
+#[test]
+fn enrolment_changes_while_running_apply_at_the_next_tap() {
+    let mut door = TestDoor::new(&[("door.debounce", "\"0s\"")]);
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    door.show_for_card(ALICE_CARD, &alice);
+    door.start();
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "unknown_card");
+
+    // Enrolled by another process while the daemon runs: its cached faces must follow.
+    door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "card_and_face");
+    door.wait_for("the door to relock", || !door.is_on("relay"));
+
+    door.ok(&["person", "remove", "Alice"]);
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "unknown_card", "a removed person's card no longer opens");
+    let rows = door.log_rows();
+    assert_eq!(rows[1]["person_name"], "Alice", "history keeps the name of a removed person");
+    door.stop();
+}

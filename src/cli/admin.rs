@@ -87,7 +87,7 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
     let store = open_store(config).await?;
     match command {
         PersonCommand::Add { name } => {
-            let person = store.add_person(name).await?;
+            let person = people::add_person(store.as_ref(), name).await?;
             println!("added {} (id {})", person.name, person.id);
         }
         PersonCommand::List { json } => {
