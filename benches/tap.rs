@@ -12,7 +12,7 @@ use facereko::daemon::{Driver, Hardware, Services};
 use facereko::door::{Capture, Door, Effect, Event};
 use facereko::engine::{DetectedFace, FaceEngine, SearchOutcome, simulated::SimulatedEngine};
 use facereko::frame::Frame;
-use facereko::hw::simulated::{self, Output, OutputRecorder};
+use facereko::hw::simulated::{Output, OutputRecorder};
 use facereko::photos::Photos;
 use facereko::store::{Person, PersonId, Store, sqlite::SqliteStore};
 use tokio::time::Instant;
@@ -82,15 +82,8 @@ async fn tap_to_relay() {
         .unwrap();
 
     let recorder = OutputRecorder::default();
-    let (reader, taps) = simulated::sim_reader();
-    let hardware = Hardware {
-        indicators: Box::new(simulated::SimIndicators::new(&recorder)),
-        buzzer: Box::new(simulated::SimBuzzer::new(&recorder)),
-        relay: Box::new(simulated::SimRelay::new(&recorder)),
-        reader: Box::new(reader),
-        camera: Arc::new(simulated::SimCamera::new(picture)),
-        taps: None,
-    };
+    let mut hardware = Hardware::simulated(&recorder, picture);
+    let taps = hardware.taps.take().expect("simulated hardware has a tap handle");
     let services = Services { store, engine, photos: Photos::new(dir.path().join("photos")) };
     let (driver, reader, _status) = Driver::new(&config, hardware, services, true);
     let (_commands, commands_rx) = tokio::sync::mpsc::channel(1);
@@ -117,7 +110,7 @@ async fn tap_to_relay() {
     }
     report("tap → relay energised (SQLite, capture, simulated engine, 250×250 JPEG)", samples);
     let _ = stop.send(());
-    running.await.unwrap();
+    running.await.unwrap().unwrap();
 }
 
 fn main() {

@@ -15,15 +15,16 @@ fn score(face: &DetectedFace) -> (u32, u64) {
 }
 
 /// Takes frames until one has a confident face, `max_frames` were seen or the time limit passes.
-/// With no face at all, the last frame is returned so the log still shows who stood there.
-/// Detection errors count as "no face in this frame"; only a camera that gives no frame is an error.
+/// With no face at all, the last readable frame is returned so the log still shows who stood
+/// there. A frame the engine cannot read is skipped; a burst with no readable frame is an error
+/// carrying the last reason.
 pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLimits) -> Result<Capture, String> {
     let deadline = Instant::now() + limits.time_limit;
     let mut best: Option<Capture> = None;
     let mut last_error = None;
     for _ in 0..limits.max_frames {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let frame = match tokio::time::timeout(remaining, camera.frame()).await {
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        let frame = match tokio::time::timeout(remaining(), camera.frame()).await {
             Err(_) => break,
             Ok(Err(e)) => {
                 last_error = Some(e.to_string());
@@ -31,18 +32,20 @@ pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLi
             }
             Ok(Ok(frame)) => frame,
         };
-        let face = match tokio::time::timeout(remaining, engine.detect(&frame)).await {
+        let face = match tokio::time::timeout(remaining(), engine.detect(&frame)).await {
             Ok(Ok(faces)) => faces.into_iter().max_by_key(score),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "face detection failed on a frame");
-                None
+                tracing::debug!(error = %e, "skipping a frame the engine cannot read");
+                last_error = Some(e.to_string());
+                continue;
             }
             Err(_) => break,
         };
         let better = match (&face, best.as_ref().and_then(|b| b.face.as_ref())) {
-            (Some(_), None) => true,
             (Some(new), Some(old)) => score(new) > score(old),
-            (None, _) => best.is_none() || best.as_ref().is_some_and(|b| b.face.is_none()),
+            (Some(_), None) => true,
+            // Without any face yet, the latest frame is the best evidence of who stood there.
+            (None, kept) => kept.is_none(),
         };
         if better {
             best = Some(Capture { frame, face });
@@ -50,9 +53,142 @@ pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLi
         if best.as_ref().and_then(|b| b.face).is_some_and(|f| f.confidence >= CONFIDENT_FACE) {
             break;
         }
-        if Instant::now() >= deadline {
-            break;
-        }
     }
     best.ok_or_else(|| last_error.unwrap_or_else(|| "the camera gave no frame within the time limit".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::engine::{Comparison, EngineError, FaceTemplate, Gallery, SearchOutcome};
+    use crate::frame::Frame;
+    use crate::hw::HwError;
+    use crate::store::PersonId;
+
+    /// What one frame shows: a face of this confidence and width, no face, or unreadable bytes.
+    #[derive(Clone, Copy)]
+    enum Shot {
+        Face(u8, u8),
+        Empty,
+        Corrupt,
+        CameraFails,
+        /// The camera takes this long to answer.
+        Slow(u64),
+    }
+
+    /// Hands out the scripted shots in order, encoding each in the frame bytes.
+    struct ScriptedCamera(Mutex<Vec<Shot>>);
+
+    #[async_trait]
+    impl Camera for ScriptedCamera {
+        async fn frame(&self) -> Result<Frame, HwError> {
+            let shot = {
+                let mut shots = self.0.lock().unwrap();
+                if shots.is_empty() { Shot::Empty } else { shots.remove(0) }
+            };
+            let bytes = match shot {
+                Shot::Face(confidence, width) => vec![0xFF, 0xD8, 0xFF, 1, confidence, width],
+                Shot::Empty => vec![0xFF, 0xD8, 0xFF, 0],
+                Shot::Corrupt => vec![0xFF, 0xD8, 0xFF, 2],
+                Shot::CameraFails => return Err(HwError::Io { role: "camera", detail: "lens cap".into() }),
+                Shot::Slow(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    vec![0xFF, 0xD8, 0xFF, 0]
+                }
+            };
+            Ok(Frame::from_bytes(bytes, "shot").unwrap())
+        }
+    }
+
+    /// Reads the face back out of the frame bytes.
+    struct ByteEngine;
+
+    #[async_trait]
+    impl FaceEngine for ByteEngine {
+        fn name(&self) -> &'static str {
+            "bytes"
+        }
+        async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
+            match image.bytes()[3..] {
+                [1, confidence, width] => Ok(vec![DetectedFace {
+                    x: 0,
+                    y: 0,
+                    width: u32::from(width),
+                    height: u32::from(width),
+                    confidence: f32::from(confidence),
+                }]),
+                [2] => Err(EngineError::BadImage { what: "the frame".into(), detail: "truncated".into() }),
+                _ => Ok(Vec::new()),
+            }
+        }
+        async fn enroll(&self, _: PersonId, _: &Frame) -> Result<FaceTemplate, EngineError> {
+            unreachable!("capture never enrols")
+        }
+        async fn forget(&self, _: &FaceTemplate) -> Result<(), EngineError> {
+            unreachable!("capture never forgets")
+        }
+        async fn search(&self, _: &Frame, _: &Gallery) -> Result<SearchOutcome, EngineError> {
+            unreachable!("capture never searches")
+        }
+        async fn compare(&self, _: &Frame, _: &Frame) -> Result<Comparison, EngineError> {
+            unreachable!("capture never compares")
+        }
+    }
+
+    async fn run(shots: &[Shot], max_frames: u32) -> (Result<Capture, String>, usize) {
+        let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
+        let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
+        let result = burst(&camera, &ByteEngine, limits).await;
+        let left = camera.0.lock().unwrap().len();
+        (result, shots.len() - left)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_at_the_first_confident_face() {
+        let (result, taken) = run(&[Shot::Empty, Shot::Face(95, 50), Shot::Face(99, 90)], 5).await;
+        assert_eq!(result.unwrap().face.unwrap().confidence, 95.0);
+        assert_eq!(taken, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_the_best_face_of_the_burst() {
+        let shots = [Shot::Face(60, 50), Shot::Face(80, 40), Shot::Empty, Shot::Face(80, 70), Shot::Face(70, 99)];
+        let (result, taken) = run(&shots, 5).await;
+        let face = result.unwrap().face.unwrap();
+        assert_eq!((face.confidence, face.width), (80.0, 70), "most confident, then largest");
+        assert_eq!(taken, 5, "looked at every frame allowed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_face_the_last_readable_frame_is_kept() {
+        let (result, _) = run(&[Shot::Empty, Shot::Corrupt, Shot::Empty], 3).await;
+        let capture = result.unwrap();
+        assert!(capture.face.is_none());
+        assert_eq!(capture.frame.bytes(), [0xFF, 0xD8, 0xFF, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unreadable_or_missing_frames_are_an_error_with_the_reason() {
+        let (result, _) = run(&[Shot::Corrupt, Shot::Corrupt], 2).await;
+        assert!(result.unwrap_err().contains("truncated"));
+        let (result, _) = run(&[Shot::CameraFails, Shot::CameraFails], 2).await;
+        assert!(result.unwrap_err().contains("lens cap"));
+        let (result, _) = run(&[Shot::Corrupt, Shot::Face(95, 50)], 2).await;
+        assert!(result.unwrap().face.is_some(), "one bad frame is skipped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_limit_ends_the_burst() {
+        let started = Instant::now();
+        let (result, taken) =
+            run(&[Shot::Face(50, 50), Shot::Slow(2500), Shot::Slow(2500), Shot::Face(99, 99)], 10).await;
+        assert_eq!(result.unwrap().face.unwrap().confidence, 50.0, "the slow frames ran out the clock");
+        assert_eq!(taken, 3);
+        assert!(started.elapsed() <= Duration::from_secs(3));
+    }
 }

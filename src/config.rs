@@ -2,7 +2,7 @@
 //! `--set key=value` flags, validated once into one [`Config`] that is passed to whoever needs it.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,8 @@ pub struct CaptureConfig {
 #[serde(default)]
 pub struct EngineConfig {
     pub kind: String,
+    /// Where `facereko models fetch` puts the on-device models and the engine loads them from.
+    pub models_dir: PathBuf,
     pub match_threshold: f32,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -135,7 +137,12 @@ impl Default for CaptureConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { kind: crate::engine::simulated::NAME.into(), match_threshold: 90.0, timeout: Duration::from_secs(5) }
+        Self {
+            kind: crate::engine::simulated::NAME.into(),
+            models_dir: PathBuf::from("/var/lib/facereko/models"),
+            match_threshold: 90.0,
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -278,23 +285,22 @@ impl Config {
                 format!("{backend:?} is not compiled in; choose one of: {}", known.join(", ")),
             );
         }
-        let needs_sim_pictures = self.hardware.camera == hw::simulated::NAME && self.door.mode == Mode::CardAndFace;
-        match &self.hardware.simulated.camera {
-            None if needs_sim_pictures => check(
-                false,
-                "hardware.simulated.camera",
-                "the simulated camera needs pictures: set it to a picture file or to a folder with a \
-                 subfolder of pictures per card UID (and default/)"
-                    .into(),
-            ),
-            Some(path) => check(
+        if let Some(path) = &self.hardware.simulated.camera {
+            check(
                 path.exists(),
                 "hardware.simulated.camera",
-                format!("{} does not exist; point it at a picture file or a folder of pictures", path.display()),
-            ),
-            None => {}
+                format!("{path:?} does not exist; point it at a picture file or a folder of pictures"),
+            );
         }
-        if let Some(parent) = self.control.socket.as_deref().and_then(Path::parent) {
+        let socket = self.control_socket();
+        // sun_path holds 108 bytes including the terminating NUL.
+        let socket_len = socket.as_os_str().len();
+        check(
+            (1..=107).contains(&socket_len),
+            "control.socket",
+            format!("{socket:?} is {socket_len} bytes; a Unix socket path needs 1 to 107: choose a shorter path"),
+        );
+        if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
             check(
                 parent.is_dir(),
                 "control.socket",
@@ -302,6 +308,21 @@ impl Config {
             );
         }
         problems
+    }
+
+    /// What only running the door needs, on top of [`Config::problems`].
+    pub fn run_problems(&self) -> Vec<Problem> {
+        let needs_sim_pictures = self.hardware.camera == hw::simulated::NAME && self.door.mode == Mode::CardAndFace;
+        if needs_sim_pictures && self.hardware.simulated.camera.is_none() {
+            vec![Problem {
+                key: "hardware.simulated.camera".into(),
+                message: "the simulated camera needs pictures: set it to a picture file or to a folder with a \
+                          subfolder of pictures per card UID (and default/)"
+                    .into(),
+            }]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -368,12 +389,39 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem { key: key.into(), message: message.into() }
 }
 
-/// Reads a scalar the way TOML would (`true`, `5`, `0.5`), falling back to a plain string.
-fn parse_scalar(raw: &str) -> toml::Value {
+/// Reads a value given as text (environment, `--set`) as the key's type: text keys take it as
+/// it is (a door may be called `1234`); others read it as TOML would (`true`, `5`, `0.5`).
+fn parse_scalar(defaults: &toml::Table, path: &[&str], raw: &str) -> toml::Value {
+    let default = path.iter().try_fold(None::<&toml::Value>, |node, part| {
+        let table = match node {
+            None => defaults,
+            Some(value) => value.as_table()?,
+        };
+        table.get(*part).map(Some)
+    });
+    let is_number_or_flag =
+        matches!(default.flatten(), Some(toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)));
+    if !is_number_or_flag {
+        return toml::Value::String(raw.to_owned());
+    }
     toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn remove_path(table: &mut toml::Table, path: &[&str]) {
+    match path {
+        [] => {}
+        [last] => {
+            table.remove(*last);
+        }
+        [first, rest @ ..] => {
+            if let Some(toml::Value::Table(inner)) = table.get_mut(*first) {
+                remove_path(inner, rest);
+            }
+        }
+    }
 }
 
 fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) -> Result<(), String> {
@@ -402,6 +450,7 @@ fn merge(base: &mut toml::Table, top: toml::Table) {
 pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
     let mut problems = Vec::new();
     let mut table = toml::Table::new();
+    let defaults = toml::Table::try_from(Config::default()).expect("the defaults serialise");
 
     if let Some(path) = &sources.file {
         let shown = path.display().to_string();
@@ -428,7 +477,10 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
                     continue;
                 }
             },
-            None => (lower.clone(), parse_scalar(raw)),
+            None => {
+                let path: Vec<&str> = lower.split("__").collect();
+                (lower.clone(), parse_scalar(&defaults, &path, raw))
+            }
         };
         let path: Vec<&str> = key_path.split("__").collect();
         if let Err(e) = set_path(&mut table, &path, value) {
@@ -442,7 +494,7 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
             continue;
         };
         let path: Vec<&str> = key.trim().split('.').collect();
-        if let Err(e) = set_path(&mut table, &path, parse_scalar(raw.trim())) {
+        if let Err(e) = set_path(&mut table, &path, parse_scalar(&defaults, &path, raw.trim())) {
             problems.push(problem(key, e));
         }
     }
@@ -451,17 +503,27 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         return Err(ConfigError { problems });
     }
 
-    let mut unknown_keys = Vec::new();
-    let mut note_unknown = |path: serde_ignored::Path| unknown_keys.push(path.to_string());
-    let deserializer = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut note_unknown);
-    let config: Config = match serde_path_to_error::deserialize(deserializer) {
-        Ok(config) => config,
-        Err(e) => {
-            let key = e.path().to_string();
-            return Err(ConfigError { problems: vec![problem(key, e.into_inner().to_string())] });
+    // A value of the wrong type is reported and dropped, and reading goes on, so that one run
+    // names every mistake.
+    let (config, unknown_keys) = loop {
+        let mut unknown_keys = Vec::new();
+        let mut note_unknown = |path: serde_ignored::Path| unknown_keys.push(path.to_string());
+        let deserializer = serde_ignored::Deserializer::new(toml::Value::Table(table.clone()), &mut note_unknown);
+        match serde_path_to_error::deserialize::<_, Config>(deserializer) {
+            Ok(config) => break (config, unknown_keys),
+            Err(e) => {
+                let key = e.path().to_string();
+                let path: Vec<&str> = key.split('.').collect();
+                let before = table.clone();
+                remove_path(&mut table, &path);
+                problems.push(problem(key.clone(), e.into_inner().to_string()));
+                if table == before {
+                    return Err(ConfigError { problems });
+                }
+            }
         }
     };
-    let problems = config.problems();
+    problems.extend(config.problems());
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -470,6 +532,8 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -529,6 +593,39 @@ mod tests {
         let err = load(&sources_in(dir.path(), Some("[door]\nmode = \"face\"\n"))).unwrap_err();
         assert_eq!(err.problems[0].key, "door.mode");
         assert!(err.problems[0].message.contains("card+face"), "{}", err.problems[0].message);
+    }
+
+    #[test]
+    fn every_type_error_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[door]\nunlock_time = 5\nmode = \"face\"\n[capture]\nframes = \"many\"\n";
+        let keys: Vec<String> =
+            load(&sources_in(dir.path(), Some(text))).unwrap_err().problems.into_iter().map(|p| p.key).collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        for key in ["door.unlock_time", "door.mode", "capture.frames"] {
+            assert!(keys.contains(&key.to_owned()), "{key} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn text_keys_take_number_like_values_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides.push("door.id=1234".into());
+        sources.env.push(("FACEREKO_CAPTURE__FRAMES".into(), "7".into()));
+        let config = load(&sources).unwrap().config;
+        assert_eq!(config.door.id, "1234");
+        assert_eq!(config.capture.frames, 7);
+    }
+
+    #[test]
+    fn socket_paths_must_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides.push(format!("control.socket={}/{}", dir.path().display(), "s".repeat(120)));
+        let err = load(&sources).unwrap_err();
+        assert_eq!(err.problems[0].key, "control.socket");
+        assert!(err.problems[0].message.contains("1 to 107"), "{}", err.problems[0].message);
     }
 
     #[test]

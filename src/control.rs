@@ -112,15 +112,27 @@ pub async fn serve(listener: UnixListener, handle: ControlHandle) {
 
 async fn serve_connection(stream: UnixStream, handle: ControlHandle) {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(MAX_REQUEST_BYTES)).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => answer(request, &handle).await,
-            Err(e) => Response::Error { message: format!("not a valid request: {e}") },
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // One byte more than allowed tells an oversized request from one that just fits.
+        match (&mut reader).take(MAX_REQUEST_BYTES + 1).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let oversized = line.len() as u64 > MAX_REQUEST_BYTES;
+        let response = if oversized {
+            Response::Error { message: format!("the request is longer than {MAX_REQUEST_BYTES} bytes") }
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(request) => answer(request, &handle).await,
+                Err(e) => Response::Error { message: format!("not a valid request: {e}") },
+            }
         };
         let mut text = serde_json::to_string(&response).expect("responses serialise");
         text.push('\n');
-        if write.write_all(text.as_bytes()).await.is_err() {
+        if write.write_all(text.as_bytes()).await.is_err() || oversized {
             return;
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -30,8 +30,12 @@ pub enum DaemonError {
     Hardware(#[from] HwError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
-    #[error("engine.kind {0:?} is not compiled in")]
-    UnknownEngine(String),
+    #[error("cannot start the face engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("another facereko is already running on {0} (its lock file is held)")]
+    AlreadyRunning(String),
+    #[error("cannot lock {path}: {detail}")]
+    Lock { path: String, detail: String },
 }
 
 /// Longest wait for the database to say whose card was tapped.
@@ -69,19 +73,25 @@ impl Hardware {
         sim("lock", &hw.lock)?;
         sim("reader", &hw.reader)?;
         sim("camera", &hw.camera)?;
-        let (reader, taps) = simulated::sim_reader();
         // Without pictures configured (card-only mode) the camera is never asked for a frame.
         let pictures = hw.simulated.camera.clone().unwrap_or_default();
-        let mut hardware = Self {
-            indicators: Box::new(simulated::SimIndicators::new(&recorder)),
-            buzzer: Box::new(simulated::SimBuzzer::new(&recorder)),
-            relay: Box::new(simulated::SimRelay::new(&recorder)),
+        let mut hardware = Self::simulated(&recorder, pictures);
+        hardware.make_safe()?;
+        Ok(hardware)
+    }
+
+    /// Simulated hardware whose outputs report to `recorder` and whose camera shows `pictures`
+    /// (a file, or a folder with a subfolder per card UID).
+    pub fn simulated(recorder: &OutputRecorder, pictures: std::path::PathBuf) -> Self {
+        let (reader, taps) = simulated::sim_reader();
+        Self {
+            indicators: Box::new(simulated::SimIndicators::new(recorder)),
+            buzzer: Box::new(simulated::SimBuzzer::new(recorder)),
+            relay: Box::new(simulated::SimRelay::new(recorder)),
             reader: Box::new(reader),
             camera: Arc::new(simulated::SimCamera::new(pictures)),
             taps: Some(taps),
-        };
-        hardware.make_safe()?;
-        Ok(hardware)
+        }
     }
 
     /// Locked, quiet, red: the state the door shows before it knows anything else.
@@ -165,6 +175,7 @@ pub struct Driver {
     writes: mpsc::UnboundedSender<Write>,
     writer: JoinHandle<()>,
     status: watch::Sender<Status>,
+    written: broadcast::Sender<AccessEvent>,
 }
 
 impl Driver {
@@ -179,7 +190,8 @@ impl Driver {
         let door = Door::new(config.door_settings(), armed);
         let (results_tx, results_rx) = mpsc::channel(16);
         let (writes, writes_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx));
+        let (written, _) = broadcast::channel(64);
+        let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx, written.clone()));
         let status = Status {
             door: config.door.id.clone(),
             armed,
@@ -209,21 +221,31 @@ impl Driver {
             writes,
             writer,
             status: status_tx,
+            written,
         };
         (driver, hardware.reader, status_rx)
     }
 
+    /// Every attempt once it is in the log, with its photo name.
+    pub fn subscribe(&self) -> broadcast::Receiver<AccessEvent> {
+        self.written.subscribe()
+    }
+
     /// Runs the door until `shutdown` completes, then locks it and finishes writing the log.
+    /// A card reader that stops is an error: the door locks and the daemon exits so that its
+    /// supervisor restarts it, rather than running on deaf.
     pub async fn run(
         mut self,
         mut reader: Box<dyn CardReader>,
         mut commands: mpsc::Receiver<Command>,
         shutdown: impl Future<Output = ()>,
-    ) {
+    ) -> Result<(), HwError> {
         let effects = self.door.start();
         self.apply(effects, Instant::now());
-        let mut watchdog = sd_notify::watchdog_enabled().map(|period| tokio::time::interval(period / 2));
-        let mut reader_alive = true;
+        let mut watchdog = sd_notify::watchdog_enabled()
+            .filter(|period| !period.is_zero())
+            .map(|period| tokio::time::interval(period / 2));
+        let mut failure = None;
         tokio::pin!(shutdown);
         loop {
             let relock_at = self.relock_at;
@@ -232,11 +254,12 @@ impl Driver {
                 biased;
                 () = &mut shutdown => break,
                 Some(event) = self.results_rx.recv() => self.feed(event),
-                uid = reader.next_uid(), if reader_alive => match uid {
+                uid = reader.next_uid() => match uid {
                     Ok(uid) => self.feed(Event::CardRead(uid)),
                     Err(e) => {
-                        tracing::error!(error = %e, "the card reader stopped; no more taps will be read");
-                        reader_alive = false;
+                        tracing::error!(error = %e, "the card reader stopped; locking and exiting");
+                        failure = Some(e);
+                        break;
                     }
                 },
                 Some(command) = commands.recv() => match command {
@@ -266,6 +289,7 @@ impl Driver {
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "the log writer failed while finishing");
         }
+        failure.map_or(Ok(()), Err)
     }
 
     fn feed(&mut self, event: Event) {
@@ -431,7 +455,11 @@ async fn tick_some(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-async fn write_records(services: Arc<Services>, mut writes: mpsc::UnboundedReceiver<Write>) {
+async fn write_records(
+    services: Arc<Services>,
+    mut writes: mpsc::UnboundedReceiver<Write>,
+    written: broadcast::Sender<AccessEvent>,
+) {
     while let Some(write) = writes.recv().await {
         match write {
             Write::Armed(armed) => {
@@ -439,12 +467,17 @@ async fn write_records(services: Arc<Services>, mut writes: mpsc::UnboundedRecei
                     tracing::error!(error = %e, armed, "cannot save the armed state");
                 }
             }
-            Write::Attempt(pending) => write_attempt(&services, *pending).await,
+            Write::Attempt(pending) => {
+                let event = write_attempt(&services, *pending).await;
+                // Nobody listening is fine.
+                let _ = written.send(event);
+            }
         }
     }
 }
 
-async fn write_attempt(services: &Services, pending: PendingRecord) {
+/// Saves the photo and the log row; returns the event as written (with its photo name).
+async fn write_attempt(services: &Services, pending: PendingRecord) -> AccessEvent {
     let PendingRecord { mut event, photo, notify } = pending;
     if let Some(frame) = photo {
         let (photos, at) = (services.photos.clone(), event.at);
@@ -459,15 +492,34 @@ async fn write_attempt(services: &Services, pending: PendingRecord) {
         let json = serde_json::to_string(&event).unwrap_or_default();
         tracing::error!(error = %e, event = %json, "cannot write the access log");
     }
+    event
+}
+
+/// Holds `<data_dir>/facereko.lock` so that two daemons never drive one door; the kernel
+/// releases it when the process ends, however it ends.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, DaemonError> {
+    let path = data_dir.join("facereko.lock");
+    let shown = path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DaemonError::Lock { path: shown.clone(), detail: e.to_string() })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::AlreadyRunning(data_dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(DaemonError::Lock { path: shown, detail: e.to_string() }),
+    }
 }
 
 /// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let _lock = lock_data_dir(&config.data_dir)?;
     // Outputs go safe before anything else can fail.
     let hardware = Hardware::from_config(&config)?;
     let store = store::open(&config.database.url, &config.data_dir).await?;
-    let engine = crate::engine::build(&config.engine.kind)
-        .ok_or_else(|| DaemonError::UnknownEngine(config.engine.kind.clone()))?;
+    let engine = crate::engine::build(&config.engine)?;
     let armed = store.armed().await?;
     let socket_path = config.control_socket();
     let listener = control::bind(&socket_path).await?;
@@ -488,12 +540,46 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "facereko is running"
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    driver.run(reader, commands_rx, shutdown).await;
+    let outcome = driver.run(reader, commands_rx, shutdown).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     server.abort();
-    Ok(())
+    Ok(outcome?)
 }
 
 #[cfg(test)]
 #[path = "daemon_tests.rs"]
 mod tests;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("the attempt did not finish")]
+    Unfinished,
+}
+
+/// One attempt through the real pipeline (policy, engine, store, log) with a simulated reader
+/// and a simulated camera showing `picture`. The door counts as armed; the outputs are simulated.
+pub async fn simulate_attempt(
+    config: &Config,
+    card: crate::card::CardUid,
+    picture: std::path::PathBuf,
+) -> Result<AccessEvent, SimulationError> {
+    let store = store::open(&config.database.url, &config.data_dir).await.map_err(DaemonError::from)?;
+    let engine = crate::engine::build(&config.engine).map_err(DaemonError::from)?;
+    let mut hardware = Hardware::simulated(&OutputRecorder::default(), picture);
+    let taps = hardware.taps.take().expect("simulated hardware has a tap handle");
+    let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
+    let (driver, reader, _status) = Driver::new(config, hardware, services, true);
+    let mut written = driver.subscribe();
+    let (_commands, commands_rx) = mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(driver.run(reader, commands_rx, async {
+        let _ = stopped.await;
+    }));
+    let _ = taps.tap(card).await;
+    let event = written.recv().await.map_err(|_| SimulationError::Unfinished);
+    let _ = stop.send(());
+    let _ = running.await;
+    event
+}

@@ -125,11 +125,11 @@ struct Rig {
     engine: Arc<ScriptedEngine>,
     camera: Arc<StillCamera>,
     alice: Person,
-    taps: SimTaps,
+    taps: Option<SimTaps>,
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<Status>,
     stop: Option<oneshot::Sender<()>>,
-    running: JoinHandle<()>,
+    running: JoinHandle<Result<(), HwError>>,
 }
 
 impl Rig {
@@ -175,7 +175,7 @@ impl Rig {
             engine,
             camera,
             alice,
-            taps,
+            taps: Some(taps),
             commands,
             status,
             stop: Some(stop),
@@ -187,7 +187,7 @@ impl Rig {
     }
 
     async fn tap(&self, uid: &str) {
-        self.taps.tap(card(uid)).await.expect("the driver reads taps");
+        self.taps.as_ref().expect("the reader is connected").tap(card(uid)).await.expect("the driver reads taps");
     }
 
     /// Arms or disarms; returns once the door has taken the change.
@@ -252,7 +252,8 @@ impl Rig {
         tokio::time::timeout(Duration::from_secs(5), &mut self.running)
             .await
             .expect("run returns after the shutdown signal")
-            .expect("run does not panic");
+            .expect("run does not panic")
+            .expect("run ends without a hardware failure");
     }
 
     /// When `output` switched, and to what, oldest first.
@@ -533,4 +534,21 @@ async fn a_crashing_engine_denies_the_attempt_and_the_door_carries_on() {
     let rows = rig.rows(2).await;
     assert_eq!(rows[1].event.decision, Decision::Granted, "oldest first: {rows:?}");
     rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_stops_locks_the_door_and_ends_run_with_an_error() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    // The reader goes away while the door is open.
+    drop(rig.taps.take());
+    let outcome = tokio::time::timeout(Duration::from_secs(5), &mut rig.running)
+        .await
+        .expect("run returns when the reader stops")
+        .expect("run does not panic");
+    assert!(matches!(outcome, Err(HwError::ReaderClosed)), "{outcome:?}");
+    assert!(!rig.recorder.is_on(Output::Relay), "locked before exiting");
+    assert!(rig.recorder.is_on(Output::RedLed));
 }

@@ -123,6 +123,12 @@ fn a_second_daemon_on_the_same_door_is_refused() {
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another facereko is already running"), "{stderr}");
+    // Even with a control socket of its own, the data directory is taken.
+    let other_socket = format!("control.socket={}", door.path("other.sock").display());
+    let third = door.run(&["--set", &other_socket, "run"]);
+    assert!(!third.status.success());
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(stderr.contains("another facereko is already running on"), "{stderr}");
     door.stop();
 }
 

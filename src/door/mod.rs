@@ -238,11 +238,6 @@ impl Door {
         matches!(self.phase, Phase::Busy(_))
     }
 
-    /// New timings and thresholds apply from now on, including to a match result still to come.
-    pub fn update_settings(&mut self, settings: DoorSettings) {
-        self.settings = settings;
-    }
-
     /// The outputs the door must show when it starts: locked, quiet, lights for the armed state.
     pub fn start(&self) -> Vec<Effect> {
         vec![Effect::SetLock(Lock::Locked), Effect::StopBeeping, Effect::SetLights(self.idle_lights())]
@@ -259,7 +254,7 @@ impl Door {
             Event::Captured { attempt, result } => self.on_captured(attempt, result, now),
             Event::Matched { attempt, result } => self.on_matched(attempt, result, now),
             Event::TimerFired(Timer::Relock) => self.on_relock(),
-            Event::SetArmed(armed) => self.on_set_armed(armed),
+            Event::SetArmed(armed) => self.on_set_armed(armed, now),
             Event::Shutdown => self.on_shutdown(now),
         }
     }
@@ -429,15 +424,29 @@ impl Door {
         vec![Effect::SetLock(Lock::Locked), Effect::SetLights(self.idle_lights())]
     }
 
-    fn on_set_armed(&mut self, armed: bool) -> Vec<Effect> {
+    fn on_set_armed(&mut self, armed: bool, now: Instant) -> Vec<Effect> {
         self.armed = armed;
         let mut effects = vec![Effect::PersistArmed(armed)];
-        // Applies to attempts whose card is not looked up yet; one already past that point
-        // finishes as it started. The lights follow at once unless the door is open.
+        // The lights follow at once unless the door is open.
         if !self.unlocked {
             effects.push(Effect::SetLights(self.idle_lights()));
         }
+        // Disarming means nothing opens from now on, so an attempt under way ends here.
+        if !armed && self.is_busy() {
+            let person = self.holder_so_far();
+            effects.extend(self.conclude(Decision::Disarmed, Reason::Disarmed, person, None, None, now));
+        }
         effects
+    }
+
+    /// The card holder of the attempt under way, once the card has been looked up.
+    fn holder_so_far(&self) -> Option<Person> {
+        match &self.phase {
+            Phase::Busy(Attempt {
+                stage: Stage::Capturing { holder, .. } | Stage::Matching { holder, .. }, ..
+            }) => Some(holder.clone()),
+            _ => None,
+        }
     }
 
     fn on_shutdown(&mut self, now: Instant) -> Vec<Effect> {
@@ -446,11 +455,8 @@ impl Door {
             Effect::StopBeeping,
             Effect::SetLights(Lights { red: true, green: false }),
         ];
-        if let Phase::Busy(attempt) = &self.phase {
-            let person = match &attempt.stage {
-                Stage::LookingUp => None,
-                Stage::Capturing { holder, .. } | Stage::Matching { holder, .. } => Some(holder.clone()),
-            };
+        if self.is_busy() {
+            let person = self.holder_so_far();
             let report = self.conclude(Decision::Denied, Reason::Interrupted, person, None, None, now);
             effects.extend(report.into_iter().filter(|e| matches!(e, Effect::Record(_))));
         }

@@ -28,7 +28,7 @@ pub fn after_face(holder: &Person, outcome: &SearchOutcome, threshold: f32) -> (
     match outcome {
         SearchOutcome::NoFace => (Decision::Denied, Reason::NoFace),
         SearchOutcome::NoCandidate { .. } => (Decision::Denied, Reason::FaceNotRecognised),
-        SearchOutcome::Candidate { similarity, .. } if *similarity < threshold => {
+        SearchOutcome::Candidate { similarity, .. } if similarity.is_nan() || *similarity < threshold => {
             (Decision::Denied, Reason::FaceNotRecognised)
         }
         SearchOutcome::Candidate { person, .. } if *person != holder.id => (Decision::Denied, Reason::WrongPerson),
@@ -65,5 +65,6 @@ mod tests {
         assert_eq!(after_face(&holder, &candidate(2, 99.0), 90.0), (Decision::Denied, Reason::WrongPerson));
         assert_eq!(after_face(&holder, &candidate(2, 40.0), 90.0), (Decision::Denied, Reason::FaceNotRecognised));
         assert_eq!(after_face(&holder, &SearchOutcome::NoFace, 90.0), (Decision::Denied, Reason::NoFace));
+        assert_eq!(after_face(&holder, &candidate(1, f32::NAN), 90.0), (Decision::Denied, Reason::FaceNotRecognised));
     }
 }

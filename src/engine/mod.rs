@@ -5,6 +5,7 @@
 //! back in a [`Gallery`] at search time. Engines that keep faces server-side (AWS Rekognition
 //! collections) return [`FaceTemplate::Remote`] with their face id and ignore the gallery.
 
+pub mod local;
 pub mod simulated;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::EngineConfig;
 use crate::frame::Frame;
 use crate::store::PersonId;
 
@@ -105,12 +107,41 @@ pub trait FaceEngine: Send + Sync {
 }
 
 /// Engine names compiled into this build, for `config check` and `hw list`.
-pub const ENGINES: &[&str] = &[simulated::NAME];
+pub const ENGINES: &[&str] = &[local::NAME, simulated::NAME];
 
-/// Builds the engine named in the config.
-pub fn build(kind: &str) -> Option<Arc<dyn FaceEngine>> {
-    match kind {
-        simulated::NAME => Some(Arc::new(simulated::SimulatedEngine)),
-        _ => None,
+/// Builds the engine named in the config, loading its models.
+pub fn build(config: &EngineConfig) -> Result<Arc<dyn FaceEngine>, EngineError> {
+    match config.kind.as_str() {
+        local::NAME => Ok(Arc::new(local::LocalEngine::load(&config.models_dir)?)),
+        simulated::NAME => Ok(Arc::new(simulated::SimulatedEngine)),
+        other => Err(EngineError::Unavailable(format!(
+            "engine.kind {other:?} is not compiled in; choose one of: {}",
+            ENGINES.join(", ")
+        ))),
     }
+}
+
+/// Largest picture side we decode, and the memory a decode may take: a camera frame or a phone
+/// photo fits easily; a decompression bomb does not.
+const MAX_SIDE: u32 = 12_000;
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Decodes a JPEG or PNG into RGB, upright according to its EXIF orientation (grey, alpha and
+/// 16-bit pictures are converted).
+pub fn decode_rgb(frame: &Frame, what: &str) -> Result<image::RgbImage, EngineError> {
+    use image::ImageDecoder;
+    let bad = |detail: String| EngineError::BadImage { what: what.to_owned(), detail };
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(frame.bytes()))
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
+    decoded.apply_orientation(orientation);
+    Ok(decoded.into_rgb8())
 }

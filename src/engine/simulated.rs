@@ -29,8 +29,7 @@ struct Analysis {
 }
 
 fn analyse(frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
-    let decoded = image::load_from_memory(frame.bytes())
-        .map_err(|e| EngineError::BadImage { what: what.to_owned(), detail: e.to_string() })?;
+    let decoded = image::DynamicImage::ImageRgb8(super::decode_rgb(frame, what)?);
     let (width, height) = (decoded.width(), decoded.height());
     let thumb = decoded.resize_exact(THUMB_SIDE, THUMB_SIDE, FilterType::Triangle).to_luma32f();
     let pixels: Vec<f32> = thumb.pixels().map(|p| p.0[0] * 255.0).collect();
@@ -48,7 +47,8 @@ fn analyse(frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
 /// Cosine similarity of unit vectors on Rekognition's 0–100 scale (opposites clamp to 0).
 fn similarity(a: &[f32], b: &[f32]) -> f32 {
     let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    (cosine.clamp(0.0, 1.0) * 100.0).min(100.0)
+    // A corrupt descriptor must never look like a perfect match.
+    if cosine.is_finite() { cosine.clamp(0.0, 1.0) * 100.0 } else { 0.0 }
 }
 
 async fn analyse_off_thread(frame: &Frame, what: &str) -> Result<Analysis, EngineError> {

@@ -27,6 +27,10 @@ impl Beeper {
     }
 
     pub fn play(&mut self, pattern: BeepPattern, now: Instant) -> Result<(), HwError> {
+        if pattern.count == 0 || pattern.on.is_zero() {
+            // Silence is a pattern too: it must end any beep still sounding.
+            return self.stop();
+        }
         self.steps.clear();
         let mut at = now;
         for i in 0..pattern.count {
@@ -92,6 +96,29 @@ mod tests {
         beeper.advance(start + ms(1000)).unwrap();
         assert_eq!(*switches.lock().unwrap(), [true, false, true, false, true, false]);
         assert_eq!(beeper.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_empty_pattern_silences_a_beep_under_way() {
+        let switches = Arc::new(Mutex::new(Vec::new()));
+        let mut beeper = Beeper::new(Box::new(Recorder(switches.clone())));
+        let start = Instant::now();
+        beeper.play(BeepPattern { count: 1, on: Duration::from_secs(2), off: Duration::ZERO }, start).unwrap();
+        beeper.play(BeepPattern { count: 0, on: Duration::from_millis(150), off: Duration::ZERO }, start).unwrap();
+        assert_eq!(*switches.lock().unwrap(), [true, false]);
+        assert_eq!(beeper.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_new_pattern_replaces_the_one_playing() {
+        let switches = Arc::new(Mutex::new(Vec::new()));
+        let mut beeper = Beeper::new(Box::new(Recorder(switches.clone())));
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        beeper.play(BeepPattern { count: 1, on: ms(2000), off: ms(0) }, start).unwrap();
+        beeper.play(BeepPattern { count: 2, on: ms(100), off: ms(100) }, start + ms(500)).unwrap();
+        beeper.advance(start + ms(10_000)).unwrap();
+        assert_eq!(*switches.lock().unwrap(), [true, true, false, true, false], "ends off, on the new schedule");
     }
 
     #[test]

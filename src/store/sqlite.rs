@@ -63,8 +63,11 @@ fn stored_face(row: &Row<'_>) -> rusqlite::Result<StoredFace> {
 /// Reads a text column holding one of our named values; a foreign value is a data error.
 fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
-    text.parse()
-        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+    text.parse().map_err(|e: String| {
+        let id: i64 = row.get("id").unwrap_or_default();
+        let detail = format!("row {id}, column {column}: {e}");
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, detail.into())
+    })
 }
 
 fn millis_column(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<u32>> {
@@ -320,6 +323,11 @@ impl Store for SqliteStore {
     }
 
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
+        if let FaceTemplate::Descriptor(values) = template
+            && values.iter().any(|v| !v.is_finite())
+        {
+            return Err(StoreError::Conflict("the face descriptor has values that are not numbers".into()));
+        }
         let (engine, template) = (engine.to_owned(), template.clone());
         self.with_conn(move |conn| {
             let (descriptor, remote) = match &template {
@@ -449,7 +457,13 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db_error)?;
             // A new installation starts armed: nothing opens until someone is enrolled.
-            Ok(value.is_none_or(|v| v == "true"))
+            match value.as_deref() {
+                None | Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                Some(other) => Err(StoreError::Database(format!(
+                    "settings.armed is {other:?}; expected true or false (`facereko arm` or `facereko disarm` rewrites it)"
+                ))),
+            }
         })
         .await
     }

@@ -1,0 +1,165 @@
+//! Face commands: compare two pictures, evaluate accuracy, simulate one attempt.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use facereko::config::Config;
+use facereko::engine::local::{self, DescribedFace, LocalEngine};
+use facereko::engine::{self, DetectedFace};
+use facereko::eval::{self, PairSet};
+use facereko::frame::Frame;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::{CompareArgs, EvalArgs, SimulateArgs};
+
+fn face_json(picture: &Path, face: &DetectedFace) -> serde_json::Value {
+    json!({
+        "image": picture.display().to_string(),
+        "box": { "x": face.x, "y": face.y, "width": face.width, "height": face.height },
+        "confidence": face.confidence,
+    })
+}
+
+pub async fn compare(config: &Config, args: &CompareArgs) -> Result<ExitCode> {
+    let engine = engine::build(&config.engine).context("cannot start the face engine")?;
+    let first = Frame::read(&args.first)?;
+    let second = Frame::read(&args.second)?;
+    let comparison = engine.compare(&first, &second).await?;
+    let threshold = config.engine.match_threshold;
+    let matched = comparison.similarity >= threshold;
+    if args.json {
+        let report = json!({
+            "similarity": comparison.similarity,
+            "match": matched,
+            "threshold": threshold,
+            "faces": [face_json(&args.first, &comparison.first), face_json(&args.second, &comparison.second)],
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "similarity {:.1} — {} (threshold {threshold})",
+            comparison.similarity,
+            if matched { "the same person" } else { "not the same person" }
+        );
+        for (picture, face) in [(&args.first, &comparison.first), (&args.second, &comparison.second)] {
+            println!(
+                "  {}: face at ({}, {}) size {}×{}, confidence {:.1}",
+                picture.display(),
+                face.x,
+                face.y,
+                face.width,
+                face.height,
+                face.confidence
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("the template is valid"));
+    bar
+}
+
+pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
+    let set = if args.source.is_dir() { PairSet::from_folder(&args.source)? } else { PairSet::from_csv(&args.source)? };
+    let engine = LocalEngine::load(&config.engine.models_dir).context("cannot start the on-device engine")?;
+    let pictures = set.pictures.clone();
+    let described: Vec<Result<Option<DescribedFace>, String>> = tokio::task::spawn_blocking(move || {
+        let bar = progress(pictures.len());
+        let described = pictures
+            .iter()
+            .map(|picture| {
+                bar.set_message(picture.display().to_string());
+                let result = Frame::read(picture).map_err(|e| e.to_string()).and_then(|frame| {
+                    engine.describe_blocking(&frame, &picture.display().to_string()).map_err(|e| e.to_string())
+                });
+                bar.inc(1);
+                result
+            })
+            .collect();
+        bar.finish_and_clear();
+        described
+    })
+    .await?;
+
+    let mut skipped = Vec::new();
+    for (picture, result) in set.pictures.iter().zip(&described) {
+        match result {
+            Ok(Some(_)) => {}
+            Ok(None) => skipped.push(format!("{}: no face found", picture.display())),
+            Err(e) => skipped.push(e.clone()),
+        }
+    }
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for &(i, j, same) in &set.pairs {
+        if let (Ok(Some(a)), Ok(Some(b))) = (&described[i], &described[j]) {
+            let score = local::similarity(&a.descriptor, &b.descriptor);
+            if same { genuine.push(score) } else { impostor.push(score) }
+        }
+    }
+    let metrics = eval::metrics(&genuine, &impostor);
+    if args.json {
+        println!("{}", json!({ "metrics": metrics, "skipped": skipped }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("pictures: {} ({} without a usable face)", set.pictures.len(), skipped.len());
+    println!("pairs: {} genuine, {} impostor", metrics.genuine, metrics.impostor);
+    for point in [metrics.at_far_1_percent, metrics.at_far_0_1_percent] {
+        println!(
+            "TAR {:.3} at FAR {:.1}% (measured FAR {:.4}), threshold {:.2}",
+            point.tar,
+            point.far_target * 100.0,
+            point.far,
+            point.threshold
+        );
+    }
+    println!("best accuracy {:.4} at threshold {:.2}", metrics.best_accuracy, metrics.best_accuracy_threshold);
+    println!("configured threshold: {} (engine.match_threshold)", config.engine.match_threshold);
+    for line in &skipped {
+        println!("  skipped {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn simulate(config: &Config, args: &SimulateArgs) -> Result<ExitCode> {
+    // Fail on an unreadable picture before anything is logged.
+    Frame::read(&args.image)?;
+    let event = facereko::daemon::simulate_attempt(config, args.card.clone(), PathBuf::from(&args.image)).await?;
+    let t = &event.timings;
+    let mut timings = serde_json::Map::new();
+    timings.insert("read".into(), json!(t.read_ms));
+    if let Some(ms) = t.capture_ms {
+        timings.insert("capture".into(), json!(ms));
+    }
+    if let Some(ms) = t.match_ms {
+        timings.insert("match".into(), json!(ms));
+    }
+    timings.insert("actuate".into(), json!(t.actuate_ms));
+    timings.insert("total".into(), json!(t.total_ms));
+    if args.json {
+        let report = json!({
+            "decision": event.decision,
+            "reason": event.reason,
+            "person": event.person_name,
+            "similarity": event.similarity,
+            "timings_ms": timings,
+            "photo": event.photo,
+            "detail": event.detail,
+        });
+        println!("{report}");
+    } else {
+        println!("{}: {}", event.decision, event.reason);
+        println!("  person: {}", event.person_name.as_deref().unwrap_or("-"));
+        println!("  similarity: {}", event.similarity.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")));
+        let stages: Vec<String> = timings.iter().map(|(stage, ms)| format!("{stage} {ms} ms")).collect();
+        println!("  timings: {}", stages.join(", "));
+        if let Some(detail) = &event.detail {
+            println!("  detail: {detail}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

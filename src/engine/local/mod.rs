@@ -1,0 +1,152 @@
+//! The on-device face engine: CenterFace detection, 5-point alignment, the dlib ResNet descriptor.
+
+pub mod align;
+pub mod detector;
+pub mod embedder;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use image::RgbImage;
+
+use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
+use crate::frame::Frame;
+use crate::models::ModelPaths;
+use crate::store::PersonId;
+use detector::{Detection, Detector};
+use embedder::Embedder;
+
+pub const NAME: &str = "local";
+
+/// A descriptor: 128 values of unit length.
+pub type Descriptor = [f32; 128];
+
+struct Models {
+    detector: Detector,
+    embedder: Embedder,
+}
+
+/// Runs on the device: CenterFace finds the faces, the largest is aligned to a 150×150 chip and
+/// described by the dlib ResNet; descriptors are compared by cosine, shown as 0–100.
+#[derive(Clone)]
+pub struct LocalEngine(Arc<Models>);
+
+/// The largest face of a picture and its descriptor.
+pub struct DescribedFace {
+    pub face: DetectedFace,
+    pub descriptor: Descriptor,
+}
+
+fn to_detected(detection: &Detection) -> DetectedFace {
+    DetectedFace {
+        x: detection.left.max(0.0).round() as u32,
+        y: detection.top.max(0.0).round() as u32,
+        width: detection.width.max(0.0).round() as u32,
+        height: detection.height.max(0.0).round() as u32,
+        confidence: (detection.score * 100.0).clamp(0.0, 100.0),
+    }
+}
+
+/// Cosine similarity of two unit descriptors on Rekognition's 0–100 scale (opposites clamp to 0).
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    // A corrupt descriptor must never look like a perfect match.
+    if cosine.is_finite() { cosine.clamp(0.0, 1.0) * 100.0 } else { 0.0 }
+}
+
+impl LocalEngine {
+    pub fn load(models_dir: &Path) -> Result<Self, EngineError> {
+        let paths = ModelPaths::check(models_dir).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let detector = Detector::load(&paths.detector).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let embedder =
+            Embedder::load(&paths.manifest, &paths.weights).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(Self(Arc::new(Models { detector, embedder })))
+    }
+
+    fn detections(&self, image: &RgbImage) -> Result<Vec<Detection>, EngineError> {
+        let mut found = self.0.detector.detect(image).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        found.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        Ok(found)
+    }
+
+    /// Finds every face; blocking (run it off the async threads).
+    pub fn detect_blocking(&self, frame: &Frame, what: &str) -> Result<Vec<DetectedFace>, EngineError> {
+        let image = decode_rgb(frame, what)?;
+        Ok(self.detections(&image)?.iter().map(to_detected).collect())
+    }
+
+    /// Describes the largest face, or `None` without a face; blocking.
+    pub fn describe_blocking(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
+        let image = decode_rgb(frame, what)?;
+        let Some(largest) = self.detections(&image)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let chip = align::chip(&image, &largest.landmarks, embedder::CHIP_SIZE);
+        let descriptor = self.0.embedder.embed(&chip).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(Some(DescribedFace { face: to_detected(&largest), descriptor }))
+    }
+
+    async fn describe(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
+        let (engine, frame, what) = (self.clone(), frame.clone(), what.to_owned());
+        tokio::task::spawn_blocking(move || engine.describe_blocking(&frame, &what))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face analysis failed: {e}")))?
+    }
+
+    async fn describe_required(&self, frame: &Frame, what: &str) -> Result<DescribedFace, EngineError> {
+        self.describe(frame, what).await?.ok_or_else(|| EngineError::NoFace { what: what.to_owned() })
+    }
+}
+
+/// The enrolled person most similar to `descriptor`, with the similarity.
+pub fn best_match(descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
+    gallery
+        .iter()
+        .filter_map(|stored| match &stored.template {
+            FaceTemplate::Descriptor(d) => Some((stored.person, similarity(descriptor, d))),
+            FaceTemplate::Remote(_) => None,
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+#[async_trait]
+impl FaceEngine for LocalEngine {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
+        let (engine, frame) = (self.clone(), image.clone());
+        tokio::task::spawn_blocking(move || engine.detect_blocking(&frame, "the picture"))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
+    }
+
+    async fn enroll(&self, _person: PersonId, image: &Frame) -> Result<FaceTemplate, EngineError> {
+        let described = self.describe_required(image, "the picture").await?;
+        Ok(FaceTemplate::Descriptor(described.descriptor.to_vec()))
+    }
+
+    async fn forget(&self, _template: &FaceTemplate) -> Result<(), EngineError> {
+        // Descriptors live only in our database, which the caller updates.
+        Ok(())
+    }
+
+    async fn search(&self, image: &Frame, gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
+        let Some(described) = self.describe(image, "the frame").await? else {
+            return Ok(SearchOutcome::NoFace);
+        };
+        let face_confidence = described.face.confidence;
+        Ok(match best_match(&described.descriptor, gallery) {
+            Some((person, similarity)) => SearchOutcome::Candidate { person, similarity, face_confidence },
+            None => SearchOutcome::NoCandidate { face_confidence },
+        })
+    }
+
+    async fn compare(&self, first: &Frame, second: &Frame) -> Result<Comparison, EngineError> {
+        let a = self.describe_required(first, "the first picture").await?;
+        let b = self.describe_required(second, "the second picture").await?;
+        Ok(Comparison { similarity: similarity(&a.descriptor, &b.descriptor), first: a.face, second: b.face })
+    }
+}

