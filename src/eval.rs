@@ -119,6 +119,15 @@ pub struct Metrics {
     pub at_far_0_1_percent: OperatingPoint,
     pub best_accuracy: f64,
     pub best_accuracy_threshold: f32,
+    /// True and false accept rates at the threshold the door is configured with.
+    pub at_configured_threshold: ThresholdRates,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ThresholdRates {
+    pub threshold: f32,
+    pub tar: f64,
+    pub far: f64,
 }
 
 fn share(count: usize, of: usize) -> f64 {
@@ -139,7 +148,7 @@ fn operating_point(genuine: &[f32], impostor_desc: &[f32], far_target: f64) -> O
     }
 }
 
-pub fn metrics(genuine: &[f32], impostor: &[f32]) -> Metrics {
+pub fn metrics(genuine: &[f32], impostor: &[f32], configured_threshold: f32) -> Metrics {
     let mut impostor_desc = impostor.to_vec();
     impostor_desc.sort_by(|a, b| b.total_cmp(a));
 
@@ -173,6 +182,11 @@ pub fn metrics(genuine: &[f32], impostor: &[f32]) -> Metrics {
         at_far_0_1_percent: operating_point(genuine, &impostor_desc, 0.001),
         best_accuracy: best,
         best_accuracy_threshold: best_threshold,
+        at_configured_threshold: ThresholdRates {
+            threshold: configured_threshold,
+            tar: share(genuine.iter().filter(|s| **s >= configured_threshold).count(), genuine.len()),
+            far: share(impostor.iter().filter(|s| **s >= configured_threshold).count(), impostor.len()),
+        },
     }
 }
 
@@ -184,8 +198,9 @@ mod tests {
     fn separable_scores_are_perfect() {
         let genuine = [95.0, 96.0, 97.0];
         let impostor: Vec<f32> = (0..1000).map(|i| 40.0 + (i % 40) as f32).collect();
-        let m = metrics(&genuine, &impostor);
+        let m = metrics(&genuine, &impostor, 90.0);
         assert_eq!((m.genuine, m.impostor), (3, 1000));
+        assert_eq!((m.at_configured_threshold.tar, m.at_configured_threshold.far), (1.0, 0.0));
         assert_eq!(m.best_accuracy, 1.0);
         assert_eq!(m.best_accuracy_threshold, 95.0);
         assert_eq!(m.at_far_0_1_percent.tar, 1.0);
@@ -198,7 +213,8 @@ mod tests {
         // 1000 impostors from 0 to 99.9, genuine from 90 to 99.
         let impostor: Vec<f32> = (0..1000).map(|i| i as f32 / 10.0).collect();
         let genuine: Vec<f32> = (90..100).map(|i| i as f32).collect();
-        let m = metrics(&genuine, &impostor);
+        let m = metrics(&genuine, &impostor, 99.5);
+        assert_eq!(m.at_configured_threshold.far, 0.005);
         // At most 10 impostors may pass at 1%: those ≥ 99.0 (99.0..99.9).
         assert_eq!(m.at_far_1_percent.far, 0.01);
         assert_eq!(m.at_far_1_percent.threshold, 98.9f32.next_up());

@@ -101,7 +101,7 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
             if same { genuine.push(score) } else { impostor.push(score) }
         }
     }
-    let metrics = eval::metrics(&genuine, &impostor);
+    let metrics = eval::metrics(&genuine, &impostor, config.engine.match_threshold);
     if args.json {
         println!("{}", json!({ "metrics": metrics, "skipped": skipped }));
         return Ok(ExitCode::SUCCESS);
@@ -118,7 +118,11 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
         );
     }
     println!("best accuracy {:.4} at threshold {:.2}", metrics.best_accuracy, metrics.best_accuracy_threshold);
-    println!("configured threshold: {} (engine.match_threshold)", config.engine.match_threshold);
+    let configured = metrics.at_configured_threshold;
+    println!(
+        "at the configured threshold {} (engine.match_threshold): TAR {:.3}, FAR {:.4}",
+        configured.threshold, configured.tar, configured.far
+    );
     for line in &skipped {
         println!("  skipped {line}");
     }

@@ -36,6 +36,8 @@ impl TestDoor {
         let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
         let mut keys = std::collections::BTreeMap::from([
             ("data_dir".to_owned(), quoted(dir.path().to_owned())),
+            // The simulated engine keeps these tests about the door; tests/engine.rs covers faces.
+            ("engine.kind".to_owned(), "\"simulated\"".to_owned()),
             ("door.unlock_time".to_owned(), "\"1s\"".to_owned()),
             ("door.debounce".to_owned(), "\"300ms\"".to_owned()),
             ("door.grant_beep".to_owned(), "\"500ms\"".to_owned()),
