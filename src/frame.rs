@@ -61,6 +61,11 @@ impl Frame {
         Self::from_bytes(bytes, &path.display().to_string())
     }
 
+    /// The very same frame (not merely equal bytes): cheap, for caches keyed by frame.
+    pub fn is_same(&self, other: &Frame) -> bool {
+        Arc::ptr_eq(&self.bytes, &other.bytes)
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }

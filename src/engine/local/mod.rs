@@ -5,7 +5,7 @@ pub mod detector;
 pub mod embedder;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use image::RgbImage;
@@ -25,6 +25,17 @@ pub type Descriptor = [f32; 128];
 struct Models {
     detector: Detector,
     embedder: Embedder,
+    /// The last frame analysed: a tap's burst detects faces on the frame it then searches with,
+    /// and this saves decoding and detecting it twice.
+    last: Mutex<Option<Analysis>>,
+}
+
+#[derive(Clone)]
+struct Analysis {
+    frame: Frame,
+    image: Arc<RgbImage>,
+    /// Largest first.
+    detections: Arc<[Detection]>,
 }
 
 /// Runs on the device: CenterFace finds the faces, the largest is aligned to a 150×150 chip and
@@ -61,25 +72,32 @@ impl LocalEngine {
         let detector = Detector::load(&paths.detector).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         let embedder =
             Embedder::load(&paths.manifest, &paths.weights).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(Self(Arc::new(Models { detector, embedder })))
+        Ok(Self(Arc::new(Models { detector, embedder, last: Mutex::new(None) })))
     }
 
-    fn detections(&self, image: &RgbImage) -> Result<Vec<Detection>, EngineError> {
-        let mut found = self.0.detector.detect(image).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+    /// The decoded picture and its faces, largest first; reuses the last analysis of the same frame.
+    fn analyse(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
+        let remembered = self.0.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(analysis) = remembered.filter(|a| a.frame.is_same(frame)) {
+            return Ok(analysis);
+        }
+        let image = decode_rgb(frame, what)?;
+        let mut found = self.0.detector.detect(&image).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         found.sort_by(|a, b| b.area().total_cmp(&a.area()));
-        Ok(found)
+        let analysis = Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() };
+        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(analysis.clone());
+        Ok(analysis)
     }
 
     /// Finds every face; blocking (run it off the async threads).
     pub fn detect_blocking(&self, frame: &Frame, what: &str) -> Result<Vec<DetectedFace>, EngineError> {
-        let image = decode_rgb(frame, what)?;
-        Ok(self.detections(&image)?.iter().map(to_detected).collect())
+        Ok(self.analyse(frame, what)?.detections.iter().map(to_detected).collect())
     }
 
     /// Describes the largest face, or `None` without a face; blocking.
     pub fn describe_blocking(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
-        let image = decode_rgb(frame, what)?;
-        let Some(largest) = self.detections(&image)?.into_iter().next() else {
+        let Analysis { image, detections, .. } = self.analyse(frame, what)?;
+        let Some(largest) = detections.first().copied() else {
             return Ok(None);
         };
         let chip = align::chip(&image, &largest.landmarks, embedder::CHIP_SIZE);
@@ -148,5 +166,28 @@ impl FaceEngine for LocalEngine {
         let a = self.describe_required(first, "the first picture").await?;
         let b = self.describe_required(second, "the second picture").await?;
         Ok(Comparison { similarity: similarity(&a.descriptor, &b.descriptor), first: a.face, second: b.face })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StoredFace;
+    use crate::models::{samples_dir, test_models_dir};
+
+    #[tokio::test]
+    async fn searching_the_frame_a_burst_just_detected_gives_the_cold_result() {
+        let engine = LocalEngine::load(&test_models_dir()).expect("models: run `facereko models fetch`");
+        let samples = samples_dir(test_models_dir());
+        let enrolled = Frame::read(&samples.join("obama.jpg")).unwrap();
+        let template = engine.enroll(PersonId(1), &enrolled).await.unwrap();
+        let gallery: Gallery = vec![StoredFace { id: 1, person: PersonId(1), template }].into();
+
+        let frame = Frame::read(&samples.join("obama2.jpg")).unwrap();
+        let cold = engine.search(&Frame::from_bytes(frame.bytes().to_vec(), "copy").unwrap(), &gallery).await.unwrap();
+        assert_eq!(engine.detect(&frame).await.unwrap().len(), 1);
+        let warm = engine.search(&frame, &gallery).await.unwrap();
+        assert_eq!(warm, cold);
+        assert!(matches!(warm, SearchOutcome::Candidate { person: PersonId(1), .. }), "{warm:?}");
     }
 }
