@@ -6,8 +6,9 @@ use crate::door::Capture;
 use crate::engine::{DetectedFace, FaceEngine};
 use crate::hw::{BurstLimits, Camera};
 
-/// Detector confidence (0–100) at which a face is good enough to stop looking.
-const CONFIDENT_FACE: f32 = 90.0;
+/// Detector confidence (0–100) at which a face is good enough to stop looking. CenterFace gives
+/// clear frontal faces 80–95.
+const CONFIDENT_FACE: f32 = 80.0;
 
 /// Higher is better: confident faces first, then larger ones (closer to the camera).
 fn score(face: &DetectedFace) -> (u32, u64) {
@@ -33,7 +34,8 @@ pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLi
             Ok(Ok(frame)) => frame,
         };
         let face = match tokio::time::timeout(remaining(), engine.detect(&frame)).await {
-            Ok(Ok(faces)) => faces.into_iter().max_by_key(score),
+            // The door matches the largest face, which engines list first; judge the frame by it.
+            Ok(Ok(faces)) => faces.into_iter().next(),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "skipping a frame the engine cannot read");
                 last_error = Some(e.to_string());
@@ -41,8 +43,9 @@ pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLi
             }
             Err(_) => break,
         };
+        // On a tie the newer frame wins: it is the one the engine analysed last.
         let better = match (&face, best.as_ref().and_then(|b| b.face.as_ref())) {
-            (Some(new), Some(old)) => score(new) > score(old),
+            (Some(new), Some(old)) => score(new) >= score(old),
             (Some(_), None) => true,
             // Without any face yet, the latest frame is the best evidence of who stood there.
             (None, kept) => kept.is_none(),
@@ -157,10 +160,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keeps_the_best_face_of_the_burst() {
-        let shots = [Shot::Face(60, 50), Shot::Face(80, 40), Shot::Empty, Shot::Face(80, 70), Shot::Face(70, 99)];
+        let shots = [Shot::Face(60, 50), Shot::Face(75, 40), Shot::Empty, Shot::Face(75, 70), Shot::Face(70, 99)];
         let (result, taken) = run(&shots, 5).await;
         let face = result.unwrap().face.unwrap();
-        assert_eq!((face.confidence, face.width), (80.0, 70), "most confident, then largest");
+        assert_eq!((face.confidence, face.width), (75.0, 70), "most confident, then largest");
         assert_eq!(taken, 5, "looked at every frame allowed");
     }
 

@@ -169,3 +169,17 @@ fn enrolment_changes_while_running_apply_at_the_next_tap() {
     assert_eq!(rows[1]["person_name"], "Alice", "history keeps the name of a removed person");
     door.stop();
 }
+
+#[test]
+fn hangup_interrupt_and_quit_lock_the_open_door_too() {
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    for signal in ["HUP", "INT", "QUIT"] {
+        let mut door = TestDoor::new(&[("door.unlock_time", "\"5m\"")]);
+        door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+        door.show_for_card(ALICE_CARD, &alice);
+        door.start();
+        assert_eq!(door.tap_and_wait(ALICE_CARD)["decision"], "granted");
+        door.stop_with(signal);
+        assert_eq!(switches_of(&door, "relay"), [false, true, false], "SIG{signal} locks the door");
+    }
+}

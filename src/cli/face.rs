@@ -26,7 +26,10 @@ pub async fn compare(config: &Config, args: &CompareArgs) -> Result<ExitCode> {
     let engine = engine::build(&config.engine).context("cannot start the face engine")?;
     let first = Frame::read(&args.first)?;
     let second = Frame::read(&args.second)?;
-    let comparison = engine.compare(&first, &second).await?;
+    let comparison = engine
+        .compare(&first, &second)
+        .await
+        .with_context(|| format!("comparing {} with {}", args.first.display(), args.second.display()))?;
     let threshold = config.engine.match_threshold;
     let matched = comparison.similarity >= threshold;
     if args.json {
@@ -134,16 +137,19 @@ pub async fn simulate(config: &Config, args: &SimulateArgs) -> Result<ExitCode> 
     Frame::read(&args.image)?;
     let event = facereko::daemon::simulate_attempt(config, args.card.clone(), PathBuf::from(&args.image)).await?;
     let t = &event.timings;
-    let mut timings = serde_json::Map::new();
-    timings.insert("read".into(), json!(t.read_ms));
-    if let Some(ms) = t.capture_ms {
-        timings.insert("capture".into(), json!(ms));
-    }
-    if let Some(ms) = t.match_ms {
-        timings.insert("match".into(), json!(ms));
-    }
-    timings.insert("actuate".into(), json!(t.actuate_ms));
-    timings.insert("total".into(), json!(t.total_ms));
+    // In stage order; stages that did not run (no capture for an unknown card) are left out.
+    let stages: Vec<(&str, u32)> = [
+        ("read", Some(t.read_ms)),
+        ("capture", t.capture_ms),
+        ("match", t.match_ms),
+        ("actuate", Some(t.actuate_ms)),
+        ("total", Some(t.total_ms)),
+    ]
+    .into_iter()
+    .filter_map(|(stage, ms)| Some((stage, ms?)))
+    .collect();
+    let timings: serde_json::Map<String, serde_json::Value> =
+        stages.iter().map(|(stage, ms)| ((*stage).to_owned(), json!(ms))).collect();
     if args.json {
         let report = json!({
             "decision": event.decision,
@@ -157,10 +163,10 @@ pub async fn simulate(config: &Config, args: &SimulateArgs) -> Result<ExitCode> 
         println!("{report}");
     } else {
         println!("{}: {}", event.decision, event.reason);
-        println!("  person: {}", event.person_name.as_deref().unwrap_or("-"));
+        println!("  card holder: {}", event.person_name.as_deref().unwrap_or("-"));
         println!("  similarity: {}", event.similarity.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")));
-        let stages: Vec<String> = timings.iter().map(|(stage, ms)| format!("{stage} {ms} ms")).collect();
-        println!("  timings: {}", stages.join(", "));
+        let shown: Vec<String> = stages.iter().map(|(stage, ms)| format!("{stage} {ms} ms")).collect();
+        println!("  timings: {}", shown.join(", "));
         if let Some(detail) = &event.detail {
             println!("  detail: {detail}");
         }

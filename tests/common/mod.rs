@@ -22,6 +22,61 @@ pub fn face(relative: &str) -> PathBuf {
     path
 }
 
+/// The fetched face models (`FACEREKO_TEST_MODELS`, else the user cache); fails with the command
+/// that fetches them when they are missing.
+pub fn models_dir() -> PathBuf {
+    let dir = facereko::models::test_models_dir();
+    if let Err(e) = facereko::models::ModelPaths::check(&dir) {
+        panic!("{e} (tests/run.sh does it and exports FACEREKO_TEST_MODELS)");
+    }
+    dir
+}
+
+/// A sample face picture fetched with the models (`obama.jpg`, `obama2.jpg`, `biden.jpg`, …).
+pub fn sample(name: &str) -> PathBuf {
+    let dir = models_dir();
+    let path = facereko::models::samples_dir(&dir).join(name);
+    assert!(
+        path.is_file(),
+        "sample picture {} is missing: run `facereko models fetch --dir {}`",
+        path.display(),
+        dir.display()
+    );
+    path
+}
+
+/// A plain grey PNG: a picture without a face.
+pub fn grey_png() -> Vec<u8> {
+    let grey = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(640, 480, image::Rgb([128, 128, 128])));
+    encode(&grey, image::ImageFormat::Png)
+}
+
+/// `picture` encoded as `format` (JPEG or PNG) in memory.
+pub fn encode(picture: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut bytes, format).expect("the picture encodes");
+    bytes.into_inner()
+}
+
+/// One JPEG with two pictures side by side on a grey background: `left` at `height` pixels high,
+/// `right` at `right_height`, both keeping their aspect ratio.
+pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -> Vec<u8> {
+    let scaled = |path: &Path, height: u32| {
+        let picture = image::open(path).expect("the sample decodes").to_rgb8();
+        let width = (u64::from(picture.width()) * u64::from(height) / u64::from(picture.height())) as u32;
+        image::imageops::resize(&picture, width, height, image::imageops::FilterType::Triangle)
+    };
+    let (left, right) = (scaled(left, height), scaled(right, right_height));
+    let mut both = image::RgbImage::from_pixel(
+        left.width() + right.width(),
+        height.max(right_height),
+        image::Rgb([128, 128, 128]),
+    );
+    image::imageops::replace(&mut both, &left, 0, 0);
+    image::imageops::replace(&mut both, &right, i64::from(left.width()), 0);
+    encode(&image::DynamicImage::ImageRgb8(both), image::ImageFormat::Jpeg)
+}
+
 /// A door with simulated hardware and SQLite in a temporary folder.
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
@@ -51,6 +106,12 @@ impl TestDoor {
         let config: String = keys.iter().map(|(key, value)| format!("{key} = {value}\n")).collect();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         Self { dir, daemon: None }
+    }
+
+    /// A door with the on-device engine and the fetched test models.
+    pub fn with_local_engine() -> Self {
+        let models = format!("{:?}", models_dir().display().to_string());
+        Self::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &models)])
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -104,9 +165,14 @@ impl TestDoor {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
+        self.stop_with("TERM");
+    }
+
+    /// Sends `signal` (e.g. "HUP") and waits for a clean exit.
+    pub fn stop_with(&mut self, signal: &str) {
         let mut child = self.daemon.take().expect("the daemon is running");
         let pid = child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
         let status = child.wait().unwrap();
         assert!(status.success(), "the daemon exited with {status}; log:\n{}", self.daemon_log());
     }

@@ -19,18 +19,21 @@ use embedder::Embedder;
 
 pub const NAME: &str = "local";
 
+/// Pictures up to this size (a 4K camera frame) are kept between `detect` and `search`.
+const MAX_REMEMBERED_PIXELS: u64 = 3840 * 2160;
+
 /// A descriptor: 128 values of unit length.
 pub type Descriptor = [f32; 128];
 
 struct Models {
     detector: Detector,
     embedder: Embedder,
-    /// The last frame analysed: a tap's burst detects faces on the frame it then searches with,
-    /// and this saves decoding and detecting it twice.
+    /// The frame `detect` analysed last: a tap's burst detects faces on the frame it then
+    /// searches with, and this saves decoding and detecting it twice. Taken by the next
+    /// description of that frame, so no picture stays in memory after its search.
     last: Mutex<Option<Analysis>>,
 }
 
-#[derive(Clone)]
 struct Analysis {
     frame: Frame,
     image: Arc<RgbImage>,
@@ -75,28 +78,33 @@ impl LocalEngine {
         Ok(Self(Arc::new(Models { detector, embedder, last: Mutex::new(None) })))
     }
 
-    /// The decoded picture and its faces, largest first; reuses the last analysis of the same frame.
     fn analyse(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
-        let remembered = self.0.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(analysis) = remembered.filter(|a| a.frame.is_same(frame)) {
-            return Ok(analysis);
-        }
         let image = decode_rgb(frame, what)?;
         let mut found = self.0.detector.detect(&image).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         found.sort_by(|a, b| b.area().total_cmp(&a.area()));
-        let analysis = Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() };
-        *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(analysis.clone());
-        Ok(analysis)
+        Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
     }
 
-    /// Finds every face; blocking (run it off the async threads).
+    /// Finds every face, largest first; blocking (run it off the async threads).
     pub fn detect_blocking(&self, frame: &Frame, what: &str) -> Result<Vec<DetectedFace>, EngineError> {
-        Ok(self.analyse(frame, what)?.detections.iter().map(to_detected).collect())
+        let analysis = self.analyse(frame, what)?;
+        let faces = analysis.detections.iter().map(to_detected).collect();
+        if u64::from(analysis.image.width()) * u64::from(analysis.image.height()) <= MAX_REMEMBERED_PIXELS {
+            *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(analysis);
+        }
+        Ok(faces)
     }
 
     /// Describes the largest face, or `None` without a face; blocking.
     pub fn describe_blocking(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
-        let Analysis { image, detections, .. } = self.analyse(frame, what)?;
+        let remembered = {
+            let mut last = self.0.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_ref().is_some_and(|a| a.frame.is_same(frame)) { last.take() } else { None }
+        };
+        let Analysis { image, detections, .. } = match remembered {
+            Some(analysis) => analysis,
+            None => self.analyse(frame, what)?,
+        };
         let Some(largest) = detections.first().copied() else {
             return Ok(None);
         };

@@ -1,0 +1,374 @@
+//! The on-device engine on real faces, through the `FaceEngine` trait: who matches whom at the
+//! default threshold, search over a gallery, and pictures that are hard or broken (no face,
+//! several faces, corrupt, truncated, rotated by EXIF, grey, with alpha, absurdly large).
+//!
+//! The sample pictures come from the `face_recognition` PyPI package, fetched with the models, so
+//! these tests run on a fresh machine; `../shared/facedata` adds labelled LFW pictures.
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use common::{encode, face, grey_png, models_dir, sample, side_by_side};
+use facereko::config::Config;
+use facereko::engine::local::LocalEngine;
+use facereko::engine::{EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
+use facereko::frame::Frame;
+use facereko::people::{self, EnrolError};
+use facereko::store::PersonId;
+use image::{DynamicImage, ImageFormat};
+
+/// Loading the models takes a while, so every test shares one engine.
+fn engine() -> &'static LocalEngine {
+    static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let dir = models_dir();
+        LocalEngine::load(&dir).unwrap_or_else(|e| panic!("the engine loads from {}: {e}", dir.display()))
+    })
+}
+
+/// The door's default threshold (similarity 0–100).
+fn threshold() -> f32 {
+    Config::default().engine.match_threshold
+}
+
+fn read(path: &Path) -> Frame {
+    Frame::read(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn frame(bytes: Vec<u8>) -> Frame {
+    Frame::from_bytes(bytes, "a test picture").expect("a JPEG or PNG")
+}
+
+fn decoded(path: &Path) -> DynamicImage {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn similarity(first: &Frame, second: &Frame) -> f32 {
+    engine().compare(first, second).await.expect("both pictures show a face").similarity
+}
+
+#[tokio::test]
+async fn same_person_matches_and_different_people_do_not() {
+    let threshold = threshold();
+    let pairs = [
+        (sample("obama.jpg"), sample("obama2.jpg"), true),
+        (sample("obama.jpg"), sample("obama3.jpg"), true),
+        (sample("obama2.jpg"), sample("obama3.jpg"), true),
+        (sample("obama.jpg"), sample("biden.jpg"), false),
+        (sample("obama2.jpg"), sample("biden.jpg"), false),
+        (sample("obama3.jpg"), sample("biden.jpg"), false),
+        (face("lfw10/Colin_Powell/Colin_Powell_0001.jpg"), face("lfw10/Colin_Powell/Colin_Powell_0002.jpg"), true),
+        (face("lfw10/Tony_Blair/Tony_Blair_0001.jpg"), face("lfw10/Tony_Blair/Tony_Blair_0002.jpg"), true),
+        (face("lfw10/Hugo_Chavez/Hugo_Chavez_0001.jpg"), face("lfw10/Hugo_Chavez/Hugo_Chavez_0002.jpg"), true),
+        (
+            face("lfw10/Colin_Powell/Colin_Powell_0001.jpg"),
+            face("lfw10/Donald_Rumsfeld/Donald_Rumsfeld_0001.jpg"),
+            false,
+        ),
+        (
+            face("lfw10/Tony_Blair/Tony_Blair_0001.jpg"),
+            face("lfw10/Gerhard_Schroeder/Gerhard_Schroeder_0001.jpg"),
+            false,
+        ),
+        (
+            face("lfw10/George_W_Bush/George_W_Bush_0001.jpg"),
+            face("lfw10/Vladimir_Putin/Vladimir_Putin_0001.jpg"),
+            false,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (first, second, same) in &pairs {
+        let score = similarity(&read(first), &read(second)).await;
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        let line = format!("{} vs {}: similarity {score:.1} (same person: {same})", name(first), name(second));
+        println!("{line}");
+        assert!((0.0..=100.0).contains(&score), "{line}: similarity is on the 0–100 scale");
+        if (score >= threshold) != *same {
+            wrong.push(line);
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts at threshold {threshold}:\n{}", wrong.join("\n"));
+}
+
+fn stored(id: i64, person: i64, template: FaceTemplate) -> StoredFace {
+    StoredFace { id, person: PersonId(person), template }
+}
+
+/// Obama's and Biden's reference pictures, enrolled as persons 1 and 2 (once per test binary).
+async fn gallery() -> Gallery {
+    static GALLERY: tokio::sync::OnceCell<Gallery> = tokio::sync::OnceCell::const_new();
+    let enrol = || async {
+        let obama = engine().enroll(PersonId(1), &read(&sample("obama.jpg"))).await.expect("Obama enrols");
+        let biden = engine().enroll(PersonId(2), &read(&sample("biden.jpg"))).await.expect("Biden enrols");
+        for template in [&obama, &biden] {
+            assert!(
+                matches!(template, FaceTemplate::Descriptor(d) if d.len() == 128),
+                "a 128-d descriptor: {template:?}"
+            );
+        }
+        Gallery::from(vec![stored(1, 1, obama), stored(2, 2, biden)])
+    };
+    GALLERY.get_or_init(enrol).await.clone()
+}
+
+/// The person found in `picture` and the similarity; fails unless a candidate is found.
+async fn candidate(picture: &Frame, gallery: &Gallery) -> (PersonId, f32) {
+    match engine().search(picture, gallery).await {
+        Ok(SearchOutcome::Candidate { person, similarity, face_confidence }) => {
+            assert!(face_confidence > 0.0 && face_confidence <= 100.0, "confidence {face_confidence}");
+            (person, similarity)
+        }
+        other => panic!("expected a candidate, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn search_finds_the_enrolled_person() {
+    let gallery = gallery().await;
+    let (person, score) = candidate(&read(&sample("obama2.jpg")), &gallery).await;
+    println!("search obama2.jpg: {person} at {score:.1}");
+    assert_eq!(person, PersonId(1));
+    assert!(score >= threshold(), "Obama is recognised: {score}");
+
+    let (person, score) = candidate(&read(&sample("biden.jpg")), &gallery).await;
+    assert_eq!(person, PersonId(2));
+    assert!(score >= threshold(), "Biden's own enrolment picture: {score}");
+
+    let empty = Gallery::from(Vec::new());
+    assert!(
+        matches!(engine().search(&read(&sample("obama2.jpg")), &empty).await, Ok(SearchOutcome::NoCandidate { .. })),
+        "nobody enrolled: a face but no candidate"
+    );
+}
+
+#[tokio::test]
+async fn a_picture_without_a_face_is_a_clear_answer() {
+    let grey_jpeg = encode(&image::load_from_memory(&grey_png()).unwrap(), ImageFormat::Jpeg);
+    let gallery = gallery().await;
+    for grey in [frame(grey_png()), frame(grey_jpeg)] {
+        assert_eq!(engine().detect(&grey).await.unwrap(), vec![], "{grey:?}");
+        assert_eq!(engine().search(&grey, &gallery).await.unwrap(), SearchOutcome::NoFace);
+        assert!(matches!(engine().enroll(PersonId(1), &grey).await, Err(EngineError::NoFace { .. })));
+        let obama = read(&sample("obama.jpg"));
+        match engine().compare(&obama, &grey).await {
+            Err(e @ EngineError::NoFace { .. }) => {
+                assert!(e.to_string().contains("second picture"), "the message says which picture: {e}")
+            }
+            other => panic!("expected NoFace, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn several_faces_are_found_largest_first_and_refused_for_enrolment() {
+    let (obama, biden) = (sample("obama.jpg"), sample("biden.jpg"));
+    let both = frame(side_by_side(&obama, 800, &biden, 800));
+    let faces = engine().detect(&both).await.unwrap();
+    println!("obama.jpg + biden.jpg side by side: {faces:?}");
+    assert!(faces.len() >= 2, "both faces are found: {faces:?}");
+    assert!(faces.windows(2).all(|w| w[0].area() >= w[1].area()), "largest first: {faces:?}");
+
+    let data = tempfile::tempdir().unwrap();
+    let store = facereko::store::open("sqlite://facereko.db", data.path()).await.unwrap();
+    let person = people::add_person(store.as_ref(), "Barack Obama").await.unwrap();
+    match people::enrol_face(store.as_ref(), engine(), &person, &both).await {
+        Err(EnrolError::SeveralFaces(n)) => assert_eq!(n, faces.len()),
+        other => panic!("expected SeveralFaces, got {other:?}"),
+    }
+    let grey = frame(grey_png());
+    assert!(matches!(people::enrol_face(store.as_ref(), engine(), &person, &grey).await, Err(EnrolError::NoFace)));
+    assert!(store.faces(engine().name()).await.unwrap().1.is_empty(), "nothing was stored");
+    people::enrol_face(store.as_ref(), engine(), &person, &read(&obama)).await.expect("one face enrols");
+    assert_eq!(store.faces(engine().name()).await.unwrap().1.len(), 1);
+
+    // The door looks at the largest face: whoever is shown twice as large is the one searched.
+    let gallery = gallery().await;
+    let obama_large = frame(side_by_side(&obama, 1000, &biden, 500));
+    assert_eq!(candidate(&obama_large, &gallery).await.0, PersonId(1));
+    let biden_large = frame(side_by_side(&obama, 400, &biden, 1000));
+    assert_eq!(candidate(&biden_large, &gallery).await.0, PersonId(2));
+}
+
+/// Runs every trait method on `picture`; each either refuses it as a bad image or answers.
+async fn bad_image_everywhere(picture: &Frame, what: &str) -> Vec<String> {
+    let gallery = gallery().await;
+    let obama = read(&sample("obama.jpg"));
+    let results = [
+        engine().detect(picture).await.map(|faces| format!("detect: {} face(s)", faces.len())),
+        engine().enroll(PersonId(1), picture).await.map(|_| "enroll: a template".to_owned()),
+        engine().search(picture, &gallery).await.map(|outcome| format!("search: {outcome:?}")),
+        engine().compare(&obama, picture).await.map(|c| format!("compare: {:.1}", c.similarity)),
+    ];
+    results
+        .into_iter()
+        .map(|result| match result {
+            Err(e @ EngineError::BadImage { .. }) => format!("refused: {e}"),
+            Ok(answer) => answer,
+            Err(EngineError::NoFace { what }) => format!("no face in {what}"),
+            Err(other) => panic!("{what}: expected BadImage or an answer, got {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn corrupt_and_truncated_pictures_never_panic() {
+    // A JPEG start of image followed by noise.
+    let mut corrupt = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    corrupt.extend((0u32..4000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let corrupt = frame(corrupt);
+    let gallery = gallery().await;
+    assert!(matches!(engine().detect(&corrupt).await, Err(EngineError::BadImage { .. })));
+    assert!(matches!(engine().enroll(PersonId(1), &corrupt).await, Err(EngineError::BadImage { .. })));
+    assert!(matches!(engine().search(&corrupt, &gallery).await, Err(EngineError::BadImage { .. })));
+    match engine().compare(&read(&sample("obama.jpg")), &corrupt).await {
+        Err(e @ EngineError::BadImage { .. }) => {
+            assert!(e.to_string().contains("second picture"), "the message says which picture: {e}")
+        }
+        other => panic!("expected BadImage, got {other:?}"),
+    }
+
+    // The decoder may refuse a truncated picture or recover its top part; either is fine.
+    for name in ["obama.jpg", "32bit.png"] {
+        let bytes = std::fs::read(sample(name)).unwrap();
+        let truncated = frame(bytes[..bytes.len() * 3 / 10].to_vec());
+        let outcomes = bad_image_everywhere(&truncated, name).await;
+        println!("the first 30% of {name}: {outcomes:?}");
+    }
+}
+
+/// A minimal APP1 Exif segment (big-endian TIFF, one IFD entry) declaring `orientation`.
+fn exif_orientation_segment(orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2A".to_vec();
+    tiff.extend(8u32.to_be_bytes()); // the first IFD follows the header
+    tiff.extend(1u16.to_be_bytes()); // one entry
+    tiff.extend(0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend(3u16.to_be_bytes()); // SHORT
+    tiff.extend(1u32.to_be_bytes()); // one value
+    tiff.extend(orientation.to_be_bytes());
+    tiff.extend([0, 0]); // the value field is four bytes
+    tiff.extend(0u32.to_be_bytes()); // no next IFD
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend(tiff);
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend(u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+    segment.extend(payload);
+    segment
+}
+
+#[tokio::test]
+async fn exif_orientation_is_applied() {
+    let obama = read(&sample("obama.jpg"));
+    let reference = engine().compare(&obama, &read(&sample("obama2.jpg"))).await.unwrap();
+    // The pixels lie on their side, turned a quarter clockwise, as a phone held sideways stores them.
+    let sideways = encode(&decoded(&sample("obama2.jpg")).rotate90(), ImageFormat::Jpeg);
+    assert_eq!(&sideways[..2], [0xFF, 0xD8]);
+    // Orientation 8: a viewer turns the picture a quarter anticlockwise to show it upright.
+    let mut tagged = sideways[..2].to_vec();
+    tagged.extend(exif_orientation_segment(8));
+    tagged.extend(&sideways[2..]);
+
+    let upright = engine().compare(&obama, &frame(tagged)).await.expect("a face in the tagged picture");
+    println!("obama2.jpg: similarity {:.1}, face {:?}", reference.similarity, reference.second);
+    println!("turned sideways, EXIF orientation 8: similarity {:.1}, face {:?}", upright.similarity, upright.second);
+    assert!(upright.similarity >= threshold(), "the face matches: {}", upright.similarity);
+    // Upright again, the face is where it is in the original picture (the JPEG re-encoding aside).
+    let (a, b) = (upright.second, reference.second);
+    let near = |p: u32, q: u32| p.abs_diff(q) <= 4;
+    assert!(
+        near(a.x, b.x) && near(a.y, b.y) && near(a.width, b.width) && near(a.height, b.height),
+        "the face box is the upright picture's: {a:?} vs {b:?}"
+    );
+    assert!((upright.similarity - reference.similarity).abs() < 1.0, "and so is the similarity");
+
+    // Without the tag the picture is 1200×626 and the face box is in sideways coordinates.
+    match engine().compare(&obama, &frame(sideways)).await {
+        Ok(untagged) => {
+            println!("turned sideways, no EXIF: similarity {:.1}, face {:?}", untagged.similarity, untagged.second);
+            assert!(untagged.second.width > untagged.second.height, "a sideways face: {:?}", untagged.second);
+        }
+        Err(EngineError::NoFace { .. }) => println!("turned sideways, no EXIF: no face found"),
+        Err(e) => panic!("the sideways picture decodes: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn grey_pictures_are_recognised() {
+    let obama = read(&sample("obama.jpg"));
+    let grey = DynamicImage::ImageLuma8(decoded(&sample("obama2.jpg")).to_luma8());
+    for format in [ImageFormat::Jpeg, ImageFormat::Png] {
+        let picture = frame(encode(&grey, format));
+        assert!(!engine().detect(&picture).await.unwrap().is_empty(), "a face in the grey {format:?}");
+        let score = similarity(&obama, &picture).await;
+        println!("obama.jpg vs obama2.jpg in grey ({format:?}): similarity {score:.1}");
+        assert!(score >= 85.0, "grey {format:?}: similarity {score}");
+    }
+}
+
+#[tokio::test]
+async fn a_png_with_alpha_is_recognised() {
+    let picture = read(&sample("32bit.png"));
+    assert!(decoded(&sample("32bit.png")).color().has_alpha(), "the sample is RGBA");
+    let faces = engine().detect(&picture).await.unwrap();
+    println!("32bit.png: {faces:?}");
+    assert!(!faces.is_empty(), "a face is found");
+    // 32bit.png is obama2.jpg with an alpha channel.
+    let score = similarity(&read(&sample("obama.jpg")), &picture).await;
+    println!("obama.jpg vs 32bit.png: similarity {score:.1}");
+    assert!(score >= threshold(), "{score}");
+}
+
+/// A PNG chunk with its length and CRC.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    let mut chunk = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+    chunk.extend(kind);
+    chunk.extend(data);
+    chunk.extend(crc.sum().to_be_bytes());
+    chunk
+}
+
+/// Where the main picture's frame header (SOF0–SOF2) starts, walking the JPEG's segments.
+fn frame_header(jpeg: &[u8]) -> usize {
+    let mut at = 2; // after the start of image
+    loop {
+        assert_eq!(jpeg[at], 0xFF, "a segment starts at {at}");
+        if (0xC0..=0xC2).contains(&jpeg[at + 1]) {
+            return at;
+        }
+        at += 2 + usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+    }
+}
+
+#[tokio::test]
+async fn huge_declared_sizes_are_refused_before_decoding() {
+    // A PNG whose header claims 100000×100000 RGB pixels (30 GB decoded).
+    let mut header = Vec::new();
+    header.extend(100_000u32.to_be_bytes());
+    header.extend(100_000u32.to_be_bytes());
+    header.extend([8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter method, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(png_chunk(b"IHDR", &header));
+    png.extend(png_chunk(b"IDAT", &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(png_chunk(b"IEND", &[]));
+    // Check the crafted header is well-formed, so the refusal is about the size.
+    let declared = image::ImageReader::with_format(std::io::Cursor::new(&png), ImageFormat::Png).into_dimensions();
+    assert_eq!(declared.unwrap(), (100_000, 100_000), "the crafted PNG header reads back");
+
+    // A real JPEG whose frame header is changed to claim 65535×65535 pixels.
+    // (Not the first SOF marker in the file: that belongs to the thumbnail inside the Exif block.)
+    let mut jpeg = std::fs::read(sample("obama.jpg")).unwrap();
+    let sof = frame_header(&jpeg);
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0xFF; 4]);
+
+    for (what, bytes) in [("PNG", png), ("JPEG", jpeg)] {
+        let picture = frame(bytes);
+        match engine().detect(&picture).await {
+            Err(e @ EngineError::BadImage { .. }) => println!("{what} claiming a huge size: {e}"),
+            other => panic!("{what} claiming a huge size: expected BadImage, got {other:?}"),
+        }
+    }
+}

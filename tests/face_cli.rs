@@ -1,0 +1,299 @@
+//! The face commands of the real binary with the on-device engine: `compare`, `eval`, `enroll`,
+//! `simulate` and the interactive `demo`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{BIN, TestDoor, face, grey_png, models_dir, sample, side_by_side};
+use serde_json::Value;
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("one JSON object ({e}):\n{stdout}"))
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn compare_reports_similarity_match_threshold_and_faces() {
+    let door = TestDoor::with_local_engine();
+    let (obama, obama2, biden) = (sample("obama.jpg"), sample("obama2.jpg"), sample("biden.jpg"));
+
+    let same = json(&door.ok(&["compare", arg(&obama), arg(&obama2), "--json"]));
+    println!("obama.jpg vs obama2.jpg: {same}");
+    let similarity = same["similarity"].as_f64().expect("a similarity");
+    assert!((0.0..=100.0).contains(&similarity), "{same}");
+    assert_eq!(same["threshold"].as_f64(), Some(93.0), "the default threshold: {same}");
+    assert_eq!(same["match"], true, "{same}");
+    let faces = same["faces"].as_array().expect("faces");
+    assert_eq!(faces.len(), 2, "{same}");
+    for (face, picture) in faces.iter().zip([&obama, &obama2]) {
+        assert_eq!(face["image"].as_str(), Some(arg(picture)), "{face}");
+        for key in ["x", "y", "width", "height"] {
+            assert!(face["box"][key].is_u64(), "box.{key}: {face}");
+        }
+        assert!(face["box"]["width"].as_u64() > Some(50), "a face, not a speck: {face}");
+        let confidence = face["confidence"].as_f64().expect("a confidence");
+        assert!(confidence > 0.0 && confidence <= 100.0, "{face}");
+    }
+
+    let different = json(&door.ok(&["compare", arg(&obama), arg(&biden), "--json"]));
+    println!("obama.jpg vs biden.jpg: {different}");
+    assert_eq!(different["match"], false, "{different}");
+    assert!(different["similarity"].as_f64() < Some(93.0), "{different}");
+
+    let human = door.ok(&["compare", arg(&obama), arg(&obama2)]);
+    assert!(human.contains("the same person (threshold 93)"), "{human}");
+}
+
+#[test]
+fn compare_without_a_face_fails_clearly() {
+    let door = TestDoor::with_local_engine();
+    let grey = door.path("grey.png");
+    std::fs::write(&grey, grey_png()).unwrap();
+    let output = door.run(&["compare", arg(&sample("obama.jpg")), arg(&grey), "--json"]);
+    let text = text(&output);
+    assert!(!output.status.success(), "no face is a failure:\n{text}");
+    assert!(text.contains("no face found"), "{text}");
+    assert!(text.contains("grey.png"), "the message names the picture:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(output.stdout.is_empty(), "no half-written JSON on stdout:\n{text}");
+}
+
+#[test]
+fn eval_on_lfw10_reaches_the_accuracy_the_issue_asks_for() {
+    let door = TestDoor::with_local_engine();
+    let lfw = face("lfw10/Colin_Powell/Colin_Powell_0001.jpg").parent().unwrap().parent().unwrap().to_owned();
+    let report = json(&door.ok(&["eval", arg(&lfw), "--json"]));
+    let metrics = &report["metrics"];
+    println!("lfw10: {metrics}\nskipped: {}", report["skipped"]);
+    assert_eq!(report["skipped"].as_array().map(Vec::len), Some(0), "every picture has a face: {report}");
+    assert_eq!(metrics["genuine"], 450, "{metrics}");
+    assert_eq!(metrics["impostor"], 4500, "{metrics}");
+    let tar = metrics["at_far_1_percent"]["tar"].as_f64().expect("TAR at FAR 1%");
+    assert!(tar >= 0.99, "TAR at FAR 1% is {tar}, the issue asks for at least 0.99: {metrics}");
+    assert!(metrics["at_far_1_percent"]["far"].as_f64() <= Some(0.01), "{metrics}");
+    let configured = &metrics["at_configured_threshold"];
+    assert_eq!(configured["threshold"].as_f64(), Some(93.0), "{metrics}");
+    assert!(configured["far"].as_f64() <= Some(0.01), "the door prefers false rejects: {metrics}");
+}
+
+#[test]
+fn eval_on_the_deepface_pairs() {
+    let door = TestDoor::with_local_engine();
+    let report = json(&door.ok(&["eval", arg(&face("deepface/master.csv")), "--json"]));
+    let metrics = &report["metrics"];
+    println!("deepface: {metrics}\nskipped: {}", report["skipped"]);
+    let csv = std::fs::read_to_string(face("deepface/master.csv")).unwrap();
+    let labelled = |label: &str| csv.lines().filter(|line| line.trim_end().ends_with(label)).count() as u64;
+    assert_eq!(report["skipped"].as_array().map(Vec::len), Some(0), "every picture has a face: {report}");
+    assert_eq!(metrics["genuine"].as_u64(), Some(labelled(",Yes")), "every same-person pair is scored: {metrics}");
+    assert_eq!(metrics["impostor"].as_u64(), Some(labelled(",No")), "every other pair is scored: {metrics}");
+    let best = metrics["best_accuracy"].as_f64().expect("best accuracy");
+    assert!(best >= 0.99, "best accuracy {best}: {metrics}");
+}
+
+/// Runs `facereko simulate` and returns its JSON report.
+fn simulate(door: &TestDoor, card: &str, picture: &Path) -> Value {
+    json(&door.ok(&["simulate", "--card", card, "--image", arg(picture), "--json"]))
+}
+
+#[test]
+fn enroll_then_simulate_attempts_through_the_real_pipeline() {
+    let door = TestDoor::with_local_engine();
+    let enrolled = door.ok(&[
+        "enroll",
+        "--person",
+        "Obama",
+        "--card",
+        "04A1B2C3",
+        arg(&sample("obama.jpg")),
+        arg(&sample("obama3.jpg")),
+    ]);
+    assert!(enrolled.contains("enrolled 2 of 2 picture(s) for Obama"), "{enrolled}");
+
+    // A picture with two faces is skipped and said so; the others are enrolled.
+    let two = door.path("two-faces.jpg");
+    std::fs::write(&two, side_by_side(&sample("obama.jpg"), 800, &sample("biden.jpg"), 800)).unwrap();
+    let enrolled =
+        door.ok(&["enroll", "--person", "Biden", "--card", "04B1D3E5", arg(&sample("biden.jpg")), arg(&two)]);
+    assert!(enrolled.contains("enrolled 1 of 2 picture(s) for Biden"), "{enrolled}");
+    assert!(enrolled.contains(&format!("skipped {}: 2 faces found", two.display())), "{enrolled}");
+
+    let granted = simulate(&door, "04A1B2C3", &sample("obama2.jpg"));
+    println!("Obama's card, obama2.jpg: {granted}");
+    assert_eq!(granted["decision"], "granted", "{granted}");
+    assert_eq!(granted["reason"], "card_and_face", "{granted}");
+    assert_eq!(granted["person"], "Obama", "{granted}");
+    assert!(granted["similarity"].as_f64() >= Some(93.0), "{granted}");
+    let timings = granted["timings_ms"].as_object().expect("timings_ms");
+    for stage in ["read", "capture", "match", "actuate", "total"] {
+        assert!(timings.get(stage).is_some_and(Value::is_u64), "timings_ms.{stage}: {granted}");
+    }
+    let stages: u64 = ["read", "capture", "match", "actuate"].iter().map(|s| timings[*s].as_u64().unwrap()).sum();
+    assert!(timings["total"].as_u64().unwrap() + 4 >= stages, "the total covers the stages: {granted}");
+
+    let wrong = simulate(&door, "04A1B2C3", &sample("biden.jpg"));
+    println!("Obama's card, biden.jpg: {wrong}");
+    assert_eq!((&wrong["decision"], &wrong["reason"]), (&"denied".into(), &"wrong_person".into()), "{wrong}");
+
+    let grey = door.path("grey.png");
+    std::fs::write(&grey, grey_png()).unwrap();
+    let covered = simulate(&door, "04A1B2C3", &grey);
+    assert_eq!((&covered["decision"], &covered["reason"]), (&"denied".into(), &"no_face".into()), "{covered}");
+
+    // A camera frame that does not decode fails safe.
+    let corrupt = door.path("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xFF\xD8\xFF\xE0 not a picture at all").unwrap();
+    let broken = simulate(&door, "04A1B2C3", &corrupt);
+    assert_eq!((&broken["decision"], &broken["reason"]), (&"denied".into(), &"camera_error".into()), "{broken}");
+
+    let unknown = simulate(&door, "DEADBEEF", &sample("obama2.jpg"));
+    assert_eq!((&unknown["decision"], &unknown["reason"]), (&"denied".into(), &"unknown_card".into()), "{unknown}");
+    assert_eq!(unknown["person"], Value::Null, "{unknown}");
+
+    let log: Vec<(String, String)> = door
+        .log_rows()
+        .iter()
+        .map(|row| (row["decision"].as_str().unwrap().to_owned(), row["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [
+        ("denied", "unknown_card"),
+        ("denied", "camera_error"),
+        ("denied", "no_face"),
+        ("denied", "wrong_person"),
+        ("granted", "card_and_face"),
+    ];
+    assert_eq!(log, expected.map(|(d, r)| (d.to_owned(), r.to_owned())), "every attempt is logged, newest first");
+}
+
+#[test]
+fn simulate_with_someone_else_when_only_the_holder_is_enrolled() {
+    let door = TestDoor::with_local_engine();
+    door.ok(&["enroll", "--person", "Obama", "--card", "04A1B2C3", arg(&sample("obama.jpg"))]);
+    let stranger = simulate(&door, "04A1B2C3", &sample("biden.jpg"));
+    println!("Obama's card, biden.jpg, Biden not enrolled: {stranger}");
+    assert_eq!(
+        (&stranger["decision"], &stranger["reason"]),
+        (&"denied".into(), &"face_not_recognised".into()),
+        "{stranger}"
+    );
+}
+
+/// `facereko demo` driven through its stdin, with its stdout read line by line.
+struct Demo {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: mpsc::Receiver<String>,
+    transcript: Vec<String>,
+    deadline: Instant,
+}
+
+impl Demo {
+    fn start(scratch: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["demo", "--models-dir"])
+            .arg(models_dir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", scratch)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the demo starts");
+        let (sender, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take().unwrap();
+        // One budget for the whole session, so a hang fails the test instead of blocking it.
+        Self { child, stdin, lines, transcript: Vec::new(), deadline: Instant::now() + Duration::from_secs(60) }
+    }
+
+    /// Reads output until a line contains `needle`; returns that line.
+    fn expect(&mut self, needle: &str) -> String {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.transcript.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with {needle:?} ({e}); the demo said:\n{}", self.transcript.join("\n")),
+            }
+        }
+    }
+
+    fn say(&mut self, input: &str) {
+        self.stdin.write_all(input.as_bytes()).expect("the demo reads its stdin");
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // Only when the test failed half-way: the demo must not outlive it.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn demo_runs_the_door_from_the_keyboard() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut demo = Demo::start(scratch.path());
+    demo.expect("Tap a card: type its number");
+    demo.expect("DEADBEEF");
+
+    demo.say("1\n");
+    let granted = demo.expect("→ GRANTED");
+    assert!(granted.contains("(card_and_face): card of Barack Obama, similarity"), "{granted}");
+    // Biden's card, Obama's face.
+    demo.say("2\n");
+    let wrong = demo.expect("→ DENIED (wrong_person)");
+    assert!(wrong.contains("card of Joe Biden"), "{wrong}");
+    demo.say("4\n");
+    let unknown = demo.expect("→ DENIED (unknown_card)");
+    assert!(unknown.contains("unknown card"), "{unknown}");
+    demo.say("q\n");
+    demo.expect("demo stopped");
+
+    let left = demo.deadline.saturating_duration_since(Instant::now());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = demo.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < left, "the demo did not exit; it said:\n{}", demo.transcript.join("\n"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the demo exits cleanly ({status}); it said:\n{}", demo.transcript.join("\n"));
+    println!("{}", demo.transcript.join("\n"));
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(leftovers.is_empty(), "the throw-away data directory is removed: {leftovers:?}");
+}
