@@ -82,6 +82,8 @@ pub struct HardwareConfig {
     pub lock: String,
     pub reader: String,
     pub camera: String,
+    /// Pins of the `gpio` LEDs, buzzer and relay.
+    pub gpio: hw::gpio::GpioPins,
     pub simulated: SimulatedConfig,
 }
 
@@ -162,6 +164,7 @@ impl Default for HardwareConfig {
             lock: sim(),
             reader: sim(),
             camera: sim(),
+            gpio: hw::gpio::GpioPins::default(),
             simulated: SimulatedConfig::default(),
         }
     }
@@ -285,6 +288,20 @@ impl Config {
                 &format!("hardware.{role}"),
                 format!("{backend:?} is not compiled in; choose one of: {}", known.join(", ")),
             );
+        }
+        let gpio = &self.hardware.gpio;
+        let mut pins = vec![
+            ("hardware.gpio.red_led", gpio.red_led, self.hardware.leds == hw::gpio::NAME),
+            ("hardware.gpio.green_led", gpio.green_led, self.hardware.leds == hw::gpio::NAME),
+            ("hardware.gpio.buzzer", gpio.buzzer, self.hardware.buzzer == hw::gpio::NAME),
+            ("hardware.gpio.relay", gpio.relay, self.hardware.lock == hw::gpio::NAME),
+        ];
+        pins.retain(|(_, _, used)| *used);
+        for (i, (key, pin, _)) in pins.iter().enumerate() {
+            check(*pin <= 27, key, format!("BCM {pin} is not on the 40-pin header; use 2 to 27"));
+            if let Some((other, _, _)) = pins[..i].iter().find(|(_, p, _)| p == pin) {
+                check(false, key, format!("BCM {pin} is already {other}; give each output its own pin"));
+            }
         }
         if let Some(path) = &self.hardware.simulated.camera {
             check(
@@ -650,7 +667,7 @@ mod tests {
             "door.unlock_time=0s",
             "capture.frames=0",
             "engine.match_threshold=150",
-            "hardware.lock=gpio",
+            "hardware.lock=servo",
             "engine.kind=magic",
             "door.id=front door",
             "database.url=postgres://x",

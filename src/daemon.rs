@@ -17,6 +17,8 @@ use crate::control::{self, Command, ControlHandle, Status};
 use crate::door::{AccessEvent, AttemptReport, Door, Effect, Event, Timer};
 use crate::engine::{FaceEngine, Gallery};
 use crate::frame::Frame;
+#[cfg(feature = "pi")]
+use crate::hw::gpio;
 use crate::hw::simulated::{self, OutputRecorder, SimTaps};
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
 use crate::photos::Photos;
@@ -65,17 +67,34 @@ impl Hardware {
             Some(path) => OutputRecorder::with_file(path)?,
             None => OutputRecorder::default(),
         };
-        let sim = |role: &'static str, backend: &String| {
-            if backend == simulated::NAME { Ok(()) } else { Err(unavailable(role, backend)) }
-        };
-        sim("leds", &hw.leds)?;
-        sim("buzzer", &hw.buzzer)?;
-        sim("lock", &hw.lock)?;
-        sim("reader", &hw.reader)?;
-        sim("camera", &hw.camera)?;
         // Without pictures configured (card-only mode) the camera is never asked for a frame.
         let pictures = hw.simulated.camera.clone().unwrap_or_default();
         let mut hardware = Self::simulated(&recorder, pictures);
+        // Each output is driven safe as it is built.
+        hardware.relay = match hw.lock.as_str() {
+            simulated::NAME => hardware.relay,
+            #[cfg(feature = "pi")]
+            gpio::NAME => Box::new(gpio::pi::relay(&hw.gpio)?),
+            other => return Err(unavailable("lock", other)),
+        };
+        hardware.buzzer = match hw.buzzer.as_str() {
+            simulated::NAME => hardware.buzzer,
+            #[cfg(feature = "pi")]
+            gpio::NAME => Box::new(gpio::pi::buzzer(&hw.gpio)?),
+            other => return Err(unavailable("buzzer", other)),
+        };
+        hardware.indicators = match hw.leds.as_str() {
+            simulated::NAME => hardware.indicators,
+            #[cfg(feature = "pi")]
+            gpio::NAME => Box::new(gpio::pi::indicators(&hw.gpio)?),
+            other => return Err(unavailable("leds", other)),
+        };
+        if hw.reader != simulated::NAME {
+            return Err(unavailable("reader", &hw.reader));
+        }
+        if hw.camera != simulated::NAME {
+            return Err(unavailable("camera", &hw.camera));
+        }
         hardware.make_safe()?;
         Ok(hardware)
     }

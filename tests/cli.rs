@@ -37,12 +37,12 @@ fn config_check_names_each_bad_key_and_how_to_fix_it() {
     let door = TestDoor::new(&[
         ("door.unlock_time", "\"0s\""),
         ("engine.match_threshold", "250.0"),
-        ("hardware.lock", "\"gpio\""),
+        ("hardware.lock", "\"servo\""),
     ]);
     let check = door.run(&["config", "check"]);
     assert_refused(&check, "door.unlock_time: 0s is out of range; use a duration from 1s to 5m");
     assert_refused(&check, "engine.match_threshold: 250 must be above 0 and at most 100");
-    assert_refused(&check, "hardware.lock: \"gpio\" is not compiled in; choose one of: simulated");
+    assert_refused(&check, "hardware.lock: \"servo\" is not compiled in; choose one of: simulated, gpio");
     assert_refused(&check, "3 problem(s) found");
 }
 
@@ -164,4 +164,17 @@ fn every_command_has_help() {
         let text = door.ok(&command);
         assert!(text.contains("Usage: facereko"), "{command:?}: {text}");
     }
+}
+
+#[test]
+fn gpio_outputs_off_a_pi_are_explained() {
+    let on_a_pi = std::fs::read_to_string("/proc/device-tree/model").is_ok_and(|m| m.contains("Raspberry Pi"));
+    assert!(!on_a_pi, "this test drives the GPIO backend where there is none; run it off the Pi");
+    let door = TestDoor::new(&[("hardware.lock", "\"gpio\"")]);
+    assert_refused(&door.run(&["run"]), "lock backend \"gpio\" is not available: this is not a Raspberry Pi");
+    let clash = TestDoor::new(&[("hardware.leds", "\"gpio\""), ("hardware.gpio.green_led", "21")]);
+    assert_refused(
+        &clash.run(&["config", "check"]),
+        "hardware.gpio.green_led: BCM 21 is already hardware.gpio.red_led",
+    );
 }

@@ -63,8 +63,8 @@ pub fn config_check(sources: &Sources) -> ExitCode {
 }
 
 pub fn hw_list() {
-    for (role, backends) in hw::BACKENDS {
-        println!("{role:<8} {}", backends.join(", "));
+    for role in hw::ROLES {
+        println!("{role:<8} {}", hw::backends_for(role).join(", "));
     }
     println!("{:<8} {}", "engine", engine::ENGINES.join(", "));
 }

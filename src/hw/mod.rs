@@ -4,6 +4,7 @@
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
 
 pub mod beeper;
+pub mod gpio;
 pub mod simulated;
 
 use std::time::Duration;
@@ -75,18 +76,16 @@ pub trait Camera: Send + Sync {
     fn on_tap(&self, _card: &CardUid) {}
 }
 
-/// The roles and the backend names compiled into this build.
-pub const BACKENDS: &[(&str, &[&str])] = &[
-    ("leds", &[simulated::NAME]),
-    ("buzzer", &[simulated::NAME]),
-    ("lock", &[simulated::NAME]),
-    ("reader", &[simulated::NAME]),
-    ("camera", &[simulated::NAME]),
-];
+/// The hardware roles, as named in the config (`hardware.<role>`).
+pub const ROLES: [&str; 5] = ["leds", "buzzer", "lock", "reader", "camera"];
 
-/// Backends compiled in for `role`.
-pub fn backends_for(role: &str) -> &'static [&'static str] {
-    BACKENDS.iter().find(|(r, _)| *r == role).map_or(&[], |(_, names)| names)
+/// Backends compiled in for `role`: the simulated one always, real ones as features allow.
+pub fn backends_for(role: &str) -> Vec<&'static str> {
+    let mut names = vec![simulated::NAME];
+    if cfg!(feature = "pi") && matches!(role, "leds" | "buzzer" | "lock") {
+        names.push(gpio::NAME);
+    }
+    names
 }
 
 /// Frame burst settings for one attempt.

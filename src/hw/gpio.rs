@@ -1,0 +1,236 @@
+//! LEDs, buzzer and lock relay on GPIO lines, written against embedded-hal's `OutputPin` so the
+//! logic runs off the Pi; the Raspberry Pi constructor (rppal) is behind the `pi` feature.
+//!
+//! Every output is driven to its safe level the moment it is built and again when it is
+//! dropped, which also happens while a panic unwinds: relay de-energised, buzzer silent,
+//! red on, green off.
+
+use embedded_hal::digital::OutputPin;
+
+use super::{Buzzer, HwError, Indicators, Lights, Lock, LockRelay};
+
+pub const NAME: &str = "gpio";
+
+/// BCM numbers and active levels of the outputs. The defaults are the original FaceReko wiring
+/// (red 21, green 20, buzzer 26) plus a relay on 16.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct GpioPins {
+    pub red_led: u8,
+    pub green_led: u8,
+    pub buzzer: u8,
+    pub relay: u8,
+    /// Most relay boards for the Pi switch on a low input; set false for those.
+    pub relay_active_high: bool,
+}
+
+impl Default for GpioPins {
+    fn default() -> Self {
+        Self { red_led: 21, green_led: 20, buzzer: 26, relay: 16, relay_active_high: true }
+    }
+}
+
+/// One output line that knows which level means "on".
+pub struct Line<P: OutputPin> {
+    pin: P,
+    active_high: bool,
+    role: &'static str,
+}
+
+impl<P: OutputPin> Line<P> {
+    /// Takes the pin and drives it to `on` at once.
+    pub fn new(pin: P, active_high: bool, role: &'static str, on: bool) -> Result<Self, HwError> {
+        let mut line = Self { pin, active_high, role };
+        line.set(on)?;
+        Ok(line)
+    }
+
+    pub fn set(&mut self, on: bool) -> Result<(), HwError> {
+        let result = if on == self.active_high { self.pin.set_high() } else { self.pin.set_low() };
+        result.map_err(|e| HwError::Io { role: self.role, detail: format!("cannot switch the output: {e:?}") })
+    }
+}
+
+pub struct GpioIndicators<P: OutputPin> {
+    red: Line<P>,
+    green: Line<P>,
+}
+
+impl<P: OutputPin> GpioIndicators<P> {
+    pub fn new(red: P, green: P) -> Result<Self, HwError> {
+        Ok(Self { red: Line::new(red, true, "red LED", true)?, green: Line::new(green, true, "green LED", false)? })
+    }
+}
+
+impl<P: OutputPin + Send> Indicators for GpioIndicators<P> {
+    fn set(&mut self, lights: Lights) -> Result<(), HwError> {
+        self.red.set(lights.red)?;
+        self.green.set(lights.green)
+    }
+}
+
+impl<P: OutputPin> Drop for GpioIndicators<P> {
+    fn drop(&mut self) {
+        let _ = self.red.set(true);
+        let _ = self.green.set(false);
+    }
+}
+
+pub struct GpioBuzzer<P: OutputPin>(Line<P>);
+
+impl<P: OutputPin> GpioBuzzer<P> {
+    pub fn new(pin: P) -> Result<Self, HwError> {
+        Ok(Self(Line::new(pin, true, "buzzer", false)?))
+    }
+}
+
+impl<P: OutputPin + Send> Buzzer for GpioBuzzer<P> {
+    fn set(&mut self, on: bool) -> Result<(), HwError> {
+        self.0.set(on)
+    }
+}
+
+impl<P: OutputPin> Drop for GpioBuzzer<P> {
+    fn drop(&mut self) {
+        let _ = self.0.set(false);
+    }
+}
+
+pub struct GpioRelay<P: OutputPin>(Line<P>);
+
+impl<P: OutputPin> GpioRelay<P> {
+    pub fn new(pin: P, active_high: bool) -> Result<Self, HwError> {
+        Ok(Self(Line::new(pin, active_high, "lock relay", false)?))
+    }
+}
+
+impl<P: OutputPin + Send> LockRelay for GpioRelay<P> {
+    fn set(&mut self, lock: Lock) -> Result<(), HwError> {
+        self.0.set(lock == Lock::Unlocked)
+    }
+}
+
+impl<P: OutputPin> Drop for GpioRelay<P> {
+    fn drop(&mut self) {
+        let _ = self.0.set(false);
+    }
+}
+
+/// Raspberry Pi pins through rppal, with messages that say how to fix the usual problems.
+#[cfg(feature = "pi")]
+pub mod pi {
+    use rppal::gpio::{Gpio, OutputPin};
+
+    use super::*;
+
+    fn unavailable(role: &'static str, error: rppal::gpio::Error) -> HwError {
+        let detail = match &error {
+            rppal::gpio::Error::UnknownModel => "this is not a Raspberry Pi (rppal: unknown model)".to_owned(),
+            rppal::gpio::Error::PermissionDenied(path) => format!(
+                "permission denied on {path}: add the user to the gpio group (sudo usermod -aG gpio $USER, then log in again)"
+            ),
+            rppal::gpio::Error::PinUsed(pin) => {
+                format!("BCM {pin} is already used by another output: give each its own pin")
+            }
+            other => other.to_string(),
+        };
+        HwError::Unavailable { role, backend: NAME.to_owned(), detail }
+    }
+
+    /// The pin as an output. Our own `Drop` sets the safe level; rppal must then leave it there
+    /// instead of turning it back into a floating input.
+    fn output(role: &'static str, bcm: u8) -> Result<OutputPin, HwError> {
+        let mut pin = Gpio::new().and_then(|gpio| gpio.get(bcm)).map_err(|e| unavailable(role, e))?.into_output();
+        pin.set_reset_on_drop(false);
+        Ok(pin)
+    }
+
+    pub fn indicators(pins: &GpioPins) -> Result<GpioIndicators<OutputPin>, HwError> {
+        GpioIndicators::new(output("leds", pins.red_led)?, output("leds", pins.green_led)?)
+    }
+
+    pub fn buzzer(pins: &GpioPins) -> Result<GpioBuzzer<OutputPin>, HwError> {
+        GpioBuzzer::new(output("buzzer", pins.buzzer)?)
+    }
+
+    pub fn relay(pins: &GpioPins) -> Result<GpioRelay<OutputPin>, HwError> {
+        GpioRelay::new(output("lock", pins.relay)?, pins.relay_active_high)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A pin that records its electrical level.
+    #[derive(Clone, Default)]
+    struct Probe(Arc<Mutex<Vec<bool>>>);
+
+    impl Probe {
+        fn levels(&self) -> Vec<bool> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl embedded_hal::digital::ErrorType for Probe {
+        type Error = Infallible;
+    }
+
+    impl OutputPin for Probe {
+        fn set_low(&mut self) -> Result<(), Infallible> {
+            self.0.lock().unwrap().push(false);
+            Ok(())
+        }
+        fn set_high(&mut self) -> Result<(), Infallible> {
+            self.0.lock().unwrap().push(true);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn outputs_start_and_end_safe() {
+        let (red, green, buzzer, relay) = (Probe::default(), Probe::default(), Probe::default(), Probe::default());
+        {
+            let mut leds = GpioIndicators::new(red.clone(), green.clone()).unwrap();
+            let mut beeper = GpioBuzzer::new(buzzer.clone()).unwrap();
+            let mut lock = GpioRelay::new(relay.clone(), true).unwrap();
+            assert_eq!(
+                (red.levels(), green.levels(), buzzer.levels(), relay.levels()),
+                (vec![true], vec![false], vec![false], vec![false])
+            );
+            leds.set(Lights { red: false, green: true }).unwrap();
+            beeper.set(true).unwrap();
+            lock.set(Lock::Unlocked).unwrap();
+            assert_eq!(relay.levels().last(), Some(&true));
+        }
+        assert_eq!(relay.levels().last(), Some(&false), "dropped: de-energised");
+        assert_eq!(buzzer.levels().last(), Some(&false));
+        assert_eq!((red.levels().last(), green.levels().last()), (Some(&true), Some(&false)));
+    }
+
+    #[test]
+    fn an_active_low_relay_is_energised_by_a_low_level() {
+        let relay = Probe::default();
+        {
+            let mut lock = GpioRelay::new(relay.clone(), false).unwrap();
+            lock.set(Lock::Unlocked).unwrap();
+        }
+        assert_eq!(relay.levels(), [true, false, true], "locked high, energised low, dropped high");
+    }
+
+    #[test]
+    fn a_panic_leaves_the_relay_de_energised() {
+        let relay = Probe::default();
+        let probe = relay.clone();
+        let outcome = std::panic::catch_unwind(move || {
+            let mut lock = GpioRelay::new(probe, true).unwrap();
+            lock.set(Lock::Unlocked).unwrap();
+            panic!("something went wrong while the door was open");
+        });
+        assert!(outcome.is_err());
+        assert_eq!(relay.levels().last(), Some(&false));
+    }
+}
