@@ -57,44 +57,10 @@ pub struct Hardware {
 impl Hardware {
     /// Builds the backends named in the config. Outputs are set safe by the driver before anything else.
     pub fn from_config(config: &Config) -> Result<Self, HwError> {
-        let hw = &config.hardware;
-        let unavailable = |role: &'static str, backend: &str| HwError::Unavailable {
-            role,
-            backend: backend.to_owned(),
-            detail: format!("not compiled in; `facereko hw list` shows what is (e.g. {})", simulated::NAME),
-        };
-        let recorder = match &hw.simulated.outputs_log {
-            Some(path) => OutputRecorder::with_file(path)?,
-            None => OutputRecorder::default(),
-        };
-        // Without pictures configured (card-only mode) the camera is never asked for a frame.
-        let pictures = hw.simulated.camera.clone().unwrap_or_default();
-        let mut hardware = Self::simulated(&recorder, pictures);
-        // Each output is driven safe as it is built.
-        hardware.relay = match hw.lock.as_str() {
-            simulated::NAME => hardware.relay,
-            #[cfg(feature = "pi")]
-            gpio::NAME => Box::new(gpio::pi::relay(&hw.gpio)?),
-            other => return Err(unavailable("lock", other)),
-        };
-        hardware.buzzer = match hw.buzzer.as_str() {
-            simulated::NAME => hardware.buzzer,
-            #[cfg(feature = "pi")]
-            gpio::NAME => Box::new(gpio::pi::buzzer(&hw.gpio)?),
-            other => return Err(unavailable("buzzer", other)),
-        };
-        hardware.indicators = match hw.leds.as_str() {
-            simulated::NAME => hardware.indicators,
-            #[cfg(feature = "pi")]
-            gpio::NAME => Box::new(gpio::pi::indicators(&hw.gpio)?),
-            other => return Err(unavailable("leds", other)),
-        };
-        if hw.reader != simulated::NAME {
-            return Err(unavailable("reader", &hw.reader));
-        }
-        if hw.camera != simulated::NAME {
-            return Err(unavailable("camera", &hw.camera));
-        }
+        let (indicators, buzzer, relay) = outputs_from_config(config)?;
+        let (reader, taps) = reader_from_config(config)?;
+        let camera = camera_from_config(config)?;
+        let mut hardware = Self { indicators, buzzer, relay, reader, camera, taps };
         hardware.make_safe()?;
         Ok(hardware)
     }
@@ -118,6 +84,67 @@ impl Hardware {
         self.relay.set(Lock::Locked)?;
         self.buzzer.set(false)?;
         self.indicators.set(Lights::SAFE)
+    }
+}
+
+fn not_compiled_in(role: &'static str, backend: &str) -> HwError {
+    HwError::Unavailable {
+        role,
+        backend: backend.to_owned(),
+        detail: format!("not compiled in; `facereko hw list` shows what is (e.g. {})", simulated::NAME),
+    }
+}
+
+/// The LEDs, buzzer and relay named in the config, each driven to its safe state as it is built.
+/// The door's outputs: LEDs, buzzer, lock relay.
+pub type Outputs = (Box<dyn Indicators>, Box<dyn crate::hw::Buzzer>, Box<dyn LockRelay>);
+
+pub fn outputs_from_config(config: &Config) -> Result<Outputs, HwError> {
+    let hw = &config.hardware;
+    let recorder = match &hw.simulated.outputs_log {
+        Some(path) => OutputRecorder::with_file(path)?,
+        None => OutputRecorder::default(),
+    };
+    // The relay first: whatever fails later, the door is already locked.
+    let relay: Box<dyn LockRelay> = match hw.lock.as_str() {
+        simulated::NAME => Box::new(simulated::SimRelay::new(&recorder)),
+        #[cfg(feature = "pi")]
+        gpio::NAME => Box::new(gpio::pi::relay(&hw.gpio)?),
+        other => return Err(not_compiled_in("lock", other)),
+    };
+    let buzzer: Box<dyn crate::hw::Buzzer> = match hw.buzzer.as_str() {
+        simulated::NAME => Box::new(simulated::SimBuzzer::new(&recorder)),
+        #[cfg(feature = "pi")]
+        gpio::NAME => Box::new(gpio::pi::buzzer(&hw.gpio)?),
+        other => return Err(not_compiled_in("buzzer", other)),
+    };
+    let indicators: Box<dyn Indicators> = match hw.leds.as_str() {
+        simulated::NAME => Box::new(simulated::SimIndicators::new(&recorder)),
+        #[cfg(feature = "pi")]
+        gpio::NAME => Box::new(gpio::pi::indicators(&hw.gpio)?),
+        other => return Err(not_compiled_in("leds", other)),
+    };
+    Ok((indicators, buzzer, relay))
+}
+
+/// The card reader named in the config, with a tap handle when it is simulated.
+pub fn reader_from_config(config: &Config) -> Result<(Box<dyn CardReader>, Option<SimTaps>), HwError> {
+    match config.hardware.reader.as_str() {
+        simulated::NAME => {
+            let (reader, taps) = simulated::sim_reader();
+            Ok((Box::new(reader), Some(taps)))
+        }
+        other => Err(not_compiled_in("reader", other)),
+    }
+}
+
+/// The camera named in the config.
+pub fn camera_from_config(config: &Config) -> Result<Arc<dyn Camera>, HwError> {
+    let hw = &config.hardware;
+    match hw.camera.as_str() {
+        // Without pictures configured (card-only mode) the camera is never asked for a frame.
+        simulated::NAME => Ok(Arc::new(simulated::SimCamera::new(hw.simulated.camera.clone().unwrap_or_default()))),
+        other => Err(not_compiled_in("camera", other)),
     }
 }
 

@@ -183,3 +183,28 @@ fn hangup_interrupt_and_quit_lock_the_open_door_too() {
         assert_eq!(switches_of(&door, "relay"), [false, true, false], "SIG{signal} locks the door");
     }
 }
+
+#[test]
+fn hardware_tools_drive_the_configured_backends_and_step_aside_for_the_daemon() {
+    let mut door = TestDoor::new(&[]);
+    let picture = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    door.show_for_card("default", &picture);
+    let snapshot = door.path("snap.jpg");
+    assert!(door.ok(&["hw", "snapshot", snapshot.to_str().unwrap()]).contains("250×250"));
+    assert_eq!(std::fs::read(&snapshot).unwrap(), std::fs::read(&picture).unwrap());
+
+    door.ok(&["hw", "test-outputs"]);
+    assert_eq!(switches_of(&door, "relay"), [false, true, false], "the relay clicks once and ends locked");
+    assert_eq!(switches_of(&door, "buzzer"), [false, true, false]);
+    assert!(door.is_on("red_led") && !door.is_on("green_led"));
+
+    let read = door.run(&["hw", "read-card"]);
+    assert!(!read.status.success());
+    assert!(String::from_utf8_lossy(&read.stderr).contains("its taps come from `facereko tap`"));
+
+    door.start();
+    let refused = door.run(&["hw", "test-outputs"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    door.stop();
+}

@@ -4,6 +4,7 @@ mod admin;
 mod control;
 mod demo;
 mod face;
+mod hw;
 mod models;
 
 use std::path::PathBuf;
@@ -204,6 +205,12 @@ pub enum DbCommand {
 pub enum HwCommand {
     /// Show the hardware backends and face engines compiled in
     List,
+    /// Blink each LED, beep, and click the lock relay (stop the daemon first)
+    TestOutputs,
+    /// Save one picture from the camera
+    Snapshot { file: PathBuf },
+    /// Print the UID of each card tapped on the reader (stop the daemon first)
+    ReadCard,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +259,9 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources())),
         Command::Demo(args) => demo::demo(args).await,
+        Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&cli.load_config()?.config).await,
+        Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&cli.load_config()?.config, file).await,
+        Command::Hw(HwCommand::ReadCard) => hw::read_card(&cli.load_config()?.config).await,
         Command::Hw(HwCommand::List) => {
             admin::hw_list();
             Ok(ExitCode::SUCCESS)

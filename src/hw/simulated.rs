@@ -120,8 +120,12 @@ pub struct SimIndicators {
 }
 
 impl SimIndicators {
+    /// Starts showing [`Lights::SAFE`], as real LEDs would be driven at start-up.
     pub fn new(recorder: &OutputRecorder) -> Self {
-        Self { red: SimOutput::new(recorder, Output::RedLed), green: SimOutput::new(recorder, Output::GreenLed) }
+        let mut leds =
+            Self { red: SimOutput::new(recorder, Output::RedLed), green: SimOutput::new(recorder, Output::GreenLed) };
+        let _ = leds.set(Lights::SAFE);
+        leds
     }
 }
 
@@ -141,8 +145,11 @@ impl Drop for SimIndicators {
 pub struct SimBuzzer(SimOutput);
 
 impl SimBuzzer {
+    /// Starts silent.
     pub fn new(recorder: &OutputRecorder) -> Self {
-        Self(SimOutput::new(recorder, Output::Buzzer))
+        let mut buzzer = Self(SimOutput::new(recorder, Output::Buzzer));
+        let _ = buzzer.0.set(false);
+        buzzer
     }
 }
 
@@ -161,8 +168,11 @@ impl Drop for SimBuzzer {
 pub struct SimRelay(SimOutput);
 
 impl SimRelay {
+    /// Starts de-energised (locked).
     pub fn new(recorder: &OutputRecorder) -> Self {
-        Self(SimOutput::new(recorder, Output::Relay))
+        let mut relay = Self(SimOutput::new(recorder, Output::Relay));
+        let _ = relay.0.set(false);
+        relay
     }
 }
 
@@ -291,8 +301,8 @@ mod tests {
         assert!(!recorder.is_on(Output::Relay), "dropping the relay must lock the door");
         assert!(recorder.is_on(Output::RedLed));
         assert!(!recorder.is_on(Output::GreenLed));
-        let relay_switches = recorder.changes().iter().filter(|c| c.output == Output::Relay).count();
-        assert_eq!(relay_switches, 2, "repeated states are not recorded twice");
+        let relay: Vec<bool> = recorder.changes().iter().filter(|c| c.output == Output::Relay).map(|c| c.on).collect();
+        assert_eq!(relay, [false, true, false], "built locked; repeated states are not recorded twice");
     }
 
     #[tokio::test]
