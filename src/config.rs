@@ -84,7 +84,36 @@ pub struct HardwareConfig {
     pub camera: String,
     /// Pins of the `gpio` LEDs, buzzer and relay.
     pub gpio: hw::gpio::GpioPins,
+    pub mfrc522: Mfrc522Config,
     pub simulated: SimulatedConfig,
+}
+
+/// The MFRC522 card reader on SPI. The defaults are the original wiring: SPI 0, CE0, reset on BCM 25.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mfrc522Config {
+    pub spi_bus: u8,
+    pub chip_select: u8,
+    pub reset_pin: u8,
+    pub clock_hz: u32,
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How often the chip's version register is checked; a chip that stops answering is reset.
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+}
+
+impl Default for Mfrc522Config {
+    fn default() -> Self {
+        Self {
+            spi_bus: 0,
+            chip_select: 0,
+            reset_pin: 25,
+            clock_hz: 1_000_000,
+            poll_interval: Duration::from_millis(50),
+            health_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -165,6 +194,7 @@ impl Default for HardwareConfig {
             reader: sim(),
             camera: sim(),
             gpio: hw::gpio::GpioPins::default(),
+            mfrc522: Mfrc522Config::default(),
             simulated: SimulatedConfig::default(),
         }
     }
@@ -295,6 +325,7 @@ impl Config {
             ("hardware.gpio.green_led", gpio.green_led, self.hardware.leds == hw::gpio::NAME),
             ("hardware.gpio.buzzer", gpio.buzzer, self.hardware.buzzer == hw::gpio::NAME),
             ("hardware.gpio.relay", gpio.relay, self.hardware.lock == hw::gpio::NAME),
+            ("hardware.mfrc522.reset_pin", self.hardware.mfrc522.reset_pin, self.hardware.reader == hw::mfrc522::NAME),
         ];
         pins.retain(|(_, _, used)| *used);
         for (i, (key, pin, _)) in pins.iter().enumerate() {
@@ -302,6 +333,16 @@ impl Config {
             if let Some((other, _, _)) = pins[..i].iter().find(|(_, p, _)| p == pin) {
                 check(false, key, format!("BCM {pin} is already {other}; give each output its own pin"));
             }
+        }
+        if self.hardware.reader == hw::mfrc522::NAME {
+            let reader = &self.hardware.mfrc522;
+            check(
+                (100_000..=10_000_000).contains(&reader.clock_hz),
+                "hardware.mfrc522.clock_hz",
+                format!("{} Hz is out of range; use 100000 to 10000000 (1000000 is safe on jumper wires)", reader.clock_hz),
+            );
+            check_range(&mut check, "hardware.mfrc522.poll_interval", reader.poll_interval, Duration::from_millis(10), Duration::from_secs(1));
+            check_range(&mut check, "hardware.mfrc522.health_interval", reader.health_interval, Duration::from_secs(1), Duration::from_secs(600));
         }
         if let Some(path) = &self.hardware.simulated.camera {
             check(

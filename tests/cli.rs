@@ -172,6 +172,8 @@ fn gpio_outputs_off_a_pi_are_explained() {
     assert!(!on_a_pi, "this test drives the GPIO backend where there is none; run it off the Pi");
     let door = TestDoor::new(&[("hardware.lock", "\"gpio\"")]);
     assert_refused(&door.run(&["run"]), "lock backend \"gpio\" is not available: this is not a Raspberry Pi");
+    let reader = TestDoor::new(&[("hardware.reader", "\"mfrc522\"")]);
+    assert_refused(&reader.run(&["hw", "read-card"]), "this is not a Raspberry Pi");
     let clash = TestDoor::new(&[("hardware.leds", "\"gpio\""), ("hardware.gpio.green_led", "21")]);
     assert_refused(
         &clash.run(&["config", "check"]),

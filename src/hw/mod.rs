@@ -5,6 +5,7 @@
 
 pub mod beeper;
 pub mod gpio;
+pub mod mfrc522;
 pub mod simulated;
 
 use std::time::Duration;
@@ -84,6 +85,9 @@ pub fn backends_for(role: &str) -> Vec<&'static str> {
     let mut names = vec![simulated::NAME];
     if cfg!(feature = "pi") && matches!(role, "leds" | "buzzer" | "lock") {
         names.push(gpio::NAME);
+    }
+    if cfg!(feature = "pi") && role == "reader" {
+        names.push(mfrc522::NAME);
     }
     names
 }
