@@ -11,7 +11,16 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The daemon logs what it does to stdout for journald; one-shot commands keep stdout for
     // their output and only speak up on stderr when something is wrong.
-    let daemon = matches!(cli.command, cli::Command::Run);
+    let daemon = matches!(cli.command, cli::Command::Run | cli::Command::Demo(_));
+    if !daemon {
+        // A one-shot command piped into `head` or `grep -q` ends quietly when the reader goes
+        // away, as Unix tools do, instead of panicking on the closed pipe. The daemon keeps Rust's
+        // default of ignoring SIGPIPE so that a control-socket client leaving cannot kill it.
+        // SAFETY: called before any thread exists; SIG_DFL is a valid disposition for SIGPIPE.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let (default_level, writer, ansi) = if daemon {
         ("info", BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal())
     } else {

@@ -180,3 +180,21 @@ fn gpio_outputs_off_a_pi_are_explained() {
         "hardware.gpio.green_led: BCM 21 is already hardware.gpio.red_led",
     );
 }
+
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    let door = TestDoor::new(&[]);
+    for _ in 0..5 {
+        let mut child = door
+            .command()
+            .args(["config", "example"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before reading anything, as `| head -0` would.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+}

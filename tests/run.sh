@@ -58,3 +58,6 @@ export FACEREKO_TEST_MODELS="$models_cache"
 
 say "cargo test"
 cargo test --all-targets --locked
+
+say "cross-build for the Raspberry Pi (aarch64)"
+bash tests/cross-build.sh
