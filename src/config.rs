@@ -339,10 +339,25 @@ impl Config {
             check(
                 (100_000..=10_000_000).contains(&reader.clock_hz),
                 "hardware.mfrc522.clock_hz",
-                format!("{} Hz is out of range; use 100000 to 10000000 (1000000 is safe on jumper wires)", reader.clock_hz),
+                format!(
+                    "{} Hz is out of range; use 100000 to 10000000 (1000000 is safe on jumper wires)",
+                    reader.clock_hz
+                ),
             );
-            check_range(&mut check, "hardware.mfrc522.poll_interval", reader.poll_interval, Duration::from_millis(10), Duration::from_secs(1));
-            check_range(&mut check, "hardware.mfrc522.health_interval", reader.health_interval, Duration::from_secs(1), Duration::from_secs(600));
+            check_range(
+                &mut check,
+                "hardware.mfrc522.poll_interval",
+                reader.poll_interval,
+                Duration::from_millis(10),
+                Duration::from_secs(1),
+            );
+            check_range(
+                &mut check,
+                "hardware.mfrc522.health_interval",
+                reader.health_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            );
         }
         if let Some(path) = &self.hardware.simulated.camera {
             check(

@@ -141,8 +141,13 @@ pub fn reader_from_config(config: &Config) -> Result<(Box<dyn CardReader>, Optio
                 poll_interval: c.poll_interval,
                 health_interval: c.health_interval,
             };
-            let reader =
-                crate::hw::mfrc522::Mfrc522Reader::open_pi(c.spi_bus, c.chip_select, c.reset_pin, c.clock_hz, settings)?;
+            let reader = crate::hw::mfrc522::Mfrc522Reader::open_pi(
+                c.spi_bus,
+                c.chip_select,
+                c.reset_pin,
+                c.clock_hz,
+                settings,
+            )?;
             Ok((Box::new(reader), None))
         }
         other => Err(not_compiled_in("reader", other)),
