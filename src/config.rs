@@ -85,6 +85,8 @@ pub struct HardwareConfig {
     /// Pins of the `gpio` LEDs, buzzer and relay.
     pub gpio: hw::gpio::GpioPins,
     pub mfrc522: Mfrc522Config,
+    /// The camera stream of the `rpicam` camera: a program writing MJPEG to its stdout.
+    pub rpicam: hw::rpicam::StreamSettings,
     pub simulated: SimulatedConfig,
 }
 
@@ -195,6 +197,7 @@ impl Default for HardwareConfig {
             camera: sim(),
             gpio: hw::gpio::GpioPins::default(),
             mfrc522: Mfrc522Config::default(),
+            rpicam: hw::rpicam::StreamSettings::default(),
             simulated: SimulatedConfig::default(),
         }
     }

@@ -160,6 +160,7 @@ pub fn camera_from_config(config: &Config) -> Result<Arc<dyn Camera>, HwError> {
     match hw.camera.as_str() {
         // Without pictures configured (card-only mode) the camera is never asked for a frame.
         simulated::NAME => Ok(Arc::new(simulated::SimCamera::new(hw.simulated.camera.clone().unwrap_or_default()))),
+        crate::hw::rpicam::NAME => Ok(Arc::new(crate::hw::rpicam::StreamCamera::start(hw.rpicam.clone())?)),
         other => Err(not_compiled_in("camera", other)),
     }
 }

@@ -6,6 +6,8 @@
 pub mod beeper;
 pub mod gpio;
 pub mod mfrc522;
+pub mod mjpeg;
+pub mod rpicam;
 pub mod simulated;
 
 use std::time::Duration;
@@ -88,6 +90,9 @@ pub fn backends_for(role: &str) -> Vec<&'static str> {
     }
     if cfg!(feature = "pi") && role == "reader" {
         names.push(mfrc522::NAME);
+    }
+    if role == "camera" {
+        names.push(rpicam::NAME);
     }
     names
 }
