@@ -9,7 +9,7 @@ pub mod policy;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -124,7 +124,7 @@ pub enum Effect {
 }
 
 /// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageTimings {
     /// From the tap to the card being looked up.
     pub read_ms: u32,
@@ -159,7 +159,7 @@ impl AttemptReport {
 }
 
 /// An attempt as written to the access log and the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessEvent {
     pub event_id: String,
     #[serde(with = "time::serde::rfc3339")]

@@ -61,6 +61,24 @@ pub struct LogQuery {
     pub reason: Option<Reason>,
 }
 
+/// A notification waiting in the outbox for the broker to acknowledge it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub event: AccessEvent,
+    /// Times a delivery was started and not acknowledged.
+    pub attempts: u32,
+}
+
+/// What pruning the outbox did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxPruned {
+    /// Delivered rows removed.
+    pub removed: u64,
+    /// Rows still waiting for delivery afterwards.
+    pub undelivered: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database.url {url:?} is not supported: {reason}")]
@@ -106,6 +124,12 @@ pub trait Store: Send + Sync {
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
     /// Notifications written but not yet delivered.
     async fn outbox_backlog(&self) -> Result<u64, StoreError>;
+    /// Up to `limit` undelivered notifications, oldest first, each counted as one more delivery attempt.
+    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Marks a notification delivered once the broker has acknowledged it. Unknown ids are ignored.
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError>;
+    /// Removes the oldest delivered rows until at most `keep` rows remain; undelivered rows are never removed.
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError>;
 
     async fn armed(&self) -> Result<bool, StoreError>;
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;

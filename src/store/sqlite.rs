@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 
-use super::{Card, LogEntry, LogQuery, Person, PersonId, PersonSummary, Store, StoreError};
+use super::{Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError};
 use crate::card::CardUid;
 use crate::door::{AccessEvent, Decision, StageTimings};
 use crate::engine::{FaceTemplate, StoredFace};
@@ -450,6 +450,61 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let rows: Vec<(i64, String, u32)> = {
+                let mut stmt = tx
+                    .prepare("SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ?1")
+                    .map_err(db_error)?;
+                let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db_error)?;
+                rows.collect::<Result<_, _>>().map_err(db_error)?
+            };
+            let mut items = Vec::with_capacity(rows.len());
+            for (id, payload, attempts) in rows {
+                tx.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", [id]).map_err(db_error)?;
+                items.push(OutboxItem { id, event: outbox_event(id, &payload)?, attempts: attempts + 1 });
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET delivered_ms = ?2 WHERE id = ?1 AND delivered_ms IS NULL",
+                params![id, now_ms()],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(db_error)?;
+            let excess = (total - keep).max(0);
+            let removed = tx
+                .execute(
+                    "DELETE FROM outbox WHERE id IN
+                         (SELECT id FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?1)",
+                    [excess],
+                )
+                .map_err(db_error)?;
+            let undelivered: i64 = tx
+                .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0))
+                .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(OutboxPruned { removed: removed as u64, undelivered: undelivered as u64 })
+        })
+        .await
+    }
+
     async fn armed(&self) -> Result<bool, StoreError> {
         self.with_conn(|conn| {
             let value: Option<String> = conn
@@ -479,6 +534,12 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// The stored payload is the event as JSON; a row we cannot read is reported with its id rather than skipped.
+fn outbox_event(id: i64, payload: &str) -> Result<AccessEvent, StoreError> {
+    serde_json::from_str(payload)
+        .map_err(|e| StoreError::Database(format!("outbox row {id} holds an unreadable event: {e}")))
 }
 
 fn read_faces_version(conn: &Connection) -> Result<u64, StoreError> {
