@@ -177,6 +177,13 @@ impl TestDoor {
         assert!(status.success(), "the daemon exited with {status}; log:\n{}", self.daemon_log());
     }
 
+    /// Kills the daemon with SIGKILL, as a power cut or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.daemon.take().expect("the daemon is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
