@@ -1,0 +1,330 @@
+//! install.sh: clean under shellcheck; a dry run prints the plan and touches nothing; a real run
+//! into a scratch root (`--root`) installs everything, and a second run changes nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs install.sh with `args`, which must succeed; returns its standard output.
+fn install(args: &[&str]) -> String {
+    let output = Command::new("bash").arg(repo().join("install.sh")).args(args).output().expect("bash runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "install.sh {args:?} failed:\nstdout:\n{text}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// The number in the last line, `summary: N change(s)` (a dry run adds "planned").
+fn changes(output: &str) -> usize {
+    let last = output.lines().last().unwrap_or_default();
+    last.strip_prefix("summary: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line at the end of:\n{output}"))
+}
+
+/// Every path under `root` with its type, mode and content (sha256) or link target.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<PathBuf, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                walk(root, &path, into);
+                format!("dir {mode:o}")
+            } else {
+                format!("file {mode:o} {:x}", Sha256::digest(std::fs::read(&path).unwrap()))
+            };
+            into.insert(path.strip_prefix(root).unwrap().to_owned(), what);
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(root, root, &mut files);
+    files
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+/// The flags of every real run here: files under `root`, nothing on the running system.
+fn root_args<'a>(root: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--root", root.to_str().unwrap(), "--binary", common::BIN, "--skip-packages"];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn install_sh_passes_shellcheck() {
+    let output = Command::new("shellcheck")
+        .arg(repo().join("install.sh"))
+        .output()
+        .expect("shellcheck is missing: install it with `apt-get install shellcheck` (tests/run.sh does)");
+    assert!(
+        output.status.success(),
+        "shellcheck found problems in install.sh:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let args = root_args(root.path(), &["--dry-run", "--no-mariadb", "--no-models"]);
+    let first = install(&args);
+    for planned in [
+        "would: install /usr/local/bin/facereko",
+        "would: install /etc/systemd/system/facereko.service",
+        "would: create /etc/facereko (750 root:facereko)",
+        "would: write /etc/facereko/config.toml",
+        "would: create /var/lib/facereko (750 facereko:facereko)",
+        "would: enable facereko.service",
+        "skipped (--root: the running system's users are left alone)",
+    ] {
+        assert!(first.contains(planned), "the plan lacks {planned:?}:\n{first}");
+    }
+    assert!(changes(&first) >= 6, "{first}");
+    assert!(first.ends_with("planned (dry run, nothing was changed)\n"), "{first}");
+    assert!(snapshot(root.path()).is_empty(), "a dry run wrote {:?}", snapshot(root.path()));
+    assert_eq!(install(&args), first, "a second dry run plans the same");
+    assert!(snapshot(root.path()).is_empty());
+}
+
+/// On the machine itself (no --root), as CI runs it: every check of the running system (packages,
+/// users, groups, MariaDB, systemd) is made, read-only, and two runs agree.
+#[test]
+fn dry_run_on_this_machine_is_read_only_and_repeatable() {
+    let config_dir = Path::new("/etc/facereko");
+    let existed = config_dir.exists();
+    let args = ["--dry-run", "--binary", common::BIN];
+    let first = install(&args);
+    assert!(first.contains("(dry run: nothing will be changed)"), "{first}");
+    assert!(first.contains("== MariaDB database 'facereko'"), "{first}");
+    assert_eq!(install(&args), first, "a second dry run plans the same");
+    assert_eq!(config_dir.exists(), existed, "a dry run created or removed {}", config_dir.display());
+}
+
+#[test]
+fn second_real_run_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let models = common::models_dir();
+    let args = root_args(r, &["--no-mariadb", "--models-from", models.to_str().unwrap()]);
+
+    let first = install(&args);
+    assert!(changes(&first) > 0, "{first}");
+    assert!(first.contains("changed: copy centerface.onnx from"), "{first}");
+    let installed = snapshot(r);
+
+    let second = install(&args);
+    assert_eq!(changes(&second), 0, "the second run changed something:\n{second}");
+    assert!(!second.contains("changed:"), "{second}");
+    // The installed binary verified the copied models' checksums, without fetching anything.
+    assert!(second.contains("are up to date"), "{second}");
+    assert_eq!(snapshot(r), installed, "the second run touched files");
+
+    assert_eq!(std::fs::read(r.join("usr/local/bin/facereko")).unwrap(), std::fs::read(common::BIN).unwrap());
+    assert_eq!(mode(&r.join("usr/local/bin/facereko")), 0o755);
+    let unit = r.join("etc/systemd/system/facereko.service");
+    assert_eq!(std::fs::read(&unit).unwrap(), std::fs::read(repo().join("systemd/facereko.service")).unwrap());
+    assert!(!r.join("etc/systemd/system/facereko.service.d").exists(), "no MariaDB drop-in with SQLite");
+    assert_eq!(
+        std::fs::read_link(r.join("etc/systemd/system/multi-user.target.wants/facereko.service")).unwrap(),
+        Path::new("/etc/systemd/system/facereko.service"),
+        "enabled for the target system's boot"
+    );
+    assert_eq!(mode(&r.join("etc/facereko")), 0o750);
+    assert_eq!(mode(&r.join("etc/facereko/config.toml")), 0o640);
+    assert_eq!(mode(&r.join("var/lib/facereko")), 0o750);
+    let config = std::fs::read_to_string(r.join("etc/facereko/config.toml")).unwrap();
+    assert!(config.ends_with(facereko::config::EXAMPLE), "off a Pi with SQLite the config is the example:\n{config}");
+    assert!(!r.join("etc/facereko/db-password").exists(), "no database password with SQLite");
+
+    // The installed binary takes the installed config (its paths re-aimed at the scratch root).
+    let data = r.join("var/lib/facereko");
+    let check = Command::new(r.join("usr/local/bin/facereko"))
+        .args(["--config", r.join("etc/facereko/config.toml").to_str().unwrap(), "config", "check"])
+        .env("FACEREKO_DATA_DIR", &data)
+        .env("FACEREKO_ENGINE__MODELS_DIR", data.join("models"))
+        .env("FACEREKO_HARDWARE__SIMULATED__CAMERA", data.join("sim-camera"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "config check: {}", String::from_utf8_lossy(&check.stderr));
+
+    // What was installed passes systemd-analyze verify.
+    let scratch = tempfile::tempdir().unwrap();
+    common::assert_unit_verifies(&common::unit_under_test(&unit, &[], scratch.path()));
+}
+
+#[test]
+fn edited_config_is_kept_and_missing_files_come_back() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let args = root_args(r, &["--no-mariadb", "--no-models", "--no-start"]);
+    install(&args);
+
+    let config = r.join("etc/facereko/config.toml");
+    let edited = "data_dir = \"/srv/door\"\n[door]\nid = \"back\"\n";
+    std::fs::write(&config, edited).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(r.join("etc/systemd/system/facereko.service")).unwrap();
+
+    let again = install(&args);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited, "install.sh overwrote the user's config");
+    assert!(again.contains("config.toml exists; it is yours and is never overwritten"), "{again}");
+    assert!(again.contains("changed: /etc/facereko/config.toml: mode 644 -> 640"), "{again}");
+    assert!(again.contains("changed: install /etc/systemd/system/facereko.service"), "{again}");
+    assert_eq!(changes(&again), 2, "{again}");
+    assert_eq!(mode(&config), 0o640);
+    assert_eq!(changes(&install(&args)), 0);
+}
+
+/// A throw-away MariaDB server on a Unix socket, with root authenticated by the socket as on
+/// Debian; stopped when dropped.
+struct MariaDb {
+    dir: tempfile::TempDir,
+    server: Child,
+}
+
+impl MariaDb {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |program: &str, args: &[String]| {
+            Command::new(program).args(args).output().unwrap_or_else(|e| {
+                panic!("{program}: {e}; install MariaDB with `apt-get install mariadb-server` (tests/run.sh does)")
+            })
+        };
+        let datadir = format!("--datadir={}", dir.path().join("data").display());
+        let setup = run(
+            "mariadb-install-db",
+            &[
+                "--no-defaults".into(),
+                datadir.clone(),
+                "--user=root".into(),
+                "--auth-root-authentication-method=socket".into(),
+                "--skip-test-db".into(),
+            ],
+        );
+        assert!(setup.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&setup.stderr));
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let server = Command::new("mariadbd")
+            .args([
+                "--no-defaults",
+                &datadir,
+                "--user=root",
+                &format!("--socket={}", dir.path().join("sock").display()),
+                &format!("--pid-file={}", dir.path().join("pid").display()),
+                "--skip-networking",
+                "--skip-log-bin",
+                "--performance-schema=OFF",
+                "--innodb-buffer-pool-size=32M",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("mariadbd starts: install it with `apt-get install mariadb-server`");
+        let db = Self { dir, server };
+        let started = Instant::now();
+        while !db.root_sql("SELECT 1").status.success() {
+            let log = std::fs::read_to_string(db.dir.path().join("server.log")).unwrap_or_default();
+            assert!(started.elapsed() < Duration::from_secs(30), "MariaDB did not start:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        db
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("sock")
+    }
+
+    /// Runs SQL as root over the socket (needs the test to run as root, as install.sh does).
+    fn root_sql(&self, sql: &str) -> Output {
+        Command::new("mariadb")
+            .args(["--no-defaults", &format!("--socket={}", self.socket().display()), "--user=root", "--batch"])
+            .args(["--skip-column-names", "--execute", sql])
+            .output()
+            .expect("the mariadb client runs: `apt-get install mariadb-client`")
+    }
+
+    /// Whether `user` logs in with `password` and sees `database`.
+    fn logs_in(&self, user: &str, password: &str, database: &str) -> bool {
+        let options = self.dir.path().join("client.cnf");
+        std::fs::write(&options, format!("[client]\nuser={user}\npassword={password}\n")).unwrap();
+        Command::new("mariadb")
+            .arg(format!("--defaults-file={}", options.display()))
+            .args([&format!("--socket={}", self.socket().display()), "--execute", "SELECT 1", database])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.server.id().to_string()).status();
+        let _ = self.server.wait();
+    }
+}
+
+#[test]
+fn mariadb_database_user_and_password_are_set_up_once() {
+    let db = MariaDb::start();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let socket = db.socket();
+    let args = root_args(r, &["--mariadb-socket", socket.to_str().unwrap(), "--no-models", "--no-start"]);
+
+    let first = install(&args);
+    assert!(first.contains("changed: generate the database password"), "{first}");
+    assert!(first.contains("changed: create database facereko"), "{first}");
+    assert!(first.contains("changed: create user facereko@localhost"), "{first}");
+    let password_file = r.join("etc/facereko/db-password");
+    let password = std::fs::read_to_string(&password_file).unwrap().trim_end().to_owned();
+    assert!(password.len() >= 24 && password.chars().all(|c| c.is_ascii_alphanumeric()), "a strong password");
+    assert!(!first.contains(&password), "install.sh printed the password");
+    assert_eq!(mode(&password_file), 0o600);
+    assert!(db.logs_in("facereko", &password, "facereko"), "the generated password opens the database");
+    let grants = String::from_utf8_lossy(&db.root_sql("SHOW GRANTS FOR 'facereko'@'localhost'").stdout).into_owned();
+    assert!(grants.contains("GRANT ALL PRIVILEGES ON `facereko`.*"), "{grants}");
+
+    let config = std::fs::read_to_string(r.join("etc/facereko/config.toml")).unwrap();
+    assert!(config.contains("\nurl = \"mysql://facereko@localhost/facereko\"\n"), "{config}");
+    assert!(!config.contains(&password), "the password stays out of the config");
+    let dropin = r.join("etc/systemd/system/facereko.service.d/mariadb.conf");
+    assert_eq!(std::fs::read(&dropin).unwrap(), std::fs::read(repo().join("systemd/facereko.service.d/mariadb.conf")).unwrap());
+    let scratch = tempfile::tempdir().unwrap();
+    let unit = r.join("etc/systemd/system/facereko.service");
+    common::assert_unit_verifies(&common::unit_under_test(&unit, &["mariadb.conf"], scratch.path()));
+
+    let installed = snapshot(r);
+    let second = install(&args);
+    assert_eq!(changes(&second), 0, "{second}");
+    assert!(second.contains("logs in with the password from /etc/facereko/db-password"), "{second}");
+    assert_eq!(snapshot(r), installed, "the second run kept the password file");
+
+    // Someone changed the database user's password: a re-run puts the stored one back.
+    assert!(db.root_sql("ALTER USER 'facereko'@'localhost' IDENTIFIED BY 'changed-elsewhere'").status.success());
+    let repaired = install(&args);
+    assert!(repaired.contains("changed: set the password of facereko@localhost"), "{repaired}");
+    assert_eq!(changes(&repaired), 1, "{repaired}");
+    assert!(db.logs_in("facereko", &password, "facereko"));
+}
