@@ -38,6 +38,8 @@ Options:
   --models-from DIR     copy the face models from DIR (e.g. a USB stick) instead of downloading them;
                         their checksums are verified all the same
   --no-start            do not enable or start the service
+  --pi                  write the config for a Raspberry Pi's hardware even though this machine is not
+                        one (with --root, when preparing a Pi's files on another machine)
   -h, --help            this help
 EOF
 }
@@ -51,6 +53,7 @@ PACKAGES=yes
 MODELS=yes
 MODELS_FROM=
 START=yes
+CONFIG_FOR_PI=
 
 die() {
     printf 'install.sh: error: %s\n' "$*" >&2
@@ -72,6 +75,7 @@ while [ "$#" -gt 0 ]; do
         --no-models) MODELS=no ;;
         --models-from) need_value "$@"; MODELS_FROM="$2"; shift ;;
         --no-start) START=no ;;
+        --pi) CONFIG_FOR_PI=yes ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -201,6 +205,8 @@ for model_file in /proc/device-tree/model /sys/firmware/devicetree/base/model; d
 done
 ON_PI=no
 [ -z "$PI_MODEL" ] || ON_PI=yes
+# The config names the real hardware when it is for a Pi; the firmware steps need a real one.
+CONFIG_FOR_PI="${CONFIG_FOR_PI:-$ON_PI}"
 
 BOOT_CONFIG=
 for candidate in /boot/firmware/config.txt /boot/config.txt; do
@@ -221,6 +227,7 @@ fi
 printf 'FaceReko installer%s\n' "$([ "$DRY_RUN" = yes ] && echo ' (dry run: nothing will be changed)')"
 printf '   target: %s%s\n' "$ROOT" "$([ "$ON_SYSTEM" = no ] && echo ' (files only)')"
 printf '   machine: %s\n' "${PI_MODEL:-not a Raspberry Pi ($(uname -m))}"
+printf '   hardware in the config: %s\n' "$([ "$CONFIG_FOR_PI" = yes ] && echo 'Raspberry Pi (GPIO, MFRC522, rpicam)' || echo 'simulated')"
 printf '   database: %s\n' "$([ "$MARIADB" = yes ] && echo 'MariaDB' || echo 'SQLite (embedded)')"
 
 # --- Steps ----------------------------------------------------------------------------------------
@@ -383,7 +390,7 @@ generated_config() {
 # (FACEREKO_DATABASE__PASSWORD_FILE, from /etc/facereko/db-password).\
 url = "mysql://facereko@localhost/facereko"|' <<<"$text")"
     fi
-    if [ "$ON_PI" = yes ]; then
+    if [ "$CONFIG_FOR_PI" = yes ]; then
         text="$(sed -e 's|^leds = "simulated"$|leds = "gpio"|' -e 's|^buzzer = "simulated"$|buzzer = "gpio"|' \
             -e 's|^lock = "simulated"$|lock = "gpio"|' -e 's|^reader = "simulated"$|reader = "mfrc522"|' \
             -e 's|^camera = "simulated"$|camera = "rpicam"|' \
@@ -409,7 +416,7 @@ install_config() {
     fi
     ensure_attrs "$CONFIG_FILE" 640 root:$USER_NAME
     ensure_dir "$DATA_DIR" 750 $USER_NAME:$USER_NAME
-    if [ "$ON_PI" = no ]; then
+    if [ "$CONFIG_FOR_PI" = no ]; then
         # Off a Pi the config uses the simulated camera, whose pictures live here.
         ensure_dir "$DATA_DIR/sim-camera" 750 $USER_NAME:$USER_NAME
     fi
@@ -550,8 +557,10 @@ check_config() {
     if [ "$ON_SYSTEM" = no ]; then skipped "--root: the config names paths of the target system"; return; fi
     if [ "$DRY_RUN" = yes ] && [ ! -e "$CONFIG_FILE" ]; then skipped "dry run: no config yet"; return; fi
     if [ ! -x "$BIN_PATH" ]; then skipped "no binary installed yet"; return; fi
-    local output
-    if output="$("$BIN_PATH" --config "$CONFIG_FILE" config check 2>&1)"; then
+    local output secret=()
+    # As the service sees it: with MariaDB, the password comes from the file (the drop-in's credential).
+    [ "$MARIADB" = no ] || secret=("FACEREKO_DATABASE__PASSWORD_FILE=$PASSWORD_FILE")
+    if output="$(env "${secret[@]}" "$BIN_PATH" --config "$CONFIG_FILE" config check 2>&1)"; then
         ok "facereko config check passes"
     else
         CONFIG_BROKEN=yes
@@ -593,6 +602,10 @@ finish() {
     step "done"
     if [ "${#REBOOT_FOR[@]}" -gt 0 ]; then
         note "reboot to turn on: ${REBOOT_FOR[*]} (sudo reboot)"
+    fi
+    if [ "${#NOTES[@]}" -gt 0 ]; then
+        printf '\nPlease note:\n'
+        printf '  - %s\n' "${NOTES[@]}"
     fi
     cat <<EOF
 

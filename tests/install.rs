@@ -196,6 +196,34 @@ fn edited_config_is_kept_and_missing_files_come_back() {
     assert_eq!(changes(&install(&args)), 0);
 }
 
+/// `--pi` (preparing a Pi's files on another machine) writes a config for the Pi's hardware that
+/// the binary accepts.
+#[test]
+fn config_for_a_pi_names_the_real_hardware() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let output = install(&root_args(r, &["--pi", "--no-mariadb", "--no-models", "--no-start"]));
+    assert!(output.contains("hardware in the config: Raspberry Pi"), "{output}");
+    // The firmware steps still need a real Pi.
+    assert!(output.contains("skipped (--root: the running system's firmware is left alone)"), "{output}");
+    let config_path = r.join("etc/facereko/config.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    for line in ["leds = \"gpio\"", "buzzer = \"gpio\"", "lock = \"gpio\"", "reader = \"mfrc522\"", "camera = \"rpicam\""] {
+        assert!(config.contains(&format!("\n{line}\n")), "{line} missing:\n{config}");
+    }
+    assert!(!r.join("var/lib/facereko/sim-camera").exists(), "no simulated camera on a Pi");
+
+    let data = r.join("var/lib/facereko");
+    let check = Command::new(common::BIN)
+        .args(["--config", config_path.to_str().unwrap(), "config", "check"])
+        .env("FACEREKO_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "config check of the Pi config: {shown}");
+    assert!(!shown.contains("unknown"), "{shown}");
+}
+
 /// A throw-away MariaDB server on a Unix socket, with root authenticated by the socket as on
 /// Debian; stopped when dropped.
 struct MariaDb {
