@@ -464,7 +464,7 @@ setup_mariadb() {
 
     # The password: generated once, kept in a root-only file, never printed.
     if [ -e "$R$PASSWORD_FILE" ]; then
-        ok "$PASSWORD_FILE exists (kept)"
+        ok "$PASSWORD_FILE exists and is kept"
     elif changed "generate the database password into $PASSWORD_FILE (0600 root:root)"; then
         local password
         password="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | cut -c1-32)"
