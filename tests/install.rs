@@ -208,7 +208,9 @@ fn config_for_a_pi_names_the_real_hardware() {
     assert!(output.contains("skipped (--root: the running system's firmware is left alone)"), "{output}");
     let config_path = r.join("etc/facereko/config.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
-    for line in ["leds = \"gpio\"", "buzzer = \"gpio\"", "lock = \"gpio\"", "reader = \"mfrc522\"", "camera = \"rpicam\""] {
+    for line in
+        ["leds = \"gpio\"", "buzzer = \"gpio\"", "lock = \"gpio\"", "reader = \"mfrc522\"", "camera = \"rpicam\""]
+    {
         assert!(config.contains(&format!("\n{line}\n")), "{line} missing:\n{config}");
     }
     assert!(!r.join("var/lib/facereko/sim-camera").exists(), "no simulated camera on a Pi");
@@ -338,7 +340,10 @@ fn mariadb_database_user_and_password_are_set_up_once() {
     assert!(config.contains("\nurl = \"mysql://facereko@localhost/facereko\"\n"), "{config}");
     assert!(!config.contains(&password), "the password stays out of the config");
     let dropin = r.join("etc/systemd/system/facereko.service.d/mariadb.conf");
-    assert_eq!(std::fs::read(&dropin).unwrap(), std::fs::read(repo().join("systemd/facereko.service.d/mariadb.conf")).unwrap());
+    assert_eq!(
+        std::fs::read(&dropin).unwrap(),
+        std::fs::read(repo().join("systemd/facereko.service.d/mariadb.conf")).unwrap()
+    );
     let scratch = tempfile::tempdir().unwrap();
     let unit = r.join("etc/systemd/system/facereko.service");
     common::assert_unit_verifies(&common::unit_under_test(&unit, &["mariadb.conf"], scratch.path()));

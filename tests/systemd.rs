@@ -30,7 +30,10 @@ fn unit_with_the_mariadb_dropin_verifies() {
     std::fs::write(&dropin, format!("{text}NoSuchSetting=1\n")).unwrap();
     let output = common::systemd_analyze(&["verify", unit.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("mariadb.conf") && stderr.contains("NoSuchSetting"), "verify ignored the drop-in:\n{stderr}");
+    assert!(
+        stderr.contains("mariadb.conf") && stderr.contains("NoSuchSetting"),
+        "verify ignored the drop-in:\n{stderr}"
+    );
 }
 
 #[test]

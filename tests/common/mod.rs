@@ -266,7 +266,8 @@ pub fn assert_unit_verifies(unit: &Path) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "systemd-analyze verify failed:\n{stderr}");
     let dir = unit.parent().unwrap().display().to_string();
-    let ours: Vec<&str> = stderr.lines().filter(|line| line.contains("facereko.service") || line.contains(&dir)).collect();
+    let ours: Vec<&str> =
+        stderr.lines().filter(|line| line.contains("facereko.service") || line.contains(&dir)).collect();
     assert!(ours.is_empty(), "warnings about the unit or its drop-ins:\n{}", ours.join("\n"));
 }
 
