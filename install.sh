@@ -112,6 +112,7 @@ CHANGES=0
 REBOOT_FOR=()
 NOTES=()
 UNIT_CHANGED=no
+DOC_CHANGES=0
 
 step() { printf '\n== %s\n' "$*"; }
 ok() { printf '   ok (%s)\n' "$*"; }
@@ -377,7 +378,10 @@ install_files() {
         note "$DROPIN_FILE is kept from an earlier MariaDB install; remove it to run without MariaDB"
     fi
     [ "$CHANGES" -eq "$before" ] || UNIT_CHANGED=yes
+    # The service does not read its documentation: a new README alone is no reason to restart it.
+    before=$CHANGES
     ensure_file "$SOURCE_DIR/README.md" "$DOC_FILE" 644 root:root
+    DOC_CHANGES=$((CHANGES - before))
     return 0
 }
 
@@ -590,7 +594,7 @@ start_service() {
         note "not (re)started: the configuration has problems (above)"
     elif ! systemctl is-active --quiet facereko.service; then
         changed "start facereko.service" && systemctl start facereko.service
-    elif [ "$CHANGES" -gt 0 ]; then
+    elif [ "$CHANGES" -gt "$DOC_CHANGES" ]; then
         changed "restart facereko.service (something it uses changed)" && systemctl restart facereko.service
     else
         ok "running"
