@@ -173,6 +173,86 @@ fn second_real_run_changes_nothing() {
     common::assert_unit_verifies(&common::unit_under_test(&unit, &[], scratch.path()));
 }
 
+/// The real thing, not under `--root`: install.sh runs twice as root on a throw-away copy of this
+/// machine (an overlay over `/` in a private mount namespace, its changes in a tmpfs that vanishes
+/// with the namespace), creating the groups, the user, the owners and modes, running the
+/// installed binary's config check and enabling the unit. Only MariaDB and packages are left
+/// out: the MariaDB steps have their own test, and apt-get would download.
+#[test]
+fn real_install_on_a_throwaway_copy_of_this_machine() {
+    // The facereko user and /etc/facereko of this machine itself, which must stay as they are.
+    let host_state = || {
+        let user = Command::new("getent").args(["passwd", "facereko"]).output().unwrap().stdout;
+        (user, Path::new("/etc/facereko").exists(), Path::new("/usr/local/bin/facereko").exists())
+    };
+    let host_before = host_state();
+    let outside = tempfile::tempdir().unwrap();
+    let o = outside.path();
+    let script = r#"
+set -euo pipefail
+mkdir -p "$O/layer"
+mount -t tmpfs tmpfs "$O/layer"
+mkdir -p "$O/layer/upper" "$O/layer/work" "$O/layer/merged"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$O/layer/upper,workdir=$O/layer/work" "$O/layer/merged"
+M="$O/layer/merged"
+for fs in proc sys dev; do mount --rbind "/$fs" "$M/$fs"; done
+# Everything the installer uses, inside the copy (the originals may be on other mounts).
+mkdir -p "$M/opt/src/systemd" "$M/opt/models"
+cp -r "$REPO/install.sh" "$REPO/README.md" "$REPO/facereko.example.toml" "$M/opt/src/"
+cp -r "$REPO/systemd/." "$M/opt/src/systemd/"
+cp -r "$MODELS/." "$M/opt/models/"
+cp "$BIN" "$M/opt/facereko"
+args=(--skip-packages --no-mariadb --binary /opt/facereko --models-from /opt/models)
+chroot "$M" /opt/src/install.sh "${args[@]}" >"$O/first.txt" 2>&1
+chroot "$M" /opt/src/install.sh "${args[@]}" >"$O/second.txt" 2>&1
+chroot "$M" id -nG facereko >"$O/groups.txt"
+chroot "$M" stat -c '%n %U:%G %a' /etc/facereko /etc/facereko/config.toml /var/lib/facereko \
+    /usr/local/bin/facereko /etc/systemd/system/facereko.service >"$O/owners.txt"
+"#;
+    let status = Command::new("unshare")
+        .args(["--mount", "bash", "-c", script])
+        .env("O", o)
+        .env("REPO", repo())
+        .env("BIN", common::BIN)
+        .env("MODELS", common::models_dir())
+        .status()
+        .expect("unshare (util-linux) runs");
+    let read = |name: &str| std::fs::read_to_string(o.join(name)).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the install in a private mount namespace failed (it needs root, as install.sh does)\nfirst run:\n{}\nsecond run:\n{}",
+        read("first.txt"),
+        read("second.txt")
+    );
+
+    let first = read("first.txt");
+    for done in [
+        "changed: create system group gpio",
+        "changed: create system user facereko (no login, home /var/lib/facereko)",
+        "changed: add facereko to spi",
+        "changed: install /usr/local/bin/facereko",
+        "changed: write /etc/facereko/config.toml",
+        "ok (facereko config check passes)",
+        "changed: enable facereko.service",
+    ] {
+        assert!(first.contains(done), "{done:?} missing from the first run:\n{first}");
+    }
+    let second = read("second.txt");
+    assert_eq!(changes(&second), 0, "the second run changed something:\n{second}");
+
+    let groups = read("groups.txt");
+    for group in ["facereko", "gpio", "spi", "video"] {
+        assert!(groups.split_whitespace().any(|g| g == group), "facereko is not in {group}: {groups}");
+    }
+    assert_eq!(
+        read("owners.txt"),
+        "/etc/facereko root:facereko 750\n/etc/facereko/config.toml root:facereko 640\n\
+         /var/lib/facereko facereko:facereko 750\n/usr/local/bin/facereko root:root 755\n\
+         /etc/systemd/system/facereko.service root:root 644\n"
+    );
+    assert_eq!(host_state(), host_before, "the throw-away install leaked onto this machine");
+}
+
 #[test]
 fn edited_config_is_kept_and_missing_files_come_back() {
     let root = tempfile::tempdir().unwrap();
