@@ -611,20 +611,28 @@ finish() {
         printf '\nPlease note:\n'
         printf '  - %s\n' "${NOTES[@]}"
     fi
-    cat <<EOF
-
-The web app comes with a later FaceReko release; until then the door is managed from the
-command line, as the service user (it owns the database and the control socket):
-
-  sudo -u $USER_NAME facereko status                          # is the door up and armed?
-  sudo -u $USER_NAME facereko person add "Ada"
-  sudo -u $USER_NAME facereko hw read-card                    # UIDs of tapped cards (stop the service first)
-  sudo -u $USER_NAME facereko card add 04A1B2C3 --person "Ada"
-  sudo -u $USER_NAME facereko enroll --person "Ada" ada1.jpg ada2.jpg
-  journalctl -u facereko -f                                   # the daemon's log, one line per attempt
-
-Settings: $CONFIG_FILE (check edits with: facereko config check; then sudo systemctl restart facereko).
-EOF
+    # Who runs the admin commands: with SQLite the service user, who owns the database file; with
+    # MariaDB root, who alone may read the database password.
+    local admin how
+    if [ "$MARIADB" = yes ]; then
+        admin="sudo env FACEREKO_DATABASE__PASSWORD_FILE=$PASSWORD_FILE facereko"
+        how="as root with the database password file (readable by root only)"
+    else
+        admin="sudo -u $USER_NAME facereko"
+        how="as the service user (it owns the database and the control socket)"
+    fi
+    printf '\nThe web app comes with a later FaceReko release; until then the door is managed from the\n'
+    printf 'command line, %s:\n\n' "$how"
+    local width=$((${#admin} + 41))
+    printf "  %-${width}s # %s\n" \
+        "$admin status" "is the door up and armed?" \
+        "$admin person add \"Ada\"" "adds a person" \
+        "$admin hw read-card" "the UID of each tapped card (stop the service first)" \
+        "$admin card add 04A1B2C3 --person \"Ada\"" "binds a card to the person" \
+        "$admin enroll --person \"Ada\" ada1.jpg ada2.jpg" "the person's face, from pictures" \
+        "journalctl -u facereko -f" "the daemon's log, one line per attempt"
+    printf '\nSettings: %s (after editing: sudo facereko config check && sudo systemctl restart facereko)\n' \
+        "$CONFIG_FILE"
     if [ "$DRY_RUN" = yes ]; then
         printf '\nsummary: %d change(s) planned (dry run, nothing was changed)\n' "$CHANGES"
     else
