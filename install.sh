@@ -88,6 +88,10 @@ if [ "$ROOT" != / ]; then
     [ -d "$ROOT" ] || die "--root $ROOT is not an existing folder"
     ROOT="$(cd "$ROOT" && pwd)"
 fi
+if [ -n "$MODELS_FROM" ]; then
+    [ -d "$MODELS_FROM" ] || die "--models-from $MODELS_FROM is not a folder"
+    MODELS_FROM="$(cd "$MODELS_FROM" && pwd)"
+fi
 # Every target path is "$R/..."; R is empty for the real system.
 R="${ROOT%/}"
 readonly R
@@ -516,7 +520,6 @@ fetch_models() {
     if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later with: sudo facereko models fetch"; return 0; fi
     ensure_dir "$MODELS_DIR" 755 root:root
     if [ -n "$MODELS_FROM" ]; then
-        [ -d "$MODELS_FROM" ] || die "--models-from $MODELS_FROM is not a folder"
         local file relative
         while IFS= read -r -d '' file; do
             relative="${file#"$MODELS_FROM"/}"
@@ -629,7 +632,7 @@ finish() {
         "$admin person add \"Ada\"" "adds a person" \
         "$admin hw read-card" "the UID of each tapped card (stop the service first)" \
         "$admin card add 04A1B2C3 --person \"Ada\"" "binds a card to the person" \
-        "$admin enroll --person \"Ada\" ada1.jpg ada2.jpg" "the person's face, from pictures" \
+        "$admin enroll --person \"Ada\" ada1.jpg ada2.jpg" "the face, from pictures the command can read" \
         "journalctl -u facereko -f" "the daemon's log, one line per attempt"
     printf '\nSettings: %s (after editing: sudo facereko config check && sudo systemctl restart facereko)\n' \
         "$CONFIG_FILE"
