@@ -33,6 +33,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// Notifications of attempts over MQTT; off while `mqtt.url` is empty.
     pub mqtt: crate::notify::MqttConfig,
+    /// The Rekognition-compatible API; off while `api.listen` is empty.
+    pub api: crate::api::ApiConfig,
 }
 
 /// A password or similar: never shown by `Debug`, so it cannot end up in a log line.
@@ -171,6 +173,7 @@ impl Default for Config {
             hardware: HardwareConfig::default(),
             control: ControlConfig::default(),
             mqtt: crate::notify::MqttConfig::default(),
+            api: crate::api::ApiConfig::default(),
         }
     }
 }
@@ -438,6 +441,7 @@ impl Config {
                 format!("the folder {} does not exist; create it or choose another path", parent.display()),
             );
         }
+        problems.extend(self.api.problems());
         problems
     }
 

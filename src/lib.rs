@@ -2,6 +2,7 @@
 //! front of the camera must belong to the card's holder; LEDs, buzzer and lock relay give the
 //! verdict; every attempt is logged with its photo.
 
+pub mod api;
 pub mod capture;
 pub mod card;
 pub mod config;

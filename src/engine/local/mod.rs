@@ -52,6 +52,16 @@ pub struct DescribedFace {
     pub descriptor: Descriptor,
 }
 
+/// Every face of one picture, largest first, the first ones described, with the picture's upright
+/// size in pixels (so that boxes can be given as fractions of it).
+pub struct FacesInPicture {
+    pub width: u32,
+    pub height: u32,
+    pub described: Vec<DescribedFace>,
+    /// The faces beyond the description limit.
+    pub others: Vec<DetectedFace>,
+}
+
 fn to_detected(detection: &Detection) -> DetectedFace {
     DetectedFace {
         x: detection.left.max(0.0).round() as u32,
@@ -105,12 +115,36 @@ impl LocalEngine {
             Some(analysis) => analysis,
             None => self.analyse(frame, what)?,
         };
-        let Some(largest) = detections.first().copied() else {
-            return Ok(None);
-        };
-        let chip = align::chip(&image, &largest.landmarks, embedder::CHIP_SIZE);
+        detections.first().map(|largest| self.describe_detection(&image, largest)).transpose()
+    }
+
+    fn describe_detection(&self, image: &RgbImage, detection: &Detection) -> Result<DescribedFace, EngineError> {
+        let chip = align::chip(image, &detection.landmarks, embedder::CHIP_SIZE);
         let descriptor = self.0.embedder.embed(&chip).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(Some(DescribedFace { face: to_detected(&largest), descriptor }))
+        Ok(DescribedFace { face: to_detected(detection), descriptor })
+    }
+
+    /// Finds every face and describes the `limit` largest; blocking. For services that report
+    /// every face of a picture (the Rekognition-compatible API).
+    pub fn analyse_faces_blocking(
+        &self,
+        frame: &Frame,
+        what: &str,
+        limit: usize,
+    ) -> Result<FacesInPicture, EngineError> {
+        let analysis = self.analyse(frame, what)?;
+        let split = limit.min(analysis.detections.len());
+        let (to_describe, others) = analysis.detections.split_at(split);
+        let described = to_describe
+            .iter()
+            .map(|detection| self.describe_detection(&analysis.image, detection))
+            .collect::<Result<_, _>>()?;
+        Ok(FacesInPicture {
+            width: analysis.image.width(),
+            height: analysis.image.height(),
+            described,
+            others: others.iter().map(to_detected).collect(),
+        })
     }
 
     async fn describe(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {

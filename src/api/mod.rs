@@ -1,0 +1,197 @@
+//! A Rekognition-compatible face API served by FaceReko, backed by the on-device engine.
+//!
+//! It speaks the AWS JSON 1.1 protocol (`POST /`, `X-Amz-Target: RekognitionService.<Op>`) for
+//! the collection and face operations, so the AWS SDKs, boto3 and FaceReko's own `rekognition`
+//! engine can use it offline by setting their endpoint URL. Every request must carry a valid
+//! SigV4 signature by one of the configured access keys.
+
+pub mod collections;
+pub mod error;
+pub mod operations;
+pub mod sigv4;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Problem;
+use crate::engine::local::LocalEngine;
+use collections::Collections;
+use error::ApiError;
+pub use sigv4::AccessKey;
+
+/// Rekognition's limit for pictures sent as bytes.
+pub const DEFAULT_MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+const TARGET_PREFIX: &str = "RekognitionService.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// `[api]`: the Rekognition-compatible API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Address to serve on, e.g. "127.0.0.1:8787"; empty: no API.
+    pub listen: String,
+    /// The region clients sign for (their `region` setting).
+    pub region: String,
+    /// Key pairs that may call the API (`[[api.access_keys]]`).
+    pub access_keys: Vec<AccessKey>,
+    /// Largest picture accepted, in bytes after base64 decoding.
+    pub max_image_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            region: "us-east-1".into(),
+            access_keys: Vec::new(),
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn enabled(&self) -> bool {
+        !self.listen.trim().is_empty()
+    }
+
+    /// Problems with the values, each with its key and a fix.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                problems.push(Problem { key: key.to_owned(), message });
+            }
+        };
+        if self.enabled() {
+            check(
+                self.listen.trim().parse::<SocketAddr>().is_ok(),
+                "api.listen",
+                format!(
+                    "{:?} is not an address and port; use e.g. \"127.0.0.1:8787\" (empty turns the API off)",
+                    self.listen
+                ),
+            );
+            check(
+                !self.access_keys.is_empty(),
+                "api.access_keys",
+                "the API refuses unsigned requests, so it needs a key: add [[api.access_keys]] with access_key_id and \
+                 secret_access_key (e.g. from `openssl rand -hex 20`)"
+                    .into(),
+            );
+        }
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 32
+            && self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        check(region_ok, "api.region", format!("{:?} is not a region name; use e.g. \"us-east-1\"", self.region));
+        check(
+            (64 * 1024..=15 * 1024 * 1024).contains(&self.max_image_bytes),
+            "api.max_image_bytes",
+            format!(
+                "{} is out of range; use 65536 to 15728640 (Rekognition's own limit is 5242880)",
+                self.max_image_bytes
+            ),
+        );
+        for (i, key) in self.access_keys.iter().enumerate() {
+            let id_ok = (16..=128).contains(&key.access_key_id.len())
+                && key.access_key_id.chars().all(|c| c.is_ascii_alphanumeric());
+            check(
+                id_ok,
+                &format!("api.access_keys[{i}].access_key_id"),
+                format!("{:?} must be 16-128 letters and digits, like AWS key ids", key.access_key_id),
+            );
+            check(
+                key.secret_access_key.expose().len() >= 16,
+                &format!("api.access_keys[{i}].secret_access_key"),
+                "is shorter than 16 characters; use a random secret, e.g. from `openssl rand -hex 20`".into(),
+            );
+            if self.access_keys[..i].iter().any(|other| other.access_key_id == key.access_key_id) {
+                check(
+                    false,
+                    &format!("api.access_keys[{i}].access_key_id"),
+                    format!("{:?} is listed twice; give each key its own id", key.access_key_id),
+                );
+            }
+        }
+        problems
+    }
+}
+
+/// What the request handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    engine: LocalEngine,
+    collections: Collections,
+    region: Arc<str>,
+    access_keys: Arc<[AccessKey]>,
+    max_image_bytes: usize,
+}
+
+impl ApiState {
+    /// The state for `config` with the collections in `data_dir`.
+    pub fn open(
+        config: &ApiConfig,
+        engine: LocalEngine,
+        data_dir: &Path,
+    ) -> Result<Self, collections::CollectionsError> {
+        Ok(Self {
+            engine,
+            collections: Collections::open(&data_dir.join(collections::FILE_NAME))?,
+            region: config.region.as_str().into(),
+            access_keys: config.access_keys.clone().into(),
+            max_image_bytes: config.max_image_bytes,
+        })
+    }
+
+    /// The largest body that can carry two pictures (CompareFaces) in base64 plus the JSON around.
+    fn max_body_bytes(&self) -> usize {
+        2 * (self.max_image_bytes / 3 + 1) * 4 + 64 * 1024
+    }
+}
+
+/// The API's routes; serve it with [`serve`], or call it directly in tests.
+pub fn router(state: ApiState) -> Router {
+    Router::new().route("/", axum::routing::post(handle)).with_state(state)
+}
+
+async fn handle(State(state): State<ApiState>, request: Request) -> Response {
+    match answer(&state, request).await {
+        Ok(body) => ([("content-type", HeaderValue::from_static(CONTENT_TYPE))], body.to_string()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(state: &ApiState, request: Request) -> Result<serde_json::Value, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(Body::new(body), state.max_body_bytes()).await.map_err(|_| state.too_large())?;
+    let signed = sigv4::SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let caller = sigv4::verify(&signed, &state.access_keys, &state.region, time::OffsetDateTime::now_utc())?;
+    let target = parts.headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or("");
+    let operation = target
+        .strip_prefix(TARGET_PREFIX)
+        .ok_or_else(|| ApiError::UnknownOperation(format!("X-Amz-Target {target:?} is not a Rekognition operation")))?;
+    tracing::debug!(operation, caller, "Rekognition API request");
+    state.operation(operation, &body).await
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
