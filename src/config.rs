@@ -91,6 +91,8 @@ pub struct EngineConfig {
     pub match_threshold: f32,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The `rekognition` engine: AWS Rekognition, or FaceReko's own API through `endpoint_url`.
+    pub rekognition: crate::engine::rekognition::RekognitionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +208,7 @@ impl Default for EngineConfig {
             // Calibrated with `facereko eval`: no false accept on either shared data set (README).
             match_threshold: 93.0,
             timeout: Duration::from_secs(5),
+            rekognition: crate::engine::rekognition::RekognitionConfig::default(),
         }
     }
 }
@@ -441,6 +444,7 @@ impl Config {
                 format!("the folder {} does not exist; create it or choose another path", parent.display()),
             );
         }
+        problems.extend(self.engine.rekognition.problems());
         problems.extend(self.api.problems());
         problems
     }

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The daemon logs what it does to stdout for journald; one-shot commands keep stdout for
     // their output and only speak up on stderr when something is wrong.
-    let daemon = matches!(cli.command, cli::Command::Run | cli::Command::Demo(_));
+    let daemon = matches!(cli.command, cli::Command::Run | cli::Command::Demo(_) | cli::Command::ServeApi(_));
     if !daemon {
         // A one-shot command piped into `head` or `grep -q` ends quietly when the reader goes
         // away, as Unix tools do, instead of panicking on the closed pipe. The daemon keeps Rust's

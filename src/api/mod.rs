@@ -15,7 +15,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -170,7 +169,7 @@ async fn handle(State(state): State<ApiState>, request: Request) -> Response {
 
 async fn answer(state: &ApiState, request: Request) -> Result<serde_json::Value, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(Body::new(body), state.max_body_bytes()).await.map_err(|_| state.too_large())?;
+    let body = axum::body::to_bytes(body, state.max_body_bytes()).await.map_err(|_| state.too_large())?;
     let signed = sigv4::SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -194,4 +193,50 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn keys_of(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn off_by_default_and_a_listening_api_needs_keys() {
+        assert!(ApiConfig::default().problems().is_empty());
+        let listening = ApiConfig { listen: "127.0.0.1:8787".into(), ..ApiConfig::default() };
+        assert_eq!(keys_of(&listening.problems()), ["api.access_keys"]);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        let key =
+            |id: &str, secret: &str| AccessKey { access_key_id: id.into(), secret_access_key: Secret::new(secret) };
+        let config = ApiConfig {
+            listen: "localhost".into(),
+            region: "US East".into(),
+            access_keys: vec![
+                key("FACEREKOEXAMPLEKEY01", "short"),
+                key("FACEREKOEXAMPLEKEY01", "long enough secret value"),
+                key("bad id", "long enough secret value"),
+            ],
+            max_image_bytes: 1,
+        };
+        assert_eq!(
+            keys_of(&config.problems()),
+            [
+                "api.listen",
+                "api.region",
+                "api.max_image_bytes",
+                "api.access_keys[0].secret_access_key",
+                "api.access_keys[1].access_key_id",
+                "api.access_keys[2].access_key_id",
+            ]
+        );
+        let message = config.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(!message.contains("long enough secret value"), "secrets never appear in messages");
+    }
 }

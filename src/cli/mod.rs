@@ -1,6 +1,8 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod admin;
+mod api;
+mod collection;
 mod control;
 mod demo;
 mod face;
@@ -92,6 +94,37 @@ pub enum Command {
     /// MQTT notifications
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Serve the Rekognition-compatible face API (AWS SDKs and boto3 with an endpoint URL)
+    ///
+    /// Collections and faces live in data_dir/rekognition-api.db; the on-device engine answers.
+    /// Requests must be SigV4-signed with a key pair from [[api.access_keys]].
+    ServeApi(ServeApiArgs),
+    /// The Rekognition collection of the `rekognition` engine ([engine.rekognition])
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// Create engine.rekognition.collection_id
+    Create,
+    /// List the collections the credentials can see
+    List,
+    /// Delete the collection with every face in it
+    Delete,
+    /// Delete faces no enrolled person owns; report enrolled faces the collection lost
+    Sync {
+        /// Only say what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeApiArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8787 [default: api.listen]
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,7 +292,11 @@ impl Cli {
     }
 
     pub fn load_config(&self) -> Result<Loaded> {
-        let loaded = config::load(&self.sources())?;
+        self.load_config_from(self.sources())
+    }
+
+    fn load_config_from(&self, sources: Sources) -> Result<Loaded> {
+        let loaded = config::load(&sources)?;
         for key in &loaded.unknown_keys {
             tracing::warn!(key = %key, "unknown config key ignored; check its spelling against `facereko config example`");
         }
@@ -290,7 +327,12 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             if !problems.is_empty() {
                 return Err(config::ConfigError { problems }.into());
             }
-            facereko::daemon::run(config, shutdown_signal()).await.context("the door daemon failed")?;
+            let api = api::start_beside_daemon(&config).await?;
+            let door = facereko::daemon::run(config, shutdown_signal()).await;
+            if let Some(api) = api {
+                api.stop().await?;
+            }
+            door.context("the door daemon failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tap { card } => control::tap(&cli.load_config()?.config, card).await,
@@ -310,6 +352,8 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Notify(NotifyCommand::Test { timeout, json }) => {
             admin::notify_test(&cli.load_config()?.config, *timeout, *json).await
         }
+        Command::ServeApi(args) => api::serve(&cli, args).await,
+        Command::Collection(command) => collection::collection(&cli.load_config()?.config, command).await,
     }
 }
 

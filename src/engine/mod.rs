@@ -6,6 +6,7 @@
 //! collections) return [`FaceTemplate::Remote`] with their face id and ignore the gallery.
 
 pub mod local;
+pub mod rekognition;
 pub mod simulated;
 
 use std::sync::Arc;
@@ -107,12 +108,22 @@ pub trait FaceEngine: Send + Sync {
 }
 
 /// Engine names compiled into this build, for `config check` and `hw list`.
-pub const ENGINES: &[&str] = &[local::NAME, simulated::NAME];
+pub const ENGINES: &[&str] = &[local::NAME, rekognition::NAME, simulated::NAME];
 
 /// Builds the engine named in the config, loading its models.
 pub fn build(config: &EngineConfig) -> Result<Arc<dyn FaceEngine>, EngineError> {
     match config.kind.as_str() {
         local::NAME => Ok(Arc::new(local::LocalEngine::load(&config.models_dir)?)),
+        rekognition::NAME => {
+            let face_check = match local::LocalEngine::load(&config.models_dir) {
+                Ok(local) => Some(local),
+                Err(e) => {
+                    tracing::info!("no on-device face check ({e}): every captured frame costs a DetectFaces call");
+                    None
+                }
+            };
+            Ok(Arc::new(rekognition::RekognitionEngine::new(config.rekognition.clone(), face_check)))
+        }
         simulated::NAME => Ok(Arc::new(simulated::SimulatedEngine)),
         other => Err(EngineError::Unavailable(format!(
             "engine.kind {other:?} is not compiled in; choose one of: {}",

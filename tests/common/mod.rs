@@ -81,6 +81,8 @@ pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,
+    /// Environment variables for every command (which otherwise runs with only `PATH`).
+    env: Vec<(String, String)>,
 }
 
 impl TestDoor {
@@ -105,13 +107,18 @@ impl TestDoor {
         }
         let config: String = keys.iter().map(|(key, value)| format!("{key} = {value}\n")).collect();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Self { dir, daemon: None }
+        Self { dir, daemon: None, env: Vec::new() }
     }
 
     /// A door with the on-device engine and the fetched test models.
     pub fn with_local_engine() -> Self {
         let models = format!("{:?}", models_dir().display().to_string());
         Self::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &models)])
+    }
+
+    /// Sets an environment variable for every command run from now on.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_owned(), value.to_owned()));
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -128,6 +135,7 @@ impl TestDoor {
     pub fn command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         command.arg("--config").arg(self.path("config.toml"));
         command
     }

@@ -1,0 +1,416 @@
+//! The AWS Rekognition engine: faces live in a Rekognition collection, one `SearchFacesByImage`
+//! per tap. Works the same against FaceReko's own offline API (`endpoint_url`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_rekognition::Client;
+use aws_sdk_rekognition::config::retry::RetryConfig;
+use aws_sdk_rekognition::config::timeout::TimeoutConfig;
+use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rekognition::primitives::Blob;
+use aws_sdk_rekognition::types::{BoundingBox, Image};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::local::LocalEngine;
+use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
+use crate::frame::{Frame, FrameFormat};
+use crate::store::PersonId;
+
+pub const NAME: &str = "rekognition";
+/// Rekognition refuses pictures sent as bytes above this size.
+const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
+const UPLOAD_JPEG_QUALITY: u8 = 90;
+
+/// `[engine.rekognition]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RekognitionConfig {
+    /// Empty: the SDK's default (AWS_REGION, the profile).
+    pub region: String,
+    /// Empty: AWS. FaceReko's own API: e.g. "http://127.0.0.1:8787".
+    pub endpoint_url: String,
+    pub collection_id: String,
+    /// `FaceMatchThreshold` of each search (0–100); the door still applies `engine.match_threshold`.
+    pub face_match_threshold: f32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for one attempt of a call (a retry gets its own).
+    #[serde(with = "humantime_serde")]
+    pub attempt_timeout: Duration,
+    /// Attempts per call, the first included (retries are for throttling and network errors).
+    pub max_attempts: u32,
+    /// Frames larger than this (pixels, longest side) are scaled down and sent as JPEG.
+    pub upload_max_side: u32,
+}
+
+impl Default for RekognitionConfig {
+    fn default() -> Self {
+        Self {
+            region: String::new(),
+            endpoint_url: String::new(),
+            collection_id: "facereko".into(),
+            // The original FaceReko's threshold.
+            face_match_threshold: 85.0,
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(3),
+            max_attempts: 2,
+            upload_max_side: 1024,
+        }
+    }
+}
+
+impl RekognitionConfig {
+    /// Problems with the values, each with its key and a fix.
+    pub fn problems(&self) -> Vec<crate::config::Problem> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                problems.push(crate::config::Problem { key: format!("engine.rekognition.{key}"), message });
+            }
+        };
+        let id_ok = (1..=255).contains(&self.collection_id.len())
+            && self.collection_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        check(
+            id_ok,
+            "collection_id",
+            format!("{:?} must be 1-255 letters, digits, '_', '.' or '-'", self.collection_id),
+        );
+        check(
+            (0.0..=100.0).contains(&self.face_match_threshold),
+            "face_match_threshold",
+            format!("{} must be 0 to 100 (Rekognition's similarity)", self.face_match_threshold),
+        );
+        check(
+            self.endpoint_url.is_empty()
+                || self.endpoint_url.starts_with("http://")
+                || self.endpoint_url.starts_with("https://"),
+            "endpoint_url",
+            format!("{:?} must start with http:// or https:// (empty: AWS)", self.endpoint_url),
+        );
+        check((1..=10).contains(&self.max_attempts), "max_attempts", format!("{} must be 1 to 10", self.max_attempts));
+        check(
+            (160..=4096).contains(&self.upload_max_side),
+            "upload_max_side",
+            format!("{} must be 160 to 4096 pixels", self.upload_max_side),
+        );
+        for (key, value) in [("connect_timeout", self.connect_timeout), ("attempt_timeout", self.attempt_timeout)] {
+            check(
+                value >= Duration::from_millis(100) && value <= Duration::from_secs(60),
+                key,
+                format!("{} is out of range; use 100ms to 60s", humantime::format_duration(value)),
+            );
+        }
+        problems
+    }
+}
+
+/// Searches and enrols through the Rekognition API with the SDK's default credential chain.
+pub struct RekognitionEngine {
+    config: RekognitionConfig,
+    /// With the on-device models present, frames are checked for a face here, free, instead of
+    /// paying a DetectFaces call for each frame of a tap's burst.
+    face_check: Option<LocalEngine>,
+    /// Built on first use: the credential chain and region lookup are asynchronous.
+    client: OnceCell<Client>,
+}
+
+/// What went wrong with a call, in the terms a door log needs.
+fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    error: SdkError<E, R>,
+    collection: &str,
+) -> EngineError {
+    let unavailable = |why: String| EngineError::Unavailable(format!("Rekognition: {why}"));
+    match &error {
+        SdkError::TimeoutError(_) => unavailable("no answer in time (network slow or down)".into()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            unavailable("no answer in time (network slow or down)".into())
+        }
+        SdkError::DispatchFailure(_) => unavailable(format!("unreachable (network down?): {}", error_chain(&error))),
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let message = err.message().unwrap_or_default();
+            match err.code().unwrap_or_default() {
+                "InvalidParameterException" => EngineError::NoFace { what: "the picture".into() },
+                "ImageTooLargeException" | "InvalidImageFormatException" => {
+                    EngineError::BadImage { what: "the picture".into(), detail: message.to_owned() }
+                }
+                "ThrottlingException" | "ProvisionedThroughputExceededException" | "LimitExceededException" => {
+                    unavailable(format!("throttled, too many requests: {message}"))
+                }
+                code @ ("UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "AccessDeniedException"
+                | "ExpiredTokenException"
+                | "MissingAuthenticationTokenException") => unavailable(format!(
+                    "the credentials were refused ({code}: {message}); check the access key and the IAM policy"
+                )),
+                "ResourceNotFoundException" => unavailable(format!(
+                    "the collection {collection:?} does not exist; create it with `facereko collection create`"
+                )),
+                code => unavailable(format!("{code}: {message}")),
+            }
+        }
+        _ => unavailable(error_chain(&error)),
+    }
+}
+
+/// An error with its causes, which the SDK keeps in the source chain (e.g. "no credentials").
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A box given as fractions of the picture, in the picture's pixels.
+fn pixel_box(bounds: Option<&BoundingBox>, confidence: Option<f32>, width: u32, height: u32) -> DetectedFace {
+    let ratio = |value: Option<f32>| value.unwrap_or(0.0).clamp(0.0, 1.0);
+    let (w, h) = (width as f32, height as f32);
+    DetectedFace {
+        x: (ratio(bounds.and_then(BoundingBox::left)) * w).round() as u32,
+        y: (ratio(bounds.and_then(BoundingBox::top)) * h).round() as u32,
+        width: (ratio(bounds.and_then(BoundingBox::width)) * w).round() as u32,
+        height: (ratio(bounds.and_then(BoundingBox::height)) * h).round() as u32,
+        confidence: confidence.unwrap_or(0.0),
+    }
+}
+
+/// The picture to upload and its upright size: frames larger than `max_side` are scaled down and
+/// re-encoded, which keeps uploads small and fast (Rekognition needs faces of only ~40 px).
+pub fn prepare_upload(frame: &Frame, max_side: u32) -> Result<(Vec<u8>, u32, u32), EngineError> {
+    let picture = decode_rgb(frame, "the picture")?;
+    let (width, height) = picture.dimensions();
+    let small_enough = width.max(height) <= max_side && frame.bytes().len() <= MAX_UPLOAD_BYTES;
+    if small_enough && frame.format() == FrameFormat::Jpeg {
+        return Ok((frame.bytes().to_vec(), width, height));
+    }
+    let scale = (max_side as f32 / width.max(height) as f32).min(1.0);
+    let (new_width, new_height) =
+        (((width as f32 * scale).round() as u32).max(1), ((height as f32 * scale).round() as u32).max(1));
+    let resized = image::imageops::resize(&picture, new_width, new_height, image::imageops::FilterType::Triangle);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, UPLOAD_JPEG_QUALITY)
+        .encode_image(&resized)
+        .map_err(|e| EngineError::BadImage { what: "the picture".into(), detail: e.to_string() })?;
+    Ok((jpeg, width, height))
+}
+
+/// Our person id as Rekognition's `ExternalImageId`, and back.
+fn external_id(person: PersonId) -> String {
+    format!("person-{}", person.0)
+}
+
+fn person_from_external(id: &str) -> Option<PersonId> {
+    id.strip_prefix("person-")?.parse().ok().map(PersonId)
+}
+
+impl RekognitionEngine {
+    pub fn new(config: RekognitionConfig, face_check: Option<LocalEngine>) -> Self {
+        Self { config, face_check, client: OnceCell::new() }
+    }
+
+    pub fn collection_id(&self) -> &str {
+        &self.config.collection_id
+    }
+
+    /// The SDK client, with region, endpoint, timeouts and retries from the config.
+    pub async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                // TLS to AWS uses rustls with aws-lc-rs, the provider the whole process shares.
+                crate::notify::mqtt::ensure_crypto_provider();
+                let config = &self.config;
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(config.connect_timeout)
+                            .operation_attempt_timeout(config.attempt_timeout)
+                            .build(),
+                    )
+                    .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts));
+                if !config.region.is_empty() {
+                    loader = loader.region(aws_config::Region::new(config.region.clone()));
+                }
+                if !config.endpoint_url.is_empty() {
+                    loader = loader.endpoint_url(config.endpoint_url.clone());
+                }
+                Client::new(&loader.load().await)
+            })
+            .await
+    }
+
+    async fn upload(&self, frame: &Frame) -> Result<(Image, u32, u32), EngineError> {
+        let (frame, max_side) = (frame.clone(), self.config.upload_max_side);
+        let (bytes, width, height) = tokio::task::spawn_blocking(move || prepare_upload(&frame, max_side))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("preparing the upload failed: {e}")))??;
+        Ok((Image::builder().bytes(Blob::new(bytes)).build(), width, height))
+    }
+}
+
+#[async_trait]
+impl FaceEngine for RekognitionEngine {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
+        if let Some(local) = &self.face_check {
+            return local.detect(image).await;
+        }
+        let (upload, width, height) = self.upload(image).await?;
+        let answer = self
+            .client()
+            .await
+            .detect_faces()
+            .image(upload)
+            .send()
+            .await
+            .map_err(|e| cloud_error(e, self.collection_id()))?;
+        let mut faces: Vec<DetectedFace> = answer
+            .face_details()
+            .iter()
+            .map(|face| pixel_box(face.bounding_box(), face.confidence(), width, height))
+            .collect();
+        faces.sort_by_key(|face| std::cmp::Reverse(face.area()));
+        Ok(faces)
+    }
+
+    async fn enroll(&self, person: PersonId, image: &Frame) -> Result<FaceTemplate, EngineError> {
+        let (upload, _, _) = self.upload(image).await?;
+        let answer = self
+            .client()
+            .await
+            .index_faces()
+            .collection_id(self.collection_id())
+            .external_image_id(external_id(person))
+            .max_faces(1)
+            .image(upload)
+            .send()
+            .await
+            .map_err(|e| cloud_error(e, self.collection_id()))?;
+        let face_id = answer
+            .face_records()
+            .first()
+            .and_then(|record| record.face())
+            .and_then(|face| face.face_id())
+            .ok_or_else(|| EngineError::NoFace { what: "the picture".into() })?;
+        if !answer.unindexed_faces().is_empty() {
+            // Enrolment pictures must show one face; undo the one that was indexed.
+            self.forget(&FaceTemplate::Remote(face_id.to_owned())).await?;
+            return Err(EngineError::SeveralFaces {
+                what: "the picture".into(),
+                count: answer.face_records().len() + answer.unindexed_faces().len(),
+            });
+        }
+        Ok(FaceTemplate::Remote(face_id.to_owned()))
+    }
+
+    async fn forget(&self, template: &FaceTemplate) -> Result<(), EngineError> {
+        let FaceTemplate::Remote(face_id) = template else {
+            return Ok(());
+        };
+        self.client()
+            .await
+            .delete_faces()
+            .collection_id(self.collection_id())
+            .face_ids(face_id)
+            .send()
+            .await
+            .map_err(|e| cloud_error(e, self.collection_id()))?;
+        Ok(())
+    }
+
+    async fn search(&self, image: &Frame, _gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
+        let (upload, _, _) = self.upload(image).await?;
+        let answer = self
+            .client()
+            .await
+            .search_faces_by_image()
+            .collection_id(self.collection_id())
+            .max_faces(1)
+            .face_match_threshold(self.config.face_match_threshold)
+            .image(upload)
+            .send()
+            .await;
+        let answer = match answer.map_err(|e| cloud_error(e, self.collection_id())) {
+            Err(EngineError::NoFace { .. }) => return Ok(SearchOutcome::NoFace),
+            other => other?,
+        };
+        let face_confidence = answer.searched_face_confidence().unwrap_or(0.0);
+        let best = answer.face_matches().first().and_then(|found| {
+            let person = found.face()?.external_image_id().and_then(person_from_external)?;
+            Some((person, found.similarity().unwrap_or(0.0)))
+        });
+        Ok(match best {
+            Some((person, similarity)) => SearchOutcome::Candidate { person, similarity, face_confidence },
+            None => SearchOutcome::NoCandidate { face_confidence },
+        })
+    }
+
+    async fn compare(&self, first: &Frame, second: &Frame) -> Result<Comparison, EngineError> {
+        let (source, source_width, source_height) = self.upload(first).await?;
+        let (target, target_width, target_height) = self.upload(second).await?;
+        let answer = self
+            .client()
+            .await
+            .compare_faces()
+            .source_image(source)
+            .target_image(target)
+            // Every target face comes back with its similarity, matched or not.
+            .similarity_threshold(0.0)
+            .send()
+            .await
+            .map_err(|e| cloud_error(e, self.collection_id()))?;
+        let source_face =
+            answer.source_image_face().ok_or_else(|| EngineError::NoFace { what: "the first picture".into() })?;
+        let best = answer
+            .face_matches()
+            .iter()
+            .max_by(|a, b| a.similarity().unwrap_or(0.0).total_cmp(&b.similarity().unwrap_or(0.0)))
+            .ok_or_else(|| EngineError::NoFace { what: "the second picture".into() })?;
+        let target_face = best.face();
+        Ok(Comparison {
+            similarity: best.similarity().unwrap_or(0.0),
+            first: pixel_box(source_face.bounding_box(), source_face.confidence(), source_width, source_height),
+            second: pixel_box(
+                target_face.and_then(|f| f.bounding_box()),
+                target_face.and_then(|f| f.confidence()),
+                target_width,
+                target_height,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_ids_round_trip_through_external_image_ids() {
+        assert_eq!(person_from_external(&external_id(PersonId(42))), Some(PersonId(42)));
+        assert_eq!(person_from_external("someone-else"), None);
+    }
+
+    #[test]
+    fn large_frames_are_scaled_down_and_small_jpegs_sent_as_they_are() {
+        let big = image::RgbImage::from_pixel(2000, 1000, image::Rgb([90, 120, 150]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(big).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let frame = Frame::from_bytes(png.into_inner(), "big").unwrap();
+        let (bytes, width, height) = prepare_upload(&frame, 1024).unwrap();
+        assert_eq!((width, height), (2000, 1000), "the original size, for boxes");
+        let sent = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((sent.width(), sent.height()), (1024, 512));
+
+        let (again, ..) = prepare_upload(&Frame::from_bytes(bytes.clone(), "small").unwrap(), 1024).unwrap();
+        assert_eq!(again, bytes);
+    }
+}
