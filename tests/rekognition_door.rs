@@ -14,6 +14,21 @@ use common::TestDoor;
 const KEY_ID: &str = "FACEREKODOORKEY00001";
 const SECRET: &str = "door-test-secret-long-enough";
 
+/// The SDK client with the test key, for the API at `url`.
+fn client(url: &str) -> Client {
+    let config = aws_sdk_rekognition::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "test"))
+        .build();
+    Client::from_conf(config)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// `facereko serve-api` as a child process with its own data folder.
 struct ServedApi {
     dir: tempfile::TempDir,
@@ -24,7 +39,7 @@ struct ServedApi {
 impl ServedApi {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let config = format!(
             "data_dir = {:?}\n[engine]\nmodels_dir = {:?}\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
              [[api.access_keys]]\naccess_key_id = \"{KEY_ID}\"\nsecret_access_key = \"{SECRET}\"\n",
@@ -57,13 +72,7 @@ impl ServedApi {
     }
 
     fn client(&self) -> Client {
-        let config = aws_sdk_rekognition::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.url)
-            .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "test"))
-            .build();
-        Client::from_conf(config)
+        client(&self.url)
     }
 
     /// Stops the server with SIGTERM and waits for a clean exit.
@@ -112,15 +121,24 @@ fn door_on(api: &ServedApi) -> TestDoor {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_door_decides_with_the_rekognition_engine_and_denies_when_it_is_unreachable() {
     let mut api = ServedApi::start();
-    api.client().create_collection().collection_id("door").send().await.expect("collection created");
-
     let mut door = door_on(&api);
+    let created = door.ok(&["collection", "create"]);
+    assert!(created.starts_with("created door"), "{created}");
 
     door.ok(&["enroll", "--person", "Tony", "--card", "04A1B2C3", lfw("Tony_Blair", 2).to_str().unwrap()]);
     door.ok(&["enroll", "--person", "Colin", "--card", "04D4E5F6", lfw("Colin_Powell", 2).to_str().unwrap()]);
     let listed = api.client().list_faces().collection_id("door").send().await.unwrap();
     let external: Vec<&str> = listed.faces().iter().filter_map(|f| f.external_image_id()).collect();
     assert_eq!(external.len(), 2, "one face per enrolment in the collection: {external:?}");
+
+    // A face nobody enrolled here (left by a crash, or by hand) is removed by `collection sync`.
+    let stray = std::fs::read(lfw("Hugo_Chavez", 2)).unwrap();
+    let stray = aws_sdk_rekognition::types::Image::builder().bytes(stray.into()).build();
+    api.client().index_faces().collection_id("door").max_faces(1).image(stray).send().await.unwrap();
+    let synced = door.ok(&["collection", "sync"]);
+    assert!(synced.contains("deleted 1 face(s) that no enrolled person owns"), "{synced}");
+    assert!(synced.contains("every enrolled face is in the collection"), "{synced}");
+    assert!(door.ok(&["collection", "list"]).lines().any(|line| line.starts_with("door")));
 
     door.show_for_card("04A1B2C3", &lfw("Tony_Blair", 3));
     door.show_for_card("04D4E5F6", &lfw("Vladimir_Putin", 1));
@@ -146,4 +164,25 @@ async fn the_door_decides_with_the_rekognition_engine_and_denies_when_it_is_unre
     let detail = offline["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("Rekognition: unreachable"), "the log row says why: {offline}");
     door.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_also_serves_the_api_when_api_listen_is_set() {
+    let port = free_port();
+    let models = format!("{:?}", common::models_dir().display().to_string());
+    let listen = format!("\"127.0.0.1:{port}\"");
+    let keys = format!("[{{ access_key_id = \"{KEY_ID}\", secret_access_key = \"{SECRET}\" }}]");
+    let mut door = TestDoor::new(&[
+        ("engine.kind", "\"local\""),
+        ("engine.models_dir", &models),
+        ("api.listen", &listen),
+        ("api.access_keys", &keys),
+    ]);
+    door.start();
+    let api = client(&format!("http://127.0.0.1:{port}"));
+    api.create_collection().collection_id("lobby").send().await.expect("the API answers beside the door");
+    let listed = api.list_collections().send().await.unwrap();
+    assert_eq!(listed.collection_ids(), ["lobby"]);
+    door.stop();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the API stops with the door");
 }
