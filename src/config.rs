@@ -444,6 +444,16 @@ impl Config {
                 format!("the folder {} does not exist; create it or choose another path", parent.display()),
             );
         }
+        check(
+            self.engine.kind != crate::engine::hybrid::NAME
+                || self.engine.rekognition.fallback_after < self.engine.timeout,
+            "engine.rekognition.fallback_after",
+            format!(
+                "{} leaves the on-device engine no time within engine.timeout ({}); make it shorter",
+                humantime::format_duration(self.engine.rekognition.fallback_after),
+                humantime::format_duration(self.engine.timeout)
+            ),
+        );
         problems.extend(self.engine.rekognition.problems());
         problems.extend(self.api.problems());
         problems
@@ -461,7 +471,7 @@ impl Config {
                     .into(),
             });
         }
-        if self.engine.kind == crate::engine::local::NAME
+        if [crate::engine::local::NAME, crate::engine::hybrid::NAME].contains(&self.engine.kind.as_str())
             && let Err(e) = crate::models::ModelPaths::check(&self.engine.models_dir)
         {
             problems.push(Problem { key: "engine.models_dir".into(), message: e.to_string() });

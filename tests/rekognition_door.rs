@@ -97,13 +97,13 @@ fn lfw(person: &str, number: u32) -> PathBuf {
     common::face(&format!("lfw10/{person}/{person}_{number:04}.jpg"))
 }
 
-/// A door using the `rekognition` engine against `api`, with the API's credentials. The models
-/// let it check frames for a face on the device, as recommended.
-fn door_on(api: &ServedApi) -> TestDoor {
+/// A door using engine `kind` (`rekognition` or `hybrid`) against `api`, with the API's
+/// credentials. The models let it check frames for a face on the device, as recommended.
+fn door_on(api: &ServedApi, kind: &str) -> TestDoor {
     let endpoint = format!("{:?}", api.url);
     let models = format!("{:?}", common::models_dir().display().to_string());
     let mut door = TestDoor::new(&[
-        ("engine.kind", "\"rekognition\""),
+        ("engine.kind", &format!("{kind:?}")),
         ("engine.models_dir", &models),
         ("engine.rekognition.endpoint_url", &endpoint),
         ("engine.rekognition.region", "\"us-east-1\""),
@@ -121,7 +121,7 @@ fn door_on(api: &ServedApi) -> TestDoor {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_door_decides_with_the_rekognition_engine_and_denies_when_it_is_unreachable() {
     let mut api = ServedApi::start();
-    let mut door = door_on(&api);
+    let mut door = door_on(&api, "rekognition");
     let created = door.ok(&["collection", "create"]);
     assert!(created.starts_with("created door"), "{created}");
 
@@ -185,4 +185,29 @@ async fn run_also_serves_the_api_when_api_listen_is_set() {
     assert_eq!(listed.collection_ids(), ["lobby"]);
     door.stop();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the API stops with the door");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hybrid_engine_falls_back_to_the_device_while_the_api_is_stopped() {
+    let mut api = ServedApi::start();
+    let mut door = door_on(&api, "hybrid");
+    door.ok(&["collection", "create"]);
+    door.ok(&["enroll", "--person", "Tony", "--card", "04A1B2C3", lfw("Tony_Blair", 2).to_str().unwrap()]);
+    door.show_for_card("04A1B2C3", &lfw("Tony_Blair", 3));
+    door.start();
+
+    let online = door.tap_and_wait("04A1B2C3");
+    assert_eq!(online["decision"], "granted", "{online}");
+    assert_eq!(online["engine"], "hybrid");
+    let decided_in_cloud = |log: &str| log.lines().any(|l| l.contains("hybrid search") && l.contains("rekognition"));
+    assert!(decided_in_cloud(&door.daemon_log()), "the log says the cloud decided:\n{}", door.daemon_log());
+
+    api.stop();
+    std::thread::sleep(Duration::from_millis(400));
+    let offline = door.tap_and_wait("04A1B2C3");
+    assert_eq!(offline["decision"], "granted", "the on-device engine decided: {offline}");
+    door.stop();
+    let log = door.daemon_log();
+    assert!(log.contains("the cloud failed, the on-device engine decided"), "the log says so:\n{log}");
+    assert!(log.contains("Rekognition: unreachable"), "and why:\n{log}");
 }

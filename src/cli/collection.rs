@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use facereko::config::Config;
 use facereko::engine::FaceTemplate;
+use facereko::engine::hybrid;
 use facereko::engine::rekognition::{self, RekognitionEngine};
 use facereko::store;
 
@@ -51,11 +52,13 @@ pub async fn collection(config: &Config, command: &CollectionCommand) -> Result<
 /// collection has lost (those people must be enrolled again).
 async fn sync(config: &Config, engine: &RekognitionEngine, dry_run: bool) -> Result<ExitCode> {
     let store = store::open(&config.database.url, &config.data_dir).await.context("cannot open the database")?;
-    let (_, ours) = store.faces(rekognition::NAME).await?;
+    // The faces of whichever cloud engine is configured; `hybrid` keeps the same FaceIds.
+    let engine_name = if config.engine.kind == hybrid::NAME { hybrid::NAME } else { rekognition::NAME };
+    let (_, ours) = store.faces(engine_name).await?;
     let ours: BTreeSet<String> = ours
         .into_iter()
         .filter_map(|face| match face.template {
-            FaceTemplate::Remote(id) => Some(id),
+            FaceTemplate::Remote(template) => Some(hybrid::cloud_face_id(&template).to_owned()),
             FaceTemplate::Descriptor(_) => None,
         })
         .collect();

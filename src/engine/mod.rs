@@ -5,6 +5,7 @@
 //! back in a [`Gallery`] at search time. Engines that keep faces server-side (AWS Rekognition
 //! collections) return [`FaceTemplate::Remote`] with their face id and ignore the gallery.
 
+pub mod hybrid;
 pub mod local;
 pub mod rekognition;
 pub mod simulated;
@@ -108,7 +109,7 @@ pub trait FaceEngine: Send + Sync {
 }
 
 /// Engine names compiled into this build, for `config check` and `hw list`.
-pub const ENGINES: &[&str] = &[local::NAME, rekognition::NAME, simulated::NAME];
+pub const ENGINES: &[&str] = &[local::NAME, rekognition::NAME, hybrid::NAME, simulated::NAME];
 
 /// Builds the engine named in the config, loading its models.
 pub fn build(config: &EngineConfig) -> Result<Arc<dyn FaceEngine>, EngineError> {
@@ -124,6 +125,11 @@ pub fn build(config: &EngineConfig) -> Result<Arc<dyn FaceEngine>, EngineError> 
             };
             Ok(Arc::new(rekognition::RekognitionEngine::new(config.rekognition.clone(), face_check)))
         }
+        hybrid::NAME => Ok(Arc::new(hybrid::HybridEngine::new(
+            rekognition::RekognitionEngine::new(config.rekognition.clone(), None),
+            local::LocalEngine::load(&config.models_dir)?,
+            config.rekognition.fallback_after,
+        ))),
         simulated::NAME => Ok(Arc::new(simulated::SimulatedEngine)),
         other => Err(EngineError::Unavailable(format!(
             "engine.kind {other:?} is not compiled in; choose one of: {}",

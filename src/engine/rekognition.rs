@@ -43,6 +43,9 @@ pub struct RekognitionConfig {
     pub max_attempts: u32,
     /// Frames larger than this (pixels, longest side) are scaled down and sent as JPEG.
     pub upload_max_side: u32,
+    /// `hybrid` engine: how long the cloud may take before the on-device engine decides.
+    #[serde(with = "humantime_serde")]
+    pub fallback_after: Duration,
 }
 
 impl Default for RekognitionConfig {
@@ -57,6 +60,7 @@ impl Default for RekognitionConfig {
             attempt_timeout: Duration::from_secs(3),
             max_attempts: 2,
             upload_max_side: 1024,
+            fallback_after: Duration::from_secs(2),
         }
     }
 }
@@ -95,7 +99,12 @@ impl RekognitionConfig {
             "upload_max_side",
             format!("{} must be 160 to 4096 pixels", self.upload_max_side),
         );
-        for (key, value) in [("connect_timeout", self.connect_timeout), ("attempt_timeout", self.attempt_timeout)] {
+        let timeouts = [
+            ("connect_timeout", self.connect_timeout),
+            ("attempt_timeout", self.attempt_timeout),
+            ("fallback_after", self.fallback_after),
+        ];
+        for (key, value) in timeouts {
             check(
                 value >= Duration::from_millis(100) && value <= Duration::from_secs(60),
                 key,
