@@ -402,6 +402,30 @@ impl FaceEngine for RekognitionEngine {
 mod tests {
     use super::*;
 
+    use aws_sdk_rekognition::config::http::HttpResponse;
+    use aws_sdk_rekognition::error::ErrorMetadata;
+    use aws_sdk_rekognition::operation::search_faces_by_image::SearchFacesByImageError;
+
+    fn service_error(code: &str) -> EngineError {
+        let metadata = ErrorMetadata::builder().code(code).message("told by the service").build();
+        let response = HttpResponse::new(400.try_into().expect("a status code"), "".into());
+        cloud_error(SdkError::service_error(SearchFacesByImageError::generic(metadata), response), "door")
+    }
+
+    #[test]
+    fn cloud_errors_become_denial_details_that_say_what_to_do() {
+        assert!(matches!(service_error("InvalidParameterException"), EngineError::NoFace { .. }));
+        let throttled = service_error("ThrottlingException").to_string();
+        assert!(throttled.contains("throttled"), "{throttled}");
+        let refused = service_error("UnrecognizedClientException").to_string();
+        assert!(refused.contains("credentials were refused") && refused.contains("IAM policy"), "{refused}");
+        let missing = service_error("ResourceNotFoundException").to_string();
+        assert!(missing.contains("facereko collection create"), "{missing}");
+        let slow = SdkError::<SearchFacesByImageError, HttpResponse>::timeout_error("slow");
+        let slow = cloud_error(slow, "door").to_string();
+        assert!(slow.contains("no answer in time"), "{slow}");
+    }
+
     #[test]
     fn person_ids_round_trip_through_external_image_ids() {
         assert_eq!(person_from_external(&external_id(PersonId(42))), Some(PersonId(42)));
