@@ -72,6 +72,36 @@ pub struct EngineConfig {
 #[serde(default)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// The MySQL password when the URL has none; best given as `FACEREKO_DATABASE__PASSWORD_FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+impl DatabaseConfig {
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_ref().map(Secret::expose)
+    }
+}
+
+/// A value that must never be shown: its `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,7 +212,7 @@ impl Default for EngineConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://facereko.db".into() }
+        Self { url: "sqlite://facereko.db".into(), password: None }
     }
 }
 
@@ -657,6 +687,18 @@ mod tests {
         let mut sources = sources_in(dir.path(), None);
         sources.env.push(("FACEREKO_DATABASE__URL_FILE".into(), secret.display().to_string()));
         assert_eq!(load(&sources).unwrap().config.database.url, "sqlite://other.db");
+    }
+
+    #[test]
+    fn the_database_password_comes_from_a_file_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db-password");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let mut sources = sources_in(dir.path(), Some("[database]\nurl = \"mysql://door@db.local/facereko\"\n"));
+        sources.env.push(("FACEREKO_DATABASE__PASSWORD_FILE".into(), secret.display().to_string()));
+        let config = load(&sources).unwrap().config;
+        assert_eq!(config.database.password(), Some("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"), "Debug output hides the password");
     }
 
     #[test]

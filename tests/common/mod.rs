@@ -1,6 +1,8 @@
 //! Shared fixtures for tests that run the real `facereko` binary.
 #![allow(dead_code)] // each test file uses a different part of the fixture
 
+pub mod mariadb;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -81,6 +83,8 @@ pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,
+    /// Extra environment of every command, e.g. `FACEREKO_DATABASE__PASSWORD_FILE`.
+    env: Vec<(String, String)>,
 }
 
 impl TestDoor {
@@ -105,7 +109,19 @@ impl TestDoor {
         }
         let config: String = keys.iter().map(|(key, value)| format!("{key} = {value}\n")).collect();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Self { dir, daemon: None }
+        Self { dir, daemon: None, env: Vec::new() }
+    }
+
+    /// A door whose database is the MySQL/MariaDB at `url`; `password`, when given, is passed the
+    /// way a service would get it: in a file named by `FACEREKO_DATABASE__PASSWORD_FILE`.
+    pub fn on_database(url: &str, password: Option<&str>) -> Self {
+        let mut door = Self::new(&[("database.url", &format!("{url:?}"))]);
+        if let Some(password) = password {
+            let file = door.path("db-password");
+            std::fs::write(&file, format!("{password}\n")).unwrap();
+            door.env.push(("FACEREKO_DATABASE__PASSWORD_FILE".into(), file.display().to_string()));
+        }
+        door
     }
 
     /// A door with the on-device engine and the fetched test models.
@@ -129,6 +145,7 @@ impl TestDoor {
         let mut command = Command::new(BIN);
         command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         command.arg("--config").arg(self.path("config.toml"));
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
