@@ -243,13 +243,20 @@ impl MariaDb {
 
     /// Runs `sql` as the admin account (in `database` when given); returns the rows as text.
     pub fn sql(&self, database: Option<&str>, sql: &str) -> String {
+        self.try_sql(database, sql).unwrap_or_else(|e| panic!("{sql}\nfailed: {e}"))
+    }
+
+    /// Runs `sql` like [`MariaDb::sql`]; the error is the client's message.
+    pub fn try_sql(&self, database: Option<&str>, sql: &str) -> Result<String, String> {
         let mut command = self.client();
         if let Some(database) = database {
             command.arg(format!("--database={database}"));
         }
         let output = command.arg("-e").arg(sql).output().expect("the mariadb client runs");
-        assert!(output.status.success(), "{sql}\nfailed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("UTF-8 rows")
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8(output.stdout).expect("UTF-8 rows"))
     }
 
     /// A new database with its own user and password, so that tests can share a server.
