@@ -334,7 +334,7 @@ impl Config {
         );
 
         if let Err(fix) = DatabaseUrl::parse(&self.database.url, &self.data_dir) {
-            check(false, "database.url", format!("{:?}: {fix}", self.database.url));
+            check(false, "database.url", format!("{:?}: {fix}", DatabaseUrl::redacted(&self.database.url)));
         }
 
         let roles = [

@@ -274,6 +274,20 @@ async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
     assert_eq!(message(store.add_user("ADMIN", "x", "admin").await), "a user named \"ADMIN\" already exists");
 }
 
+/// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
+#[tokio::test]
+async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MariaDb::start();
+    let config = mariadb_config(&server);
+    let first = store::connect(&config, dir.path()).await.unwrap();
+    let second = store::connect(&config, dir.path()).await.unwrap();
+    let (a, b) = tokio::join!(first.migrate(), second.migrate());
+    let mut applied = [a.unwrap(), b.unwrap()];
+    applied.sort();
+    assert_eq!(applied, [vec![], vec![1, 2]], "one of them applied everything, the other nothing");
+}
+
 /// Runs every conformance test against each backend.
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
