@@ -288,30 +288,25 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     assert_eq!(applied, [vec![], vec![1, 2]], "one of them applied everything, the other nothing");
 }
 
+/// A module named after a backend, with one test per conformance test run on that backend.
+macro_rules! suite {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
+            $(#[tokio::test]
+            async fn $test() {
+                let backend = super::$backend().await;
+                super::$test(backend.store.as_ref()).await;
+            })*
+        }
+    };
+}
+
 /// Runs every conformance test against each backend.
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $test() {
-                let backend = super::sqlite().await;
-                super::$test(backend.store.as_ref()).await;
-            })*
-        }
-        mod mariadb {
-            $(#[tokio::test]
-            async fn $test() {
-                let backend = super::mariadb().await;
-                super::$test(backend.store.as_ref()).await;
-            })*
-        }
-        mod mariadb_with_local_copy {
-            $(#[tokio::test]
-            async fn $test() {
-                let backend = super::mariadb_with_local_copy().await;
-                super::$test(backend.store.as_ref()).await;
-            })*
-        }
+        suite!(sqlite: $($test),*);
+        suite!(mariadb: $($test),*);
+        suite!(mariadb_with_local_copy: $($test),*);
     };
 }
 
