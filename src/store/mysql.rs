@@ -105,6 +105,7 @@ impl MysqlStore {
         })?;
         let url_has_password = opts.pass().is_some();
         let constraints = PoolConstraints::new(0, MAX_CONNECTIONS).unwrap_or_default();
+        // prefer_socket(false): connect where the URL says, never switch to the server's local socket.
         let mut builder =
             OptsBuilder::from_opts(opts).pool_opts(PoolOpts::new().with_constraints(constraints)).prefer_socket(false);
         if !url_has_password {

@@ -305,6 +305,19 @@ impl Shared {
         }
     }
 
+    /// Updates the local copy in the background: a tap must not wait for the SD card.
+    fn remember<F>(&self, what: &'static str, save: impl FnOnce(LocalCache) -> F)
+    where
+        F: Future<Output = Result<(), StoreError>> + Send + 'static,
+    {
+        let saved = save(self.local.clone());
+        tokio::spawn(async move {
+            if let Err(e) = saved.await {
+                tracing::warn!(error = %e, "cannot update the local copy of the {what}");
+            }
+        });
+    }
+
     /// Passes on the server's answer, noting an outage.
     fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e @ StoreError::Unreachable(_)) = &result {
@@ -479,9 +492,8 @@ impl Store for ResilientStore {
     async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
         let shared = &self.shared;
         if let Some(holder) = shared.ask(shared.server.card_holder(uid)).await? {
-            if let Err(e) = shared.local.save_card(uid, holder.clone()).await {
-                tracing::warn!(error = %e, "cannot update the local copy of the cards");
-            }
+            let (uid, copied) = (uid.clone(), holder.clone());
+            shared.remember("cards", |local| async move { local.save_card(&uid, copied).await });
             return Ok(holder);
         }
         shared.local.card_holder(uid).await?.ok_or_else(|| {
@@ -504,9 +516,8 @@ impl Store for ResilientStore {
     async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
         let shared = &self.shared;
         if let Some((version, faces)) = shared.ask(shared.server.faces(engine)).await? {
-            if let Err(e) = shared.local.save_faces(engine, version, faces.clone()).await {
-                tracing::warn!(error = %e, "cannot update the local copy of the faces");
-            }
+            let (engine, copied) = (engine.to_owned(), faces.clone());
+            shared.remember("faces", |local| async move { local.save_faces(&engine, version, copied).await });
             return Ok((version, faces));
         }
         shared.local.faces(engine).await?.ok_or_else(|| {
@@ -568,9 +579,7 @@ impl Store for ResilientStore {
     async fn armed(&self) -> Result<bool, StoreError> {
         let shared = &self.shared;
         if let Some(armed) = shared.ask(shared.server.armed()).await? {
-            if let Err(e) = shared.local.save_armed(armed).await {
-                tracing::warn!(error = %e, "cannot update the local copy of the armed state");
-            }
+            shared.remember("armed state", |local| async move { local.save_armed(armed).await });
             return Ok(armed);
         }
         // Without any copy the door starts armed, as a new installation does.

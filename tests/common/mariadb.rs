@@ -29,6 +29,8 @@ pub struct MariaDb {
     port: u16,
     admin: Admin,
     server: Option<Child>,
+    /// Databases and users made on an existing server, dropped again with this value.
+    made: std::sync::Mutex<Vec<(String, String)>>,
     /// How long the last start took until the server answered.
     pub started_in: Duration,
 }
@@ -135,6 +137,7 @@ impl MariaDb {
             port: opts.tcp_port(),
             admin,
             server: None,
+            made: Default::default(),
             started_in: Duration::ZERO,
         }
     }
@@ -149,6 +152,7 @@ impl MariaDb {
             host: "127.0.0.1".into(),
             port: free_port(),
             server: None,
+            made: Default::default(),
             started_in: Duration::ZERO,
         };
         server.resume();
@@ -271,6 +275,7 @@ impl MariaDb {
                  GRANT ALL ON {name}.* TO '{user}'@'%';"
             ),
         );
+        self.made.lock().unwrap_or_else(|e| e.into_inner()).push((name.clone(), user.clone()));
         let (host, port) = (&self.host, self.port);
         TestDatabase {
             url: format!("mysql://{user}:{password}@{host}:{port}/{name}"),
@@ -286,6 +291,19 @@ impl Drop for MariaDb {
         if let Some(mut child) = self.server.take() {
             let _ = child.kill();
             let _ = child.wait();
+        } else if self.dir.is_none() {
+            // Leave an existing server as it was found.
+            let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|e| e.into_inner()));
+            for (name, user) in made {
+                // The test's own connections may still hold locks (a rollback waiting for a runtime
+                // that is busy dropping this): end them first, or the DROP waits forever.
+                let sessions = format!("SELECT id FROM information_schema.processlist WHERE user = '{user}'");
+                for id in self.try_sql(None, &sessions).unwrap_or_default().lines() {
+                    let _ = self.try_sql(None, &format!("KILL {id}"));
+                }
+                let _ =
+                    self.try_sql(None, &format!("DROP DATABASE IF EXISTS {name}; DROP USER IF EXISTS '{user}'@'%';"));
+            }
         }
     }
 }
