@@ -74,7 +74,8 @@ pub fn hw_list() {
 
 pub async fn migrate(config: &Config) -> Result<ExitCode> {
     let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
-    let applied = store.migrate().await?;
+    let shown = store::DatabaseUrl::redacted(&config.database.url);
+    let applied = store.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
     if applied.is_empty() {
         println!("the database schema is up to date");
     } else {
