@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "common/mosquitto.rs"]
+#[allow(dead_code)] // shared with benches/notify.rs, which reads arrival times
 mod mosquitto;
 
 use std::collections::BTreeSet;

@@ -203,6 +203,7 @@ impl Drop for Mosquitto {
 /// One message as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: Instant,
     pub topic: String,
     pub payload: Vec<u8>,
     pub retained: bool,
@@ -241,6 +242,7 @@ impl Subscriber {
                         }
                         Ok(Event::Incoming(Packet::SubAck(_))) => *subscribed.lock().unwrap() = true,
                         Ok(Event::Incoming(Packet::Publish(publish))) => received.lock().unwrap().push(Received {
+                            at: Instant::now(),
                             topic: publish.topic.clone(),
                             payload: publish.payload.to_vec(),
                             retained: publish.retain,
