@@ -31,6 +31,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub hardware: HardwareConfig,
     pub control: ControlConfig,
+    /// Notifications of attempts over MQTT; off while `mqtt.url` is empty.
+    pub mqtt: crate::notify::MqttConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,9 @@ pub struct HardwareConfig {
     pub mfrc522: Mfrc522Config,
     /// The camera stream of the `rpicam` camera: a program writing MJPEG to its stdout.
     pub rpicam: hw::rpicam::StreamSettings,
+    /// The `v4l2` camera: a USB webcam.
+    #[cfg(feature = "v4l2")]
+    pub v4l2: hw::v4l2::V4l2Settings,
     pub simulated: SimulatedConfig,
 }
 
@@ -174,6 +179,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             hardware: HardwareConfig::default(),
             control: ControlConfig::default(),
+            mqtt: crate::notify::MqttConfig::default(),
         }
     }
 }
@@ -228,6 +234,8 @@ impl Default for HardwareConfig {
             gpio: hw::gpio::GpioPins::default(),
             mfrc522: Mfrc522Config::default(),
             rpicam: hw::rpicam::StreamSettings::default(),
+            #[cfg(feature = "v4l2")]
+            v4l2: hw::v4l2::V4l2Settings::default(),
             simulated: SimulatedConfig::default(),
         }
     }
@@ -392,6 +400,31 @@ impl Config {
                 Duration::from_secs(600),
             );
         }
+        let mqtt = &self.mqtt;
+        check(
+            !mqtt.topic_prefix.is_empty()
+                && !mqtt.topic_prefix.contains(['#', '+'])
+                && !mqtt.topic_prefix.ends_with('/'),
+            "mqtt.topic_prefix",
+            format!("{:?} cannot name topics; use letters and / without # or + (e.g. \"FaceReko\")", mqtt.topic_prefix),
+        );
+        check(
+            mqtt.outbox_limit >= 100,
+            "mqtt.outbox_limit",
+            format!("{} is too small to ride out an outage; use at least 100 (default 10000)", mqtt.outbox_limit),
+        );
+        check_range(&mut check, "mqtt.keep_alive", mqtt.keep_alive, Duration::from_secs(5), Duration::from_secs(1200));
+        if self.hardware.camera == hw::rpicam::NAME
+            && let Err(fix) = self.hardware.rpicam.validate()
+        {
+            check(false, "hardware.rpicam", fix);
+        }
+        #[cfg(feature = "v4l2")]
+        if self.hardware.camera == hw::v4l2::NAME
+            && let Err(fix) = self.hardware.v4l2.validate()
+        {
+            check(false, "hardware.v4l2", fix);
+        }
         if let Some(path) = &self.hardware.simulated.camera {
             check(
                 path.exists(),
@@ -433,6 +466,11 @@ impl Config {
             && let Err(e) = crate::models::ModelPaths::check(&self.engine.models_dir)
         {
             problems.push(Problem { key: "engine.models_dir".into(), message: e.to_string() });
+        }
+        if self.mqtt.enabled()
+            && let Err(e) = crate::notify::mqtt::options(&self.mqtt, &self.door.id)
+        {
+            problems.push(Problem { key: e.config_key().into(), message: e.to_string() });
         }
         problems
     }

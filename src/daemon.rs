@@ -21,6 +21,7 @@ use crate::frame::Frame;
 use crate::hw::gpio;
 use crate::hw::simulated::{self, OutputRecorder, SimTaps};
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
+use crate::notify::mqtt::Publisher;
 use crate::photos::Photos;
 use crate::store::{self, Store, StoreError};
 
@@ -38,6 +39,8 @@ pub enum DaemonError {
     AlreadyRunning(String),
     #[error("cannot lock {path}: {detail}")]
     Lock { path: String, detail: String },
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::mqtt::NotifyError),
 }
 
 /// Longest wait for the database to say whose card was tapped.
@@ -161,6 +164,8 @@ pub fn camera_from_config(config: &Config) -> Result<Arc<dyn Camera>, HwError> {
         // Without pictures configured (card-only mode) the camera is never asked for a frame.
         simulated::NAME => Ok(Arc::new(simulated::SimCamera::new(hw.simulated.camera.clone().unwrap_or_default()))),
         crate::hw::rpicam::NAME => Ok(Arc::new(crate::hw::rpicam::StreamCamera::start(hw.rpicam.clone())?)),
+        #[cfg(feature = "v4l2")]
+        crate::hw::v4l2::NAME => Ok(Arc::new(crate::hw::v4l2::V4l2Camera::start(hw.v4l2.clone())?)),
         other => Err(not_compiled_in("camera", other)),
     }
 }
@@ -230,6 +235,8 @@ pub struct Driver {
     services: Arc<Services>,
     gallery: Arc<GalleryCache>,
     door_id: String,
+    /// Whether attempts go to the outbox: only when a broker is configured to take them.
+    notifications: bool,
     limits: BurstLimits,
     engine_timeout: Duration,
     results_tx: mpsc::Sender<Event>,
@@ -276,6 +283,7 @@ impl Driver {
             gallery: Arc::new(GalleryCache::new(services.engine.name())),
             services,
             door_id: config.door.id.clone(),
+            notifications: config.mqtt.enabled(),
             limits: config.burst_limits(),
             engine_timeout: config.engine.timeout,
             results_tx,
@@ -465,7 +473,7 @@ impl Driver {
         timings.total_ms = timings.total_ms.saturating_add(timings.actuate_ms);
         let since_tap = Instant::now().saturating_duration_since(report.tapped_at);
         let engine = timings.match_ms.map(|_| self.services.engine.name().to_owned());
-        let notify = report.notify();
+        let notify = self.notifications && report.notify();
         let event = AccessEvent {
             event_id: uuid::Uuid::new_v4().to_string(),
             at: OffsetDateTime::now_utc() - since_tap,
@@ -591,6 +599,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let taps = hardware.taps.clone();
     let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
     let (driver, reader, status) = Driver::new(&config, hardware, services, armed);
+    // Started before the door so a bad certificate stops the daemon at once, with the reason.
+    let publisher = if config.mqtt.enabled() {
+        let publisher = Publisher::new(config.mqtt.clone(), config.door.id.clone(), Arc::clone(&store))?;
+        Some(tokio::spawn(publisher.run(driver.subscribe(), status.clone())))
+    } else {
+        None
+    };
     let (commands_tx, commands_rx) = mpsc::channel(8);
     let server = tokio::spawn(control::serve(listener, ControlHandle { commands: commands_tx, status, taps, store }));
 
@@ -606,6 +621,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let outcome = driver.run(reader, commands_rx, shutdown).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     server.abort();
+    if let Some(publisher) = publisher {
+        publisher.abort();
+    }
     Ok(outcome?)
 }
 

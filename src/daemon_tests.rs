@@ -138,6 +138,8 @@ impl Rig {
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         config.door.unlock_time = UNLOCK;
+        // A broker is configured, so attempts go to the outbox (nothing here connects to it).
+        config.mqtt.url = "mqtt://127.0.0.1:1883".into();
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
         store.migrate().await.expect("migrate");

@@ -14,6 +14,7 @@ pub mod frame;
 pub mod hw;
 pub mod models;
 mod names;
+pub mod notify;
 pub mod people;
 pub mod photos;
 pub mod store;

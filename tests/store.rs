@@ -234,19 +234,22 @@ async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn 
     store.record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), false).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 4, "only notified attempts wait in the outbox");
 
-    let first = store.take_pending(2).await.unwrap();
+    let first = store.take_pending(0, 2).await.unwrap();
     let ids: Vec<&str> = first.iter().map(|item| item.event.event_id.as_str()).collect();
     assert_eq!(ids, ["event-1", "event-2"], "oldest first, at most the limit");
     assert!(first.iter().all(|item| item.attempts == 1));
     assert_eq!(first[1].event, event(2, Decision::Denied, Reason::CardAndFace), "the whole event is in the outbox");
-    let again = store.take_pending(10).await.unwrap();
+    let again = store.take_pending(0, 10).await.unwrap();
     assert_eq!(again.iter().map(|item| item.attempts).collect::<Vec<_>>(), [2, 2, 1, 1], "each take is an attempt");
+    let later = store.take_pending(first[1].id, 10).await.unwrap();
+    let ids: Vec<&str> = later.iter().map(|item| item.event.event_id.as_str()).collect();
+    assert_eq!(ids, ["event-3", "event-4"], "only rows after the one given");
 
     store.mark_delivered(first[0].id).await.unwrap();
     store.mark_delivered(first[0].id).await.unwrap();
     store.mark_delivered(987_654).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 3, "marking twice or an unknown id changes nothing more");
-    let pending = store.take_pending(10).await.unwrap();
+    let pending = store.take_pending(0, 10).await.unwrap();
     assert_eq!(
         pending.iter().map(|item| item.event.event_id.as_str()).collect::<Vec<_>>(),
         ["event-2", "event-3", "event-4"]
@@ -262,7 +265,8 @@ async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn 
     let pruned = store.prune_outbox(0).await.unwrap();
     assert_eq!((pruned.removed, pruned.undelivered), (0, 2));
     assert_eq!(store.outbox_backlog().await.unwrap(), 2);
-    let left: Vec<String> = store.take_pending(10).await.unwrap().into_iter().map(|item| item.event.event_id).collect();
+    let left: Vec<String> =
+        store.take_pending(0, 10).await.unwrap().into_iter().map(|item| item.event.event_id).collect();
     assert_eq!(left, ["event-2", "event-4"]);
 }
 

@@ -267,3 +267,19 @@ pub async fn log(config: &Config, args: &LogArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn notify_test(config: &Config, timeout: std::time::Duration, json: bool) -> Result<ExitCode> {
+    if !config.mqtt.enabled() {
+        bail!("notifications are off: set mqtt.url (e.g. mqtts://<endpoint>-ats.iot.<region>.amazonaws.com:8883)");
+    }
+    let report = facereko::notify::mqtt::send_test(&config.mqtt, &config.door.id, timeout).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "published test event {} to {} on {}; the broker acknowledged it in {} ms",
+            report.event_id, report.topic, config.mqtt.url, report.acknowledged_in_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

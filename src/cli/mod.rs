@@ -89,6 +89,24 @@ pub enum Command {
     /// The on-device face models
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// MQTT notifications
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Publish a test notification with the configured broker settings and wait for its acknowledgement
+    ///
+    /// It goes to <topic_prefix>/success with `"test": true`, so an AWS IoT rule forwarding
+    /// that topic to SNS sends a test e-mail.
+    Test {
+        /// How long to wait for the broker
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +322,9 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             admin::import_legacy(&cli.load_config()?.config, url, password_file.as_deref()).await
         }
         Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
+        Command::Notify(NotifyCommand::Test { timeout, json }) => {
+            admin::notify_test(&cli.load_config()?.config, *timeout, *json).await
+        }
     }
 }
 

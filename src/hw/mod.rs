@@ -4,11 +4,14 @@
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
 
 pub mod beeper;
+mod fresh;
 pub mod gpio;
 pub mod mfrc522;
 pub mod mjpeg;
 pub mod rpicam;
 pub mod simulated;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;
 
 use std::time::Duration;
 
@@ -93,6 +96,8 @@ pub fn backends_for(role: &str) -> Vec<&'static str> {
     }
     if role == "camera" {
         names.push(rpicam::NAME);
+        #[cfg(feature = "v4l2")]
+        names.push(v4l2::NAME);
     }
     names
 }

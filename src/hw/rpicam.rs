@@ -16,8 +16,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 
+use super::fresh::{FreshFrames, join_within, rounded};
 use super::mjpeg::{DropReason, MjpegSplitter, Split};
 use super::{Camera, HwError};
 use crate::frame::Frame;
@@ -180,11 +180,6 @@ pub struct StreamStats {
     pub last_exit: Option<String>,
 }
 
-struct Latest {
-    received: Instant,
-    frame: Frame,
-}
-
 #[derive(Default)]
 struct State {
     stopping: bool,
@@ -201,7 +196,7 @@ struct State {
 
 struct Shared {
     settings: StreamSettings,
-    latest: watch::Sender<Option<Latest>>,
+    frames: FreshFrames,
     state: Mutex<State>,
     /// Signalled when the reader ends, the camera is dropped, or a run ends.
     wake: Condvar,
@@ -278,7 +273,7 @@ impl Shared {
         if current && let Some(frame) = frame {
             state.last_frame = Some(received);
             drop(state);
-            self.latest.send_replace(Some(Latest { received, frame }));
+            self.frames.publish(frame);
         }
         current
     }
@@ -291,11 +286,6 @@ impl Shared {
         drop(state);
         self.wake.notify_all();
     }
-}
-
-fn rounded(duration: Duration) -> humantime::FormattedDuration {
-    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    humantime::format_duration(Duration::from_millis(millis))
 }
 
 /// A camera that streams continuously from a child process and hands out fresh frames.
@@ -321,12 +311,8 @@ impl StreamCamera {
         // Counted as starting from now, so that a `frame()` right away waits for the first frame.
         let mut state = State { started: Some(Instant::now()), ..State::default() };
         state.stats.pid = Some(child.id());
-        let shared = Arc::new(Shared {
-            settings,
-            latest: watch::Sender::new(None),
-            state: Mutex::new(state),
-            wake: Condvar::new(),
-        });
+        let shared =
+            Arc::new(Shared { settings, frames: FreshFrames::new(), state: Mutex::new(state), wake: Condvar::new() });
         let supervisor = thread::Builder::new()
             .name("camera-supervisor".into())
             .spawn({
@@ -352,21 +338,10 @@ impl Camera for StreamCamera {
     /// half a second (longer only while a freshly started child has not sent its first frame).
     async fn frame(&self) -> Result<Frame, HwError> {
         let asked = Instant::now();
-        let mut latest = self.shared.latest.subscribe();
-        loop {
-            let fresh = latest.borrow_and_update().as_ref().filter(|l| l.received >= asked).map(|l| l.frame.clone());
-            if let Some(frame) = fresh {
-                return Ok(frame);
-            }
-            let now = Instant::now();
-            let deadline = self.shared.deadline(asked);
-            if now >= deadline {
-                return Err(self.shared.no_frame_error(deadline - asked));
-            }
-            // Look again at least every tick: the deadline moves when a child starts.
-            let nap = (deadline - now).min(TICK);
-            // The sender lives as long as `self`, so `changed` only returns when a frame came.
-            let _ = tokio::time::timeout(nap, latest.changed()).await;
+        let deadline = || self.shared.deadline(asked);
+        match self.shared.frames.after(asked, deadline).await {
+            Some(frame) => Ok(frame),
+            None => Err(self.shared.no_frame_error(deadline() - asked)),
         }
     }
 }
@@ -382,15 +357,8 @@ impl Drop for StreamCamera {
         if let Some(child) = child {
             kill(child, self.shared.settings.program_name());
         }
-        let Some(supervisor) = self.supervisor.take() else { return };
-        let deadline = Instant::now() + DRAIN_GRACE + TICK;
-        while !supervisor.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if supervisor.is_finished() {
-            let _ = supervisor.join();
-        } else {
-            tracing::warn!("the camera supervisor thread did not stop in time; leaving it behind");
+        if let Some(supervisor) = self.supervisor.take() {
+            join_within(supervisor, DRAIN_GRACE + TICK, "camera supervisor");
         }
     }
 }

@@ -144,8 +144,9 @@ pub trait Store: Send + Sync {
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
     /// Notifications written but not yet delivered.
     async fn outbox_backlog(&self) -> Result<u64, StoreError>;
-    /// Up to `limit` undelivered notifications, oldest first, each counted as one more delivery attempt.
-    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Up to `limit` undelivered notifications after outbox row `after` (0: from the start), oldest
+    /// first, each counted as one more delivery attempt.
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
     /// Marks a notification delivered once the broker has acknowledged it. Unknown ids are ignored.
     async fn mark_delivered(&self, id: i64) -> Result<(), StoreError>;
     /// Removes the oldest delivered rows until at most `keep` rows remain; undelivered rows are never removed.

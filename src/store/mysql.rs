@@ -398,14 +398,15 @@ impl Store for MysqlStore {
         Ok(count.unwrap_or(0))
     }
 
-    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
         // FOR UPDATE: two deliverers never count the same attempt twice.
         let pending: Vec<(i64, String, u32)> = tx
             .exec(
-                "SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ? FOR UPDATE",
-                (limit,),
+                "SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL AND id > ? \
+                 ORDER BY id LIMIT ? FOR UPDATE",
+                (after, limit),
             )
             .await
             .map_err(db_error)?;

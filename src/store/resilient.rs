@@ -564,8 +564,8 @@ impl Store for ResilientStore {
             .ok_or_else(|| StoreError::Unreachable("the database is away".into()))
     }
 
-    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        self.shared.noted(self.shared.server.take_pending(limit).await)
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        self.shared.noted(self.shared.server.take_pending(after, limit).await)
     }
 
     async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {

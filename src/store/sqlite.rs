@@ -424,14 +424,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn take_pending(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
             let rows: Vec<(i64, String, u32)> = {
                 let mut stmt = tx
-                    .prepare("SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL ORDER BY id LIMIT ?1")
+                    .prepare(
+                        "SELECT id, payload, attempts FROM outbox
+                         WHERE delivered_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                    )
                     .map_err(db_error)?;
-                let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(db_error)?;
+                let rows = stmt
+                    .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(db_error)?;
                 rows.collect::<Result<_, _>>().map_err(db_error)?
             };
             let mut items = Vec::with_capacity(rows.len());

@@ -194,6 +194,13 @@ impl TestDoor {
         assert!(status.success(), "the daemon exited with {status}; log:\n{}", self.daemon_log());
     }
 
+    /// Kills the daemon with SIGKILL, as a power cut or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.daemon.take().expect("the daemon is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
@@ -248,4 +255,54 @@ impl Drop for TestDoor {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `systemd-analyze` with `args`; fails with how to install it when it is missing.
+pub fn systemd_analyze(args: &[&str]) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .output()
+        .expect("systemd-analyze is missing: install it with `apt-get install systemd` (the test command does)")
+}
+
+/// Copies `unit` into `dir` with `ExecStart` pointing at the binary under test (which
+/// `systemd-analyze verify` requires to exist), and with it each drop-in `<unit>.d/*.conf` named in
+/// `dropins`, as install.sh installs them. Returns the copy's path.
+pub fn unit_under_test(unit: &Path, dropins: &[&str], dir: &Path) -> PathBuf {
+    let name = unit.file_name().expect("a unit file name");
+    let text = std::fs::read_to_string(unit).unwrap_or_else(|e| panic!("cannot read {}: {e}", unit.display()));
+    let copy = dir.join(name);
+    std::fs::write(&copy, text.replace("/usr/local/bin/facereko", BIN)).unwrap();
+    let dropin_dir = |parent: &Path| parent.join(format!("{}.d", name.to_string_lossy()));
+    for dropin in dropins {
+        let source = dropin_dir(unit.parent().unwrap()).join(dropin);
+        std::fs::create_dir_all(dropin_dir(dir)).unwrap();
+        std::fs::copy(&source, dropin_dir(dir).join(dropin))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", source.display()));
+    }
+    copy
+}
+
+/// `systemd-analyze verify` accepts `unit` (from [`unit_under_test`]) with no warning about it or
+/// its drop-ins (systemd reads those from `<unit>.d/` beside it).
+pub fn assert_unit_verifies(unit: &Path) {
+    let output = systemd_analyze(&["verify", unit.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "systemd-analyze verify failed:\n{stderr}");
+    let dir = unit.parent().unwrap().display().to_string();
+    let ours: Vec<&str> =
+        stderr.lines().filter(|line| line.contains("facereko.service") || line.contains(&dir)).collect();
+    assert!(ours.is_empty(), "warnings about the unit or its drop-ins:\n{}", ours.join("\n"));
+}
+
+/// `systemd-analyze security` exposure of `unit`, 0 (locked down) to 10.
+pub fn unit_exposure(unit: &Path) -> f32 {
+    let output = systemd_analyze(&["security", "--offline=yes", "--no-pager", unit.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    let name = unit.file_name().unwrap().to_string_lossy();
+    text.lines()
+        .find_map(|line| line.split(&format!("Overall exposure level for {name}: ")).nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in:\n{text}"))
 }

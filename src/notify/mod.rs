@@ -1,0 +1,261 @@
+//! Notifications of access attempts over MQTT: to AWS IoT Core (mutual TLS), where a rule can
+//! turn them into an SNS e-mail, or to a local broker such as Mosquitto or Home Assistant's.
+//!
+//! Every attempt is written to the outbox together with its log row; the publisher in
+//! [`mqtt`] sends the outbox oldest first and marks a row delivered only on the broker's PUBACK,
+//! so a broker that is away, a dead network or a killed daemon loses nothing. A row can be sent
+//! more than once (QoS 1); subscribers tell repeats apart by `event_id`.
+
+pub mod home_assistant;
+pub mod mqtt;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+
+use crate::card::CardUid;
+use crate::config::Secret;
+use crate::door::{AccessEvent, Decision, Reason};
+
+/// How much of a card's UID notifications show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardUidShown {
+    /// The whole UID.
+    Full,
+    /// Only its last four hex digits, e.g. `****B2C3`.
+    Masked,
+    /// Nothing.
+    Hidden,
+}
+
+/// The `[mqtt]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MqttConfig {
+    /// `mqtts://host:8883` (TLS) or `mqtt://host:1883`; empty turns notifications off.
+    pub url: String,
+    /// Empty: `facereko-<door id>`. AWS IoT Core policies usually name the allowed client id.
+    pub client_id: String,
+    /// The broker's CA (`AmazonRootCA1.pem` for IoT Core); without it the system's CAs are used.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and private key, for mutual TLS (IoT Core requires them).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Topics are `<prefix>/success` and `<prefix>/failure`.
+    pub topic_prefix: String,
+    pub card_uid: CardUidShown,
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Most outbox rows kept; delivered rows are pruned first, oldest first.
+    pub outbox_limit: u64,
+    /// Publish Home Assistant discovery messages (retained) under `discovery_prefix`.
+    pub home_assistant: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            client_id: String::new(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            username: None,
+            password: None,
+            topic_prefix: "FaceReko".into(),
+            card_uid: CardUidShown::Masked,
+            keep_alive: Duration::from_secs(30),
+            outbox_limit: 10_000,
+            home_assistant: false,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+impl MqttConfig {
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    pub fn client_id_for(&self, door: &str) -> String {
+        if self.client_id.is_empty() { format!("facereko-{}", slug(door)) } else { self.client_id.clone() }
+    }
+
+    pub fn topic(&self, kind: &str) -> String {
+        format!("{}/{kind}", self.topic_prefix)
+    }
+}
+
+/// `door` reduced to letters, digits, `-` and `_`, for client ids, topics and entity ids.
+pub fn slug(door: &str) -> String {
+    let slug: String =
+        door.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if slug.is_empty() { "door".into() } else { slug }
+}
+
+/// The topic suffix for an attempt: `success` when the door opened, `failure` otherwise.
+pub fn kind_of(decision: Decision) -> &'static str {
+    if decision == Decision::Granted { "success" } else { "failure" }
+}
+
+/// The JSON published for an attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub event_id: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub door: String,
+    pub decision: Decision,
+    pub reason: Reason,
+    pub person: Option<String>,
+    pub card_uid: Option<String>,
+    pub similarity: Option<f32>,
+    pub confidence: Option<f32>,
+    pub engine: Option<String>,
+    /// The photo of the attempt, as the access log names it.
+    pub photo: Option<String>,
+    /// One sentence for people reading the raw payload in an e-mail.
+    pub message: String,
+    /// Set on messages sent by `facereko notify test`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+}
+
+impl Notification {
+    pub fn new(event: &AccessEvent, shown: CardUidShown) -> Self {
+        let time = event.at.format(&Rfc3339).unwrap_or_else(|_| event.at.unix_timestamp().to_string());
+        let card_uid = event.card_uid.as_ref().and_then(|uid| shown_uid(uid, shown));
+        let message = sentence(event, card_uid.as_deref(), &time);
+        Self {
+            event_id: event.event_id.clone(),
+            time,
+            door: event.door.clone(),
+            decision: event.decision,
+            reason: event.reason,
+            person: event.person_name.clone(),
+            card_uid,
+            similarity: event.similarity,
+            confidence: event.confidence,
+            engine: event.engine.clone(),
+            photo: event.photo.clone(),
+            message,
+            test: false,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a notification serialises")
+    }
+}
+
+fn shown_uid(uid: &CardUid, shown: CardUidShown) -> Option<String> {
+    let text = uid.as_str();
+    match shown {
+        CardUidShown::Full => Some(text.to_owned()),
+        CardUidShown::Masked => Some(format!("****{}", &text[text.len().saturating_sub(4)..])),
+        CardUidShown::Hidden => None,
+    }
+}
+
+/// Why an attempt ended as it did, in words.
+pub fn reason_in_words(reason: Reason) -> &'static str {
+    match reason {
+        Reason::CardAndFace => "card and face matched",
+        Reason::CardOnly => "card accepted (card-only mode)",
+        Reason::UnknownCard => "the card is not enrolled",
+        Reason::NoFace => "no face was seen",
+        Reason::FaceNotRecognised => "the face was not recognised",
+        Reason::WrongPerson => "the face is not the card holder's",
+        Reason::CameraError => "the camera failed",
+        Reason::EngineError => "face recognition failed",
+        Reason::LookupError => "the card could not be looked up",
+        Reason::Interrupted => "FaceReko stopped during the attempt",
+        Reason::Disarmed => "the system is disarmed",
+    }
+}
+
+fn sentence(event: &AccessEvent, card: Option<&str>, time: &str) -> String {
+    let door = &event.door;
+    let mut details = Vec::new();
+    if let Some(card) = card {
+        details.push(format!("card {card}"));
+    }
+    if let Some(similarity) = event.similarity {
+        details.push(format!("face similarity {similarity:.1}%"));
+    }
+    let details = if details.is_empty() { String::new() } else { format!(" ({})", details.join(", ")) };
+    let who = event.person_name.as_deref();
+    match (event.decision, who) {
+        (Decision::Granted, Some(who)) => format!("Access granted to {who} at door {door} at {time}{details}."),
+        (Decision::Granted, None) => format!("Access granted at door {door} at {time}{details}."),
+        (decision, who) => {
+            let card_of = who.map(|who| format!(" with {who}'s card")).unwrap_or_default();
+            let verdict = if decision == Decision::Disarmed { "Tap while disarmed" } else { "Access denied" };
+            format!("{verdict} at door {door} at {time}{card_of}: {}{details}.", reason_in_words(event.reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::door::StageTimings;
+    use time::macros::datetime;
+
+    fn event(decision: Decision, reason: Reason) -> AccessEvent {
+        AccessEvent {
+            event_id: "e1".into(),
+            at: datetime!(2026-11-22 06:40:12 UTC),
+            door: "front".into(),
+            card_uid: Some("04A1B2C3".parse().unwrap()),
+            person_id: None,
+            person_name: Some("Ada".into()),
+            decision,
+            reason,
+            similarity: Some(97.14),
+            confidence: Some(99.9),
+            engine: Some("local".into()),
+            photo: Some("2026/11/22/e1.jpg".into()),
+            timings: StageTimings::default(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn granted_attempts_read_as_a_sentence_with_a_masked_card() {
+        let note = Notification::new(&event(Decision::Granted, Reason::CardAndFace), CardUidShown::Masked);
+        assert_eq!(note.time, "2026-11-22T06:40:12Z");
+        assert_eq!(note.card_uid.as_deref(), Some("****B2C3"));
+        assert_eq!(
+            note.message,
+            "Access granted to Ada at door front at 2026-11-22T06:40:12Z (card ****B2C3, face similarity 97.1%)."
+        );
+        let json: serde_json::Value = serde_json::from_slice(&note.to_json()).unwrap();
+        assert_eq!(json["decision"], "granted");
+        assert!(json.get("test").is_none());
+    }
+
+    #[test]
+    fn denials_say_why_and_cards_can_be_hidden_or_shown() {
+        let note = Notification::new(&event(Decision::Denied, Reason::WrongPerson), CardUidShown::Hidden);
+        assert_eq!(note.card_uid, None);
+        assert!(note.message.starts_with("Access denied at door front"), "{}", note.message);
+        assert!(note.message.contains("with Ada's card: the face is not the card holder's"), "{}", note.message);
+        let note = Notification::new(&event(Decision::Denied, Reason::UnknownCard), CardUidShown::Full);
+        assert_eq!(note.card_uid.as_deref(), Some("04A1B2C3"));
+    }
+
+    #[test]
+    fn client_ids_and_topics_come_from_the_door() {
+        let config = MqttConfig::default();
+        assert_eq!(config.client_id_for("Front door"), "facereko-Front_door");
+        assert_eq!(config.topic(kind_of(Decision::Granted)), "FaceReko/success");
+        assert_eq!(config.topic(kind_of(Decision::Disarmed)), "FaceReko/failure");
+    }
+}

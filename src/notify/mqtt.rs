@@ -1,0 +1,489 @@
+//! The MQTT publisher: one task owns the rumqttc event loop and keeps polling it (which is also
+//! how it reconnects), sends the outbox oldest first and marks rows delivered on PUBACK.
+//!
+//! Sessions are clean: after a reconnect rumqttc forgets what it had in flight, and the publisher
+//! sends again every row the broker has not acknowledged, straight from the outbox. A row whose
+//! PUBACK was lost is sent twice; subscribers recognise it by `event_id`.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport,
+};
+use tokio::sync::{broadcast, watch};
+
+use super::home_assistant::HomeAssistant;
+use super::{MqttConfig, Notification, kind_of};
+use crate::control::Status;
+use crate::door::AccessEvent;
+use crate::store::{OutboxItem, Store};
+
+/// The CA bundle used when `mqtt.ca_file` is not set (Debian's and Raspberry Pi OS's).
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Outbox rows handed to the broker and not yet acknowledged, at most.
+const WINDOW: usize = 16;
+/// The client's request queue: room for the window plus the messages that go with it.
+const REQUEST_QUEUE: usize = 4 * WINDOW;
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the outbox is looked at without being woken (rows written by other processes).
+const SWEEP: Duration = Duration::from_secs(30);
+/// Deliveries between two prunings of the outbox.
+const PRUNE_EVERY: u32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("mqtt.url {url:?}: {fix}")]
+    Url { url: String, fix: String },
+    #[error("{key} ({path}): {detail}")]
+    File { key: &'static str, path: PathBuf, detail: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot reach the MQTT broker: {0}")]
+    Connect(String),
+    #[error("the broker did not acknowledge within {0:?}")]
+    NoAck(Duration),
+    #[error("database error: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl NotifyError {
+    /// The config key to fix, for `config check`.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            Self::Url { .. } | Self::Connect(_) | Self::NoAck(_) | Self::Store(_) => "mqtt.url",
+            Self::File { key, .. } => key,
+            Self::Config(_) => "mqtt",
+        }
+    }
+}
+
+/// Where the broker is, from `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) =
+            url.split_once("://").ok_or("use mqtts://host:8883 (TLS) or mqtt://host:1883 (plain, local only)")?;
+        let (tls, default_port) = match scheme {
+            "mqtts" | "ssl" => (true, 8883),
+            "mqtt" | "tcp" => (false, 1883),
+            other => return Err(format!("the scheme {other:?} is not mqtts or mqtt")),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => {
+                (host, port.parse().map_err(|_| format!("the port {port:?} is not a number from 1 to 65535"))?)
+            }
+            None => (rest, default_port),
+        };
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(format!("{host:?} is not a host name; credentials go in mqtt.username and mqtt.password"));
+        }
+        Ok(Self { host: host.to_owned(), port, tls })
+    }
+}
+
+/// Reads a file named by a config key, saying which key when it cannot.
+fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, NotifyError> {
+    std::fs::read(path).map_err(|e| NotifyError::File { key, path: path.to_owned(), detail: e.to_string() })
+}
+
+/// A private key that other users can read is refused: anyone on the Pi could act as the door.
+pub fn check_key_permissions(path: &Path) -> Result<(), NotifyError> {
+    let meta = std::fs::metadata(path).map_err(|e| NotifyError::File {
+        key: "mqtt.key_file",
+        path: path.into(),
+        detail: e.to_string(),
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(NotifyError::File {
+            key: "mqtt.key_file",
+            path: path.into(),
+            detail: format!(
+                "the private key is readable by every user (mode {mode:03o}); run `chmod 600 {0}` (or 640 with group facereko)",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the PEM files named in the config parse, so mistakes show up in `config check`.
+fn tls_material(config: &MqttConfig) -> Result<rumqttc::TlsConfiguration, NotifyError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let ca_path = config.ca_file.clone().unwrap_or_else(|| SYSTEM_CAS.into());
+    let ca = read_file("mqtt.ca_file", &ca_path)?;
+    let ca_count = CertificateDer::pem_slice_iter(&ca).filter(Result::is_ok).count();
+    if ca_count == 0 {
+        return Err(NotifyError::File {
+            key: "mqtt.ca_file",
+            path: ca_path,
+            detail: "holds no PEM certificate (for AWS IoT Core use AmazonRootCA1.pem)".into(),
+        });
+    }
+    let client_auth = match (&config.cert_file, &config.key_file) {
+        (None, None) => None,
+        (Some(cert_path), Some(key_path)) => {
+            let cert = read_file("mqtt.cert_file", cert_path)?;
+            if CertificateDer::pem_slice_iter(&cert).filter(Result::is_ok).count() == 0 {
+                return Err(NotifyError::File {
+                    key: "mqtt.cert_file",
+                    path: cert_path.clone(),
+                    detail: "holds no PEM certificate (AWS IoT Core names it certificate.pem.crt)".into(),
+                });
+            }
+            check_key_permissions(key_path)?;
+            let key = read_file("mqtt.key_file", key_path)?;
+            PrivateKeyDer::from_pem_slice(&key).map_err(|e| NotifyError::File {
+                key: "mqtt.key_file",
+                path: key_path.clone(),
+                detail: format!("holds no PEM private key ({e})"),
+            })?;
+            Some((cert, key))
+        }
+        _ => {
+            return Err(NotifyError::Config(
+                "mqtt.cert_file and mqtt.key_file go together: set both for mutual TLS, or neither".into(),
+            ));
+        }
+    };
+    Ok(rumqttc::TlsConfiguration::Simple { ca, alpn: None, client_auth })
+}
+
+/// Installs the process-wide TLS crypto provider once; rustls cannot pick one by itself when
+/// more than one is compiled in, and rumqttc's TLS connect fails without one.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The connection options for `config`, with every file read and checked.
+pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyError> {
+    let endpoint =
+        Endpoint::parse(config.url.trim()).map_err(|fix| NotifyError::Url { url: config.url.clone(), fix })?;
+    let mut options = MqttOptions::new(config.client_id_for(door), endpoint.host, endpoint.port);
+    options.set_keep_alive(config.keep_alive).set_clean_session(true);
+    if endpoint.tls {
+        ensure_crypto_provider();
+        options.set_transport(Transport::Tls(tls_material(config)?));
+    } else if config.cert_file.is_some() || config.key_file.is_some() {
+        return Err(NotifyError::Config(
+            "mqtt.cert_file and mqtt.key_file need TLS: use an mqtts:// URL (port 8883)".into(),
+        ));
+    }
+    match (&config.username, &config.password) {
+        (Some(user), password) => {
+            options.set_credentials(user, password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default());
+        }
+        (None, Some(_)) => return Err(NotifyError::Config("mqtt.password is set without mqtt.username".into())),
+        (None, None) => {}
+    }
+    if config.home_assistant {
+        let ha = HomeAssistant::new(config, door);
+        options.set_last_will(LastWill::new(ha.availability_topic(), "offline", QoS::AtLeastOnce, true));
+    }
+    Ok(options)
+}
+
+/// What a message handed to the client is, so its PUBACK can be matched to an outbox row.
+enum Sent {
+    Outbox(i64),
+    Other,
+}
+
+/// Publishes the outbox to the broker, forever; spawn it as a task.
+pub struct Publisher {
+    config: MqttConfig,
+    door: String,
+    store: Arc<dyn Store>,
+    home_assistant: Option<HomeAssistant>,
+    client: AsyncClient,
+    events: EventLoop,
+    connected: bool,
+    /// Messages given to the client whose packet id has not been seen yet, in order.
+    sent: VecDeque<Sent>,
+    /// Outbox rows on the wire, by packet id.
+    unacked: HashMap<u16, i64>,
+    /// The newest outbox row handed out in this connection.
+    last_taken: i64,
+    delivered_since_prune: u32,
+    last_lock: Option<crate::hw::Lock>,
+}
+
+impl Publisher {
+    pub fn new(config: MqttConfig, door: String, store: Arc<dyn Store>) -> Result<Self, NotifyError> {
+        let options = options(&config, &door)?;
+        let (client, events) = AsyncClient::new(options, REQUEST_QUEUE);
+        let home_assistant = config.home_assistant.then(|| HomeAssistant::new(&config, &door));
+        Ok(Self {
+            config,
+            door,
+            store,
+            home_assistant,
+            client,
+            events,
+            connected: false,
+            sent: VecDeque::new(),
+            unacked: HashMap::new(),
+            last_taken: 0,
+            delivered_since_prune: 0,
+            last_lock: None,
+        })
+    }
+
+    /// Runs until the task is dropped. `written` wakes it for each new log row; `status`
+    /// feeds the Home Assistant lock state.
+    pub async fn run(mut self, mut written: broadcast::Receiver<AccessEvent>, mut status: watch::Receiver<Status>) {
+        self.prune().await;
+        let mut backoff = FIRST_BACKOFF;
+        let mut sweep = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                event = self.events.poll() => match event {
+                    Ok(event) => {
+                        if self.handle(event).await {
+                            backoff = FIRST_BACKOFF;
+                        }
+                    }
+                    Err(e) => {
+                        self.disconnected(&e, backoff);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                },
+                woken = written.recv() => {
+                    if matches!(woken, Err(broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                    self.send_pending().await;
+                }
+                _ = sweep.tick() => self.send_pending().await,
+                changed = status.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let lock = status.borrow_and_update().lock;
+                    self.publish_lock(lock);
+                }
+            }
+        }
+    }
+
+    /// Handles one event from the loop; true when it was a (re)connection.
+    async fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                tracing::info!(broker = %self.config.url, "connected to the MQTT broker");
+                self.connected = true;
+                self.forget_in_flight();
+                let announcements = self.home_assistant.as_ref().map(|ha| {
+                    let mut messages = ha.discovery();
+                    messages.push((ha.availability_topic(), b"online".to_vec()));
+                    messages
+                });
+                for (topic, payload) in announcements.unwrap_or_default() {
+                    self.enqueue(Sent::Other, topic, true, payload);
+                }
+                if let Some(lock) = self.last_lock.take() {
+                    self.publish_lock(lock);
+                }
+                self.send_pending().await;
+                return true;
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(Sent::Outbox(id)) = self.sent.pop_front() {
+                    self.unacked.insert(pkid, id);
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                if let Some(id) = self.unacked.remove(&ack.pkid) {
+                    match self.store.mark_delivered(id).await {
+                        Ok(()) => self.delivered_since_prune += 1,
+                        // Sent again after the next reconnect; the subscriber sees the repeat by id.
+                        Err(e) => tracing::warn!(error = %e, outbox_id = id, "cannot mark a notification delivered"),
+                    }
+                    if self.delivered_since_prune >= PRUNE_EVERY {
+                        self.prune().await;
+                    }
+                    self.send_pending().await;
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn disconnected(&mut self, error: &ConnectionError, retry_in: Duration) {
+        let retry_in = humantime::format_duration(retry_in);
+        if self.connected {
+            tracing::warn!(error = %error, %retry_in, "lost the MQTT broker; notifications wait in the outbox");
+        } else {
+            tracing::warn!(error = %error, broker = %self.config.url, %retry_in, "cannot connect to the MQTT broker");
+        }
+        self.connected = false;
+        self.forget_in_flight();
+    }
+
+    fn forget_in_flight(&mut self) {
+        self.sent.clear();
+        self.unacked.clear();
+        self.last_taken = 0;
+    }
+
+    /// Hands the client the next outbox rows, keeping at most [`WINDOW`] unacknowledged.
+    async fn send_pending(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let in_flight = self.unacked.len() + self.sent.iter().filter(|s| matches!(s, Sent::Outbox(_))).count();
+        let room = WINDOW.saturating_sub(in_flight);
+        if room == 0 {
+            return;
+        }
+        let items = match self.store.take_pending(self.last_taken, room as u32).await {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox; trying again soon");
+                return;
+            }
+        };
+        for item in items {
+            self.send_item(item);
+        }
+    }
+
+    fn send_item(&mut self, item: OutboxItem) {
+        let notification = Notification::new(&item.event, self.config.card_uid);
+        let payload = notification.to_json();
+        if item.attempts > 1 {
+            tracing::debug!(event_id = %notification.event_id, attempts = item.attempts, "sending a notification again");
+        }
+        self.last_taken = item.id;
+        if let Some(topic) = self.home_assistant.as_ref().map(HomeAssistant::last_event_topic) {
+            self.enqueue(Sent::Other, topic, true, payload.clone());
+        }
+        self.enqueue(Sent::Outbox(item.id), self.config.topic(kind_of(item.event.decision)), false, payload);
+    }
+
+    fn publish_lock(&mut self, lock: crate::hw::Lock) {
+        if self.last_lock == Some(lock) {
+            return;
+        }
+        self.last_lock = Some(lock);
+        if let Some((topic, payload)) = self.home_assistant.as_ref().map(|ha| ha.lock_state(lock))
+            && self.connected
+        {
+            self.enqueue(Sent::Other, topic, true, payload);
+        }
+    }
+
+    fn enqueue(&mut self, what: Sent, topic: String, retain: bool, payload: Vec<u8>) {
+        match self.client.try_publish(&topic, QoS::AtLeastOnce, retain, payload) {
+            Ok(()) => self.sent.push_back(what),
+            // Only when the queue is full; outbox rows are taken again after the next reconnect.
+            Err(e) => tracing::warn!(error = %e, %topic, "the MQTT client is busy; message not queued"),
+        }
+    }
+
+    async fn prune(&mut self) {
+        self.delivered_since_prune = 0;
+        match self.store.prune_outbox(self.config.outbox_limit).await {
+            Ok(pruned) if pruned.undelivered >= self.config.outbox_limit => tracing::error!(
+                undelivered = pruned.undelivered,
+                limit = self.config.outbox_limit,
+                door = %self.door,
+                "THE NOTIFICATION OUTBOX IS FULL: the broker has not taken notifications for a long time; \
+                 they are all kept, but check the broker and the network (see `facereko notify test`)"
+            ),
+            Ok(pruned) if pruned.removed > 0 => {
+                tracing::debug!(removed = pruned.removed, "pruned delivered notifications from the outbox");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+        }
+    }
+}
+
+/// What `facereko notify test` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestReport {
+    pub topic: String,
+    pub event_id: String,
+    pub acknowledged_in_ms: u64,
+}
+
+/// Connects, publishes a test notification and waits for the broker's PUBACK.
+pub async fn send_test(config: &MqttConfig, door: &str, timeout: Duration) -> Result<TestReport, NotifyError> {
+    let started = Instant::now();
+    let (client, mut events) = AsyncClient::new(options(config, door)?, 4);
+    let event = test_event(door);
+    let mut notification = Notification::new(&event, config.card_uid);
+    notification.test = true;
+    notification.message = format!("This is a test notification from FaceReko at door {door}.");
+    let topic = config.topic(kind_of(event.decision));
+    client
+        .try_publish(&topic, QoS::AtLeastOnce, false, notification.to_json())
+        .map_err(|e| NotifyError::Connect(e.to_string()))?;
+    let acknowledged = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(NotifyError::Connect(connect_advice(&e))),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, acknowledged).await.map_err(|_| NotifyError::NoAck(timeout))??;
+    let _ = client.try_disconnect();
+    Ok(TestReport {
+        topic,
+        event_id: notification.event_id,
+        acknowledged_in_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// A granted attempt by nobody in particular, carrying a fresh event id.
+fn test_event(door: &str) -> AccessEvent {
+    AccessEvent {
+        event_id: format!("test-{}", uuid::Uuid::new_v4()),
+        at: time::OffsetDateTime::now_utc(),
+        door: door.to_owned(),
+        card_uid: None,
+        person_id: None,
+        person_name: None,
+        decision: crate::door::Decision::Granted,
+        reason: crate::door::Reason::CardAndFace,
+        similarity: None,
+        confidence: None,
+        engine: None,
+        photo: None,
+        timings: crate::door::StageTimings::default(),
+        detail: None,
+    }
+}
+
+/// The error with a hint at the usual cause.
+fn connect_advice(error: &ConnectionError) -> String {
+    let hint = match error {
+        ConnectionError::Io(_) => "is the broker running, and mqtt.url right?",
+        ConnectionError::Tls(_) => "check mqtt.ca_file, and for mutual TLS mqtt.cert_file and mqtt.key_file",
+        ConnectionError::ConnectionRefused(_) => {
+            "the broker refused the client: check the credentials, the client id and (IoT Core) the policy"
+        }
+        ConnectionError::NetworkTimeout => "no answer: check the host, the port and the firewall",
+        _ => "see the broker's log",
+    };
+    format!("{error} ({hint})")
+}
