@@ -263,6 +263,24 @@ impl MariaDb {
         Ok(String::from_utf8(output.stdout).expect("UTF-8 rows"))
     }
 
+    /// The throw-away server's socket, where root logs in without a password.
+    pub fn socket(&self) -> PathBuf {
+        self.folder().join("sock")
+    }
+
+    /// Whether `user` logs in over the socket with `password` and sees `database`.
+    pub fn logs_in(&self, user: &str, password: &str, database: &str) -> bool {
+        let options = self.folder().join("client.cnf");
+        // An options file keeps the password off the command line.
+        std::fs::write(&options, format!("[client]\nuser={user}\npassword={password}\n")).unwrap();
+        Command::new(program("mariadb"))
+            .arg(format!("--defaults-file={}", options.display()))
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["--execute", "SELECT 1", database])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    }
+
     /// A new database with its own user and password, so that tests can share a server.
     pub fn database(&self) -> TestDatabase {
         let suffix = unique_suffix();
