@@ -851,5 +851,6 @@ mod tests {
         assert_eq!(loaded.config.door, defaults.door, "the example shows the defaults");
         assert_eq!(loaded.config.capture, defaults.capture);
         assert_eq!(loaded.config.engine, defaults.engine);
+        assert_eq!(loaded.config.mqtt, defaults.mqtt);
     }
 }
