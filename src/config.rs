@@ -37,27 +37,6 @@ pub struct Config {
     pub api: crate::api::ApiConfig,
 }
 
-/// A password or similar: never shown by `Debug`, so it cannot end up in a log line.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(********)")
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DoorConfig {
@@ -99,6 +78,36 @@ pub struct EngineConfig {
 #[serde(default)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// The MySQL password when the URL has none; best given as `FACEREKO_DATABASE__PASSWORD_FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+impl DatabaseConfig {
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_ref().map(Secret::expose)
+    }
+}
+
+/// A value that must never be shown: its `Debug` prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,7 +224,7 @@ impl Default for EngineConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: "sqlite://facereko.db".into() }
+        Self { url: "sqlite://facereko.db".into(), password: None }
     }
 }
 
@@ -339,7 +348,7 @@ impl Config {
         );
 
         if let Err(fix) = DatabaseUrl::parse(&self.database.url, &self.data_dir) {
-            check(false, "database.url", format!("{:?}: {fix}", self.database.url));
+            check(false, "database.url", format!("{:?}: {fix}", DatabaseUrl::redacted(&self.database.url)));
         }
 
         let roles = [
@@ -737,6 +746,18 @@ mod tests {
     }
 
     #[test]
+    fn the_database_password_comes_from_a_file_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("db-password");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let mut sources = sources_in(dir.path(), Some("[database]\nurl = \"mysql://door@db.local/facereko\"\n"));
+        sources.env.push(("FACEREKO_DATABASE__PASSWORD_FILE".into(), secret.display().to_string()));
+        let config = load(&sources).unwrap().config;
+        assert_eq!(config.database.password(), Some("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"), "Debug output hides the password");
+    }
+
+    #[test]
     fn unknown_keys_are_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let sources = sources_in(dir.path(), Some("colour = \"blue\"\n[door]\nunlock_tme = \"3s\"\n"));
@@ -848,5 +869,6 @@ mod tests {
         assert_eq!(loaded.config.door, defaults.door, "the example shows the defaults");
         assert_eq!(loaded.config.capture, defaults.capture);
         assert_eq!(loaded.config.engine, defaults.engine);
+        assert_eq!(loaded.config.mqtt, defaults.mqtt);
     }
 }

@@ -589,7 +589,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _lock = lock_data_dir(&config.data_dir)?;
     // Outputs go safe before anything else can fail.
     let hardware = Hardware::from_config(&config)?;
-    let store = store::open(&config.database.url, &config.data_dir).await?;
+    let store = store::open(&config.database, &config.data_dir).await?;
     let engine = crate::engine::build(&config.engine)?;
     let armed = store.armed().await?;
     let socket_path = config.control_socket();
@@ -646,7 +646,7 @@ pub async fn simulate_attempt(
     card: crate::card::CardUid,
     picture: std::path::PathBuf,
 ) -> Result<AccessEvent, SimulationError> {
-    let store = store::open(&config.database.url, &config.data_dir).await.map_err(DaemonError::from)?;
+    let store = store::open(&config.database, &config.data_dir).await.map_err(DaemonError::from)?;
     let engine = crate::engine::build(&config.engine).map_err(DaemonError::from)?;
     let mut hardware = Hardware::simulated(&OutputRecorder::default(), picture);
     let taps = hardware.taps.take().expect("simulated hardware has a tap handle");

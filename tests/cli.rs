@@ -199,3 +199,23 @@ fn a_closed_output_pipe_ends_a_command_quietly() {
         assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
     }
 }
+
+#[test]
+fn mysql_settings_are_checked_and_the_password_never_shown() {
+    let no_database = TestDoor::new(&[("database.url", "\"mysql://door@db.local\"")]);
+    assert_refused(&no_database.run(&["config", "check"]), "add it, e.g. mysql://door@db.local/facereko");
+
+    let door = TestDoor::new(&[("database.url", "\"mysql://door:hunter2@db.local/facereko\"")]);
+    std::fs::write(door.path("db-password"), "s3cret-from-file\n").unwrap();
+    let check = door
+        .command()
+        .args(["config", "check"])
+        .env("FACEREKO_DATABASE__PASSWORD_FILE", door.path("db-password"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(check.status.success(), "{text}");
+    assert!(text.contains("mysql://door:***@db.local/facereko"), "{text}");
+    assert!(text.contains("database password: set (not shown)"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("s3cret-from-file"), "{text}");
+}

@@ -171,7 +171,7 @@ async fn several_faces_are_found_largest_first_and_refused_for_enrolment() {
     assert!(faces.windows(2).all(|w| w[0].area() >= w[1].area()), "largest first: {faces:?}");
 
     let data = tempfile::tempdir().unwrap();
-    let store = facereko::store::open("sqlite://facereko.db", data.path()).await.unwrap();
+    let store = facereko::store::open(&facereko::config::DatabaseConfig::default(), data.path()).await.unwrap();
     let person = people::add_person(store.as_ref(), "Barack Obama").await.unwrap();
     match people::enrol_face(store.as_ref(), engine(), &person, &both).await {
         Err(EnrolError::SeveralFaces(n)) => assert_eq!(n, faces.len()),

@@ -6,9 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::mariadb::MariaDb;
 use sha2::{Digest, Sha256};
 
 fn repo() -> &'static Path {
@@ -298,6 +298,8 @@ fn config_for_a_pi_names_the_real_hardware() {
     let data = r.join("var/lib/facereko");
     let check = Command::new(common::BIN)
         .args(["--config", config_path.to_str().unwrap(), "config", "check"])
+        // Only this test's settings: the test run's own FACEREKO_TEST_MODELS is no config key.
+        .env_clear()
         .env("FACEREKO_DATA_DIR", &data)
         // No models were fetched here; this check is about the hardware keys.
         .env("FACEREKO_ENGINE__KIND", "simulated")
@@ -308,98 +310,10 @@ fn config_for_a_pi_names_the_real_hardware() {
     assert!(!shown.contains("unknown"), "{shown}");
 }
 
-/// A throw-away MariaDB server on a Unix socket, with root authenticated by the socket as on
-/// Debian; stopped when dropped.
-struct MariaDb {
-    dir: tempfile::TempDir,
-    server: Child,
-}
-
-impl MariaDb {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |program: &str, args: &[String]| {
-            Command::new(program).args(args).output().unwrap_or_else(|e| {
-                panic!("{program}: {e}; install MariaDB with `apt-get install mariadb-server` (tests/run.sh does)")
-            })
-        };
-        let datadir = format!("--datadir={}", dir.path().join("data").display());
-        let setup = run(
-            "mariadb-install-db",
-            &[
-                "--no-defaults".into(),
-                datadir.clone(),
-                "--user=root".into(),
-                "--auth-root-authentication-method=socket".into(),
-                "--skip-test-db".into(),
-            ],
-        );
-        assert!(setup.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&setup.stderr));
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let server = Command::new("mariadbd")
-            .args([
-                "--no-defaults",
-                &datadir,
-                "--user=root",
-                &format!("--socket={}", dir.path().join("sock").display()),
-                &format!("--pid-file={}", dir.path().join("pid").display()),
-                "--skip-networking",
-                "--skip-log-bin",
-                "--performance-schema=OFF",
-                "--innodb-buffer-pool-size=32M",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("mariadbd starts: install it with `apt-get install mariadb-server`");
-        let db = Self { dir, server };
-        let started = Instant::now();
-        while !db.root_sql("SELECT 1").status.success() {
-            let log = std::fs::read_to_string(db.dir.path().join("server.log")).unwrap_or_default();
-            assert!(started.elapsed() < Duration::from_secs(30), "MariaDB did not start:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        db
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("sock")
-    }
-
-    /// Runs SQL as root over the socket (needs the test to run as root, as install.sh does).
-    fn root_sql(&self, sql: &str) -> Output {
-        Command::new("mariadb")
-            .args(["--no-defaults", &format!("--socket={}", self.socket().display()), "--user=root", "--batch"])
-            .args(["--skip-column-names", "--execute", sql])
-            .output()
-            .expect("the mariadb client runs: `apt-get install mariadb-client`")
-    }
-
-    /// Whether `user` logs in with `password` and sees `database`.
-    fn logs_in(&self, user: &str, password: &str, database: &str) -> bool {
-        let options = self.dir.path().join("client.cnf");
-        std::fs::write(&options, format!("[client]\nuser={user}\npassword={password}\n")).unwrap();
-        Command::new("mariadb")
-            .arg(format!("--defaults-file={}", options.display()))
-            .args([&format!("--socket={}", self.socket().display()), "--execute", "SELECT 1", database])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    }
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.server.id().to_string()).status();
-        let _ = self.server.wait();
-    }
-}
-
 #[test]
 fn mariadb_database_user_and_password_are_set_up_once() {
-    let db = MariaDb::start();
+    // Always a server of our own: install.sh speaks to it as root over its socket, as on Debian.
+    let db = MariaDb::throw_away();
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     let socket = db.socket();
@@ -415,7 +329,7 @@ fn mariadb_database_user_and_password_are_set_up_once() {
     assert!(!first.contains(&password), "install.sh printed the password");
     assert_eq!(mode(&password_file), 0o600);
     assert!(db.logs_in("facereko", &password, "facereko"), "the generated password opens the database");
-    let grants = String::from_utf8_lossy(&db.root_sql("SHOW GRANTS FOR 'facereko'@'localhost'").stdout).into_owned();
+    let grants = db.sql(None, "SHOW GRANTS FOR 'facereko'@'localhost'");
     assert!(grants.contains("GRANT ALL PRIVILEGES ON `facereko`.*"), "{grants}");
 
     let config = std::fs::read_to_string(r.join("etc/facereko/config.toml")).unwrap();
@@ -437,7 +351,7 @@ fn mariadb_database_user_and_password_are_set_up_once() {
     assert_eq!(snapshot(r), installed, "the second run kept the password file");
 
     // Someone changed the database user's password: a re-run puts the stored one back.
-    assert!(db.root_sql("ALTER USER 'facereko'@'localhost' IDENTIFIED BY 'changed-elsewhere'").status.success());
+    db.sql(None, "ALTER USER 'facereko'@'localhost' IDENTIFIED BY 'changed-elsewhere'");
     let repaired = install(&args);
     assert!(repaired.contains("changed: set the password of facereko@localhost"), "{repaired}");
     assert_eq!(changes(&repaired), 1, "{repaired}");

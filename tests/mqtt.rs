@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "common/mosquitto.rs"]
+#[allow(dead_code)] // shared with benches/notify.rs, which reads arrival times
 mod mosquitto;
 
 use std::collections::BTreeSet;
@@ -220,4 +221,25 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
             |messages| messages.iter().any(|m| m.topic == "FaceReko/front/availability" && m.payload == b"offline"),
         )
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_local_broker_takes_a_username_and_a_password_from_a_file() {
+    let broker = Mosquitto::start_with_password("door", "correct horse");
+    let url = format!("{:?}", format!("mqtt://127.0.0.1:{}", broker.port));
+    let door = TestDoor::new(&[("mqtt.url", &url), ("mqtt.username", "\"door\"")]);
+    let secret = door.path("mqtt-password");
+    std::fs::write(&secret, "correct horse\n").unwrap();
+    let mut command = door.command();
+    command.env("FACEREKO_MQTT__PASSWORD_FILE", &secret).args(["notify", "test"]);
+    let sent = command.output().unwrap();
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+
+    std::fs::write(&secret, "hunter2-not-it\n").unwrap();
+    let refused =
+        door.command().env("FACEREKO_MQTT__PASSWORD_FILE", &secret).args(["notify", "test"]).output().unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("check the credentials"), "{said}");
+    assert!(!said.contains("hunter2"), "the password is never shown: {said}");
 }

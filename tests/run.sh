@@ -37,8 +37,8 @@ if command -v rustup >/dev/null; then
 fi
 command -v systemd-analyze >/dev/null || { say "installing systemd-analyze (unit file tests)"; apt_install systemd; }
 command -v shellcheck >/dev/null || { say "installing shellcheck (install.sh tests)"; apt_install shellcheck; }
-# install.sh sets up MariaDB; its test runs a throw-away server.
-command -v mariadbd >/dev/null || { say "installing MariaDB (install.sh tests)"; apt_install mariadb-server mariadb-client; }
+# The store tests and install.sh's test run throw-away MariaDB servers.
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { say "installing MariaDB (store and install.sh tests)"; apt_install mariadb-server mariadb-client; }
 # The MQTT tests run their own broker with TLS on a loopback port.
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
     || { say "installing Mosquitto (MQTT tests)"; apt_install mosquitto; }

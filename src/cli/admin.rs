@@ -8,14 +8,14 @@ use facereko::config::{self, Config, Sources};
 use facereko::engine::{self, FaceEngine};
 use facereko::frame::Frame;
 use facereko::people::{self, EnrolError};
-use facereko::store::{self, LogQuery, Store};
+use facereko::store::{self, LogQuery, Store, legacy};
 use facereko::{hw, store::StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CardCommand, EnrollArgs, LogArgs, PersonCommand};
 
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
-    store::open(&config.database.url, &config.data_dir).await.context("cannot open the database")
+    store::open(&config.database, &config.data_dir).await.context("cannot open the database")
 }
 
 fn open_engine(config: &Config) -> Result<Arc<dyn FaceEngine>> {
@@ -48,8 +48,11 @@ pub fn config_check(sources: &Sources) -> ExitCode {
                 humantime::format_duration(c.door.unlock_time),
                 c.engine.kind,
                 c.engine.match_threshold,
-                c.database.url
+                store::DatabaseUrl::redacted(&c.database.url)
             );
+            if c.database.password.is_some() {
+                println!("  database password: set (not shown)");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -70,13 +73,47 @@ pub fn hw_list() {
 }
 
 pub async fn migrate(config: &Config) -> Result<ExitCode> {
-    let store = store::connect(&config.database.url, &config.data_dir).await.context("cannot open the database")?;
-    let applied = store.migrate().await?;
+    let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
+    let shown = store::DatabaseUrl::redacted(&config.database.url);
+    let applied = store.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
     if applied.is_empty() {
         println!("the database schema is up to date");
     } else {
         let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
         println!("applied migration(s) {}", versions.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&std::path::Path>) -> Result<ExitCode> {
+    let password = match password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the password file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
+    store.migrate().await.context("cannot bring the database schema up to date")?;
+    let imported = legacy::import(url, password.as_deref(), store.as_ref(), &config.door.id).await?;
+    println!(
+        "imported {} access-log row(s) as granted attempts at door {:?} (rows imported before are not added twice)",
+        imported.log_rows, config.door.id
+    );
+    if imported.log_rows_without_time > 0 {
+        println!("  left out {} row(s) without a time", imported.log_rows_without_time);
+    }
+    println!("imported {} login account(s) as admins", imported.accounts);
+    if imported.accounts_existing > 0 {
+        println!("  {} account(s) already existed and were left as they are", imported.accounts_existing);
+    }
+    if imported.accounts > 0 {
+        println!(
+            "warning: the old database kept these passwords in plain text: treat them as known, change every \
+             imported account's password, and drop the old Login table"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -181,7 +218,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
         };
         match outcome {
             Ok(_) => {}
-            Err(EnrolError::Store(e @ StoreError::Database(_))) => return Err(e.into()),
+            Err(EnrolError::Store(e @ (StoreError::Database(_) | StoreError::Unreachable(_)))) => return Err(e.into()),
             Err(e) => skipped.push(format!("{}: {e}", path.display())),
         }
         bar.inc(1);

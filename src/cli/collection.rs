@@ -51,7 +51,7 @@ pub async fn collection(config: &Config, command: &CollectionCommand) -> Result<
 /// Deletes faces in the collection that no enrolled person owns, and reports enrolled faces the
 /// collection has lost (those people must be enrolled again).
 async fn sync(config: &Config, engine: &RekognitionEngine, dry_run: bool) -> Result<ExitCode> {
-    let store = store::open(&config.database.url, &config.data_dir).await.context("cannot open the database")?;
+    let store = store::open(&config.database, &config.data_dir).await.context("cannot open the database")?;
     // The faces of whichever cloud engine is configured; `hybrid` keeps the same FaceIds.
     let engine_name = if config.engine.kind == hybrid::NAME { hybrid::NAME } else { rekognition::NAME };
     let (_, ours) = store.faces(engine_name).await?;

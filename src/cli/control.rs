@@ -37,7 +37,7 @@ pub async fn set_armed(config: &Config, armed: bool) -> Result<ExitCode> {
         Ok(status) => println!("{}", describe(&status)),
         Err(ControlError::NotRunning { .. }) => {
             // Nothing to tell a running door: record it for the next start.
-            let store = facereko::store::open(&config.database.url, &config.data_dir).await?;
+            let store = facereko::store::open(&config.database, &config.data_dir).await?;
             store.set_armed(armed).await?;
             println!("facereko is not running; it will start {}", if armed { "armed" } else { "disarmed" });
         }

@@ -65,7 +65,7 @@ fn stage_camera(camera_dir: &Path, samples: &Path) -> Result<()> {
 }
 
 async fn enrol_people(config: &config::Config, samples: &Path) -> Result<()> {
-    let store = store::open(&config.database.url, &config.data_dir).await?;
+    let store = store::open(&config.database, &config.data_dir).await?;
     let engine = engine::build(&config.engine)?;
     for (name, pictures) in PEOPLE {
         let (person, _) = people::person_named(store.as_ref(), name).await?;
@@ -143,7 +143,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
 
     println!("enrolling the demo people with the on-device engine…");
     enrol_people(&config, &samples).await?;
-    let store = store::open(&config.database.url, &config.data_dir).await?;
+    let store = store::open(&config.database, &config.data_dir).await?;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(facereko::daemon::run(config.clone(), async {

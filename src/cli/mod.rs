@@ -250,6 +250,18 @@ pub enum ConfigCommand {
 pub enum DbCommand {
     /// Apply pending schema migrations
     Migrate,
+    /// Copy the access log and login accounts of the original FaceReko's MySQL database
+    ///
+    /// AccessLog rows become granted attempts at this door (no notifications are sent); running it
+    /// again adds nothing twice. Login accounts become admins with their passwords hashed with
+    /// argon2id; they were stored in plain text, so change them afterwards.
+    ImportLegacy {
+        /// The original database, e.g. mysql://user@host/FaceReko
+        url: String,
+        /// Read the legacy database's password from this file when the URL has none
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,6 +360,9 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Eval(args) => face::eval(&cli.load_config()?.config, args).await,
         Command::Simulate(args) => face::simulate(&cli.load_config()?.config, args).await,
         Command::Db(DbCommand::Migrate) => admin::migrate(&cli.load_config()?.config).await,
+        Command::Db(DbCommand::ImportLegacy { url, password_file }) => {
+            admin::import_legacy(&cli.load_config()?.config, url, password_file.as_deref()).await
+        }
         Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
         Command::Notify(NotifyCommand::Test { timeout, json }) => {
             admin::notify_test(&cli.load_config()?.config, *timeout, *json).await

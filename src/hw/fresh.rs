@@ -1,6 +1,7 @@
-//! The most recent frame of a camera that streams continuously, and the wait for one that is
-//! newer than the request, shared by the streaming camera backends.
+//! What the streaming camera backends share: the most recent frame and the wait for one newer
+//! than the request, and the care of their background threads.
 
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -51,5 +52,24 @@ impl FreshFrames {
             // The sender lives as long as `self`, so `changed` only returns early when a frame came.
             let _ = tokio::time::timeout(nap, latest.changed()).await;
         }
+    }
+}
+
+/// `duration` to the millisecond, for messages.
+pub(crate) fn rounded(duration: Duration) -> humantime::FormattedDuration {
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(millis))
+}
+
+/// Waits up to `grace` for a camera's thread to end (it was told to), else leaves it behind.
+pub(crate) fn join_within(thread: JoinHandle<()>, grace: Duration, name: &str) {
+    let deadline = Instant::now() + grace;
+    while !thread.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    } else {
+        tracing::warn!("the {name} thread did not stop in time; leaving it behind");
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::fresh::FreshFrames;
+use super::fresh::{FreshFrames, join_within, rounded};
 use super::mjpeg::{DropReason, MjpegSplitter, Split};
 use super::{Camera, HwError};
 use crate::frame::Frame;
@@ -288,11 +288,6 @@ impl Shared {
     }
 }
 
-fn rounded(duration: Duration) -> humantime::FormattedDuration {
-    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    humantime::format_duration(Duration::from_millis(millis))
-}
-
 /// A camera that streams continuously from a child process and hands out fresh frames.
 pub struct StreamCamera {
     shared: Arc<Shared>,
@@ -362,15 +357,8 @@ impl Drop for StreamCamera {
         if let Some(child) = child {
             kill(child, self.shared.settings.program_name());
         }
-        let Some(supervisor) = self.supervisor.take() else { return };
-        let deadline = Instant::now() + DRAIN_GRACE + TICK;
-        while !supervisor.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if supervisor.is_finished() {
-            let _ = supervisor.join();
-        } else {
-            tracing::warn!("the camera supervisor thread did not stop in time; leaving it behind");
+        if let Some(supervisor) = self.supervisor.take() {
+            join_within(supervisor, DRAIN_GRACE + TICK, "camera supervisor");
         }
     }
 }

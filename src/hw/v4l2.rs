@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::fresh::FreshFrames;
+use super::fresh::{FreshFrames, join_within, rounded};
 use super::{Camera, HwError};
 use crate::frame::Frame;
 
@@ -266,10 +266,6 @@ impl Shared {
     }
 }
 
-fn rounded(duration: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)))
-}
-
 /// A V4L2 webcam kept streaming by a capture thread.
 pub struct V4l2Camera {
     shared: Arc<Shared>,
@@ -322,16 +318,9 @@ impl Drop for V4l2Camera {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
         self.shared.wake.notify_all();
-        let Some(capture) = self.capture.take() else { return };
         // The thread notices within one frame interval, unless the driver hangs in a capture.
-        let deadline = Instant::now() + RELEASE_GRACE;
-        while !capture.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if capture.is_finished() {
-            let _ = capture.join();
-        } else {
-            tracing::warn!("the webcam capture thread did not stop in time; leaving it behind");
+        if let Some(capture) = self.capture.take() {
+            join_within(capture, RELEASE_GRACE, "webcam capture");
         }
     }
 }

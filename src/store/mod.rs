@@ -2,6 +2,10 @@
 //!
 //! One trait, one backend per database, chosen from the URL scheme of `database.url`.
 
+pub mod legacy;
+pub mod mysql;
+pub mod resilient;
+mod rows;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::card::CardUid;
+use crate::config::DatabaseConfig;
 use crate::door::{AccessEvent, Decision, Reason};
 use crate::engine::{FaceTemplate, StoredFace};
 
@@ -79,6 +84,17 @@ pub struct OutboxPruned {
     pub undelivered: u64,
 }
 
+/// A login account for the web app. `role` is `admin` for every account so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    /// An argon2id PHC string, never a password.
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database.url {url:?} is not supported: {reason}")]
@@ -95,6 +111,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database server could not be reached; trying again later may succeed.
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 #[async_trait]
@@ -119,7 +138,8 @@ pub trait Store: Send + Sync {
     /// The current faces version, cheap enough to ask on every tap.
     async fn faces_version(&self) -> Result<u64, StoreError>;
 
-    /// Writes the log row and, when `notify`, its outbox row in one transaction.
+    /// Writes the log row and, when `notify`, its outbox row in one transaction. An `event_id`
+    /// already in the log changes nothing and returns that row's id, so replaying is safe.
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
     /// Notifications written but not yet delivered.
@@ -134,12 +154,18 @@ pub trait Store: Send + Sync {
 
     async fn armed(&self) -> Result<bool, StoreError>;
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
+
+    /// Adds a login account; usernames are unique regardless of ASCII case.
+    async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
 }
 
 /// The database a `database.url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Sqlite(PathBuf),
+    /// A MySQL or MariaDB server, as `mysql://user[:password]@host[:port]/database`.
+    Mysql(String),
 }
 
 impl DatabaseUrl {
@@ -148,26 +174,66 @@ impl DatabaseUrl {
         match url.split_once("://") {
             Some(("sqlite", "")) => Err("the SQLite URL has no file name; use sqlite://facereko.db".into()),
             Some(("sqlite", path)) => Ok(Self::Sqlite(data_dir.join(path))),
-            Some(("mysql", _)) => {
-                Err("MySQL/MariaDB support is not in this build yet; use sqlite://facereko.db".into())
-            }
-            _ => Err("use sqlite://<file> (relative to data_dir) or sqlite:///<absolute path>".into()),
+            Some(("mysql", _)) => mysql::check_url(url).map(|()| Self::Mysql(url.to_owned())),
+            _ => Err("use sqlite://<file> (relative to data_dir), sqlite:///<absolute path> \
+                      or mysql://user@host[:port]/database"
+                .into()),
         }
+    }
+
+    /// `url` with any password replaced by `***`, fit to print or log.
+    pub fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+        let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+        let Some((credentials, host)) = authority.rsplit_once('@') else { return url.to_owned() };
+        let Some((user, _password)) = credentials.split_once(':') else { return url.to_owned() };
+        let path = path.map(|p| format!("/{p}")).unwrap_or_default();
+        format!("{scheme}://{user}:***@{host}{path}")
     }
 }
 
-/// Connects to the database named by `url` without touching its schema.
-pub async fn connect(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+/// Connects to the database `database` names, without touching its schema or falling back to a
+/// local copy: what `db migrate` and `db import-legacy` want.
+pub async fn connect(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    let url = &database.url;
     let parsed = DatabaseUrl::parse(url, data_dir)
-        .map_err(|reason| StoreError::UnsupportedUrl { url: url.to_owned(), reason })?;
-    Ok(match parsed {
+        .map_err(|reason| StoreError::UnsupportedUrl { url: DatabaseUrl::redacted(url), reason })?;
+    let store: Arc<dyn Store> = match parsed {
         DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(&path).await?),
-    })
+        DatabaseUrl::Mysql(url) => Arc::new(mysql::MysqlStore::connect(&url, database.password())?),
+    };
+    Ok(store)
 }
 
-/// Connects and brings the schema up to date, as every command but `db migrate` wants.
-pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let store = connect(url, data_dir).await?;
+/// Connects and brings the schema up to date, as every command but `db migrate` wants. A MySQL
+/// server is used through a local copy in `data_dir`, so that the door keeps working while the
+/// server is away (see [`resilient`]).
+pub async fn open(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    let store = connect(database, data_dir).await?;
+    if database.url.starts_with("mysql://") {
+        let cache = data_dir.join(resilient::CACHE_FILE);
+        return Ok(Arc::new(resilient::ResilientStore::start(store, &cache).await?));
+    }
     store.migrate().await?;
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(DatabaseUrl::redacted("mysql://door:s3cr@t@db:3306/facereko"), "mysql://door:***@db:3306/facereko");
+        assert_eq!(DatabaseUrl::redacted("mysql://door@db/facereko"), "mysql://door@db/facereko");
+        assert_eq!(DatabaseUrl::redacted("sqlite://facereko.db"), "sqlite://facereko.db");
+    }
+
+    #[test]
+    fn mysql_urls_need_a_database_name() {
+        let data_dir = Path::new("/tmp");
+        assert!(DatabaseUrl::parse("mysql://door@db/facereko", data_dir).is_ok());
+        let missing = DatabaseUrl::parse("mysql://door@db", data_dir).unwrap_err();
+        assert!(missing.contains("mysql://door@db/facereko"), "{missing}");
+    }
 }

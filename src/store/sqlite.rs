@@ -5,36 +5,28 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use time::OffsetDateTime;
 
-use super::{Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError};
+use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::{
+    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+};
 use crate::card::CardUid;
-use crate::door::{AccessEvent, Decision, StageTimings};
+use crate::door::AccessEvent;
 use crate::engine::{FaceTemplate, StoredFace};
 
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../sql/sqlite/0001_init.sql"))];
-
-const ARMED_KEY: &str = "armed";
-const FACES_VERSION_KEY: &str = "faces_version";
+const MIGRATIONS: &[(u32, &str)] =
+    &[(1, include_str!("../../sql/sqlite/0001_init.sql")), (2, include_str!("../../sql/sqlite/0002_users.sql"))];
 
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    conn: BlockingConnection,
 }
 
-fn db_error(e: rusqlite::Error) -> StoreError {
+pub(super) fn db_error(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-fn now_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn descriptor_to_blob(descriptor: &[f32]) -> Vec<u8> {
-    descriptor.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn blob_to_descriptor(blob: &[u8]) -> Vec<f32> {
-    blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+fn is_constraint_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 fn bump_faces_version(conn: &Connection) -> rusqlite::Result<()> {
@@ -47,68 +39,43 @@ fn bump_faces_version(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn stored_face(row: &Row<'_>) -> rusqlite::Result<StoredFace> {
-    let descriptor: Option<Vec<u8>> = row.get("descriptor")?;
-    let remote: Option<String> = row.get("remote_id")?;
-    let template = match (descriptor, remote) {
-        (Some(blob), _) => FaceTemplate::Descriptor(blob_to_descriptor(&blob)),
-        (None, Some(id)) => FaceTemplate::Remote(id),
-        (None, None) => {
-            let detail = "face row has neither descriptor nor remote id".into();
-            return Err(rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, detail));
-        }
-    };
-    Ok(StoredFace { id: row.get("id")?, person: PersonId(row.get("person_id")?), template })
+    let id = row.get("id")?;
+    let template = rows::face_template(id, row.get("descriptor")?, row.get("remote_id")?)
+        .map_err(|detail| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, detail.into()))?;
+    Ok(StoredFace { id, person: PersonId(row.get("person_id")?), template })
 }
 
-/// Reads a text column holding one of our named values; a foreign value is a data error.
-fn parsed<T: std::str::FromStr<Err = String>>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
-    let text: String = row.get(column)?;
-    text.parse().map_err(|e: String| {
-        let id: i64 = row.get("id").unwrap_or_default();
-        let detail = format!("row {id}, column {column}: {e}");
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, detail.into())
-    })
-}
-
-fn millis_column(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<u32>> {
-    Ok(row.get::<_, Option<i64>>(column)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
-}
-
-fn log_entry(row: &Row<'_>) -> rusqlite::Result<LogEntry> {
-    let at_ms: i64 = row.get("at_ms")?;
-    let at =
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let card_uid = row.get::<_, Option<String>>("card_uid")?.and_then(|uid| uid.parse::<CardUid>().ok());
-    Ok(LogEntry {
+fn log_row(row: &Row<'_>) -> rusqlite::Result<LogRow> {
+    Ok(LogRow {
         id: row.get("id")?,
-        event: AccessEvent {
-            event_id: row.get("event_id")?,
-            at,
-            door: row.get("door")?,
-            card_uid,
-            person_id: row.get::<_, Option<i64>>("person_id")?.map(PersonId),
-            person_name: row.get("person_name")?,
-            decision: parsed(row, "decision")?,
-            reason: parsed(row, "reason")?,
-            similarity: row.get("similarity")?,
-            confidence: row.get("confidence")?,
-            engine: row.get("engine")?,
-            photo: row.get("photo")?,
-            timings: StageTimings {
-                read_ms: millis_column(row, "read_ms")?.unwrap_or(0),
-                capture_ms: millis_column(row, "capture_ms")?,
-                match_ms: millis_column(row, "match_ms")?,
-                actuate_ms: millis_column(row, "actuate_ms")?.unwrap_or(0),
-                total_ms: millis_column(row, "total_ms")?.unwrap_or(0),
-            },
-            detail: row.get("detail")?,
-        },
+        event_id: row.get("event_id")?,
+        at_ms: row.get("at_ms")?,
+        door: row.get("door")?,
+        card_uid: row.get("card_uid")?,
+        person_id: row.get("person_id")?,
+        person_name: row.get("person_name")?,
+        decision: row.get("decision")?,
+        reason: row.get("reason")?,
+        similarity: row.get("similarity")?,
+        confidence: row.get("confidence")?,
+        engine: row.get("engine")?,
+        photo: row.get("photo")?,
+        read_ms: row.get("read_ms")?,
+        capture_ms: row.get("capture_ms")?,
+        match_ms: row.get("match_ms")?,
+        actuate_ms: row.get("actuate_ms")?,
+        total_ms: row.get("total_ms")?,
+        detail: row.get("detail")?,
     })
 }
 
-impl SqliteStore {
+/// One SQLite connection used from blocking threads; also holds the local copy kept beside MySQL.
+#[derive(Clone)]
+pub(super) struct BlockingConnection(Arc<Mutex<Connection>>);
+
+impl BlockingConnection {
     /// Opens (creating if needed) the database file. Its folder must exist.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(super) async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
         let conn = tokio::task::spawn_blocking(move || {
             let open_error = |detail: String| StoreError::Open { path: path.display().to_string(), detail };
@@ -124,22 +91,37 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Database(e.to_string()))??;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self(Arc::new(Mutex::new(conn))))
     }
 
     /// Runs `work` on a blocking thread with the connection.
-    async fn with_conn<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let conn = Arc::clone(&self.0);
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             work(&mut conn)
         })
         .await
         .map_err(|e| StoreError::Database(format!("database task failed: {e}")))?
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file. Its folder must exist.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self { conn: BlockingConnection::open(path).await? })
+    }
+
+    async fn with_conn<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.conn.run(work).await
     }
 }
 
@@ -184,9 +166,7 @@ impl Store for SqliteStore {
                 conn.execute("INSERT INTO people(name, created_ms) VALUES (?1, ?2)", params![name, now_ms()]);
             match inserted {
                 Ok(_) => Ok(Person { id: PersonId(conn.last_insert_rowid()), name }),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Err(StoreError::Conflict(format!("a person named {name:?} already exists")))
-                }
+                Err(e) if is_constraint_violation(&e) => Err(rows::person_exists(&name)),
                 Err(e) => Err(db_error(e)),
             }
         })
@@ -239,7 +219,7 @@ impl Store for SqliteStore {
             };
             let removed = tx.execute("DELETE FROM people WHERE id = ?1", [id.0]).map_err(db_error)?;
             if removed == 0 {
-                return Err(StoreError::NotFound(format!("no person with id {id}")));
+                return Err(rows::no_person(id));
             }
             if !faces.is_empty() {
                 bump_faces_version(&tx).map_err(db_error)?;
@@ -262,9 +242,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db_error)?;
             if let Some(name) = holder {
-                return Err(StoreError::Conflict(format!(
-                    "card {uid} already belongs to {name}; remove it first with `facereko card remove {uid}`"
-                )));
+                return Err(rows::card_taken(&uid, &name));
             }
             conn.execute(
                 "INSERT INTO cards(uid, person_id, created_ms) VALUES (?1, ?2, ?3)",
@@ -303,8 +281,7 @@ impl Store for SqliteStore {
             let mut cards = Vec::new();
             for row in rows {
                 let (uid, person) = row.map_err(db_error)?;
-                let uid = uid.parse().map_err(|e| StoreError::Database(format!("bad card UID in the database: {e}")))?;
-                cards.push(Card { uid, person });
+                cards.push(Card { uid: rows::parse_card(&uid)?, person });
             }
             Ok(cards)
         })
@@ -315,7 +292,7 @@ impl Store for SqliteStore {
         let uid = uid.clone();
         self.with_conn(move |conn| {
             match conn.execute("DELETE FROM cards WHERE uid = ?1", [uid.as_str()]).map_err(db_error)? {
-                0 => Err(StoreError::NotFound(format!("card {uid} is not enrolled"))),
+                0 => Err(rows::card_not_enrolled(&uid)),
                 _ => Ok(()),
             }
         })
@@ -323,17 +300,10 @@ impl Store for SqliteStore {
     }
 
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
-        if let FaceTemplate::Descriptor(values) = template
-            && values.iter().any(|v| !v.is_finite())
-        {
-            return Err(StoreError::Conflict("the face descriptor has values that are not numbers".into()));
-        }
-        let (engine, template) = (engine.to_owned(), template.clone());
+        rows::check_template(template)?;
+        let engine = engine.to_owned();
+        let (descriptor, remote) = rows::face_columns(template);
         self.with_conn(move |conn| {
-            let (descriptor, remote) = match &template {
-                FaceTemplate::Descriptor(d) => (Some(descriptor_to_blob(d)), None),
-                FaceTemplate::Remote(id) => (None, Some(id.as_str())),
-            };
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
             tx.execute(
                 "INSERT INTO faces(person_id, engine, descriptor, remote_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -372,44 +342,48 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
-        let event = event.clone();
+        let row = LogRow::from_event(event);
+        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
         self.with_conn(move |conn| {
-            let at_ms = i64::try_from(event.at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-            let t = &event.timings;
-            tx.execute(
-                "INSERT INTO access_log(event_id, at_ms, door, card_uid, person_id, person_name, decision, reason,
-                     similarity, confidence, engine, photo, read_ms, capture_ms, match_ms, actuate_ms, total_ms, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
-                    event.event_id,
-                    at_ms,
-                    event.door,
-                    event.card_uid.as_ref().map(CardUid::as_str),
-                    event.person_id.map(|p| p.0),
-                    event.person_name,
-                    event.decision.as_str(),
-                    event.reason.as_str(),
-                    event.similarity,
-                    event.confidence,
-                    event.engine,
-                    event.photo,
-                    t.read_ms,
-                    t.capture_ms,
-                    t.match_ms,
-                    t.actuate_ms,
-                    t.total_ms,
-                    event.detail,
-                ],
-            )
-            .map_err(db_error)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO access_log(event_id, at_ms, door, card_uid, person_id, person_name, decision, reason,
+                         similarity, confidence, engine, photo, read_ms, capture_ms, match_ms, actuate_ms, total_ms, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     ON CONFLICT(event_id) DO NOTHING",
+                    params![
+                        row.event_id,
+                        row.at_ms,
+                        row.door,
+                        row.card_uid,
+                        row.person_id,
+                        row.person_name,
+                        row.decision,
+                        row.reason,
+                        row.similarity,
+                        row.confidence,
+                        row.engine,
+                        row.photo,
+                        row.read_ms,
+                        row.capture_ms,
+                        row.match_ms,
+                        row.actuate_ms,
+                        row.total_ms,
+                        row.detail,
+                    ],
+                )
+                .map_err(db_error)?;
+            if inserted == 0 {
+                return tx
+                    .query_row("SELECT id FROM access_log WHERE event_id = ?1", [&row.event_id], |r| r.get(0))
+                    .map_err(db_error);
+            }
             let id = tx.last_insert_rowid();
-            if notify {
-                let kind = if event.decision == Decision::Granted { "success" } else { "failure" };
-                let payload = serde_json::to_string(&event).map_err(|e| StoreError::Database(e.to_string()))?;
+            if let Some((kind, payload)) = outbox {
                 tx.execute(
                     "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![event.event_id, kind, payload, now_ms()],
+                    params![row.event_id, kind, payload, now_ms()],
                 )
                 .map_err(db_error)?;
             }
@@ -434,8 +408,8 @@ impl Store for SqliteStore {
             }
             sql.push_str(&format!(" ORDER BY at_ms DESC, id DESC LIMIT {}", query.limit));
             let mut stmt = conn.prepare(&sql).map_err(db_error)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), log_entry).map_err(db_error)?;
-            rows.collect::<Result<_, _>>().map_err(db_error)
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), log_row).map_err(db_error)?;
+            rows.map(|row| row.map_err(db_error)?.into_entry()).collect()
         })
         .await
     }
@@ -468,7 +442,7 @@ impl Store for SqliteStore {
             let mut items = Vec::with_capacity(rows.len());
             for (id, payload, attempts) in rows {
                 tx.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", [id]).map_err(db_error)?;
-                items.push(OutboxItem { id, event: outbox_event(id, &payload)?, attempts: attempts + 1 });
+                items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
             }
             tx.commit().map_err(db_error)?;
             Ok(items)
@@ -516,14 +490,7 @@ impl Store for SqliteStore {
                 .query_row("SELECT value FROM settings WHERE key = ?1", [ARMED_KEY], |r| r.get(0))
                 .optional()
                 .map_err(db_error)?;
-            // A new installation starts armed: nothing opens until someone is enrolled.
-            match value.as_deref() {
-                None | Some("true") => Ok(true),
-                Some("false") => Ok(false),
-                Some(other) => Err(StoreError::Database(format!(
-                    "settings.armed is {other:?}; expected true or false (`facereko arm` or `facereko disarm` rewrites it)"
-                ))),
-            }
+            rows::parse_armed(value.as_deref())
         })
         .await
     }
@@ -539,12 +506,39 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
 
-/// The stored payload is the event as JSON; a row we cannot read is reported with its id rather than skipped.
-fn outbox_event(id: i64, payload: &str) -> Result<AccessEvent, StoreError> {
-    serde_json::from_str(payload)
-        .map_err(|e| StoreError::Database(format!("outbox row {id} holds an unreadable event: {e}")))
+    async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
+        let user = User {
+            id: 0,
+            username: username.to_owned(),
+            password_hash: password_hash.to_owned(),
+            role: role.to_owned(),
+        };
+        self.with_conn(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO users(username, password_hash, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![user.username, user.password_hash, user.role, now_ms()],
+            );
+            match inserted {
+                Ok(_) => Ok(User { id: conn.last_insert_rowid(), ..user }),
+                Err(e) if is_constraint_violation(&e) => Err(rows::user_exists(&user.username)),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let username = username.to_owned();
+        self.with_conn(move |conn| {
+            conn.query_row("SELECT id, username, password_hash, role FROM users WHERE username = ?1", [username], |r| {
+                Ok(User { id: r.get(0)?, username: r.get(1)?, password_hash: r.get(2)?, role: r.get(3)? })
+            })
+            .optional()
+            .map_err(db_error)
+        })
+        .await
+    }
 }
 
 fn read_faces_version(conn: &Connection) -> Result<u64, StoreError> {
@@ -552,5 +546,5 @@ fn read_faces_version(conn: &Connection) -> Result<u64, StoreError> {
         .query_row("SELECT value FROM settings WHERE key = ?1", [FACES_VERSION_KEY], |r| r.get(0))
         .optional()
         .map_err(db_error)?;
-    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+    Ok(rows::parse_faces_version(value.as_deref()))
 }

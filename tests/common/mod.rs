@@ -1,6 +1,8 @@
 //! Shared fixtures for tests that run the real `facereko` binary.
 #![allow(dead_code)] // each test file uses a different part of the fixture
 
+pub mod mariadb;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -81,7 +83,7 @@ pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,
-    /// Environment variables for every command (which otherwise runs with only `PATH`).
+    /// Extra environment of every command, e.g. `FACEREKO_DATABASE__PASSWORD_FILE`.
     env: Vec<(String, String)>,
 }
 
@@ -108,6 +110,18 @@ impl TestDoor {
         let config: String = keys.iter().map(|(key, value)| format!("{key} = {value}\n")).collect();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         Self { dir, daemon: None, env: Vec::new() }
+    }
+
+    /// A door whose database is the MySQL/MariaDB at `url`; `password`, when given, is passed the
+    /// way a service would get it: in a file named by `FACEREKO_DATABASE__PASSWORD_FILE`.
+    pub fn on_database(url: &str, password: Option<&str>) -> Self {
+        let mut door = Self::new(&[("database.url", &format!("{url:?}"))]);
+        if let Some(password) = password {
+            let file = door.path("db-password");
+            std::fs::write(&file, format!("{password}\n")).unwrap();
+            door.env.push(("FACEREKO_DATABASE__PASSWORD_FILE".into(), file.display().to_string()));
+        }
+        door
     }
 
     /// A door with the on-device engine and the fetched test models.
@@ -137,6 +151,7 @@ impl TestDoor {
         command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         command.envs(self.env.iter().map(|(name, value)| (name, value)));
         command.arg("--config").arg(self.path("config.toml"));
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -80,6 +80,34 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker that only takes clients with a certificate from the test CA.
     pub fn start() -> Self {
+        Self::launch(|_, certs| {
+            format!(
+                "cafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\nuse_identity_as_username true\n",
+                ca = certs.path("ca.pem").display(),
+                cert = certs.path("server.pem").display(),
+                key = certs.path("server.key").display(),
+            )
+        })
+    }
+
+    /// Starts a broker on plain TCP that takes only `user` with `password`, as a home broker might.
+    pub fn start_with_password(user: &str, password: &str) -> Self {
+        Self::launch(|dir, _| {
+            let file = dir.join("passwd");
+            let made = Command::new("mosquitto_passwd")
+                .arg("-c")
+                .arg("-b")
+                .arg(&file)
+                .args([user, password])
+                .status()
+                .expect("mosquitto_passwd runs (it comes with the mosquitto package)");
+            assert!(made.success());
+            format!("password_file {}\n", file.display())
+        })
+    }
+
+    /// Writes the config with `listener_settings` for the one listener, and starts the broker.
+    fn launch(listener_settings: impl FnOnce(&Path, &Certificates) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let certs = Certificates::generate(dir.path());
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
@@ -91,15 +119,9 @@ impl Mosquitto {
              log_type all\n\
              allow_anonymous false\n\
              listener {port} 127.0.0.1\n\
-             cafile {ca}\n\
-             certfile {cert}\n\
-             keyfile {key}\n\
-             require_certificate true\n\
-             use_identity_as_username true\n",
+             {listener}",
             dir = dir.path().display(),
-            ca = certs.path("ca.pem").display(),
-            cert = certs.path("server.pem").display(),
-            key = certs.path("server.key").display(),
+            listener = listener_settings(dir.path(), &certs),
         );
         std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
         let mut broker = Self { dir, port, certs, broker: None };
@@ -181,6 +203,7 @@ impl Drop for Mosquitto {
 /// One message as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: Instant,
     pub topic: String,
     pub payload: Vec<u8>,
     pub retained: bool,
@@ -219,6 +242,7 @@ impl Subscriber {
                         }
                         Ok(Event::Incoming(Packet::SubAck(_))) => *subscribed.lock().unwrap() = true,
                         Ok(Event::Incoming(Packet::Publish(publish))) => received.lock().unwrap().push(Received {
+                            at: Instant::now(),
                             topic: publish.topic.clone(),
                             payload: publish.payload.to_vec(),
                             retained: publish.retain,

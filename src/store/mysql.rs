@@ -1,0 +1,491 @@
+//! MySQL and MariaDB backend, through a small connection pool.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+
+use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::{
+    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+};
+use crate::card::CardUid;
+use crate::door::AccessEvent;
+use crate::engine::{FaceTemplate, StoredFace};
+
+const MIGRATIONS: &[(u32, &str)] =
+    &[(1, include_str!("../../sql/mysql/0001_init.sql")), (2, include_str!("../../sql/mysql/0002_users.sql"))];
+
+/// How long `migrate` waits for another facereko that is migrating the same database.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// A door needs few connections; a Pi should not hold many.
+const MAX_CONNECTIONS: usize = 4;
+
+// Server error codes (https://mariadb.com/kb/en/mariadb-error-code-reference/).
+const ER_DUP_ENTRY: u16 = 1062;
+const ER_CON_COUNT_ERROR: u16 = 1040;
+const ER_SERVER_SHUTDOWN: u16 = 1053;
+const ER_CONNECTION_KILLED: u16 = 1927;
+
+pub struct MysqlStore {
+    pool: Pool,
+}
+
+/// Checks a `mysql://` URL; the error says how to fix it.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let opts = Opts::from_url(url).map_err(|e| format!("{e}; use mysql://user@host[:port]/database"))?;
+    if opts.db_name().is_none_or(str::is_empty) {
+        let example = format!("{}/facereko", url.trim_end_matches('/'));
+        return Err(format!("the URL names no database; add it, e.g. {}", super::DatabaseUrl::redacted(&example)));
+    }
+    if opts.user().is_none_or(str::is_empty) {
+        return Err("the URL names no user; use mysql://user@host[:port]/database".into());
+    }
+    Ok(())
+}
+
+pub(super) fn db_error(e: mysql_async::Error) -> StoreError {
+    use mysql_async::{DriverError, Error};
+    match &e {
+        Error::Io(_) | Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
+            StoreError::Unreachable(e.to_string())
+        }
+        Error::Server(s) if [ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED].contains(&s.code) => {
+            StoreError::Unreachable(e.to_string())
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+fn is_duplicate(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_DUP_ENTRY)
+}
+
+fn inserted_id(id: Option<u64>) -> Result<i64, StoreError> {
+    id.and_then(|id| i64::try_from(id).ok())
+        .ok_or_else(|| StoreError::Database("the server reported no id for the new row".into()))
+}
+
+async fn bump_faces_version(conn: &mut impl Queryable) -> Result<(), StoreError> {
+    conn.exec_drop(
+        "INSERT INTO settings(name, value) VALUES (?, '1')
+         ON DUPLICATE KEY UPDATE value = CAST(value AS UNSIGNED) + 1",
+        (FACES_VERSION_KEY,),
+    )
+    .await
+    .map_err(db_error)
+}
+
+async fn setting(conn: &mut impl Queryable, name: &str) -> Result<Option<String>, StoreError> {
+    conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_error)
+}
+
+/// A `faces` row: id, person, descriptor, remote id.
+type FaceRow = (i64, i64, Option<Vec<u8>>, Option<String>);
+
+async fn faces_where(conn: &mut impl Queryable, sql: &str, param: Value) -> Result<Vec<StoredFace>, StoreError> {
+    let found: Vec<FaceRow> = conn.exec(sql, (param,)).await.map_err(db_error)?;
+    found
+        .into_iter()
+        .map(|(id, person, descriptor, remote)| {
+            let template = rows::face_template(id, descriptor, remote).map_err(StoreError::Database)?;
+            Ok(StoredFace { id, person: PersonId(person), template })
+        })
+        .collect()
+}
+
+impl MysqlStore {
+    /// A pool for `url`; `password` is used when the URL has none. Connects only when first used.
+    pub fn connect(url: &str, password: Option<&str>) -> Result<Self, StoreError> {
+        let opts = Opts::from_url(url).map_err(|e| StoreError::UnsupportedUrl {
+            url: super::DatabaseUrl::redacted(url),
+            reason: format!("{e}; use mysql://user@host[:port]/database"),
+        })?;
+        let url_has_password = opts.pass().is_some();
+        let constraints = PoolConstraints::new(0, MAX_CONNECTIONS).unwrap_or_default();
+        // prefer_socket(false): connect where the URL says, never switch to the server's local socket.
+        let mut builder =
+            OptsBuilder::from_opts(opts).pool_opts(PoolOpts::new().with_constraints(constraints)).prefer_socket(false);
+        if !url_has_password {
+            builder = builder.pass(password);
+        }
+        Ok(Self { pool: Pool::new(builder) })
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool.get_conn().await.map_err(db_error)
+    }
+
+    async fn apply_migrations(conn: &mut Conn) -> Result<Vec<u32>, StoreError> {
+        conn.query_drop("CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, applied_ms BIGINT NOT NULL) ENGINE = InnoDB")
+            .await
+            .map_err(db_error)?;
+        let current: Option<u32> =
+            conn.query_first("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").await.map_err(db_error)?;
+        let current = current.unwrap_or(0);
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            return Err(StoreError::SchemaTooNew { found: current, known });
+        }
+        let mut applied = Vec::new();
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            let failed = |e: mysql_async::Error| StoreError::Migration { version: *version, detail: e.to_string() };
+            // MySQL commits each CREATE at once; the version is recorded only after all of them worked.
+            conn.query_drop(*sql).await.map_err(failed)?;
+            conn.exec_drop("INSERT INTO schema_migrations(version, applied_ms) VALUES (?, ?)", (version, now_ms()))
+                .await
+                .map_err(failed)?;
+            applied.push(*version);
+        }
+        Ok(applied)
+    }
+
+    async fn person_faces(conn: &mut impl Queryable, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ? ORDER BY id";
+        faces_where(conn, sql, Value::from(id.0)).await
+    }
+}
+
+#[async_trait]
+impl Store for MysqlStore {
+    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        let mut conn = self.conn().await?;
+        // Two daemons starting together must not both run a migration: the lock is per database
+        // and is released when this connection ends, even if we crash.
+        let wait = MIGRATION_LOCK_WAIT.as_secs();
+        let locked: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(CONCAT('facereko-migrate:', DATABASE()), ?)", (wait,))
+            .await
+            .map_err(db_error)?;
+        if locked.flatten() != Some(1) {
+            return Err(StoreError::Database(format!(
+                "another facereko has been migrating this database for over {wait} s; try again when it is done"
+            )));
+        }
+        let applied = Self::apply_migrations(&mut conn).await;
+        let released = conn.query_drop("DO RELEASE_LOCK(CONCAT('facereko-migrate:', DATABASE()))").await;
+        let applied = applied?;
+        released.map_err(db_error)?;
+        Ok(applied)
+    }
+
+    async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
+        let name = name.trim().to_owned();
+        let mut conn = self.conn().await?;
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO people(name, name_key, created_ms) VALUES (?, ?, ?)",
+                (&name, rows::name_key(&name), now_ms()),
+            )
+            .await;
+        match inserted {
+            Ok(()) => Ok(Person { id: PersonId(inserted_id(conn.last_insert_id())?), name }),
+            Err(e) if is_duplicate(&e) => Err(rows::person_exists(&name)),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<(i64, String)> = conn
+            .exec_first("SELECT id, name FROM people WHERE name_key = ?", (rows::name_key(name.trim()),))
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(|(id, name)| Person { id: PersonId(id), name }))
+    }
+
+    async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError> {
+        let mut conn = self.conn().await?;
+        let people: Vec<(i64, String, u32, u32)> = conn
+            .query(
+                "SELECT p.id, p.name,
+                        (SELECT COUNT(*) FROM cards c WHERE c.person_id = p.id),
+                        (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id)
+                 FROM people p ORDER BY p.name_key",
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(people
+            .into_iter()
+            .map(|(id, name, cards, faces)| PersonSummary { id: PersonId(id), name, cards, faces })
+            .collect())
+    }
+
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let faces = Self::person_faces(&mut tx, id).await?;
+        tx.exec_drop("DELETE FROM people WHERE id = ?", (id.0,)).await.map_err(db_error)?;
+        if tx.affected_rows() == 0 {
+            return Err(rows::no_person(id));
+        }
+        if !faces.is_empty() {
+            bump_faces_version(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(faces)
+    }
+
+    async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let holder: Option<String> = conn
+            .exec_first(
+                "SELECT p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?",
+                (uid.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        if let Some(name) = holder {
+            return Err(rows::card_taken(uid, &name));
+        }
+        conn.exec_drop(
+            "INSERT INTO cards(uid, person_id, created_ms) VALUES (?, ?, ?)",
+            (uid.as_str(), person.0, now_ms()),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<(i64, String)> = conn
+            .exec_first(
+                "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?",
+                (uid.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(|(id, name)| Person { id: PersonId(id), name }))
+    }
+
+    async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
+        let mut conn = self.conn().await?;
+        let cards: Vec<(String, i64, String)> = conn
+            .query("SELECT c.uid, p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id ORDER BY p.name_key, c.uid")
+            .await
+            .map_err(db_error)?;
+        cards
+            .into_iter()
+            .map(|(uid, id, name)| Ok(Card { uid: rows::parse_card(&uid)?, person: Person { id: PersonId(id), name } }))
+            .collect()
+    }
+
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM cards WHERE uid = ?", (uid.as_str(),)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::card_not_enrolled(uid)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
+        rows::check_template(template)?;
+        let (descriptor, remote) = rows::face_columns(template);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        tx.exec_drop(
+            "INSERT INTO faces(person_id, engine, descriptor, remote_id, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (person.0, engine, descriptor, remote, now_ms()),
+        )
+        .await
+        .map_err(db_error)?;
+        let id = inserted_id(tx.last_insert_id())?;
+        bump_faces_version(&mut tx).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
+        let mut conn = self.conn().await?;
+        // One snapshot, so the version always describes the faces read with it.
+        let mut snapshot = TxOpts::default();
+        snapshot.with_consistent_snapshot(true).with_readonly(Some(true));
+        let mut tx = conn.start_transaction(snapshot).await.map_err(db_error)?;
+        let version = rows::parse_faces_version(setting(&mut tx, FACES_VERSION_KEY).await?.as_deref());
+        let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ? ORDER BY id";
+        let faces = faces_where(&mut tx, sql, Value::from(engine)).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((version, faces))
+    }
+
+    async fn faces_version(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(rows::parse_faces_version(setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
+    }
+
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+        let row = LogRow::from_event(event);
+        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
+        let values: Vec<Value> = vec![
+            row.event_id.as_str().into(),
+            row.at_ms.into(),
+            row.door.as_str().into(),
+            row.card_uid.into(),
+            row.person_id.into(),
+            row.person_name.into(),
+            row.decision.into(),
+            row.reason.into(),
+            row.similarity.into(),
+            row.confidence.into(),
+            row.engine.into(),
+            row.photo.into(),
+            row.read_ms.into(),
+            row.capture_ms.into(),
+            row.match_ms.into(),
+            row.actuate_ms.into(),
+            row.total_ms.into(),
+            row.detail.into(),
+        ];
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let inserted = tx
+            .exec_drop(
+                "INSERT INTO access_log(event_id, at_ms, door, card_uid, person_id, person_name, decision, reason,
+                     similarity, confidence, engine, photo, read_ms, capture_ms, match_ms, actuate_ms, total_ms, detail)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+            .await;
+        match inserted {
+            Ok(()) => {}
+            Err(e) if is_duplicate(&e) => {
+                tx.rollback().await.map_err(db_error)?;
+                let existing: Option<i64> = conn
+                    .exec_first("SELECT id FROM access_log WHERE event_id = ?", (&row.event_id,))
+                    .await
+                    .map_err(db_error)?;
+                return existing.ok_or_else(|| StoreError::Database(format!("event {} vanished", row.event_id)));
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+        let id = inserted_id(tx.last_insert_id())?;
+        if let Some((kind, payload)) = outbox {
+            tx.exec_drop(
+                "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?, ?, ?, ?)",
+                (&row.event_id, kind, payload, now_ms()),
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+        let mut sql = String::from("SELECT * FROM access_log WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(decision) = query.decision {
+            sql.push_str(" AND decision = ?");
+            args.push(decision.as_str().into());
+        }
+        if let Some(reason) = query.reason {
+            sql.push_str(" AND reason = ?");
+            args.push(reason.as_str().into());
+        }
+        sql.push_str(&format!(" ORDER BY at_ms DESC, id DESC LIMIT {}", query.limit));
+        let mut conn = self.conn().await?;
+        let found: Vec<LogRow> = conn.exec(sql, args).await.map_err(db_error)?;
+        found.into_iter().map(LogRow::into_entry).collect()
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let count: Option<u64> =
+            conn.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: two deliverers never count the same attempt twice.
+        let pending: Vec<(i64, String, u32)> = tx
+            .exec(
+                "SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL AND id > ? \
+                 ORDER BY id LIMIT ? FOR UPDATE",
+                (after, limit),
+            )
+            .await
+            .map_err(db_error)?;
+        let mut items = Vec::with_capacity(pending.len());
+        for (id, payload, attempts) in pending {
+            tx.exec_drop("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (id,)).await.map_err(db_error)?;
+            items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(items)
+    }
+
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("UPDATE outbox SET delivered_ms = ? WHERE id = ? AND delivered_ms IS NULL", (now_ms(), id))
+            .await
+            .map_err(db_error)
+    }
+
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let total: Option<u64> = tx.query_first("SELECT COUNT(*) FROM outbox").await.map_err(db_error)?;
+        let excess = total.unwrap_or(0).saturating_sub(keep);
+        // MySQL cannot LIMIT a subquery on the table it deletes from, but DELETE itself takes ORDER BY and LIMIT.
+        tx.exec_drop("DELETE FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?", (excess,))
+            .await
+            .map_err(db_error)?;
+        let removed = tx.affected_rows();
+        let undelivered: Option<u64> =
+            tx.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(OutboxPruned { removed, undelivered: undelivered.unwrap_or(0) })
+    }
+
+    async fn armed(&self) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        rows::parse_armed(setting(&mut conn, ARMED_KEY).await?.as_deref())
+    }
+
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO settings(name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)",
+            (ARMED_KEY, armed.to_string()),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
+        let mut conn = self.conn().await?;
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO users(username, username_key, password_hash, role, created_ms) VALUES (?, ?, ?, ?, ?)",
+                (username, rows::name_key(username), password_hash, role, now_ms()),
+            )
+            .await;
+        match inserted {
+            Ok(()) => Ok(User {
+                id: inserted_id(conn.last_insert_id())?,
+                username: username.to_owned(),
+                password_hash: password_hash.to_owned(),
+                role: role.to_owned(),
+            }),
+            Err(e) if is_duplicate(&e) => Err(rows::user_exists(username)),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<(i64, String, String, String)> = conn
+            .exec_first(
+                "SELECT id, username, password_hash, role FROM users WHERE username_key = ?",
+                (rows::name_key(username),),
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(|(id, username, password_hash, role)| User { id, username, password_hash, role }))
+    }
+}

@@ -1,0 +1,601 @@
+//! Keeps the door working while a database server is away.
+//!
+//! [`ResilientStore`] wraps the server's store and keeps a local SQLite file in `data_dir` with
+//! (a) a copy of what decisions need (cards with their holders, enrolled faces, the armed state),
+//! refreshed whenever the server answers, and (b) a spool of access-log rows written while the
+//! server could not be reached. A background task retries with back-off and writes the spool to
+//! the server, oldest first, when it answers again; `record_attempt` is idempotent by `event_id`,
+//! so a row is never written twice. Changes to people, cards and faces need the server.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
+use super::sqlite::{BlockingConnection, db_error};
+use super::{
+    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+};
+use crate::card::CardUid;
+use crate::door::AccessEvent;
+use crate::engine::{FaceTemplate, StoredFace};
+
+/// The local copy and spool, in `data_dir`.
+pub const CACHE_FILE: &str = "database-cache.db";
+
+/// Longest wait for the server on the door's path before the local copy answers.
+const DOOR_PATH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the server at start-up before the daemon runs on the local copy.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How often the local copy is refreshed while the server answers.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+const SNAPSHOT_KEY: &str = "snapshot_ms";
+
+const CACHE_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS cached_cards (
+        uid         TEXT    PRIMARY KEY,
+        person_id   INTEGER NOT NULL,
+        person_name TEXT    NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS cached_faces (
+        engine     TEXT    NOT NULL,
+        id         INTEGER NOT NULL,
+        person_id  INTEGER NOT NULL,
+        descriptor BLOB,
+        remote_id  TEXT,
+        PRIMARY KEY (engine, id)
+    );
+    CREATE TABLE IF NOT EXISTS cached_settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Access-log rows waiting for the server, in the order they happened.
+    CREATE TABLE IF NOT EXISTS spool (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        event  TEXT    NOT NULL,
+        notify INTEGER NOT NULL
+    );";
+
+/// The local SQLite file: the copy for decisions and the spool.
+#[derive(Clone)]
+struct LocalCache(BlockingConnection);
+
+fn set_cached(conn: &rusqlite::Connection, name: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO cached_settings(name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        params![name, value],
+    )
+    .map(drop)
+}
+
+fn cached(conn: &rusqlite::Connection, name: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM cached_settings WHERE name = ?1", [name], |r| r.get(0))
+        .optional()
+        .map_err(db_error)
+}
+
+fn count_spooled(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM spool", [], |r| r.get(0)).map_err(db_error)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+impl LocalCache {
+    async fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = BlockingConnection::open(path).await?;
+        conn.run(|c| c.execute_batch(CACHE_SCHEMA).map_err(db_error)).await?;
+        Ok(Self(conn))
+    }
+
+    /// When the cards were last copied, in Unix milliseconds; `None` before the first copy.
+    async fn snapshot_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.0.run(|c| Ok(cached(c, SNAPSHOT_KEY)?.and_then(|v| v.parse().ok()))).await
+    }
+
+    async fn save_cards(&self, cards: Vec<Card>) -> Result<(), StoreError> {
+        self.0
+            .run(move |c| {
+                let tx = c.transaction().map_err(db_error)?;
+                tx.execute("DELETE FROM cached_cards", []).map_err(db_error)?;
+                for card in &cards {
+                    tx.execute(
+                        "INSERT INTO cached_cards(uid, person_id, person_name) VALUES (?1, ?2, ?3)",
+                        params![card.uid.as_str(), card.person.id.0, card.person.name],
+                    )
+                    .map_err(db_error)?;
+                }
+                set_cached(&tx, SNAPSHOT_KEY, &rows::now_ms().to_string()).map_err(db_error)?;
+                tx.commit().map_err(db_error)
+            })
+            .await
+    }
+
+    /// Records what the server just said about one card.
+    async fn save_card(&self, uid: &CardUid, holder: Option<Person>) -> Result<(), StoreError> {
+        let uid = uid.clone();
+        self.0
+            .run(move |c| {
+                match holder {
+                    Some(person) => c.execute(
+                        "INSERT INTO cached_cards(uid, person_id, person_name) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(uid) DO UPDATE SET person_id = excluded.person_id, person_name = excluded.person_name",
+                        params![uid.as_str(), person.id.0, person.name],
+                    ),
+                    None => c.execute("DELETE FROM cached_cards WHERE uid = ?1", [uid.as_str()]),
+                }
+                .map(drop)
+                .map_err(db_error)
+            })
+            .await
+    }
+
+    /// The holder of `uid` as copied; `None` when nothing was ever copied.
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Option<Person>>, StoreError> {
+        let uid = uid.clone();
+        self.0
+            .run(move |c| {
+                if cached(c, SNAPSHOT_KEY)?.is_none() {
+                    return Ok(None);
+                }
+                let holder = c
+                    .query_row("SELECT person_id, person_name FROM cached_cards WHERE uid = ?1", [uid.as_str()], |r| {
+                        Ok(Person { id: PersonId(r.get(0)?), name: r.get(1)? })
+                    })
+                    .optional()
+                    .map_err(db_error)?;
+                Ok(Some(holder))
+            })
+            .await
+    }
+
+    async fn save_faces(&self, engine: &str, version: u64, faces: Vec<StoredFace>) -> Result<(), StoreError> {
+        let engine = engine.to_owned();
+        self.0
+            .run(move |c| {
+                let tx = c.transaction().map_err(db_error)?;
+                tx.execute("DELETE FROM cached_faces WHERE engine = ?1", [&engine]).map_err(db_error)?;
+                for face in &faces {
+                    let (descriptor, remote) = rows::face_columns(&face.template);
+                    tx.execute(
+                        "INSERT INTO cached_faces(engine, id, person_id, descriptor, remote_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![engine, face.id, face.person.0, descriptor, remote],
+                    )
+                    .map_err(db_error)?;
+                }
+                set_cached(&tx, FACES_VERSION_KEY, &version.to_string()).map_err(db_error)?;
+                tx.commit().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn faces_version(&self) -> Result<Option<u64>, StoreError> {
+        self.0.run(|c| Ok(cached(c, FACES_VERSION_KEY)?.map(|v| rows::parse_faces_version(Some(&v))))).await
+    }
+
+    async fn faces(&self, engine: &str) -> Result<Option<(u64, Vec<StoredFace>)>, StoreError> {
+        let engine = engine.to_owned();
+        self.0
+            .run(move |c| {
+                let Some(version) = cached(c, FACES_VERSION_KEY)? else { return Ok(None) };
+                let mut stmt = c
+                    .prepare(
+                        "SELECT id, person_id, descriptor, remote_id FROM cached_faces WHERE engine = ?1 ORDER BY id",
+                    )
+                    .map_err(db_error)?;
+                let found = stmt
+                    .query_map([engine], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?)))
+                    .map_err(db_error)?;
+                let mut faces = Vec::new();
+                for row in found {
+                    let (id, person, descriptor, remote) = row.map_err(db_error)?;
+                    let template: FaceTemplate =
+                        rows::face_template(id, descriptor, remote).map_err(StoreError::Database)?;
+                    faces.push(StoredFace { id, person: PersonId(person), template });
+                }
+                Ok(Some((rows::parse_faces_version(Some(&version)), faces)))
+            })
+            .await
+    }
+
+    async fn save_armed(&self, armed: bool) -> Result<(), StoreError> {
+        self.0.run(move |c| set_cached(c, ARMED_KEY, &armed.to_string()).map_err(db_error)).await
+    }
+
+    async fn armed(&self) -> Result<Option<bool>, StoreError> {
+        self.0.run(|c| cached(c, ARMED_KEY)?.map(|v| rows::parse_armed(Some(&v))).transpose()).await
+    }
+
+    async fn spool(&self, event: &AccessEvent, notify: bool) -> Result<u64, StoreError> {
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.0
+            .run(move |c| {
+                c.execute("INSERT INTO spool(event, notify) VALUES (?1, ?2)", params![json, notify])
+                    .map_err(db_error)?;
+                count_spooled(c)
+            })
+            .await
+    }
+
+    async fn spooled(&self) -> Result<u64, StoreError> {
+        self.0.run(|c| count_spooled(c)).await
+    }
+
+    async fn oldest_spooled(&self) -> Result<Option<(i64, AccessEvent, bool)>, StoreError> {
+        let oldest: Option<(i64, String, bool)> = self
+            .0
+            .run(|c| {
+                c.query_row("SELECT seq, event, notify FROM spool ORDER BY seq LIMIT 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .map_err(db_error)
+            })
+            .await?;
+        oldest
+            .map(|(seq, json, notify)| {
+                let event = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Database(format!("spooled row {seq} is unreadable: {e}")))?;
+                Ok((seq, event, notify))
+            })
+            .transpose()
+    }
+
+    async fn unspool(&self, seq: i64) -> Result<(), StoreError> {
+        self.0.run(move |c| c.execute("DELETE FROM spool WHERE seq = ?1", [seq]).map(drop).map_err(db_error)).await
+    }
+}
+
+/// Runs `call` against the server within `limit`; running out of time counts as unreachable.
+async fn within<T>(limit: Duration, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unreachable(format!("no answer within {limit:?}"))))
+}
+
+struct Shared {
+    server: Arc<dyn Store>,
+    local: LocalCache,
+    online: AtomicBool,
+    migrated: AtomicBool,
+    /// Wakes the background task to retry or replay now.
+    wake: Notify,
+    /// Keeps spool writes and replays in order.
+    spool_order: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn online(&self) -> bool {
+        self.online.load(Ordering::SeqCst)
+    }
+
+    /// Notes that the server did not answer; says so once per outage.
+    fn went_offline(&self, error: &StoreError) {
+        if self.online.swap(false, Ordering::SeqCst) {
+            tracing::warn!(
+                error = %error,
+                "the database went away: the door keeps deciding from the local copy and keeps access-log \
+                 rows in the local spool until the database answers again"
+            );
+            self.wake.notify_one();
+        }
+    }
+
+    /// The server's answer on the door's path, or `None` when it is away and the local copy must answer.
+    async fn ask<T>(&self, call: impl Future<Output = Result<T, StoreError>>) -> Result<Option<T>, StoreError> {
+        if !self.online() {
+            return Ok(None);
+        }
+        match within(DOOR_PATH_TIMEOUT, call).await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e @ StoreError::Unreachable(_)) => {
+                self.went_offline(&e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Updates the local copy in the background: a tap must not wait for the SD card.
+    fn remember<F>(&self, what: &'static str, save: impl FnOnce(LocalCache) -> F)
+    where
+        F: Future<Output = Result<(), StoreError>> + Send + 'static,
+    {
+        let saved = save(self.local.clone());
+        tokio::spawn(async move {
+            if let Err(e) = saved.await {
+                tracing::warn!(error = %e, "cannot update the local copy of the {what}");
+            }
+        });
+    }
+
+    /// Passes on the server's answer, noting an outage.
+    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e @ StoreError::Unreachable(_)) = &result {
+            self.went_offline(e);
+        }
+        result
+    }
+
+    /// Writes the spool to the server, oldest first; returns how many rows were written.
+    async fn replay(&self) -> Result<u64, StoreError> {
+        let mut replayed = 0;
+        loop {
+            let _order = self.spool_order.lock().await;
+            let Some((seq, event, notify)) = self.local.oldest_spooled().await? else { break };
+            // Bounded: a hung server must not hold up the door's own log writes, which wait for this lock.
+            match within(DOOR_PATH_TIMEOUT, self.server.record_attempt(&event, notify)).await {
+                Ok(_) => replayed += 1,
+                Err(e @ StoreError::Unreachable(_)) => return Err(e),
+                Err(e) => {
+                    // Retrying a row the server refuses would hold up every row after it; like the
+                    // daemon, put all of it in the journal for recovery by hand.
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    tracing::error!(error = %e, event = %json, "the database refused a spooled access-log row");
+                }
+            }
+            self.local.unspool(seq).await?;
+        }
+        Ok(replayed)
+    }
+
+    /// Copies what decisions need from the server.
+    async fn refresh(&self) -> Result<(), StoreError> {
+        self.local.save_cards(self.server.list_cards().await?).await?;
+        self.local.save_armed(self.server.armed().await?).await?;
+        for engine in crate::engine::ENGINES {
+            let (version, faces) = self.server.faces(engine).await?;
+            self.local.save_faces(engine, version, faces).await?;
+        }
+        Ok(())
+    }
+
+    /// Migrates if that is still to do, writes the spool and refreshes the copy.
+    async fn sync(&self) -> Result<(), StoreError> {
+        if !self.migrated.load(Ordering::SeqCst) {
+            let applied = self.server.migrate().await?;
+            self.migrated.store(true, Ordering::SeqCst);
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied database migrations");
+            }
+        }
+        let replayed = self.replay().await?;
+        self.refresh().await?;
+        let was_offline = !self.online.swap(true, Ordering::SeqCst);
+        if was_offline || replayed > 0 {
+            tracing::info!(replayed, "the database answers again; spooled access-log rows written to it");
+        }
+        Ok(())
+    }
+}
+
+/// A store on a database server, with the local copy and spool described in the module docs.
+pub struct ResilientStore {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ResilientStore {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ResilientStore {
+    /// Migrates the server's schema and starts the background task. A server that cannot be
+    /// reached is not an error: the door runs on the local copy at `cache_path` until it answers.
+    pub async fn start(server: Arc<dyn Store>, cache_path: &Path) -> Result<Self, StoreError> {
+        let local = LocalCache::open(cache_path).await?;
+        let shared = Arc::new(Shared {
+            server,
+            local,
+            online: AtomicBool::new(true),
+            migrated: AtomicBool::new(false),
+            wake: Notify::new(),
+            spool_order: tokio::sync::Mutex::new(()),
+        });
+        match within(STARTUP_TIMEOUT, shared.server.migrate()).await {
+            Ok(_) => shared.migrated.store(true, Ordering::SeqCst),
+            Err(e @ StoreError::Unreachable(_)) => {
+                shared.online.store(false, Ordering::SeqCst);
+                let spooled = shared.local.spooled().await?;
+                match shared.local.snapshot_ms().await? {
+                    Some(copied_ms) => tracing::warn!(
+                        error = %e,
+                        copied_ms,
+                        spooled,
+                        "the database cannot be reached at start-up: the door decides from the local copy \
+                         of people, cards and faces and keeps access-log rows in the local spool until it answers"
+                    ),
+                    None => tracing::error!(
+                        error = %e,
+                        "the database cannot be reached at start-up and there is no local copy of the cards yet: \
+                         EVERY CARD IS DENIED (lookup_error) until the database answers"
+                    ),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let task = tokio::spawn(keep_in_sync(Arc::clone(&shared)));
+        Ok(Self { shared, task })
+    }
+
+    /// Access-log rows waiting in the local spool for the server.
+    pub async fn spooled(&self) -> Result<u64, StoreError> {
+        self.shared.local.spooled().await
+    }
+}
+
+/// Retries an unreachable server with back-off; refreshes the local copy while it answers.
+async fn keep_in_sync(shared: Arc<Shared>) {
+    let mut retry = RETRY_FIRST;
+    loop {
+        let wait = match shared.sync().await {
+            Ok(()) => {
+                retry = RETRY_FIRST;
+                REFRESH_EVERY
+            }
+            Err(e) => {
+                match e {
+                    StoreError::Unreachable(_) => shared.went_offline(&e),
+                    _ => tracing::warn!(error = %e, "cannot bring the local copy and spool up to date"),
+                }
+                let wait = retry;
+                retry = (retry * 2).min(RETRY_MAX);
+                wait
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.wake.notified() => {}
+        }
+    }
+}
+
+#[async_trait]
+impl Store for ResilientStore {
+    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        let applied = self.shared.noted(self.shared.server.migrate().await)?;
+        self.shared.migrated.store(true, Ordering::SeqCst);
+        Ok(applied)
+    }
+
+    async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
+        self.shared.noted(self.shared.server.add_person(name).await)
+    }
+
+    async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError> {
+        self.shared.noted(self.shared.server.person_by_name(name).await)
+    }
+
+    async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError> {
+        self.shared.noted(self.shared.server.list_people().await)
+    }
+
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        self.shared.noted(self.shared.server.remove_person(id).await)
+    }
+
+    async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.add_card(uid, person).await)
+    }
+
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
+        let shared = &self.shared;
+        if let Some(holder) = shared.ask(shared.server.card_holder(uid)).await? {
+            let (uid, copied) = (uid.clone(), holder.clone());
+            shared.remember("cards", |local| async move { local.save_card(&uid, copied).await });
+            return Ok(holder);
+        }
+        shared.local.card_holder(uid).await?.ok_or_else(|| {
+            StoreError::Unreachable("the database is away and there is no local copy of the cards yet".into())
+        })
+    }
+
+    async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
+        self.shared.noted(self.shared.server.list_cards().await)
+    }
+
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.remove_card(uid).await)
+    }
+
+    async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
+        self.shared.noted(self.shared.server.add_face(person, engine, template).await)
+    }
+
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
+        let shared = &self.shared;
+        if let Some((version, faces)) = shared.ask(shared.server.faces(engine)).await? {
+            let (engine, copied) = (engine.to_owned(), faces.clone());
+            shared.remember("faces", |local| async move { local.save_faces(&engine, version, copied).await });
+            return Ok((version, faces));
+        }
+        shared.local.faces(engine).await?.ok_or_else(|| {
+            StoreError::Unreachable("the database is away and there is no local copy of the faces yet".into())
+        })
+    }
+
+    async fn faces_version(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        if let Some(version) = shared.ask(shared.server.faces_version()).await? {
+            return Ok(version);
+        }
+        shared.local.faces_version().await?.ok_or_else(|| {
+            StoreError::Unreachable("the database is away and there is no local copy of the faces yet".into())
+        })
+    }
+
+    /// While the server is away, or rows are still waiting for it, the row goes to the local
+    /// spool and `0` is returned: it has no log row id yet.
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+        let shared = &self.shared;
+        let _order = shared.spool_order.lock().await;
+        if shared.local.spooled().await? == 0
+            && let Some(id) = shared.ask(shared.server.record_attempt(event, notify)).await?
+        {
+            return Ok(id);
+        }
+        let spooled = shared.local.spool(event, notify).await?;
+        tracing::info!(event_id = %event.event_id, spooled, "access-log row kept in the local spool");
+        shared.wake.notify_one();
+        Ok(0)
+    }
+
+    async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
+        self.shared.noted(self.shared.server.access_log(query).await)
+    }
+
+    /// Asked by `facereko status` and the health check, which must not wait for an absent server.
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        shared
+            .ask(shared.server.outbox_backlog())
+            .await?
+            .ok_or_else(|| StoreError::Unreachable("the database is away".into()))
+    }
+
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        self.shared.noted(self.shared.server.take_pending(after, limit).await)
+    }
+
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.mark_delivered(id).await)
+    }
+
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
+        self.shared.noted(self.shared.server.prune_outbox(keep).await)
+    }
+
+    async fn armed(&self) -> Result<bool, StoreError> {
+        let shared = &self.shared;
+        if let Some(armed) = shared.ask(shared.server.armed()).await? {
+            shared.remember("armed state", |local| async move { local.save_armed(armed).await });
+            return Ok(armed);
+        }
+        // Without any copy the door starts armed, as a new installation does.
+        Ok(shared.local.armed().await?.unwrap_or(true))
+    }
+
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.set_armed(armed).await)?;
+        self.shared.local.save_armed(armed).await
+    }
+
+    async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
+        self.shared.noted(self.shared.server.add_user(username, password_hash, role).await)
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.shared.noted(self.shared.server.user_by_name(username).await)
+    }
+}

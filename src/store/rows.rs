@@ -1,0 +1,205 @@
+//! What the SQL backends share: how values are laid out in columns and the messages users see,
+//! so that SQLite and MySQL behave alike.
+
+use mysql_async::prelude::FromRow;
+use time::OffsetDateTime;
+
+use super::{LogEntry, PersonId, StoreError};
+use crate::card::CardUid;
+use crate::door::{AccessEvent, Decision, StageTimings};
+use crate::engine::FaceTemplate;
+
+pub const ARMED_KEY: &str = "armed";
+pub const FACES_VERSION_KEY: &str = "faces_version";
+
+pub fn now_ms() -> i64 {
+    to_millis(OffsetDateTime::now_utc())
+}
+
+pub fn to_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+pub fn descriptor_to_blob(descriptor: &[f32]) -> Vec<u8> {
+    descriptor.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+pub fn blob_to_descriptor(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+/// The descriptor blob and remote id columns of a face, exactly one of them set.
+pub fn face_columns(template: &FaceTemplate) -> (Option<Vec<u8>>, Option<String>) {
+    match template {
+        FaceTemplate::Descriptor(values) => (Some(descriptor_to_blob(values)), None),
+        FaceTemplate::Remote(id) => (None, Some(id.clone())),
+    }
+}
+
+pub fn face_template(id: i64, descriptor: Option<Vec<u8>>, remote_id: Option<String>) -> Result<FaceTemplate, String> {
+    match (descriptor, remote_id) {
+        (Some(blob), _) => Ok(FaceTemplate::Descriptor(blob_to_descriptor(&blob))),
+        (None, Some(remote)) => Ok(FaceTemplate::Remote(remote)),
+        (None, None) => Err(format!("face row {id} has neither descriptor nor remote id")),
+    }
+}
+
+/// Refuses descriptors that could never match anything (NaN, infinities).
+pub fn check_template(template: &FaceTemplate) -> Result<(), StoreError> {
+    match template {
+        FaceTemplate::Descriptor(values) if values.iter().any(|v| !v.is_finite()) => {
+            Err(StoreError::Conflict("the face descriptor has values that are not numbers".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The key that makes names unique regardless of ASCII case, as SQLite's `COLLATE NOCASE` does.
+pub fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+pub fn person_exists(name: &str) -> StoreError {
+    StoreError::Conflict(format!("a person named {name:?} already exists"))
+}
+
+pub fn user_exists(username: &str) -> StoreError {
+    StoreError::Conflict(format!("a user named {username:?} already exists"))
+}
+
+pub fn no_person(id: PersonId) -> StoreError {
+    StoreError::NotFound(format!("no person with id {id}"))
+}
+
+pub fn card_taken(uid: &CardUid, holder: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "card {uid} already belongs to {holder}; remove it first with `facereko card remove {uid}`"
+    ))
+}
+
+pub fn card_not_enrolled(uid: &CardUid) -> StoreError {
+    StoreError::NotFound(format!("card {uid} is not enrolled"))
+}
+
+pub fn parse_card(uid: &str) -> Result<CardUid, StoreError> {
+    uid.parse().map_err(|e| StoreError::Database(format!("bad card UID in the database: {e}")))
+}
+
+/// The stored armed setting; a new installation starts armed: nothing opens until someone is enrolled.
+pub fn parse_armed(value: Option<&str>) -> Result<bool, StoreError> {
+    match value {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(StoreError::Database(format!(
+            "settings.armed is {other:?}; expected true or false (`facereko arm` or `facereko disarm` rewrites it)"
+        ))),
+    }
+}
+
+pub fn parse_faces_version(value: Option<&str>) -> u64 {
+    value.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The outbox row of an event: its kind and JSON payload.
+pub fn outbox_payload(event: &AccessEvent) -> Result<(&'static str, String), StoreError> {
+    let kind = if event.decision == Decision::Granted { "success" } else { "failure" };
+    let payload = serde_json::to_string(event).map_err(|e| StoreError::Database(e.to_string()))?;
+    Ok((kind, payload))
+}
+
+/// The stored payload is the event as JSON; a row we cannot read is reported with its id rather than skipped.
+pub fn outbox_event(id: i64, payload: &str) -> Result<AccessEvent, StoreError> {
+    serde_json::from_str(payload)
+        .map_err(|e| StoreError::Database(format!("outbox row {id} holds an unreadable event: {e}")))
+}
+
+/// An `access_log` row as both backends store it.
+#[derive(Debug, FromRow)]
+pub struct LogRow {
+    pub id: i64,
+    pub event_id: String,
+    pub at_ms: i64,
+    pub door: String,
+    pub card_uid: Option<String>,
+    pub person_id: Option<i64>,
+    pub person_name: Option<String>,
+    pub decision: String,
+    pub reason: String,
+    pub similarity: Option<f64>,
+    pub confidence: Option<f64>,
+    pub engine: Option<String>,
+    pub photo: Option<String>,
+    pub read_ms: i64,
+    pub capture_ms: Option<i64>,
+    pub match_ms: Option<i64>,
+    pub actuate_ms: i64,
+    pub total_ms: i64,
+    pub detail: Option<String>,
+}
+
+fn millis(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}
+
+impl LogRow {
+    pub fn from_event(event: &AccessEvent) -> Self {
+        let t = &event.timings;
+        Self {
+            id: 0,
+            event_id: event.event_id.clone(),
+            at_ms: to_millis(event.at),
+            door: event.door.clone(),
+            card_uid: event.card_uid.as_ref().map(|c| c.as_str().to_owned()),
+            person_id: event.person_id.map(|p| p.0),
+            person_name: event.person_name.clone(),
+            decision: event.decision.as_str().to_owned(),
+            reason: event.reason.as_str().to_owned(),
+            similarity: event.similarity.map(f64::from),
+            confidence: event.confidence.map(f64::from),
+            engine: event.engine.clone(),
+            photo: event.photo.clone(),
+            read_ms: i64::from(t.read_ms),
+            capture_ms: t.capture_ms.map(i64::from),
+            match_ms: t.match_ms.map(i64::from),
+            actuate_ms: i64::from(t.actuate_ms),
+            total_ms: i64::from(t.total_ms),
+            detail: event.detail.clone(),
+        }
+    }
+
+    /// The stored row as an entry; a value that is not one of ours is a data error naming the row.
+    pub fn into_entry(self) -> Result<LogEntry, StoreError> {
+        let id = self.id;
+        let named =
+            |column: &str, e: String| StoreError::Database(format!("access_log row {id}, column {column}: {e}"));
+        Ok(LogEntry {
+            id,
+            event: AccessEvent {
+                event_id: self.event_id,
+                at: from_millis(self.at_ms),
+                door: self.door,
+                card_uid: self.card_uid.and_then(|uid| uid.parse::<CardUid>().ok()),
+                person_id: self.person_id.map(PersonId),
+                person_name: self.person_name,
+                decision: self.decision.parse().map_err(|e| named("decision", e))?,
+                reason: self.reason.parse().map_err(|e| named("reason", e))?,
+                similarity: self.similarity.map(|v| v as f32),
+                confidence: self.confidence.map(|v| v as f32),
+                engine: self.engine,
+                photo: self.photo,
+                timings: StageTimings {
+                    read_ms: millis(self.read_ms),
+                    capture_ms: self.capture_ms.map(millis),
+                    match_ms: self.match_ms.map(millis),
+                    actuate_ms: millis(self.actuate_ms),
+                    total_ms: millis(self.total_ms),
+                },
+                detail: self.detail,
+            },
+        })
+    }
+}

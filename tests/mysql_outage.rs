@@ -1,0 +1,197 @@
+//! The door on MariaDB while the server goes away and comes back: decisions go on from the local
+//! copy, attempts wait in the local spool, and every one reaches the server exactly once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mariadb::{MariaDb, TestDatabase};
+use common::{TestDoor, face};
+use facereko::card::CardUid;
+use facereko::config::DatabaseConfig;
+use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::engine::FaceTemplate;
+use facereko::store::resilient::{CACHE_FILE, ResilientStore};
+use facereko::store::{self, Store, StoreError};
+
+const ALICE_CARD: &str = "04A1B2C3";
+const STRANGER_CARD: &str = "DEADBEEF";
+
+/// Polls `done` for up to 60 s: the store retries with back-off, so coming back takes a few seconds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}\n{}", context());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (event_id, decision, reason, how many rows have that event_id) for every row on the server;
+/// none while the schema is not there yet.
+fn rows_on_server(server: &MariaDb, database: &TestDatabase) -> Vec<(String, String, String, u32)> {
+    let sql =
+        "SELECT event_id, MIN(decision), MIN(reason), COUNT(*) FROM access_log GROUP BY event_id ORDER BY MIN(id)";
+    server
+        .try_sql(Some(&database.name), sql)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            (fields[0].to_owned(), fields[1].to_owned(), fields[2].to_owned(), fields[3].parse().unwrap())
+        })
+        .collect()
+}
+
+fn spooled_lines(door: &TestDoor) -> usize {
+    door.daemon_log().matches("access-log row kept in the local spool").count()
+}
+
+fn attempt_lines(door: &TestDoor) -> usize {
+    door.daemon_log().matches("access attempt").count()
+}
+
+#[test]
+fn the_door_keeps_deciding_while_mariadb_is_away_and_no_attempt_is_lost() {
+    let mut server = MariaDb::throw_away();
+    eprintln!("MariaDB answered {:?} after start", server.started_in);
+    let database = server.database();
+    let mut door = TestDoor::on_database(&database.url_without_password, Some(&database.password));
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+    door.show_for_card(ALICE_CARD, &alice);
+    door.start();
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["decision"], "granted", "the door works on MariaDB");
+    // Locked again, so that the next tap of the card is past the debounce window.
+    wait_until("the door to lock again", || !door.is_on("relay"), || door.daemon_log());
+
+    server.kill();
+    // Taps while the server is away: Alice three times (each after the door relocked), a stranger once.
+    for (tapped, card) in [ALICE_CARD, STRANGER_CARD, ALICE_CARD, ALICE_CARD].into_iter().enumerate() {
+        door.ok(&["tap", card]);
+        let log = || door.daemon_log();
+        wait_until("the attempt to be kept in the spool", || spooled_lines(&door) == tapped + 1, log);
+        wait_until("the door to lock again", || !door.is_on("relay"), log);
+    }
+    let opened = door.output_switches().iter().filter(|(output, on)| output == "relay" && *on).count();
+    assert_eq!(opened, 1 + 3, "Alice's card and face opened the door during the outage too");
+    assert!(door.daemon_log().contains("the database went away"), "the outage is logged");
+    assert!(!door.run(&["person", "add", "Bob"]).status.success(), "changes need the database");
+
+    server.resume();
+    eprintln!("MariaDB answered {:?} after its restart", server.started_in);
+    let rows = || rows_on_server(&server, &database);
+    wait_until("the spool to reach MariaDB", || rows().len() == 5, || format!("{:?}\n{}", rows(), door.daemon_log()));
+    let rows = rows();
+    assert!(rows.iter().all(|(_, _, _, count)| *count == 1), "every attempt exactly once: {rows:?}");
+    let verdicts: Vec<(&str, &str)> = rows.iter().map(|(_, d, r, _)| (d.as_str(), r.as_str())).collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("granted", "card_and_face"),
+            ("granted", "card_and_face"),
+            ("denied", "unknown_card"),
+            ("granted", "card_and_face"),
+            ("granted", "card_and_face"),
+        ],
+        "decided from the local copy, written in the order they happened"
+    );
+    assert!(door.daemon_log().contains("the database answers again"), "{}", door.daemon_log());
+    assert_eq!(door.log_rows().len(), 5, "`facereko log` reads them back");
+    door.stop();
+
+    // Started while the server is away, the daemon runs on the local copy left by the last run.
+    server.kill();
+    door.start();
+    assert!(door.daemon_log().contains("cannot be reached at start-up"), "{}", door.daemon_log());
+    let before = attempt_lines(&door);
+    door.ok(&["tap", ALICE_CARD]);
+    wait_until("the attempt", || attempt_lines(&door) > before, || door.daemon_log());
+    wait_until("the door to open", || door.is_on("relay"), || door.daemon_log());
+    server.resume();
+    wait_until("the spool to reach MariaDB", || rows_on_server(&server, &database).len() == 6, || door.daemon_log());
+    door.stop();
+}
+
+#[test]
+fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
+    let mut server = MariaDb::throw_away();
+    let database = server.database();
+    server.kill();
+    let mut door = TestDoor::on_database(&database.url, None);
+    door.start();
+    assert!(door.daemon_log().contains("EVERY CARD IS DENIED"), "{}", door.daemon_log());
+    door.ok(&["tap", ALICE_CARD]);
+    wait_until("the attempt to be spooled", || spooled_lines(&door) == 1, || door.daemon_log());
+
+    // The server comes back with an empty database: the schema is created, then the row written.
+    server.resume();
+    let rows = || rows_on_server(&server, &database);
+    wait_until("the spool to reach MariaDB", || rows().len() == 1, || door.daemon_log());
+    assert_eq!(rows()[0].1, "denied");
+    assert_eq!(rows()[0].2, "lookup_error");
+    door.stop();
+}
+
+fn event(n: u32) -> AccessEvent {
+    AccessEvent {
+        event_id: format!("outage-{n}"),
+        at: time::OffsetDateTime::now_utc(),
+        door: "front".into(),
+        card_uid: Some(ALICE_CARD.parse().unwrap()),
+        person_id: None,
+        person_name: Some("Alice".into()),
+        decision: Decision::Granted,
+        reason: Reason::CardAndFace,
+        similarity: Some(99.0),
+        confidence: Some(0.99),
+        engine: Some("simulated".into()),
+        photo: None,
+        timings: StageTimings::default(),
+        detail: None,
+    }
+}
+
+#[tokio::test]
+async fn the_local_copy_answers_and_the_spool_is_replayed_once() {
+    let mut server = MariaDb::throw_away();
+    let database = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    let config = DatabaseConfig { url: database.url.clone(), password: None };
+    let backend = store::connect(&config, dir.path()).await.unwrap();
+    let store = ResilientStore::start(backend, &dir.path().join(CACHE_FILE)).await.unwrap();
+    let alice = store.add_person("Alice").await.unwrap();
+    let card: CardUid = ALICE_CARD.parse().unwrap();
+    store.add_card(&card, alice.id).await.unwrap();
+    store.add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
+    // What the door asks while the server answers is copied.
+    assert_eq!(store.card_holder(&card).await.unwrap(), Some(alice.clone()));
+    let (version, faces) = store.faces("simulated").await.unwrap();
+    store.record_attempt(&event(0), true).await.unwrap();
+
+    server.kill();
+    assert_eq!(store.card_holder(&card).await.unwrap(), Some(alice.clone()), "from the local copy");
+    assert_eq!(store.card_holder(&STRANGER_CARD.parse().unwrap()).await.unwrap(), None);
+    assert_eq!(store.faces("simulated").await.unwrap(), (version, faces));
+    assert_eq!(store.faces_version().await.unwrap(), version);
+    assert!(store.armed().await.unwrap());
+    for n in 1..=3 {
+        assert_eq!(store.record_attempt(&event(n), true).await.unwrap(), 0, "spooled, no row id yet");
+    }
+    assert_eq!(store.spooled().await.unwrap(), 3);
+    assert!(matches!(store.add_person("Bob").await, Err(StoreError::Unreachable(_))), "changes need the server");
+
+    server.resume();
+    let start = Instant::now();
+    while store.spooled().await.unwrap() > 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the spool was not replayed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = rows_on_server(&server, &database);
+    let ids: Vec<&str> = rows.iter().map(|(id, _, _, _)| id.as_str()).collect();
+    assert_eq!(ids, ["outage-0", "outage-1", "outage-2", "outage-3"], "in order");
+    assert!(rows.iter().all(|(_, _, _, count)| *count == 1), "{rows:?}");
+    assert_eq!(store.outbox_backlog().await.unwrap(), 4, "their notifications wait in the outbox");
+    // A replay that already reached the server (e.g. cut short before it was unspooled) adds nothing.
+    store.record_attempt(&event(2), true).await.unwrap();
+    assert_eq!(rows_on_server(&server, &database).len(), 4);
+}

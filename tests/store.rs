@@ -1,0 +1,327 @@
+//! One conformance suite for every storage backend: each test runs against SQLite (a temporary
+//! file), MariaDB (a throw-away server, or `FACEREKO_TEST_MYSQL_URL`) and MariaDB behind the
+//! local copy and spool that keep a door working while the server is away.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::mariadb::MariaDb;
+use facereko::card::CardUid;
+use facereko::config::{DatabaseConfig, Secret};
+use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::engine::FaceTemplate;
+use facereko::store::{self, LogQuery, PersonId, Store, StoreError};
+use time::OffsetDateTime;
+
+/// A store under test and what keeps its database alive.
+struct Backend {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+    _server: Option<MariaDb>,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&DatabaseConfig::default(), dir.path()).await.unwrap();
+    Backend { store, _dir: dir, _server: None }
+}
+
+/// MariaDB with the password given as `database.password`, as a service would.
+fn mariadb_config(server: &MariaDb) -> DatabaseConfig {
+    let database = server.database();
+    DatabaseConfig { url: database.url_without_password, password: Some(Secret::new(database.password)) }
+}
+
+async fn mariadb() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MariaDb::start();
+    let store = store::connect(&mariadb_config(&server), dir.path()).await.unwrap();
+    store.migrate().await.unwrap();
+    Backend { store, _dir: dir, _server: Some(server) }
+}
+
+async fn mariadb_with_local_copy() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MariaDb::start();
+    let store = store::open(&mariadb_config(&server), dir.path()).await.unwrap();
+    Backend { store, _dir: dir, _server: Some(server) }
+}
+
+fn card(uid: &str) -> CardUid {
+    uid.parse().unwrap()
+}
+
+fn event(n: u32, decision: Decision, reason: Reason) -> AccessEvent {
+    AccessEvent {
+        event_id: format!("event-{n}"),
+        at: OffsetDateTime::from_unix_timestamp(1_800_000_000 + i64::from(n)).unwrap()
+            + time::Duration::milliseconds(123),
+        door: "front".into(),
+        card_uid: Some(card("04A1B2C3")),
+        person_id: None,
+        person_name: Some(format!("Person {n}")),
+        decision,
+        reason,
+        similarity: Some(97.25),
+        confidence: Some(0.875),
+        engine: Some("simulated".into()),
+        photo: Some(format!("2027/01/15/{n}.jpg")),
+        timings: StageTimings { read_ms: 3, capture_ms: Some(120), match_ms: Some(60), actuate_ms: 1, total_ms: 190 },
+        detail: None,
+    }
+}
+
+fn message(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+    match result {
+        Err(e @ (StoreError::NotFound(_) | StoreError::Conflict(_))) => e.to_string(),
+        other => panic!("expected NotFound or Conflict, got {other:?}"),
+    }
+}
+
+async fn migrating_again_applies_nothing(store: &dyn Store) {
+    assert_eq!(store.migrate().await.unwrap(), Vec::<u32>::new());
+}
+
+async fn people_are_unique_regardless_of_ascii_case(store: &dyn Store) {
+    let alice = store.add_person("  Alice ").await.unwrap();
+    assert_eq!(alice.name, "Alice", "names are trimmed");
+    let duplicate = store.add_person("ALICE").await;
+    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert_eq!(message(duplicate), "a person named \"ALICE\" already exists");
+    assert_eq!(store.person_by_name("aLiCe").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.person_by_name("Bob").await.unwrap(), None);
+    // Only ASCII letters fold, as in SQLite's NOCASE: these are two people.
+    store.add_person("Émile").await.unwrap();
+    store.add_person("émile").await.unwrap();
+    store.add_person("bob").await.unwrap();
+    let names: Vec<String> = store.list_people().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["Alice", "bob", "Émile", "émile"], "listed by name, ASCII case ignored");
+}
+
+async fn removing_a_person_removes_their_cards_and_faces(store: &dyn Store) {
+    let alice = store.add_person("Alice").await.unwrap();
+    let bob = store.add_person("Bob").await.unwrap();
+    store.add_card(&card("04A1B2C3"), alice.id).await.unwrap();
+    store.add_card(&card("04112233445566"), alice.id).await.unwrap();
+    store.add_card(&card("DEADBEEF"), bob.id).await.unwrap();
+    let face = store.add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    store.add_face(bob.id, "simulated", &FaceTemplate::Remote("bob-1".into())).await.unwrap();
+    let summary: Vec<(String, u32, u32)> =
+        store.list_people().await.unwrap().into_iter().map(|p| (p.name, p.cards, p.faces)).collect();
+    assert_eq!(summary, [("Alice".to_owned(), 2, 1), ("Bob".to_owned(), 1, 1)]);
+
+    let version = store.faces_version().await.unwrap();
+    let removed = store.remove_person(alice.id).await.unwrap();
+    assert_eq!(removed.iter().map(|f| f.id).collect::<Vec<_>>(), [face]);
+    assert_eq!(store.faces_version().await.unwrap(), version + 1, "removing faces changes the version");
+    assert_eq!(store.card_holder(&card("04A1B2C3")).await.unwrap(), None);
+    let cards: Vec<String> = store.list_cards().await.unwrap().into_iter().map(|c| c.uid.to_string()).collect();
+    assert_eq!(cards, ["DEADBEEF"]);
+    assert_eq!(store.faces("simulated").await.unwrap().1.len(), 1);
+
+    let faceless = store.add_person("Carol").await.unwrap();
+    let version = store.faces_version().await.unwrap();
+    store.remove_person(faceless.id).await.unwrap();
+    assert_eq!(store.faces_version().await.unwrap(), version, "no faces removed, no new version");
+    let missing = store.remove_person(PersonId(999_999)).await;
+    assert_eq!(message(missing), "no person with id 999999");
+}
+
+async fn cards_belong_to_one_person(store: &dyn Store) {
+    let bob = store.add_person("Bob").await.unwrap();
+    let alice = store.add_person("Alice").await.unwrap();
+    store.add_card(&card("DEADBEEF"), bob.id).await.unwrap();
+    store.add_card(&card("04A1B2C3"), bob.id).await.unwrap();
+    store.add_card(&card("A1B2C3D4"), alice.id).await.unwrap();
+    assert_eq!(store.card_holder(&card("de:ad:be:ef")).await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.card_holder(&card("01020304")).await.unwrap(), None);
+
+    let taken = store.add_card(&card("DEADBEEF"), alice.id).await;
+    assert_eq!(
+        message(taken),
+        "card DEADBEEF already belongs to Bob; remove it first with `facereko card remove DEADBEEF`"
+    );
+    let nobody = store.add_card(&card("01020304"), PersonId(999_999)).await;
+    assert!(nobody.is_err(), "a card needs an existing person");
+
+    let listed: Vec<(String, String)> =
+        store.list_cards().await.unwrap().into_iter().map(|c| (c.uid.to_string(), c.person.name)).collect();
+    let expected = [("A1B2C3D4", "Alice"), ("04A1B2C3", "Bob"), ("DEADBEEF", "Bob")];
+    assert_eq!(listed, expected.map(|(u, n)| (u.to_owned(), n.to_owned())), "by holder, then UID");
+
+    store.remove_card(&card("DEADBEEF")).await.unwrap();
+    assert_eq!(store.card_holder(&card("DEADBEEF")).await.unwrap(), None);
+    assert_eq!(message(store.remove_card(&card("DEADBEEF")).await), "card DEADBEEF is not enrolled");
+}
+
+async fn faces_are_kept_per_engine_with_a_version(store: &dyn Store) {
+    assert_eq!(store.faces("simulated").await.unwrap(), (0, Vec::new()), "nothing enrolled: version 0");
+    let alice = store.add_person("Alice").await.unwrap();
+    let descriptor: Vec<f32> = (0..128).map(|i| (i as f32 - 64.0) / 37.0).collect();
+    let first = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(descriptor.clone())).await.unwrap();
+    let second = store.add_face(alice.id, "remote", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
+    let third = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![1.0; 128])).await.unwrap();
+    assert!(first < second && second < third, "ids grow");
+
+    let (version, local) = store.faces("local").await.unwrap();
+    assert_eq!(version, 3, "each face added is a new version");
+    assert_eq!(store.faces_version().await.unwrap(), version);
+    assert_eq!(local.iter().map(|f| f.id).collect::<Vec<_>>(), [first, third], "one engine's faces, by id");
+    assert_eq!(local[0].person, alice.id);
+    assert_eq!(local[0].template, FaceTemplate::Descriptor(descriptor), "descriptors come back bit for bit");
+    let remote = store.faces("remote").await.unwrap().1;
+    assert_eq!(remote[0].template, FaceTemplate::Remote("aws-face-1".into()));
+
+    let not_numbers = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![f32::NAN; 128])).await;
+    assert_eq!(message(not_numbers), "the face descriptor has values that are not numbers");
+    assert_eq!(store.faces_version().await.unwrap(), 3, "a refused face changes nothing");
+}
+
+async fn the_door_starts_armed_and_remembers(store: &dyn Store) {
+    assert!(store.armed().await.unwrap(), "a new installation is armed");
+    store.set_armed(false).await.unwrap();
+    assert!(!store.armed().await.unwrap());
+    store.set_armed(true).await.unwrap();
+    assert!(store.armed().await.unwrap());
+}
+
+async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) {
+    let alice = store.add_person("Alice").await.unwrap();
+    let mut granted = event(1, Decision::Granted, Reason::CardAndFace);
+    granted.person_id = Some(alice.id);
+    granted.detail = Some("all good".into());
+    let mut unknown = event(2, Decision::Denied, Reason::UnknownCard);
+    unknown.card_uid = Some(card("04112233445566"));
+    unknown.similarity = None;
+    unknown.confidence = None;
+    unknown.photo = None;
+    unknown.timings.capture_ms = None;
+    unknown.timings.match_ms = None;
+    let disarmed = event(3, Decision::Disarmed, Reason::Disarmed);
+    for e in [&granted, &unknown, &disarmed] {
+        store.record_attempt(e, false).await.unwrap();
+    }
+
+    let all = store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    let events: Vec<&AccessEvent> = all.iter().map(|entry| &entry.event).collect();
+    assert_eq!(events, [&disarmed, &unknown, &granted], "every field comes back, newest first");
+    assert_eq!(store.access_log(&LogQuery { limit: 2, ..LogQuery::default() }).await.unwrap().len(), 2);
+    let denied = LogQuery { limit: 10, decision: Some(Decision::Denied), reason: None };
+    assert_eq!(store.access_log(&denied).await.unwrap()[0].event, unknown);
+    let by_reason = LogQuery { limit: 10, decision: None, reason: Some(Reason::CardAndFace) };
+    assert_eq!(store.access_log(&by_reason).await.unwrap()[0].event, granted);
+    let none = LogQuery { limit: 10, decision: Some(Decision::Granted), reason: Some(Reason::UnknownCard) };
+    assert!(store.access_log(&none).await.unwrap().is_empty());
+
+    // Recording the same event again (a replay after an outage) adds nothing.
+    let id = all[2].id;
+    assert_eq!(store.record_attempt(&granted, true).await.unwrap(), id);
+    assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 3);
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0, "nor a notification");
+
+    // The log keeps the name of a person who is removed later.
+    store.remove_person(alice.id).await.unwrap();
+    let kept = &store.access_log(&by_reason).await.unwrap()[0].event;
+    assert_eq!((kept.person_id, kept.person_name.as_deref()), (None, Some("Person 1")));
+}
+
+async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn Store) {
+    for n in 1..=4 {
+        let decision = if n % 2 == 0 { Decision::Denied } else { Decision::Granted };
+        store.record_attempt(&event(n, decision, Reason::CardAndFace), true).await.unwrap();
+    }
+    store.record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), false).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 4, "only notified attempts wait in the outbox");
+
+    let first = store.take_pending(0, 2).await.unwrap();
+    let ids: Vec<&str> = first.iter().map(|item| item.event.event_id.as_str()).collect();
+    assert_eq!(ids, ["event-1", "event-2"], "oldest first, at most the limit");
+    assert!(first.iter().all(|item| item.attempts == 1));
+    assert_eq!(first[1].event, event(2, Decision::Denied, Reason::CardAndFace), "the whole event is in the outbox");
+    let again = store.take_pending(0, 10).await.unwrap();
+    assert_eq!(again.iter().map(|item| item.attempts).collect::<Vec<_>>(), [2, 2, 1, 1], "each take is an attempt");
+    let later = store.take_pending(first[1].id, 10).await.unwrap();
+    let ids: Vec<&str> = later.iter().map(|item| item.event.event_id.as_str()).collect();
+    assert_eq!(ids, ["event-3", "event-4"], "only rows after the one given");
+
+    store.mark_delivered(first[0].id).await.unwrap();
+    store.mark_delivered(first[0].id).await.unwrap();
+    store.mark_delivered(987_654).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap(), 3, "marking twice or an unknown id changes nothing more");
+    let pending = store.take_pending(0, 10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|item| item.event.event_id.as_str()).collect::<Vec<_>>(),
+        ["event-2", "event-3", "event-4"]
+    );
+    store.mark_delivered(pending[1].id).await.unwrap();
+
+    // Two delivered (event-1, event-3), two waiting: keeping 3 removes the oldest delivered one only.
+    let pruned = store.prune_outbox(3).await.unwrap();
+    assert_eq!((pruned.removed, pruned.undelivered), (1, 2));
+    // Keeping none removes every delivered row but never a waiting one.
+    let pruned = store.prune_outbox(0).await.unwrap();
+    assert_eq!((pruned.removed, pruned.undelivered), (1, 2));
+    let pruned = store.prune_outbox(0).await.unwrap();
+    assert_eq!((pruned.removed, pruned.undelivered), (0, 2));
+    assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+    let left: Vec<String> =
+        store.take_pending(0, 10).await.unwrap().into_iter().map(|item| item.event.event_id).collect();
+    assert_eq!(left, ["event-2", "event-4"]);
+}
+
+async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
+    let admin = store.add_user("Admin", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "admin").await.unwrap();
+    assert_eq!((admin.username.as_str(), admin.role.as_str()), ("Admin", "admin"));
+    assert_eq!(store.user_by_name("admin").await.unwrap(), Some(admin));
+    assert_eq!(store.user_by_name("nobody").await.unwrap(), None);
+    assert_eq!(message(store.add_user("ADMIN", "x", "admin").await), "a user named \"ADMIN\" already exists");
+}
+
+/// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
+#[tokio::test]
+async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MariaDb::start();
+    let config = mariadb_config(&server);
+    let first = store::connect(&config, dir.path()).await.unwrap();
+    let second = store::connect(&config, dir.path()).await.unwrap();
+    let (a, b) = tokio::join!(first.migrate(), second.migrate());
+    let mut applied = [a.unwrap(), b.unwrap()];
+    applied.sort();
+    assert_eq!(applied, [vec![], vec![1, 2]], "one of them applied everything, the other nothing");
+}
+
+/// A module named after a backend, with one test per conformance test run on that backend.
+macro_rules! suite {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
+            $(#[tokio::test]
+            async fn $test() {
+                let backend = super::$backend().await;
+                super::$test(backend.store.as_ref()).await;
+            })*
+        }
+    };
+}
+
+/// Runs every conformance test against each backend.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        suite!(sqlite: $($test),*);
+        suite!(mariadb: $($test),*);
+        suite!(mariadb_with_local_copy: $($test),*);
+    };
+}
+
+conformance!(
+    migrating_again_applies_nothing,
+    people_are_unique_regardless_of_ascii_case,
+    removing_a_person_removes_their_cards_and_faces,
+    cards_belong_to_one_person,
+    faces_are_kept_per_engine_with_a_version,
+    the_door_starts_armed_and_remembers,
+    attempts_are_logged_once_and_read_back_newest_first,
+    the_outbox_delivers_oldest_first_and_prunes_delivered_rows,
+    users_are_unique_regardless_of_ascii_case,
+);
