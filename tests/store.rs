@@ -207,11 +207,16 @@ async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) 
     let events: Vec<&AccessEvent> = all.iter().map(|entry| &entry.event).collect();
     assert_eq!(events, [&disarmed, &unknown, &granted], "every field comes back, newest first");
     assert_eq!(store.access_log(&LogQuery { limit: 2, ..LogQuery::default() }).await.unwrap().len(), 2);
-    let denied = LogQuery { limit: 10, decision: Some(Decision::Denied), reason: None };
+    let denied = LogQuery { limit: 10, decision: Some(Decision::Denied), ..LogQuery::default() };
     assert_eq!(store.access_log(&denied).await.unwrap()[0].event, unknown);
-    let by_reason = LogQuery { limit: 10, decision: None, reason: Some(Reason::CardAndFace) };
+    let by_reason = LogQuery { limit: 10, reason: Some(Reason::CardAndFace), ..LogQuery::default() };
     assert_eq!(store.access_log(&by_reason).await.unwrap()[0].event, granted);
-    let none = LogQuery { limit: 10, decision: Some(Decision::Granted), reason: Some(Reason::UnknownCard) };
+    let none = LogQuery {
+        limit: 10,
+        decision: Some(Decision::Granted),
+        reason: Some(Reason::UnknownCard),
+        ..LogQuery::default()
+    };
     assert!(store.access_log(&none).await.unwrap().is_empty());
 
     // Recording the same event again (a replay after an outage) adds nothing.
@@ -224,6 +229,185 @@ async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) 
     store.remove_person(alice.id).await.unwrap();
     let kept = &store.access_log(&by_reason).await.unwrap()[0].event;
     assert_eq!((kept.person_id, kept.person_name.as_deref()), (None, Some("Person 1")));
+}
+
+/// The `n` of each `event-n` that `query` finds, newest first, checked against what it counts.
+async fn found(store: &dyn Store, query: LogQuery) -> Vec<u32> {
+    let entries = store.access_log(&LogQuery { limit: 100, ..query.clone() }).await.unwrap();
+    let numbers: Vec<u32> = entries.iter().map(|e| e.event.event_id["event-".len()..].parse().unwrap()).collect();
+    // The query's own limit (0) and offset do not matter to the count.
+    assert_eq!(store.count_access_log(&query).await.unwrap(), numbers.len() as u64, "the count of {query:?}");
+    numbers
+}
+
+async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
+    let logged: [(Decision, Reason, Option<&str>, Option<&str>); 8] = [
+        (Decision::Granted, Reason::CardAndFace, Some("Alice"), Some("04A1B2C3")),
+        (Decision::Denied, Reason::UnknownCard, None, Some("DEADBEEF")),
+        (Decision::Granted, Reason::CardOnly, Some("Alice"), Some("04A1B2C3")),
+        (Decision::Denied, Reason::WrongPerson, Some("Bob"), Some("04A1B2C3")),
+        (Decision::Granted, Reason::CardAndFace, Some("Bob"), Some("A1B2C3D4")),
+        (Decision::Disarmed, Reason::Disarmed, Some("Alice"), Some("04A1B2C3")),
+        (Decision::Granted, Reason::CardAndFace, Some("Émile"), None),
+        (Decision::Granted, Reason::CardAndFace, Some("émile"), Some("01020304")),
+    ];
+    let mut times = Vec::new();
+    for (n, (decision, reason, person, uid)) in (1..).zip(logged) {
+        let mut e = event(n, decision, reason);
+        e.person_name = person.map(str::to_owned);
+        e.card_uid = uid.map(card);
+        store.record_attempt(&e, false).await.unwrap();
+        times.push(e.at);
+    }
+    let at = |n: usize| Some(times[n - 1]);
+    let query = LogQuery::default;
+
+    assert_eq!(found(store, query()).await, [8, 7, 6, 5, 4, 3, 2, 1], "everything, newest first");
+    assert_eq!(found(store, LogQuery { decision: Some(Decision::Granted), ..query() }).await, [8, 7, 5, 3, 1]);
+    assert_eq!(found(store, LogQuery { reason: Some(Reason::CardAndFace), ..query() }).await, [8, 7, 5, 1]);
+    assert_eq!(found(store, LogQuery { card: Some(card("04:a1:b2:c3")), ..query() }).await, [6, 4, 3, 1]);
+    assert_eq!(found(store, LogQuery { since: at(5), ..query() }).await, [8, 7, 6, 5], "since is inclusive");
+    assert_eq!(found(store, LogQuery { until: at(3), ..query() }).await, [2, 1], "until is exclusive");
+
+    let person = |name: &str| LogQuery { person: Some(name.to_owned()), ..query() };
+    assert_eq!(found(store, person("aLICE")).await, [6, 3, 1], "ASCII case is ignored");
+    assert_eq!(found(store, person("ÉMILE")).await, [7], "other letters keep their case, as in people's names");
+    assert_eq!(found(store, person("émile")).await, [8]);
+    for other in ["Ali", "Alice ", "Al%", "Nobody"] {
+        assert_eq!(found(store, person(other)).await, Vec::<u32>::new(), "{other:?} matches exactly");
+    }
+
+    let combined = LogQuery {
+        decision: Some(Decision::Granted),
+        person: Some("alice".into()),
+        card: Some(card("04A1B2C3")),
+        since: at(2),
+        until: at(6),
+        ..query()
+    };
+    assert_eq!(found(store, combined.clone()).await, [3], "every filter applies");
+    assert_eq!(found(store, LogQuery { reason: Some(Reason::CardAndFace), ..combined }).await, Vec::<u32>::new());
+    let both_ends = LogQuery { since: at(4), until: at(7), reason: Some(Reason::CardAndFace), ..query() };
+    assert_eq!(found(store, both_ends).await, [5]);
+
+    // Pages of three: they do not overlap, and together they are the whole log.
+    let mut pages = Vec::new();
+    for offset in [0, 3, 6, 9] {
+        let page = store.access_log(&LogQuery { limit: 3, offset, ..query() }).await.unwrap();
+        pages.push(page.iter().map(|e| e.event.event_id.clone()).collect::<Vec<_>>());
+    }
+    let expected: [&[&str]; 4] =
+        [&["event-8", "event-7", "event-6"], &["event-5", "event-4", "event-3"], &["event-2", "event-1"], &[]];
+    assert_eq!(pages, expected);
+    let granted = LogQuery { limit: 2, offset: 2, decision: Some(Decision::Granted), ..query() };
+    let page: Vec<String> = store.access_log(&granted).await.unwrap().into_iter().map(|e| e.event.event_id).collect();
+    assert_eq!(page, ["event-5", "event-3"], "paging applies after filtering");
+    assert_eq!(store.count_access_log(&granted).await.unwrap(), 5, "the count ignores limit and offset");
+}
+
+async fn log_entries_are_read_by_id(store: &dyn Store) {
+    let id = store.record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), false).await.unwrap();
+    store.record_attempt(&event(2, Decision::Denied, Reason::UnknownCard), false).await.unwrap();
+    let listed = store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    let entry = store.log_entry(id).await.unwrap().expect("the row just written");
+    assert_eq!(Some(&entry), listed.iter().find(|e| e.id == id));
+    assert_eq!(entry.event, event(1, Decision::Granted, Reason::CardAndFace));
+    assert_eq!(store.log_entry(987_654).await.unwrap(), None);
+}
+
+async fn a_person_is_shown_with_their_cards_and_faces(store: &dyn Store) {
+    let alice = store.add_person("Alice").await.unwrap();
+    let bob = store.add_person("Bob").await.unwrap();
+    assert_eq!(store.person(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.person(PersonId(999_999)).await.unwrap(), None);
+
+    for uid in ["DEADBEEF", "04A1B2C3", "A1B2C3D4"] {
+        store.add_card(&card(uid), alice.id).await.unwrap();
+    }
+    store.add_card(&card("01020304"), bob.id).await.unwrap();
+    let cards: Vec<String> = store.person_cards(alice.id).await.unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(cards, ["04A1B2C3", "A1B2C3D4", "DEADBEEF"], "in UID order, only theirs");
+    assert!(store.person_cards(PersonId(999_999)).await.unwrap().is_empty());
+
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let local = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    store.add_face(bob.id, "local", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
+    let remote = store.add_face(alice.id, "rekognition", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
+    let after = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let faces = store.person_faces(alice.id).await.unwrap();
+    let listed: Vec<(i64, &str)> = faces.iter().map(|f| (f.id, f.engine.as_str())).collect();
+    assert_eq!(listed, [(local, "local"), (remote, "rekognition")], "every engine, oldest first");
+    assert!(faces.iter().all(|f| (before..after).contains(&f.created)), "{faces:?}");
+    assert!(store.person_faces(PersonId(999_999)).await.unwrap().is_empty());
+}
+
+async fn removing_a_face_changes_the_faces_version(store: &dyn Store) {
+    let alice = store.add_person("Alice").await.unwrap();
+    let template = FaceTemplate::Descriptor((0..128).map(|i| i as f32 / 128.0).collect());
+    let removed = store.add_face(alice.id, "local", &template).await.unwrap();
+    let kept = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    let version = store.faces_version().await.unwrap();
+
+    let face = store.remove_face(removed).await.unwrap();
+    assert_eq!((face.id, face.person, &face.template), (removed, alice.id, &template), "returned for the engine");
+    let (new_version, faces) = store.faces("local").await.unwrap();
+    assert_eq!(new_version, version + 1, "running daemons see the change");
+    assert_eq!(faces.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
+    assert_eq!(store.person_faces(alice.id).await.unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
+
+    assert_eq!(message(store.remove_face(removed).await), format!("no face with id {removed}"));
+    assert_eq!(store.faces_version().await.unwrap(), version + 1, "removing nothing changes nothing");
+}
+
+async fn users_are_listed_changed_and_removed(store: &dyn Store) {
+    for name in ["bob", "Admin", "carol"] {
+        store.add_user(name, &format!("hash-of-{name}"), "admin").await.unwrap();
+    }
+    let users = store.list_users().await.unwrap();
+    let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["Admin", "bob", "carol"], "by username, ASCII case ignored");
+    assert_eq!(users[0].password_hash, "hash-of-Admin");
+
+    store.set_password_hash("ADMIN", "new-hash").await.unwrap();
+    assert_eq!(store.user_by_name("admin").await.unwrap().unwrap().password_hash, "new-hash");
+    store.set_password_hash("admin", "new-hash").await.unwrap();
+    assert_eq!(message(store.set_password_hash("nobody", "x").await), "no user named \"nobody\"");
+
+    store.remove_user("BOB").await.unwrap();
+    assert_eq!(store.user_by_name("bob").await.unwrap(), None);
+    let names: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["Admin", "carol"]);
+    assert_eq!(message(store.remove_user("bob").await), "no user named \"bob\"");
+}
+
+async fn settings_are_kept_apart_from_the_daemons_own(store: &dyn Store) {
+    assert_eq!(store.setting("door.unlock_seconds").await.unwrap(), None);
+    store.set_setting("door.unlock_seconds", "5").await.unwrap();
+    store.set_setting("door.name", "Tür vorne").await.unwrap();
+    store.set_setting("door.unlock_seconds", "7").await.unwrap();
+    assert_eq!(store.setting("door.unlock_seconds").await.unwrap().as_deref(), Some("7"), "overwritten");
+    assert_eq!(store.setting("door.name").await.unwrap().as_deref(), Some("Tür vorne"));
+
+    // Keys named like the daemon's own settings are other settings: neither disturbs the other.
+    store.set_armed(false).await.unwrap();
+    store.set_setting("armed", "yes").await.unwrap();
+    store.set_setting("faces_version", "41").await.unwrap();
+    assert!(!store.armed().await.unwrap(), "set_setting neither arms the door nor spoils its armed state");
+    assert_eq!(store.faces_version().await.unwrap(), 0);
+    store.set_armed(true).await.unwrap();
+    assert!(store.armed().await.unwrap());
+    assert_eq!(store.setting("armed").await.unwrap().as_deref(), Some("yes"), "set_armed leaves it alone");
+    assert_eq!(store.setting("faces_version").await.unwrap().as_deref(), Some("41"));
+
+    // What the smallest backend cannot keep whole is refused, not cut short.
+    let longest = "é".repeat(255);
+    store.set_setting("long", &longest).await.unwrap();
+    assert_eq!(store.setting("long").await.unwrap(), Some(longest));
+    let too_long = store.set_setting("long", &"x".repeat(256)).await;
+    assert_eq!(message(too_long), "the value of setting \"long\" is longer than 255 characters");
+    let long_key = "k".repeat(61);
+    assert!(matches!(store.set_setting(&long_key, "1").await, Err(StoreError::Conflict(_))));
+    store.set_setting(&"k".repeat(60), "1").await.unwrap();
 }
 
 async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn Store) {
@@ -324,4 +508,10 @@ conformance!(
     attempts_are_logged_once_and_read_back_newest_first,
     the_outbox_delivers_oldest_first_and_prunes_delivered_rows,
     users_are_unique_regardless_of_ascii_case,
+    the_access_log_is_filtered_and_paged,
+    log_entries_are_read_by_id,
+    a_person_is_shown_with_their_cards_and_faces,
+    removing_a_face_changes_the_faces_version,
+    users_are_listed_changed_and_removed,
+    settings_are_kept_apart_from_the_daemons_own,
 );

@@ -62,8 +62,26 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
     pub limit: u32,
+    /// Rows to skip (newest first), for pages.
+    pub offset: u32,
     pub decision: Option<Decision>,
     pub reason: Option<Reason>,
+    /// Only attempts logged with this person's name (ASCII case-insensitive, exact).
+    pub person: Option<String>,
+    pub card: Option<CardUid>,
+    /// Attempts at or after this time.
+    pub since: Option<time::OffsetDateTime>,
+    /// Attempts before this time.
+    pub until: Option<time::OffsetDateTime>,
+}
+
+/// A face as listed for a person (no descriptor).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaceSummary {
+    pub id: i64,
+    pub engine: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: time::OffsetDateTime,
 }
 
 /// A notification waiting in the outbox for the broker to acknowledge it.
@@ -126,6 +144,11 @@ pub trait Store: Send + Sync {
     async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError>;
     /// Deletes the person with their cards and faces; returns the faces so the engine can forget them.
     async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError>;
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError>;
+    /// The person's cards (uid order).
+    async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError>;
+    /// The person's enrolled faces, every engine, oldest first.
+    async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError>;
 
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError>;
     async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError>;
@@ -137,11 +160,17 @@ pub trait Store: Send + Sync {
     async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError>;
     /// The current faces version, cheap enough to ask on every tap.
     async fn faces_version(&self) -> Result<u64, StoreError>;
+    /// Removes one face; returns it so the engine can forget it. NotFound if there is none with that id.
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError>;
 
     /// Writes the log row and, when `notify`, its outbox row in one transaction. An `event_id`
     /// already in the log changes nothing and returns that row's id, so replaying is safe.
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
+    /// How many rows `query` matches, ignoring its limit and offset.
+    async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError>;
+    /// One access-log row by id.
+    async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError>;
     /// Notifications written but not yet delivered.
     async fn outbox_backlog(&self) -> Result<u64, StoreError>;
     /// Up to `limit` undelivered notifications after outbox row `after` (0: from the start), oldest
@@ -154,10 +183,22 @@ pub trait Store: Send + Sync {
 
     async fn armed(&self) -> Result<bool, StoreError>;
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
+    /// A value from the `settings` table (key/value text), e.g. the web app's saved door settings.
+    /// Keys live apart from the daemon's own settings (the armed state, the faces version).
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Saves a setting, replacing any value. Keys of up to 60 characters and values of up to 255
+    /// fit every backend; longer ones are refused (Conflict) rather than cut short.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
     /// Adds a login account; usernames are unique regardless of ASCII case.
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError>;
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// Login accounts, by username.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Removes a login account (case-insensitive name); NotFound if none.
+    async fn remove_user(&self, username: &str) -> Result<(), StoreError>;
+    /// Replaces an account's password hash; NotFound if none.
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError>;
 }
 
 /// The database a `database.url` names.

@@ -1,5 +1,6 @@
 //! MySQL and MariaDB backend, through a small connection pool.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,7 +9,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOp
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
 use super::{
-    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
+    StoreError, User,
 };
 use crate::card::CardUid;
 use crate::door::AccessEvent;
@@ -78,8 +80,39 @@ async fn bump_faces_version(conn: &mut impl Queryable) -> Result<(), StoreError>
     .map_err(db_error)
 }
 
-async fn setting(conn: &mut impl Queryable, name: &str) -> Result<Option<String>, StoreError> {
+async fn read_setting(conn: &mut impl Queryable, name: &str) -> Result<Option<String>, StoreError> {
     conn.exec_first("SELECT value FROM settings WHERE name = ?", (name,)).await.map_err(db_error)
+}
+
+async fn write_setting(conn: &mut impl Queryable, name: &str, value: &str) -> Result<(), StoreError> {
+    conn.exec_drop(
+        "INSERT INTO settings(name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)",
+        (name, value),
+    )
+    .await
+    .map_err(db_error)
+}
+
+/// `person_name` against the lower-cased name, folding ASCII letters only as SQLite's NOCASE and
+/// `name_key` do: LOWER() and the `_ci` collations also fold other letters, and accents. Compared
+/// as bytes, so that trailing spaces count too.
+static PERSON_NAME_MATCHES: LazyLock<String> = LazyLock::new(|| {
+    let folded = ('A'..='Z').fold(String::from("person_name"), |sql, upper| {
+        format!("REPLACE({sql}, '{upper}', '{}')", upper.to_ascii_lowercase())
+    });
+    format!("CAST({folded} AS BINARY) = CAST(? AS BINARY)")
+});
+
+/// A `people` row: id, name.
+fn person_row((id, name): (i64, String)) -> Person {
+    Person { id: PersonId(id), name }
+}
+
+/// A `users` row: id, username, password hash, role.
+type UserRow = (i64, String, String, String);
+
+fn user_row((id, username, password_hash, role): UserRow) -> User {
+    User { id, username, password_hash, role }
 }
 
 /// A `faces` row: id, person, descriptor, remote id.
@@ -106,8 +139,12 @@ impl MysqlStore {
         let url_has_password = opts.pass().is_some();
         let constraints = PoolConstraints::new(0, MAX_CONNECTIONS).unwrap_or_default();
         // prefer_socket(false): connect where the URL says, never switch to the server's local socket.
-        let mut builder =
-            OptsBuilder::from_opts(opts).pool_opts(PoolOpts::new().with_constraints(constraints)).prefer_socket(false);
+        // client_found_rows: an UPDATE reports the rows it matched, not only those it changed, so
+        // saving the same password hash again is not taken for a missing user.
+        let mut builder = OptsBuilder::from_opts(opts)
+            .pool_opts(PoolOpts::new().with_constraints(constraints))
+            .prefer_socket(false)
+            .client_found_rows(true);
         if !url_has_password {
             builder = builder.pass(password);
         }
@@ -142,7 +179,7 @@ impl MysqlStore {
         Ok(applied)
     }
 
-    async fn person_faces(conn: &mut impl Queryable, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+    async fn stored_faces_of(conn: &mut impl Queryable, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
         let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ? ORDER BY id";
         faces_where(conn, sql, Value::from(id.0)).await
     }
@@ -193,7 +230,7 @@ impl Store for MysqlStore {
             .exec_first("SELECT id, name FROM people WHERE name_key = ?", (rows::name_key(name.trim()),))
             .await
             .map_err(db_error)?;
-        Ok(found.map(|(id, name)| Person { id: PersonId(id), name }))
+        Ok(found.map(person_row))
     }
 
     async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError> {
@@ -216,7 +253,7 @@ impl Store for MysqlStore {
     async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
-        let faces = Self::person_faces(&mut tx, id).await?;
+        let faces = Self::stored_faces_of(&mut tx, id).await?;
         tx.exec_drop("DELETE FROM people WHERE id = ?", (id.0,)).await.map_err(db_error)?;
         if tx.affected_rows() == 0 {
             return Err(rows::no_person(id));
@@ -226,6 +263,32 @@ impl Store for MysqlStore {
         }
         tx.commit().await.map_err(db_error)?;
         Ok(faces)
+    }
+
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<(i64, String)> =
+            conn.exec_first("SELECT id, name FROM people WHERE id = ?", (id.0,)).await.map_err(db_error)?;
+        Ok(found.map(person_row))
+    }
+
+    async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError> {
+        let mut conn = self.conn().await?;
+        let uids: Vec<String> =
+            conn.exec("SELECT uid FROM cards WHERE person_id = ? ORDER BY uid", (person.0,)).await.map_err(db_error)?;
+        uids.iter().map(|uid| rows::parse_card(uid)).collect()
+    }
+
+    async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
+        let mut conn = self.conn().await?;
+        let faces: Vec<(i64, String, i64)> = conn
+            .exec("SELECT id, engine, created_ms FROM faces WHERE person_id = ? ORDER BY id", (person.0,))
+            .await
+            .map_err(db_error)?;
+        Ok(faces
+            .into_iter()
+            .map(|(id, engine, created_ms)| FaceSummary { id, engine, created: rows::from_millis(created_ms) })
+            .collect())
     }
 
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
@@ -257,7 +320,7 @@ impl Store for MysqlStore {
             )
             .await
             .map_err(db_error)?;
-        Ok(found.map(|(id, name)| Person { id: PersonId(id), name }))
+        Ok(found.map(person_row))
     }
 
     async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
@@ -304,7 +367,7 @@ impl Store for MysqlStore {
         let mut snapshot = TxOpts::default();
         snapshot.with_consistent_snapshot(true).with_readonly(Some(true));
         let mut tx = conn.start_transaction(snapshot).await.map_err(db_error)?;
-        let version = rows::parse_faces_version(setting(&mut tx, FACES_VERSION_KEY).await?.as_deref());
+        let version = rows::parse_faces_version(read_setting(&mut tx, FACES_VERSION_KEY).await?.as_deref());
         let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ? ORDER BY id";
         let faces = faces_where(&mut tx, sql, Value::from(engine)).await?;
         tx.commit().await.map_err(db_error)?;
@@ -313,7 +376,19 @@ impl Store for MysqlStore {
 
     async fn faces_version(&self) -> Result<u64, StoreError> {
         let mut conn = self.conn().await?;
-        Ok(rows::parse_faces_version(setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
+        Ok(rows::parse_faces_version(read_setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
+    }
+
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: of two removals at once, the second waits and then finds nothing.
+        let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE id = ? FOR UPDATE";
+        let face = faces_where(&mut tx, sql, Value::from(id)).await?.pop().ok_or_else(|| rows::no_face(id))?;
+        tx.exec_drop("DELETE FROM faces WHERE id = ?", (id,)).await.map_err(db_error)?;
+        bump_faces_version(&mut tx).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(face)
     }
 
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
@@ -375,20 +450,27 @@ impl Store for MysqlStore {
     }
 
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let mut sql = String::from("SELECT * FROM access_log WHERE 1 = 1");
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(decision) = query.decision {
-            sql.push_str(" AND decision = ?");
-            args.push(decision.as_str().into());
-        }
-        if let Some(reason) = query.reason {
-            sql.push_str(" AND reason = ?");
-            args.push(reason.as_str().into());
-        }
-        sql.push_str(&format!(" ORDER BY at_ms DESC, id DESC LIMIT {}", query.limit));
+        let (filter, mut args) = rows::log_filter::<Value>(query, &PERSON_NAME_MATCHES);
+        args.extend([Value::from(query.limit), Value::from(query.offset)]);
+        let sql = format!("SELECT * FROM access_log WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?");
         let mut conn = self.conn().await?;
         let found: Vec<LogRow> = conn.exec(sql, args).await.map_err(db_error)?;
         found.into_iter().map(LogRow::into_entry).collect()
+    }
+
+    async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
+        let (filter, args) = rows::log_filter::<Value>(query, &PERSON_NAME_MATCHES);
+        let mut conn = self.conn().await?;
+        let count: Option<u64> =
+            conn.exec_first(format!("SELECT COUNT(*) FROM access_log WHERE {filter}"), args).await.map_err(db_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<LogRow> =
+            conn.exec_first("SELECT * FROM access_log WHERE id = ?", (id,)).await.map_err(db_error)?;
+        found.map(LogRow::into_entry).transpose()
     }
 
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
@@ -444,17 +526,23 @@ impl Store for MysqlStore {
 
     async fn armed(&self) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        rows::parse_armed(setting(&mut conn, ARMED_KEY).await?.as_deref())
+        rows::parse_armed(read_setting(&mut conn, ARMED_KEY).await?.as_deref())
     }
 
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        conn.exec_drop(
-            "INSERT INTO settings(name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)",
-            (ARMED_KEY, armed.to_string()),
-        )
-        .await
-        .map_err(db_error)
+        write_setting(&mut conn, ARMED_KEY, &armed.to_string()).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        read_setting(&mut conn, &rows::app_setting(key)).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let name = rows::app_setting_to_save(key, value)?;
+        let mut conn = self.conn().await?;
+        write_setting(&mut conn, &name, value).await
     }
 
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
@@ -479,13 +567,47 @@ impl Store for MysqlStore {
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.conn().await?;
-        let found: Option<(i64, String, String, String)> = conn
+        let found: Option<UserRow> = conn
             .exec_first(
                 "SELECT id, username, password_hash, role FROM users WHERE username_key = ?",
                 (rows::name_key(username),),
             )
             .await
             .map_err(db_error)?;
-        Ok(found.map(|(id, username, password_hash, role)| User { id, username, password_hash, role }))
+        Ok(found.map(user_row))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut conn = self.conn().await?;
+        let users: Vec<UserRow> = conn
+            .query("SELECT id, username, password_hash, role FROM users ORDER BY username_key")
+            .await
+            .map_err(db_error)?;
+        Ok(users.into_iter().map(user_row).collect())
+    }
+
+    async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM users WHERE username_key = ?", (rows::name_key(username),))
+            .await
+            .map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::no_user(username)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "UPDATE users SET password_hash = ? WHERE username_key = ?",
+            (password_hash, rows::name_key(username)),
+        )
+        .await
+        .map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::no_user(username)),
+            _ => Ok(()),
+        }
     }
 }

@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
+    StoreError, User,
 };
 use crate::card::CardUid;
 use crate::door::AccessEvent;
@@ -176,6 +177,11 @@ impl LocalCache {
                 tx.commit().map_err(db_error)
             })
             .await
+    }
+
+    /// Drops a face the server no longer has. Face ids are unique across engines.
+    async fn forget_face(&self, id: i64) -> Result<(), StoreError> {
+        self.0.run(move |c| c.execute("DELETE FROM cached_faces WHERE id = ?1", [id]).map(drop).map_err(db_error)).await
     }
 
     async fn faces_version(&self) -> Result<Option<u64>, StoreError> {
@@ -485,6 +491,18 @@ impl Store for ResilientStore {
         self.shared.noted(self.shared.server.remove_person(id).await)
     }
 
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
+        self.shared.noted(self.shared.server.person(id).await)
+    }
+
+    async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError> {
+        self.shared.noted(self.shared.server.person_cards(person).await)
+    }
+
+    async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
+        self.shared.noted(self.shared.server.person_faces(person).await)
+    }
+
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
         self.shared.noted(self.shared.server.add_card(uid, person).await)
     }
@@ -535,6 +553,17 @@ impl Store for ResilientStore {
         })
     }
 
+    /// Also drops the face from the local copy at once: a door that loses the server before its
+    /// next refresh must not go on recognising a face that was removed. The server has removed it
+    /// either way, so a local failure is only logged and the face is still returned for the engine.
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
+        let face = self.shared.noted(self.shared.server.remove_face(id).await)?;
+        if let Err(e) = self.shared.local.forget_face(id).await {
+            tracing::warn!(error = %e, face = id, "cannot remove the face from the local copy; the next refresh will");
+        }
+        Ok(face)
+    }
+
     /// While the server is away, or rows are still waiting for it, the row goes to the local
     /// spool and `0` is returned: it has no log row id yet.
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
@@ -553,6 +582,14 @@ impl Store for ResilientStore {
 
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         self.shared.noted(self.shared.server.access_log(query).await)
+    }
+
+    async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
+        self.shared.noted(self.shared.server.count_access_log(query).await)
+    }
+
+    async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
+        self.shared.noted(self.shared.server.log_entry(id).await)
     }
 
     /// Asked by `facereko status` and the health check, which must not wait for an absent server.
@@ -591,11 +628,68 @@ impl Store for ResilientStore {
         self.shared.local.save_armed(armed).await
     }
 
+    /// From the server only: no decision needs these settings, so they are not copied.
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.shared.noted(self.shared.server.setting(key).await)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.set_setting(key, value).await)
+    }
+
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
         self.shared.noted(self.shared.server.add_user(username, password_hash, role).await)
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.shared.noted(self.shared.server.user_by_name(username).await)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.shared.noted(self.shared.server.list_users().await)
+    }
+
+    async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.remove_user(username).await)
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.set_password_hash(username, password_hash).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A store whose "server" is a SQLite file and whose local copy changes only when the test
+    /// says: no background task refreshes it behind the test's back.
+    async fn quiet_store(dir: &Path) -> ResilientStore {
+        let server = SqliteStore::open(&dir.join("server.db")).await.unwrap();
+        server.migrate().await.unwrap();
+        let shared = Arc::new(Shared {
+            server: Arc::new(server),
+            local: LocalCache::open(&dir.join(CACHE_FILE)).await.unwrap(),
+            online: AtomicBool::new(true),
+            migrated: AtomicBool::new(true),
+            wake: Notify::new(),
+            spool_order: tokio::sync::Mutex::new(()),
+        });
+        ResilientStore { shared, task: tokio::spawn(async {}) }
+    }
+
+    #[tokio::test]
+    async fn a_removed_face_leaves_the_local_copy_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = quiet_store(dir.path()).await;
+        let alice = store.add_person("Alice").await.unwrap();
+        let kept = store.add_face(alice.id, "simulated", &FaceTemplate::Remote("kept".into())).await.unwrap();
+        let removed = store.add_face(alice.id, "simulated", &FaceTemplate::Remote("removed".into())).await.unwrap();
+        store.shared.refresh().await.unwrap();
+
+        assert_eq!(store.remove_face(removed).await.unwrap().id, removed);
+        let (_, copied) = store.shared.local.faces("simulated").await.unwrap().expect("a local copy");
+        assert_eq!(copied.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
     }
 }

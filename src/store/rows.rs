@@ -4,13 +4,20 @@
 use mysql_async::prelude::FromRow;
 use time::OffsetDateTime;
 
-use super::{LogEntry, PersonId, StoreError};
+use super::{LogEntry, LogQuery, PersonId, StoreError};
 use crate::card::CardUid;
 use crate::door::{AccessEvent, Decision, StageTimings};
 use crate::engine::FaceTemplate;
 
 pub const ARMED_KEY: &str = "armed";
 pub const FACES_VERSION_KEY: &str = "faces_version";
+/// Settings saved through `set_setting` are stored under this prefix, so that no key can read or
+/// overwrite the daemon's own (`armed`, `faces_version`), now or when more are added.
+const APP_SETTING_PREFIX: &str = "app.";
+/// The sizes of MySQL's `settings` columns, in characters. SQLite is held to them too, so that a
+/// setting saved on one backend fits the other, and nothing is cut short by a lenient `sql_mode`.
+const SETTING_NAME_MAX: usize = 64;
+const SETTING_VALUE_MAX: usize = 255;
 
 pub fn now_ms() -> i64 {
     to_millis(OffsetDateTime::now_utc())
@@ -20,7 +27,7 @@ pub fn to_millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn from_millis(ms: i64) -> OffsetDateTime {
+pub fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -75,6 +82,14 @@ pub fn no_person(id: PersonId) -> StoreError {
     StoreError::NotFound(format!("no person with id {id}"))
 }
 
+pub fn no_face(id: i64) -> StoreError {
+    StoreError::NotFound(format!("no face with id {id}"))
+}
+
+pub fn no_user(username: &str) -> StoreError {
+    StoreError::NotFound(format!("no user named {username:?}"))
+}
+
 pub fn card_taken(uid: &CardUid, holder: &str) -> StoreError {
     StoreError::Conflict(format!(
         "card {uid} already belongs to {holder}; remove it first with `facereko card remove {uid}`"
@@ -100,8 +115,60 @@ pub fn parse_armed(value: Option<&str>) -> Result<bool, StoreError> {
     }
 }
 
+/// The stored name of the app setting `key`.
+pub fn app_setting(key: &str) -> String {
+    format!("{APP_SETTING_PREFIX}{key}")
+}
+
+/// The stored name under which to save `key` = `value`, refusing what a backend would not keep whole.
+pub fn app_setting_to_save(key: &str, value: &str) -> Result<String, StoreError> {
+    let name = app_setting(key);
+    if name.chars().count() > SETTING_NAME_MAX {
+        let max = SETTING_NAME_MAX - APP_SETTING_PREFIX.len();
+        return Err(StoreError::Conflict(format!("the setting name {key:?} is longer than {max} characters")));
+    }
+    if value.chars().count() > SETTING_VALUE_MAX {
+        return Err(StoreError::Conflict(format!(
+            "the value of setting {key:?} is longer than {SETTING_VALUE_MAX} characters"
+        )));
+    }
+    Ok(name)
+}
+
 pub fn parse_faces_version(value: Option<&str>) -> u64 {
     value.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The `WHERE` condition for `query`'s filters, with `?` placeholders, and their values in order.
+/// `person_matches` is the backend's test of `person_name` against one placeholder, which holds
+/// [`name_key`] of the name: each database needs its own way to ignore ASCII case and nothing more.
+pub fn log_filter<V: From<i64> + From<String>>(query: &LogQuery, person_matches: &str) -> (String, Vec<V>) {
+    let mut sql = String::from("1 = 1");
+    let mut args = Vec::new();
+    let mut and = |condition: &str, value: V| {
+        sql.push_str(" AND ");
+        sql.push_str(condition);
+        args.push(value);
+    };
+    if let Some(decision) = query.decision {
+        and("decision = ?", decision.as_str().to_owned().into());
+    }
+    if let Some(reason) = query.reason {
+        and("reason = ?", reason.as_str().to_owned().into());
+    }
+    if let Some(person) = &query.person {
+        and(person_matches, name_key(person).into());
+    }
+    if let Some(card) = &query.card {
+        and("card_uid = ?", card.as_str().to_owned().into());
+    }
+    if let Some(since) = query.since {
+        and("at_ms >= ?", to_millis(since).into());
+    }
+    if let Some(until) = query.until {
+        and("at_ms < ?", to_millis(until).into());
+    }
+    (sql, args)
 }
 
 /// The outbox row of an event: its kind and JSON payload.

@@ -4,11 +4,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
 use super::{
-    Card, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store, StoreError, User,
+    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
+    StoreError, User,
 };
 use crate::card::CardUid;
 use crate::door::AccessEvent;
@@ -36,6 +38,36 @@ fn bump_faces_version(conn: &Connection) -> rusqlite::Result<()> {
         [FACES_VERSION_KEY],
     )?;
     Ok(())
+}
+
+/// `person_name` against the lower-cased name: NOCASE folds ASCII letters only, as `name_key` does.
+const PERSON_NAME_MATCHES: &str = "person_name = ? COLLATE NOCASE";
+
+fn read_setting(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [name], |r| r.get(0)).optional().map_err(db_error)
+}
+
+fn write_setting(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![name, value],
+    )
+    .map(drop)
+    .map_err(db_error)
+}
+
+fn read_faces_version(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(rows::parse_faces_version(read_setting(conn, FACES_VERSION_KEY)?.as_deref()))
+}
+
+/// A person from the columns `id, name`.
+fn person_row(row: &Row<'_>) -> rusqlite::Result<Person> {
+    Ok(Person { id: PersonId(row.get(0)?), name: row.get(1)? })
+}
+
+/// A user from the columns `id, username, password_hash, role`.
+fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User { id: row.get(0)?, username: row.get(1)?, password_hash: row.get(2)?, role: row.get(3)? })
 }
 
 fn stored_face(row: &Row<'_>) -> rusqlite::Result<StoredFace> {
@@ -176,11 +208,9 @@ impl Store for SqliteStore {
     async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError> {
         let name = name.trim().to_owned();
         self.with_conn(move |conn| {
-            conn.query_row("SELECT id, name FROM people WHERE name = ?1", [name], |r| {
-                Ok(Person { id: PersonId(r.get(0)?), name: r.get(1)? })
-            })
-            .optional()
-            .map_err(db_error)
+            conn.query_row("SELECT id, name FROM people WHERE name = ?1", [name], person_row)
+                .optional()
+                .map_err(db_error)
         })
         .await
     }
@@ -230,6 +260,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
+        self.with_conn(move |conn| {
+            conn.query_row("SELECT id, name FROM people WHERE id = ?1", [id.0], person_row).optional().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare("SELECT uid FROM cards WHERE person_id = ?1 ORDER BY uid").map_err(db_error)?;
+            let uids = stmt.query_map([person.0], |r| r.get::<_, String>(0)).map_err(db_error)?;
+            uids.map(|uid| rows::parse_card(&uid.map_err(db_error)?)).collect()
+        })
+        .await
+    }
+
+    async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, engine, created_ms FROM faces WHERE person_id = ?1 ORDER BY id")
+                .map_err(db_error)?;
+            let faces = stmt
+                .query_map([person.0], |r| {
+                    Ok(FaceSummary { id: r.get(0)?, engine: r.get(1)?, created: rows::from_millis(r.get(2)?) })
+                })
+                .map_err(db_error)?;
+            faces.collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
         let uid = uid.clone();
         self.with_conn(move |conn| {
@@ -260,7 +321,7 @@ impl Store for SqliteStore {
             conn.query_row(
                 "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?1",
                 [uid.as_str()],
-                |r| Ok(Person { id: PersonId(r.get(0)?), name: r.get(1)? }),
+                person_row,
             )
             .optional()
             .map_err(db_error)
@@ -341,6 +402,22 @@ impl Store for SqliteStore {
         self.with_conn(|conn| read_faces_version(conn)).await
     }
 
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let face = tx
+                .query_row("SELECT id, person_id, descriptor, remote_id FROM faces WHERE id = ?1", [id], stored_face)
+                .optional()
+                .map_err(db_error)?
+                .ok_or_else(|| rows::no_face(id))?;
+            tx.execute("DELETE FROM faces WHERE id = ?1", [id]).map_err(db_error)?;
+            bump_faces_version(&tx).map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(face)
+        })
+        .await
+    }
+
     async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
         let row = LogRow::from_event(event);
         let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
@@ -394,22 +471,31 @@ impl Store for SqliteStore {
     }
 
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        let query = query.clone();
+        let (filter, mut args) = rows::log_filter::<Value>(query, PERSON_NAME_MATCHES);
+        args.extend([Value::from(i64::from(query.limit)), Value::from(i64::from(query.offset))]);
         self.with_conn(move |conn| {
-            let mut sql = String::from("SELECT * FROM access_log WHERE 1 = 1");
-            let mut args: Vec<String> = Vec::new();
-            if let Some(decision) = query.decision {
-                args.push(decision.as_str().to_owned());
-                sql.push_str(&format!(" AND decision = ?{}", args.len()));
-            }
-            if let Some(reason) = query.reason {
-                args.push(reason.as_str().to_owned());
-                sql.push_str(&format!(" AND reason = ?{}", args.len()));
-            }
-            sql.push_str(&format!(" ORDER BY at_ms DESC, id DESC LIMIT {}", query.limit));
+            let sql = format!("SELECT * FROM access_log WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?");
             let mut stmt = conn.prepare(&sql).map_err(db_error)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), log_row).map_err(db_error)?;
             rows.map(|row| row.map_err(db_error)?.into_entry()).collect()
+        })
+        .await
+    }
+
+    async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
+        let (filter, args) = rows::log_filter::<Value>(query, PERSON_NAME_MATCHES);
+        self.with_conn(move |conn| {
+            let sql = format!("SELECT COUNT(*) FROM access_log WHERE {filter}");
+            let count: i64 = conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0)).map_err(db_error)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
+        self.with_conn(move |conn| {
+            let row = conn.query_row("SELECT * FROM access_log WHERE id = ?1", [id], log_row).optional();
+            row.map_err(db_error)?.map(LogRow::into_entry).transpose()
         })
         .await
     }
@@ -485,26 +571,22 @@ impl Store for SqliteStore {
     }
 
     async fn armed(&self) -> Result<bool, StoreError> {
-        self.with_conn(|conn| {
-            let value: Option<String> = conn
-                .query_row("SELECT value FROM settings WHERE key = ?1", [ARMED_KEY], |r| r.get(0))
-                .optional()
-                .map_err(db_error)?;
-            rows::parse_armed(value.as_deref())
-        })
-        .await
+        self.with_conn(|conn| rows::parse_armed(read_setting(conn, ARMED_KEY)?.as_deref())).await
     }
 
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![ARMED_KEY, armed.to_string()],
-            )
-            .map_err(db_error)?;
-            Ok(())
-        })
-        .await
+        self.with_conn(move |conn| write_setting(conn, ARMED_KEY, &armed.to_string())).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let name = rows::app_setting(key);
+        self.with_conn(move |conn| read_setting(conn, &name)).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let name = rows::app_setting_to_save(key, value)?;
+        let value = value.to_owned();
+        self.with_conn(move |conn| write_setting(conn, &name, &value)).await
     }
 
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
@@ -531,20 +613,50 @@ impl Store for SqliteStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let username = username.to_owned();
         self.with_conn(move |conn| {
-            conn.query_row("SELECT id, username, password_hash, role FROM users WHERE username = ?1", [username], |r| {
-                Ok(User { id: r.get(0)?, username: r.get(1)?, password_hash: r.get(2)?, role: r.get(3)? })
-            })
+            conn.query_row(
+                "SELECT id, username, password_hash, role FROM users WHERE username = ?1",
+                [username],
+                user_row,
+            )
             .optional()
             .map_err(db_error)
         })
         .await
     }
-}
 
-fn read_faces_version(conn: &Connection) -> Result<u64, StoreError> {
-    let value: Option<String> = conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [FACES_VERSION_KEY], |r| r.get(0))
-        .optional()
-        .map_err(db_error)?;
-    Ok(rows::parse_faces_version(value.as_deref()))
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, username, password_hash, role FROM users ORDER BY username")
+                .map_err(db_error)?;
+            let users = stmt.query_map([], user_row).map_err(db_error)?;
+            users.collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.with_conn(move |conn| {
+            match conn.execute("DELETE FROM users WHERE username = ?1", [&username]).map_err(db_error)? {
+                0 => Err(rows::no_user(&username)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
+        self.with_conn(move |conn| {
+            let updated = conn
+                .execute("UPDATE users SET password_hash = ?2 WHERE username = ?1", [&username, &password_hash])
+                .map_err(db_error)?;
+            match updated {
+                0 => Err(rows::no_user(&username)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
 }
