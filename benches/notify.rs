@@ -52,6 +52,7 @@ fn status() -> Status {
         reader: "simulated".into(),
         camera: "simulated".into(),
         outbox_backlog: None,
+        camera_error: None,
         version: String::new(),
     }
 }

@@ -35,6 +35,8 @@ pub struct Config {
     pub mqtt: crate::notify::MqttConfig,
     /// The Rekognition-compatible API; off while `api.listen` is empty.
     pub api: crate::api::ApiConfig,
+    /// The web app; off while `web.listen` is empty.
+    pub web: crate::web::WebConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +187,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             mqtt: crate::notify::MqttConfig::default(),
             api: crate::api::ApiConfig::default(),
+            web: crate::web::WebConfig::default(),
         }
     }
 }
@@ -465,6 +468,46 @@ impl Config {
         );
         problems.extend(self.engine.rekognition.problems());
         problems.extend(self.api.problems());
+        problems.extend(self.web.problems());
+        problems
+    }
+
+    /// The timings and thresholds the web app's settings page may change.
+    pub fn tuning(&self) -> DoorTuning {
+        DoorTuning {
+            unlock_time: self.door.unlock_time,
+            debounce: self.door.debounce,
+            grant_beep: self.door.grant_beep,
+            deny_beeps: self.door.deny_beeps,
+            deny_beep: self.door.deny_beep,
+            capture_frames: self.capture.frames,
+            capture_time_limit: self.capture.time_limit,
+            match_threshold: self.engine.match_threshold,
+            engine_timeout: self.engine.timeout,
+        }
+    }
+
+    /// This config with `tuning` in place of its timings and thresholds.
+    pub fn with_tuning(&self, tuning: &DoorTuning) -> Config {
+        let mut config = self.clone();
+        config.door.unlock_time = tuning.unlock_time;
+        config.door.debounce = tuning.debounce;
+        config.door.grant_beep = tuning.grant_beep;
+        config.door.deny_beeps = tuning.deny_beeps;
+        config.door.deny_beep = tuning.deny_beep;
+        config.capture.frames = tuning.capture_frames;
+        config.capture.time_limit = tuning.capture_time_limit;
+        config.engine.match_threshold = tuning.match_threshold;
+        config.engine.timeout = tuning.engine_timeout;
+        config
+    }
+
+    /// What `tuning` would break in this config (problems it has already are not repeated),
+    /// keyed like the config file.
+    pub fn tuning_problems(&self, tuning: &DoorTuning) -> Vec<Problem> {
+        let before = self.problems();
+        let mut problems = self.with_tuning(tuning).problems();
+        problems.retain(|p| !before.contains(p));
         problems
     }
 
@@ -505,6 +548,32 @@ fn check_range(check: &mut impl FnMut(bool, &str, String), key: &str, value: Dur
             humantime::format_duration(max)
         ),
     );
+}
+
+/// The door's timings and thresholds, as the web app edits them. Saved changes are kept in the
+/// database and override the config file's values until changed again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoorTuning {
+    #[serde(with = "humantime_serde")]
+    pub unlock_time: Duration,
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grant_beep: Duration,
+    pub deny_beeps: u32,
+    #[serde(with = "humantime_serde")]
+    pub deny_beep: Duration,
+    pub capture_frames: u32,
+    #[serde(with = "humantime_serde")]
+    pub capture_time_limit: Duration,
+    pub match_threshold: f32,
+    #[serde(with = "humantime_serde")]
+    pub engine_timeout: Duration,
+}
+
+impl DoorTuning {
+    /// Where the web app saves them (the `settings` table).
+    pub const SETTING: &str = "door_tuning";
 }
 
 /// One thing wrong with the configuration.

@@ -1,5 +1,5 @@
 //! The control socket: a Unix socket speaking one JSON object per line, through which the CLI
-//! (and later the web app) taps simulated cards, arms and disarms the door and reads its status.
+//! taps simulated cards, arms and disarms the door and reads its status.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,8 +10,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::card::CardUid;
-use crate::hw::Lock;
+use crate::door::DoorSettings;
 use crate::hw::simulated::SimTaps;
+use crate::hw::{BurstLimits, Lock};
 use crate::store::Store;
 
 /// Requests longer than this are refused: nothing we accept comes close.
@@ -48,6 +49,9 @@ pub struct Status {
     /// Notifications written but not yet delivered; `None` if the database did not answer.
     pub outbox_backlog: Option<u64>,
     pub version: String,
+    /// Why the camera's last burst failed; `None` once a burst works again (or none was taken).
+    #[serde(default)]
+    pub camera_error: Option<String>,
 }
 
 /// Commands for the door driver.
@@ -55,6 +59,8 @@ pub struct Status {
 pub enum Command {
     /// Arm or disarm; the reply comes once the door has taken the change.
     SetArmed { armed: bool, done: oneshot::Sender<()> },
+    /// New timings and thresholds (the web app's settings page), used from the next tap on.
+    Retune { settings: DoorSettings, limits: BurstLimits, engine_timeout: Duration, done: oneshot::Sender<()> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +75,8 @@ pub enum ControlError {
     Timeout(Duration),
     #[error("bad answer from the daemon: {0}")]
     Protocol(String),
+    #[error("the door is shutting down")]
+    ShuttingDown,
 }
 
 /// What the server needs from the running daemon.
@@ -151,17 +159,32 @@ async fn answer(request: Request, handle: &ControlHandle) -> Response {
             }
         }
         Request::Arm | Request::Disarm => {
-            let (done, wait) = oneshot::channel();
-            let command = Command::SetArmed { armed: request == Request::Arm, done };
-            if handle.commands.send(command).await.is_err() || wait.await.is_err() {
-                return Response::Error { message: "the door is shutting down".into() };
+            let armed = request == Request::Arm;
+            if let Err(e) = handle.command(|done| Command::SetArmed { armed, done }).await {
+                return Response::Error { message: e.to_string() };
             }
         }
         Request::Status => {}
     }
-    let mut status = handle.status.borrow().clone();
-    status.outbox_backlog = handle.store.outbox_backlog().await.ok();
-    Response::Ok { status }
+    Response::Ok { status: handle.current_status().await }
+}
+
+impl ControlHandle {
+    /// The door's state now, with the notification backlog read from the database.
+    pub async fn current_status(&self) -> Status {
+        let mut status = self.status.borrow().clone();
+        status.outbox_backlog = self.store.outbox_backlog().await.ok();
+        status
+    }
+
+    /// Sends `command` built around a reply channel and waits until the door has taken it.
+    pub async fn command(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), ControlError> {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(command(done)).await.is_err() || wait.await.is_err() {
+            return Err(ControlError::ShuttingDown);
+        }
+        Ok(())
+    }
 }
 
 /// Sends one request to the daemon at `path` and waits for its answer.

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::capture;
-use crate::config::Config;
+use crate::card::CardUid;
+use crate::config::{Config, DoorTuning};
 use crate::control::{self, Command, ControlHandle, Status};
 use crate::door::{AccessEvent, AttemptReport, Door, Effect, Event, Timer};
 use crate::engine::{FaceEngine, Gallery};
@@ -41,6 +42,10 @@ pub enum DaemonError {
     Lock { path: String, detail: String },
     #[error("notifications: {0}")]
     Notify(#[from] crate::notify::mqtt::NotifyError),
+    #[error("web app: {0}")]
+    Web(#[from] crate::web::WebError),
+    #[error("the door task failed: {0}")]
+    Crashed(String),
 }
 
 /// Longest wait for the database to say whose card was tapped.
@@ -246,6 +251,8 @@ pub struct Driver {
     writer: JoinHandle<()>,
     status: watch::Sender<Status>,
     written: broadcast::Sender<AccessEvent>,
+    /// Every card the reader reads, attempt or not (the web app's "tap the card now").
+    card_reads: broadcast::Sender<CardUid>,
 }
 
 impl Driver {
@@ -272,6 +279,7 @@ impl Driver {
             camera: config.hardware.camera.clone(),
             outbox_backlog: None,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            camera_error: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
         let driver = Self {
@@ -293,13 +301,9 @@ impl Driver {
             writer,
             status: status_tx,
             written,
+            card_reads: broadcast::channel(16).0,
         };
         (driver, hardware.reader, status_rx)
-    }
-
-    /// Every attempt once it is in the log, with its photo name.
-    pub fn subscribe(&self) -> broadcast::Receiver<AccessEvent> {
-        self.written.subscribe()
     }
 
     /// Runs the door until `shutdown` completes, then locks it and finishes writing the log.
@@ -324,9 +328,16 @@ impl Driver {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(event) = self.results_rx.recv() => self.feed(event),
+                Some(event) = self.results_rx.recv() => {
+                    self.note_camera_health(&event);
+                    self.feed(event);
+                }
                 uid = reader.next_uid() => match uid {
-                    Ok(uid) => self.feed(Event::CardRead(uid)),
+                    Ok(uid) => {
+                        // Nobody waiting for a card is the usual case.
+                        let _ = self.card_reads.send(uid.clone());
+                        self.feed(Event::CardRead(uid));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "the card reader stopped; locking and exiting");
                         failure = Some(e);
@@ -336,6 +347,13 @@ impl Driver {
                 Some(command) = commands.recv() => match command {
                     Command::SetArmed { armed, done } => {
                         self.feed(Event::SetArmed(armed));
+                        let _ = done.send(());
+                    }
+                    Command::Retune { settings, limits, engine_timeout, done } => {
+                        tracing::info!(?settings, ?limits, ?engine_timeout, "new door settings");
+                        self.door.set_settings(settings);
+                        self.limits = limits;
+                        self.engine_timeout = engine_timeout;
                         let _ = done.send(());
                     }
                 },
@@ -361,6 +379,18 @@ impl Driver {
             tracing::error!(error = %e, "the log writer failed while finishing");
         }
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Keeps the status's camera health up to date from the bursts' results.
+    fn note_camera_health(&self, event: &Event) {
+        if let Event::Captured { result, .. } = event {
+            let error = result.as_ref().err();
+            self.status.send_if_modified(|status| {
+                let changed = status.camera_error.as_ref() != error;
+                status.camera_error = error.cloned();
+                changed
+            });
+        }
     }
 
     fn feed(&mut self, event: Event) {
@@ -584,30 +614,121 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, DaemonErro
     }
 }
 
+/// What the control socket and the web app need of a running door.
+#[derive(Clone)]
+pub struct DoorLink {
+    pub control: ControlHandle,
+    pub engine: Arc<dyn FaceEngine>,
+    pub camera: Arc<dyn Camera>,
+    /// Every card read, as it is read.
+    pub card_reads: broadcast::Sender<CardUid>,
+    /// Every attempt once it is in the log.
+    pub attempts: broadcast::Sender<AccessEvent>,
+}
+
+/// A door driven in its own task.
+pub struct RunningDoor {
+    pub link: DoorLink,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), HwError>>,
+}
+
+impl RunningDoor {
+    pub fn start(config: &Config, hardware: Hardware, services: Services, armed: bool) -> Self {
+        let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
+        let (engine, store) = (Arc::clone(&services.engine), Arc::clone(&services.store));
+        let (driver, reader, status) = Driver::new(config, hardware, services, armed);
+        let (commands, commands_rx) = mpsc::channel(8);
+        let link = DoorLink {
+            control: ControlHandle { commands, status, taps, store },
+            engine,
+            camera,
+            card_reads: driver.card_reads.clone(),
+            attempts: driver.written.clone(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(driver.run(reader, commands_rx, async {
+            let _ = stopped.await;
+        }));
+        Self { link, stop, task }
+    }
+
+    /// Runs until `shutdown` completes or the door stops by itself (its reader failed), then
+    /// waits until it is locked and its log written.
+    pub async fn until(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        let Self { link, stop, mut task } = self;
+        drop(link);
+        let finished = tokio::select! {
+            outcome = &mut task => Some(outcome),
+            () = shutdown => None,
+        };
+        let outcome = match finished {
+            Some(outcome) => outcome,
+            None => {
+                let _ = stop.send(());
+                task.await
+            }
+        };
+        Ok(outcome.map_err(|e| DaemonError::Crashed(e.to_string()))??)
+    }
+}
+
+/// `config` with the door settings saved from the web app, when there are valid ones.
+async fn with_saved_tuning(config: Config, store: &dyn Store) -> Config {
+    let saved = match store.setting(DoorTuning::SETTING).await {
+        Ok(Some(json)) => json,
+        Ok(None) => return config,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the door settings saved from the web app; using the config's");
+            return config;
+        }
+    };
+    match serde_json::from_str::<DoorTuning>(&saved) {
+        Ok(tuning) if config.tuning_problems(&tuning).is_empty() => {
+            tracing::info!(?tuning, "using the door settings saved from the web app (they override the config file)");
+            config.with_tuning(&tuning)
+        }
+        _ => {
+            tracing::warn!("the door settings saved from the web app are not valid here; using the config's");
+            config
+        }
+    }
+}
+
 /// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let _lock = lock_data_dir(&config.data_dir)?;
     // Outputs go safe before anything else can fail.
     let hardware = Hardware::from_config(&config)?;
     let store = store::open(&config.database, &config.data_dir).await?;
+    let config = with_saved_tuning(config, store.as_ref()).await;
     let engine = crate::engine::build(&config.engine)?;
     let armed = store.armed().await?;
     let socket_path = config.control_socket();
     let listener = control::bind(&socket_path).await?;
     let _socket = control::SocketGuard(socket_path.clone());
-
-    let taps = hardware.taps.clone();
-    let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
-    let (driver, reader, status) = Driver::new(&config, hardware, services, armed);
-    // Started before the door so a bad certificate stops the daemon at once, with the reason.
-    let publisher = if config.mqtt.enabled() {
-        let publisher = Publisher::new(config.mqtt.clone(), config.door.id.clone(), Arc::clone(&store))?;
-        Some(tokio::spawn(publisher.run(driver.subscribe(), status.clone())))
-    } else {
-        None
+    let web_listener = match config.web.enabled() {
+        true => Some(crate::web::bind(&config.web).await?),
+        false => None,
     };
-    let (commands_tx, commands_rx) = mpsc::channel(8);
-    let server = tokio::spawn(control::serve(listener, ControlHandle { commands: commands_tx, status, taps, store }));
+
+    // Made before the door starts so a bad certificate stops the daemon at once, with the reason.
+    let publisher = match config.mqtt.enabled() {
+        true => Some(Publisher::new(config.mqtt.clone(), config.door.id.clone(), Arc::clone(&store))?),
+        false => None,
+    };
+
+    let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
+    let door = RunningDoor::start(&config, hardware, services, armed);
+    let publisher = publisher
+        .map(|publisher| tokio::spawn(publisher.run(door.link.attempts.subscribe(), door.link.control.status.clone())));
+    let server = tokio::spawn(control::serve(listener, door.link.control.clone()));
+    let web = match web_listener {
+        Some(listener) => {
+            Some(crate::web::start(listener, crate::web::WebState::new(&config, door.link.clone()).await?))
+        }
+        None => None,
+    };
 
     tracing::info!(
         door = %config.door.id,
@@ -615,16 +736,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         engine = %config.engine.kind,
         armed,
         socket = %socket_path.display(),
+        web = %config.web.listen,
         "facereko is running"
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let outcome = driver.run(reader, commands_rx, shutdown).await;
+    let outcome = door.until(shutdown).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     server.abort();
+    if let Some(web) = web {
+        web.stop().await;
+    }
     if let Some(publisher) = publisher {
         publisher.abort();
     }
-    Ok(outcome?)
+    outcome
 }
 
 #[cfg(test)]
@@ -648,19 +773,13 @@ pub async fn simulate_attempt(
 ) -> Result<AccessEvent, SimulationError> {
     let store = store::open(&config.database, &config.data_dir).await.map_err(DaemonError::from)?;
     let engine = crate::engine::build(&config.engine).map_err(DaemonError::from)?;
-    let mut hardware = Hardware::simulated(&OutputRecorder::default(), picture);
-    let taps = hardware.taps.take().expect("simulated hardware has a tap handle");
+    let hardware = Hardware::simulated(&OutputRecorder::default(), picture);
     let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
-    let (driver, reader, _status) = Driver::new(config, hardware, services, true);
-    let mut written = driver.subscribe();
-    let (_commands, commands_rx) = mpsc::channel(1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(driver.run(reader, commands_rx, async {
-        let _ = stopped.await;
-    }));
+    let door = RunningDoor::start(config, hardware, services, true);
+    let mut written = door.link.attempts.subscribe();
+    let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
     let _ = taps.tap(card).await;
     let event = written.recv().await.map_err(|_| SimulationError::Unfinished);
-    let _ = stop.send(());
-    let _ = running.await;
+    door.until(async {}).await?;
     event
 }

@@ -2,6 +2,7 @@
 //! front of the camera must belong to the card's holder; LEDs, buzzer and lock relay give the
 //! verdict; every attempt is logged with its photo.
 
+pub mod accounts;
 pub mod api;
 pub mod capture;
 pub mod card;
@@ -19,3 +20,4 @@ pub mod notify;
 pub mod people;
 pub mod photos;
 pub mod store;
+pub mod web;

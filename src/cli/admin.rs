@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{CardCommand, EnrollArgs, LogArgs, PersonCommand};
 
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+pub(super) async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     store::open(&config.database, &config.data_dir).await.context("cannot open the database")
 }
 
@@ -86,15 +86,7 @@ pub async fn migrate(config: &Config) -> Result<ExitCode> {
 }
 
 pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&std::path::Path>) -> Result<ExitCode> {
-    let password = match password_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the password file {}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let password = password_file.map(super::user::read_secret_file).transpose()?;
     let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
     store.migrate().await.context("cannot bring the database schema up to date")?;
     let imported = legacy::import(url, password.as_deref(), store.as_ref(), &config.door.id).await?;
@@ -235,7 +227,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
 
 pub async fn log(config: &Config, args: &LogArgs) -> Result<ExitCode> {
     let store = open_store(config).await?;
-    let query = LogQuery { limit: args.limit, decision: args.decision, reason: args.reason };
+    let query = LogQuery { limit: args.limit, decision: args.decision, reason: args.reason, ..LogQuery::default() };
     let entries = store.access_log(&query).await?;
     if args.json {
         for entry in &entries {

@@ -1,11 +1,12 @@
 //! `facereko demo`: the whole door on simulated hardware with the on-device engine, in a
-//! throw-away data directory, driven from the keyboard.
+//! throw-away data directory, driven from the web app or the keyboard.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use facereko::accounts::{self, Role};
 use facereko::card::CardUid;
 use facereko::config::{self, Sources};
 use facereko::control::{self, Request};
@@ -45,6 +46,32 @@ const CARDS: &[DemoCard] = &[
     DemoCard { uid: "04C0FFEE", holder: Some("Joe Biden"), camera: None, story: "Biden's second card, camera covered" },
     DemoCard { uid: "DEADBEEF", holder: None, camera: Some("biden.jpg"), story: "a card nobody enrolled" },
 ];
+
+/// The demo's web account; its password is made up at each start.
+const DEMO_USER: &str = "demo";
+
+/// `requested`, else 127.0.0.1:8080 when free, else any free port on loopback.
+fn web_address(requested: Option<&str>) -> Result<String> {
+    if let Some(address) = requested {
+        return Ok(address.to_owned());
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:8080")
+        .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .context("cannot find a free port on 127.0.0.1 for the web app")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// Opens `url` in the desktop's browser when there is a desktop; quietly does nothing otherwise.
+fn open_browser(url: &str) {
+    let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if desktop {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
 
 /// Lays out the simulated camera: one folder per card with what it sees.
 fn stage_camera(camera_dir: &Path, samples: &Path) -> Result<()> {
@@ -128,11 +155,12 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     stage_camera(&camera_dir, &samples)?;
     let config_path = data_dir.join("config.toml");
     let quoted = |p: &Path| format!("{:?}", p.display().to_string());
+    let listen = web_address(args.listen.as_deref())?;
     std::fs::write(
         &config_path,
         format!(
             "data_dir = {}\n[engine]\nkind = \"local\"\nmodels_dir = {}\n[door]\nunlock_time = \"5s\"\n\
-             [hardware.simulated]\ncamera = {}\n",
+             [hardware.simulated]\ncamera = {}\n[web]\nlisten = \"{listen}\"\n",
             quoted(data_dir),
             quoted(&models_dir),
             quoted(&camera_dir)
@@ -144,6 +172,13 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     println!("enrolling the demo people with the on-device engine…");
     enrol_people(&config, &samples).await?;
     let store = store::open(&config.database, &config.data_dir).await?;
+    let password = accounts::random_token(8);
+    let hash = tokio::task::spawn_blocking({
+        let password = password.clone();
+        move || accounts::hash_password(&password)
+    })
+    .await??;
+    store.add_user(DEMO_USER, &hash, Role::Admin.as_str()).await?;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(facereko::daemon::run(config.clone(), async {
@@ -168,6 +203,14 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     }
     println!("FaceReko demo: simulated door, on-device face engine, SQLite in {}", data_dir.display());
     println!("people: Barack Obama (card 04A1B2C3), Joe Biden (cards 04B1D3E5, 04C0FFEE)");
+    let url = format!("http://{listen}/");
+    println!(
+        "\nweb app: {url}  (sign in as {DEMO_USER}, password {password}; this account lives only as long as the demo)"
+    );
+    println!("  the dashboard has a button to tap each demo card; the history shows each attempt with its photo");
+    if !args.no_browser {
+        open_browser(&url);
+    }
     print_menu(&config_path);
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();

@@ -8,6 +8,7 @@ mod demo;
 mod face;
 mod hw;
 mod models;
+mod user;
 
 use std::path::PathBuf;
 
@@ -77,7 +78,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Run one attempt through the real pipeline with a simulated reader and camera
     Simulate(SimulateArgs),
-    /// Try the whole door: simulated hardware, on-device engine, sample people, taps from the keyboard
+    /// Try the whole door: simulated hardware, on-device engine, sample people, the web app and taps from the keyboard
     Demo(DemoArgs),
     /// Check the configuration or print a commented example
     #[command(subcommand)]
@@ -102,6 +103,38 @@ pub enum Command {
     /// The Rekognition collection of the `rekognition` engine ([engine.rekognition])
     #[command(subcommand)]
     Collection(CollectionCommand),
+    /// Web app accounts: add, list, remove, change a password
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; the password is asked for twice (or read from --password-file or a pipe)
+    Add {
+        /// User name: letters, digits, '.', '-', '_' or '@'
+        name: String,
+        /// admin (everything) or viewer (dashboard and history only)
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from the first line of this file
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// List accounts and their roles
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account; its web sessions end
+    Remove { name: String },
+    /// Set a new password; the account's web sessions end
+    Passwd {
+        name: String,
+        /// Read the password from the first line of this file
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +269,12 @@ pub struct DemoArgs {
     /// Where the face models are kept (fetched there if missing) [default: ~/.cache/facereko/models]
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Serve the web app here [default: 127.0.0.1:8080, or a free port if that is taken]
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+    /// Do not open the web app in the desktop's browser
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -369,6 +408,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::ServeApi(args) => api::serve(&cli, args).await,
         Command::Collection(command) => collection::collection(&cli.load_config()?.config, command).await,
+        Command::User(command) => user::user(&cli.load_config()?.config, command).await,
     }
 }
 

@@ -230,6 +230,11 @@ impl Door {
         self.armed
     }
 
+    /// New timings and thresholds, used from the next step of any attempt on.
+    pub fn set_settings(&mut self, settings: DoorSettings) {
+        self.settings = settings;
+    }
+
     pub fn is_unlocked(&self) -> bool {
         self.unlocked
     }

@@ -736,3 +736,21 @@ async fn a_resting_card_stays_debounced_while_other_cards_are_read() {
     advance(ms(2100)).await;
     tap(&mut door, BOB_CARD);
 }
+
+#[tokio::test(start_paused = true)]
+async fn new_settings_apply_to_the_next_step_without_a_restart() {
+    let mut door = Door::new(settings(), true);
+    let stricter = DoorSettings { match_threshold: 98.0, unlock_time: Duration::from_secs(30), ..settings() };
+    door.set_settings(stricter.clone());
+    let attempt = up_to_matching(&mut door, ALICE_CARD, alice());
+    let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+    assert_eq!(report(&effects).reason, Reason::FaceNotRecognised, "97 is below the new threshold: {effects:?}");
+
+    advance(settings().debounce).await;
+    let attempt = up_to_matching(&mut door, ALICE_CARD, alice());
+    let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 99.0)));
+    assert!(
+        effects.contains(&Effect::StartTimer { timer: Timer::Relock, after: stricter.unlock_time }),
+        "the new unlock time is used: {effects:?}"
+    );
+}

@@ -1,0 +1,246 @@
+//! Signing in and out, and the first-run page that creates the first admin.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{FromRequest, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::auth::{FORM_COOKIE, SignInKey, Signed, client_address, cookie, same_secret};
+use super::views::{bare_page, capitalised};
+use super::{WebError, WebState};
+use crate::accounts::{self, Role};
+
+/// The double-submit token of the sign-in and setup forms: the browser's cookie, or a new one.
+fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, FORM_COOKIE).filter(|token| token.len() == 64) {
+        Some(token) => (token.to_owned(), None),
+        None => {
+            let token = accounts::random_token(32);
+            (token.clone(), Some(token))
+        }
+    }
+}
+
+/// `page` with the form cookie set when the browser had none.
+fn with_form_cookie(state: &WebState, status: StatusCode, new_token: Option<String>, page: Markup) -> Response {
+    match new_token {
+        Some(token) => {
+            let cookie = state.auth().cookie(FORM_COOKIE, &token, Duration::from_secs(24 * 3600));
+            (status, [(header::SET_COOKIE, cookie)], page).into_response()
+        }
+        None => (status, page).into_response(),
+    }
+}
+
+fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), WebError> {
+    match cookie(headers, FORM_COOKIE) {
+        Some(expected) if same_secret(given, expected) => Ok(()),
+        _ => Err(WebError::Csrf),
+    }
+}
+
+fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: bool) -> Markup {
+    bare_page(
+        "Sign in",
+        html! {
+            section.card {
+                h1 { "Sign in" }
+                @if let Some(error) = error { p.flash.error role="alert" { (error) } }
+                @if no_accounts {
+                    p.hint {
+                        "No accounts yet. Create the first admin on the " a href="/setup" { "setup page" }
+                        " with the setup code from the daemon's log (" code { "journalctl -u facereko" }
+                        "), or with " code { "facereko user add NAME" } "."
+                    }
+                }
+                form.stack method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="username" { "Username" }
+                    input #username name="username" value=(username) autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                    button.primary type="submit" { "Sign in" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let (token, new_token) = form_token(&headers);
+    let no_accounts = state.store().list_users().await?.is_empty();
+    Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts)))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn login(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, WebError> {
+    let address = client_address(request.extensions());
+    let Form(form) =
+        Form::<LoginForm>::from_request(request, &state).await.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    check_form_token(&headers, &form.csrf)?;
+    let username = form.username.trim().to_owned();
+    let keys = [SignInKey::account(&username), SignInKey::address(address)];
+    if let Some(wait) = state.auth().blocked_for(&keys) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        tracing::warn!(user = %username, ?address, "sign-in refused: too many failures");
+        return Err(WebError::TooManyAttempts(format!(
+            "too many failed sign-ins; try again in {minutes} minute{}",
+            if minutes == 1 { "" } else { "s" }
+        )));
+    }
+    let account = state.store().user_by_name(&username).await?;
+    let hash = account.as_ref().map_or_else(|| accounts::decoy_hash().to_owned(), |a| a.password_hash.clone());
+    let password = form.password;
+    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let role = account.as_ref().and_then(|a| a.role.parse::<Role>().ok());
+    match (account, role, matches) {
+        (Some(account), Some(role), true) => {
+            state.auth().clear_failures(&keys[0]);
+            tracing::info!(user = %account.username, %role, ?address, "signed in");
+            let cookie = state.auth().sign_in(&account, role);
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+        }
+        _ => {
+            state.auth().record_failure(&keys);
+            tracing::warn!(user = %username, ?address, "failed sign-in");
+            let page = login_form(&form.csrf, &username, Some("Wrong user name or password."), false);
+            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<WebState>,
+    Signed(user): Signed,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&form.csrf)?;
+    let cookie = state.auth().sign_out(&user);
+    tracing::info!(user = %user.username, "signed out");
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
+}
+
+fn setup_form(token: &str, username: &str, error: Option<&str>) -> Markup {
+    bare_page(
+        "First-run setup",
+        html! {
+            section.card {
+                h1 { "Create the first admin" }
+                p.hint {
+                    "Enter the setup code that the daemon printed in its log when it started ("
+                    code { "journalctl -u facereko | grep setup_code" } "). It works once."
+                }
+                @if let Some(error) = error { p.flash.error role="alert" { (error) } }
+                form.stack method="post" action="/setup" {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="code" { "Setup code" }
+                    input #code name="code" autocomplete="one-time-code" required autofocus placeholder="XXXX-XXXX-XXXX";
+                    label for="username" { "Username" }
+                    input #username name="username" value=(username) autocomplete="username" required;
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="new-password" required
+                        minlength=(accounts::MIN_PASSWORD_CHARS);
+                    label for="confirm" { "Password again" }
+                    input #confirm name="confirm" type="password" autocomplete="new-password" required;
+                    button.primary type="submit" { "Create admin and sign in" }
+                }
+            }
+        },
+    )
+}
+
+async fn has_accounts(state: &WebState) -> Result<bool, WebError> {
+    Ok(!state.store().list_users().await?.is_empty())
+}
+
+pub async fn setup_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    if has_accounts(&state).await? {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let (token, new_token) = form_token(&headers);
+    Ok(with_form_cookie(&state, StatusCode::OK, new_token, setup_form(&token, "", None)))
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn setup(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    request: axum::extract::Request,
+) -> Result<Response, WebError> {
+    let address = client_address(request.extensions());
+    let Form(form) =
+        Form::<SetupForm>::from_request(request, &state).await.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    check_form_token(&headers, &form.csrf)?;
+    if has_accounts(&state).await? {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let refuse = |message: String| {
+        Ok((StatusCode::UNPROCESSABLE_ENTITY, setup_form(&form.csrf, &form.username, Some(&message))).into_response())
+    };
+    let username = match accounts::clean_username(&form.username) {
+        Ok(name) => name.to_owned(),
+        Err(e) => return refuse(capitalised(&e.to_string())),
+    };
+    if let Err(e) = accounts::check_new_password(&form.password) {
+        return refuse(capitalised(&e.to_string()));
+    }
+    if form.password != form.confirm {
+        return refuse("The two passwords differ.".into());
+    }
+    // Guessing the code counts against the address like guessing a password.
+    let keys = [SignInKey::address(address)];
+    if state.auth().blocked_for(&keys).is_some() {
+        return Err(WebError::TooManyAttempts("too many wrong setup codes; try again later".into()));
+    }
+    if !state.auth().take_setup_code(&form.code) {
+        state.auth().record_failure(&keys);
+        return refuse("That is not the setup code from the log (it works only once).".into());
+    }
+    let password = form.password.clone();
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let account = state.store().add_user(&username, &hash, Role::Admin.as_str()).await?;
+    tracing::info!(user = %username, "first admin created on the setup page");
+    let cookie = state.auth().sign_in(&account, Role::Admin);
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}

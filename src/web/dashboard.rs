@@ -1,0 +1,295 @@
+//! The dashboard: the door's state, live; arm and disarm; simulated taps; the latest attempts.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use futures_util::Stream;
+use maud::{Markup, html};
+use serde::Deserialize;
+use tokio::sync::{broadcast, watch};
+
+use super::auth::{Admin, Flash, Signed, User};
+use super::views::{Section, csrf_field, page as frame};
+use super::{WebError, WebState, history};
+use crate::card::CardUid;
+use crate::control::{Command, ControlHandle, Status};
+use crate::door::AccessEvent;
+use crate::hw::Lock;
+
+/// The notification backlog is re-read this often for open dashboards.
+const STATUS_REFRESH: Duration = Duration::from_secs(5);
+
+fn armed_text(armed: bool) -> &'static str {
+    if armed { "Armed" } else { "Disarmed" }
+}
+
+fn lock_text(lock: Lock) -> &'static str {
+    if lock == Lock::Unlocked { "Unlocked" } else { "Locked" }
+}
+
+fn busy_text(busy: bool) -> &'static str {
+    if busy { "Checking a tap…" } else { "Idle" }
+}
+
+fn camera_text(status: &Status) -> String {
+    match &status.camera_error {
+        Some(error) => format!("{}: failing ({error})", status.camera),
+        None => format!("{}: working", status.camera),
+    }
+}
+
+fn backlog_text(backlog: Option<u64>) -> String {
+    backlog.map_or_else(|| "unknown (database away)".to_owned(), |n| n.to_string())
+}
+
+/// The status as the page script reads it from the live feed.
+fn status_json(status: &Status) -> serde_json::Value {
+    serde_json::json!({
+        "armed": status.armed,
+        "armed_text": armed_text(status.armed),
+        "lock_text": lock_text(status.lock),
+        "unlocked": status.lock == Lock::Unlocked,
+        "busy_text": busy_text(status.busy),
+        "camera_text": camera_text(status),
+        "camera_ok": status.camera_error.is_none(),
+        "backlog_text": backlog_text(status.outbox_backlog),
+    })
+}
+
+fn tile(label: &str, id: &str, value: &str, extra: Markup) -> Markup {
+    html! {
+        div.tile {
+            span.tile-label { (label) }
+            strong id=(id) { (value) }
+            (extra)
+        }
+    }
+}
+
+/// Cards to offer as one-click simulated taps: the enrolled ones and those the simulated camera
+/// has pictures for (the demo's), with who holds them.
+async fn tappable_cards(state: &WebState) -> Result<BTreeMap<CardUid, Option<String>>, WebError> {
+    let mut cards: BTreeMap<CardUid, Option<String>> =
+        state.store().list_cards().await?.into_iter().map(|card| (card.uid, Some(card.person.name))).collect();
+    if let Some(folder) = &state.0.simulated_camera
+        && let Ok(entries) = std::fs::read_dir(folder)
+    {
+        for entry in entries.flatten() {
+            if let Some(uid) = entry.file_name().to_str().and_then(|name| name.parse::<CardUid>().ok()) {
+                cards.entry(uid).or_insert(None);
+            }
+        }
+    }
+    Ok(cards)
+}
+
+fn simulated_taps(user: &User, cards: &BTreeMap<CardUid, Option<String>>) -> Markup {
+    html! {
+        section.card {
+            h2 { "Simulate a tap" }
+            p.hint { "The card reader is simulated: tap a card from here and watch the door decide." }
+            @if !cards.is_empty() {
+                div.tap-buttons {
+                    @for (uid, holder) in cards {
+                        form.inline method="post" action="/tap" {
+                            (csrf_field(user))
+                            input type="hidden" name="card" value=(uid);
+                            button.secondary type="submit" {
+                                "Tap " code { (uid) }
+                                span.muted { " · " (holder.as_deref().unwrap_or("unknown card")) }
+                            }
+                        }
+                    }
+                }
+            }
+            form.row method="post" action="/tap" {
+                (csrf_field(user))
+                label for="tap-card" { "Card to tap" }
+                input #tap-card name="card" placeholder="04A1B2C3" autocomplete="off" required;
+                button.primary type="submit" { "Simulate tap" }
+            }
+        }
+    }
+}
+
+pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
+    let status = state.control.current_status().await;
+    let taps = match (&state.control.taps, user.is_admin()) {
+        (Some(_), true) => Some(tappable_cards(&state).await?),
+        _ => None,
+    };
+    let recent = history::recent_rows(&state, 5).await?;
+    let arm_forms = html! {
+        @if user.is_admin() {
+            form.inline method="post" action="/arm" data-show-when="disarmed" hidden[status.armed] {
+                (csrf_field(&user))
+                button.primary type="submit" { "Arm" }
+            }
+            form.inline method="post" action="/disarm" data-show-when="armed" hidden[!status.armed] {
+                (csrf_field(&user))
+                button.danger type="submit" { "Disarm" }
+            }
+        }
+    };
+    let body = html! {
+        div.page-head {
+            h1 { "Door " q { (status.door) } }
+            span.live-dot title="Live: this page updates by itself" { "live" }
+        }
+        section.status-grid data-status-feed="/events" {
+            div.tile.main-tile data-armed=(status.armed) {
+                span.tile-label { "System" }
+                strong #armed-state { (armed_text(status.armed)) }
+                div.tile-actions { (arm_forms) }
+            }
+            (tile("Lock", "lock-state", lock_text(status.lock), html! {}))
+            (tile("Attempt", "busy-state", busy_text(status.busy), html! {}))
+            (tile("Card reader", "reader-state", &format!("{}: working", status.reader), html! {}))
+            (tile("Camera", "camera-state", &camera_text(&status), html! {}))
+            (tile("Face engine", "engine-state", &status.engine, html! {}))
+            (tile("Notifications waiting", "backlog", &backlog_text(status.outbox_backlog), html! {}))
+        }
+        @if let Some(cards) = &taps { (simulated_taps(&user, cards)) }
+        section.card {
+            div.section-head {
+                h2 { "Latest attempts" }
+                a href="/history" { "All history →" }
+            }
+            (history::table(recent, Some("/history/rows?limit=5")))
+        }
+    };
+    let flash = state.auth().take_flash(&user);
+    Ok(frame(&user, flash, Section::Dashboard, "Dashboard", body))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn set_armed(state: &WebState, user: &User, armed: bool) -> Result<Response, WebError> {
+    state
+        .control
+        .command(|done| Command::SetArmed { armed, done })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    tracing::info!(user = %user.username, armed, "armed state changed from the web app");
+    let message =
+        if armed { "Armed: enrolled people can open the door." } else { "Disarmed: taps are logged, nothing opens." };
+    state.auth().set_flash(user, Flash::ok(message));
+    Ok(Redirect::to("/").into_response())
+}
+
+pub async fn arm(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&form.csrf)?;
+    set_armed(&state, &user, true).await
+}
+
+pub async fn disarm(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&form.csrf)?;
+    set_armed(&state, &user, false).await
+}
+
+#[derive(Deserialize)]
+pub struct TapForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    card: String,
+}
+
+pub async fn tap(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Form(form): Form<TapForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&form.csrf)?;
+    let card: CardUid =
+        form.card.parse().map_err(|e: crate::card::CardUidError| WebError::BadRequest(e.to_string()))?;
+    let Some(taps) = &state.control.taps else {
+        return Err(WebError::BadRequest("the card reader is not simulated (hardware.reader); tap a real card".into()));
+    };
+    taps.tap(card.clone()).await.map_err(|e| WebError::Internal(e.to_string()))?;
+    state.auth().set_flash(
+        &user,
+        Flash::ok(format!("Tapped card {card}; the attempt appears below as soon as it is decided.")),
+    );
+    Ok(Redirect::to("/").into_response())
+}
+
+/// What the live feed holds between events.
+struct Feed {
+    control: ControlHandle,
+    status: watch::Receiver<Status>,
+    attempts: broadcast::Receiver<AccessEvent>,
+    refresh: tokio::time::Interval,
+    first: bool,
+}
+
+impl Feed {
+    async fn status_event(&mut self) -> Event {
+        self.status.borrow_and_update();
+        let status = self.control.current_status().await;
+        Event::default().event("status").data(status_json(&status).to_string())
+    }
+
+    /// The next event, or `None` once the door has stopped.
+    async fn next(&mut self) -> Option<Event> {
+        if std::mem::take(&mut self.first) {
+            return Some(self.status_event().await);
+        }
+        tokio::select! {
+            changed = self.status.changed() => match changed {
+                Ok(()) => Some(self.status_event().await),
+                Err(_) => None,
+            },
+            attempt = self.attempts.recv() => match attempt {
+                Ok(event) => {
+                    let data = serde_json::json!({ "decision": event.decision, "reason": event.reason });
+                    Some(Event::default().event("attempt").data(data.to_string()))
+                }
+                // Missed some: the page reloads its rows all the same.
+                Err(broadcast::error::RecvError::Lagged(_)) => Some(Event::default().event("attempt").data("{}")),
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
+            _ = self.refresh.tick() => Some(self.status_event().await),
+        }
+    }
+}
+
+/// Server-sent events: `status` whenever the door's state changes (and every few seconds for the
+/// backlog), `attempt` whenever an attempt is logged.
+pub async fn events(
+    State(state): State<WebState>,
+    Signed(_user): Signed,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut refresh = tokio::time::interval(STATUS_REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    refresh.reset();
+    let feed = Feed {
+        control: state.control.clone(),
+        status: state.control.status.clone(),
+        attempts: state.attempts.subscribe(),
+        refresh,
+        first: true,
+    };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok(event), feed))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,277 @@
+//! The web app: sign-in, a live dashboard with arm/disarm, the access history with photos,
+//! enrolment of people, faces and cards, and the door's settings. Server-rendered pages (maud)
+//! with a little script for live updates; served by the daemon beside the door.
+//!
+//! [`router`] builds the whole app from a [`WebState`], so tests send requests straight to it.
+
+mod account;
+mod assets;
+mod auth;
+mod dashboard;
+mod error;
+mod history;
+mod people;
+mod settings;
+mod views;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DoorTuning, Problem};
+use crate::daemon::DoorLink;
+use crate::photos::Photos;
+use crate::store::Store;
+pub use error::WebError;
+
+/// `[web]`: the web app served by the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebConfig {
+    /// Address to serve on, e.g. "0.0.0.0:8080"; empty: no web app.
+    pub listen: String,
+    /// Largest photo upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// Mark cookies `Secure`: set when a TLS reverse proxy serves the app over https.
+    pub secure_cookies: bool,
+    /// Sign-ins last this long.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// How long "tap the card now" waits for a card.
+    #[serde(with = "humantime_serde")]
+    pub tap_timeout: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            max_upload_bytes: 10 * 1024 * 1024,
+            secure_cookies: false,
+            session_lifetime: Duration::from_secs(12 * 3600),
+            tap_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WebConfig {
+    pub fn enabled(&self) -> bool {
+        !self.listen.trim().is_empty()
+    }
+
+    /// Problems with the values, each with its key and a fix.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: String| {
+            if !ok {
+                problems.push(Problem { key: key.to_owned(), message });
+            }
+        };
+        if self.enabled() {
+            check(
+                self.listen.trim().parse::<SocketAddr>().is_ok(),
+                "web.listen",
+                format!(
+                    "{:?} is not an address and port; use e.g. \"0.0.0.0:8080\" (every network) or \
+                     \"127.0.0.1:8080\" (this machine only); empty turns the web app off",
+                    self.listen
+                ),
+            );
+        }
+        check(
+            (64 * 1024..=64 * 1024 * 1024).contains(&self.max_upload_bytes),
+            "web.max_upload_bytes",
+            format!("{} is out of range; use 65536 to 67108864 (default 10485760, 10 MiB)", self.max_upload_bytes),
+        );
+        let lifetime = self.session_lifetime;
+        check(
+            (Duration::from_secs(300)..=Duration::from_secs(30 * 86400)).contains(&lifetime),
+            "web.session_lifetime",
+            format!("{} is out of range; use 5m to 30days", humantime::format_duration(lifetime)),
+        );
+        let tap = self.tap_timeout;
+        check(
+            (Duration::from_secs(5)..=Duration::from_secs(300)).contains(&tap),
+            "web.tap_timeout",
+            format!("{} is out of range; use 5s to 5m", humantime::format_duration(tap)),
+        );
+        problems
+    }
+}
+
+/// Everything the pages work with; cheap to clone.
+#[derive(Clone)]
+pub struct WebState(Arc<Inner>);
+
+struct Inner {
+    config: WebConfig,
+    /// The daemon's config, to check new door settings against.
+    door_config: Config,
+    /// The door settings in use, as the settings page shows them.
+    tuning: RwLock<DoorTuning>,
+    link: DoorLink,
+    photos: Photos,
+    /// The simulated camera's folder, whose per-card subfolders name the demo cards.
+    simulated_camera: Option<PathBuf>,
+    auth: auth::Auth,
+}
+
+impl std::ops::Deref for WebState {
+    type Target = DoorLink;
+
+    fn deref(&self) -> &DoorLink {
+        &self.0.link
+    }
+}
+
+impl WebState {
+    /// The app for the door behind `link`. Without any account yet, a one-time setup code is
+    /// made and logged for the first-run page.
+    pub async fn new(config: &Config, link: DoorLink) -> Result<Self, WebError> {
+        let auth = auth::Auth::new(&config.web);
+        if link.control.store.list_users().await?.is_empty() {
+            let code = auth.make_setup_code();
+            tracing::warn!(
+                setup_code = %code,
+                "no web accounts yet: open the web app's /setup page and enter this setup code to create the \
+                 first admin (or run `facereko user add NAME`)"
+            );
+        }
+        let simulated_camera = (config.hardware.camera == crate::hw::simulated::NAME)
+            .then(|| config.hardware.simulated.camera.clone())
+            .flatten()
+            .filter(|path| path.is_dir());
+        Ok(Self(Arc::new(Inner {
+            config: config.web.clone(),
+            door_config: config.clone(),
+            tuning: RwLock::new(config.tuning()),
+            link,
+            photos: Photos::new(config.photos_dir()),
+            simulated_camera,
+            auth,
+        })))
+    }
+
+    /// The first-run setup code while it is valid (it is also in the log).
+    pub fn setup_code(&self) -> Option<String> {
+        self.0.auth.setup_code()
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.0.link.control.store.as_ref()
+    }
+
+    fn auth(&self) -> &auth::Auth {
+        &self.0.auth
+    }
+
+    fn config(&self) -> &WebConfig {
+        &self.0.config
+    }
+}
+
+/// The whole app.
+pub fn router(state: WebState) -> Router {
+    let upload_limit = state.config().max_upload_bytes;
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/events", get(dashboard::events))
+        .route("/arm", post(dashboard::arm))
+        .route("/disarm", post(dashboard::disarm))
+        .route("/tap", post(dashboard::tap))
+        .route("/login", get(account::login_page).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/setup", get(account::setup_page).post(account::setup))
+        .route("/history", get(history::page))
+        .route("/history/rows", get(history::rows))
+        .route("/history.csv", get(history::csv))
+        .route("/history/{id}/photo", get(history::photo))
+        .route("/history/{id}/thumb", get(history::thumbnail))
+        .route("/people", get(people::list).post(people::add))
+        .route("/people/{id}", get(people::page))
+        .route("/people/{id}/remove", post(people::remove))
+        .route("/people/{id}/faces", post(people::upload_faces).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/people/{id}/faces/camera", post(people::camera_face))
+        .route("/people/{id}/faces/{face}/remove", post(people::remove_face))
+        .route("/people/{id}/cards", post(people::bind_card))
+        .route("/people/{id}/cards/tap", post(people::bind_tapped_card))
+        .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
+        .route("/settings", get(settings::page).post(settings::save))
+        .route("/static/{file}", get(assets::serve))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Headers every answer carries: no framing, no sniffing, scripts and styles only from us.
+async fn security_headers(request: axum::extract::Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+             frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Binds `web.listen`; done before the door starts so that a taken port stops the daemon early.
+pub async fn bind(config: &WebConfig) -> Result<TcpListener, WebError> {
+    let address = config.listen.trim();
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| WebError::Listen { address: address.to_owned(), detail: e.to_string() })
+}
+
+/// The app being served.
+pub struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves the app on `listener` until [`Serving::stop`].
+pub fn start(listener: TcpListener, state: WebState) -> Serving {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "web app listening");
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Serving { stop, task }
+}
+
+/// How long requests in flight get to finish when the daemon stops.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+impl Serving {
+    /// Lets requests in flight finish (live-update streams end with the door), then stops.
+    pub async fn stop(self) {
+        let Self { stop, mut task } = self;
+        let _ = stop.send(());
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            tracing::warn!("the web app did not finish within {STOP_GRACE:?}; stopping it");
+            task.abort();
+        }
+    }
+}

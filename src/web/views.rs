@@ -1,0 +1,139 @@
+//! The page frame and the small pieces every page uses.
+
+use axum::http::StatusCode;
+use maud::{DOCTYPE, Markup, html};
+use time::OffsetDateTime;
+
+use super::auth::{Flash, User};
+use crate::door::Decision;
+
+/// The sections in the navigation bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Dashboard,
+    History,
+    People,
+    Settings,
+}
+
+const SECTIONS: &[(Section, &str, &str)] = &[
+    (Section::Dashboard, "/", "Dashboard"),
+    (Section::History, "/history", "History"),
+    (Section::People, "/people", "People"),
+    (Section::Settings, "/settings", "Settings"),
+];
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            title { (title) " · FaceReko" }
+            link rel="stylesheet" href=(super::assets::CSS_PATH);
+            link rel="icon" href=(super::assets::ICON_PATH);
+            script src=(super::assets::JS_PATH) defer {}
+        }
+    }
+}
+
+/// A page for a signed-in user, with navigation and the pending flash message.
+pub fn page(user: &User, flash: Option<Flash>, section: Section, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header.topbar {
+                    a.brand href="/" { span.logo aria-hidden="true" {} "FaceReko" }
+                    nav.sections aria-label="Sections" {
+                        @for (target, href, label) in SECTIONS {
+                            @if *target == section {
+                                a href=(href) aria-current="page" { (label) }
+                            } @else {
+                                a href=(href) { (label) }
+                            }
+                        }
+                    }
+                    form.signout method="post" action="/logout" {
+                        (csrf_field(user))
+                        span.who title=(format!("signed in as {} ({})", user.username, user.role)) {
+                            (user.username)
+                            @if !user.is_admin() { " · viewer" }
+                        }
+                        button.quiet type="submit" { "Sign out" }
+                    }
+                }
+                main {
+                    @if let Some(flash) = flash {
+                        div class=(if flash.ok { "flash ok" } else { "flash error" }) role="status" { (flash.message) }
+                    }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A page without navigation: sign-in, setup, errors.
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body.bare {
+                main.narrow {
+                    div.brand.center { span.logo aria-hidden="true" {} "FaceReko" }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> Markup {
+    let title = status.canonical_reason().unwrap_or("Error");
+    bare_page(
+        title,
+        html! {
+            section.card {
+                h1 { (title) }
+                p.error-text { (capitalised(message)) }
+                p { a href="/" data-back { "Back" } }
+            }
+        },
+    )
+}
+
+pub fn csrf_field(user: &User) -> Markup {
+    html! { input type="hidden" name="csrf" value=(user.csrf); }
+}
+
+/// A one-button form posting to `action`, with the CSRF token; `confirm` asks first.
+pub fn post_button(user: &User, action: &str, label: &str, class: &str, confirm: Option<&str>) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=[confirm] {
+            (csrf_field(user))
+            button class=(class) type="submit" { (label) }
+        }
+    }
+}
+
+/// A time in UTC for machines, shown in the browser's own time zone by the page script.
+pub fn time_cell(at: OffsetDateTime) -> Markup {
+    let iso = at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let fallback = at
+        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
+        .unwrap_or_default();
+    html! { time datetime=(iso) { (fallback) } }
+}
+
+pub fn decision_badge(decision: Decision) -> Markup {
+    html! { span class=(format!("badge {}", decision.as_str())) { (decision.as_str()) } }
+}
+
+/// `message` with its first letter in upper case, for errors written as clauses.
+pub fn capitalised(message: &str) -> String {
+    let mut chars = message.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}

@@ -1,0 +1,201 @@
+//! The web app in a real browser: Debian's Chromium, driven by `tests/e2e/door-flow.mjs`
+//! (playwright-core), against the real daemon with the on-device engine. An admin signs in, adds a
+//! person with a photo and a card, watches the live history while a simulated tap is let in,
+//! disarms, and signs out. `bash tests/run.sh` installs Chromium and playwright-core.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{TestDoor, face, models_dir};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CARD: &str = "04A1B2C3";
+const PERSON: &str = "George W Bush";
+const USER: &str = "e2e-admin";
+/// The whole browser flow; each of its waits is at most 15 s, so this only stops a hung run.
+const FLOW_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[test]
+fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    require_browser_tools(root);
+
+    let port = free_port();
+    let models = format!("{:?}", models_dir().display().to_string());
+    let listen = format!("\"127.0.0.1:{port}\"");
+    let mut door =
+        TestDoor::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &models), ("web.listen", &listen)]);
+    // A different picture of the man than the one enrolled: the engine must really match faces.
+    door.show_for_card(CARD, &face("lfw10/George_W_Bush/George_W_Bush_0002.jpg"));
+    let password = add_admin(&door);
+    door.start();
+    wait_for_sign_in_page(&door, port);
+
+    let screenshots = fresh_dir(&root.join("target/e2e-screenshots"));
+    let photo = face("lfw10/George_W_Bush/George_W_Bush_0001.jpg");
+    let env = [
+        ("BASE_URL", format!("http://127.0.0.1:{port}")),
+        ("FACEREKO_E2E_USER", USER.to_owned()),
+        ("FACEREKO_E2E_PASSWORD", password),
+        ("FACEREKO_E2E_PHOTO", photo.display().to_string()),
+        ("FACEREKO_E2E_CARD", CARD.to_owned()),
+        ("FACEREKO_E2E_PERSON", PERSON.to_owned()),
+        ("SCREENSHOTS", screenshots.display().to_string()),
+    ];
+    let flow = run_flow(root, &door, &env);
+    assert!(
+        flow.succeeded(),
+        "the browser flow {}\n--- screenshots in {}\n--- daemon log:\n{}",
+        flow.report(),
+        screenshots.display(),
+        door.daemon_log()
+    );
+
+    // What the browser saw is what the door logged.
+    let rows = door.log_rows();
+    assert!(rows.len() >= 2, "two attempts logged: {rows:?}");
+    assert_eq!(rows[0]["decision"], "disarmed", "the tap after disarming: {}", rows[0]);
+    let granted = &rows[1];
+    assert_eq!(granted["decision"], "granted", "the tap while armed: {granted}");
+    assert_eq!(granted["reason"], "card_and_face", "{granted}");
+    assert_eq!(granted["person_name"], PERSON, "{granted}");
+    assert_eq!(granted["card_uid"], CARD, "{granted}");
+}
+
+/// Fails, never skips, when the browser or its driver is missing: a skipped test reads as a pass.
+fn require_browser_tools(root: &Path) {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).is_file() {
+        missing.push(format!("Chromium at {CHROMIUM} (`sudo apt-get install chromium`)"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        missing.push("Node.js (`sudo apt-get install nodejs npm`)".to_owned());
+    }
+    if !root.join("tests/e2e/node_modules/playwright-core").is_dir() {
+        missing.push("playwright-core in tests/e2e/node_modules (`npm ci --prefix tests/e2e`)".to_owned());
+    }
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}; `bash tests/run.sh` installs all of them",
+        missing.join(" and ")
+    );
+}
+
+/// A loopback port free now. Another process could take it before the daemon binds it, but
+/// the daemon would then fail to start, loudly, rather than the test passing wrongly.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().unwrap().port()
+}
+
+/// Adds the admin account the browser signs in with, through the CLI as an installer would;
+/// returns its password, which differs on every run.
+fn add_admin(door: &TestDoor) -> String {
+    let password = throwaway_password();
+    let file = door.path("e2e-password");
+    // No trailing newline, so the password is the same whether or not the CLI trims the file.
+    std::fs::write(&file, &password).unwrap();
+    door.ok(&["user", "add", USER, "--role", "admin", "--password-file", file.to_str().unwrap()]);
+    password
+}
+
+fn throwaway_password() -> String {
+    use std::hash::BuildHasher;
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    // RandomState is seeded by the operating system, so this differs even between equal clocks.
+    let mixed = std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
+    format!("e2e-{:x}-{mixed:016x}", std::process::id())
+}
+
+/// Waits until the web app answers `GET /login` (the daemon's health check can answer before the
+/// web server listens), and requires that answer to be the sign-in page.
+fn wait_for_sign_in_page(door: &TestDoor, port: u16) {
+    let mut status = None;
+    door.wait_for("the web app to answer GET /login", || {
+        status = http_status(port, "/login");
+        status.is_some()
+    });
+    let status = status.unwrap();
+    assert_eq!(status.split(' ').nth(1), Some("200"), "GET /login answered `{status}`, not the sign-in page");
+}
+
+/// The status line of a plain `GET path` on the loopback port, or `None` while nothing answers.
+fn http_status(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.starts_with("HTTP/").then(|| line.trim_end().to_owned())
+}
+
+/// `dir`, emptied: screenshots of an earlier run must not pass for this one's.
+fn fresh_dir(dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir.to_owned()
+}
+
+struct FlowRun {
+    /// `None` when the run hung and was killed.
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+impl FlowRun {
+    fn succeeded(&self) -> bool {
+        self.status.is_some_and(|status| status.success())
+    }
+
+    /// How the run ended, with everything it printed.
+    fn report(&self) -> String {
+        let ended = match self.status {
+            Some(status) => format!("ended with {status}"),
+            None => format!("hung for over {FLOW_TIMEOUT:?} and was killed"),
+        };
+        format!("{ended}\n--- its stdout:\n{}\n--- its stderr:\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the browser flow with `env`. Its output goes to files in the door's folder, not pipes,
+/// so a chatty run cannot block on a full pipe while we wait for it.
+fn run_flow(root: &Path, door: &TestDoor, env: &[(&str, String)]) -> FlowRun {
+    let (out, err) = (door.path("door-flow.stdout"), door.path("door-flow.stderr"));
+    let mut command = Command::new("node");
+    command
+        .arg("tests/e2e/door-flow.mjs")
+        .current_dir(root)
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let status = run_with_timeout(command, FLOW_TIMEOUT);
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    FlowRun { status, stdout: read(&out), stderr: read(&err) }
+}
+
+/// Runs `command` for at most `limit`; `None` if it had to be stopped.
+fn run_with_timeout(mut command: Command, limit: Duration) -> Option<ExitStatus> {
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SIGTERM first: playwright-core then closes Chromium, which a SIGKILL of node would orphan.
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let grace = Instant::now();
+    while child.try_wait().unwrap().is_none() && grace.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
