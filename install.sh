@@ -404,6 +404,8 @@ url = "mysql://facereko@localhost/facereko"|' <<<"$text")"
             -e 's|^camera = "simulated"$|camera = "rpicam"|' \
             -e 's|^camera = "/var/lib/facereko/sim-camera"$|# camera = "/var/lib/facereko/sim-camera"|' <<<"$text")"
     fi
+    # The web app on every network: its accounts are made by the owner (no default credentials).
+    text="$(sed '/^\[web\]$/,/^\[/ s|^listen = ""$|listen = "0.0.0.0:8080"|' <<<"$text")"
     printf '# Written by install.sh from the example below; re-running install.sh never overwrites it.\n'
     printf '%s\n' "$text"
 }
@@ -624,8 +626,19 @@ finish() {
         admin="sudo -u $USER_NAME facereko"
         how="as the service user (it owns the database and the control socket)"
     fi
-    printf '\nThe web app comes with a later FaceReko release; until then the door is managed from the\n'
-    printf 'command line, %s:\n\n' "$how"
+    local web
+    # The config as installed; in a dry run, as it would be written.
+    web="$({ if [ -r "$R$CONFIG_FILE" ]; then cat "$R$CONFIG_FILE"; else generated_config; fi; } \
+        | sed -n '/^\[web\]$/,/^\[/ s|^listen = "\(.*\)"$|\1|p' | head -n 1)" || web=""
+    if [ -n "$web" ]; then
+        printf '\nThe web app listens on %s (http://%s:%s/ from this network). Make its first admin\n' \
+            "$web" "$(hostname)" "${web##*:}"
+        printf 'account first, %s; there is no default account:\n\n' "$how"
+        printf '  %s user add admin     # asks for the password twice\n' "$admin"
+    else
+        printf '\nThe web app is off (web.listen is empty in %s).\n' "$CONFIG_FILE"
+    fi
+    printf '\nThe door can also be managed from the command line, %s:\n\n' "$how"
     local width=$((${#admin} + 41))
     printf "  %-${width}s # %s\n" \
         "$admin status" "is the door up and armed?" \

@@ -939,5 +939,6 @@ mod tests {
         assert_eq!(loaded.config.capture, defaults.capture);
         assert_eq!(loaded.config.engine, defaults.engine);
         assert_eq!(loaded.config.mqtt, defaults.mqtt);
+        assert_eq!(loaded.config.web, defaults.web);
     }
 }

@@ -59,6 +59,14 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     files
 }
 
+/// The example config with the web app on, as install.sh writes it.
+fn example_with_web_app() -> String {
+    let example = facereko::config::EXAMPLE;
+    let web = example.find("\n[web]\n").expect("the example has a [web] section");
+    let (before, after) = example.split_at(web);
+    format!("{before}{}", after.replacen("\nlisten = \"\"\n", "\nlisten = \"0.0.0.0:8080\"\n", 1))
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
 }
@@ -154,7 +162,7 @@ fn second_real_run_changes_nothing() {
     assert_eq!(mode(&r.join("etc/facereko/config.toml")), 0o640);
     assert_eq!(mode(&r.join("var/lib/facereko")), 0o750);
     let config = std::fs::read_to_string(r.join("etc/facereko/config.toml")).unwrap();
-    assert!(config.ends_with(facereko::config::EXAMPLE), "off a Pi with SQLite the config is the example:\n{config}");
+    assert!(config.ends_with(&example_with_web_app()), "off a Pi with SQLite the config is the example:\n{config}");
     assert!(!r.join("etc/facereko/db-password").exists(), "no database password with SQLite");
 
     // The installed binary takes the installed config (its paths re-aimed at the scratch root).

@@ -552,8 +552,9 @@ async fn history_is_newest_first_filtered_paginated_and_exported() {
     assert_eq!(lines.len(), 11);
     assert!(lines[1].contains(",Person 27,denied,unknown_card,97.50,"), "{}", lines[1]);
 
-    let rows = admin.get("/history/rows?limit=5").await.text;
-    assert_eq!(rows.matches("<tr data-id=").count(), 5);
+    let rows = admin.get("/history/rows?limit=5").await;
+    assert_eq!(rows.text.matches("<tr data-id=").count(), 5);
+    assert_eq!(rows.headers["x-total-count"], "30", "the page's count follows the live rows");
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! Confidence, Image)` rows into the access log and its `Login(Username, Password)` accounts into
 //! `users`, with the plain-text passwords hashed with argon2id.
 
-use argon2::password_hash::{PasswordHasher, SaltString};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool};
 use time::OffsetDateTime;
@@ -122,13 +121,9 @@ async fn copy(pool: &Pool, store: &dyn Store, door: &str) -> Result<Imported, Le
             imported.accounts_existing += 1;
             continue;
         }
-        // A version-4 UUID is 122 bits from the operating system's random source: a fine salt.
-        let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+        let hash = crate::accounts::hash_password(&password)
             .map_err(|e| LegacyError::Hash { username: username.clone(), detail: e.to_string() })?;
-        let hash = argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| LegacyError::Hash { username: username.clone(), detail: e.to_string() })?;
-        store.add_user(&username, &hash.to_string(), IMPORTED_ROLE).await?;
+        store.add_user(&username, &hash, IMPORTED_ROLE).await?;
         imported.accounts += 1;
     }
     Ok(imported)

@@ -221,7 +221,10 @@ pub async fn page(
                 }
             }
         }
-        p.muted { (total) " attempt" @if total != 1 { "s" } @if page == 1 { " · new ones appear by themselves" } }
+        p.muted {
+            span #history-total { (total) " attempt" @if total != 1 { "s" } }
+            @if page == 1 { " · new ones appear by themselves" }
+        }
         (table(entries, live_src.as_deref()))
         @if pages > 1 {
             nav.pager aria-label="Pages" {
@@ -235,15 +238,18 @@ pub async fn page(
     Ok(frame(&user, flash, Section::History, "History", body))
 }
 
-/// The first rows for the filters, without the page around them: what live updates swap in.
+/// The first rows for the filters, without the page around them: what live updates swap in. The
+/// `X-Total-Count` header says how many rows the filters match in all.
 pub async fn rows(
     State(state): State<WebState>,
     Signed(_user): Signed,
     Query(filters): Query<Filters>,
-) -> Result<Markup, WebError> {
+) -> Result<Response, WebError> {
     let limit = filters.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_FRAGMENT_ROWS);
-    let entries = state.store().access_log(&LogQuery { limit, ..filters.query()? }).await?;
-    Ok(rows_markup(&entries))
+    let query = filters.query()?;
+    let total = state.store().count_access_log(&query).await?;
+    let entries = state.store().access_log(&LogQuery { limit, ..query }).await?;
+    Ok(([("x-total-count", total.to_string())], rows_markup(&entries)).into_response())
 }
 
 /// One CSV field, quoted when needed; a leading formula character is neutralised so that a

@@ -2,11 +2,14 @@
 "use strict";
 
 function localTimes(root) {
+  const thisYear = new Date().getFullYear();
   for (const el of root.querySelectorAll("time[datetime]")) {
     const at = new Date(el.getAttribute("datetime"));
     if (!Number.isNaN(at.getTime())) {
-      el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
-      el.title = el.getAttribute("datetime");
+      const day = { month: "short", day: "numeric" };
+      if (at.getFullYear() !== thisYear) day.year = "numeric";
+      el.textContent = `${at.toLocaleDateString(undefined, day)}, ${at.toLocaleTimeString()}`;
+      el.title = at.toString();
     }
   }
 }
@@ -40,6 +43,9 @@ async function reloadRows(body) {
   }
   const known = new Set([...body.querySelectorAll("tr[data-id]")].map((tr) => tr.dataset.id));
   body.innerHTML = await response.text();
+  const total = response.headers.get("X-Total-Count");
+  const counter = document.getElementById("history-total");
+  if (total !== null && counter) counter.textContent = `${total} attempt${total === "1" ? "" : "s"}`;
   for (const tr of body.querySelectorAll("tr[data-id]")) {
     if (!known.has(tr.dataset.id)) tr.classList.add("fresh");
   }
