@@ -161,6 +161,8 @@ fn every_command_has_help() {
         vec!["person", "remove", "--help"],
         vec!["log", "--help"],
         vec!["config", "check", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["demo", "--help"],
     ] {
         let text = door.ok(&command);
         assert!(text.contains("Usage: facereko"), "{command:?}: {text}");
@@ -218,4 +220,46 @@ fn mysql_settings_are_checked_and_the_password_never_shown() {
     assert!(text.contains("mysql://door:***@db.local/facereko"), "{text}");
     assert!(text.contains("database password: set (not shown)"), "{text}");
     assert!(!text.contains("hunter2") && !text.contains("s3cret-from-file"), "{text}");
+}
+
+#[test]
+fn web_accounts_are_added_listed_changed_and_removed() {
+    let door = TestDoor::new(&[]);
+    let password_file = door.path("password");
+    std::fs::write(&password_file, "correct horse battery staple\n").unwrap();
+    let file = password_file.to_str().unwrap();
+    assert!(door.ok(&["user", "add", "ada", "--password-file", file]).contains("added admin ada"));
+    door.ok(&["user", "add", "victor", "--role", "viewer", "--password-file", file]);
+    let listed: serde_json::Value = serde_json::from_str(&door.ok(&["user", "list", "--json"])).unwrap();
+    let accounts: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["username"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(accounts, [("ada", "admin"), ("victor", "viewer")]);
+    assert!(!listed.to_string().contains("argon2"), "no hashes in the listing");
+
+    assert_refused(&door.run(&["user", "add", "ADA", "--password-file", file]), "ADA");
+    assert_refused(&door.run(&["user", "add", "eve", "--role", "root", "--password-file", file]), "not a role");
+    assert_refused(&door.run(&["user", "add", "a b", "--password-file", file]), "user name needs");
+    std::fs::write(&password_file, "short\n").unwrap();
+    assert_refused(&door.run(&["user", "add", "eve", "--password-file", file]), "shorter than 10 characters");
+
+    // Piped in, as a script would.
+    let mut child = door
+        .command()
+        .args(["user", "passwd", "ada"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"another long passphrase\n").unwrap();
+    let changed = child.wait_with_output().unwrap();
+    assert!(changed.status.success(), "{}", stderr(&changed));
+
+    door.ok(&["user", "remove", "victor"]);
+    assert_refused(&door.run(&["user", "remove", "victor"]), "victor");
+    assert_eq!(door.ok(&["user", "list"]).lines().count(), 1);
 }
