@@ -259,6 +259,15 @@ fn web_accounts_are_added_listed_changed_and_removed() {
     let changed = child.wait_with_output().unwrap();
     assert!(changed.status.success(), "{}", stderr(&changed));
 
+    assert!(door.ok(&["config", "check"]).contains("web app: off"));
+    assert!(
+        door.ok(&["--set", "web.listen=127.0.0.1:8080", "config", "check"]).contains("web app: http://127.0.0.1:8080/")
+    );
+    assert_refused(
+        &door.run(&["--set", "web.listen=everywhere", "config", "check"]),
+        "web.listen: \"everywhere\" is not an address",
+    );
+
     door.ok(&["user", "remove", "victor"]);
     assert_refused(&door.run(&["user", "remove", "victor"]), "victor");
     assert_eq!(door.ok(&["user", "list"]).lines().count(), 1);

@@ -627,6 +627,12 @@ async fn people_cards_and_faces_are_added_and_removed() {
     let camera = admin.post(&format!("{page_url}/faces/camera"), &[]).await;
     assert_eq!(camera.status, StatusCode::UNPROCESSABLE_ENTITY, "the camera shows a blank wall");
     assert!(flash(&camera.text).contains("no face found"), "{}", flash(&camera.text));
+    let scene = app.config.hardware.simulated.camera.as_ref().unwrap().join("default");
+    std::fs::remove_file(scene.join("blank.png")).unwrap();
+    std::fs::write(scene.join("grace-at-the-door.png"), pattern_png(3)).unwrap();
+    let camera = admin.post(&format!("{page_url}/faces/camera"), &[]).await;
+    assert_eq!(camera.location(), page_url, "{}", flash(&camera.text));
+    assert!(flash(&admin.get(&page_url).await.text).contains("Face enrolled from the door camera"));
 
     let typed = admin.post(&format!("{page_url}/cards"), &[("card", "04:a1:b2:c3")]).await;
     assert_eq!(typed.location(), page_url);
@@ -659,10 +665,10 @@ async fn people_cards_and_faces_are_added_and_removed() {
     assert_eq!(app.store.person_cards(alan).await.unwrap(), vec!["04B0B0B0".parse::<CardUid>().unwrap()]);
 
     let faces = app.store.person_faces(person).await.unwrap();
-    assert_eq!(faces.len(), 1);
+    assert_eq!(faces.len(), 2, "one uploaded, one from the camera");
     let removed = admin.post(&format!("{page_url}/faces/{}/remove", faces[0].id), &[]).await;
     assert_eq!(removed.location(), page_url);
-    assert!(app.store.person_faces(person).await.unwrap().is_empty());
+    assert_eq!(app.store.person_faces(person).await.unwrap().len(), 1);
     assert_eq!(admin.post(&format!("{other}/faces/{}/remove", faces[0].id), &[]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
         admin.post(&format!("{page_url}/cards/04B0B0B0/remove"), &[]).await.status,

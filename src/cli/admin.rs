@@ -53,6 +53,10 @@ pub fn config_check(sources: &Sources) -> ExitCode {
             if c.database.password.is_some() {
                 println!("  database password: set (not shown)");
             }
+            match c.web.enabled() {
+                true => println!("  web app: http://{}/", c.web.listen.trim()),
+                false => println!("  web app: off (set web.listen, e.g. \"0.0.0.0:8080\")"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use axum::Form;
-use axum::extract::{FromRequest, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{FORM_COOKIE, SignInKey, Signed, client_address, cookie, same_secret};
+use super::auth::{ClientAddress, CsrfForm, FORM_COOKIE, SignInKey, Signed, cookie, same_secret};
 use super::views::{bare_page, capitalised};
 use super::{WebError, WebState};
 use crate::accounts::{self, Role};
@@ -76,24 +76,20 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
     Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct LoginForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     username: String,
-    #[serde(default)]
     password: String,
 }
 
 pub async fn login(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    request: axum::extract::Request,
+    Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    let address = client_address(request.extensions());
-    let Form(form) =
-        Form::<LoginForm>::from_request(request, &state).await.map_err(|e| WebError::BadRequest(e.body_text()))?;
     check_form_token(&headers, &form.csrf)?;
     let username = form.username.trim().to_owned();
     let keys = [SignInKey::account(&username), SignInKey::address(address)];
@@ -128,16 +124,10 @@ pub async fn login(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn logout(
     State(state): State<WebState>,
     Signed(user): Signed,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&form.csrf)?;
     let cookie = state.auth().sign_out(&user);
@@ -186,28 +176,22 @@ pub async fn setup_page(State(state): State<WebState>, headers: HeaderMap) -> Re
     Ok(with_form_cookie(&state, StatusCode::OK, new_token, setup_form(&token, "", None)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct SetupForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     code: String,
-    #[serde(default)]
     username: String,
-    #[serde(default)]
     password: String,
-    #[serde(default)]
     confirm: String,
 }
 
 pub async fn setup(
     State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    request: axum::extract::Request,
+    Form(form): Form<SetupForm>,
 ) -> Result<Response, WebError> {
-    let address = client_address(request.extensions());
-    let Form(form) =
-        Form::<SetupForm>::from_request(request, &state).await.map_err(|e| WebError::BadRequest(e.body_text()))?;
     check_form_token(&headers, &form.csrf)?;
     if has_accounts(&state).await? {
         return Ok(Redirect::to("/login").into_response());

@@ -251,9 +251,23 @@ impl SignInKey {
     }
 }
 
-/// The client's address, when the server recorded it.
-pub fn client_address(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+/// The client's address, when the server recorded it (requests sent straight to the router in
+/// tests may have none).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+    }
+}
+
+/// A form with nothing but its CSRF token: the one-button actions.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    pub csrf: String,
 }
 
 /// The value of cookie `name` in the request.

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
-use super::auth::{Admin, Flash, Signed, User};
+use super::auth::{Admin, CsrfForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, history};
 use crate::card::CardUid;
@@ -167,12 +167,6 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
     Ok(frame(&user, flash, Section::Dashboard, "Dashboard", body))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn set_armed(state: &WebState, user: &User, armed: bool) -> Result<Response, WebError> {
     state
         .control
@@ -204,11 +198,10 @@ pub async fn disarm(
     set_armed(&state, &user, false).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct TapForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     card: String,
 }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{Admin, Flash, Signed, User};
+use super::auth::{Admin, CsrfForm, Flash, Signed, User};
 use super::views::{Section, capitalised, csrf_field, page as frame, post_button, time_cell};
 use super::{WebError, WebState};
 use crate::card::CardUid;
@@ -74,11 +74,10 @@ pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result
     list_view(&state, &user, flash, "").await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct NameForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     name: String,
 }
 
@@ -304,12 +303,6 @@ pub async fn upload_faces(
     Ok(done(&state, &user, flash, &person_url(person.id)))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn camera_face(
     State(state): State<WebState>,
     Admin(user): Admin,
@@ -351,11 +344,10 @@ pub async fn remove_face(
     Ok(done(&state, &user, Flash::ok("Face removed."), &person_url(person.id)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct CardForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     card: String,
 }
 
@@ -446,9 +438,23 @@ pub async fn remove(
 ) -> Result<Response, WebError> {
     user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
-    let faces = enrolment::remove_person(state.store(), state.engine.as_ref(), &person).await.map_err(enrol_failure)?;
-    tracing::info!(user = %user.username, person = %person.name, faces, "person removed");
-    let message =
-        format!("Removed {} with their cards and {faces} face{}.", person.name, if faces == 1 { "" } else { "s" });
-    Ok(done(&state, &user, Flash::ok(message), "/people"))
+    let flash = match enrolment::remove_person(state.store(), state.engine.as_ref(), &person).await {
+        Ok(faces) => {
+            tracing::info!(user = %user.username, person = %person.name, faces, "person removed");
+            let plural = if faces == 1 { "" } else { "s" };
+            Flash::ok(format!("Removed {} with their cards and {faces} face{plural}.", person.name))
+        }
+        // The database forgot them first, so the door no longer knows them; the engine's copy is
+        // what is left over.
+        Err(EnrolError::Engine(e)) => {
+            tracing::warn!(person = %person.name, error = %e, "person removed, but the face engine kept their faces");
+            Flash::error(format!(
+                "Removed {}, but the face engine could not delete their faces ({e}); run `facereko collection sync` \
+                 once it is reachable.",
+                person.name
+            ))
+        }
+        Err(e) => return Err(enrol_failure(e)),
+    };
+    Ok(done(&state, &user, flash, "/people"))
 }
