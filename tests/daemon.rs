@@ -208,3 +208,72 @@ fn hardware_tools_drive_the_configured_backends_and_step_aside_for_the_daemon() 
     assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
     door.stop();
 }
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Sends `request` to the web app; returns the start of its answer and the connection, still open.
+fn http_open(port: u16, request: &str) -> (String, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut answer = vec![0; 4096];
+    let read = stream.read(&mut answer).unwrap();
+    (String::from_utf8_lossy(&answer[..read]).into_owned(), stream)
+}
+
+fn http(port: u16, request: &str) -> String {
+    http_open(port, request).0
+}
+
+#[test]
+fn the_web_app_is_served_beside_the_door_and_stops_with_it() {
+    let port = free_port();
+    let mut door = TestDoor::new(&[("web.listen", &format!("\"127.0.0.1:{port}\""))]);
+    door.start();
+    assert!(door.daemon_log().contains("setup_code="), "no account yet: the log has the setup code");
+    let login = http(port, "GET /login HTTP/1.1\r\nHost: door\r\nConnection: close\r\n\r\n");
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let cookie_value = |answer: &str, name: &str| {
+        let start = answer.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} cookie in {answer}"));
+        answer[start..].split(';').next().unwrap().to_owned()
+    };
+    let form_cookie = cookie_value(&login, "facereko_form");
+    let token = form_cookie.split_once('=').unwrap().1;
+
+    std::fs::write(door.path("password"), "a long enough passphrase").unwrap();
+    door.ok(&["user", "add", "ada", "--password-file", door.path("password").to_str().unwrap()]);
+    let body = format!("csrf={token}&username=ada&password=a+long+enough+passphrase");
+    let signed_in = http(
+        port,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: door\r\nConnection: close\r\nCookie: {form_cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let session = cookie_value(&signed_in, "facereko_session");
+
+    // A browser left open on the live feed does not hold the daemon up when it stops.
+    let (feed, _open) = http_open(port, &format!("GET /events HTTP/1.1\r\nHost: door\r\nCookie: {session}\r\n\r\n"));
+    assert!(feed.contains("text/event-stream"), "{feed}");
+    let started = std::time::Instant::now();
+    door.stop();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "stopped in {:?}", started.elapsed());
+    assert!(!door.is_on("relay"), "locked");
+}
+
+#[test]
+fn a_taken_web_port_stops_the_daemon_with_the_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let door = TestDoor::new(&[("web.listen", &format!("\"127.0.0.1:{port}\""))]);
+    let output = door.run(&["run"]);
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    assert!(text.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{text}");
+}
