@@ -111,7 +111,7 @@ async fn bench() {
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
     let door = RunningDoor::start(&config, hardware, Services { store: Arc::clone(&store), engine, photos }, true);
-    let state = WebState::new(&config, door.link.clone()).await.unwrap();
+    let state = WebState::new(&config, door.link.clone()).await;
     let router = web::router(state.clone());
 
     // Sign in the way a browser does: the form token from the page, then the form.

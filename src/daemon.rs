@@ -725,7 +725,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let server = tokio::spawn(control::serve(listener, door.link.control.clone()));
     let web = match web_listener {
         Some(listener) => {
-            Some(crate::web::start(listener, crate::web::WebState::new(&config, door.link.clone()).await?))
+            Some(crate::web::start(listener, crate::web::WebState::new(&config, door.link.clone()).await))
         }
         None => None,
     };
@@ -775,7 +775,8 @@ pub async fn simulate_attempt(
     let engine = crate::engine::build(&config.engine).map_err(DaemonError::from)?;
     let hardware = Hardware::simulated(&OutputRecorder::default(), picture);
     let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
-    let door = RunningDoor::start(config, hardware, services, true);
+    let config = with_saved_tuning(config.clone(), services.store.as_ref()).await;
+    let door = RunningDoor::start(&config, hardware, services, true);
     let mut written = door.link.attempts.subscribe();
     let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
     let _ = taps.tap(card).await;

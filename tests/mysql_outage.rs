@@ -118,8 +118,19 @@ fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
     let database = server.database();
     server.kill();
     let mut door = TestDoor::on_database(&database.url, None);
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    door.set_env("FACEREKO_WEB__LISTEN", &format!("127.0.0.1:{web_port}"));
     door.start();
     assert!(door.daemon_log().contains("EVERY CARD IS DENIED"), "{}", door.daemon_log());
+    let login = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", web_port)).unwrap();
+        stream.write_all(b"GET /login HTTP/1.1\r\nHost: door\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(login.starts_with("HTTP/1.1 200"), "the web app runs beside the door without its database: {login}");
     door.ok(&["tap", ALICE_CARD]);
     wait_until("the attempt to be spooled", || spooled_lines(&door) == 1, || door.daemon_log());
 

@@ -81,7 +81,7 @@ impl App {
             photos: Photos::new(config.photos_dir()),
         };
         let door = RunningDoor::start(&config, hardware, services, true);
-        let state = WebState::new(&config, door.link.clone()).await.unwrap();
+        let state = WebState::new(&config, door.link.clone()).await;
         Self { router: web::router(state.clone()), state, store, engine, config, dir, _door: door }
     }
 
@@ -869,4 +869,33 @@ async fn enrolment_uses_the_on_device_engine_on_real_faces() {
         app.store.person_faces(facereko::store::PersonId(url.trim_start_matches("/people/").parse().unwrap())).await;
     assert_eq!(faces.unwrap().len(), 2);
     assert!(page.contains("local"));
+}
+
+#[tokio::test]
+async fn a_failing_camera_shows_on_the_dashboard_until_it_works_again() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.enrol("Grace", CARD, &pattern_png(1)).await;
+    let camera = app.config.hardware.simulated.camera.clone().unwrap();
+    std::fs::remove_dir_all(camera.join("default")).unwrap();
+    let mut admin = app.signed_in(ADMIN).await;
+    let camera_tile = |page: &str| {
+        let start = page.find("id=\"camera-state\">").expect("a camera tile") + "id=\"camera-state\">".len();
+        page[start..page[start..].find('<').unwrap() + start].to_owned()
+    };
+    assert_eq!(camera_tile(&admin.get("/").await.text), "simulated · working");
+
+    admin.post("/tap", &[("card", CARD)]).await;
+    assert_eq!(app.wait_for_rows(1).await[0].event.reason, Reason::CameraError);
+    let failing = camera_tile(&admin.get("/").await.text);
+    assert!(
+        failing.starts_with("simulated · failing: ") && failing.contains("no pictures for card 04A1B2C3"),
+        "{failing}"
+    );
+
+    app.show_for_card(CARD, "grace.png", &pattern_png(1));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    admin.post("/tap", &[("card", CARD)]).await;
+    assert_eq!(app.wait_for_rows(2).await[0].event.decision, Decision::Granted);
+    assert_eq!(camera_tile(&admin.get("/").await.text), "simulated · working", "healthy again");
 }

@@ -72,7 +72,8 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
 
 pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     let (token, new_token) = form_token(&headers);
-    let no_accounts = state.store().list_users().await?.is_empty();
+    // While the database is away the page still shows; signing in then says why it fails.
+    let no_accounts = matches!(state.store().list_users().await, Ok(users) if users.is_empty());
     Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts)))
 }
 

@@ -38,8 +38,8 @@ fn busy_text(busy: bool) -> &'static str {
 
 fn camera_text(status: &Status) -> String {
     match &status.camera_error {
-        Some(error) => format!("{}: failing ({error})", status.camera),
-        None => format!("{}: working", status.camera),
+        Some(error) => format!("{} · failing: {error}", status.camera),
+        None => format!("{} · working", status.camera),
     }
 }
 
@@ -149,7 +149,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             }
             (tile("Lock", "lock-state", lock_text(status.lock), html! {}))
             (tile("Attempt", "busy-state", busy_text(status.busy), html! {}))
-            (tile("Card reader", "reader-state", &format!("{}: working", status.reader), html! {}))
+            (tile("Card reader", "reader-state", &format!("{} · working", status.reader), html! {}))
             (tile("Camera", "camera-state", &camera_text(&status), html! {}))
             (tile("Face engine", "engine-state", &status.engine, html! {}))
             (tile("Notifications waiting", "backlog", &backlog_text(status.outbox_backlog), html! {}))

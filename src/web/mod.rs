@@ -137,21 +137,26 @@ impl std::ops::Deref for WebState {
 impl WebState {
     /// The app for the door behind `link`. Without any account yet, a one-time setup code is
     /// made and logged for the first-run page.
-    pub async fn new(config: &Config, link: DoorLink) -> Result<Self, WebError> {
+    pub async fn new(config: &Config, link: DoorLink) -> Self {
         let auth = auth::Auth::new(&config.web);
-        if link.control.store.list_users().await?.is_empty() {
-            let code = auth.make_setup_code();
-            tracing::warn!(
-                setup_code = %code,
-                "no web accounts yet: open the web app's /setup page and enter this setup code to create the \
-                 first admin (or run `facereko user add NAME`)"
-            );
+        match link.control.store.list_users().await {
+            Ok(users) if users.is_empty() => {
+                let code = auth.make_setup_code();
+                tracing::warn!(
+                    setup_code = %code,
+                    "no web accounts yet: open the web app's /setup page and enter this setup code to create the \
+                     first admin (or run `facereko user add NAME`)"
+                );
+            }
+            Ok(_) => {}
+            // The door runs on while the database is away; so does the app, without a setup code.
+            Err(e) => tracing::warn!(error = %e, "cannot tell whether web accounts exist; no setup code this time"),
         }
         let simulated_camera = (config.hardware.camera == crate::hw::simulated::NAME)
             .then(|| config.hardware.simulated.camera.clone())
             .flatten()
             .filter(|path| path.is_dir());
-        Ok(Self(Arc::new(Inner {
+        Self(Arc::new(Inner {
             config: config.web.clone(),
             door_config: config.clone(),
             tuning: RwLock::new(config.tuning()),
@@ -159,7 +164,7 @@ impl WebState {
             photos: Photos::new(config.photos_dir()),
             simulated_camera,
             auth,
-        })))
+        }))
     }
 
     /// The first-run setup code while it is valid (it is also in the log).
