@@ -443,6 +443,8 @@ async fn viewers_see_everything_and_change_nothing() {
         format!("/people/{person}/cards"),
         format!("/people/{person}/cards/{CARD}/remove"),
         "/settings".to_owned(),
+        "/accounts".to_owned(),
+        format!("/accounts/{VIEWER}/remove"),
     ];
     for path in &actions {
         let answer = viewer.post(path, &[("card", "04DEAD00"), ("name", "Mallory"), ("unlock_time", "1m")]).await;
@@ -898,4 +900,71 @@ async fn a_failing_camera_shows_on_the_dashboard_until_it_works_again() {
     admin.post("/tap", &[("card", CARD)]).await;
     assert_eq!(app.wait_for_rows(2).await[0].event.decision, Decision::Granted);
     assert_eq!(camera_tile(&admin.get("/").await.text), "simulated · working", "healthy again");
+}
+
+#[tokio::test]
+async fn admins_manage_accounts_and_everyone_changes_their_own_password() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    let page = admin.get("/settings").await.text;
+    assert!(page.contains("id=\"account-list\"") && page.contains("(you)"));
+
+    let add = |name: &'static str, role: &'static str, password: &'static str, confirm: &'static str| {
+        [("username", name), ("role", role), ("password", password), ("confirm", confirm)]
+    };
+    let refused = [
+        (add("a b", "viewer", PASSWORD, PASSWORD), "user name needs"),
+        (add("vic", "root", PASSWORD, PASSWORD), "not a role"),
+        (add("vic", "viewer", "short", "short"), "shorter than 10"),
+        (add("vic", "viewer", PASSWORD, "something else entirely"), "two passwords differ"),
+        (add("ADA", "viewer", PASSWORD, PASSWORD), "ADA"),
+    ];
+    for (fields, reason) in refused {
+        let answer = admin.post("/accounts", &fields).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{reason}");
+        assert!(flash(&answer.text).contains(reason), "{reason}: {}", flash(&answer.text));
+    }
+    assert_eq!(app.store.list_users().await.unwrap().len(), 1, "nothing added from bad input");
+
+    let added = admin.post("/accounts", &add(VIEWER, "viewer", PASSWORD, PASSWORD)).await;
+    assert_eq!(added.location(), "/settings#accounts");
+    assert!(flash(&admin.get("/settings").await.text).contains("Added the viewer account victor"));
+    let mut viewer = app.signed_in(VIEWER).await;
+    assert!(!viewer.get("/settings").await.text.contains("Add account"), "viewers see no account controls");
+
+    let myself = admin.post(&format!("/accounts/{ADMIN}/remove"), &[]).await;
+    assert!(flash(&myself.text).contains("cannot remove your own account"), "{}", flash(&myself.text));
+    admin.post("/accounts", &add("grace", "admin", PASSWORD, PASSWORD)).await;
+    let mut grace = app.signed_in("grace").await;
+    assert_eq!(grace.post(&format!("/accounts/{ADMIN}/remove"), &[]).await.location(), "/settings#accounts");
+    assert_eq!(grace.post("/accounts/nobody/remove", &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(admin.get("/").await.location(), "/login", "a removed account's session ends");
+
+    // The viewer changes their own password: the current one is needed.
+    let wrong = viewer
+        .post(
+            "/account/password",
+            &[
+                ("current", "not it at all"),
+                ("password", "a brand new passphrase"),
+                ("confirm", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert!(flash(&wrong.text).contains("current password is not right"), "{}", flash(&wrong.text));
+    let changed = viewer
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("password", "a brand new passphrase"), ("confirm", "a brand new passphrase")],
+        )
+        .await;
+    assert_eq!(changed.location(), "/settings#accounts");
+    assert!(
+        flash(&viewer.get("/settings").await.text).contains("Password changed"),
+        "still signed in, with a new session"
+    );
+    let mut again = app.browser([10, 0, 0, 8]);
+    assert_eq!(again.sign_in(VIEWER, PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(again.sign_in(VIEWER, "a brand new passphrase").await.status, StatusCode::SEE_OTHER);
 }

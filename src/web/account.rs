@@ -113,7 +113,7 @@ pub async fn login(
         (Some(account), Some(role), true) => {
             state.auth().clear_failures(&keys[0]);
             tracing::info!(user = %account.username, %role, ?address, "signed in");
-            let cookie = state.auth().sign_in(&account, role);
+            let cookie = state.auth().sign_in(&account, role, None);
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
         }
         _ => {
@@ -226,6 +226,6 @@ pub async fn setup(
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let account = state.store().add_user(&username, &hash, Role::Admin.as_str()).await?;
     tracing::info!(user = %username, "first admin created on the setup page");
-    let cookie = state.auth().sign_in(&account, Role::Admin);
+    let cookie = state.auth().sign_in(&account, Role::Admin, None);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }

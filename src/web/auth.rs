@@ -127,8 +127,8 @@ impl Auth {
         matches
     }
 
-    /// Starts a session; returns the cookie that names it.
-    pub fn sign_in(&self, account: &crate::store::User, role: Role) -> String {
+    /// Starts a session, with `flash` for its first page; returns the cookie that names it.
+    pub fn sign_in(&self, account: &crate::store::User, role: Role, flash: Option<Flash>) -> String {
         let token = random_token(32);
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -144,7 +144,7 @@ impl Auth {
             password_hash: account.password_hash.clone(),
             csrf: random_token(32),
             expires: now + self.lifetime,
-            flash: None,
+            flash,
         };
         sessions.insert(token.clone(), session);
         self.cookie(SESSION_COOKIE, &token, self.lifetime)

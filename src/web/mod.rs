@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod people;
 mod settings;
+mod users;
 mod views;
 
 use std::net::SocketAddr;
@@ -212,6 +213,9 @@ pub fn router(state: WebState) -> Router {
         .route("/people/{id}/cards/tap", post(people::bind_tapped_card))
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
         .route("/settings", get(settings::page).post(settings::save))
+        .route("/accounts", post(users::add))
+        .route("/accounts/{name}/remove", post(users::remove))
+        .route("/account/password", post(users::change_password))
         .route("/static/{file}", get(assets::serve))
         .fallback(error::not_found)
         .layer(middleware::from_fn(security_headers))

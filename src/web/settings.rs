@@ -12,7 +12,7 @@ use maud::{Markup, html};
 
 use super::auth::{Admin, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState};
+use super::{WebError, WebState, users};
 use crate::config::DoorTuning;
 use crate::control::Command;
 
@@ -138,7 +138,13 @@ fn read_form(form: &HashMap<String, String>, mut tuning: DoorTuning) -> (DoorTun
     (tuning, errors)
 }
 
-fn view(user: &User, flash: Option<Flash>, values: &HashMap<&str, String>, errors: &HashMap<&str, String>) -> Markup {
+fn view(
+    user: &User,
+    flash: Option<Flash>,
+    values: &HashMap<&str, String>,
+    errors: &HashMap<&str, String>,
+    accounts: Markup,
+) -> Markup {
     let admin = user.is_admin();
     let body = html! {
         div.page-head { h1 { "Settings" } }
@@ -165,6 +171,7 @@ fn view(user: &User, flash: Option<Flash>, values: &HashMap<&str, String>, error
                 }
             }
         }
+        (accounts)
     };
     frame(user, flash, Section::Settings, "Settings", body)
 }
@@ -173,10 +180,21 @@ fn current_values(tuning: &DoorTuning) -> HashMap<&'static str, String> {
     FIELDS.iter().map(|f| (f.name, f.shown(tuning))).collect()
 }
 
-pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Markup {
+/// The settings page with the door settings in use and `flash`, answered with `status`.
+pub async fn render(
+    state: &WebState,
+    user: &User,
+    flash: Option<Flash>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
+    let accounts = users::section(state, user).await?;
+    Ok((status, view(user, flash, &current_values(&tuning), &HashMap::new(), accounts)).into_response())
+}
+
+pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
     let flash = state.auth().take_flash(&user);
-    view(&user, flash, &current_values(&tuning), &HashMap::new())
+    render(&state, &user, flash, StatusCode::OK).await
 }
 
 pub async fn save(
@@ -196,7 +214,10 @@ pub async fn save(
         let typed: HashMap<&str, String> =
             FIELDS.iter().map(|f| (f.name, form.get(f.name).cloned().unwrap_or_default())).collect();
         let flash = Flash::error("Nothing was saved: fix the values marked below.");
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, view(&user, Some(flash), &typed, &errors)).into_response());
+        let accounts = users::section(&state, &user).await?;
+        return Ok(
+            (StatusCode::UNPROCESSABLE_ENTITY, view(&user, Some(flash), &typed, &errors, accounts)).into_response()
+        );
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store().set_setting(DoorTuning::SETTING, &json).await?;
