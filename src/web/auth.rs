@@ -308,3 +308,46 @@ impl FromRequestParts<WebState> for Admin {
         if user.is_admin() { Ok(Admin(user)) } else { Err(WebError::Forbidden.into_response()) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc123", "abc123"));
+        assert!(!same_secret("abc124", "abc123"));
+        assert!(!same_secret("abc12", "abc123"));
+        assert!(!same_secret("", ""), "an empty secret matches nothing");
+    }
+
+    #[test]
+    fn the_setup_code_reads_easily_and_works_once() {
+        let auth = Auth::new(&WebConfig::default());
+        assert!(!auth.take_setup_code("anything"), "no code made yet");
+        let code = auth.make_setup_code();
+        assert_eq!(code.len(), 14, "{code}");
+        assert!(code.chars().all(|c| c == '-' || (c.is_ascii_alphanumeric() && !"01IO".contains(c))), "{code}");
+        assert!(!auth.take_setup_code("WRNG-WRNG-WRNG"));
+        let typed = format!(" {} ", code.replace('-', " ").to_lowercase());
+        assert!(auth.take_setup_code(&typed), "case, spaces and dashes do not matter");
+        assert!(!auth.take_setup_code(&code), "spent");
+    }
+
+    #[test]
+    fn failures_block_each_key_at_its_own_limit() {
+        let auth = Auth::new(&WebConfig::default());
+        let account = || SignInKey::account("Ada");
+        let address = || SignInKey::address(Some([10, 0, 0, 1].into()));
+        for _ in 0..MAX_FAILURES_PER_ACCOUNT - 1 {
+            auth.record_failure(&[account(), address()]);
+        }
+        assert_eq!(auth.blocked_for(&[account(), address()]), None);
+        auth.record_failure(&[SignInKey::account(" ADA "), address()]);
+        let wait = auth.blocked_for(&[account()]).expect("the account is blocked");
+        assert!(wait <= FAILURE_WINDOW && wait > FAILURE_WINDOW - Duration::from_secs(60), "{wait:?}");
+        assert_eq!(auth.blocked_for(&[address()]), None, "the address has more room");
+        auth.clear_failures(&account());
+        assert_eq!(auth.blocked_for(&[account()]), None);
+    }
+}
