@@ -155,11 +155,26 @@ async function open(page, path) {
   }
 }
 
-/** Full-page screenshots `<name>-phone.png` and `<name>-laptop.png`; leaves the laptop size. */
+/**
+ * Full-page screenshots `<name>-phone.png` and `<name>-laptop.png`; leaves the laptop size. At
+ * each size nothing may stick out to the right: a page wider than the screen scrolls sideways on
+ * a phone, which a screenshot of the full page does not show.
+ */
 async function screenshotBoth(page, name) {
   for (const [size, viewport] of Object.entries(VIEWPORTS)) {
     await page.setViewportSize(viewport);
     await page.screenshot({ path: join(env.screenshots, `${name}-${size}.png`), fullPage: true });
+    const overflow = await page.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      const wide = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > width + 1);
+      return { scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 3).map((el) => el.outerHTML.slice(0, 80)) };
+    });
+    if (overflow.scroll > overflow.width || overflow.wide.length) {
+      throw new Error(
+        `expected the ${name} page to fit a ${viewport.width}-px ${size} screen; it is ${overflow.scroll} px wide ` +
+          `and these stick out: ${overflow.wide.join(' | ')}`,
+      );
+    }
   }
 }
 
