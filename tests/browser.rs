@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use common::{TestDoor, face, models_dir};
 
@@ -95,20 +95,12 @@ fn free_port() -> u16 {
 /// Adds the admin account the browser signs in with, through the CLI as an installer would;
 /// returns its password, which differs on every run.
 fn add_admin(door: &TestDoor) -> String {
-    let password = throwaway_password();
+    let password = facereko::accounts::random_token(12);
     let file = door.path("e2e-password");
     // No trailing newline, so the password is the same whether or not the CLI trims the file.
     std::fs::write(&file, &password).unwrap();
     door.ok(&["user", "add", USER, "--role", "admin", "--password-file", file.to_str().unwrap()]);
     password
-}
-
-fn throwaway_password() -> String {
-    use std::hash::BuildHasher;
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
-    // RandomState is seeded by the operating system, so this differs even between equal clocks.
-    let mixed = std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
-    format!("e2e-{:x}-{mixed:016x}", std::process::id())
 }
 
 /// Waits until the web app answers `GET /login` (the daemon's health check can answer before the
