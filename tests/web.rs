@@ -416,6 +416,15 @@ async fn forms_without_the_sessions_token_change_nothing() {
     assert!(app.armed().await);
     assert_eq!(admin.post("/people", &[("csrf", "bad"), ("name", "Mallory")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(admin.post("/settings", &[("csrf", "bad"), ("unlock_time", "1m")]).await.status, StatusCode::FORBIDDEN);
+    let forged_account =
+        [("csrf", "bad"), ("username", "mallory"), ("role", "admin"), ("password", PASSWORD), ("confirm", PASSWORD)];
+    assert_eq!(admin.post("/accounts", &forged_account).await.status, StatusCode::FORBIDDEN);
+    let forged_password =
+        [("csrf", "bad"), ("current", PASSWORD), ("password", "taken over now"), ("confirm", "taken over now")];
+    assert_eq!(admin.post("/account/password", &forged_password).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(admin.post("/logout", &[("csrf", "bad")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.store.list_users().await.unwrap().len(), 1);
+    assert_eq!(admin.get("/").await.status, StatusCode::OK, "still signed in with the old password");
     assert!(app.store.list_people().await.unwrap().is_empty());
     // A token of another session does not do either.
     let other = app.signed_in(ADMIN).await;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{ClientAddress, CsrfForm, FORM_COOKIE, SignInKey, Signed, cookie, same_secret};
+use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, same_secret};
 use super::views::{bare_page, capitalised};
 use super::{WebError, WebState};
 use crate::accounts::{self, Role};
@@ -127,10 +127,8 @@ pub async fn login(
 
 pub async fn logout(
     State(state): State<WebState>,
-    Signed(user): Signed,
-    Form(form): Form<CsrfForm>,
+    SignedForm(user, _form): SignedForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let cookie = state.auth().sign_out(&user);
     tracing::info!(user = %user.username, "signed out");
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())

@@ -7,10 +7,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
+
+use serde::de::DeserializeOwned;
 
 use super::{WebConfig, WebError, WebState};
 use crate::accounts::{Role, random_token};
@@ -263,11 +266,53 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// A form with nothing but its CSRF token: the one-button actions.
+/// The CSRF token every form of a signed-in user carries.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
-pub struct CsrfForm {
-    pub csrf: String,
+struct CsrfToken {
+    csrf: String,
+}
+
+/// A one-button form: nothing besides its CSRF token.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Button {}
+
+/// Reads a form posted by `user`, refusing it unless it carries the session's CSRF token; the
+/// handlers behind [`SignedForm`] and [`AdminForm`] therefore cannot forget the check.
+async fn checked_form<T: DeserializeOwned>(user: &User, request: Request, state: &WebState) -> Result<T, Response> {
+    let body = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
+    let bad = |e: serde_urlencoded::de::Error| WebError::BadRequest(format!("not a valid form: {e}")).into_response();
+    let token: CsrfToken = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+    user.check_csrf(&token.csrf).map_err(IntoResponse::into_response)?;
+    serde_urlencoded::from_bytes(&body).map_err(bad)
+}
+
+/// A form posted by any signed-in user, its CSRF token checked.
+pub struct SignedForm<T>(pub User, pub T);
+
+impl<T: DeserializeOwned> FromRequest<WebState> for SignedForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let Signed(user) = Signed::from_request_parts(&mut parts, state).await?;
+        let form = checked_form(&user, Request::from_parts(parts, body), state).await?;
+        Ok(Self(user, form))
+    }
+}
+
+/// A form posted by an admin, its CSRF token checked; viewers are refused before it is read.
+pub struct AdminForm<T>(pub User, pub T);
+
+impl<T: DeserializeOwned> FromRequest<WebState> for AdminForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &WebState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let Admin(user) = Admin::from_request_parts(&mut parts, state).await?;
+        let form = checked_form(&user, Request::from_parts(parts, body), state).await?;
+        Ok(Self(user, form))
+    }
 }
 
 /// The value of cookie `name` in the request.

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Form;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 
-use super::auth::{Admin, CsrfForm, Flash, Signed, User};
+use super::auth::{AdminForm, Button, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, history};
 use crate::card::CardUid;
@@ -182,35 +181,28 @@ async fn set_armed(state: &WebState, user: &User, armed: bool) -> Result<Respons
 
 pub async fn arm(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     set_armed(&state, &user, true).await
 }
 
 pub async fn disarm(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     set_armed(&state, &user, false).await
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct TapForm {
-    csrf: String,
     card: String,
 }
 
 pub async fn tap(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<TapForm>,
+    AdminForm(user, form): AdminForm<TapForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let card: CardUid =
         form.card.parse().map_err(|e: crate::card::CardUidError| WebError::BadRequest(e.to_string()))?;
     let Some(taps) = &state.control.taps else {

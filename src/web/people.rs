@@ -1,14 +1,13 @@
 //! People, their faces and cards: add, enrol photos (uploaded or from the door camera), bind cards
 //! (typed or tapped), remove. Removing a person removes their biometric data from the engine too.
 
-use axum::Form;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{Admin, CsrfForm, Flash, Signed, User};
+use super::auth::{Admin, AdminForm, Button, Flash, Signed, User};
 use super::views::{Section, capitalised, csrf_field, page as frame, post_button, time_cell};
 use super::{WebError, WebState};
 use crate::card::CardUid;
@@ -77,16 +76,13 @@ pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct NameForm {
-    csrf: String,
     name: String,
 }
 
 pub async fn add(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<NameForm>,
+    AdminForm(user, form): AdminForm<NameForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let refused = |message: String| async {
         let page = list_view(&state, &user, Some(Flash::error(message)), &form.name).await?;
         Ok::<_, WebError>((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
@@ -305,11 +301,9 @@ pub async fn upload_faces(
 
 pub async fn camera_face(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     let frame = match tokio::time::timeout(CAMERA_TIMEOUT, state.camera.frame()).await {
         Ok(Ok(frame)) => frame,
@@ -327,11 +321,9 @@ pub async fn camera_face(
 
 pub async fn remove_face(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path((id, face)): Path<(i64, i64)>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     if !state.store().person_faces(person.id).await?.iter().any(|f| f.id == face) {
         return Err(WebError::NotFound(format!("{} has no face {face}", person.name)));
@@ -347,7 +339,6 @@ pub async fn remove_face(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct CardForm {
-    csrf: String,
     card: String,
 }
 
@@ -371,11 +362,9 @@ async fn bind(state: &WebState, user: &User, person: &Person, card: &CardUid) ->
 
 pub async fn bind_card(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CardForm>,
+    AdminForm(user, form): AdminForm<CardForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     match form.card.parse::<CardUid>() {
         Ok(card) => bind(&state, &user, &person, &card).await,
@@ -385,11 +374,9 @@ pub async fn bind_card(
 
 pub async fn bind_tapped_card(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     let mut reads = state.card_reads.subscribe();
     let timeout = state.config().tap_timeout;
@@ -415,11 +402,9 @@ pub async fn bind_tapped_card(
 
 pub async fn remove_card(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path((id, card)): Path<(i64, String)>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     let card: CardUid = card.parse().map_err(|e: crate::card::CardUidError| WebError::BadRequest(e.to_string()))?;
     if !state.store().person_cards(person.id).await?.contains(&card) {
@@ -432,11 +417,9 @@ pub async fn remove_card(
 
 pub async fn remove(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let person = person(&state, id).await?;
     let flash = match enrolment::remove_person(state.store(), state.engine.as_ref(), &person).await {
         Ok(faces) => {

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::auth::{Admin, Flash, Signed, User};
+use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, users};
 use crate::config::DoorTuning;
@@ -199,10 +198,8 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
 
 pub async fn save(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<HashMap<String, String>>,
+    AdminForm(user, form): AdminForm<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(form.get("csrf").map(String::as_str).unwrap_or_default())?;
     let current = state.0.tuning.read().expect("tuning lock").clone();
     let (tuning, mut errors) = read_form(&form, current);
     // Fields that could not be read kept their current value, so the rest is checked all the same.

@@ -1,14 +1,13 @@
 //! Web accounts on the settings page: admins add and remove accounts; everyone changes their own
 //! password.
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{Admin, ClientAddress, CsrfForm, Flash, SignInKey, Signed, User};
+use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User};
 use super::views::{capitalised, csrf_field, post_button};
 use super::{WebError, WebState, settings};
 use crate::accounts::{self, Role};
@@ -101,7 +100,6 @@ fn to_settings(state: &WebState, user: &User, flash: Flash) -> Response {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct AddForm {
-    csrf: String,
     username: String,
     role: String,
     password: String,
@@ -110,10 +108,8 @@ pub struct AddForm {
 
 pub async fn add(
     State(state): State<WebState>,
-    Admin(user): Admin,
-    Form(form): Form<AddForm>,
+    AdminForm(user, form): AdminForm<AddForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     let username = match accounts::clean_username(&form.username) {
         Ok(name) => name.to_owned(),
         Err(e) => return refuse(&state, &user, capitalised(&e.to_string())).await,
@@ -138,11 +134,9 @@ pub async fn add(
 
 pub async fn remove(
     State(state): State<WebState>,
-    Admin(user): Admin,
     Path(name): Path<String>,
-    Form(form): Form<CsrfForm>,
+    AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     // Only admins remove accounts and never their own, so an admin always remains.
     if name.eq_ignore_ascii_case(&user.username) {
         return refuse(&state, &user, "You cannot remove your own account; another admin can.").await;
@@ -164,7 +158,6 @@ pub async fn remove(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct PasswordForm {
-    csrf: String,
     current: String,
     password: String,
     confirm: String,
@@ -172,11 +165,9 @@ pub struct PasswordForm {
 
 pub async fn change_password(
     State(state): State<WebState>,
-    Signed(user): Signed,
     ClientAddress(address): ClientAddress,
-    Form(form): Form<PasswordForm>,
+    SignedForm(user, form): SignedForm<PasswordForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&form.csrf)?;
     // Guessing the current password here counts like guessing it at sign-in.
     let keys = [SignInKey::account(&user.username), SignInKey::address(address)];
     if state.auth().blocked_for(&keys).is_some() {
