@@ -8,13 +8,13 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use facereko::access::PersonId;
 use facereko::engine::local::detector::{Detection, Detector};
 use facereko::engine::local::embedder::{self, DESCRIPTOR_LEN, Embedder};
 use facereko::engine::local::{LocalEngine, align, best_match};
 use facereko::engine::{FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace, decode_rgb};
 use facereko::frame::Frame;
 use facereko::models::{self, ModelPaths};
-use facereko::store::PersonId;
 
 /// `cargo bench` passes `--bench`; under `cargo test` the same code runs briefly as a smoke test.
 fn measuring() -> bool {

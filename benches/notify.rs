@@ -9,8 +9,8 @@ mod mosquitto;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::control::Status;
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::hw::Lock;
 use facereko::notify::MqttConfig;
 use facereko::notify::mqtt::Publisher;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
+use facereko::access::{Person, PersonId};
 use facereko::card::CardUid;
 use facereko::config::Config;
 use facereko::daemon::{Driver, Hardware, Services};
@@ -14,7 +15,7 @@ use facereko::engine::{DetectedFace, FaceEngine, SearchOutcome, simulated::Simul
 use facereko::frame::Frame;
 use facereko::hw::simulated::{Output, OutputRecorder};
 use facereko::photos::Photos;
-use facereko::store::{Person, PersonId, Store, sqlite::SqliteStore};
+use facereko::store::{Store, sqlite::SqliteStore};
 use tokio::time::Instant;
 
 /// `cargo bench` passes `--bench`; under `cargo test` the same code runs briefly as a smoke test.
@@ -77,7 +78,7 @@ async fn tap_to_relay() {
     let alice = store.add_person("Alice").await.unwrap();
     let card: CardUid = "04A1B2C3".parse().unwrap();
     store.add_card(&card, alice.id).await.unwrap();
-    facereko::people::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&picture).unwrap())
+    facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&picture).unwrap())
         .await
         .unwrap();
 

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::accounts;
 use facereko::config::Config;
 use facereko::daemon::{Hardware, RunningDoor, Services};
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::engine::{FaceEngine, simulated::SimulatedEngine};
 use facereko::frame::Frame;
 use facereko::hw::simulated::OutputRecorder;
@@ -106,7 +106,9 @@ async fn bench() {
     }
     let alice = store.add_person("Alice").await.unwrap();
     store.add_card(&"04A1B2C3".parse().unwrap(), alice.id).await.unwrap();
-    facereko::people::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&face).unwrap()).await.unwrap();
+    facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&face).unwrap())
+        .await
+        .unwrap();
     store.add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());

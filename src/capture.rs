@@ -1,10 +1,44 @@
 //! Capturing after a tap: a short burst of frames, keeping the one with the best face.
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::checks::Checks;
 use crate::door::Capture;
 use crate::engine::{DetectedFace, FaceEngine};
 use crate::hw::{BurstLimits, Camera};
+
+/// `[capture]`: the burst of frames taken after a tap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CaptureConfig {
+    pub frames: u32,
+    #[serde(with = "humantime_serde")]
+    pub time_limit: Duration,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self { frames: 5, time_limit: Duration::from_secs(3) }
+    }
+}
+
+impl CaptureConfig {
+    pub fn limits(&self) -> BurstLimits {
+        BurstLimits { max_frames: self.frames, time_limit: self.time_limit }
+    }
+
+    pub fn check(&self, checks: &mut Checks) {
+        checks.check(
+            (1..=30).contains(&self.frames),
+            "capture.frames",
+            format!("{} is out of range; use 1 to 30 frames", self.frames),
+        );
+        checks.duration("capture.time_limit", self.time_limit, Duration::from_millis(100), Duration::from_secs(10));
+    }
+}
 
 /// Detector confidence (0–100) at which a face is good enough to stop looking. CenterFace gives
 /// clear frontal faces 80–95.
@@ -68,10 +102,10 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::access::PersonId;
     use crate::engine::{Comparison, EngineError, FaceTemplate, Gallery, SearchOutcome};
     use crate::frame::Frame;
     use crate::hw::HwError;
-    use crate::store::PersonId;
 
     /// What one frame shows: a face of this confidence and width, no face, or unreadable bytes.
     #[derive(Clone, Copy)]

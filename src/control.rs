@@ -7,13 +7,42 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::card::CardUid;
-use crate::door::DoorSettings;
-use crate::hw::simulated::SimTaps;
-use crate::hw::{BurstLimits, Lock};
-use crate::store::Store;
+use crate::checks::Checks;
+use crate::driver::{Command, ControlHandle, Status};
+
+/// `[control]`: the socket the CLI talks to the daemon through.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ControlConfig {
+    /// Unix socket for `facereko tap|arm|disarm|status|healthcheck`; default `<data_dir>/control.sock`.
+    pub socket: Option<PathBuf>,
+}
+
+impl ControlConfig {
+    pub fn socket_path(&self, data_dir: &Path) -> PathBuf {
+        self.socket.clone().unwrap_or_else(|| data_dir.join("control.sock"))
+    }
+
+    pub fn check(&self, data_dir: &Path, checks: &mut Checks) {
+        let socket = self.socket_path(data_dir);
+        // sun_path holds 108 bytes including the terminating NUL.
+        let socket_len = socket.as_os_str().len();
+        checks.check(
+            (1..=107).contains(&socket_len),
+            "control.socket",
+            format!("{socket:?} is {socket_len} bytes; a Unix socket path needs 1 to 107: choose a shorter path"),
+        );
+        if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
+            checks.check(
+                parent.is_dir(),
+                "control.socket",
+                format!("the folder {} does not exist; create it or choose another path", parent.display()),
+            );
+        }
+    }
+}
 
 /// Requests longer than this are refused: nothing we accept comes close.
 const MAX_REQUEST_BYTES: u64 = 4096;
@@ -35,34 +64,6 @@ pub enum Response {
     Error { message: String },
 }
 
-/// What the running daemon reports about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub door: String,
-    pub armed: bool,
-    pub lock: Lock,
-    /// An attempt is under way.
-    pub busy: bool,
-    pub engine: String,
-    pub reader: String,
-    pub camera: String,
-    /// Notifications written but not yet delivered; `None` if the database did not answer.
-    pub outbox_backlog: Option<u64>,
-    pub version: String,
-    /// Why the camera's last burst failed; `None` once a burst works again (or none was taken).
-    #[serde(default)]
-    pub camera_error: Option<String>,
-}
-
-/// Commands for the door driver.
-#[derive(Debug)]
-pub enum Command {
-    /// Arm or disarm; the reply comes once the door has taken the change.
-    SetArmed { armed: bool, done: oneshot::Sender<()> },
-    /// New timings and thresholds (the web app's settings page), used from the next tap on.
-    Retune { settings: DoorSettings, limits: BurstLimits, engine_timeout: Duration, done: oneshot::Sender<()> },
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("facereko is not running: nothing answers on {path} ({detail})")]
@@ -75,17 +76,6 @@ pub enum ControlError {
     Timeout(Duration),
     #[error("bad answer from the daemon: {0}")]
     Protocol(String),
-    #[error("the door is shutting down")]
-    ShuttingDown,
-}
-
-/// What the server needs from the running daemon.
-#[derive(Clone)]
-pub struct ControlHandle {
-    pub commands: mpsc::Sender<Command>,
-    pub status: watch::Receiver<Status>,
-    pub taps: Option<SimTaps>,
-    pub store: std::sync::Arc<dyn Store>,
 }
 
 /// Binds the socket, refusing to steal it from a daemon that is still answering.
@@ -167,24 +157,6 @@ async fn answer(request: Request, handle: &ControlHandle) -> Response {
         Request::Status => {}
     }
     Response::Ok { status: handle.current_status().await }
-}
-
-impl ControlHandle {
-    /// The door's state now, with the notification backlog read from the database.
-    pub async fn current_status(&self) -> Status {
-        let mut status = self.status.borrow().clone();
-        status.outbox_backlog = self.store.outbox_backlog().await.ok();
-        status
-    }
-
-    /// Sends `command` built around a reply channel and waits until the door has taken it.
-    pub async fn command(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), ControlError> {
-        let (done, wait) = oneshot::channel();
-        if self.commands.send(command(done)).await.is_err() || wait.await.is_err() {
-            return Err(ControlError::ShuttingDown);
-        }
-        Ok(())
-    }
 }
 
 /// Sends one request to the daemon at `path` and waits for its answer.

@@ -2,22 +2,26 @@
 //! front of the camera must belong to the card's holder; LEDs, buzzer and lock relay give the
 //! verdict; every attempt is logged with its photo.
 
+pub mod access;
 pub mod accounts;
 pub mod api;
+pub mod app;
 pub mod capture;
 pub mod card;
+pub mod checks;
 pub mod config;
 pub mod control;
-pub mod daemon;
 pub mod door;
+pub mod driver;
 pub mod engine;
+pub mod enrolment;
 pub mod eval;
 pub mod frame;
 pub mod hw;
 pub mod models;
 mod names;
 pub mod notify;
-pub mod people;
 pub mod photos;
 pub mod store;
+pub mod tls;
 pub mod web;

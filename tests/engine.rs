@@ -11,12 +11,12 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::{encode, face, grey_png, models_dir, sample, side_by_side};
+use facereko::access::PersonId;
 use facereko::config::Config;
 use facereko::engine::local::LocalEngine;
 use facereko::engine::{EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
+use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
-use facereko::people::{self, EnrolError};
-use facereko::store::PersonId;
 use image::{DynamicImage, ImageFormat};
 
 /// Loading the models takes a while, so every test shares one engine.

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::mariadb::{MariaDb, TestDatabase};
 use common::{TestDoor, face};
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
 use facereko::config::DatabaseConfig;
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::engine::FaceTemplate;
 use facereko::store::resilient::{CACHE_FILE, ResilientStore};
 use facereko::store::{self, Store, StoreError};

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use embedded_hal::spi::{Operation, SpiDevice};
 
+use facereko::access::{Decision, Reason};
 use facereko::card::CardUid;
 use facereko::config::Config;
 use facereko::daemon::{Driver, Hardware, Services};
-use facereko::door::{Decision, Mode, Reason};
+use facereko::door::Mode;
 use facereko::engine::simulated::SimulatedEngine;
 use facereko::hw::mfrc522::{Mfrc522Reader, Mfrc522Settings};
 use facereko::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimCamera, SimIndicators, SimRelay};

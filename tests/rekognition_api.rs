@@ -12,7 +12,7 @@ use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rekognition::primitives::Blob;
 use aws_sdk_rekognition::types::Image;
 use facereko::api::{self, AccessKey, ApiConfig, ApiState};
-use facereko::config::Secret;
+use facereko::checks::Secret;
 use facereko::engine::local::LocalEngine;
 
 const KEY_ID: &str = "FACEREKOTESTKEY00001";

@@ -7,11 +7,13 @@ mod common;
 use std::sync::Arc;
 
 use common::mariadb::MariaDb;
+use facereko::access::PersonId;
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
-use facereko::config::{DatabaseConfig, Secret};
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::checks::Secret;
+use facereko::config::DatabaseConfig;
 use facereko::engine::FaceTemplate;
-use facereko::store::{self, LogQuery, PersonId, Store, StoreError};
+use facereko::store::{self, LogQuery, Store, StoreError};
 use time::OffsetDateTime;
 
 /// A store under test and what keeps its database alive.

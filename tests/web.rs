@@ -13,11 +13,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::accounts::{self, Role};
 use facereko::card::CardUid;
 use facereko::config::{Config, DoorTuning};
 use facereko::daemon::{Hardware, RunningDoor, Services};
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::engine::{self, FaceEngine};
 use facereko::frame::Frame;
 use facereko::hw::simulated::OutputRecorder;
@@ -122,9 +122,9 @@ impl App {
 
     /// Enrols `picture` for a new person `name` holding `card`, straight through the store.
     async fn enrol(&self, name: &str, card: &str, picture: &[u8]) -> i64 {
-        let person = facereko::people::add_person(self.store.as_ref(), name).await.unwrap();
+        let person = facereko::enrolment::add_person(self.store.as_ref(), name).await.unwrap();
         let frame = Frame::from_bytes(picture.to_vec(), "test picture").unwrap();
-        facereko::people::enrol_face(self.store.as_ref(), self.engine.as_ref(), &person, &frame).await.unwrap();
+        facereko::enrolment::enrol_face(self.store.as_ref(), self.engine.as_ref(), &person, &frame).await.unwrap();
         self.store.add_card(&card.parse().unwrap(), person.id).await.unwrap();
         person.id.0
     }
@@ -655,7 +655,7 @@ async fn people_cards_and_faces_are_added_and_removed() {
     let other = admin.post("/people", &[("name", "Alan")]).await.location().to_owned();
     let taken = admin.post(&format!("{other}/cards"), &[("card", CARD)]).await;
     assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", flash(&taken.text));
-    let person = facereko::store::PersonId(page_url.trim_start_matches("/people/").parse().unwrap());
+    let person = facereko::access::PersonId(page_url.trim_start_matches("/people/").parse().unwrap());
     assert_eq!(app.store.person_cards(person).await.unwrap(), vec![CARD.parse::<CardUid>().unwrap()]);
 
     // Tap the card now: the next card read is bound.
@@ -672,7 +672,7 @@ async fn people_cards_and_faces_are_added_and_removed() {
     };
     let (bound, ()) = tokio::join!(waiting, tapper);
     assert_eq!(bound.location(), other, "{}", bound.text);
-    let alan = facereko::store::PersonId(other.trim_start_matches("/people/").parse().unwrap());
+    let alan = facereko::access::PersonId(other.trim_start_matches("/people/").parse().unwrap());
     assert_eq!(app.store.person_cards(alan).await.unwrap(), vec!["04B0B0B0".parse::<CardUid>().unwrap()]);
 
     let faces = app.store.person_faces(person).await.unwrap();
@@ -877,7 +877,7 @@ async fn enrolment_uses_the_on_device_engine_on_real_faces() {
         flash(&page)
     );
     let faces =
-        app.store.person_faces(facereko::store::PersonId(url.trim_start_matches("/people/").parse().unwrap())).await;
+        app.store.person_faces(facereko::access::PersonId(url.trim_start_matches("/people/").parse().unwrap())).await;
     assert_eq!(faces.unwrap().len(), 2);
     assert!(page.contains("local"));
 }

@@ -10,7 +10,6 @@ pub mod error;
 pub mod operations;
 pub mod sigv4;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Problem;
+use crate::checks::Checks;
 use crate::engine::local::LocalEngine;
 use collections::Collections;
 use error::ApiError;
@@ -61,36 +60,25 @@ impl ApiConfig {
         !self.listen.trim().is_empty()
     }
 
-    /// Problems with the values, each with its key and a fix.
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, key: &str, message: String| {
-            if !ok {
-                problems.push(Problem { key: key.to_owned(), message });
-            }
-        };
+    pub fn check(&self, checks: &mut Checks) {
+        checks.listen_address("api.listen", &self.listen, "\"127.0.0.1:8787\" (empty turns the API off)");
         if self.enabled() {
-            check(
-                self.listen.trim().parse::<SocketAddr>().is_ok(),
-                "api.listen",
-                format!(
-                    "{:?} is not an address and port; use e.g. \"127.0.0.1:8787\" (empty turns the API off)",
-                    self.listen
-                ),
-            );
-            check(
+            checks.check(
                 !self.access_keys.is_empty(),
                 "api.access_keys",
                 "the API refuses unsigned requests, so it needs a key: add [[api.access_keys]] with access_key_id and \
-                 secret_access_key (e.g. from `openssl rand -hex 20`)"
-                    .into(),
+                 secret_access_key (e.g. from `openssl rand -hex 20`)",
             );
         }
         let region_ok = !self.region.is_empty()
             && self.region.len() <= 32
             && self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        check(region_ok, "api.region", format!("{:?} is not a region name; use e.g. \"us-east-1\"", self.region));
-        check(
+        checks.check(
+            region_ok,
+            "api.region",
+            format!("{:?} is not a region name; use e.g. \"us-east-1\"", self.region),
+        );
+        checks.check(
             (64 * 1024..=15 * 1024 * 1024).contains(&self.max_image_bytes),
             "api.max_image_bytes",
             format!(
@@ -101,25 +89,24 @@ impl ApiConfig {
         for (i, key) in self.access_keys.iter().enumerate() {
             let id_ok = (16..=128).contains(&key.access_key_id.len())
                 && key.access_key_id.chars().all(|c| c.is_ascii_alphanumeric());
-            check(
+            checks.check(
                 id_ok,
                 &format!("api.access_keys[{i}].access_key_id"),
                 format!("{:?} must be 16-128 letters and digits, like AWS key ids", key.access_key_id),
             );
-            check(
+            checks.check(
                 key.secret_access_key.expose().len() >= 16,
                 &format!("api.access_keys[{i}].secret_access_key"),
-                "is shorter than 16 characters; use a random secret, e.g. from `openssl rand -hex 20`".into(),
+                "is shorter than 16 characters; use a random secret, e.g. from `openssl rand -hex 20`",
             );
             if self.access_keys[..i].iter().any(|other| other.access_key_id == key.access_key_id) {
-                check(
+                checks.check(
                     false,
                     &format!("api.access_keys[{i}].access_key_id"),
                     format!("{:?} is listed twice; give each key its own id", key.access_key_id),
                 );
             }
         }
-        problems
     }
 }
 
@@ -198,7 +185,13 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::checks::{Problem, Secret};
+
+    fn problems(config: &ApiConfig) -> Vec<Problem> {
+        let mut checks = Checks::default();
+        config.check(&mut checks);
+        checks.into_problems()
+    }
 
     fn keys_of(problems: &[Problem]) -> Vec<&str> {
         problems.iter().map(|p| p.key.as_str()).collect()
@@ -206,9 +199,9 @@ mod tests {
 
     #[test]
     fn off_by_default_and_a_listening_api_needs_keys() {
-        assert!(ApiConfig::default().problems().is_empty());
+        assert!(problems(&ApiConfig::default()).is_empty());
         let listening = ApiConfig { listen: "127.0.0.1:8787".into(), ..ApiConfig::default() };
-        assert_eq!(keys_of(&listening.problems()), ["api.access_keys"]);
+        assert_eq!(keys_of(&problems(&listening)), ["api.access_keys"]);
     }
 
     #[test]
@@ -226,7 +219,7 @@ mod tests {
             max_image_bytes: 1,
         };
         assert_eq!(
-            keys_of(&config.problems()),
+            keys_of(&problems(&config)),
             [
                 "api.listen",
                 "api.region",
@@ -236,7 +229,7 @@ mod tests {
                 "api.access_keys[2].access_key_id",
             ]
         );
-        let message = config.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+        let message = problems(&config).iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
         assert!(!message.contains("long enough secret value"), "secrets never appear in messages");
     }
 }

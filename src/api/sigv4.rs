@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::config::Secret;
+use crate::checks::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use facereko::config::{self, Config, Sources};
 use facereko::engine::{self, FaceEngine};
+use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
-use facereko::people::{self, EnrolError};
 use facereko::store::{self, LogQuery, Store, legacy};
 use facereko::{hw, store::StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,7 +31,7 @@ pub fn config_check(sources: &Sources) -> ExitCode {
         Some(path) => println!("config file: {}", path.display()),
         None => println!("config file: none (defaults, FACEREKO_* environment and --set only)"),
     }
-    match config::load(sources).and_then(|loaded| {
+    match config::load(sources, config::Section::ALL).and_then(|loaded| {
         let problems = loaded.config.run_problems();
         if problems.is_empty() { Ok(loaded) } else { Err(config::ConfigError { problems }) }
     }) {
@@ -114,7 +114,7 @@ pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&st
     Ok(ExitCode::SUCCESS)
 }
 
-async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::store::Person> {
+async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::access::Person> {
     store.person_by_name(name).await?.with_context(|| format!("no person named {name:?}; see `facereko person list`"))
 }
 
@@ -122,7 +122,7 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
     let store = open_store(config).await?;
     match command {
         PersonCommand::Add { name } => {
-            let person = people::add_person(store.as_ref(), name).await?;
+            let person = enrolment::add_person(store.as_ref(), name).await?;
             println!("added {} (id {})", person.name, person.id);
         }
         PersonCommand::List { json } => {
@@ -141,7 +141,7 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
         PersonCommand::Remove { name } => {
             let engine = open_engine(config)?;
             let person = existing_person(store.as_ref(), name).await?;
-            let faces = people::remove_person(store.as_ref(), engine.as_ref(), &person).await?;
+            let faces = enrolment::remove_person(store.as_ref(), engine.as_ref(), &person).await?;
             println!("removed {} with their cards and {faces} face(s)", person.name);
         }
     }
@@ -180,7 +180,7 @@ pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
 pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let engine = open_engine(config)?;
-    let (person, created) = people::person_named(store.as_ref(), &args.person).await?;
+    let (person, created) = enrolment::person_named(store.as_ref(), &args.person).await?;
     if created {
         println!("added {} (id {})", person.name, person.id);
     }
@@ -206,7 +206,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
     for path in &args.pictures {
         bar.set_message(path.display().to_string());
         let outcome = match Frame::read(path) {
-            Ok(picture) => people::enrol_face(store.as_ref(), engine.as_ref(), &person, &picture).await,
+            Ok(picture) => enrolment::enrol_face(store.as_ref(), engine.as_ref(), &person, &picture).await,
             Err(e) => Err(EnrolError::Engine(facereko::engine::EngineError::BadImage {
                 what: path.display().to_string(),
                 detail: e.to_string(),

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use facereko::card::CardUid;
 use facereko::config::Config;
-use facereko::control::{self, ControlError, Request, Response, Status};
+use facereko::control::{self, ControlError, Request, Response};
+use facereko::driver::Status;
 use facereko::hw::Lock;
 
 async fn ask(config: &Config, request: &Request) -> Result<Status, ControlError> {

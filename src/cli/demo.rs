@@ -11,9 +11,9 @@ use facereko::card::CardUid;
 use facereko::config::{self, Sources};
 use facereko::control::{self, Request};
 use facereko::engine::{self, FaceEngine};
+use facereko::enrolment;
 use facereko::frame::Frame;
 use facereko::models;
-use facereko::people;
 use facereko::store::{self, LogQuery};
 use tokio::io::AsyncBufReadExt;
 
@@ -95,10 +95,10 @@ async fn enrol_people(config: &config::Config, samples: &Path) -> Result<()> {
     let store = store::open(&config.database, &config.data_dir).await?;
     let engine = engine::build(&config.engine)?;
     for (name, pictures) in PEOPLE {
-        let (person, _) = people::person_named(store.as_ref(), name).await?;
+        let (person, _) = enrolment::person_named(store.as_ref(), name).await?;
         for picture in *pictures {
             let frame = Frame::read(&samples.join(picture))?;
-            people::enrol_face(store.as_ref(), engine.as_ref() as &dyn FaceEngine, &person, &frame)
+            enrolment::enrol_face(store.as_ref(), engine.as_ref() as &dyn FaceEngine, &person, &frame)
                 .await
                 .with_context(|| format!("cannot enrol {picture}"))?;
         }
@@ -167,7 +167,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         ),
     )?;
     let sources = Sources { file: Some(config_path.clone()), ..Sources::default() };
-    let config = config::load(&sources)?.config;
+    let config = config::load(&sources, config::Section::ALL)?.config;
 
     println!("enrolling the demo people with the on-device engine…");
     enrol_people(&config, &samples).await?;
@@ -181,7 +181,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     store.add_user(DEMO_USER, &hash, Role::Admin.as_str()).await?;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(facereko::daemon::run(config.clone(), async {
+    let daemon = tokio::spawn(facereko::app::run(config.clone(), async {
         let _ = stopped.await;
     }));
     let socket = config.control_socket();

@@ -135,7 +135,7 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
 pub async fn simulate(config: &Config, args: &SimulateArgs) -> Result<ExitCode> {
     // Fail on an unreadable picture before anything is logged.
     Frame::read(&args.image)?;
-    let event = facereko::daemon::simulate_attempt(config, args.card.clone(), PathBuf::from(&args.image)).await?;
+    let event = facereko::app::simulate_attempt(config, args.card.clone(), PathBuf::from(&args.image)).await?;
     let t = &event.timings;
     // In stage order; stages that did not run (no capture for an unknown card) are left out.
     let stages: Vec<(&str, u32)> = [

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use facereko::config::Config;
 use facereko::control::{self, Request};
-use facereko::daemon::{camera_from_config, outputs_from_config, reader_from_config};
 use facereko::hw::{Lights, Lock, simulated};
+use facereko::hw::{camera_from_config, outputs_from_config, reader_from_config};
 
 /// Two processes must never drive the same pins or SPI bus.
 async fn refuse_if_daemon_runs(config: &Config) -> Result<()> {
@@ -20,7 +20,7 @@ async fn refuse_if_daemon_runs(config: &Config) -> Result<()> {
 
 pub async fn test_outputs(config: &Config) -> Result<ExitCode> {
     refuse_if_daemon_runs(config).await?;
-    let (mut leds, mut buzzer, mut relay) = outputs_from_config(config)?;
+    let (mut leds, mut buzzer, mut relay) = outputs_from_config(&config.hardware)?;
     let steps = async {
         println!("red LED on for 1 s");
         leds.set(Lights { red: true, green: false })?;
@@ -50,7 +50,7 @@ pub async fn test_outputs(config: &Config) -> Result<ExitCode> {
 
 pub async fn snapshot(config: &Config, file: &Path) -> Result<ExitCode> {
     refuse_if_daemon_runs(config).await?;
-    let camera = camera_from_config(config)?;
+    let camera = camera_from_config(&config.hardware)?;
     let frame = camera.frame().await.context("the camera gave no picture")?;
     std::fs::write(file, frame.bytes()).with_context(|| format!("cannot write {}", file.display()))?;
     let size = facereko::engine::decode_rgb(&frame, "the picture").map(|p| format!(" {}×{}", p.width(), p.height()));
@@ -72,7 +72,7 @@ pub async fn read_card(config: &Config) -> Result<ExitCode> {
         );
     }
     refuse_if_daemon_runs(config).await?;
-    let (mut reader, _) = reader_from_config(config)?;
+    let (mut reader, _) = reader_from_config(&config.hardware)?;
     println!("tap a card (Ctrl-C stops)");
     let time_format = time::macros::format_description!("[hour]:[minute]:[second]");
     loop {

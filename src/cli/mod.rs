@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use facereko::access::{Decision, Reason};
 use facereko::card::CardUid;
-use facereko::config::{self, Loaded, Sources};
-use facereko::door::{Decision, Reason};
+use facereko::config::{self, Loaded, Section, Sources};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -342,12 +342,13 @@ impl Cli {
         Sources { file, env, overrides: self.overrides.clone() }
     }
 
-    pub fn load_config(&self) -> Result<Loaded> {
-        self.load_config_from(self.sources())
+    /// The configuration, with the problems of the `sections` the command uses.
+    pub fn load_config(&self, sections: &[Section]) -> Result<Loaded> {
+        self.load_config_from(self.sources(), sections)
     }
 
-    fn load_config_from(&self, sources: Sources) -> Result<Loaded> {
-        let loaded = config::load(&sources)?;
+    fn load_config_from(&self, sources: Sources, sections: &[Section]) -> Result<Loaded> {
+        let loaded = config::load(&sources, sections)?;
         for key in &loaded.unknown_keys {
             tracing::warn!(key = %key, "unknown config key ignored; check its spelling against `facereko config example`");
         }
@@ -357,7 +358,13 @@ impl Cli {
 
 /// Runs the command; the returned code is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
+    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Mqtt};
     use std::process::ExitCode;
+    // What each command checks: only the sections it uses, so that stand-alone commands work
+    // before the daemon is set up; `config check` and `run` check everything.
+    const CONTROL: &[Section] = &[DataDir, Control, Database];
+    const PEOPLE: &[Section] = &[DataDir, Database, Engine];
+    let config = |sections: &[Section]| cli.load_config(sections).map(|loaded| loaded.config);
     match &cli.command {
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
@@ -365,50 +372,45 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources())),
         Command::Demo(args) => demo::demo(args).await,
-        Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&cli.load_config()?.config).await,
-        Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&cli.load_config()?.config, file).await,
-        Command::Hw(HwCommand::ReadCard) => hw::read_card(&cli.load_config()?.config).await,
+        Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&config(&[DataDir, Control, Hardware])?).await,
+        Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&config(&[Hardware])?, file).await,
+        Command::Hw(HwCommand::ReadCard) => hw::read_card(&config(&[DataDir, Control, Hardware])?).await,
         Command::Hw(HwCommand::List) => {
             admin::hw_list();
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            let config = cli.load_config()?.config;
+            let config = config(Section::ALL)?;
             let problems = config.run_problems();
             if !problems.is_empty() {
                 return Err(config::ConfigError { problems }.into());
             }
-            let api = api::start_beside_daemon(&config).await?;
-            let door = facereko::daemon::run(config, shutdown_signal()).await;
-            if let Some(api) = api {
-                api.stop().await?;
-            }
-            door.context("the door daemon failed")?;
+            facereko::app::run(config, shutdown_signal()).await.context("the door daemon failed")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tap { card } => control::tap(&cli.load_config()?.config, card).await,
-        Command::Arm => control::set_armed(&cli.load_config()?.config, true).await,
-        Command::Disarm => control::set_armed(&cli.load_config()?.config, false).await,
-        Command::Status { json } => control::status(&cli.load_config()?.config, *json).await,
-        Command::Healthcheck => control::healthcheck(&cli.load_config()?.config).await,
-        Command::Person(command) => admin::person(&cli.load_config()?.config, command).await,
-        Command::Card(command) => admin::card(&cli.load_config()?.config, command).await,
-        Command::Enroll(args) => admin::enroll(&cli.load_config()?.config, args).await,
-        Command::Log(args) => admin::log(&cli.load_config()?.config, args).await,
-        Command::Compare(args) => face::compare(&cli.load_config()?.config, args).await,
-        Command::Eval(args) => face::eval(&cli.load_config()?.config, args).await,
-        Command::Simulate(args) => face::simulate(&cli.load_config()?.config, args).await,
-        Command::Db(DbCommand::Migrate) => admin::migrate(&cli.load_config()?.config).await,
+        Command::Tap { card } => control::tap(&config(CONTROL)?, card).await,
+        Command::Arm => control::set_armed(&config(CONTROL)?, true).await,
+        Command::Disarm => control::set_armed(&config(CONTROL)?, false).await,
+        Command::Status { json } => control::status(&config(CONTROL)?, *json).await,
+        Command::Healthcheck => control::healthcheck(&config(CONTROL)?).await,
+        Command::Person(command) => admin::person(&config(PEOPLE)?, command).await,
+        Command::Card(command) => admin::card(&config(PEOPLE)?, command).await,
+        Command::Enroll(args) => admin::enroll(&config(PEOPLE)?, args).await,
+        Command::Log(args) => admin::log(&config(Section::STORE)?, args).await,
+        Command::Compare(args) => face::compare(&config(&[Engine])?, args).await,
+        Command::Eval(args) => face::eval(&config(&[Engine])?, args).await,
+        Command::Simulate(args) => face::simulate(&config(Section::ALL)?, args).await,
+        Command::Db(DbCommand::Migrate) => admin::migrate(&config(Section::STORE)?).await,
         Command::Db(DbCommand::ImportLegacy { url, password_file }) => {
-            admin::import_legacy(&cli.load_config()?.config, url, password_file.as_deref()).await
+            admin::import_legacy(&config(&[DataDir, Database, Door])?, url, password_file.as_deref()).await
         }
         Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
         Command::Notify(NotifyCommand::Test { timeout, json }) => {
-            admin::notify_test(&cli.load_config()?.config, *timeout, *json).await
+            admin::notify_test(&config(&[Door, Mqtt])?, *timeout, *json).await
         }
         Command::ServeApi(args) => api::serve(&cli, args).await,
-        Command::Collection(command) => collection::collection(&cli.load_config()?.config, command).await,
-        Command::User(command) => user::user(&cli.load_config()?.config, command).await,
+        Command::Collection(command) => collection::collection(&config(PEOPLE)?, command).await,
+        Command::User(command) => user::user(&config(Section::STORE)?, command).await,
     }
 }
 

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use facereko::config::{self, EngineConfig};
 use facereko::models::{self, ModelFile, Outcome, Package, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -43,24 +42,12 @@ pub async fn fetch(cli: &Cli, dir: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `engine.models_dir` from the configuration. Fetching needs nothing else, so when nothing could
-/// have changed the default (no config file, no environment variable or `--set` for it), a config
-/// that is invalid for other reasons (no data_dir yet on a fresh machine) does not stop it.
+/// `engine.models_dir` from the configuration; fetching checks nothing else, so it works on a
+/// fresh machine without a data directory.
 fn models_dir(cli: &Cli) -> Result<PathBuf> {
-    let error = match cli.load_config() {
-        Ok(loaded) => return Ok(loaded.config.engine.models_dir),
-        Err(e) => e,
-    };
-    let sources = cli.sources();
-    let key_set = sources.overrides.iter().any(|o| o.trim_start().starts_with("engine.models_dir"))
-        || sources.env.iter().any(|(name, _)| {
-            name.strip_prefix(config::ENV_PREFIX)
-                .is_some_and(|k| k.to_ascii_lowercase().starts_with("engine__models_dir"))
-        });
-    if sources.file.is_none() && !key_set {
-        return Ok(EngineConfig::default().models_dir);
-    }
-    Err(error.context("engine.models_dir comes from the configuration; fix it or pass --dir"))
+    let loaded =
+        cli.load_config(&[]).context("engine.models_dir comes from the configuration; fix it or pass --dir")?;
+    Ok(loaded.config.engine.models_dir)
 }
 
 /// One spinner per package on stderr (hidden when stderr is not a terminal).

@@ -5,20 +5,21 @@
 //! does that and feeds the results back in as events. That keeps every rule testable with a
 //! paused clock and makes new credentials new events rather than rewrites.
 
+mod config;
 pub mod policy;
+
+pub use config::DoorConfig;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::access::{Decision, Person, Reason, StageTimings};
 use crate::card::CardUid;
 use crate::engine::{DetectedFace, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::{BeepPattern, Lights, Lock};
 use crate::names::named_enum;
-use crate::store::{Person, PersonId};
 use policy::CardStep;
 
 named_enum! {
@@ -28,33 +29,6 @@ named_enum! {
         CardAndFace = "card+face",
         /// Any enrolled card opens; for commissioning only.
         CardOnly = "card",
-    }
-}
-
-named_enum! {
-    pub enum Decision {
-        Granted = "granted",
-        Denied = "denied",
-        /// The system was disarmed: logged, nothing opens.
-        Disarmed = "disarmed",
-    }
-}
-
-named_enum! {
-    /// Why an attempt ended as it did.
-    pub enum Reason {
-        CardAndFace = "card_and_face",
-        CardOnly = "card_only",
-        UnknownCard = "unknown_card",
-        NoFace = "no_face",
-        FaceNotRecognised = "face_not_recognised",
-        WrongPerson = "wrong_person",
-        CameraError = "camera_error",
-        EngineError = "engine_error",
-        LookupError = "lookup_error",
-        /// The daemon stopped while the attempt was under way.
-        Interrupted = "interrupted",
-        Disarmed = "disarmed",
     }
 }
 
@@ -123,18 +97,6 @@ pub enum Effect {
     PersistArmed(bool),
 }
 
-/// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StageTimings {
-    /// From the tap to the card being looked up.
-    pub read_ms: u32,
-    pub capture_ms: Option<u32>,
-    pub match_ms: Option<u32>,
-    /// Setting the outputs; measured by the driver, which does the actuating.
-    pub actuate_ms: u32,
-    pub total_ms: u32,
-}
-
 /// A finished attempt as the door saw it. The driver adds wall-clock time, photo file and engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptReport {
@@ -156,28 +118,6 @@ impl AttemptReport {
     pub fn notify(&self) -> bool {
         self.decision != Decision::Disarmed
     }
-}
-
-/// An attempt as written to the access log and the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccessEvent {
-    pub event_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub door: String,
-    pub card_uid: Option<CardUid>,
-    pub person_id: Option<PersonId>,
-    /// Kept when the person is later removed, so the history still reads well.
-    pub person_name: Option<String>,
-    pub decision: Decision,
-    pub reason: Reason,
-    pub similarity: Option<f32>,
-    pub confidence: Option<f32>,
-    pub engine: Option<String>,
-    /// Photo file, relative to the photos directory.
-    pub photo: Option<String>,
-    pub timings: StageTimings,
-    pub detail: Option<String>,
 }
 
 #[derive(Debug)]

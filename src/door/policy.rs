@@ -3,9 +3,10 @@
 //! Each credential gets its own rule here (card now; face-only walk-up, one-time passcodes and QR
 //! codes later), so a new credential is a new event and a new rule, not a rewrite of the door.
 
-use super::{Decision, Mode, Reason};
+use super::Mode;
+use crate::access::Person;
+use crate::access::{Decision, Reason};
 use crate::engine::SearchOutcome;
-use crate::store::Person;
 
 /// What to do once the card has been looked up.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +40,7 @@ pub fn after_face(holder: &Person, outcome: &SearchOutcome, threshold: f32) -> (
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::PersonId;
+    use crate::access::PersonId;
 
     fn alice() -> Person {
         Person { id: PersonId(1), name: "Alice".into() }

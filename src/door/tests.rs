@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::{Instant, advance};
 
 use super::*;
-use crate::store::PersonId;
+use crate::access::PersonId;
 
 const ALICE_CARD: &str = "04A1B2C3";
 const BOB_CARD: &str = "04B0B0B0";

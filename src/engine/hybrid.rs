@@ -12,8 +12,8 @@ use base64::Engine as _;
 use super::local::{self, Descriptor, LocalEngine};
 use super::rekognition::RekognitionEngine;
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
+use crate::access::PersonId;
 use crate::frame::Frame;
-use crate::store::PersonId;
 
 pub const NAME: &str = "hybrid";
 const SEPARATOR: char = '#';
@@ -85,6 +85,10 @@ impl HybridEngine {
 impl FaceEngine for HybridEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn on_device(&self) -> Option<LocalEngine> {
+        Some(self.local.clone())
     }
 
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {

@@ -10,14 +10,83 @@ pub mod local;
 pub mod rekognition;
 pub mod simulated;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::EngineConfig;
+use crate::access::PersonId;
+use crate::checks::Checks;
 use crate::frame::Frame;
-use crate::store::PersonId;
+
+/// `[engine]`: which face engine decides and how strict it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EngineConfig {
+    pub kind: String,
+    /// Where `facereko models fetch` puts the on-device models and the engine loads them from.
+    pub models_dir: PathBuf,
+    pub match_threshold: f32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The `rekognition` engine: AWS Rekognition, or FaceReko's own API through `endpoint_url`.
+    pub rekognition: rekognition::RekognitionConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            kind: local::NAME.into(),
+            models_dir: PathBuf::from("/var/lib/facereko/models"),
+            // Calibrated with `facereko eval`: no false accept on either shared data set (README).
+            match_threshold: 93.0,
+            timeout: Duration::from_secs(5),
+            rekognition: rekognition::RekognitionConfig::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn check(&self, checks: &mut Checks) {
+        checks.check(
+            ENGINES.contains(&self.kind.as_str()),
+            "engine.kind",
+            format!("{:?} is not compiled in; choose one of: {}", self.kind, ENGINES.join(", ")),
+        );
+        checks.check(
+            self.match_threshold > 0.0 && self.match_threshold <= 100.0,
+            "engine.match_threshold",
+            format!("{} must be above 0 and at most 100 (a similarity percentage)", self.match_threshold),
+        );
+        checks.duration("engine.timeout", self.timeout, Duration::from_millis(100), Duration::from_secs(60));
+    }
+
+    /// What the cross-section checks of the `hybrid` engine and of `engine.rekognition` find;
+    /// they come after the other sections' problems in `config check`.
+    pub fn check_rekognition(&self, checks: &mut Checks) {
+        checks.check(
+            self.kind != hybrid::NAME || self.rekognition.fallback_after < self.timeout,
+            "engine.rekognition.fallback_after",
+            format!(
+                "{} leaves the on-device engine no time within engine.timeout ({}); make it shorter",
+                humantime::format_duration(self.rekognition.fallback_after),
+                humantime::format_duration(self.timeout)
+            ),
+        );
+        self.rekognition.check(checks);
+    }
+
+    /// What only using the engine needs: the on-device models for the engines that load them.
+    pub fn check_models(&self, checks: &mut Checks) {
+        if [local::NAME, hybrid::NAME].contains(&self.kind.as_str())
+            && let Err(e) = crate::models::ModelPaths::check(&self.models_dir)
+        {
+            checks.push(crate::checks::Problem::new("engine.models_dir", e.to_string()));
+        }
+    }
+}
 
 /// Where a face sits in an image, in pixels, with the detector's confidence (0–100).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -106,6 +175,11 @@ pub trait FaceEngine: Send + Sync {
 
     /// Compares the largest face of each picture.
     async fn compare(&self, first: &Frame, second: &Frame) -> Result<Comparison, EngineError>;
+
+    /// The on-device models this engine has loaded, for others to share (the face API).
+    fn on_device(&self) -> Option<local::LocalEngine> {
+        None
+    }
 }
 
 /// Engine names compiled into this build, for `config check` and `hw list`.

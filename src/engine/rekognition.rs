@@ -15,8 +15,9 @@ use tokio::sync::OnceCell;
 
 use super::local::LocalEngine;
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
+use crate::access::PersonId;
+use crate::checks::Checks;
 use crate::frame::{Frame, FrameFormat};
-use crate::store::PersonId;
 
 pub const NAME: &str = "rekognition";
 /// Rekognition refuses pictures sent as bytes above this size.
@@ -66,14 +67,9 @@ impl Default for RekognitionConfig {
 }
 
 impl RekognitionConfig {
-    /// Problems with the values, each with its key and a fix.
-    pub fn problems(&self) -> Vec<crate::config::Problem> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, key: &str, message: String| {
-            if !ok {
-                problems.push(crate::config::Problem { key: format!("engine.rekognition.{key}"), message });
-            }
-        };
+    pub fn check(&self, checks: &mut Checks) {
+        let mut check =
+            |ok: bool, key: &str, message: String| checks.check(ok, &format!("engine.rekognition.{key}"), message);
         let id_ok = (1..=255).contains(&self.collection_id.len())
             && self.collection_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         check(
@@ -111,7 +107,6 @@ impl RekognitionConfig {
                 format!("{} is out of range; use 100ms to 60s", humantime::format_duration(value)),
             );
         }
-        problems
     }
 }
 
@@ -233,7 +228,7 @@ impl RekognitionEngine {
         self.client
             .get_or_init(|| async {
                 // TLS to AWS uses rustls with aws-lc-rs, the provider the whole process shares.
-                crate::notify::mqtt::ensure_crypto_provider();
+                crate::tls::ensure_crypto_provider();
                 let config = &self.config;
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                     .timeout_config(
@@ -267,6 +262,10 @@ impl RekognitionEngine {
 impl FaceEngine for RekognitionEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn on_device(&self) -> Option<LocalEngine> {
+        self.face_check.clone()
     }
 
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use image::imageops::FilterType;
 
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
+use crate::access::PersonId;
 use crate::frame::Frame;
-use crate::store::PersonId;
 
 pub const NAME: &str = "simulated";
 

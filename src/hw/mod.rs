@@ -4,6 +4,8 @@
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
 
 pub mod beeper;
+mod build;
+pub mod config;
 mod fresh;
 pub mod gpio;
 pub mod mfrc522;
@@ -21,6 +23,8 @@ use crate::card::CardUid;
 use crate::frame::Frame;
 
 pub use beeper::{BeepPattern, Beeper};
+pub use build::{Hardware, Outputs, camera_from_config, outputs_from_config, reader_from_config};
+pub use config::HardwareConfig;
 
 /// The red and green indicator LEDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
+use crate::access::{AccessEvent, Decision, Reason};
 use crate::card::CardUid;
-use crate::config::Secret;
-use crate::door::{AccessEvent, Decision, Reason};
+use crate::checks::{Checks, Problem, Secret};
 
 /// How much of a card's UID notifications show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +81,32 @@ impl Default for MqttConfig {
 impl MqttConfig {
     pub fn enabled(&self) -> bool {
         !self.url.trim().is_empty()
+    }
+
+    pub fn check(&self, checks: &mut Checks) {
+        checks.check(
+            !self.topic_prefix.is_empty()
+                && !self.topic_prefix.contains(['#', '+'])
+                && !self.topic_prefix.ends_with('/'),
+            "mqtt.topic_prefix",
+            format!("{:?} cannot name topics; use letters and / without # or + (e.g. \"FaceReko\")", self.topic_prefix),
+        );
+        checks.check(
+            self.outbox_limit >= 100,
+            "mqtt.outbox_limit",
+            format!("{} is too small to ride out an outage; use at least 100 (default 10000)", self.outbox_limit),
+        );
+        checks.duration("mqtt.keep_alive", self.keep_alive, Duration::from_secs(5), Duration::from_secs(1200));
+    }
+
+    /// What only connecting needs: the URL, the certificate files and the credentials, read and
+    /// checked as the publisher will use them.
+    pub fn check_connection(&self, door: &str, checks: &mut Checks) {
+        if self.enabled()
+            && let Err(e) = mqtt::options(self, door)
+        {
+            checks.push(Problem::new(e.config_key(), e.to_string()));
+        }
     }
 
     pub fn client_id_for(&self, door: &str) -> String {
@@ -205,7 +231,7 @@ fn sentence(event: &AccessEvent, card: Option<&str>, time: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::door::StageTimings;
+    use crate::access::StageTimings;
     use time::macros::datetime;
 
     fn event(decision: Decision, reason: Reason) -> AccessEvent {

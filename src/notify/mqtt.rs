@@ -18,8 +18,8 @@ use tokio::sync::{broadcast, watch};
 
 use super::home_assistant::HomeAssistant;
 use super::{MqttConfig, Notification, kind_of};
-use crate::control::Status;
-use crate::door::AccessEvent;
+use crate::access::AccessEvent;
+use crate::hw::Lock;
 use crate::store::{OutboxItem, Store};
 
 /// The CA bundle used when `mqtt.ca_file` is not set (Debian's and Raspberry Pi OS's).
@@ -163,12 +163,6 @@ fn tls_material(config: &MqttConfig) -> Result<rumqttc::TlsConfiguration, Notify
     Ok(rumqttc::TlsConfiguration::Simple { ca, alpn: None, client_auth })
 }
 
-/// Installs the process-wide TLS crypto provider once; rustls cannot pick one by itself when
-/// more than one is compiled in, and rumqttc's TLS connect fails without one.
-pub fn ensure_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// The connection options for `config`, with every file read and checked.
 pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyError> {
     let endpoint =
@@ -176,7 +170,7 @@ pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyErr
     let mut options = MqttOptions::new(config.client_id_for(door), endpoint.host, endpoint.port);
     options.set_keep_alive(config.keep_alive).set_clean_session(true);
     if endpoint.tls {
-        ensure_crypto_provider();
+        crate::tls::ensure_crypto_provider();
         options.set_transport(Transport::Tls(tls_material(config)?));
     } else if config.cert_file.is_some() || config.key_file.is_some() {
         return Err(NotifyError::Config(
@@ -219,7 +213,7 @@ pub struct Publisher {
     /// The newest outbox row handed out in this connection.
     last_taken: i64,
     delivered_since_prune: u32,
-    last_lock: Option<crate::hw::Lock>,
+    last_lock: Option<Lock>,
 }
 
 impl Publisher {
@@ -243,9 +237,14 @@ impl Publisher {
         })
     }
 
-    /// Runs until the task is dropped. `written` wakes it for each new log row; `status`
-    /// feeds the Home Assistant lock state.
-    pub async fn run(mut self, mut written: broadcast::Receiver<AccessEvent>, mut status: watch::Receiver<Status>) {
+    /// Runs until the task is dropped. `written` wakes it for each new log row; `lock_of` reads
+    /// the lock from each new `door` state, for Home Assistant.
+    pub async fn run<S>(
+        mut self,
+        mut written: broadcast::Receiver<AccessEvent>,
+        mut door: watch::Receiver<S>,
+        lock_of: fn(&S) -> Lock,
+    ) {
         self.prune().await;
         let mut backoff = FIRST_BACKOFF;
         let mut sweep = tokio::time::interval(SWEEP);
@@ -270,11 +269,11 @@ impl Publisher {
                     self.send_pending().await;
                 }
                 _ = sweep.tick() => self.send_pending().await,
-                changed = status.changed() => {
+                changed = door.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let lock = status.borrow_and_update().lock;
+                    let lock = lock_of(&door.borrow_and_update());
                     self.publish_lock(lock);
                 }
             }
@@ -377,7 +376,7 @@ impl Publisher {
         self.enqueue(Sent::Outbox(item.id), self.config.topic(kind_of(item.event.decision)), false, payload);
     }
 
-    fn publish_lock(&mut self, lock: crate::hw::Lock) {
+    fn publish_lock(&mut self, lock: Lock) {
         if self.last_lock == Some(lock) {
             return;
         }
@@ -463,13 +462,13 @@ fn test_event(door: &str) -> AccessEvent {
         card_uid: None,
         person_id: None,
         person_name: None,
-        decision: crate::door::Decision::Granted,
-        reason: crate::door::Reason::CardAndFace,
+        decision: crate::access::Decision::Granted,
+        reason: crate::access::Reason::CardAndFace,
         similarity: None,
         confidence: None,
         engine: None,
         photo: None,
-        timings: crate::door::StageTimings::default(),
+        timings: crate::access::StageTimings::default(),
         detail: None,
     }
 }

@@ -7,7 +7,7 @@ use mysql_async::{Opts, OptsBuilder, Pool};
 use time::OffsetDateTime;
 
 use super::{Store, StoreError};
-use crate::door::{AccessEvent, Decision, Reason, StageTimings};
+use crate::access::{AccessEvent, Decision, Reason, StageTimings};
 
 /// The role every imported account gets: the original FaceReko had administrators only.
 pub const IMPORTED_ROLE: &str = "admin";

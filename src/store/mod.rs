@@ -14,25 +14,38 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessEvent, Decision, Person, PersonId, Reason};
 use crate::card::CardUid;
-use crate::config::DatabaseConfig;
-use crate::door::{AccessEvent, Decision, Reason};
+use crate::checks::{Checks, Secret};
 use crate::engine::{FaceTemplate, StoredFace};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PersonId(pub i64);
+/// `[database]`: where people, cards, faces and the access log are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    /// The MySQL password when the URL has none; best given as `FACEREKO_DATABASE__PASSWORD_FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
 
-impl std::fmt::Display for PersonId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://facereko.db".into(), password: None }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Person {
-    pub id: PersonId,
-    pub name: String,
+impl DatabaseConfig {
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_ref().map(Secret::expose)
+    }
+
+    /// Relative SQLite paths are taken from `data_dir`.
+    pub fn check(&self, data_dir: &Path, checks: &mut Checks) {
+        if let Err(fix) = DatabaseUrl::parse(&self.url, data_dir) {
+            checks.check(false, "database.url", format!("{:?}: {fix}", DatabaseUrl::redacted(&self.url)));
+        }
+    }
 }
 
 /// A person with how many cards and faces they have, for listings.

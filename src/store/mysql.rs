@@ -8,12 +8,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
-use super::{
-    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
-    StoreError, User,
-};
+use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use crate::access::AccessEvent;
+use crate::access::{Person, PersonId};
 use crate::card::CardUid;
-use crate::door::AccessEvent;
 use crate::engine::{FaceTemplate, StoredFace};
 
 const MIGRATIONS: &[(u32, &str)] =

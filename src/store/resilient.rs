@@ -20,12 +20,10 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
-use super::{
-    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
-    StoreError, User,
-};
+use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use crate::access::AccessEvent;
+use crate::access::{Person, PersonId};
 use crate::card::CardUid;
-use crate::door::AccessEvent;
 use crate::engine::{FaceTemplate, StoredFace};
 
 /// The local copy and spool, in `data_dir`.

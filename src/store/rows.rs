@@ -4,9 +4,10 @@
 use mysql_async::prelude::FromRow;
 use time::OffsetDateTime;
 
-use super::{LogEntry, LogQuery, PersonId, StoreError};
+use super::{LogEntry, LogQuery, StoreError};
+use crate::access::PersonId;
+use crate::access::{AccessEvent, Decision, StageTimings};
 use crate::card::CardUid;
-use crate::door::{AccessEvent, Decision, StageTimings};
 use crate::engine::FaceTemplate;
 
 pub const ARMED_KEY: &str = "armed";

@@ -8,12 +8,10 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
-use super::{
-    Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, Person, PersonId, PersonSummary, Store,
-    StoreError, User,
-};
+use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use crate::access::AccessEvent;
+use crate::access::{Person, PersonId};
 use crate::card::CardUid;
-use crate::door::AccessEvent;
 use crate::engine::{FaceTemplate, StoredFace};
 
 const MIGRATIONS: &[(u32, &str)] =

@@ -15,9 +15,9 @@ use tokio::sync::{broadcast, watch};
 use super::auth::{AdminForm, Button, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, history};
+use crate::access::AccessEvent;
 use crate::card::CardUid;
-use crate::control::{Command, ControlHandle, Status};
-use crate::door::AccessEvent;
+use crate::driver::{Command, ControlHandle, Status};
 use crate::hw::Lock;
 
 /// The notification backlog is re-read this often for open dashboards.

@@ -13,7 +13,7 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 use super::auth::Signed;
 use super::views::{Section, decision_badge, page as frame, time_cell};
 use super::{WebError, WebState};
-use crate::door::{Decision, Reason};
+use crate::access::{Decision, Reason};
 use crate::store::{LogEntry, LogQuery};
 
 const PAGE_SIZE: u32 = 25;

@@ -15,7 +15,6 @@ mod settings;
 mod users;
 mod views;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -29,8 +28,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, DoorTuning, Problem};
-use crate::daemon::DoorLink;
+use crate::checks::Checks;
+use crate::driver::{DoorLink, DoorTuning, Tunable};
 use crate::photos::Photos;
 use crate::store::Store;
 pub use error::WebError;
@@ -70,43 +69,29 @@ impl WebConfig {
         !self.listen.trim().is_empty()
     }
 
-    /// Problems with the values, each with its key and a fix.
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, key: &str, message: String| {
-            if !ok {
-                problems.push(Problem { key: key.to_owned(), message });
-            }
-        };
-        if self.enabled() {
-            check(
-                self.listen.trim().parse::<SocketAddr>().is_ok(),
-                "web.listen",
-                format!(
-                    "{:?} is not an address and port; use e.g. \"0.0.0.0:8080\" (every network) or \
-                     \"127.0.0.1:8080\" (this machine only); empty turns the web app off",
-                    self.listen
-                ),
-            );
-        }
-        check(
+    pub fn check(&self, checks: &mut Checks) {
+        checks.listen_address(
+            "web.listen",
+            &self.listen,
+            "\"0.0.0.0:8080\" (every network) or \"127.0.0.1:8080\" (this machine only); empty turns the web app off",
+        );
+        checks.check(
             (64 * 1024..=64 * 1024 * 1024).contains(&self.max_upload_bytes),
             "web.max_upload_bytes",
             format!("{} is out of range; use 65536 to 67108864 (default 10485760, 10 MiB)", self.max_upload_bytes),
         );
         let lifetime = self.session_lifetime;
-        check(
+        checks.check(
             (Duration::from_secs(300)..=Duration::from_secs(30 * 86400)).contains(&lifetime),
             "web.session_lifetime",
             format!("{} is out of range; use 5m to 30days", humantime::format_duration(lifetime)),
         );
         let tap = self.tap_timeout;
-        check(
+        checks.check(
             (Duration::from_secs(5)..=Duration::from_secs(300)).contains(&tap),
             "web.tap_timeout",
             format!("{} is out of range; use 5s to 5m", humantime::format_duration(tap)),
         );
-        problems
     }
 }
 
@@ -114,10 +99,21 @@ impl WebConfig {
 #[derive(Clone)]
 pub struct WebState(Arc<Inner>);
 
+/// What the web app takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct WebSetup {
+    pub web: WebConfig,
+    /// The door's sections, to check new door settings against.
+    pub tunable: Tunable,
+    pub photos_dir: PathBuf,
+    /// The simulated camera's folder, whose per-card subfolders name the demo cards.
+    pub demo_pictures: Option<PathBuf>,
+}
+
 struct Inner {
     config: WebConfig,
-    /// The daemon's config, to check new door settings against.
-    door_config: Config,
+    /// The door's sections as configured, to check new door settings against.
+    door_config: Tunable,
     /// The door settings in use, as the settings page shows them.
     tuning: RwLock<DoorTuning>,
     link: DoorLink,
@@ -138,8 +134,8 @@ impl std::ops::Deref for WebState {
 impl WebState {
     /// The app for the door behind `link`. Without any account yet, a one-time setup code is
     /// made and logged for the first-run page.
-    pub async fn new(config: &Config, link: DoorLink) -> Self {
-        let auth = auth::Auth::new(&config.web);
+    pub async fn new(setup: WebSetup, link: DoorLink) -> Self {
+        let auth = auth::Auth::new(&setup.web);
         match link.control.store.list_users().await {
             Ok(users) if users.is_empty() => {
                 let code = auth.make_setup_code();
@@ -153,16 +149,13 @@ impl WebState {
             // The door runs on while the database is away; so does the app, without a setup code.
             Err(e) => tracing::warn!(error = %e, "cannot tell whether web accounts exist; no setup code this time"),
         }
-        let simulated_camera = (config.hardware.camera == crate::hw::simulated::NAME)
-            .then(|| config.hardware.simulated.camera.clone())
-            .flatten()
-            .filter(|path| path.is_dir());
+        let simulated_camera = setup.demo_pictures.filter(|path| path.is_dir());
         Self(Arc::new(Inner {
-            config: config.web.clone(),
-            door_config: config.clone(),
-            tuning: RwLock::new(config.tuning()),
+            config: setup.web,
+            tuning: RwLock::new(setup.tunable.tuning()),
+            door_config: setup.tunable,
             link,
-            photos: Photos::new(config.photos_dir()),
+            photos: Photos::new(setup.photos_dir),
             simulated_camera,
             auth,
         }))
@@ -245,42 +238,4 @@ pub async fn bind(config: &WebConfig) -> Result<TcpListener, WebError> {
     TcpListener::bind(address)
         .await
         .map_err(|e| WebError::Listen { address: address.to_owned(), detail: e.to_string() })
-}
-
-/// The app being served.
-pub struct Serving {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// Serves the app on `listener` until [`Serving::stop`].
-pub fn start(listener: TcpListener, state: WebState) -> Serving {
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "web app listening");
-    }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Serving { stop, task }
-}
-
-/// How long requests in flight get to finish when the daemon stops.
-const STOP_GRACE: Duration = Duration::from_secs(3);
-
-impl Serving {
-    /// Lets requests in flight finish (live-update streams end with the door), then stops.
-    pub async fn stop(self) {
-        let Self { stop, mut task } = self;
-        let _ = stop.send(());
-        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-            tracing::warn!("the web app did not finish within {STOP_GRACE:?}; stopping it");
-            task.abort();
-        }
-    }
 }

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use super::auth::{Admin, AdminForm, Button, Flash, Signed, User};
 use super::views::{Section, capitalised, csrf_field, page as frame, post_button, time_cell};
 use super::{WebError, WebState};
+use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::EngineError;
+use crate::enrolment::{self, EnrolError};
 use crate::frame::Frame;
-use crate::people::{self as enrolment, EnrolError};
-use crate::store::{Person, PersonId};
 
 /// More photos than this in one upload are refused: enrolment runs the engine on each.
 const MAX_PHOTOS_PER_UPLOAD: usize = 10;

@@ -12,8 +12,7 @@ use maud::{Markup, html};
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, users};
-use crate::config::DoorTuning;
-use crate::control::Command;
+use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
 struct Field {
@@ -219,7 +218,7 @@ pub async fn save(
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store().set_setting(DoorTuning::SETTING, &json).await?;
     let tuned = state.0.door_config.with_tuning(&tuning);
-    let (settings, limits, engine_timeout) = (tuned.door_settings(), tuned.burst_limits(), tuned.engine.timeout);
+    let (settings, limits, engine_timeout) = (tuned.door_settings(), tuned.capture.limits(), tuned.engine.timeout);
     state
         .control
         .command(|done| Command::Retune { settings, limits, engine_timeout, done })

@@ -5,7 +5,7 @@ use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 
 use super::auth::{Flash, User};
-use crate::door::Decision;
+use crate::access::Decision;
 
 /// The sections in the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -177,7 +177,7 @@ impl Mosquitto {
 
     /// Client options with the test CA, and with `identity`'s certificate when given.
     pub fn client_options(&self, client_id: &str, identity: Option<&str>) -> MqttOptions {
-        facereko::notify::mqtt::ensure_crypto_provider();
+        facereko::tls::ensure_crypto_provider();
         let read = |file: String| std::fs::read(self.certs.path(&file)).unwrap();
         let client_auth = identity.map(|name| (read(format!("{name}.pem")), read(format!("{name}.key"))));
         let mut options = MqttOptions::new(client_id, "127.0.0.1", self.port);

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use image::RgbImage;
 
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
+use crate::access::PersonId;
 use crate::frame::Frame;
 use crate::models::ModelPaths;
-use crate::store::PersonId;
 use detector::{Detection, Detector};
 use embedder::Embedder;
 
@@ -174,6 +174,10 @@ pub fn best_match(descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f3
 impl FaceEngine for LocalEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn on_device(&self) -> Option<LocalEngine> {
+        Some(self.clone())
     }
 
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {

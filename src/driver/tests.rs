@@ -12,18 +12,21 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Driver, Hardware, Services};
+use super::{Command, Driver, Services, Setup, Status, Tunable};
+use crate::access::Person;
+use crate::access::{Decision, Reason};
+use crate::capture::CaptureConfig;
 use crate::card::CardUid;
-use crate::config::Config;
-use crate::control::{Command, Status};
-use crate::door::{Decision, Reason};
+use crate::door::DoorConfig;
+use crate::engine::EngineConfig;
 use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
 use crate::frame::Frame;
+use crate::hw::Hardware;
 use crate::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimTaps, sim_reader};
 use crate::hw::{Camera, HwError, Lock};
 use crate::photos::Photos;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{LogEntry, LogQuery, Person, Store};
+use crate::store::{LogEntry, LogQuery, Store};
 
 const ALICE_CARD: &str = "04A1B2C3";
 const STRANGER_CARD: &str = "04DEAD00";
@@ -74,7 +77,7 @@ impl FaceEngine for ScriptedEngine {
         Ok(vec![DetectedFace { x: 0, y: 0, width: 64, height: 64, confidence: 99.5 }])
     }
 
-    async fn enroll(&self, _person: crate::store::PersonId, _image: &Frame) -> Result<FaceTemplate, EngineError> {
+    async fn enroll(&self, _person: crate::access::PersonId, _image: &Frame) -> Result<FaceTemplate, EngineError> {
         Err(EngineError::Unavailable("the scripted engine does not enroll".into()))
     }
 
@@ -136,10 +139,14 @@ impl Rig {
     /// Alice holds `ALICE_CARD`; the engine answers `NoFace` until told otherwise.
     async fn start(armed: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-        config.door.unlock_time = UNLOCK;
-        // A broker is configured, so attempts go to the outbox (nothing here connects to it).
-        config.mqtt.url = "mqtt://127.0.0.1:1883".into();
+        let door = DoorConfig { unlock_time: UNLOCK, ..DoorConfig::default() };
+        let setup = Setup {
+            tunable: Tunable { door, capture: CaptureConfig::default(), engine: EngineConfig::default() },
+            reader: "simulated".into(),
+            camera: "simulated".into(),
+            // As with a broker configured: attempts go to the outbox (nothing here delivers them).
+            notifications: true,
+        };
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
         store.migrate().await.expect("migrate");
@@ -152,7 +159,7 @@ impl Rig {
             searching: Notify::new(),
         });
         let camera = Arc::new(StillCamera { frames: AtomicUsize::new(0) });
-        let photos = Photos::new(config.photos_dir());
+        let photos = Photos::new(dir.path().join("photos"));
         let (reader, taps) = sim_reader();
         let hardware = Hardware {
             indicators: Box::new(SimIndicators::new(&recorder)),
@@ -163,7 +170,7 @@ impl Rig {
             taps: Some(taps.clone()),
         };
         let services = Services { store: store.clone(), engine: engine.clone(), photos: photos.clone() };
-        let (driver, reader, status) = Driver::new(&config, hardware, services, armed);
+        let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(driver.run(reader, commands_rx, async move {
@@ -325,7 +332,7 @@ async fn grant_opens_for_the_unlock_time_with_one_long_beep_and_is_logged() {
 async fn denial_beeps_three_times_and_never_energises_the_relay() {
     let mut rig = Rig::start(true).await;
     rig.engine.answer(Answer::Outcome(SearchOutcome::Candidate {
-        person: crate::store::PersonId(rig.alice.id.0 + 1),
+        person: crate::access::PersonId(rig.alice.id.0 + 1),
         similarity: 99.0,
         face_confidence: 99.0,
     }));

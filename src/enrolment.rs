@@ -1,9 +1,10 @@
 //! Enrolment: people, their cards and faces, kept consistent between the store and the engine.
 //! Shared by the CLI and (later) the web app.
 
+use crate::access::Person;
 use crate::engine::{EngineError, FaceEngine};
 use crate::frame::Frame;
-use crate::store::{Person, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolError {

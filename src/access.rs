@@ -1,0 +1,85 @@
+//! Who came to the door and what happened: the people the door knows and the access events it
+//! logs and announces. Plain data shared by every layer above.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::card::CardUid;
+use crate::names::named_enum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonId(pub i64);
+
+impl std::fmt::Display for PersonId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: PersonId,
+    pub name: String,
+}
+
+named_enum! {
+    pub enum Decision {
+        Granted = "granted",
+        Denied = "denied",
+        /// The system was disarmed: logged, nothing opens.
+        Disarmed = "disarmed",
+    }
+}
+
+named_enum! {
+    /// Why an attempt ended as it did.
+    pub enum Reason {
+        CardAndFace = "card_and_face",
+        CardOnly = "card_only",
+        UnknownCard = "unknown_card",
+        NoFace = "no_face",
+        FaceNotRecognised = "face_not_recognised",
+        WrongPerson = "wrong_person",
+        CameraError = "camera_error",
+        EngineError = "engine_error",
+        LookupError = "lookup_error",
+        /// The daemon stopped while the attempt was under way.
+        Interrupted = "interrupted",
+        Disarmed = "disarmed",
+    }
+}
+
+/// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTimings {
+    /// From the tap to the card being looked up.
+    pub read_ms: u32,
+    pub capture_ms: Option<u32>,
+    pub match_ms: Option<u32>,
+    /// Setting the outputs; measured by the driver, which does the actuating.
+    pub actuate_ms: u32,
+    pub total_ms: u32,
+}
+
+/// An attempt as written to the access log and the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessEvent {
+    pub event_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub door: String,
+    pub card_uid: Option<CardUid>,
+    pub person_id: Option<PersonId>,
+    /// Kept when the person is later removed, so the history still reads well.
+    pub person_name: Option<String>,
+    pub decision: Decision,
+    pub reason: Reason,
+    pub similarity: Option<f32>,
+    pub confidence: Option<f32>,
+    pub engine: Option<String>,
+    /// Photo file, relative to the photos directory.
+    pub photo: Option<String>,
+    pub timings: StageTimings,
+    pub detail: Option<String>,
+}

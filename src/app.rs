@@ -1,0 +1,285 @@
+//! Wiring: the one place that starts the daemon's parts in order (store, engine, hardware, door
+//! driver, control socket, web app, face API, MQTT publisher) and stops them on one path.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::access::AccessEvent;
+use crate::api::{self, ApiState};
+use crate::card::CardUid;
+use crate::config::Config;
+use crate::control;
+use crate::driver::{DoorTuning, DriverError, RunningDoor, Services, Setup, Status};
+use crate::engine::local::LocalEngine;
+use crate::engine::{self, EngineError, FaceEngine};
+use crate::hw::simulated::OutputRecorder;
+use crate::hw::{Hardware, HwError};
+use crate::notify::mqtt::{NotifyError, Publisher};
+use crate::photos::Photos;
+use crate::store::{self, Store, StoreError};
+use crate::web::{self, WebError, WebSetup, WebState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hardware(#[from] HwError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("cannot start the face engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("another facereko is already running on {0} (its lock file is held)")]
+    AlreadyRunning(String),
+    #[error("cannot lock {path}: {detail}")]
+    Lock { path: String, detail: String },
+    #[error("notifications: {0}")]
+    Notify(#[from] NotifyError),
+    #[error("web app: {0}")]
+    Web(#[from] WebError),
+    #[error("cannot start the on-device face engine: {0}")]
+    ApiEngine(EngineError),
+    #[error("cannot open the API's collections: {0}")]
+    ApiCollections(#[from] api::collections::CollectionsError),
+    #[error("cannot listen on {address}: {detail}")]
+    ApiListen { address: String, detail: String },
+    #[error(transparent)]
+    Door(#[from] DriverError),
+}
+
+/// What the driver takes from `config`.
+pub fn driver_setup(config: &Config) -> Setup {
+    Setup {
+        tunable: config.tunable(),
+        reader: config.hardware.reader.clone(),
+        camera: config.hardware.camera.clone(),
+        notifications: config.mqtt.enabled(),
+    }
+}
+
+/// What the web app takes from `config`.
+pub fn web_setup(config: &Config) -> WebSetup {
+    let simulated_camera = config.hardware.camera == crate::hw::simulated::NAME;
+    WebSetup {
+        web: config.web.clone(),
+        tunable: config.tunable(),
+        photos_dir: config.photos_dir(),
+        demo_pictures: config.hardware.simulated.camera.clone().filter(|_| simulated_camera),
+    }
+}
+
+/// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let _lock = lock_data_dir(&config.data_dir)?;
+    // Outputs go safe before anything else can fail.
+    let hardware = Hardware::from_config(&config.hardware)?;
+    let store = store::open(&config.database, &config.data_dir).await?;
+    let config = with_saved_tuning(config, store.as_ref()).await;
+    let engine = engine::build(&config.engine)?;
+    let armed = store.armed().await?;
+    let socket_path = config.control_socket();
+    let control_listener = control::bind(&socket_path).await?;
+    let _socket = control::SocketGuard(socket_path.clone());
+    let web_listener = match config.web.enabled() {
+        true => Some(web::bind(&config.web).await?),
+        false => None,
+    };
+    let api = match config.api.enabled() {
+        true => Some(prepare_api(&config, engine.as_ref()).await?),
+        false => None,
+    };
+    // Made before the door starts so a bad certificate stops the daemon at once, with the reason.
+    let publisher = match config.mqtt.enabled() {
+        true => Some(Publisher::new(config.mqtt.clone(), config.door.id.clone(), Arc::clone(&store))?),
+        false => None,
+    };
+
+    let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
+    let door = RunningDoor::start(&driver_setup(&config), hardware, services, armed);
+    let publisher = publisher.map(|publisher| {
+        let status = door.link.control.status.clone();
+        tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, |status: &Status| status.lock))
+    });
+    let control_server = tokio::spawn(control::serve(control_listener, door.link.control.clone()));
+    let web = match web_listener {
+        Some(listener) => {
+            let state = WebState::new(web_setup(&config), door.link.clone()).await;
+            Some(Server::start("web app", listener, web::router(state)))
+        }
+        None => None,
+    };
+    let api = api.map(|(listener, state)| Server::start("Rekognition-compatible API", listener, api::router(state)));
+
+    tracing::info!(
+        door = %config.door.id,
+        mode = %config.door.mode,
+        engine = %config.engine.kind,
+        armed,
+        socket = %socket_path.display(),
+        web = %config.web.listen,
+        "facereko is running"
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let outcome = door.until(shutdown).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    control_server.abort();
+    for server in [web, api].into_iter().flatten() {
+        server.stop().await;
+    }
+    if let Some(publisher) = publisher {
+        publisher.abort();
+    }
+    Ok(outcome?)
+}
+
+/// Serves the Rekognition-compatible API alone (`facereko serve-api`) until `shutdown` completes.
+pub async fn serve_api(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let engine = LocalEngine::load(&config.engine.models_dir).map_err(AppError::ApiEngine)?;
+    let (listener, state) = open_api(config, engine).await?;
+    let server = Server::start("Rekognition-compatible API", listener, api::router(state));
+    shutdown.await;
+    server.stop().await;
+    Ok(())
+}
+
+/// The API's listener and state, sharing the door engine's on-device models when it has them.
+async fn prepare_api(config: &Config, door_engine: &dyn FaceEngine) -> Result<(TcpListener, ApiState), AppError> {
+    let engine = match door_engine.on_device() {
+        Some(shared) => shared,
+        None => LocalEngine::load(&config.engine.models_dir).map_err(AppError::ApiEngine)?,
+    };
+    open_api(config, engine).await
+}
+
+async fn open_api(config: &Config, engine: LocalEngine) -> Result<(TcpListener, ApiState), AppError> {
+    let state = ApiState::open(&config.api, engine, &config.data_dir)?;
+    let address = config.api.listen.trim();
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| AppError::ApiListen { address: address.to_owned(), detail: e.to_string() })?;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, region = %config.api.region, "Rekognition-compatible API listening");
+    }
+    Ok((listener, state))
+}
+
+/// How long requests in flight get to finish when the daemon stops.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// An HTTP server (the web app or the API) serving a router until stopped.
+pub struct Server {
+    name: &'static str,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub fn start(name: &'static str, listener: TcpListener, router: Router) -> Self {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "{name} listening");
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self { name, stop, task }
+    }
+
+    /// Lets requests in flight finish (live-update streams end with the door), then stops.
+    pub async fn stop(self) {
+        let Self { name, stop, mut task } = self;
+        let _ = stop.send(());
+        match tokio::time::timeout(STOP_GRACE, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the {name} failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the {name} task failed"),
+            Err(_) => {
+                tracing::warn!("the {name} did not finish within {STOP_GRACE:?}; stopping it");
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Holds `<data_dir>/facereko.lock` so that two daemons never drive one door; the kernel
+/// releases it when the process ends, however it ends.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, AppError> {
+    let path = data_dir.join("facereko.lock");
+    let shown = path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| AppError::Lock { path: shown.clone(), detail: e.to_string() })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AppError::AlreadyRunning(data_dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(AppError::Lock { path: shown, detail: e.to_string() }),
+    }
+}
+
+/// `config` with the door settings saved from the web app, when there are valid ones.
+async fn with_saved_tuning(config: Config, store: &dyn Store) -> Config {
+    let saved = match store.setting(DoorTuning::SETTING).await {
+        Ok(Some(json)) => json,
+        Ok(None) => return config,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the door settings saved from the web app; using the config's");
+            return config;
+        }
+    };
+    let tunable = config.tunable();
+    match serde_json::from_str::<DoorTuning>(&saved) {
+        Ok(tuning) if tunable.tuning_problems(&tuning).is_empty() => {
+            tracing::info!(?tuning, "using the door settings saved from the web app (they override the config file)");
+            config.with_tunable(tunable.with_tuning(&tuning))
+        }
+        _ => {
+            tracing::warn!("the door settings saved from the web app are not valid here; using the config's");
+            config
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("the attempt did not finish")]
+    Unfinished,
+}
+
+/// One attempt through the real pipeline (policy, engine, store, log) with a simulated reader
+/// and a simulated camera showing `picture`. The door counts as armed; the outputs are simulated.
+pub async fn simulate_attempt(
+    config: &Config,
+    card: CardUid,
+    picture: std::path::PathBuf,
+) -> Result<AccessEvent, SimulationError> {
+    let store = store::open(&config.database, &config.data_dir).await.map_err(AppError::from)?;
+    let engine = engine::build(&config.engine).map_err(AppError::from)?;
+    let hardware = Hardware::simulated(&OutputRecorder::default(), picture);
+    let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
+    let config = with_saved_tuning(config.clone(), services.store.as_ref()).await;
+    let door = RunningDoor::start(&driver_setup(&config), hardware, services, true);
+    let mut written = door.link.attempts.subscribe();
+    let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
+    let _ = taps.tap(card).await;
+    let event = written.recv().await.map_err(|_| SimulationError::Unfinished);
+    door.until(async {}).await.map_err(AppError::from)?;
+    event
+}

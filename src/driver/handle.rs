@@ -1,0 +1,146 @@
+//! What others hold of a running door: its status, the commands it takes and the handles to
+//! reach it (the control socket, the web app and the publisher use these).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{Driver, Services, Setup};
+use crate::access::AccessEvent;
+use crate::card::CardUid;
+use crate::door::DoorSettings;
+use crate::engine::FaceEngine;
+use crate::hw::simulated::SimTaps;
+use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock};
+use crate::store::Store;
+
+/// What the running daemon reports about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub door: String,
+    pub armed: bool,
+    pub lock: Lock,
+    /// An attempt is under way.
+    pub busy: bool,
+    pub engine: String,
+    pub reader: String,
+    pub camera: String,
+    /// Notifications written but not yet delivered; `None` if the database did not answer.
+    pub outbox_backlog: Option<u64>,
+    pub version: String,
+    /// Why the camera's last burst failed; `None` once a burst works again (or none was taken).
+    #[serde(default)]
+    pub camera_error: Option<String>,
+}
+
+/// Commands for the door driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Arm or disarm; the reply comes once the door has taken the change.
+    SetArmed { armed: bool, done: oneshot::Sender<()> },
+    /// New timings and thresholds (the web app's settings page), used from the next tap on.
+    Retune { settings: DoorSettings, limits: BurstLimits, engine_timeout: Duration, done: oneshot::Sender<()> },
+}
+
+/// The door has stopped taking commands: it is shutting down.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the door is shutting down")]
+pub struct ShuttingDown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Hardware(#[from] HwError),
+    #[error("the door task failed: {0}")]
+    Crashed(String),
+}
+
+/// What the control socket and the web app use to reach the door.
+#[derive(Clone)]
+pub struct ControlHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub status: watch::Receiver<Status>,
+    pub taps: Option<SimTaps>,
+    pub store: std::sync::Arc<dyn Store>,
+}
+
+impl ControlHandle {
+    /// The door's state now, with the notification backlog read from the database.
+    pub async fn current_status(&self) -> Status {
+        let mut status = self.status.borrow().clone();
+        status.outbox_backlog = self.store.outbox_backlog().await.ok();
+        status
+    }
+
+    /// Sends `command` built around a reply channel and waits until the door has taken it.
+    pub async fn command(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), ShuttingDown> {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(command(done)).await.is_err() || wait.await.is_err() {
+            return Err(ShuttingDown);
+        }
+        Ok(())
+    }
+}
+
+/// What the control socket and the web app need of a running door.
+#[derive(Clone)]
+pub struct DoorLink {
+    pub control: ControlHandle,
+    pub engine: Arc<dyn FaceEngine>,
+    pub camera: Arc<dyn Camera>,
+    /// Every card read, as it is read.
+    pub card_reads: broadcast::Sender<CardUid>,
+    /// Every attempt once it is in the log.
+    pub attempts: broadcast::Sender<AccessEvent>,
+}
+
+/// A door driven in its own task.
+pub struct RunningDoor {
+    pub link: DoorLink,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), HwError>>,
+}
+
+impl RunningDoor {
+    pub fn start(setup: &Setup, hardware: Hardware, services: Services, armed: bool) -> Self {
+        let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
+        let (engine, store) = (Arc::clone(&services.engine), Arc::clone(&services.store));
+        let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
+        let (commands, commands_rx) = mpsc::channel(8);
+        let link = DoorLink {
+            control: ControlHandle { commands, status, taps, store },
+            engine,
+            camera,
+            card_reads: driver.card_reads.clone(),
+            attempts: driver.written.clone(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(driver.run(reader, commands_rx, async {
+            let _ = stopped.await;
+        }));
+        Self { link, stop, task }
+    }
+
+    /// Runs until `shutdown` completes or the door stops by itself (its reader failed), then
+    /// waits until it is locked and its log written.
+    pub async fn until(self, shutdown: impl Future<Output = ()>) -> Result<(), DriverError> {
+        let Self { link, stop, mut task } = self;
+        drop(link);
+        let finished = tokio::select! {
+            outcome = &mut task => Some(outcome),
+            () = shutdown => None,
+        };
+        let outcome = match finished {
+            Some(outcome) => outcome,
+            None => {
+                let _ = stop.send(());
+                task.await
+            }
+        };
+        Ok(outcome.map_err(|e| DriverError::Crashed(e.to_string()))??)
+    }
+}

@@ -1,0 +1,380 @@
+//! The running door: feeds hardware and results into the [`Door`] state machine and carries out
+//! the effects it returns. Slow work (card lookup, capture, matching, writing the log) runs in
+//! tasks that report back as events, so the loop never waits and taps are always read.
+
+mod gallery;
+mod handle;
+mod recorder;
+mod tuning;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::access::AccessEvent;
+use crate::capture;
+use crate::card::CardUid;
+use crate::door::{AttemptReport, Door, Effect, Event, Timer};
+use crate::engine::FaceEngine;
+use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
+use crate::photos::Photos;
+use crate::store::Store;
+pub use gallery::GalleryCache;
+pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
+use recorder::{PendingRecord, Write, write_records};
+pub use tuning::{DoorTuning, Tunable};
+
+/// Longest wait for the database to say whose card was tapped.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the driver takes from the configuration.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The door's, capture's and engine's sections: timings, thresholds, the door's id.
+    pub tunable: Tunable,
+    /// The backends in use, as the status shows them.
+    pub reader: String,
+    pub camera: String,
+    /// Whether attempts go to the outbox: only when a channel is configured to take them.
+    pub notifications: bool,
+}
+
+/// Everything the driver needs besides hardware.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn FaceEngine>,
+    pub photos: Photos,
+}
+
+pub struct Driver {
+    door: Door,
+    indicators: Box<dyn Indicators>,
+    beeper: Beeper,
+    relay: Box<dyn LockRelay>,
+    camera: Arc<dyn Camera>,
+    services: Arc<Services>,
+    gallery: Arc<GalleryCache>,
+    door_id: String,
+    /// Whether attempts go to the outbox: only when a broker is configured to take them.
+    notifications: bool,
+    limits: BurstLimits,
+    engine_timeout: Duration,
+    results_tx: mpsc::Sender<Event>,
+    results_rx: mpsc::Receiver<Event>,
+    relock_at: Option<Instant>,
+    writes: mpsc::UnboundedSender<Write>,
+    writer: JoinHandle<()>,
+    status: watch::Sender<Status>,
+    written: broadcast::Sender<AccessEvent>,
+    /// Every card the reader reads, attempt or not (the web app's "tap the card now").
+    card_reads: broadcast::Sender<CardUid>,
+}
+
+impl Driver {
+    /// The driver and the two halves it leaves to others: the card reader and the status feed.
+    pub fn new(
+        setup: &Setup,
+        hardware: Hardware,
+        services: Services,
+        armed: bool,
+    ) -> (Self, Box<dyn CardReader>, watch::Receiver<Status>) {
+        let services = Arc::new(services);
+        let door = Door::new(setup.tunable.door_settings(), armed);
+        let (results_tx, results_rx) = mpsc::channel(16);
+        let (writes, writes_rx) = mpsc::unbounded_channel();
+        let (written, _) = broadcast::channel(64);
+        let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx, written.clone()));
+        let status = Status {
+            door: setup.tunable.door.id.clone(),
+            armed,
+            lock: Lock::Locked,
+            busy: false,
+            engine: services.engine.name().to_owned(),
+            reader: setup.reader.clone(),
+            camera: setup.camera.clone(),
+            outbox_backlog: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            camera_error: None,
+        };
+        let (status_tx, status_rx) = watch::channel(status);
+        let driver = Self {
+            door,
+            indicators: hardware.indicators,
+            beeper: Beeper::new(hardware.buzzer),
+            relay: hardware.relay,
+            camera: hardware.camera,
+            gallery: Arc::new(GalleryCache::new(services.engine.name())),
+            services,
+            door_id: setup.tunable.door.id.clone(),
+            notifications: setup.notifications,
+            limits: setup.tunable.capture.limits(),
+            engine_timeout: setup.tunable.engine.timeout,
+            results_tx,
+            results_rx,
+            relock_at: None,
+            writes,
+            writer,
+            status: status_tx,
+            written,
+            card_reads: broadcast::channel(16).0,
+        };
+        (driver, hardware.reader, status_rx)
+    }
+
+    /// Runs the door until `shutdown` completes, then locks it and finishes writing the log.
+    /// A card reader that stops is an error: the door locks and the daemon exits so that its
+    /// supervisor restarts it, rather than running on deaf.
+    pub async fn run(
+        mut self,
+        mut reader: Box<dyn CardReader>,
+        mut commands: mpsc::Receiver<Command>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), HwError> {
+        let effects = self.door.start();
+        self.apply(effects, Instant::now());
+        let mut watchdog = sd_notify::watchdog_enabled()
+            .filter(|period| !period.is_zero())
+            .map(|period| tokio::time::interval(period / 2));
+        let mut failure = None;
+        tokio::pin!(shutdown);
+        loop {
+            let relock_at = self.relock_at;
+            let beep_at = self.beeper.next_deadline();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(event) = self.results_rx.recv() => {
+                    self.note_camera_health(&event);
+                    self.feed(event);
+                }
+                uid = reader.next_uid() => match uid {
+                    Ok(uid) => {
+                        // Nobody waiting for a card is the usual case.
+                        let _ = self.card_reads.send(uid.clone());
+                        self.feed(Event::CardRead(uid));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the card reader stopped; locking and exiting");
+                        failure = Some(e);
+                        break;
+                    }
+                },
+                Some(command) = commands.recv() => match command {
+                    Command::SetArmed { armed, done } => {
+                        self.feed(Event::SetArmed(armed));
+                        let _ = done.send(());
+                    }
+                    Command::Retune { settings, limits, engine_timeout, done } => {
+                        tracing::info!(?settings, ?limits, ?engine_timeout, "new door settings");
+                        self.door.set_settings(settings);
+                        self.limits = limits;
+                        self.engine_timeout = engine_timeout;
+                        let _ = done.send(());
+                    }
+                },
+                () = sleep_until_some(relock_at) => {
+                    self.relock_at = None;
+                    self.feed(Event::TimerFired(Timer::Relock));
+                }
+                () = sleep_until_some(beep_at) => {
+                    if let Err(e) = self.beeper.advance(Instant::now()) {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                _ = tick_some(&mut watchdog) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+        }
+        tracing::info!("shutting down: locking the door");
+        self.feed(Event::Shutdown);
+        let Self { writes, writer, .. } = self;
+        drop(writes);
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "the log writer failed while finishing");
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Keeps the status's camera health up to date from the bursts' results.
+    fn note_camera_health(&self, event: &Event) {
+        if let Event::Captured { result, .. } = event {
+            let error = result.as_ref().err();
+            self.status.send_if_modified(|status| {
+                let changed = status.camera_error.as_ref() != error;
+                status.camera_error = error.cloned();
+                changed
+            });
+        }
+    }
+
+    fn feed(&mut self, event: Event) {
+        let now = Instant::now();
+        let effects = self.door.handle(event, now);
+        self.apply(effects, now);
+        self.status.send_if_modified(|status| {
+            let lock = if self.door.is_unlocked() { Lock::Unlocked } else { Lock::Locked };
+            let changed =
+                status.armed != self.door.armed() || status.lock != lock || status.busy != self.door.is_busy();
+            status.armed = self.door.armed();
+            status.lock = lock;
+            status.busy = self.door.is_busy();
+            changed
+        });
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>, now: Instant) {
+        // Outputs come first in every batch; actuating is timed up to the report that follows them.
+        let actuating_since = std::time::Instant::now();
+        for effect in effects {
+            match effect {
+                Effect::SetLights(lights) => {
+                    if let Err(e) = self.indicators.set(lights) {
+                        tracing::warn!(error = %e, "cannot set the LEDs");
+                    }
+                }
+                Effect::SetLock(lock) => {
+                    if let Err(e) = self.relay.set(lock) {
+                        tracing::error!(error = %e, ?lock, "cannot switch the lock relay");
+                    }
+                }
+                Effect::Beep(pattern) => {
+                    if let Err(e) = self.beeper.play(pattern, now) {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                Effect::StopBeeping => {
+                    if let Err(e) = self.beeper.stop() {
+                        tracing::warn!(error = %e, "buzzer failed");
+                    }
+                }
+                Effect::LookUpCard { attempt, uid } => {
+                    self.camera.on_tap(&uid);
+                    let store = Arc::clone(&self.services.store);
+                    let crashed = Event::CardResolved { attempt, holder: Err("the card look-up failed".into()) };
+                    self.spawn_result(crashed, async move {
+                        let holder = match tokio::time::timeout(LOOKUP_TIMEOUT, store.card_holder(&uid)).await {
+                            Ok(found) => found.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
+                        };
+                        Event::CardResolved { attempt, holder }
+                    });
+                }
+                Effect::Capture { attempt } => {
+                    let (camera, services, limits) =
+                        (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
+                    let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
+                    self.spawn_result(crashed, async move {
+                        let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits).await;
+                        Event::Captured { attempt, result }
+                    });
+                }
+                Effect::Match { attempt, frame } => {
+                    let (services, gallery, timeout) =
+                        (Arc::clone(&self.services), Arc::clone(&self.gallery), self.engine_timeout);
+                    let crashed = Event::Matched { attempt, result: Err("the face engine failed".into()) };
+                    self.spawn_result(crashed, async move {
+                        let search = async {
+                            let faces = gallery.current(services.store.as_ref()).await;
+                            services.engine.search(&frame, &faces).await.map_err(|e| e.to_string())
+                        };
+                        let result = tokio::time::timeout(timeout, search)
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+                        Event::Matched { attempt, result }
+                    });
+                }
+                Effect::StartTimer { timer: Timer::Relock, after } => self.relock_at = Some(now + after),
+                Effect::Record(report) => {
+                    let actuate = actuating_since.elapsed();
+                    self.record(*report, actuate);
+                }
+                Effect::PersistArmed(armed) => {
+                    tracing::info!(armed, "the door is now {}", if armed { "armed" } else { "disarmed" });
+                    let _ = self.writes.send(Write::Armed(armed));
+                }
+            }
+        }
+    }
+
+    /// Runs `work` as a task whose event comes back to the door. If the task panics, `crashed`
+    /// comes back instead, so an attempt never waits for an answer that will not arrive.
+    fn spawn_result(&self, crashed: Event, work: impl Future<Output = Event> + Send + 'static) {
+        let results = self.results_tx.clone();
+        let task = tokio::spawn(work);
+        tokio::spawn(async move {
+            let event = task.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "an attempt's task failed");
+                crashed
+            });
+            // The receiver is gone only when the driver has stopped; the result no longer matters.
+            let _ = results.send(event).await;
+        });
+    }
+
+    fn record(&self, report: AttemptReport, actuate: Duration) {
+        let mut timings = report.timings;
+        timings.actuate_ms = u32::try_from(actuate.as_millis()).unwrap_or(u32::MAX);
+        timings.total_ms = timings.total_ms.saturating_add(timings.actuate_ms);
+        let since_tap = Instant::now().saturating_duration_since(report.tapped_at);
+        let engine = timings.match_ms.map(|_| self.services.engine.name().to_owned());
+        let notify = self.notifications && report.notify();
+        let event = AccessEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            at: OffsetDateTime::now_utc() - since_tap,
+            door: self.door_id.clone(),
+            card_uid: Some(report.card),
+            person_id: report.person.as_ref().map(|p| p.id),
+            person_name: report.person.map(|p| p.name),
+            decision: report.decision,
+            reason: report.reason,
+            similarity: report.similarity,
+            confidence: report.face_confidence,
+            engine,
+            photo: None,
+            timings,
+            detail: report.detail,
+        };
+        tracing::info!(
+            door = %event.door,
+            card = %event.card_uid.as_ref().map_or("-", |c| c.as_str()),
+            person = event.person_name.as_deref().unwrap_or("-"),
+            decision = %event.decision,
+            reason = %event.reason,
+            similarity = event.similarity,
+            read_ms = timings.read_ms,
+            capture_ms = timings.capture_ms,
+            match_ms = timings.match_ms,
+            actuate_ms = timings.actuate_ms,
+            total_ms = timings.total_ms,
+            detail = event.detail.as_deref(),
+            "access attempt"
+        );
+        let pending = PendingRecord { event, photo: report.photo, notify };
+        let _ = self.writes.send(Write::Attempt(Box::new(pending)));
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick_some(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;
