@@ -2,9 +2,8 @@
 //! attempt's log row to a subscriber holding the message, and how fast a backlog left by an
 //! outage drains. Run with `cargo bench --bench notify`.
 
-#[path = "../tests/common/mosquitto.rs"]
-#[allow(dead_code)] // the broker harness of tests/mqtt.rs; not all of it is needed here
-mod mosquitto;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +14,9 @@ use facereko::hw::Lock;
 use facereko::notify::MqttConfig;
 use facereko::notify::mqtt::Publisher;
 use facereko::store::{Store, sqlite::SqliteStore};
-use mosquitto::{Mosquitto, Subscriber};
 use tokio::sync::{broadcast, watch};
+
+use common::mosquitto::{Mosquitto, Subscriber};
 
 /// `cargo bench` passes `--bench`; under `cargo test` the same code runs briefly as a smoke test.
 fn measuring() -> bool {

@@ -1,15 +1,36 @@
-//! Shared fixtures for tests that run the real `facereko` binary.
-#![allow(dead_code)] // each test file uses a different part of the fixture
+//! Shared fixtures of the integration tests (`tests/it`): the real `facereko` binary on a
+//! simulated door, throw-away MariaDB and Mosquitto servers, an SPI model of the MFRC522 and face
+//! pictures.
+#![allow(dead_code)] // the benches include this module too, and each uses only a part of it
 
 pub mod mariadb;
+pub mod mfrc522_model;
+pub mod mosquitto;
 
+use std::collections::BTreeSet;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facereko");
+
+/// A loopback port that nothing listens on now, and that no other test of this process was given:
+/// the tests of every area run in one process, and the kernel may hand a port that was just
+/// released to the next bind. Another process could still take it before the server under test
+/// binds it; that server then fails to start, loudly, rather than the test passing wrongly.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().unwrap().port();
+        if GIVEN.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
+}
 
 /// A labelled face picture from `../shared/facedata`, which CI provides beside the clone.
 pub fn face(relative: &str) -> PathBuf {
@@ -95,7 +116,7 @@ impl TestDoor {
         let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
         let mut keys = std::collections::BTreeMap::from([
             ("data_dir".to_owned(), quoted(dir.path().to_owned())),
-            // The simulated engine keeps these tests about the door; tests/engine.rs covers faces.
+            // The simulated engine keeps these tests about the door; tests/it/engine.rs covers faces.
             ("engine.kind".to_owned(), "\"simulated\"".to_owned()),
             ("door.unlock_time".to_owned(), "\"1s\"".to_owned()),
             ("door.debounce".to_owned(), "\"300ms\"".to_owned()),

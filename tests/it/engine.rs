@@ -5,12 +5,9 @@
 //! The sample pictures come from the `face_recognition` PyPI package, fetched with the models, so
 //! these tests run on a fresh machine; `../shared/facedata` adds labelled LFW pictures.
 
-mod common;
-
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::{encode, face, grey_png, models_dir, sample, side_by_side};
 use facereko::config::Config;
 use facereko::engine::local::LocalEngine;
 use facereko::engine::{EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
@@ -18,6 +15,8 @@ use facereko::frame::Frame;
 use facereko::people::{self, EnrolError};
 use facereko::store::PersonId;
 use image::{DynamicImage, ImageFormat};
+
+use crate::common::{encode, face, grey_png, models_dir, sample, side_by_side};
 
 /// Loading the models takes a while, so every test shares one engine.
 fn engine() -> &'static LocalEngine {

@@ -2,17 +2,16 @@
 //! file), MariaDB (a throw-away server, or `FACEREKO_TEST_MYSQL_URL`) and MariaDB behind the
 //! local copy and spool that keep a door working while the server is away.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::mariadb::MariaDb;
 use facereko::card::CardUid;
 use facereko::config::{DatabaseConfig, Secret};
 use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::engine::FaceTemplate;
 use facereko::store::{self, LogQuery, PersonId, Store, StoreError};
 use time::OffsetDateTime;
+
+use crate::common::mariadb::MariaDb;
 
 /// A store under test and what keeps its database alive.
 struct Backend {

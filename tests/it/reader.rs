@@ -3,9 +3,6 @@
 //! again, no card, collisions, CRC errors, a chip that stops answering, and a tap through the
 //! real door. Real time with short poll intervals; waits are bounded polling loops.
 
-#[path = "common/mfrc522_model.rs"]
-mod mfrc522_model;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,7 +20,8 @@ use facereko::hw::{CardReader, HwError};
 use facereko::photos::Photos;
 use facereko::store::sqlite::SqliteStore;
 use facereko::store::{LogQuery, Store};
-use mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
+
+use crate::common::mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
 
 const SETTINGS: Mfrc522Settings =
     Mfrc522Settings { poll_interval: Duration::from_millis(2), health_interval: Duration::from_millis(20) };

@@ -2,8 +2,6 @@
 //! limits, CSRF, roles, photos by log-row id, uploads, live events. A real door runs behind it on
 //! simulated hardware with SQLite; the enrolment tests use the on-device engine with real faces.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +24,8 @@ use facereko::store::{self, LogQuery, Store};
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
+
+use crate::common;
 
 const ADMIN: &str = "ada";
 const VIEWER: &str = "victor";

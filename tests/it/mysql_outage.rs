@@ -1,18 +1,17 @@
 //! The door on MariaDB while the server goes away and comes back: decisions go on from the local
 //! copy, attempts wait in the local spool, and every one reaches the server exactly once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::mariadb::{MariaDb, TestDatabase};
-use common::{TestDoor, face};
 use facereko::card::CardUid;
 use facereko::config::DatabaseConfig;
 use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::engine::FaceTemplate;
 use facereko::store::resilient::{CACHE_FILE, ResilientStore};
 use facereko::store::{self, Store, StoreError};
+
+use crate::common::mariadb::{MariaDb, TestDatabase};
+use crate::common::{TestDoor, face, free_port};
 
 const ALICE_CARD: &str = "04A1B2C3";
 const STRANGER_CARD: &str = "DEADBEEF";
@@ -118,7 +117,7 @@ fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
     let database = server.database();
     server.kill();
     let mut door = TestDoor::on_database(&database.url, None);
-    let web_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web_port = free_port();
     door.set_env("FACEREKO_WEB__LISTEN", &format!("127.0.0.1:{web_port}"));
     door.start();
     assert!(door.daemon_log().contains("EVERY CARD IS DENIED"), "{}", door.daemon_log());
