@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use facereko::control::Status;
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::door::{AccessEvent, StageTimings};
 use facereko::hw::Lock;
 use facereko::notify::MqttConfig;
 use facereko::notify::mqtt::Publisher;
@@ -25,20 +25,11 @@ fn measuring() -> bool {
 
 fn event(n: usize) -> AccessEvent {
     AccessEvent {
-        event_id: format!("bench-{n}"),
-        at: time::OffsetDateTime::now_utc(),
-        door: "front".into(),
-        card_uid: Some("04A1B2C3".parse().unwrap()),
-        person_id: None,
-        person_name: Some("Alice".into()),
-        decision: Decision::Granted,
-        reason: Reason::CardAndFace,
         similarity: Some(97.0),
-        confidence: Some(99.0),
         engine: Some("local".into()),
         photo: Some(format!("2026/11/22/bench-{n}.jpg")),
         timings: StageTimings::default(),
-        detail: None,
+        ..common::access_event(format!("bench-{n}"))
     }
 }
 

@@ -1,6 +1,6 @@
-//! Shared fixtures of the integration tests (`tests/it`): the real `facereko` binary on a
-//! simulated door, throw-away MariaDB and Mosquitto servers, an SPI model of the MFRC522 and face
-//! pictures.
+//! Shared fixtures of the integration tests (`tests/it`) and the benches: the real `facereko`
+//! binary on a simulated door, a door in this process, throw-away MariaDB and Mosquitto servers,
+//! an SPI model of the MFRC522, face pictures and access-log events.
 #![allow(dead_code)] // the benches include this module too, and each uses only a part of it
 
 pub mod mariadb;
@@ -11,9 +11,15 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use facereko::config::Config;
+use facereko::daemon::{Hardware, RunningDoor, Services};
+use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::engine::FaceEngine;
+use facereko::photos::Photos;
+use facereko::store::Store;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facereko");
@@ -100,7 +106,46 @@ pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -
     encode(&image::DynamicImage::ImageRgb8(both), image::ImageFormat::Jpeg)
 }
 
-/// A door with simulated hardware and SQLite in a temporary folder.
+/// A granted attempt at the front door with card 04A1B2C3 and Alice's face, now, on the simulated
+/// engine, without a photo. Change what a test needs with struct update syntax:
+/// `AccessEvent { person_name: Some("Bob".into()), ..access_event("bob-1") }`.
+pub fn access_event(event_id: impl Into<String>) -> AccessEvent {
+    AccessEvent {
+        event_id: event_id.into(),
+        at: time::OffsetDateTime::now_utc(),
+        door: "front".into(),
+        card_uid: Some("04A1B2C3".parse().unwrap()),
+        person_id: None,
+        person_name: Some("Alice".into()),
+        decision: Decision::Granted,
+        reason: Reason::CardAndFace,
+        similarity: Some(97.5),
+        confidence: Some(99.0),
+        engine: Some("simulated".into()),
+        photo: None,
+        timings: StageTimings { read_ms: 3, capture_ms: Some(120), match_ms: Some(60), actuate_ms: 1, total_ms: 184 },
+        detail: None,
+    }
+}
+
+/// The photo folder of `config`, where the door saves what the camera saw.
+pub fn photos(config: &Config) -> Photos {
+    Photos::new(config.photos_dir())
+}
+
+/// The door of `config` driven in this process (a task of the current tokio runtime), armed, on
+/// `hardware` (usually `Hardware::simulated`), with `store`, `engine` and the config's photo
+/// folder. `RunningDoor::until` stops it and waits until it is locked; dropping it stops it too.
+pub fn start_door(
+    config: &Config,
+    hardware: Hardware,
+    store: Arc<dyn Store>,
+    engine: Arc<dyn FaceEngine>,
+) -> RunningDoor {
+    RunningDoor::start(config, hardware, Services { store, engine, photos: photos(config) }, true)
+}
+
+/// A door with simulated hardware and SQLite in a temporary folder, run by the real binary.
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,

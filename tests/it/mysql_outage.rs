@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use facereko::card::CardUid;
 use facereko::config::DatabaseConfig;
-use facereko::door::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::door::{AccessEvent, StageTimings};
 use facereko::engine::FaceTemplate;
 use facereko::store::resilient::{CACHE_FILE, ResilientStore};
 use facereko::store::{self, Store, StoreError};
 
+use crate::common;
 use crate::common::mariadb::{MariaDb, TestDatabase};
 use crate::common::{TestDoor, face, free_port};
 
@@ -144,20 +145,11 @@ fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
 
 fn event(n: u32) -> AccessEvent {
     AccessEvent {
-        event_id: format!("outage-{n}"),
-        at: time::OffsetDateTime::now_utc(),
-        door: "front".into(),
         card_uid: Some(ALICE_CARD.parse().unwrap()),
-        person_id: None,
-        person_name: Some("Alice".into()),
-        decision: Decision::Granted,
-        reason: Reason::CardAndFace,
         similarity: Some(99.0),
         confidence: Some(0.99),
-        engine: Some("simulated".into()),
-        photo: None,
         timings: StageTimings::default(),
-        detail: None,
+        ..common::access_event(format!("outage-{n}"))
     }
 }
 

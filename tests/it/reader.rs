@@ -11,16 +11,16 @@ use embedded_hal::spi::{Operation, SpiDevice};
 
 use facereko::card::CardUid;
 use facereko::config::Config;
-use facereko::daemon::{Driver, Hardware, Services};
+use facereko::daemon::Hardware;
 use facereko::door::{Decision, Mode, Reason};
 use facereko::engine::simulated::SimulatedEngine;
 use facereko::hw::mfrc522::{Mfrc522Reader, Mfrc522Settings};
-use facereko::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimCamera, SimIndicators, SimRelay};
+use facereko::hw::simulated::{Output, OutputRecorder};
 use facereko::hw::{CardReader, HwError};
-use facereko::photos::Photos;
 use facereko::store::sqlite::SqliteStore;
 use facereko::store::{LogQuery, Store};
 
+use crate::common;
 use crate::common::mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
 
 const SETTINGS: Mfrc522Settings =
@@ -301,22 +301,13 @@ async fn a_card_on_the_reader_opens_the_door() {
 
     let model = Mfrc522Model::new();
     let recorder = OutputRecorder::default();
+    // The simulated outputs and camera, with the modelled reader instead of the simulated one.
     let hardware = Hardware {
-        indicators: Box::new(SimIndicators::new(&recorder)),
-        buzzer: Box::new(SimBuzzer::new(&recorder)),
-        relay: Box::new(SimRelay::new(&recorder)),
         reader: Box::new(open(&model).unwrap()),
-        camera: Arc::new(SimCamera::new(dir.path().join("no-camera"))),
         taps: None,
+        ..Hardware::simulated(&recorder, dir.path().join("no-camera"))
     };
-    let services =
-        Services { store: store.clone(), engine: Arc::new(SimulatedEngine), photos: Photos::new(config.photos_dir()) };
-    let (driver, reader, _status) = Driver::new(&config, hardware, services, true);
-    let (_commands, commands_rx) = tokio::sync::mpsc::channel(1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(driver.run(reader, commands_rx, async {
-        let _ = stopped.await;
-    }));
+    let door = common::start_door(&config, hardware, store.clone(), Arc::new(SimulatedEngine));
 
     model.place(&DOUBLE);
     wait_until("the relay is energised", || recorder.is_on(Output::Relay)).await;
@@ -334,7 +325,6 @@ async fn a_card_on_the_reader_opens_the_door() {
     assert_eq!(event.card_uid.as_ref().map(CardUid::as_str), Some("04112233445566"));
     assert_eq!(event.person_name.as_deref(), Some("Alice"));
 
-    let _ = stop.send(());
-    running.await.unwrap().expect("the reader kept running until shutdown");
+    door.until(async {}).await.expect("the reader kept running until shutdown");
     assert!(!recorder.is_on(Output::Relay), "the door locks on shutdown");
 }
