@@ -2,21 +2,20 @@
 //! attempt's log row to a subscriber holding the message, and how fast a backlog left by an
 //! outage drains. Run with `cargo bench --bench notify`.
 
-#[path = "../tests/common/mosquitto.rs"]
-#[allow(dead_code)] // the broker harness of tests/mqtt.rs; not all of it is needed here
-mod mosquitto;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
-use facereko::control::Status;
+use facereko::access::{AccessEvent, StageTimings};
 use facereko::hw::Lock;
 use facereko::notify::MqttConfig;
 use facereko::notify::mqtt::Publisher;
 use facereko::store::{Store, sqlite::SqliteStore};
-use mosquitto::{Mosquitto, Subscriber};
 use tokio::sync::{broadcast, watch};
+
+use common::mosquitto::{Mosquitto, Subscriber};
 
 /// `cargo bench` passes `--bench`; under `cargo test` the same code runs briefly as a smoke test.
 fn measuring() -> bool {
@@ -25,35 +24,11 @@ fn measuring() -> bool {
 
 fn event(n: usize) -> AccessEvent {
     AccessEvent {
-        event_id: format!("bench-{n}"),
-        at: time::OffsetDateTime::now_utc(),
-        door: "front".into(),
-        card_uid: Some("04A1B2C3".parse().unwrap()),
-        person_id: None,
-        person_name: Some("Alice".into()),
-        decision: Decision::Granted,
-        reason: Reason::CardAndFace,
         similarity: Some(97.0),
-        confidence: Some(99.0),
         engine: Some("local".into()),
         photo: Some(format!("2026/11/22/bench-{n}.jpg")),
         timings: StageTimings::default(),
-        detail: None,
-    }
-}
-
-fn status() -> Status {
-    Status {
-        door: "front".into(),
-        armed: true,
-        lock: Lock::Locked,
-        busy: false,
-        engine: "local".into(),
-        reader: "simulated".into(),
-        camera: "simulated".into(),
-        outbox_backlog: None,
-        camera_error: None,
-        version: String::new(),
+        ..common::access_event(format!("bench-{n}"))
     }
 }
 
@@ -86,10 +61,10 @@ async fn run() {
         store.record_attempt(&event(n), true).await.unwrap();
     }
     let (written, woken) = broadcast::channel(64);
-    let (_status, status_rx) = watch::channel(status());
+    let (_lock, lock_rx) = watch::channel(Lock::Locked);
     let publisher = Publisher::new(config(&broker), "front".into(), store.clone()).unwrap();
     let drain_started = Instant::now();
-    let task = tokio::spawn(publisher.run(woken, status_rx));
+    let task = tokio::spawn(publisher.run(woken, lock_rx, |lock: &Lock| *lock));
     wait_for_backlog(store.as_ref(), 0).await;
     let drained = drain_started.elapsed();
     println!(

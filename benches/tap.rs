@@ -2,19 +2,20 @@
 //! SQLite store, capture and simulated engine, with a real 250×250 face picture on the simulated
 //! camera; and the cost of the pure state machine alone. Run with `cargo bench --bench tap`.
 
-use std::path::Path;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use facereko::access::{Person, PersonId};
 use facereko::card::CardUid;
 use facereko::config::Config;
-use facereko::daemon::{Driver, Hardware, Services};
 use facereko::door::{Capture, Door, Effect, Event};
 use facereko::engine::{DetectedFace, FaceEngine, SearchOutcome, simulated::SimulatedEngine};
 use facereko::frame::Frame;
+use facereko::hw::Hardware;
 use facereko::hw::simulated::{Output, OutputRecorder};
-use facereko::photos::Photos;
 use facereko::store::{Store, sqlite::SqliteStore};
 use tokio::time::Instant;
 
@@ -44,7 +45,7 @@ fn state_machine_alone() {
     let holder = Person { id: PersonId(1), name: "Alice".into() };
     let frame = Frame::from_bytes(vec![0xFF, 0xD8, 0xFF, 0xE0], "bench").unwrap();
     let face = DetectedFace { x: 0, y: 0, width: 100, height: 100, confidence: 99.0 };
-    let mut door = Door::new(config.door_settings(), true);
+    let mut door = Door::new(config.tunable().door_settings(), true);
     let mut now = Instant::now();
     let rounds = if measuring() { 100_000 } else { 100 };
     let started = StdInstant::now();
@@ -65,8 +66,7 @@ fn state_machine_alone() {
 }
 
 async fn tap_to_relay() {
-    let picture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/facedata/lfw10/Tony_Blair/Tony_Blair_0001.jpg");
-    assert!(picture.is_file(), "the benchmark needs {} (the shared folder beside the repository)", picture.display());
+    let picture = common::face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.door.unlock_time = Duration::from_millis(5);
@@ -83,15 +83,8 @@ async fn tap_to_relay() {
         .unwrap();
 
     let recorder = OutputRecorder::default();
-    let mut hardware = Hardware::simulated(&recorder, picture);
-    let taps = hardware.taps.take().expect("simulated hardware has a tap handle");
-    let services = Services { store, engine, photos: Photos::new(dir.path().join("photos")) };
-    let (driver, reader, _status) = Driver::new(&config, hardware, services, true);
-    let (_commands, commands_rx) = tokio::sync::mpsc::channel(1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(driver.run(reader, commands_rx, async {
-        let _ = stopped.await;
-    }));
+    let door = common::start_door(&config, Hardware::simulated(&recorder, picture), store, engine);
+    let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
 
     let relay_switches = || recorder.changes().iter().filter(|c| c.output == Output::Relay && c.on).count();
     let taps_to_time = if measuring() { 200 } else { 5 };
@@ -110,8 +103,7 @@ async fn tap_to_relay() {
         }
     }
     report("tap → relay energised (SQLite, capture, simulated engine, 250×250 JPEG)", samples);
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    door.until(async {}).await.unwrap();
 }
 
 fn main() {

@@ -3,6 +3,9 @@
 //! thumbnail, a sign-in (argon2id), and how long a tap takes to reach an open dashboard as a live
 //! event. Run with `cargo bench --bench web`.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,14 +13,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
-use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::access::{AccessEvent, Decision, Reason};
 use facereko::accounts;
 use facereko::config::Config;
-use facereko::daemon::{Hardware, RunningDoor, Services};
 use facereko::engine::{FaceEngine, simulated::SimulatedEngine};
 use facereko::frame::Frame;
+use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
-use facereko::photos::Photos;
 use facereko::store;
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
@@ -61,20 +63,14 @@ async fn time_get(router: &Router, cookie: &str, path: &str, rounds: usize) -> V
 
 fn attempt(n: usize, photo: Option<String>) -> AccessEvent {
     AccessEvent {
-        event_id: format!("bench-{n}"),
         at: time::OffsetDateTime::now_utc() - time::Duration::seconds(n as i64),
-        door: "front".into(),
-        card_uid: Some("04A1B2C3".parse().unwrap()),
-        person_id: None,
         person_name: Some(format!("Person {}", n % 50)),
         decision: if n.is_multiple_of(4) { Decision::Denied } else { Decision::Granted },
         reason: if n.is_multiple_of(4) { Reason::WrongPerson } else { Reason::CardAndFace },
         similarity: Some(96.0),
-        confidence: Some(99.0),
         engine: Some("local".into()),
         photo,
-        timings: StageTimings { read_ms: 3, capture_ms: Some(120), match_ms: Some(60), actuate_ms: 1, total_ms: 184 },
-        detail: None,
+        ..common::access_event(format!("bench-{n}"))
     }
 }
 
@@ -87,8 +83,7 @@ fn camera_frame(face: &Path) -> Frame {
 }
 
 async fn bench() {
-    let face = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/facedata/lfw10/Tony_Blair/Tony_Blair_0001.jpg");
-    assert!(face.is_file(), "the benchmark needs {} (the shared folder beside the repository)", face.display());
+    let face = common::face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.engine.kind = "simulated".into();
@@ -96,7 +91,7 @@ async fn bench() {
     config.door.debounce = Duration::ZERO;
     let store = store::open(&config.database, &config.data_dir).await.unwrap();
     let engine: Arc<dyn FaceEngine> = Arc::new(SimulatedEngine);
-    let photos = Photos::new(config.photos_dir());
+    let photos = common::photos(&config);
 
     let rows = if measuring() { 10_000 } else { 100 };
     let frame = camera_frame(&face);
@@ -112,8 +107,8 @@ async fn bench() {
     store.add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
-    let door = RunningDoor::start(&config, hardware, Services { store: Arc::clone(&store), engine, photos }, true);
-    let state = WebState::new(&config, door.link.clone()).await;
+    let door = common::start_door(&config, hardware, Arc::clone(&store), engine);
+    let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
     let router = web::router(state.clone());
 
     // Sign in the way a browser does: the form token from the page, then the form.

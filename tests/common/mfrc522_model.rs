@@ -6,7 +6,6 @@
 //! Knobs: cards placed and removed, the version register, a corrupt CRC on SELECT answers, and
 //! a chip that stops answering (0x00 or 0xFF for every read, or SPI errors) until it has seen a
 //! number of hard resets through its reset pin.
-#![allow(dead_code)] // each test file uses a different part of the model
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -1,15 +1,43 @@
-//! Shared fixtures for tests that run the real `facereko` binary.
-#![allow(dead_code)] // each test file uses a different part of the fixture
+//! Shared fixtures of the integration tests (`tests/it`) and the benches: the real `facereko`
+//! binary on a simulated door, a door in this process, throw-away MariaDB and Mosquitto servers,
+//! an SPI model of the MFRC522, face pictures and access-log events.
+#![allow(dead_code)] // the benches include this module too, and each uses only a part of it
 
 pub mod mariadb;
+pub mod mfrc522_model;
+pub mod mosquitto;
 
+use std::collections::BTreeSet;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::config::Config;
+use facereko::driver::{RunningDoor, Services};
+use facereko::engine::FaceEngine;
+use facereko::hw::Hardware;
+use facereko::photos::Photos;
+use facereko::store::Store;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facereko");
+
+/// A loopback port that nothing listens on now, and that no other test of this process was given:
+/// the tests of every area run in one process, and the kernel may hand a port that was just
+/// released to the next bind. Another process could still take it before the server under test
+/// binds it; that server then fails to start, loudly, rather than the test passing wrongly.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().unwrap().port();
+        if GIVEN.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
+}
 
 /// A labelled face picture from `../shared/facedata`, which CI provides beside the clone.
 pub fn face(relative: &str) -> PathBuf {
@@ -79,7 +107,51 @@ pub fn side_by_side(left: &Path, height: u32, right: &Path, right_height: u32) -
     encode(&image::DynamicImage::ImageRgb8(both), image::ImageFormat::Jpeg)
 }
 
-/// A door with simulated hardware and SQLite in a temporary folder.
+/// A granted attempt at the front door with card 04A1B2C3 and Alice's face, now, on the simulated
+/// engine, without a photo. Change what a test needs with struct update syntax:
+/// `AccessEvent { person_name: Some("Bob".into()), ..access_event("bob-1") }`.
+pub fn access_event(event_id: impl Into<String>) -> AccessEvent {
+    AccessEvent {
+        event_id: event_id.into(),
+        at: time::OffsetDateTime::now_utc(),
+        door: "front".into(),
+        card_uid: Some("04A1B2C3".parse().unwrap()),
+        person_id: None,
+        person_name: Some("Alice".into()),
+        decision: Decision::Granted,
+        reason: Reason::CardAndFace,
+        similarity: Some(97.5),
+        confidence: Some(99.0),
+        engine: Some("simulated".into()),
+        photo: None,
+        timings: StageTimings { read_ms: 3, capture_ms: Some(120), match_ms: Some(60), actuate_ms: 1, total_ms: 184 },
+        detail: None,
+    }
+}
+
+/// The photo folder of `config`, where the door saves what the camera saw.
+pub fn photos(config: &Config) -> Photos {
+    Photos::new(config.photos_dir())
+}
+
+/// The door of `config` driven in this process (a task of the current tokio runtime), armed, on
+/// `hardware` (usually `Hardware::simulated`), with `store`, `engine` and the config's photo
+/// folder. `RunningDoor::until` stops it and waits until it is locked; dropping it stops it too.
+pub fn start_door(
+    config: &Config,
+    hardware: Hardware,
+    store: Arc<dyn Store>,
+    engine: Arc<dyn FaceEngine>,
+) -> RunningDoor {
+    RunningDoor::start(
+        &facereko::app::driver_setup(config),
+        hardware,
+        Services { store, engine, photos: photos(config) },
+        true,
+    )
+}
+
+/// A door with simulated hardware and SQLite in a temporary folder, run by the real binary.
 pub struct TestDoor {
     pub dir: tempfile::TempDir,
     daemon: Option<Child>,
@@ -95,7 +167,7 @@ impl TestDoor {
         let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
         let mut keys = std::collections::BTreeMap::from([
             ("data_dir".to_owned(), quoted(dir.path().to_owned())),
-            // The simulated engine keeps these tests about the door; tests/engine.rs covers faces.
+            // The simulated engine keeps these tests about the door; tests/it/engine.rs covers faces.
             ("engine.kind".to_owned(), "\"simulated\"".to_owned()),
             ("door.unlock_time".to_owned(), "\"1s\"".to_owned()),
             ("door.debounce".to_owned(), "\"300ms\"".to_owned()),

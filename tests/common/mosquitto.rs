@@ -2,7 +2,7 @@
 //! and a subscriber that collects what the door publishes.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -110,7 +110,7 @@ impl Mosquitto {
     fn launch(listener_settings: impl FnOnce(&Path, &Certificates) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let certs = Certificates::generate(dir.path());
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let port = super::free_port();
         let config = format!(
             "user root\n\
              persistence true\n\

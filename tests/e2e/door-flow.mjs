@@ -1,6 +1,6 @@
 // The FaceReko web app in a real browser, as a door's administrator uses it: sign in, add a
 // person with a photo and a card, watch the live history while a simulated tap is let in, disarm,
-// sign out. Run by tests/browser.rs against a real daemon; every input comes from the environment.
+// sign out. Run by tests/it/browser.rs against a real daemon; every input comes from the environment.
 //
 // Exits non-zero with a message saying what was expected and what was seen on the first failure.
 // Each wait is at most 15 s: the daemon runs on loopback, so a longer wait would only hide a bug.
@@ -33,7 +33,7 @@ const LIVE_CONNECT_MS = 3_000;
 function required(name) {
   const value = process.env[name];
   if (value) return value;
-  console.error(`door flow FAILED before starting: environment variable ${name} is not set (tests/browser.rs sets it)`);
+  console.error(`door flow FAILED before starting: environment variable ${name} is not set (tests/it/browser.rs sets it)`);
   process.exit(1);
 }
 

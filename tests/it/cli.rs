@@ -1,11 +1,9 @@
 //! The command line with bad input: every case ends in a clear message, a failure exit code and
 //! no panic, and changes nothing.
 
-mod common;
-
 use std::process::Output;
 
-use common::{TestDoor, face};
+use crate::common::{TestDoor, face};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

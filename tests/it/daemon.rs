@@ -1,9 +1,8 @@
 //! The real `facereko run` on simulated hardware and SQLite: taps in, outputs and log rows out.
 
-mod common;
-
-use common::{TestDoor, face};
 use serde_json::Value;
+
+use crate::common::{TestDoor, face, free_port};
 
 const ALICE_CARD: &str = "04A1B2C3";
 /// A 7-byte UID, as on NTAG and DESFire cards.
@@ -207,11 +206,6 @@ fn hardware_tools_drive_the_configured_backends_and_step_aside_for_the_daemon() 
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
     door.stop();
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Sends `request` to the web app; returns the start of its answer and the connection, still open.

@@ -2,19 +2,19 @@
 //! file), MariaDB (a throw-away server, or `FACEREKO_TEST_MYSQL_URL`) and MariaDB behind the
 //! local copy and spool that keep a door working while the server is away.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::mariadb::MariaDb;
 use facereko::access::PersonId;
 use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
 use facereko::checks::Secret;
-use facereko::config::DatabaseConfig;
 use facereko::engine::FaceTemplate;
+use facereko::store::DatabaseConfig;
 use facereko::store::{self, LogQuery, Store, StoreError};
 use time::OffsetDateTime;
+
+use crate::common;
+use crate::common::mariadb::MariaDb;
 
 /// A store under test and what keeps its database alive.
 struct Backend {
@@ -56,21 +56,17 @@ fn card(uid: &str) -> CardUid {
 
 fn event(n: u32, decision: Decision, reason: Reason) -> AccessEvent {
     AccessEvent {
-        event_id: format!("event-{n}"),
         at: OffsetDateTime::from_unix_timestamp(1_800_000_000 + i64::from(n)).unwrap()
             + time::Duration::milliseconds(123),
-        door: "front".into(),
         card_uid: Some(card("04A1B2C3")),
-        person_id: None,
         person_name: Some(format!("Person {n}")),
         decision,
         reason,
         similarity: Some(97.25),
         confidence: Some(0.875),
-        engine: Some("simulated".into()),
         photo: Some(format!("2027/01/15/{n}.jpg")),
         timings: StageTimings { read_ms: 3, capture_ms: Some(120), match_ms: Some(60), actuate_ms: 1, total_ms: 190 },
-        detail: None,
+        ..common::access_event(format!("event-{n}"))
     }
 }
 

@@ -1,8 +1,6 @@
 //! The Rekognition-compatible API driven by the real `aws-sdk-rekognition` client over loopback,
 //! with real face photos: collections, indexing, search, compare, detect, and the typed errors.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,6 +12,8 @@ use aws_sdk_rekognition::types::Image;
 use facereko::api::{self, AccessKey, ApiConfig, ApiState};
 use facereko::checks::Secret;
 use facereko::engine::local::LocalEngine;
+
+use crate::common;
 
 const KEY_ID: &str = "FACEREKOTESTKEY00001";
 const SECRET: &str = "test-secret-that-is-long-enough";

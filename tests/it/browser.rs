@@ -3,15 +3,13 @@
 //! person with a photo and a card, watches the live history while a simulated tap is let in,
 //! disarms, and signs out. `bash tests/run.sh` installs Chromium and playwright-core.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestDoor, face, models_dir};
+use crate::common::{TestDoor, face, free_port, models_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CARD: &str = "04A1B2C3";
@@ -84,12 +82,6 @@ fn require_browser_tools(root: &Path) {
         "the browser test needs {}; `bash tests/run.sh` installs all of them",
         missing.join(" and ")
     );
-}
-
-/// A loopback port free now. Another process could take it before the daemon binds it, but
-/// the daemon would then fail to start, loudly, rather than the test passing wrongly.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a loopback port").local_addr().unwrap().port()
 }
 
 /// Adds the admin account the browser signs in with, through the CLI as an installer would;

@@ -1,15 +1,15 @@
 //! install.sh: clean under shellcheck; a dry run prints the plan and touches nothing; a real run
 //! into a scratch root (`--root`) installs everything, and a second run changes nothing.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::mariadb::MariaDb;
 use sha2::{Digest, Sha256};
+
+use crate::common;
+use crate::common::mariadb::MariaDb;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

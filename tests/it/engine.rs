@@ -5,12 +5,9 @@
 //! The sample pictures come from the `face_recognition` PyPI package, fetched with the models, so
 //! these tests run on a fresh machine; `../shared/facedata` adds labelled LFW pictures.
 
-mod common;
-
 use std::path::Path;
 use std::sync::OnceLock;
 
-use common::{encode, face, grey_png, models_dir, sample, side_by_side};
 use facereko::access::PersonId;
 use facereko::config::Config;
 use facereko::engine::local::LocalEngine;
@@ -18,6 +15,8 @@ use facereko::engine::{EngineError, FaceEngine, FaceTemplate, Gallery, SearchOut
 use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
 use image::{DynamicImage, ImageFormat};
+
+use crate::common::{encode, face, grey_png, models_dir, sample, side_by_side};
 
 /// Loading the models takes a while, so every test shares one engine.
 fn engine() -> &'static LocalEngine {
@@ -171,16 +170,16 @@ async fn several_faces_are_found_largest_first_and_refused_for_enrolment() {
     assert!(faces.windows(2).all(|w| w[0].area() >= w[1].area()), "largest first: {faces:?}");
 
     let data = tempfile::tempdir().unwrap();
-    let store = facereko::store::open(&facereko::config::DatabaseConfig::default(), data.path()).await.unwrap();
-    let person = people::add_person(store.as_ref(), "Barack Obama").await.unwrap();
-    match people::enrol_face(store.as_ref(), engine(), &person, &both).await {
+    let store = facereko::store::open(&facereko::store::DatabaseConfig::default(), data.path()).await.unwrap();
+    let person = enrolment::add_person(store.as_ref(), "Barack Obama").await.unwrap();
+    match enrolment::enrol_face(store.as_ref(), engine(), &person, &both).await {
         Err(EnrolError::SeveralFaces(n)) => assert_eq!(n, faces.len()),
         other => panic!("expected SeveralFaces, got {other:?}"),
     }
     let grey = frame(grey_png());
-    assert!(matches!(people::enrol_face(store.as_ref(), engine(), &person, &grey).await, Err(EnrolError::NoFace)));
+    assert!(matches!(enrolment::enrol_face(store.as_ref(), engine(), &person, &grey).await, Err(EnrolError::NoFace)));
     assert!(store.faces(engine().name()).await.unwrap().1.is_empty(), "nothing was stored");
-    people::enrol_face(store.as_ref(), engine(), &person, &read(&obama)).await.expect("one face enrols");
+    enrolment::enrol_face(store.as_ref(), engine(), &person, &read(&obama)).await.expect("one face enrols");
     assert_eq!(store.faces(engine().name()).await.unwrap().1.len(), 1);
 
     // The door looks at the largest face: whoever is shown twice as large is the one searched.

@@ -1,16 +1,15 @@
 //! The face commands of the real binary with the on-device engine: `compare`, `eval`, `enroll`,
 //! `simulate` and the interactive `demo`.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{BIN, TestDoor, face, grey_png, models_dir, sample, side_by_side};
 use serde_json::Value;
+
+use crate::common::{BIN, TestDoor, face, grey_png, models_dir, sample, side_by_side};
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))

@@ -1,12 +1,11 @@
 //! `facereko db import-legacy` against a database with the original FaceReko's schema.
 
-mod common;
-
 use argon2::{PasswordHash, PasswordVerifier};
-use common::TestDoor;
-use common::mariadb::MariaDb;
-use facereko::config::DatabaseConfig;
+use facereko::store::DatabaseConfig;
 use facereko::store::{self, LogQuery};
+
+use crate::common::TestDoor;
+use crate::common::mariadb::MariaDb;
 
 const ORIGINAL_SCHEMA: &str = "
     CREATE TABLE AccessLog (

@@ -2,8 +2,6 @@
 //! limits, CSRF, roles, photos by log-row id, uploads, live events. A real door runs behind it on
 //! simulated hardware with SQLite; the enrolment tests use the on-device engine with real faces.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,16 +14,19 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::accounts::{self, Role};
 use facereko::card::CardUid;
-use facereko::config::{Config, DoorTuning};
-use facereko::daemon::{Hardware, RunningDoor, Services};
+use facereko::config::Config;
+use facereko::driver::DoorTuning;
+use facereko::driver::RunningDoor;
 use facereko::engine::{self, FaceEngine};
 use facereko::frame::Frame;
+use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
-use facereko::photos::Photos;
 use facereko::store::{self, LogQuery, Store};
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
+
+use crate::common;
 
 const ADMIN: &str = "ada";
 const VIEWER: &str = "victor";
@@ -75,13 +76,8 @@ impl App {
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
         let hardware = Hardware::simulated(&OutputRecorder::default(), camera);
-        let services = Services {
-            store: Arc::clone(&store),
-            engine: Arc::clone(&engine),
-            photos: Photos::new(config.photos_dir()),
-        };
-        let door = RunningDoor::start(&config, hardware, services, true);
-        let state = WebState::new(&config, door.link.clone()).await;
+        let door = common::start_door(&config, hardware, Arc::clone(&store), Arc::clone(&engine));
+        let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
         Self { router: web::router(state.clone()), state, store, engine, config, dir, _door: door }
     }
 
@@ -262,20 +258,15 @@ fn flash(page: &str) -> String {
 /// A logged attempt with a photo name, written straight to the store.
 async fn logged_attempt(app: &App, n: u32, decision: Decision, photo: Option<&str>) -> i64 {
     let event = AccessEvent {
-        event_id: format!("web-test-{n}"),
-        at: time::OffsetDateTime::now_utc(),
-        door: "front".into(),
         card_uid: Some(CARD.parse().unwrap()),
-        person_id: None,
         person_name: Some(format!("Person {n}")),
         decision,
         reason: if decision == Decision::Granted { Reason::CardAndFace } else { Reason::UnknownCard },
         similarity: Some(97.5),
         confidence: Some(99.0),
-        engine: Some("simulated".into()),
         photo: photo.map(str::to_owned),
         timings: StageTimings { read_ms: 2, capture_ms: Some(30), match_ms: Some(12), actuate_ms: 1, total_ms: 45 },
-        detail: None,
+        ..common::access_event(format!("web-test-{n}"))
     };
     app.store.record_attempt(&event, false).await.unwrap()
 }

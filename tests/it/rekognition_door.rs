@@ -1,15 +1,14 @@
 //! The door end to end with `engine.kind = "rekognition"`, pointed at FaceReko's own
 //! Rekognition-compatible API run as `facereko serve-api` on loopback.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_rekognition::Client;
 use aws_sdk_rekognition::config::{BehaviorVersion, Credentials, Region};
-use common::TestDoor;
+
+use crate::common::{self, TestDoor, free_port};
 
 const KEY_ID: &str = "FACEREKODOORKEY00001";
 const SECRET: &str = "door-test-secret-long-enough";
@@ -23,10 +22,6 @@ fn client(url: &str) -> Client {
         .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "test"))
         .build();
     Client::from_conf(config)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `facereko serve-api` as a child process with its own data folder.

@@ -3,9 +3,6 @@
 //! again, no card, collisions, CRC errors, a chip that stops answering, and a tap through the
 //! real door. Real time with short poll intervals; waits are bounded polling loops.
 
-#[path = "common/mfrc522_model.rs"]
-mod mfrc522_model;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,16 +12,17 @@ use embedded_hal::spi::{Operation, SpiDevice};
 use facereko::access::{Decision, Reason};
 use facereko::card::CardUid;
 use facereko::config::Config;
-use facereko::daemon::{Driver, Hardware, Services};
 use facereko::door::Mode;
 use facereko::engine::simulated::SimulatedEngine;
+use facereko::hw::Hardware;
 use facereko::hw::mfrc522::{Mfrc522Reader, Mfrc522Settings};
-use facereko::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimCamera, SimIndicators, SimRelay};
+use facereko::hw::simulated::{Output, OutputRecorder};
 use facereko::hw::{CardReader, HwError};
-use facereko::photos::Photos;
 use facereko::store::sqlite::SqliteStore;
 use facereko::store::{LogQuery, Store};
-use mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
+
+use crate::common;
+use crate::common::mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
 
 const SETTINGS: Mfrc522Settings =
     Mfrc522Settings { poll_interval: Duration::from_millis(2), health_interval: Duration::from_millis(20) };
@@ -304,22 +302,13 @@ async fn a_card_on_the_reader_opens_the_door() {
 
     let model = Mfrc522Model::new();
     let recorder = OutputRecorder::default();
+    // The simulated outputs and camera, with the modelled reader instead of the simulated one.
     let hardware = Hardware {
-        indicators: Box::new(SimIndicators::new(&recorder)),
-        buzzer: Box::new(SimBuzzer::new(&recorder)),
-        relay: Box::new(SimRelay::new(&recorder)),
         reader: Box::new(open(&model).unwrap()),
-        camera: Arc::new(SimCamera::new(dir.path().join("no-camera"))),
         taps: None,
+        ..Hardware::simulated(&recorder, dir.path().join("no-camera"))
     };
-    let services =
-        Services { store: store.clone(), engine: Arc::new(SimulatedEngine), photos: Photos::new(config.photos_dir()) };
-    let (driver, reader, _status) = Driver::new(&config, hardware, services, true);
-    let (_commands, commands_rx) = tokio::sync::mpsc::channel(1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(driver.run(reader, commands_rx, async {
-        let _ = stopped.await;
-    }));
+    let door = common::start_door(&config, hardware, store.clone(), Arc::new(SimulatedEngine));
 
     model.place(&DOUBLE);
     wait_until("the relay is energised", || recorder.is_on(Output::Relay)).await;
@@ -337,7 +326,6 @@ async fn a_card_on_the_reader_opens_the_door() {
     assert_eq!(event.card_uid.as_ref().map(CardUid::as_str), Some("04112233445566"));
     assert_eq!(event.person_name.as_deref(), Some("Alice"));
 
-    let _ = stop.send(());
-    running.await.unwrap().expect("the reader kept running until shutdown");
+    door.until(async {}).await.expect("the reader kept running until shutdown");
     assert!(!recorder.is_on(Output::Relay), "the door locks on shutdown");
 }

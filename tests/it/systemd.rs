@@ -1,9 +1,9 @@
 //! The shipped unit file passes `systemd-analyze verify` and keeps its hardening.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
+
+use crate::common;
 
 /// The shipped unit as install.sh installs it: with the MariaDB drop-in (`mariadb.conf`) or without.
 fn installed_unit(dir: &Path, mariadb: bool) -> std::path::PathBuf {

@@ -4,15 +4,14 @@
 //! `FACEREKO_TEST_MODELS` at it); these tests start from that cache instead of downloading
 //! everything again.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::BIN;
 use facereko::models::{self, FileState};
 use sha2::{Digest, Sha256};
+
+use crate::common::BIN;
 
 /// The populated models cache; fails with the command that fills it when it is incomplete.
 fn cache() -> PathBuf {

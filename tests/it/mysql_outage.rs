@@ -1,18 +1,18 @@
 //! The door on MariaDB while the server goes away and comes back: decisions go on from the local
 //! copy, attempts wait in the local spool, and every one reaches the server exactly once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::mariadb::{MariaDb, TestDatabase};
-use common::{TestDoor, face};
-use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
+use facereko::access::{AccessEvent, StageTimings};
 use facereko::card::CardUid;
-use facereko::config::DatabaseConfig;
 use facereko::engine::FaceTemplate;
+use facereko::store::DatabaseConfig;
 use facereko::store::resilient::{CACHE_FILE, ResilientStore};
 use facereko::store::{self, Store, StoreError};
+
+use crate::common;
+use crate::common::mariadb::{MariaDb, TestDatabase};
+use crate::common::{TestDoor, face, free_port};
 
 const ALICE_CARD: &str = "04A1B2C3";
 const STRANGER_CARD: &str = "DEADBEEF";
@@ -118,7 +118,7 @@ fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
     let database = server.database();
     server.kill();
     let mut door = TestDoor::on_database(&database.url, None);
-    let web_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web_port = free_port();
     door.set_env("FACEREKO_WEB__LISTEN", &format!("127.0.0.1:{web_port}"));
     door.start();
     assert!(door.daemon_log().contains("EVERY CARD IS DENIED"), "{}", door.daemon_log());
@@ -145,20 +145,11 @@ fn without_a_local_copy_every_card_is_denied_until_the_server_answers() {
 
 fn event(n: u32) -> AccessEvent {
     AccessEvent {
-        event_id: format!("outage-{n}"),
-        at: time::OffsetDateTime::now_utc(),
-        door: "front".into(),
         card_uid: Some(ALICE_CARD.parse().unwrap()),
-        person_id: None,
-        person_name: Some("Alice".into()),
-        decision: Decision::Granted,
-        reason: Reason::CardAndFace,
         similarity: Some(99.0),
         confidence: Some(0.99),
-        engine: Some("simulated".into()),
-        photo: None,
         timings: StageTimings::default(),
-        detail: None,
+        ..common::access_event(format!("outage-{n}"))
     }
 }
 

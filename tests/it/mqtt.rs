@@ -1,17 +1,13 @@
 //! Notifications from the real `facereko run` to a real Mosquitto with mutual TLS: topics and
 //! payloads, refused clients, and nothing lost while the broker is away or the daemon is killed.
 
-mod common;
-#[path = "common/mosquitto.rs"]
-#[allow(dead_code)] // shared with benches/notify.rs, which reads arrival times
-mod mosquitto;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestDoor, face};
-use mosquitto::{Mosquitto, Subscriber, set_mode};
 use rumqttc::{AsyncClient, Event, Packet};
+
+use crate::common::mosquitto::{Mosquitto, Subscriber, set_mode};
+use crate::common::{TestDoor, face};
 
 const ALICE_CARD: &str = "04A1B2C3";
 const STRANGER_CARD: &str = "DEADBEEF";

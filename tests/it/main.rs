@@ -1,0 +1,27 @@
+//! The integration tests, by feature area, in one binary: each test file of its own would link its
+//! own copy of the crate. Run one area with `cargo test --test it store::`.
+//!
+//! The tests of all areas run in parallel threads of this one process, so none of them may touch
+//! what the process shares: its environment (give a child `Command` its own instead), its working
+//! folder, its signal handlers, or fixed ports and paths.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod browser;
+mod camera;
+mod cli;
+mod daemon;
+mod engine;
+mod face_cli;
+mod install;
+mod legacy_import;
+mod models;
+mod mqtt;
+mod mysql_outage;
+mod reader;
+mod rekognition_api;
+mod rekognition_door;
+mod store;
+mod systemd;
+mod web;
