@@ -87,6 +87,45 @@ fn eval_on_lfw10_reaches_the_accuracy_the_issue_asks_for() {
     assert!(configured["far"].as_f64() <= Some(0.01), "the door prefers false rejects: {metrics}");
 }
 
+/// `compare`, `eval` and `models fetch` stand alone: no config file, and the data directory
+/// (which only the door needs) does not exist.
+#[test]
+fn standalone_commands_need_no_data_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("no-such-data-dir");
+    let people = scratch.path().join("people");
+    for person in ["Colin_Powell", "George_W_Bush"] {
+        let from = face(&format!("lfw10/{person}/{person}_0001.jpg")).parent().unwrap().to_owned();
+        std::fs::create_dir_all(people.join(person)).unwrap();
+        for n in 1..=3 {
+            let name = format!("{person}_000{n}.jpg");
+            std::fs::copy(from.join(&name), people.join(person).join(&name)).unwrap();
+        }
+    }
+    let models = models_dir();
+    let facereko = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(scratch.path())
+            .arg("--set")
+            .arg(format!("data_dir={}", missing.display()))
+            .arg("--set")
+            .arg(format!("engine.models_dir={}", models.display()))
+            .args(args)
+            .output()
+            .expect("facereko runs");
+        assert!(output.status.success(), "{args:?} fails without a data directory:\n{}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let compared = json(&facereko(&["compare", arg(&sample("obama.jpg")), arg(&sample("obama2.jpg")), "--json"]));
+    assert_eq!(compared["match"], true, "{compared}");
+    let evaluated = json(&facereko(&["eval", arg(&people), "--json"]));
+    assert_eq!(evaluated["metrics"]["genuine"], 6, "{evaluated}");
+    facereko(&["models", "fetch", "--dir", arg(&models)]);
+    assert!(!missing.exists(), "nothing created the data directory");
+}
+
 #[test]
 fn eval_on_the_deepface_pairs() {
     let door = TestDoor::with_local_engine();
