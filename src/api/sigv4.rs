@@ -264,7 +264,7 @@ mod tests {
     }
 
     /// Signs like a client would, reusing the canonical form (checked against AWS's example above
-    /// and against the real SDK in tests/rekognition_api.rs).
+    /// and against the real SDK in tests/it/rekognition_api.rs).
     fn signed_headers(secret: &str, amz_date: &str, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("host", "127.0.0.1:8787".parse().unwrap());

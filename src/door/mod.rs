@@ -1,8 +1,8 @@
 //! The door as a pure state machine.
 //!
 //! [`Door::handle`] takes one [`Event`] and the current time and returns the [`Effect`]s to carry
-//! out. It never touches hardware, the database or the clock itself; the [`crate::daemon`] driver
-//! does that and feeds the results back in as events. That keeps every rule testable with a
+//! out. It never touches hardware, the database or the clock itself; the driver
+//! ([`crate::driver`]) does that and feeds the results back in as events. That keeps every rule testable with a
 //! paused clock and makes new credentials new events rather than rewrites.
 
 mod config;
