@@ -1,10 +1,9 @@
-//! Builds the hardware a config names.
+//! Builds the hardware a config names, from the tables in [`super::backends`].
 
 use std::sync::Arc;
 
+use super::backends::{BUZZERS, CAMERAS, LEDS, LOCKS, READERS};
 use super::config::HardwareConfig;
-#[cfg(feature = "pi")]
-use super::gpio;
 use super::simulated::{self, OutputRecorder, SimTaps};
 use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
 
@@ -52,73 +51,53 @@ impl Hardware {
     }
 }
 
-fn not_compiled_in(role: &'static str, backend: &str) -> HwError {
-    HwError::Unavailable {
-        role,
-        backend: backend.to_owned(),
-        detail: format!("not compiled in; `facereko hw list` shows what is (e.g. {})", simulated::NAME),
-    }
-}
-
-/// The LEDs, buzzer and relay named in the config, each driven to its safe state as it is built.
 /// The door's outputs: LEDs, buzzer, lock relay.
 pub type Outputs = (Box<dyn Indicators>, Box<dyn Buzzer>, Box<dyn LockRelay>);
 
+/// The LEDs, buzzer and relay named in the config, each driven to its safe state as it is built.
 pub fn outputs_from_config(hw: &HardwareConfig) -> Result<Outputs, HwError> {
-    let recorder = match &hw.simulated.outputs_log {
-        Some(path) => OutputRecorder::with_file(path)?,
-        None => OutputRecorder::default(),
-    };
+    let recorder = hw.simulated.recorder()?;
     // The relay first: whatever fails later, the door is already locked.
-    let relay: Box<dyn LockRelay> = match hw.lock.as_str() {
-        simulated::NAME => Box::new(simulated::SimRelay::new(&recorder)),
-        #[cfg(feature = "pi")]
-        gpio::NAME => Box::new(gpio::pi::relay(&hw.gpio)?),
-        other => return Err(not_compiled_in("lock", other)),
-    };
-    let buzzer: Box<dyn Buzzer> = match hw.buzzer.as_str() {
-        simulated::NAME => Box::new(simulated::SimBuzzer::new(&recorder)),
-        #[cfg(feature = "pi")]
-        gpio::NAME => Box::new(gpio::pi::buzzer(&hw.gpio)?),
-        other => return Err(not_compiled_in("buzzer", other)),
-    };
-    let indicators: Box<dyn Indicators> = match hw.leds.as_str() {
-        simulated::NAME => Box::new(simulated::SimIndicators::new(&recorder)),
-        #[cfg(feature = "pi")]
-        gpio::NAME => Box::new(gpio::pi::indicators(&hw.gpio)?),
-        other => return Err(not_compiled_in("leds", other)),
-    };
+    let relay = (LOCKS.find(&hw.lock)?.build)(hw, &recorder)?;
+    let buzzer = (BUZZERS.find(&hw.buzzer)?.build)(hw, &recorder)?;
+    let indicators = (LEDS.find(&hw.leds)?.build)(hw, &recorder)?;
     Ok((indicators, buzzer, relay))
 }
 
 /// The card reader named in the config, with a tap handle when it is simulated.
-pub fn reader_from_config(config: &HardwareConfig) -> Result<(Box<dyn CardReader>, Option<SimTaps>), HwError> {
-    match config.reader.as_str() {
-        simulated::NAME => {
-            let (reader, taps) = simulated::sim_reader();
-            Ok((Box::new(reader), Some(taps)))
-        }
-        #[cfg(feature = "pi")]
-        super::mfrc522::NAME => {
-            let c = &config.mfrc522;
-            let settings =
-                super::mfrc522::Mfrc522Settings { poll_interval: c.poll_interval, health_interval: c.health_interval };
-            let reader =
-                super::mfrc522::Mfrc522Reader::open_pi(c.spi_bus, c.chip_select, c.reset_pin, c.clock_hz, settings)?;
-            Ok((Box::new(reader), None))
-        }
-        other => Err(not_compiled_in("reader", other)),
-    }
+pub fn reader_from_config(hw: &HardwareConfig) -> Result<(Box<dyn CardReader>, Option<SimTaps>), HwError> {
+    (READERS.find(&hw.reader)?.build)(hw)
 }
 
 /// The camera named in the config.
 pub fn camera_from_config(hw: &HardwareConfig) -> Result<Arc<dyn Camera>, HwError> {
-    match hw.camera.as_str() {
-        // Without pictures configured (card-only mode) the camera is never asked for a frame.
-        simulated::NAME => Ok(Arc::new(simulated::SimCamera::new(hw.simulated.camera.clone().unwrap_or_default()))),
-        super::rpicam::NAME => Ok(Arc::new(super::rpicam::StreamCamera::start(hw.rpicam.clone())?)),
-        #[cfg(feature = "v4l2")]
-        super::v4l2::NAME => Ok(Arc::new(super::v4l2::V4l2Camera::start(hw.v4l2.clone())?)),
-        other => Err(not_compiled_in("camera", other)),
+    (CAMERAS.find(&hw.camera)?.build)(hw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_is_locked_before_any_other_output_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("outputs.jsonl");
+        let mut config = HardwareConfig::default();
+        config.simulated.outputs_log = Some(log.clone());
+        let hardware = Hardware::from_config(&config).unwrap();
+        assert!(hardware.taps.is_some(), "the simulated reader takes taps");
+        let outputs: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["output"].to_string())
+            .collect();
+        assert_eq!(outputs, ["\"relay\"", "\"buzzer\"", "\"red_led\"", "\"green_led\""]);
+    }
+
+    #[test]
+    fn an_output_not_compiled_in_names_its_role_and_backend() {
+        let config = HardwareConfig { lock: "servo".into(), ..HardwareConfig::default() };
+        let err = outputs_from_config(&config).err().expect("no servo lock");
+        assert!(matches!(err, HwError::Unavailable { role: "lock", ref backend, .. } if backend == "servo"), "{err}");
     }
 }

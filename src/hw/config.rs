@@ -1,11 +1,12 @@
-//! `[hardware]`: which backend plays each role, and their settings.
-
-use std::path::PathBuf;
-use std::time::Duration;
+//! `[hardware]`: which backend plays each role, and each backend's settings section. What is
+//! compiled in, how it is built and how its settings are checked is in [`super::backends`].
 
 use serde::{Deserialize, Serialize};
 
-use super::{backends_for, gpio, mfrc522, rpicam, simulated};
+use super::backends::{BUZZERS, CAMERAS, Choice, LEDS, LOCKS, READERS};
+use super::gpio::{self, PinClaims};
+use super::simulated::{self, SimulatedConfig};
+use super::{mfrc522, rpicam};
 use crate::checks::Checks;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,50 +19,14 @@ pub struct HardwareConfig {
     pub camera: String,
     /// Pins of the `gpio` LEDs, buzzer and relay.
     pub gpio: gpio::GpioPins,
-    pub mfrc522: Mfrc522Config,
+    /// Wiring and timing of the `mfrc522` card reader.
+    pub mfrc522: mfrc522::Mfrc522Settings,
     /// The camera stream of the `rpicam` camera: a program writing MJPEG to its stdout.
     pub rpicam: rpicam::StreamSettings,
     /// The `v4l2` camera: a USB webcam.
     #[cfg(feature = "v4l2")]
     pub v4l2: super::v4l2::V4l2Settings,
     pub simulated: SimulatedConfig,
-}
-
-/// The MFRC522 card reader on SPI. The defaults are the original wiring: SPI 0, CE0, reset on BCM 25.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Mfrc522Config {
-    pub spi_bus: u8,
-    pub chip_select: u8,
-    pub reset_pin: u8,
-    pub clock_hz: u32,
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-    /// How often the chip's version register is checked; a chip that stops answering is reset.
-    #[serde(with = "humantime_serde")]
-    pub health_interval: Duration,
-}
-
-impl Default for Mfrc522Config {
-    fn default() -> Self {
-        Self {
-            spi_bus: 0,
-            chip_select: 0,
-            reset_pin: 25,
-            clock_hz: 1_000_000,
-            poll_interval: Duration::from_millis(50),
-            health_interval: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SimulatedConfig {
-    /// A picture file, or a folder with one subfolder of pictures per card UID (and `default/`).
-    pub camera: Option<PathBuf>,
-    /// Where to append a JSON line for every switch of a simulated output.
-    pub outputs_log: Option<PathBuf>,
 }
 
 impl Default for HardwareConfig {
@@ -74,7 +39,7 @@ impl Default for HardwareConfig {
             reader: sim(),
             camera: sim(),
             gpio: gpio::GpioPins::default(),
-            mfrc522: Mfrc522Config::default(),
+            mfrc522: mfrc522::Mfrc522Settings::default(),
             rpicam: rpicam::StreamSettings::default(),
             #[cfg(feature = "v4l2")]
             v4l2: super::v4l2::V4l2Settings::default(),
@@ -84,78 +49,33 @@ impl Default for HardwareConfig {
 }
 
 impl HardwareConfig {
+    /// Every role with the backend chosen for it, in [`super::ROLES`] order.
+    fn choices(&self) -> [Choice<'_>; 5] {
+        [
+            LEDS.choice(&self.leds),
+            BUZZERS.choice(&self.buzzer),
+            LOCKS.choice(&self.lock),
+            READERS.choice(&self.reader),
+            CAMERAS.choice(&self.camera),
+        ]
+    }
+
+    /// Each role's backend must be compiled in; then the chosen backends' settings are checked,
+    /// role by role, and the simulated pictures (whichever camera is chosen).
     pub fn check(&self, checks: &mut Checks) {
-        let roles = [
-            ("leds", &self.leds),
-            ("buzzer", &self.buzzer),
-            ("lock", &self.lock),
-            ("reader", &self.reader),
-            ("camera", &self.camera),
-        ];
-        for (role, backend) in roles {
-            let known = backends_for(role);
+        let choices = self.choices();
+        for choice in &choices {
             checks.check(
-                known.contains(&backend.as_str()),
-                &format!("hardware.{role}"),
-                format!("{backend:?} is not compiled in; choose one of: {}", known.join(", ")),
+                choice.check.is_some(),
+                &format!("hardware.{}", choice.role),
+                format!("{:?} is not compiled in; choose one of: {}", choice.chosen, choice.known.join(", ")),
             );
         }
-        let gpio = &self.gpio;
-        let mut pins = vec![
-            ("hardware.gpio.red_led", gpio.red_led, self.leds == gpio::NAME),
-            ("hardware.gpio.green_led", gpio.green_led, self.leds == gpio::NAME),
-            ("hardware.gpio.buzzer", gpio.buzzer, self.buzzer == gpio::NAME),
-            ("hardware.gpio.relay", gpio.relay, self.lock == gpio::NAME),
-            ("hardware.mfrc522.reset_pin", self.mfrc522.reset_pin, self.reader == mfrc522::NAME),
-        ];
-        pins.retain(|(_, _, used)| *used);
-        for (i, (key, pin, _)) in pins.iter().enumerate() {
-            checks.check(*pin <= 27, key, format!("BCM {pin} is not on the 40-pin header; use 2 to 27"));
-            if let Some((other, _, _)) = pins[..i].iter().find(|(_, p, _)| p == pin) {
-                checks.check(false, key, format!("BCM {pin} is already {other}; give each output its own pin"));
-            }
+        let mut pins = PinClaims::default();
+        for check in choices.iter().filter_map(|choice| choice.check) {
+            check(self, checks, &mut pins);
         }
-        if self.reader == mfrc522::NAME {
-            let reader = &self.mfrc522;
-            checks.check(
-                (100_000..=10_000_000).contains(&reader.clock_hz),
-                "hardware.mfrc522.clock_hz",
-                format!(
-                    "{} Hz is out of range; use 100000 to 10000000 (1000000 is safe on jumper wires)",
-                    reader.clock_hz
-                ),
-            );
-            checks.duration(
-                "hardware.mfrc522.poll_interval",
-                reader.poll_interval,
-                Duration::from_millis(10),
-                Duration::from_secs(1),
-            );
-            checks.duration(
-                "hardware.mfrc522.health_interval",
-                reader.health_interval,
-                Duration::from_secs(1),
-                Duration::from_secs(600),
-            );
-        }
-        if self.camera == rpicam::NAME
-            && let Err(fix) = self.rpicam.validate()
-        {
-            checks.check(false, "hardware.rpicam", fix);
-        }
-        #[cfg(feature = "v4l2")]
-        if self.camera == super::v4l2::NAME
-            && let Err(fix) = self.v4l2.validate()
-        {
-            checks.check(false, "hardware.v4l2", fix);
-        }
-        if let Some(path) = &self.simulated.camera {
-            checks.check(
-                path.exists(),
-                "hardware.simulated.camera",
-                format!("{path:?} does not exist; point it at a picture file or a folder of pictures"),
-            );
-        }
+        self.simulated.check(checks);
     }
 
     /// What only running the door needs: pictures for a simulated camera when faces are asked for.
@@ -168,5 +88,112 @@ impl HardwareConfig {
                  pictures per card UID (and default/)",
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::hw::backends_for;
+
+    fn problems(hw: &HardwareConfig) -> Vec<String> {
+        let mut checks = Checks::default();
+        hw.check(&mut checks);
+        checks.into_problems().iter().map(ToString::to_string).collect()
+    }
+
+    /// Every real backend chosen, each with something wrong.
+    fn all_wrong() -> HardwareConfig {
+        let mut hw = HardwareConfig {
+            leds: gpio::NAME.into(),
+            buzzer: gpio::NAME.into(),
+            lock: gpio::NAME.into(),
+            reader: mfrc522::NAME.into(),
+            camera: rpicam::NAME.into(),
+            ..HardwareConfig::default()
+        };
+        hw.gpio.red_led = 30;
+        hw.gpio.green_led = 30;
+        hw.gpio.buzzer = 25;
+        hw.mfrc522.clock_hz = 5;
+        hw.mfrc522.poll_interval = Duration::ZERO;
+        hw.mfrc522.health_interval = Duration::ZERO;
+        hw.rpicam.width = 0;
+        hw.simulated.camera = Some("/nonexistent/pictures".into());
+        hw
+    }
+
+    #[cfg(feature = "pi")]
+    #[test]
+    fn problems_come_role_by_role_with_pins_shared_across_roles() {
+        assert_eq!(
+            problems(&all_wrong()),
+            [
+                "hardware.gpio.red_led: BCM 30 is not on the 40-pin header; use 2 to 27",
+                "hardware.gpio.green_led: BCM 30 is not on the 40-pin header; use 2 to 27",
+                "hardware.gpio.green_led: BCM 30 is already hardware.gpio.red_led; give each output its own pin",
+                "hardware.mfrc522.reset_pin: BCM 25 is already hardware.gpio.buzzer; give each output its own pin",
+                "hardware.mfrc522.clock_hz: 5 Hz is out of range; use 100000 to 10000000 (1000000 is safe on \
+                 jumper wires)",
+                "hardware.mfrc522.poll_interval: 0s is out of range; use a duration from 10ms to 1s (e.g. \"10s\", \
+                 \"500ms\")",
+                "hardware.mfrc522.health_interval: 0s is out of range; use a duration from 1s to 10m (e.g. \"10s\", \
+                 \"500ms\")",
+                "hardware.rpicam: the frame size 0×480 is empty",
+                "hardware.simulated.camera: \"/nonexistent/pictures\" does not exist; point it at a picture file or \
+                 a folder of pictures",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_chosen_backends_settings_are_checked() {
+        let simulated = HardwareConfig {
+            leds: simulated::NAME.into(),
+            buzzer: simulated::NAME.into(),
+            lock: simulated::NAME.into(),
+            reader: simulated::NAME.into(),
+            camera: simulated::NAME.into(),
+            simulated: SimulatedConfig::default(),
+            ..all_wrong()
+        };
+        assert_eq!(problems(&simulated), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_backend_not_compiled_in_is_named_with_the_choices() {
+        let hw = HardwareConfig { lock: "servo".into(), camera: "webcam".into(), ..HardwareConfig::default() };
+        let lock =
+            format!("hardware.lock: \"servo\" is not compiled in; choose one of: {}", backends_for("lock").join(", "));
+        let camera = format!(
+            "hardware.camera: \"webcam\" is not compiled in; choose one of: {}",
+            backends_for("camera").join(", ")
+        );
+        assert_eq!(problems(&hw), [lock, camera]);
+    }
+
+    #[cfg(feature = "v4l2")]
+    #[test]
+    fn the_webcam_settings_are_checked_when_it_is_chosen() {
+        let hw = HardwareConfig {
+            camera: crate::hw::v4l2::NAME.into(),
+            v4l2: crate::hw::v4l2::V4l2Settings { framerate: 0, ..Default::default() },
+            ..HardwareConfig::default()
+        };
+        assert_eq!(problems(&hw), ["hardware.v4l2: the frame rate must be at least 1"]);
+    }
+
+    #[test]
+    fn the_mfrc522_section_keeps_its_keys_and_defaults() {
+        let section: mfrc522::Mfrc522Settings = toml::from_str("").unwrap();
+        assert_eq!(section, mfrc522::Mfrc522Settings::default());
+        let written = toml::to_string(&section).unwrap();
+        assert_eq!(
+            written,
+            "spi_bus = 0\nchip_select = 0\nreset_pin = 25\nclock_hz = 1000000\npoll_interval = \"50ms\"\n\
+             health_interval = \"10s\"\n"
+        );
     }
 }

@@ -30,7 +30,9 @@ impl FreshFrames {
         self.latest.send_replace(Some(Latest { received: Instant::now(), frame }));
     }
 
-    /// Whether a request is waiting; lets a stream skip costly conversions of frames nobody takes.
+    /// Whether a request is waiting; lets a stream skip costly conversions of frames nobody takes
+    /// (only the webcam converts frames).
+    #[cfg(feature = "v4l2")]
     pub fn wanted(&self) -> bool {
         self.latest.receiver_count() > 0
     }

@@ -8,6 +8,7 @@
 use embedded_hal::digital::OutputPin;
 
 use super::{Buzzer, HwError, Indicators, Lights, Lock, LockRelay};
+use crate::checks::Checks;
 
 pub const NAME: &str = "gpio";
 
@@ -27,6 +28,39 @@ pub struct GpioPins {
 impl Default for GpioPins {
     fn default() -> Self {
         Self { red_led: 21, green_led: 20, buzzer: 26, relay: 16, relay_active_high: true }
+    }
+}
+
+impl GpioPins {
+    /// What `config check` says of the LED pins.
+    pub fn check_leds(&self, checks: &mut Checks, pins: &mut PinClaims) {
+        pins.claim("hardware.gpio.red_led", self.red_led, checks);
+        pins.claim("hardware.gpio.green_led", self.green_led, checks);
+    }
+
+    pub fn check_buzzer(&self, checks: &mut Checks, pins: &mut PinClaims) {
+        pins.claim("hardware.gpio.buzzer", self.buzzer, checks);
+    }
+
+    pub fn check_relay(&self, checks: &mut Checks, pins: &mut PinClaims) {
+        pins.claim("hardware.gpio.relay", self.relay, checks);
+    }
+}
+
+/// The header pins the chosen backends of all roles use, so that `config check` refuses two
+/// outputs on one pin whichever backends they belong to.
+#[derive(Debug, Default)]
+pub struct PinClaims(Vec<(&'static str, u8)>);
+
+impl PinClaims {
+    /// Notes that the setting `key` uses BCM `pin`: a problem if the 40-pin header has no such
+    /// pin, or if an earlier claim has it already.
+    pub fn claim(&mut self, key: &'static str, pin: u8, checks: &mut Checks) {
+        checks.check(pin <= 27, key, format!("BCM {pin} is not on the 40-pin header; use 2 to 27"));
+        if let Some((other, _)) = self.0.iter().find(|(_, claimed)| *claimed == pin) {
+            checks.check(false, key, format!("BCM {pin} is already {other}; give each output its own pin"));
+        }
+        self.0.push((key, pin));
     }
 }
 

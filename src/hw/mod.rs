@@ -2,7 +2,9 @@
 //!
 //! Each role is one trait. Backends are chosen by name in the config (`hardware.<role>`); the
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
+//! `backends` holds one table per role from name to constructor and settings check.
 
+mod backends;
 pub mod beeper;
 mod build;
 pub mod config;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 use crate::card::CardUid;
 use crate::frame::Frame;
 
+pub use backends::{ROLES, backends_for};
 pub use beeper::{BeepPattern, Beeper};
 pub use build::{Hardware, Outputs, camera_from_config, outputs_from_config, reader_from_config};
 pub use config::HardwareConfig;
@@ -84,26 +87,6 @@ pub trait Camera: Send + Sync {
     async fn frame(&self) -> Result<Frame, HwError>;
     /// Called when a card is tapped, before the first frame of the attempt is asked for.
     fn on_tap(&self, _card: &CardUid) {}
-}
-
-/// The hardware roles, as named in the config (`hardware.<role>`).
-pub const ROLES: [&str; 5] = ["leds", "buzzer", "lock", "reader", "camera"];
-
-/// Backends compiled in for `role`: the simulated one always, real ones as features allow.
-pub fn backends_for(role: &str) -> Vec<&'static str> {
-    let mut names = vec![simulated::NAME];
-    if cfg!(feature = "pi") && matches!(role, "leds" | "buzzer" | "lock") {
-        names.push(gpio::NAME);
-    }
-    if cfg!(feature = "pi") && role == "reader" {
-        names.push(mfrc522::NAME);
-    }
-    if role == "camera" {
-        names.push(rpicam::NAME);
-        #[cfg(feature = "v4l2")]
-        names.push(v4l2::NAME);
-    }
-    names
 }
 
 /// Frame burst settings for one attempt.

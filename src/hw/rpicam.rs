@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use super::fresh::{FreshFrames, join_within, rounded};
 use super::mjpeg::{DropReason, MjpegSplitter, Split};
 use super::{Camera, HwError};
+use crate::checks::Checks;
 use crate::frame::Frame;
 
 pub const NAME: &str = "rpicam";
@@ -92,6 +93,13 @@ impl Default for StreamSettings {
 }
 
 impl StreamSettings {
+    /// What `config check` says of these settings: what [`Self::validate`] finds, under `hardware.rpicam`.
+    pub fn check(&self, checks: &mut Checks) {
+        if let Err(fix) = self.validate() {
+            checks.check(false, "hardware.rpicam", fix);
+        }
+    }
+
     /// The arguments with the placeholders filled in.
     pub fn command_args(&self) -> Vec<String> {
         self.args

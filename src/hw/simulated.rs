@@ -14,9 +14,41 @@ use tokio::time::Instant;
 
 use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
 use crate::card::CardUid;
+use crate::checks::Checks;
 use crate::frame::Frame;
 
 pub const NAME: &str = "simulated";
+
+/// `[hardware.simulated]`: what the simulated camera shows and where the simulated outputs report.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SimulatedConfig {
+    /// A picture file, or a folder with one subfolder of pictures per card UID (and `default/`).
+    pub camera: Option<PathBuf>,
+    /// Where to append a JSON line for every switch of a simulated output.
+    pub outputs_log: Option<PathBuf>,
+}
+
+impl SimulatedConfig {
+    /// A picture path that is set must exist, whichever camera is chosen.
+    pub fn check(&self, checks: &mut Checks) {
+        if let Some(path) = &self.camera {
+            checks.check(
+                path.exists(),
+                "hardware.simulated.camera",
+                format!("{path:?} does not exist; point it at a picture file or a folder of pictures"),
+            );
+        }
+    }
+
+    /// Where the simulated outputs report: memory, and the outputs log when one is set.
+    pub fn recorder(&self) -> Result<OutputRecorder, HwError> {
+        match &self.outputs_log {
+            Some(path) => OutputRecorder::with_file(path),
+            None => Ok(OutputRecorder::default()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

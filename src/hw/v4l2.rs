@@ -16,6 +16,7 @@ use async_trait::async_trait;
 
 use super::fresh::{FreshFrames, join_within, rounded};
 use super::{Camera, HwError};
+use crate::checks::Checks;
 use crate::frame::Frame;
 
 pub const NAME: &str = "v4l2";
@@ -62,6 +63,13 @@ impl Default for V4l2Settings {
 }
 
 impl V4l2Settings {
+    /// What `config check` says of these settings: what [`Self::validate`] finds, under `hardware.v4l2`.
+    pub fn check(&self, checks: &mut Checks) {
+        if let Err(fix) = self.validate() {
+            checks.check(false, "hardware.v4l2", fix);
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.device.as_os_str().is_empty() {
             return Err("the device path is empty; webcams appear as /dev/video0, /dev/video1, …".into());

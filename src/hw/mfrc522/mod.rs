@@ -29,10 +29,13 @@ use async_trait::async_trait;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use embedded_hal::spi::{ErrorKind, ErrorType, Operation, SpiDevice};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::gpio::PinClaims;
 use super::{CardReader, HwError};
 use crate::card::CardUid;
+use crate::checks::Checks;
 
 pub const NAME: &str = "mfrc522";
 const ROLE: &str = "reader";
@@ -54,17 +57,63 @@ const LONGEST_RETRY: Duration = Duration::from_secs(30);
 /// Reads waiting for the door; more are dropped (a resting card is read again at the next poll).
 const QUEUE: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The reader's wiring and timing: `[hardware.mfrc522]` in the config, and what the driver runs
+/// with. The defaults are the original wiring: SPI 0, CE0, reset on BCM 25, at 1 MHz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Mfrc522Settings {
+    /// `/dev/spidev<spi_bus>.<chip_select>`.
+    pub spi_bus: u8,
+    pub chip_select: u8,
+    /// BCM number of the line wired to the chip's NRSTPD (RST) pin.
+    pub reset_pin: u8,
+    /// SPI clock; 1 MHz is safe on jumper wires.
+    pub clock_hz: u32,
     /// Pause between two polls for a card.
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// How often the version register is checked.
+    /// How often the chip's version register is checked; a chip that stops answering is reset.
+    #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
+}
+
+impl Mfrc522Settings {
+    /// The defaults, usable in constants: `Mfrc522Settings { poll_interval, ..Mfrc522Settings::DEFAULT }`.
+    pub const DEFAULT: Self = Self {
+        spi_bus: 0,
+        chip_select: 0,
+        reset_pin: 25,
+        clock_hz: 1_000_000,
+        poll_interval: Duration::from_millis(50),
+        health_interval: Duration::from_secs(10),
+    };
+
+    /// What `config check` says of these settings; the reset pin is claimed on the GPIO header.
+    pub fn check(&self, checks: &mut Checks, pins: &mut PinClaims) {
+        pins.claim("hardware.mfrc522.reset_pin", self.reset_pin, checks);
+        checks.check(
+            (100_000..=10_000_000).contains(&self.clock_hz),
+            "hardware.mfrc522.clock_hz",
+            format!("{} Hz is out of range; use 100000 to 10000000 (1000000 is safe on jumper wires)", self.clock_hz),
+        );
+        checks.duration(
+            "hardware.mfrc522.poll_interval",
+            self.poll_interval,
+            Duration::from_millis(10),
+            Duration::from_secs(1),
+        );
+        checks.duration(
+            "hardware.mfrc522.health_interval",
+            self.health_interval,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        );
+    }
 }
 
 impl Default for Mfrc522Settings {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_millis(50), health_interval: Duration::from_secs(10) }
+        Self::DEFAULT
     }
 }
 
@@ -109,9 +158,10 @@ pub struct Mfrc522Reader {
 }
 
 impl Mfrc522Reader {
-    /// Starts the poller thread over `spi`, with `reset` wired to the chip's NRSTPD pin. Returns
-    /// once the chip has been reset, initialised and has answered a known version; if it does
-    /// not, says why and leaves nothing running.
+    /// Starts the poller thread over `spi`, with `reset` wired to the chip's NRSTPD pin; of the
+    /// settings it uses the intervals (the wiring is `spi` and `reset`). Returns once the chip
+    /// has been reset, initialised and has answered a known version; if it does not, says why
+    /// and leaves nothing running.
     pub fn new<SPI, RST, D>(spi: SPI, reset: RST, delay: D, settings: Mfrc522Settings) -> Result<Self, HwError>
     where
         SPI: SpiDevice + Send + 'static,

@@ -10,23 +10,18 @@ use crate::hw::HwError;
 const GROUPS_FIX: &str = "add the user to the spi and gpio groups: sudo usermod -aG spi,gpio $USER (then log in again)";
 
 impl Mfrc522Reader {
-    /// The MFRC522 on `/dev/spidev<bus>.<chip_select>` with its reset pin on `reset_bcm`; the
-    /// original wiring is SPI 0, CE0, BCM 25, and 1 MHz is a safe clock on jumper wires.
-    pub fn open_pi(
-        bus: u8,
-        chip_select: u8,
-        reset_bcm: u8,
-        clock_hz: u32,
-        settings: Mfrc522Settings,
-    ) -> Result<Self, HwError> {
+    /// The MFRC522 on `/dev/spidev<spi_bus>.<chip_select>` with its reset pin on BCM
+    /// `reset_pin`, as `settings` say.
+    pub fn open_pi(settings: &Mfrc522Settings) -> Result<Self, HwError> {
+        let Mfrc522Settings { spi_bus: bus, chip_select, reset_pin, clock_hz, .. } = *settings;
         // GPIO first: it is what tells a Pi from any other machine.
         let reset = Gpio::new()
-            .and_then(|gpio| gpio.get(reset_bcm))
-            .map_err(|e| gpio_unavailable(reset_bcm, e))?
+            .and_then(|gpio| gpio.get(reset_pin))
+            .map_err(|e| gpio_unavailable(reset_pin, e))?
             .into_output_high();
         let spi = Spi::new(spi_bus(bus)?, slave_select(chip_select)?, clock_hz, Mode::Mode0)
             .map_err(|e| spi_unavailable(bus, chip_select, e))?;
-        Self::new(SpidevDevice(spi), reset, ThreadSleep, settings)
+        Self::new(SpidevDevice(spi), reset, ThreadSleep, *settings)
     }
 }
 
