@@ -24,8 +24,11 @@ use facereko::store::{LogQuery, Store};
 use crate::common;
 use crate::common::mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
 
-const SETTINGS: Mfrc522Settings =
-    Mfrc522Settings { poll_interval: Duration::from_millis(2), health_interval: Duration::from_millis(20) };
+const SETTINGS: Mfrc522Settings = Mfrc522Settings {
+    poll_interval: Duration::from_millis(2),
+    health_interval: Duration::from_millis(20),
+    ..Mfrc522Settings::DEFAULT
+};
 /// Longest wait for anything the reader should do; tests pass far sooner.
 const PATIENCE: Duration = Duration::from_secs(10);
 
