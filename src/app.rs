@@ -84,7 +84,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = store::open(&config.database, &config.data_dir).await?;
     let config = with_saved_tuning(config, store.as_ref()).await;
     let engine = engine::build(&config.engine)?;
-    let armed = store.armed().await?;
+    let armed = store.door().armed().await?;
     let socket_path = config.control_socket();
     let control_listener = control::bind(&socket_path).await?;
     let _socket = control::SocketGuard(socket_path.clone());
@@ -234,7 +234,7 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, AppError> {
 
 /// `config` with the door settings saved from the web app, when there are valid ones.
 async fn with_saved_tuning(config: Config, store: &dyn Store) -> Config {
-    let saved = match store.setting(DoorTuning::SETTING).await {
+    let saved = match store.settings().setting(DoorTuning::SETTING).await {
         Ok(Some(json)) => json,
         Ok(None) => return config,
         Err(e) => {

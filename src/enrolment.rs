@@ -48,15 +48,15 @@ pub fn clean_name(name: &str) -> Result<&str, NameError> {
 
 /// Adds a person after checking the name.
 pub async fn add_person(store: &dyn Store, name: &str) -> Result<Person, EnrolError> {
-    Ok(store.add_person(clean_name(name)?).await?)
+    Ok(store.people().add_person(clean_name(name)?).await?)
 }
 
 /// The person called `name`, created if there is none yet; `true` when created now.
 pub async fn person_named(store: &dyn Store, name: &str) -> Result<(Person, bool), EnrolError> {
     let name = clean_name(name)?;
-    match store.person_by_name(name).await? {
+    match store.people().person_by_name(name).await? {
         Some(person) => Ok((person, false)),
-        None => Ok((store.add_person(name).await?, true)),
+        None => Ok((store.people().add_person(name).await?, true)),
     }
 }
 
@@ -73,7 +73,7 @@ pub async fn enrol_face(
         n => return Err(EnrolError::SeveralFaces(n)),
     }
     let template = engine.enroll(person.id, picture).await?;
-    match store.add_face(person.id, engine.name(), &template).await {
+    match store.people().add_face(person.id, engine.name(), &template).await {
         Ok(id) => Ok(id),
         Err(e) => {
             // Do not leave a face behind in the engine that our database does not know about.
@@ -87,7 +87,7 @@ pub async fn enrol_face(
 
 /// Removes a person with their cards and faces, in the engine too. Returns how many faces went.
 pub async fn remove_person(store: &dyn Store, engine: &dyn FaceEngine, person: &Person) -> Result<usize, EnrolError> {
-    let faces = store.remove_person(person.id).await?;
+    let faces = store.people().remove_person(person.id).await?;
     for face in &faces {
         engine.forget(&face.template).await?;
     }

@@ -79,7 +79,7 @@ pub fn hw_list() {
 pub async fn migrate(config: &Config) -> Result<ExitCode> {
     let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
     let shown = store::DatabaseUrl::redacted(&config.database.url);
-    let applied = store.migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
+    let applied = store.schema().migrate().await.with_context(|| format!("cannot migrate {shown}"))?;
     if applied.is_empty() {
         println!("the database schema is up to date");
     } else {
@@ -92,7 +92,7 @@ pub async fn migrate(config: &Config) -> Result<ExitCode> {
 pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&std::path::Path>) -> Result<ExitCode> {
     let password = password_file.map(super::user::read_secret_file).transpose()?;
     let store = store::connect(&config.database, &config.data_dir).await.context("cannot open the database")?;
-    store.migrate().await.context("cannot bring the database schema up to date")?;
+    store.schema().migrate().await.context("cannot bring the database schema up to date")?;
     let imported = legacy::import(url, password.as_deref(), store.as_ref(), &config.door.id).await?;
     println!(
         "imported {} access-log row(s) as granted attempts at door {:?} (rows imported before are not added twice)",
@@ -115,7 +115,11 @@ pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&st
 }
 
 async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::access::Person> {
-    store.person_by_name(name).await?.with_context(|| format!("no person named {name:?}; see `facereko person list`"))
+    store
+        .people()
+        .person_by_name(name)
+        .await?
+        .with_context(|| format!("no person named {name:?}; see `facereko person list`"))
 }
 
 pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode> {
@@ -126,7 +130,7 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
             println!("added {} (id {})", person.name, person.id);
         }
         PersonCommand::List { json } => {
-            let people = store.list_people().await?;
+            let people = store.people().list_people().await?;
             if *json {
                 print_json(&people);
             } else if people.is_empty() {
@@ -153,11 +157,11 @@ pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
     match command {
         CardCommand::Add { card, person } => {
             let holder = existing_person(store.as_ref(), person).await?;
-            store.add_card(card, holder.id).await?;
+            store.people().add_card(card, holder.id).await?;
             println!("card {card} now opens for {}", holder.name);
         }
         CardCommand::List { json } => {
-            let cards = store.list_cards().await?;
+            let cards = store.people().list_cards().await?;
             if *json {
                 print_json(&cards);
             } else if cards.is_empty() {
@@ -170,7 +174,7 @@ pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
             }
         }
         CardCommand::Remove { card } => {
-            store.remove_card(card).await?;
+            store.people().remove_card(card).await?;
             println!("removed card {card}");
         }
     }
@@ -185,14 +189,14 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
         println!("added {} (id {})", person.name, person.id);
     }
     if let Some(card) = &args.card {
-        match store.card_holder(card).await? {
+        match store.door().card_holder(card).await? {
             Some(holder) if holder.id == person.id => println!("card {card} already belongs to {}", person.name),
             Some(holder) => bail!(
                 "card {card} already belongs to {}; remove it first with `facereko card remove {card}`",
                 holder.name
             ),
             None => {
-                store.add_card(card, person.id).await?;
+                store.people().add_card(card, person.id).await?;
                 println!("card {card} now opens for {}", person.name);
             }
         }
@@ -232,7 +236,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
 pub async fn log(config: &Config, args: &LogArgs) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let query = LogQuery { limit: args.limit, decision: args.decision, reason: args.reason, ..LogQuery::default() };
-    let entries = store.access_log(&query).await?;
+    let entries = store.log().access_log(&query).await?;
     if args.json {
         for entry in &entries {
             print_json(entry);

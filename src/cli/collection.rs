@@ -54,7 +54,7 @@ async fn sync(config: &Config, engine: &RekognitionEngine, dry_run: bool) -> Res
     let store = store::open(&config.database, &config.data_dir).await.context("cannot open the database")?;
     // The faces of whichever cloud engine is configured; `hybrid` keeps the same FaceIds.
     let engine_name = if config.engine.kind == hybrid::NAME { hybrid::NAME } else { rekognition::NAME };
-    let (_, ours) = store.faces(engine_name).await?;
+    let (_, ours) = store.door().faces(engine_name).await?;
     let ours: BTreeSet<String> = ours
         .into_iter()
         .filter_map(|face| match face.template {

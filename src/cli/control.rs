@@ -39,7 +39,7 @@ pub async fn set_armed(config: &Config, armed: bool) -> Result<ExitCode> {
         Err(ControlError::NotRunning { .. }) => {
             // Nothing to tell a running door: record it for the next start.
             let store = facereko::store::open(&config.database, &config.data_dir).await?;
-            store.set_armed(armed).await?;
+            store.door().set_armed(armed).await?;
             println!("facereko is not running; it will start {}", if armed { "armed" } else { "disarmed" });
         }
         Err(e) => bail!(e),

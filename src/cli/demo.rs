@@ -103,7 +103,7 @@ async fn enrol_people(config: &config::Config, samples: &Path) -> Result<()> {
                 .with_context(|| format!("cannot enrol {picture}"))?;
         }
         for card in CARDS.iter().filter(|c| c.holder == Some(*name)) {
-            store.add_card(&card.uid.parse::<CardUid>()?, person.id).await?;
+            store.people().add_card(&card.uid.parse::<CardUid>()?, person.id).await?;
         }
     }
     Ok(())
@@ -119,7 +119,7 @@ fn print_menu(config_path: &Path) {
 
 /// Prints the attempts logged since the last call.
 async fn print_new_attempts(store: &dyn store::Store, seen: &mut usize) -> Result<()> {
-    let rows = store.access_log(&LogQuery { limit: 1000, ..LogQuery::default() }).await?;
+    let rows = store.log().access_log(&LogQuery { limit: 1000, ..LogQuery::default() }).await?;
     for row in rows.iter().rev().skip(*seen) {
         let e = &row.event;
         let t = &e.timings;
@@ -178,7 +178,7 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
         move || accounts::hash_password(&password)
     })
     .await??;
-    store.add_user(DEMO_USER, &hash, Role::Admin.as_str()).await?;
+    store.accounts().add_user(DEMO_USER, &hash, Role::Admin.as_str()).await?;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(facereko::app::run(config.clone(), async {

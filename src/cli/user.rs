@@ -91,11 +91,11 @@ pub async fn user(config: &Config, command: &UserCommand) -> Result<ExitCode> {
             let name = accounts::clean_username(name)?;
             let role: Role = role.parse()?;
             let password = new_password(password_file.as_deref())?;
-            store.add_user(name, &hash(password).await?, role.as_str()).await?;
+            store.accounts().add_user(name, &hash(password).await?, role.as_str()).await?;
             println!("added {role} {name}; they can sign in to the web app now");
         }
         UserCommand::List { json } => {
-            let users = store.list_users().await?;
+            let users = store.accounts().list_users().await?;
             if *json {
                 println!("{}", serde_json::to_string(&users)?);
             } else if users.is_empty() {
@@ -107,12 +107,12 @@ pub async fn user(config: &Config, command: &UserCommand) -> Result<ExitCode> {
             }
         }
         UserCommand::Remove { name } => {
-            store.remove_user(name).await?;
+            store.accounts().remove_user(name).await?;
             println!("removed {name}; a web session they still have ends at their next click");
         }
         UserCommand::Passwd { name, password_file } => {
             let password = new_password(password_file.as_deref())?;
-            store.set_password_hash(name, &hash(password).await?).await?;
+            store.accounts().set_password_hash(name, &hash(password).await?).await?;
             println!("changed the password of {name}; their web sessions have ended");
         }
     }

@@ -3,7 +3,7 @@
 use tokio::sync::Mutex;
 
 use crate::engine::Gallery;
-use crate::store::{Store, StoreError};
+use crate::store::{DoorPath, StoreError};
 
 /// Enrolled faces of the engine in use, reloaded when the store says they changed (also when
 /// another process, such as `facereko enroll`, changed them).
@@ -18,7 +18,7 @@ impl GalleryCache {
     }
 
     /// The current gallery; if the store cannot be asked, the last one known.
-    pub async fn current(&self, store: &dyn Store) -> Gallery {
+    pub async fn current(&self, store: &dyn DoorPath) -> Gallery {
         let mut cached = self.cached.lock().await;
         let refreshed = async {
             let version = store.faces_version().await?;

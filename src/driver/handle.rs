@@ -72,7 +72,7 @@ impl ControlHandle {
     /// The door's state now, with the notification backlog read from the database.
     pub async fn current_status(&self) -> Status {
         let mut status = self.status.borrow().clone();
-        status.outbox_backlog = self.store.outbox_backlog().await.ok();
+        status.outbox_backlog = self.store.door().outbox_backlog().await.ok();
         status
     }
 

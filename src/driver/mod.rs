@@ -258,7 +258,7 @@ impl Driver {
                     let store = Arc::clone(&self.services.store);
                     let crashed = Event::CardResolved { attempt, holder: Err("the card look-up failed".into()) };
                     self.spawn_result(crashed, async move {
-                        let holder = match tokio::time::timeout(LOOKUP_TIMEOUT, store.card_holder(&uid)).await {
+                        let holder = match tokio::time::timeout(LOOKUP_TIMEOUT, store.door().card_holder(&uid)).await {
                             Ok(found) => found.map_err(|e| e.to_string()),
                             Err(_) => Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
                         };
@@ -280,7 +280,7 @@ impl Driver {
                     let crashed = Event::Matched { attempt, result: Err("the face engine failed".into()) };
                     self.spawn_result(crashed, async move {
                         let search = async {
-                            let faces = gallery.current(services.store.as_ref()).await;
+                            let faces = gallery.current(services.store.door()).await;
                             services.engine.search(&frame, &faces).await.map_err(|e| e.to_string())
                         };
                         let result = tokio::time::timeout(timeout, search)

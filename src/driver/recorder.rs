@@ -30,7 +30,7 @@ pub(super) async fn write_records(
     while let Some(write) = writes.recv().await {
         match write {
             Write::Armed(armed) => {
-                if let Err(e) = services.store.set_armed(armed).await {
+                if let Err(e) = services.store.door().set_armed(armed).await {
                     tracing::error!(error = %e, armed, "cannot save the armed state");
                 }
             }
@@ -54,7 +54,7 @@ async fn write_attempt(services: &Services, pending: PendingRecord) -> AccessEve
             Err(e) => tracing::error!(error = %e, "photo task failed"),
         }
     }
-    if let Err(e) = services.store.record_attempt(&event, notify).await {
+    if let Err(e) = services.store.door().record_attempt(&event, notify).await {
         // The event must not vanish: put all of it in the journal for recovery by hand.
         let json = serde_json::to_string(&event).unwrap_or_default();
         tracing::error!(error = %e, event = %json, "cannot write the access log");

@@ -149,9 +149,9 @@ impl Rig {
         };
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
-        store.migrate().await.expect("migrate");
-        let alice = store.add_person("Alice").await.expect("add Alice");
-        store.add_card(&card(ALICE_CARD), alice.id).await.expect("give Alice her card");
+        store.schema().migrate().await.expect("migrate");
+        let alice = store.people().add_person("Alice").await.expect("add Alice");
+        store.people().add_card(&card(ALICE_CARD), alice.id).await.expect("give Alice her card");
 
         let recorder = OutputRecorder::default();
         let engine = Arc::new(ScriptedEngine {
@@ -217,7 +217,7 @@ impl Rig {
     }
 
     async fn log(&self) -> Vec<LogEntry> {
-        self.store.access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.expect("read the access log")
+        self.store.log().access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.expect("read the access log")
     }
 
     /// Waits until the access log holds `count` rows; returns them oldest first.
@@ -247,7 +247,7 @@ impl Rig {
 
     async fn wait_for_stored_armed(&self, armed: bool) {
         for _ in 0..POLLS {
-            if self.store.armed().await.expect("read the armed state") == armed {
+            if self.store.door().armed().await.expect("read the armed state") == armed {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -312,7 +312,7 @@ async fn grant_opens_for_the_unlock_time_with_one_long_beep_and_is_logged() {
     assert!(event.timings.capture_ms.is_some() && event.timings.match_ms.is_some(), "{:?}", event.timings);
     assert!(event.timings.total_ms >= event.timings.read_ms);
     assert_eq!(rig.photo_bytes(&row), JPEG);
-    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 1, "grants are announced");
+    assert_eq!(rig.store.door().outbox_backlog().await.expect("outbox"), 1, "grants are announced");
     assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 1, "one confident face ends the burst");
 
     tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
@@ -341,7 +341,7 @@ async fn denial_beeps_three_times_and_never_energises_the_relay() {
     assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::WrongPerson));
     assert_eq!(row.event.person_name.as_deref(), Some("Alice"));
     assert_eq!(rig.photo_bytes(&row), JPEG, "denied attempts keep their photo too");
-    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 1, "denials are announced");
+    assert_eq!(rig.store.door().outbox_backlog().await.expect("outbox"), 1, "denials are announced");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let buzzer = rig.switches(Output::Buzzer);
@@ -501,7 +501,7 @@ async fn arming_changes_the_lights_and_is_persisted_in_order() {
         rig.set_armed(armed).await;
     }
     rig.shut_down().await;
-    assert!(!rig.store.armed().await.expect("read the armed state"));
+    assert!(!rig.store.door().armed().await.expect("read the armed state"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -520,7 +520,7 @@ async fn a_disarmed_door_logs_taps_without_opening_or_beeping() {
     assert_eq!(row.event.person_name.as_deref(), Some("Alice"));
     assert_eq!(row.event.photo, None);
     assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 0);
-    assert_eq!(rig.store.outbox_backlog().await.expect("outbox"), 0, "disarmed taps are not announced");
+    assert_eq!(rig.store.door().outbox_backlog().await.expect("outbox"), 0, "disarmed taps are not announced");
     tokio::time::sleep(Duration::from_secs(2)).await;
     rig.shut_down().await;
     assert!(!rig.ever_on(Output::Relay));

@@ -308,7 +308,7 @@ impl Publisher {
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = self.unacked.remove(&ack.pkid) {
-                    match self.store.mark_delivered(id).await {
+                    match self.store.outbox().mark_delivered(id).await {
                         Ok(()) => self.delivered_since_prune += 1,
                         // Sent again after the next reconnect; the subscriber sees the repeat by id.
                         Err(e) => tracing::warn!(error = %e, outbox_id = id, "cannot mark a notification delivered"),
@@ -351,7 +351,7 @@ impl Publisher {
         if room == 0 {
             return;
         }
-        let items = match self.store.take_pending(self.last_taken, room as u32).await {
+        let items = match self.store.outbox().take_pending(self.last_taken, room as u32).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the outbox; trying again soon");
@@ -398,7 +398,7 @@ impl Publisher {
 
     async fn prune(&mut self) {
         self.delivered_since_prune = 0;
-        match self.store.prune_outbox(self.config.outbox_limit).await {
+        match self.store.outbox().prune_outbox(self.config.outbox_limit).await {
             Ok(pruned) if pruned.undelivered >= self.config.outbox_limit => tracing::error!(
                 undelivered = pruned.undelivered,
                 limit = self.config.outbox_limit,

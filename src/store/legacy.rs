@@ -107,7 +107,7 @@ async fn copy(pool: &Pool, store: &dyn Store, door: &str) -> Result<Imported, Le
             detail: Some(format!("imported from the original FaceReko (AccessLog ID {id})")),
         };
         // No notification: these attempts happened long ago.
-        store.record_attempt(&event, false).await?;
+        store.door().record_attempt(&event, false).await?;
         imported.log_rows += 1;
     }
 
@@ -117,13 +117,13 @@ async fn copy(pool: &Pool, store: &dyn Store, door: &str) -> Result<Imported, Le
         let (Some(username), Some(password)) = (username.filter(|u| !u.trim().is_empty()), password) else {
             continue;
         };
-        if store.user_by_name(&username).await?.is_some() {
+        if store.accounts().user_by_name(&username).await?.is_some() {
             imported.accounts_existing += 1;
             continue;
         }
         let hash = crate::accounts::hash_password(&password)
             .map_err(|e| LegacyError::Hash { username: username.clone(), detail: e.to_string() })?;
-        store.add_user(&username, &hash, IMPORTED_ROLE).await?;
+        store.accounts().add_user(&username, &hash, IMPORTED_ROLE).await?;
         imported.accounts += 1;
     }
     Ok(imported)

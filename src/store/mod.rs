@@ -1,8 +1,10 @@
 //! Storage: people, cards, faces, the access log, settings and the notification outbox.
 //!
-//! One trait, one backend per database, chosen from the URL scheme of `database.url`.
+//! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
+//! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
 
 pub mod legacy;
+mod migrations;
 pub mod mysql;
 pub mod resilient;
 mod rows;
@@ -147,11 +149,47 @@ pub enum StoreError {
     Unreachable(String),
 }
 
+/// Bringing the schema up to date.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Schema: Send + Sync {
     /// Applies pending migrations; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<u32>, StoreError>;
+}
 
+/// What the running door asks and writes: the lookups and log row of a tap, the armed state and
+/// the outbox backlog of its status. A store that keeps a local copy answers these while its
+/// database server is away.
+#[async_trait]
+pub trait DoorPath: Send + Sync {
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError>;
+    /// Faces enrolled with `engine`, with a version that changes whenever faces are added or removed.
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError>;
+    /// The current faces version, cheap enough to ask on every tap.
+    async fn faces_version(&self) -> Result<u64, StoreError>;
+    /// Writes the log row and, when `notify`, its outbox row in one transaction. An `event_id`
+    /// already in the log changes nothing and returns that row's id, so replaying is safe.
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
+    async fn armed(&self) -> Result<bool, StoreError>;
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
+    /// Notifications written but not yet delivered.
+    async fn outbox_backlog(&self) -> Result<u64, StoreError>;
+}
+
+/// What the notifier needs to deliver the outbox.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Up to `limit` undelivered notifications after outbox row `after` (0: from the start), oldest
+    /// first, each counted as one more delivery attempt.
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Marks a notification delivered once the broker has acknowledged it. Unknown ids are ignored.
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError>;
+    /// Removes the oldest delivered rows until at most `keep` rows remain; undelivered rows are never removed.
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError>;
+}
+
+/// People with their cards and faces, as enrolment and the admin pages change and list them.
+#[async_trait]
+pub trait People: Send + Sync {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError>;
     async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError>;
     async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError>;
@@ -164,45 +202,33 @@ pub trait Store: Send + Sync {
     async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError>;
 
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError>;
-    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError>;
     async fn list_cards(&self) -> Result<Vec<Card>, StoreError>;
     async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError>;
 
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError>;
-    /// Faces enrolled with `engine`, with a version that changes whenever faces are added or removed.
-    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError>;
-    /// The current faces version, cheap enough to ask on every tap.
-    async fn faces_version(&self) -> Result<u64, StoreError>;
+}
+
+/// Removing one enrolled face: apart from [`People`] because a store that keeps a local copy for
+/// the door must drop the face from it at once.
+#[async_trait]
+pub trait FaceRemoval: Send + Sync {
     /// Removes one face; returns it so the engine can forget it. NotFound if there is none with that id.
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError>;
+}
 
-    /// Writes the log row and, when `notify`, its outbox row in one transaction. An `event_id`
-    /// already in the log changes nothing and returns that row's id, so replaying is safe.
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
+/// Reading the access log (the door writes it through [`DoorPath::record_attempt`]).
+#[async_trait]
+pub trait AccessLog: Send + Sync {
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError>;
     /// How many rows `query` matches, ignoring its limit and offset.
     async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError>;
     /// One access-log row by id.
     async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError>;
-    /// Notifications written but not yet delivered.
-    async fn outbox_backlog(&self) -> Result<u64, StoreError>;
-    /// Up to `limit` undelivered notifications after outbox row `after` (0: from the start), oldest
-    /// first, each counted as one more delivery attempt.
-    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Marks a notification delivered once the broker has acknowledged it. Unknown ids are ignored.
-    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError>;
-    /// Removes the oldest delivered rows until at most `keep` rows remain; undelivered rows are never removed.
-    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError>;
+}
 
-    async fn armed(&self) -> Result<bool, StoreError>;
-    async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
-    /// A value from the `settings` table (key/value text), e.g. the web app's saved door settings.
-    /// Keys live apart from the daemon's own settings (the armed state, the faces version).
-    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Saves a setting, replacing any value. Keys of up to 60 characters and values of up to 255
-    /// fit every backend; longer ones are refused (Conflict) rather than cut short.
-    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
-
+/// The web app's login accounts.
+#[async_trait]
+pub trait Accounts: Send + Sync {
     /// Adds a login account; usernames are unique regardless of ASCII case.
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError>;
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
@@ -212,6 +238,62 @@ pub trait Store: Send + Sync {
     async fn remove_user(&self, username: &str) -> Result<(), StoreError>;
     /// Replaces an account's password hash; NotFound if none.
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError>;
+}
+
+/// The app's own key/value settings.
+#[async_trait]
+pub trait Settings: Send + Sync {
+    /// A value from the `settings` table (key/value text), e.g. the web app's saved door settings.
+    /// Keys live apart from the daemon's own settings (the armed state, the faces version).
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Saves a setting, replacing any value. Keys of up to 60 characters and values of up to 255
+    /// fit every backend; longer ones are refused (Conflict) rather than cut short.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// A whole store, passed around as one `Arc<dyn Store>`: each capability is handed out by its
+/// accessor, e.g. `store.people().add_person(name)`. A store that serves every capability itself
+/// (the SQL backends) is a `Store` through the impl below; a wrapper (the [`resilient`] store)
+/// serves what it changes and hands out its inner store for the rest.
+pub trait Store: Send + Sync {
+    fn schema(&self) -> &dyn Schema;
+    fn door(&self) -> &dyn DoorPath;
+    fn outbox(&self) -> &dyn Outbox;
+    fn people(&self) -> &dyn People;
+    fn face_removal(&self) -> &dyn FaceRemoval;
+    fn log(&self) -> &dyn AccessLog;
+    fn accounts(&self) -> &dyn Accounts;
+    fn settings(&self) -> &dyn Settings;
+}
+
+impl<T> Store for T
+where
+    T: Schema + DoorPath + Outbox + People + FaceRemoval + AccessLog + Accounts + Settings,
+{
+    fn schema(&self) -> &dyn Schema {
+        self
+    }
+    fn door(&self) -> &dyn DoorPath {
+        self
+    }
+    fn outbox(&self) -> &dyn Outbox {
+        self
+    }
+    fn people(&self) -> &dyn People {
+        self
+    }
+    fn face_removal(&self) -> &dyn FaceRemoval {
+        self
+    }
+    fn log(&self) -> &dyn AccessLog {
+        self
+    }
+    fn accounts(&self) -> &dyn Accounts {
+        self
+    }
+    fn settings(&self) -> &dyn Settings {
+        self
+    }
 }
 
 /// The database a `database.url` names.
@@ -268,7 +350,7 @@ pub async fn open(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<dyn 
         let cache = data_dir.join(resilient::CACHE_FILE);
         return Ok(Arc::new(resilient::ResilientStore::start(store, &cache).await?));
     }
-    store.migrate().await?;
+    store.schema().migrate().await?;
     Ok(store)
 }
 

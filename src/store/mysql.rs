@@ -7,15 +7,16 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 
+use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
-use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use super::{
+    AccessLog, Accounts, Card, DoorPath, FaceRemoval, FaceSummary, LogEntry, LogQuery, Outbox, OutboxItem,
+    OutboxPruned, People, PersonSummary, Schema, Settings, StoreError, User,
+};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-
-const MIGRATIONS: &[(u32, &str)] =
-    &[(1, include_str!("../../sql/mysql/0001_init.sql")), (2, include_str!("../../sql/mysql/0002_users.sql"))];
 
 /// How long `migrate` waits for another facereko that is migrating the same database.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -153,30 +154,6 @@ impl MysqlStore {
         self.pool.get_conn().await.map_err(db_error)
     }
 
-    async fn apply_migrations(conn: &mut Conn) -> Result<Vec<u32>, StoreError> {
-        conn.query_drop("CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, applied_ms BIGINT NOT NULL) ENGINE = InnoDB")
-            .await
-            .map_err(db_error)?;
-        let current: Option<u32> =
-            conn.query_first("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").await.map_err(db_error)?;
-        let current = current.unwrap_or(0);
-        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if current > known {
-            return Err(StoreError::SchemaTooNew { found: current, known });
-        }
-        let mut applied = Vec::new();
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            let failed = |e: mysql_async::Error| StoreError::Migration { version: *version, detail: e.to_string() };
-            // MySQL commits each CREATE at once; the version is recorded only after all of them worked.
-            conn.query_drop(*sql).await.map_err(failed)?;
-            conn.exec_drop("INSERT INTO schema_migrations(version, applied_ms) VALUES (?, ?)", (version, now_ms()))
-                .await
-                .map_err(failed)?;
-            applied.push(*version);
-        }
-        Ok(applied)
-    }
-
     async fn stored_faces_of(conn: &mut impl Queryable, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
         let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ? ORDER BY id";
         faces_where(conn, sql, Value::from(id.0)).await
@@ -184,7 +161,7 @@ impl MysqlStore {
 }
 
 #[async_trait]
-impl Store for MysqlStore {
+impl Schema for MysqlStore {
     async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
         let mut conn = self.conn().await?;
         // Two daemons starting together must not both run a migration: the lock is per database
@@ -199,13 +176,174 @@ impl Store for MysqlStore {
                 "another facereko has been migrating this database for over {wait} s; try again when it is done"
             )));
         }
-        let applied = Self::apply_migrations(&mut conn).await;
+        let applied = migrations::run(&mut MysqlMigrator(&mut conn)).await;
         let released = conn.query_drop("DO RELEASE_LOCK(CONCAT('facereko-migrate:', DATABASE()))").await;
         let applied = applied?;
         released.map_err(db_error)?;
         Ok(applied)
     }
+}
 
+/// The connection that holds the migration lock.
+struct MysqlMigrator<'a>(&'a mut Conn);
+
+impl Migrator for MysqlMigrator<'_> {
+    async fn current_version(&mut self) -> Result<u32, StoreError> {
+        self.0
+            .query_drop("CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY, applied_ms BIGINT NOT NULL) ENGINE = InnoDB")
+            .await
+            .map_err(db_error)?;
+        let current: Option<u32> =
+            self.0.query_first("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").await.map_err(db_error)?;
+        Ok(current.unwrap_or(0))
+    }
+
+    /// MySQL commits each CREATE at once; the version is recorded only after all of them worked.
+    async fn apply(&mut self, migration: &'static Migration) -> Result<(), StoreError> {
+        let failed = |e: mysql_async::Error| migration.failed(e);
+        self.0.query_drop(migration.mysql).await.map_err(failed)?;
+        self.0
+            .exec_drop(
+                "INSERT INTO schema_migrations(version, applied_ms) VALUES (?, ?)",
+                (migration.version, now_ms()),
+            )
+            .await
+            .map_err(failed)
+    }
+}
+
+#[async_trait]
+impl DoorPath for MysqlStore {
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<(i64, String)> = conn
+            .exec_first(
+                "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?",
+                (uid.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(person_row))
+    }
+
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
+        let mut conn = self.conn().await?;
+        // One snapshot, so the version always describes the faces read with it.
+        let mut snapshot = TxOpts::default();
+        snapshot.with_consistent_snapshot(true).with_readonly(Some(true));
+        let mut tx = conn.start_transaction(snapshot).await.map_err(db_error)?;
+        let version = rows::parse_faces_version(read_setting(&mut tx, FACES_VERSION_KEY).await?.as_deref());
+        let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ? ORDER BY id";
+        let faces = faces_where(&mut tx, sql, Value::from(engine)).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((version, faces))
+    }
+
+    async fn faces_version(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        Ok(rows::parse_faces_version(read_setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
+    }
+
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+        let row = LogRow::from_event(event);
+        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
+        let event_id = row.event_id.clone();
+        let values: [Value; rows::LOG_COLUMNS.len()] = row.into_values();
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let inserted = tx.exec_drop(rows::INSERT_LOG_ROW.as_str(), Vec::from(values)).await;
+        match inserted {
+            Ok(()) => {}
+            Err(e) if is_duplicate(&e) => {
+                tx.rollback().await.map_err(db_error)?;
+                let existing: Option<i64> = conn
+                    .exec_first("SELECT id FROM access_log WHERE event_id = ?", (&event_id,))
+                    .await
+                    .map_err(db_error)?;
+                return existing.ok_or_else(|| StoreError::Database(format!("event {event_id} vanished")));
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+        let id = inserted_id(tx.last_insert_id())?;
+        if let Some((kind, payload)) = outbox {
+            tx.exec_drop(
+                "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?, ?, ?, ?)",
+                (&event_id, kind, payload, now_ms()),
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn armed(&self) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        rows::parse_armed(read_setting(&mut conn, ARMED_KEY).await?.as_deref())
+    }
+
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        write_setting(&mut conn, ARMED_KEY, &armed.to_string()).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let count: Option<u64> =
+            conn.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
+        Ok(count.unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Outbox for MysqlStore {
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: two deliverers never count the same attempt twice.
+        let pending: Vec<(i64, String, u32)> = tx
+            .exec(
+                "SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL AND id > ? \
+                 ORDER BY id LIMIT ? FOR UPDATE",
+                (after, limit),
+            )
+            .await
+            .map_err(db_error)?;
+        let mut items = Vec::with_capacity(pending.len());
+        for (id, payload, attempts) in pending {
+            tx.exec_drop("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (id,)).await.map_err(db_error)?;
+            items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(items)
+    }
+
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("UPDATE outbox SET delivered_ms = ? WHERE id = ? AND delivered_ms IS NULL", (now_ms(), id))
+            .await
+            .map_err(db_error)
+    }
+
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let total: Option<u64> = tx.query_first("SELECT COUNT(*) FROM outbox").await.map_err(db_error)?;
+        let excess = total.unwrap_or(0).saturating_sub(keep);
+        // MySQL cannot LIMIT a subquery on the table it deletes from, but DELETE itself takes ORDER BY and LIMIT.
+        tx.exec_drop("DELETE FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?", (excess,))
+            .await
+            .map_err(db_error)?;
+        let removed = tx.affected_rows();
+        let undelivered: Option<u64> =
+            tx.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(OutboxPruned { removed, undelivered: undelivered.unwrap_or(0) })
+    }
+}
+
+#[async_trait]
+impl People for MysqlStore {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
         let name = name.trim().to_owned();
         let mut conn = self.conn().await?;
@@ -309,18 +447,6 @@ impl Store for MysqlStore {
         .map_err(db_error)
     }
 
-    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
-        let mut conn = self.conn().await?;
-        let found: Option<(i64, String)> = conn
-            .exec_first(
-                "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?",
-                (uid.as_str(),),
-            )
-            .await
-            .map_err(db_error)?;
-        Ok(found.map(person_row))
-    }
-
     async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
         let mut conn = self.conn().await?;
         let cards: Vec<(String, i64, String)> = conn
@@ -358,25 +484,10 @@ impl Store for MysqlStore {
         tx.commit().await.map_err(db_error)?;
         Ok(id)
     }
+}
 
-    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
-        let mut conn = self.conn().await?;
-        // One snapshot, so the version always describes the faces read with it.
-        let mut snapshot = TxOpts::default();
-        snapshot.with_consistent_snapshot(true).with_readonly(Some(true));
-        let mut tx = conn.start_transaction(snapshot).await.map_err(db_error)?;
-        let version = rows::parse_faces_version(read_setting(&mut tx, FACES_VERSION_KEY).await?.as_deref());
-        let sql = "SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ? ORDER BY id";
-        let faces = faces_where(&mut tx, sql, Value::from(engine)).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok((version, faces))
-    }
-
-    async fn faces_version(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        Ok(rows::parse_faces_version(read_setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
-    }
-
+#[async_trait]
+impl FaceRemoval for MysqlStore {
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
@@ -388,161 +499,34 @@ impl Store for MysqlStore {
         tx.commit().await.map_err(db_error)?;
         Ok(face)
     }
+}
 
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
-        let row = LogRow::from_event(event);
-        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
-        let values: Vec<Value> = vec![
-            row.event_id.as_str().into(),
-            row.at_ms.into(),
-            row.door.as_str().into(),
-            row.card_uid.into(),
-            row.person_id.into(),
-            row.person_name.into(),
-            row.decision.into(),
-            row.reason.into(),
-            row.similarity.into(),
-            row.confidence.into(),
-            row.engine.into(),
-            row.photo.into(),
-            row.read_ms.into(),
-            row.capture_ms.into(),
-            row.match_ms.into(),
-            row.actuate_ms.into(),
-            row.total_ms.into(),
-            row.detail.into(),
-        ];
-        let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
-        let inserted = tx
-            .exec_drop(
-                "INSERT INTO access_log(event_id, at_ms, door, card_uid, person_id, person_name, decision, reason,
-                     similarity, confidence, engine, photo, read_ms, capture_ms, match_ms, actuate_ms, total_ms, detail)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            .await;
-        match inserted {
-            Ok(()) => {}
-            Err(e) if is_duplicate(&e) => {
-                tx.rollback().await.map_err(db_error)?;
-                let existing: Option<i64> = conn
-                    .exec_first("SELECT id FROM access_log WHERE event_id = ?", (&row.event_id,))
-                    .await
-                    .map_err(db_error)?;
-                return existing.ok_or_else(|| StoreError::Database(format!("event {} vanished", row.event_id)));
-            }
-            Err(e) => return Err(db_error(e)),
-        }
-        let id = inserted_id(tx.last_insert_id())?;
-        if let Some((kind, payload)) = outbox {
-            tx.exec_drop(
-                "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?, ?, ?, ?)",
-                (&row.event_id, kind, payload, now_ms()),
-            )
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(id)
-    }
-
+#[async_trait]
+impl AccessLog for MysqlStore {
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         let (filter, mut args) = rows::log_filter::<Value>(query, &PERSON_NAME_MATCHES);
         args.extend([Value::from(query.limit), Value::from(query.offset)]);
-        let sql = format!("SELECT * FROM access_log WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?");
         let mut conn = self.conn().await?;
-        let found: Vec<LogRow> = conn.exec(sql, args).await.map_err(db_error)?;
+        let found: Vec<LogRow> = conn.exec(rows::log_page_sql(&filter), args).await.map_err(db_error)?;
         found.into_iter().map(LogRow::into_entry).collect()
     }
 
     async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
         let (filter, args) = rows::log_filter::<Value>(query, &PERSON_NAME_MATCHES);
         let mut conn = self.conn().await?;
-        let count: Option<u64> =
-            conn.exec_first(format!("SELECT COUNT(*) FROM access_log WHERE {filter}"), args).await.map_err(db_error)?;
+        let count: Option<u64> = conn.exec_first(rows::log_count_sql(&filter), args).await.map_err(db_error)?;
         Ok(count.unwrap_or(0))
     }
 
     async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
         let mut conn = self.conn().await?;
-        let found: Option<LogRow> =
-            conn.exec_first("SELECT * FROM access_log WHERE id = ?", (id,)).await.map_err(db_error)?;
+        let found: Option<LogRow> = conn.exec_first(rows::SELECT_LOG_ENTRY.as_str(), (id,)).await.map_err(db_error)?;
         found.map(LogRow::into_entry).transpose()
     }
+}
 
-    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn().await?;
-        let count: Option<u64> =
-            conn.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
-        Ok(count.unwrap_or(0))
-    }
-
-    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
-        // FOR UPDATE: two deliverers never count the same attempt twice.
-        let pending: Vec<(i64, String, u32)> = tx
-            .exec(
-                "SELECT id, payload, attempts FROM outbox WHERE delivered_ms IS NULL AND id > ? \
-                 ORDER BY id LIMIT ? FOR UPDATE",
-                (after, limit),
-            )
-            .await
-            .map_err(db_error)?;
-        let mut items = Vec::with_capacity(pending.len());
-        for (id, payload, attempts) in pending {
-            tx.exec_drop("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (id,)).await.map_err(db_error)?;
-            items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(items)
-    }
-
-    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        conn.exec_drop("UPDATE outbox SET delivered_ms = ? WHERE id = ? AND delivered_ms IS NULL", (now_ms(), id))
-            .await
-            .map_err(db_error)
-    }
-
-    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
-        let total: Option<u64> = tx.query_first("SELECT COUNT(*) FROM outbox").await.map_err(db_error)?;
-        let excess = total.unwrap_or(0).saturating_sub(keep);
-        // MySQL cannot LIMIT a subquery on the table it deletes from, but DELETE itself takes ORDER BY and LIMIT.
-        tx.exec_drop("DELETE FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?", (excess,))
-            .await
-            .map_err(db_error)?;
-        let removed = tx.affected_rows();
-        let undelivered: Option<u64> =
-            tx.query_first("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL").await.map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(OutboxPruned { removed, undelivered: undelivered.unwrap_or(0) })
-    }
-
-    async fn armed(&self) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        rows::parse_armed(read_setting(&mut conn, ARMED_KEY).await?.as_deref())
-    }
-
-    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        write_setting(&mut conn, ARMED_KEY, &armed.to_string()).await
-    }
-
-    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn().await?;
-        read_setting(&mut conn, &rows::app_setting(key)).await
-    }
-
-    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let name = rows::app_setting_to_save(key, value)?;
-        let mut conn = self.conn().await?;
-        write_setting(&mut conn, &name, value).await
-    }
-
+#[async_trait]
+impl Accounts for MysqlStore {
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
         let mut conn = self.conn().await?;
         let inserted = conn
@@ -607,5 +591,19 @@ impl Store for MysqlStore {
             0 => Err(rows::no_user(username)),
             _ => Ok(()),
         }
+    }
+}
+
+#[async_trait]
+impl Settings for MysqlStore {
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        read_setting(&mut conn, &rows::app_setting(key)).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let name = rows::app_setting_to_save(key, value)?;
+        let mut conn = self.conn().await?;
+        write_setting(&mut conn, &name, value).await
     }
 }

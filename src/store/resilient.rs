@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
-use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use super::{AccessLog, Accounts, Card, DoorPath, FaceRemoval, Outbox, People, Schema, Settings, Store, StoreError};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -337,7 +337,7 @@ impl Shared {
             let _order = self.spool_order.lock().await;
             let Some((seq, event, notify)) = self.local.oldest_spooled().await? else { break };
             // Bounded: a hung server must not hold up the door's own log writes, which wait for this lock.
-            match within(DOOR_PATH_TIMEOUT, self.server.record_attempt(&event, notify)).await {
+            match within(DOOR_PATH_TIMEOUT, self.server.door().record_attempt(&event, notify)).await {
                 Ok(_) => replayed += 1,
                 Err(e @ StoreError::Unreachable(_)) => return Err(e),
                 Err(e) => {
@@ -354,10 +354,10 @@ impl Shared {
 
     /// Copies what decisions need from the server.
     async fn refresh(&self) -> Result<(), StoreError> {
-        self.local.save_cards(self.server.list_cards().await?).await?;
-        self.local.save_armed(self.server.armed().await?).await?;
+        self.local.save_cards(self.server.people().list_cards().await?).await?;
+        self.local.save_armed(self.server.door().armed().await?).await?;
         for engine in crate::engine::ENGINES {
-            let (version, faces) = self.server.faces(engine).await?;
+            let (version, faces) = self.server.door().faces(engine).await?;
             self.local.save_faces(engine, version, faces).await?;
         }
         Ok(())
@@ -366,7 +366,7 @@ impl Shared {
     /// Migrates if that is still to do, writes the spool and refreshes the copy.
     async fn sync(&self) -> Result<(), StoreError> {
         if !self.migrated.load(Ordering::SeqCst) {
-            let applied = self.server.migrate().await?;
+            let applied = self.server.schema().migrate().await?;
             self.migrated.store(true, Ordering::SeqCst);
             if !applied.is_empty() {
                 tracing::info!(?applied, "applied database migrations");
@@ -407,7 +407,7 @@ impl ResilientStore {
             wake: Notify::new(),
             spool_order: tokio::sync::Mutex::new(()),
         });
-        match within(STARTUP_TIMEOUT, shared.server.migrate()).await {
+        match within(STARTUP_TIMEOUT, shared.server.schema().migrate()).await {
             Ok(_) => shared.migrated.store(true, Ordering::SeqCst),
             Err(e @ StoreError::Unreachable(_)) => {
                 shared.online.store(false, Ordering::SeqCst);
@@ -466,48 +466,19 @@ async fn keep_in_sync(shared: Arc<Shared>) {
 }
 
 #[async_trait]
-impl Store for ResilientStore {
+impl Schema for ResilientStore {
     async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        let applied = self.shared.noted(self.shared.server.migrate().await)?;
+        let applied = self.shared.noted(self.shared.server.schema().migrate().await)?;
         self.shared.migrated.store(true, Ordering::SeqCst);
         Ok(applied)
     }
+}
 
-    async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
-        self.shared.noted(self.shared.server.add_person(name).await)
-    }
-
-    async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError> {
-        self.shared.noted(self.shared.server.person_by_name(name).await)
-    }
-
-    async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError> {
-        self.shared.noted(self.shared.server.list_people().await)
-    }
-
-    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
-        self.shared.noted(self.shared.server.remove_person(id).await)
-    }
-
-    async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
-        self.shared.noted(self.shared.server.person(id).await)
-    }
-
-    async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError> {
-        self.shared.noted(self.shared.server.person_cards(person).await)
-    }
-
-    async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
-        self.shared.noted(self.shared.server.person_faces(person).await)
-    }
-
-    async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.add_card(uid, person).await)
-    }
-
+#[async_trait]
+impl DoorPath for ResilientStore {
     async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
         let shared = &self.shared;
-        if let Some(holder) = shared.ask(shared.server.card_holder(uid)).await? {
+        if let Some(holder) = shared.ask(shared.server.door().card_holder(uid)).await? {
             let (uid, copied) = (uid.clone(), holder.clone());
             shared.remember("cards", |local| async move { local.save_card(&uid, copied).await });
             return Ok(holder);
@@ -517,21 +488,9 @@ impl Store for ResilientStore {
         })
     }
 
-    async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
-        self.shared.noted(self.shared.server.list_cards().await)
-    }
-
-    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.remove_card(uid).await)
-    }
-
-    async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
-        self.shared.noted(self.shared.server.add_face(person, engine, template).await)
-    }
-
     async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
         let shared = &self.shared;
-        if let Some((version, faces)) = shared.ask(shared.server.faces(engine)).await? {
+        if let Some((version, faces)) = shared.ask(shared.server.door().faces(engine)).await? {
             let (engine, copied) = (engine.to_owned(), faces.clone());
             shared.remember("faces", |local| async move { local.save_faces(&engine, version, copied).await });
             return Ok((version, faces));
@@ -543,23 +502,12 @@ impl Store for ResilientStore {
 
     async fn faces_version(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
-        if let Some(version) = shared.ask(shared.server.faces_version()).await? {
+        if let Some(version) = shared.ask(shared.server.door().faces_version()).await? {
             return Ok(version);
         }
         shared.local.faces_version().await?.ok_or_else(|| {
             StoreError::Unreachable("the database is away and there is no local copy of the faces yet".into())
         })
-    }
-
-    /// Also drops the face from the local copy at once: a door that loses the server before its
-    /// next refresh must not go on recognising a face that was removed. The server has removed it
-    /// either way, so a local failure is only logged and the face is still returned for the engine.
-    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
-        let face = self.shared.noted(self.shared.server.remove_face(id).await)?;
-        if let Err(e) = self.shared.local.forget_face(id).await {
-            tracing::warn!(error = %e, face = id, "cannot remove the face from the local copy; the next refresh will");
-        }
-        Ok(face)
     }
 
     /// While the server is away, or rows are still waiting for it, the row goes to the local
@@ -568,7 +516,7 @@ impl Store for ResilientStore {
         let shared = &self.shared;
         let _order = shared.spool_order.lock().await;
         if shared.local.spooled().await? == 0
-            && let Some(id) = shared.ask(shared.server.record_attempt(event, notify)).await?
+            && let Some(id) = shared.ask(shared.server.door().record_attempt(event, notify)).await?
         {
             return Ok(id);
         }
@@ -578,42 +526,9 @@ impl Store for ResilientStore {
         Ok(0)
     }
 
-    async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
-        self.shared.noted(self.shared.server.access_log(query).await)
-    }
-
-    async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
-        self.shared.noted(self.shared.server.count_access_log(query).await)
-    }
-
-    async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
-        self.shared.noted(self.shared.server.log_entry(id).await)
-    }
-
-    /// Asked by `facereko status` and the health check, which must not wait for an absent server.
-    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        let shared = &self.shared;
-        shared
-            .ask(shared.server.outbox_backlog())
-            .await?
-            .ok_or_else(|| StoreError::Unreachable("the database is away".into()))
-    }
-
-    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        self.shared.noted(self.shared.server.take_pending(after, limit).await)
-    }
-
-    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.mark_delivered(id).await)
-    }
-
-    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
-        self.shared.noted(self.shared.server.prune_outbox(keep).await)
-    }
-
     async fn armed(&self) -> Result<bool, StoreError> {
         let shared = &self.shared;
-        if let Some(armed) = shared.ask(shared.server.armed()).await? {
+        if let Some(armed) = shared.ask(shared.server.door().armed()).await? {
             shared.remember("armed state", |local| async move { local.save_armed(armed).await });
             return Ok(armed);
         }
@@ -622,37 +537,61 @@ impl Store for ResilientStore {
     }
 
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.set_armed(armed).await)?;
+        self.shared.noted(self.shared.server.door().set_armed(armed).await)?;
         self.shared.local.save_armed(armed).await
     }
 
-    /// From the server only: no decision needs these settings, so they are not copied.
-    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.shared.noted(self.shared.server.setting(key).await)
+    /// Asked by `facereko status` and the health check, which must not wait for an absent server.
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        shared
+            .ask(shared.server.door().outbox_backlog())
+            .await?
+            .ok_or_else(|| StoreError::Unreachable("the database is away".into()))
     }
+}
 
-    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.set_setting(key, value).await)
+#[async_trait]
+impl FaceRemoval for ResilientStore {
+    /// Also drops the face from the local copy at once: a door that loses the server before its
+    /// next refresh must not go on recognising a face that was removed. The server has removed it
+    /// either way, so a local failure is only logged and the face is still returned for the engine.
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
+        let face = self.shared.noted(self.shared.server.face_removal().remove_face(id).await)?;
+        if let Err(e) = self.shared.local.forget_face(id).await {
+            tracing::warn!(error = %e, face = id, "cannot remove the face from the local copy; the next refresh will");
+        }
+        Ok(face)
     }
+}
 
-    async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
-        self.shared.noted(self.shared.server.add_user(username, password_hash, role).await)
+/// Serves the door's path, migrations and face removals itself; everything else goes to the
+/// server as it is (changes to people, cards, accounts and settings need the server, and no
+/// decision needs the settings, so they are not copied).
+impl Store for ResilientStore {
+    fn schema(&self) -> &dyn Schema {
+        self
     }
-
-    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.shared.noted(self.shared.server.user_by_name(username).await)
+    fn door(&self) -> &dyn DoorPath {
+        self
     }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.shared.noted(self.shared.server.list_users().await)
+    fn outbox(&self) -> &dyn Outbox {
+        self.shared.server.outbox()
     }
-
-    async fn remove_user(&self, username: &str) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.remove_user(username).await)
+    fn people(&self) -> &dyn People {
+        self.shared.server.people()
     }
-
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
-        self.shared.noted(self.shared.server.set_password_hash(username, password_hash).await)
+    fn face_removal(&self) -> &dyn FaceRemoval {
+        self
+    }
+    fn log(&self) -> &dyn AccessLog {
+        self.shared.server.log()
+    }
+    fn accounts(&self) -> &dyn Accounts {
+        self.shared.server.accounts()
+    }
+    fn settings(&self) -> &dyn Settings {
+        self.shared.server.settings()
     }
 }
 
@@ -665,7 +604,7 @@ mod tests {
     /// says: no background task refreshes it behind the test's back.
     async fn quiet_store(dir: &Path) -> ResilientStore {
         let server = SqliteStore::open(&dir.join("server.db")).await.unwrap();
-        server.migrate().await.unwrap();
+        server.schema().migrate().await.unwrap();
         let shared = Arc::new(Shared {
             server: Arc::new(server),
             local: LocalCache::open(&dir.join(CACHE_FILE)).await.unwrap(),
@@ -681,12 +620,13 @@ mod tests {
     async fn a_removed_face_leaves_the_local_copy_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = quiet_store(dir.path()).await;
-        let alice = store.add_person("Alice").await.unwrap();
-        let kept = store.add_face(alice.id, "simulated", &FaceTemplate::Remote("kept".into())).await.unwrap();
-        let removed = store.add_face(alice.id, "simulated", &FaceTemplate::Remote("removed".into())).await.unwrap();
+        let alice = store.people().add_person("Alice").await.unwrap();
+        let kept = store.people().add_face(alice.id, "simulated", &FaceTemplate::Remote("kept".into())).await.unwrap();
+        let removed =
+            store.people().add_face(alice.id, "simulated", &FaceTemplate::Remote("removed".into())).await.unwrap();
         store.shared.refresh().await.unwrap();
 
-        assert_eq!(store.remove_face(removed).await.unwrap().id, removed);
+        assert_eq!(store.face_removal().remove_face(removed).await.unwrap().id, removed);
         let (_, copied) = store.shared.local.faces("simulated").await.unwrap().expect("a local copy");
         assert_eq!(copied.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
     }

@@ -1,5 +1,8 @@
-//! What the SQL backends share: how values are laid out in columns and the messages users see,
-//! so that SQLite and MySQL behave alike.
+//! What the SQL backends share: how values are laid out in columns (with the access-log
+//! statements, built from one list of its columns) and the messages users see, so that SQLite and
+//! MySQL behave alike.
+
+use std::sync::LazyLock;
 
 use mysql_async::prelude::FromRow;
 use time::OffsetDateTime;
@@ -185,6 +188,53 @@ pub fn outbox_event(id: i64, payload: &str) -> Result<AccessEvent, StoreError> {
         .map_err(|e| StoreError::Database(format!("outbox row {id} holds an unreadable event: {e}")))
 }
 
+/// The `access_log` columns written for an event, in the order of [`LogRow::into_values`]; the
+/// database numbers the rows (`id`).
+pub const LOG_COLUMNS: [&str; 18] = [
+    "event_id",
+    "at_ms",
+    "door",
+    "card_uid",
+    "person_id",
+    "person_name",
+    "decision",
+    "reason",
+    "similarity",
+    "confidence",
+    "engine",
+    "photo",
+    "read_ms",
+    "capture_ms",
+    "match_ms",
+    "actuate_ms",
+    "total_ms",
+    "detail",
+];
+
+/// Writes one access-log row: the values of [`LogRow::into_values`], one placeholder each.
+pub static INSERT_LOG_ROW: LazyLock<String> = LazyLock::new(|| {
+    let placeholders = vec!["?"; LOG_COLUMNS.len()].join(", ");
+    format!("INSERT INTO access_log({}) VALUES ({placeholders})", LOG_COLUMNS.join(", "))
+});
+
+/// Reads whole access-log rows, `id` first; the caller adds the `WHERE` clause and what follows.
+static SELECT_LOG_ROWS: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT id, {} FROM access_log", LOG_COLUMNS.join(", ")));
+
+/// A page of the access-log rows that `filter` (from [`log_filter`]) matches, newest first; its
+/// values are followed by the limit and the offset.
+pub fn log_page_sql(filter: &str) -> String {
+    format!("{} WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?", *SELECT_LOG_ROWS)
+}
+
+/// How many access-log rows `filter` (from [`log_filter`]) matches.
+pub fn log_count_sql(filter: &str) -> String {
+    format!("SELECT COUNT(*) FROM access_log WHERE {filter}")
+}
+
+/// The access-log row with the id given as the one value.
+pub static SELECT_LOG_ENTRY: LazyLock<String> = LazyLock::new(|| format!("{} WHERE id = ?", *SELECT_LOG_ROWS));
+
 /// An `access_log` row as both backends store it.
 #[derive(Debug, FromRow)]
 pub struct LogRow {
@@ -237,6 +287,33 @@ impl LogRow {
             total_ms: i64::from(t.total_ms),
             detail: event.detail.clone(),
         }
+    }
+
+    /// The values of [`LOG_COLUMNS`], in that order.
+    pub fn into_values<V>(self) -> [V; LOG_COLUMNS.len()]
+    where
+        V: From<String> + From<Option<String>> + From<i64> + From<Option<i64>> + From<Option<f64>>,
+    {
+        [
+            self.event_id.into(),
+            self.at_ms.into(),
+            self.door.into(),
+            self.card_uid.into(),
+            self.person_id.into(),
+            self.person_name.into(),
+            self.decision.into(),
+            self.reason.into(),
+            self.similarity.into(),
+            self.confidence.into(),
+            self.engine.into(),
+            self.photo.into(),
+            self.read_ms.into(),
+            self.capture_ms.into(),
+            self.match_ms.into(),
+            self.actuate_ms.into(),
+            self.total_ms.into(),
+            self.detail.into(),
+        ]
     }
 
     /// The stored row as an entry; a value that is not one of ours is a data error naming the row.

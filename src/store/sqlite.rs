@@ -1,21 +1,26 @@
 //! SQLite backend: the embedded default. One connection, used from blocking threads.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
-use super::{Card, FaceSummary, LogEntry, LogQuery, OutboxItem, OutboxPruned, PersonSummary, Store, StoreError, User};
+use super::{
+    AccessLog, Accounts, Card, DoorPath, FaceRemoval, FaceSummary, LogEntry, LogQuery, Outbox, OutboxItem,
+    OutboxPruned, People, PersonSummary, Schema, Settings, StoreError, User,
+};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
 
-const MIGRATIONS: &[(u32, &str)] =
-    &[(1, include_str!("../../sql/sqlite/0001_init.sql")), (2, include_str!("../../sql/sqlite/0002_users.sql"))];
+/// A new access-log row; a replayed `event_id` changes nothing.
+static INSERT_LOG_ROW: LazyLock<String> =
+    LazyLock::new(|| format!("{} ON CONFLICT(event_id) DO NOTHING", *rows::INSERT_LOG_ROW));
 
 pub struct SqliteStore {
     conn: BlockingConnection,
@@ -156,39 +161,191 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Schema for SqliteStore {
     async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        self.with_conn(|conn| {
+        migrations::run(&mut self.conn.clone()).await
+    }
+}
+
+impl Migrator for BlockingConnection {
+    async fn current_version(&mut self) -> Result<u32, StoreError> {
+        self.run(|conn| {
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (
                      version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)",
             )
             .map_err(db_error)?;
-            let current: u32 = conn
-                .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
-                .map_err(db_error)?;
-            let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-            if current > known {
-                return Err(StoreError::SchemaTooNew { found: current, known });
-            }
-            let mut applied = Vec::new();
-            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-                let failed = |e: rusqlite::Error| StoreError::Migration { version: *version, detail: e.to_string() };
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-                tx.execute_batch(sql).map_err(failed)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations(version, applied_ms) VALUES (?1, ?2)",
-                    params![version, now_ms()],
-                )
-                .map_err(failed)?;
-                tx.commit().map_err(failed)?;
-                applied.push(*version);
-            }
-            Ok(applied)
+            conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+                .map_err(db_error)
         })
         .await
     }
 
+    async fn apply(&mut self, migration: &'static Migration) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let failed = |e: rusqlite::Error| migration.failed(e);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
+            tx.execute_batch(migration.sqlite).map_err(failed)?;
+            tx.execute(
+                "INSERT INTO schema_migrations(version, applied_ms) VALUES (?1, ?2)",
+                params![migration.version, now_ms()],
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DoorPath for SqliteStore {
+    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
+        let uid = uid.clone();
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?1",
+                [uid.as_str()],
+                person_row,
+            )
+            .optional()
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
+        let engine = engine.to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(db_error)?;
+            let version = read_faces_version(&tx)?;
+            let faces = {
+                let mut stmt = tx
+                    .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ?1 ORDER BY id")
+                    .map_err(db_error)?;
+                stmt.query_map([engine], stored_face)
+                    .map_err(db_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_error)?
+            };
+            Ok((version, faces))
+        })
+        .await
+    }
+
+    async fn faces_version(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| read_faces_version(conn)).await
+    }
+
+    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+        let event_id = event.event_id.clone();
+        let values: [Value; rows::LOG_COLUMNS.len()] = LogRow::from_event(event).into_values();
+        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let inserted = tx.execute(&INSERT_LOG_ROW, rusqlite::params_from_iter(values)).map_err(db_error)?;
+            if inserted == 0 {
+                return tx
+                    .query_row("SELECT id FROM access_log WHERE event_id = ?1", [&event_id], |r| r.get(0))
+                    .map_err(db_error);
+            }
+            let id = tx.last_insert_rowid();
+            if let Some((kind, payload)) = outbox {
+                tx.execute(
+                    "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![event_id, kind, payload, now_ms()],
+                )
+                .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn armed(&self) -> Result<bool, StoreError> {
+        self.with_conn(|conn| rows::parse_armed(read_setting(conn, ARMED_KEY)?.as_deref())).await
+    }
+
+    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
+        self.with_conn(move |conn| write_setting(conn, ARMED_KEY, &armed.to_string())).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
+        self.with_conn(|conn| {
+            let count: i64 = conn
+                .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0))
+                .map_err(db_error)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let rows: Vec<(i64, String, u32)> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id, payload, attempts FROM outbox
+                         WHERE delivered_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(db_error)?;
+                let rows = stmt
+                    .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(db_error)?;
+                rows.collect::<Result<_, _>>().map_err(db_error)?
+            };
+            let mut items = Vec::with_capacity(rows.len());
+            for (id, payload, attempts) in rows {
+                tx.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", [id]).map_err(db_error)?;
+                items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET delivered_ms = ?2 WHERE id = ?1 AND delivered_ms IS NULL",
+                params![id, now_ms()],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(db_error)?;
+            let excess = (total - keep).max(0);
+            let removed = tx
+                .execute(
+                    "DELETE FROM outbox WHERE id IN
+                         (SELECT id FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?1)",
+                    [excess],
+                )
+                .map_err(db_error)?;
+            let undelivered: i64 = tx
+                .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0))
+                .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(OutboxPruned { removed: removed as u64, undelivered: undelivered as u64 })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl People for SqliteStore {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
         let name = name.trim().to_owned();
         self.with_conn(move |conn| {
@@ -313,20 +470,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn card_holder(&self, uid: &CardUid) -> Result<Option<Person>, StoreError> {
-        let uid = uid.clone();
-        self.with_conn(move |conn| {
-            conn.query_row(
-                "SELECT p.id, p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?1",
-                [uid.as_str()],
-                person_row,
-            )
-            .optional()
-            .map_err(db_error)
-        })
-        .await
-    }
-
     async fn list_cards(&self) -> Result<Vec<Card>, StoreError> {
         self.with_conn(|conn| {
             let mut stmt = conn
@@ -376,30 +519,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError> {
-        let engine = engine.to_owned();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(db_error)?;
-            let version = read_faces_version(&tx)?;
-            let faces = {
-                let mut stmt = tx
-                    .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE engine = ?1 ORDER BY id")
-                    .map_err(db_error)?;
-                stmt.query_map([engine], stored_face)
-                    .map_err(db_error)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_error)?
-            };
-            Ok((version, faces))
-        })
-        .await
-    }
-
-    async fn faces_version(&self) -> Result<u64, StoreError> {
-        self.with_conn(|conn| read_faces_version(conn)).await
-    }
-
+#[async_trait]
+impl FaceRemoval for SqliteStore {
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
@@ -415,65 +538,15 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
-        let row = LogRow::from_event(event);
-        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO access_log(event_id, at_ms, door, card_uid, person_id, person_name, decision, reason,
-                         similarity, confidence, engine, photo, read_ms, capture_ms, match_ms, actuate_ms, total_ms, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                     ON CONFLICT(event_id) DO NOTHING",
-                    params![
-                        row.event_id,
-                        row.at_ms,
-                        row.door,
-                        row.card_uid,
-                        row.person_id,
-                        row.person_name,
-                        row.decision,
-                        row.reason,
-                        row.similarity,
-                        row.confidence,
-                        row.engine,
-                        row.photo,
-                        row.read_ms,
-                        row.capture_ms,
-                        row.match_ms,
-                        row.actuate_ms,
-                        row.total_ms,
-                        row.detail,
-                    ],
-                )
-                .map_err(db_error)?;
-            if inserted == 0 {
-                return tx
-                    .query_row("SELECT id FROM access_log WHERE event_id = ?1", [&row.event_id], |r| r.get(0))
-                    .map_err(db_error);
-            }
-            let id = tx.last_insert_rowid();
-            if let Some((kind, payload)) = outbox {
-                tx.execute(
-                    "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![row.event_id, kind, payload, now_ms()],
-                )
-                .map_err(db_error)?;
-            }
-            tx.commit().map_err(db_error)?;
-            Ok(id)
-        })
-        .await
-    }
-
+#[async_trait]
+impl AccessLog for SqliteStore {
     async fn access_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         let (filter, mut args) = rows::log_filter::<Value>(query, PERSON_NAME_MATCHES);
         args.extend([Value::from(i64::from(query.limit)), Value::from(i64::from(query.offset))]);
         self.with_conn(move |conn| {
-            let sql = format!("SELECT * FROM access_log WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?");
-            let mut stmt = conn.prepare(&sql).map_err(db_error)?;
+            let mut stmt = conn.prepare(&rows::log_page_sql(&filter)).map_err(db_error)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args), log_row).map_err(db_error)?;
             rows.map(|row| row.map_err(db_error)?.into_entry()).collect()
         })
@@ -483,7 +556,7 @@ impl Store for SqliteStore {
     async fn count_access_log(&self, query: &LogQuery) -> Result<u64, StoreError> {
         let (filter, args) = rows::log_filter::<Value>(query, PERSON_NAME_MATCHES);
         self.with_conn(move |conn| {
-            let sql = format!("SELECT COUNT(*) FROM access_log WHERE {filter}");
+            let sql = rows::log_count_sql(&filter);
             let count: i64 = conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0)).map_err(db_error)?;
             Ok(u64::try_from(count).unwrap_or(0))
         })
@@ -492,101 +565,15 @@ impl Store for SqliteStore {
 
     async fn log_entry(&self, id: i64) -> Result<Option<LogEntry>, StoreError> {
         self.with_conn(move |conn| {
-            let row = conn.query_row("SELECT * FROM access_log WHERE id = ?1", [id], log_row).optional();
+            let row = conn.query_row(&rows::SELECT_LOG_ENTRY, [id], log_row).optional();
             row.map_err(db_error)?.map(LogRow::into_entry).transpose()
         })
         .await
     }
+}
 
-    async fn outbox_backlog(&self) -> Result<u64, StoreError> {
-        self.with_conn(|conn| {
-            let count: i64 = conn
-                .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0))
-                .map_err(db_error)?;
-            Ok(u64::try_from(count).unwrap_or(0))
-        })
-        .await
-    }
-
-    async fn take_pending(&self, after: i64, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-            let rows: Vec<(i64, String, u32)> = {
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT id, payload, attempts FROM outbox
-                         WHERE delivered_ms IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
-                    )
-                    .map_err(db_error)?;
-                let rows = stmt
-                    .query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(db_error)?;
-                rows.collect::<Result<_, _>>().map_err(db_error)?
-            };
-            let mut items = Vec::with_capacity(rows.len());
-            for (id, payload, attempts) in rows {
-                tx.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?1", [id]).map_err(db_error)?;
-                items.push(OutboxItem { id, event: rows::outbox_event(id, &payload)?, attempts: attempts + 1 });
-            }
-            tx.commit().map_err(db_error)?;
-            Ok(items)
-        })
-        .await
-    }
-
-    async fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            conn.execute(
-                "UPDATE outbox SET delivered_ms = ?2 WHERE id = ?1 AND delivered_ms IS NULL",
-                params![id, now_ms()],
-            )
-            .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError> {
-        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-            let total: i64 = tx.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).map_err(db_error)?;
-            let excess = (total - keep).max(0);
-            let removed = tx
-                .execute(
-                    "DELETE FROM outbox WHERE id IN
-                         (SELECT id FROM outbox WHERE delivered_ms IS NOT NULL ORDER BY id LIMIT ?1)",
-                    [excess],
-                )
-                .map_err(db_error)?;
-            let undelivered: i64 = tx
-                .query_row("SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL", [], |r| r.get(0))
-                .map_err(db_error)?;
-            tx.commit().map_err(db_error)?;
-            Ok(OutboxPruned { removed: removed as u64, undelivered: undelivered as u64 })
-        })
-        .await
-    }
-
-    async fn armed(&self) -> Result<bool, StoreError> {
-        self.with_conn(|conn| rows::parse_armed(read_setting(conn, ARMED_KEY)?.as_deref())).await
-    }
-
-    async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
-        self.with_conn(move |conn| write_setting(conn, ARMED_KEY, &armed.to_string())).await
-    }
-
-    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let name = rows::app_setting(key);
-        self.with_conn(move |conn| read_setting(conn, &name)).await
-    }
-
-    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let name = rows::app_setting_to_save(key, value)?;
-        let value = value.to_owned();
-        self.with_conn(move |conn| write_setting(conn, &name, &value)).await
-    }
-
+#[async_trait]
+impl Accounts for SqliteStore {
     async fn add_user(&self, username: &str, password_hash: &str, role: &str) -> Result<User, StoreError> {
         let user = User {
             id: 0,
@@ -656,5 +643,60 @@ impl Store for SqliteStore {
             }
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Settings for SqliteStore {
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let name = rows::app_setting(key);
+        self.with_conn(move |conn| read_setting(conn, &name)).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let name = rows::app_setting_to_save(key, value)?;
+        let value = value.to_owned();
+        self.with_conn(move |conn| write_setting(conn, &name, &value)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{Decision, Reason, StageTimings};
+
+    /// Every column holds a value of its own, so that values written to the wrong column show.
+    #[tokio::test]
+    async fn an_attempt_reads_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        let alice = store.add_person("Alice").await.unwrap();
+        let event = AccessEvent {
+            event_id: "event-1".into(),
+            at: rows::from_millis(1_800_000_000_123),
+            door: "front".into(),
+            card_uid: Some("04A1B2C3".parse().unwrap()),
+            person_id: Some(alice.id),
+            person_name: Some("Alice".into()),
+            decision: Decision::Granted,
+            reason: Reason::CardAndFace,
+            similarity: Some(97.25),
+            confidence: Some(0.875),
+            engine: Some("simulated".into()),
+            photo: Some("2027/01/15/1.jpg".into()),
+            timings: StageTimings {
+                read_ms: 3,
+                capture_ms: Some(120),
+                match_ms: Some(60),
+                actuate_ms: 1,
+                total_ms: 190,
+            },
+            detail: Some("a note".into()),
+        };
+        let id = store.record_attempt(&event, true).await.unwrap();
+        assert_eq!(store.log_entry(id).await.unwrap(), Some(LogEntry { id, event: event.clone() }));
+        assert_eq!(store.record_attempt(&event, true).await.unwrap(), id, "a replay adds nothing");
+        assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 1);
     }
 }

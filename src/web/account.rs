@@ -73,7 +73,7 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
 pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
     let (token, new_token) = form_token(&headers);
     // While the database is away the page still shows; signing in then says why it fails.
-    let no_accounts = matches!(state.store().list_users().await, Ok(users) if users.is_empty());
+    let no_accounts = matches!(state.store().accounts().list_users().await, Ok(users) if users.is_empty());
     Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts)))
 }
 
@@ -102,7 +102,7 @@ pub async fn login(
             if minutes == 1 { "" } else { "s" }
         )));
     }
-    let account = state.store().user_by_name(&username).await?;
+    let account = state.store().accounts().user_by_name(&username).await?;
     let hash = account.as_ref().map_or_else(|| accounts::decoy_hash().to_owned(), |a| a.password_hash.clone());
     let password = form.password;
     let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password))
@@ -164,7 +164,7 @@ fn setup_form(token: &str, username: &str, error: Option<&str>) -> Markup {
 }
 
 async fn has_accounts(state: &WebState) -> Result<bool, WebError> {
-    Ok(!state.store().list_users().await?.is_empty())
+    Ok(!state.store().accounts().list_users().await?.is_empty())
 }
 
 pub async fn setup_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
@@ -222,7 +222,7 @@ pub async fn setup(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let account = state.store().add_user(&username, &hash, Role::Admin.as_str()).await?;
+    let account = state.store().accounts().add_user(&username, &hash, Role::Admin.as_str()).await?;
     tracing::info!(user = %username, "first admin created on the setup page");
     let cookie = state.auth().sign_in(&account, Role::Admin, None);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())

@@ -174,7 +174,7 @@ impl Auth {
     /// is away the session stands as it was.
     async fn user(&self, token: &str, store: &dyn crate::store::Store) -> Option<User> {
         let session = self.session(token)?;
-        let role = match store.user_by_name(&session.username).await {
+        let role = match store.accounts().user_by_name(&session.username).await {
             Ok(Some(account)) if account.password_hash == session.password_hash => account.role.parse().ok(),
             Ok(_) => None,
             Err(_) => Some(session.role),

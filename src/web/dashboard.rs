@@ -74,7 +74,7 @@ fn tile(label: &str, id: &str, value: &str, extra: Markup) -> Markup {
 /// has pictures for (the demo's), with who holds them.
 async fn tappable_cards(state: &WebState) -> Result<BTreeMap<CardUid, Option<String>>, WebError> {
     let mut cards: BTreeMap<CardUid, Option<String>> =
-        state.store().list_cards().await?.into_iter().map(|card| (card.uid, Some(card.person.name))).collect();
+        state.store().people().list_cards().await?.into_iter().map(|card| (card.uid, Some(card.person.name))).collect();
     if let Some(folder) = &state.0.simulated_camera
         && let Ok(entries) = std::fs::read_dir(folder)
     {

@@ -158,7 +158,7 @@ pub fn table(entries: Vec<LogEntry>, live_src: Option<&str>) -> Markup {
 
 /// The newest `limit` attempts.
 pub async fn recent_rows(state: &WebState, limit: u32) -> Result<Vec<LogEntry>, WebError> {
-    Ok(state.store().access_log(&LogQuery { limit, ..LogQuery::default() }).await?)
+    Ok(state.store().log().access_log(&LogQuery { limit, ..LogQuery::default() }).await?)
 }
 
 fn select(name: &str, label: &str, current: &str, options: &[String]) -> Markup {
@@ -179,12 +179,12 @@ pub async fn page(
     Query(filters): Query<Filters>,
 ) -> Result<Markup, WebError> {
     let query = filters.query()?;
-    let total = state.store().count_access_log(&query).await?;
+    let total = state.store().log().count_access_log(&query).await?;
     let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE))).unwrap_or(u32::MAX).max(1);
     let page = filters.page.unwrap_or(1).clamp(1, pages);
     let entries =
-        state.store().access_log(&LogQuery { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, ..query }).await?;
-    let mut people: Vec<String> = state.store().list_people().await?.into_iter().map(|p| p.name).collect();
+        state.store().log().access_log(&LogQuery { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, ..query }).await?;
+    let mut people: Vec<String> = state.store().people().list_people().await?.into_iter().map(|p| p.name).collect();
     if !filters.person.is_empty() && !people.contains(&filters.person) {
         // Someone removed since: their attempts keep the name.
         people.push(filters.person.clone());
@@ -247,8 +247,8 @@ pub async fn rows(
 ) -> Result<Response, WebError> {
     let limit = filters.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_FRAGMENT_ROWS);
     let query = filters.query()?;
-    let total = state.store().count_access_log(&query).await?;
-    let entries = state.store().access_log(&LogQuery { limit, ..query }).await?;
+    let total = state.store().log().count_access_log(&query).await?;
+    let entries = state.store().log().access_log(&LogQuery { limit, ..query }).await?;
     Ok(([("x-total-count", total.to_string())], rows_markup(&entries)).into_response())
 }
 
@@ -300,7 +300,7 @@ pub async fn csv(
     let mut text = String::from(CSV_HEADER);
     let mut offset = 0;
     while offset < MAX_EXPORT_ROWS {
-        let chunk = state.store().access_log(&LogQuery { limit: EXPORT_CHUNK, offset, ..query.clone() }).await?;
+        let chunk = state.store().log().access_log(&LogQuery { limit: EXPORT_CHUNK, offset, ..query.clone() }).await?;
         text.extend(chunk.iter().map(csv_line));
         if chunk.len() < EXPORT_CHUNK as usize {
             break;
@@ -321,7 +321,7 @@ pub async fn csv(
 /// The photo file of log row `id`: the name comes from the database row, never from the URL.
 async fn photo_bytes(state: &WebState, id: i64) -> Result<(Vec<u8>, &'static str), WebError> {
     let missing = || WebError::NotFound(format!("attempt {id} has no photo"));
-    let entry = state.store().log_entry(id).await?.ok_or_else(missing)?;
+    let entry = state.store().log().log_entry(id).await?.ok_or_else(missing)?;
     let name = entry.event.photo.ok_or_else(missing)?;
     let path = state.0.photos.path_of(&name).ok_or_else(missing)?;
     let bytes = tokio::fs::read(&path).await.map_err(|e| {

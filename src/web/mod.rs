@@ -136,7 +136,7 @@ impl WebState {
     /// made and logged for the first-run page.
     pub async fn new(setup: WebSetup, link: DoorLink) -> Self {
         let auth = auth::Auth::new(&setup.web);
-        match link.control.store.list_users().await {
+        match link.control.store.accounts().list_users().await {
             Ok(users) if users.is_empty() => {
                 let code = auth.make_setup_code();
                 tracing::warn!(

@@ -32,7 +32,7 @@ fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
 }
 
 async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &str) -> Result<Markup, WebError> {
-    let people = state.store().list_people().await?;
+    let people = state.store().people().list_people().await?;
     let body = html! {
         div.page-head { h1 { "People" } }
         @if user.is_admin() {
@@ -107,13 +107,18 @@ fn enrol_failure(e: EnrolError) -> WebError {
 }
 
 async fn person(state: &WebState, id: i64) -> Result<Person, WebError> {
-    state.store().person(PersonId(id)).await?.ok_or_else(|| WebError::NotFound(format!("there is no person {id}")))
+    state
+        .store()
+        .people()
+        .person(PersonId(id))
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("there is no person {id}")))
 }
 
 async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash>) -> Result<Markup, WebError> {
     let person = person(state, id).await?;
-    let cards = state.store().person_cards(person.id).await?;
-    let faces = state.store().person_faces(person.id).await?;
+    let cards = state.store().people().person_cards(person.id).await?;
+    let faces = state.store().people().person_faces(person.id).await?;
     let engine = state.engine.name();
     let url = person_url(person.id);
     let max_mib = state.config().max_upload_bytes as f64 / (1024.0 * 1024.0);
@@ -325,10 +330,10 @@ pub async fn remove_face(
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
-    if !state.store().person_faces(person.id).await?.iter().any(|f| f.id == face) {
+    if !state.store().people().person_faces(person.id).await?.iter().any(|f| f.id == face) {
         return Err(WebError::NotFound(format!("{} has no face {face}", person.name)));
     }
-    let removed = state.store().remove_face(face).await?;
+    let removed = state.store().face_removal().remove_face(face).await?;
     if let Err(e) = state.engine.forget(&removed.template).await {
         tracing::warn!(error = %e, face, "the face is gone from the database but the engine could not forget it");
     }
@@ -343,7 +348,7 @@ pub struct CardForm {
 }
 
 async fn bind(state: &WebState, user: &User, person: &Person, card: &CardUid) -> Result<Response, WebError> {
-    match state.store().add_card(card, person.id).await {
+    match state.store().people().add_card(card, person.id).await {
         Ok(()) => {
             tracing::info!(user = %user.username, person = %person.name, %card, "card bound");
             Ok(done(
@@ -407,10 +412,10 @@ pub async fn remove_card(
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
     let card: CardUid = card.parse().map_err(|e: crate::card::CardUidError| WebError::BadRequest(e.to_string()))?;
-    if !state.store().person_cards(person.id).await?.contains(&card) {
+    if !state.store().people().person_cards(person.id).await?.contains(&card) {
         return Err(WebError::NotFound(format!("{} has no card {card}", person.name)));
     }
-    state.store().remove_card(&card).await?;
+    state.store().people().remove_card(&card).await?;
     tracing::info!(user = %user.username, person = %person.name, %card, "card removed");
     Ok(done(&state, &user, Flash::ok(format!("Card {card} removed.")), &person_url(person.id)))
 }

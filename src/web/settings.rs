@@ -216,7 +216,7 @@ pub async fn save(
         );
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;
-    state.store().set_setting(DoorTuning::SETTING, &json).await?;
+    state.store().settings().set_setting(DoorTuning::SETTING, &json).await?;
     let tuned = state.0.door_config.with_tuning(&tuning);
     let (settings, limits, engine_timeout) = (tuned.door_settings(), tuned.capture.limits(), tuned.engine.timeout);
     state

@@ -17,7 +17,7 @@ const ROLES: &[(Role, &str)] =
 
 /// The accounts part of the settings page.
 pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> {
-    let accounts = state.store().list_users().await?;
+    let accounts = state.store().accounts().list_users().await?;
     let admin = user.is_admin();
     Ok(html! {
         div.two-columns #accounts {
@@ -122,7 +122,7 @@ pub async fn add(
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,
     };
-    match state.store().add_user(&username, &hash, role.as_str()).await {
+    match state.store().accounts().add_user(&username, &hash, role.as_str()).await {
         Ok(_) => {
             tracing::info!(user = %user.username, account = %username, %role, "web account added");
             Ok(to_settings(&state, &user, Flash::ok(format!("Added the {role} account {username}."))))
@@ -141,12 +141,12 @@ pub async fn remove(
     if name.eq_ignore_ascii_case(&user.username) {
         return refuse(&state, &user, "You cannot remove your own account; another admin can.").await;
     }
-    let accounts = state.store().list_users().await?;
+    let accounts = state.store().accounts().list_users().await?;
     let account = accounts
         .iter()
         .find(|a| a.username.eq_ignore_ascii_case(&name))
         .ok_or_else(|| WebError::NotFound(format!("there is no account {name}")))?;
-    state.store().remove_user(&account.username).await?;
+    state.store().accounts().remove_user(&account.username).await?;
     tracing::info!(user = %user.username, account = %account.username, "web account removed");
     Ok(to_settings(
         &state,
@@ -175,6 +175,7 @@ pub async fn change_password(
     }
     let account = state
         .store()
+        .accounts()
         .user_by_name(&user.username)
         .await?
         .ok_or_else(|| WebError::NotFound("your account no longer exists".into()))?;
@@ -190,7 +191,7 @@ pub async fn change_password(
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,
     };
-    state.store().set_password_hash(&account.username, &hash).await?;
+    state.store().accounts().set_password_hash(&account.username, &hash).await?;
     tracing::info!(user = %user.username, "password changed from the web app");
     // The new hash ends every session of the account, this one too: start a fresh one.
     state.auth().sign_out(&user);
