@@ -43,7 +43,7 @@ fn config(broker: &Mosquitto) -> MqttConfig {
 }
 
 async fn wait_for_backlog(store: &dyn Store, backlog: u64) {
-    while store.outbox_backlog().await.unwrap() > backlog {
+    while store.door().outbox_backlog().await.unwrap() > backlog {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -53,12 +53,12 @@ async fn run() {
     let subscriber = Subscriber::connect(&broker, &["FaceReko/#"]).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap());
-    store.migrate().await.unwrap();
+    store.schema().migrate().await.unwrap();
 
     // A backlog written while nothing was publishing, as after an outage.
     let backlog = if measuring() { 2_000 } else { 20 };
     for n in 0..backlog {
-        store.record_attempt(&event(n), true).await.unwrap();
+        store.door().record_attempt(&event(n), true).await.unwrap();
     }
     let (written, woken) = broadcast::channel(64);
     let (_lock, lock_rx) = watch::channel(Lock::Locked);
@@ -79,7 +79,7 @@ async fn run() {
     for n in backlog..backlog + rounds {
         let event = event(n);
         let started = Instant::now();
-        store.record_attempt(&event, true).await.unwrap();
+        store.door().record_attempt(&event, true).await.unwrap();
         written.send(event.clone()).unwrap();
         let arrived = loop {
             let found = subscriber.messages().into_iter().find(|m| m.json()["event_id"] == event.event_id.as_str());

@@ -73,11 +73,11 @@ async fn tap_to_relay() {
     config.door.debounce = Duration::ZERO;
 
     let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap());
-    store.migrate().await.unwrap();
+    store.schema().migrate().await.unwrap();
     let engine: Arc<dyn FaceEngine> = Arc::new(SimulatedEngine);
-    let alice = store.add_person("Alice").await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
     let card: CardUid = "04A1B2C3".parse().unwrap();
-    store.add_card(&card, alice.id).await.unwrap();
+    store.people().add_card(&card, alice.id).await.unwrap();
     facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&picture).unwrap())
         .await
         .unwrap();

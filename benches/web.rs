@@ -97,14 +97,14 @@ async fn bench() {
     let frame = camera_frame(&face);
     let photo = photos.save(&frame, time::OffsetDateTime::now_utc()).unwrap();
     for n in 0..rows {
-        store.record_attempt(&attempt(n, Some(photo.clone())), false).await.unwrap();
+        store.door().record_attempt(&attempt(n, Some(photo.clone())), false).await.unwrap();
     }
-    let alice = store.add_person("Alice").await.unwrap();
-    store.add_card(&"04A1B2C3".parse().unwrap(), alice.id).await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
+    store.people().add_card(&"04A1B2C3".parse().unwrap(), alice.id).await.unwrap();
     facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&face).unwrap())
         .await
         .unwrap();
-    store.add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
+    store.accounts().add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
     let door = common::start_door(&config, hardware, Arc::clone(&store), engine);

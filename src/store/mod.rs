@@ -328,13 +328,16 @@ impl DatabaseUrl {
     }
 }
 
+fn parse_url(database: &DatabaseConfig, data_dir: &Path) -> Result<DatabaseUrl, StoreError> {
+    let url = &database.url;
+    DatabaseUrl::parse(url, data_dir)
+        .map_err(|reason| StoreError::UnsupportedUrl { url: DatabaseUrl::redacted(url), reason })
+}
+
 /// Connects to the database `database` names, without touching its schema or falling back to a
 /// local copy: what `db migrate` and `db import-legacy` want.
 pub async fn connect(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let url = &database.url;
-    let parsed = DatabaseUrl::parse(url, data_dir)
-        .map_err(|reason| StoreError::UnsupportedUrl { url: DatabaseUrl::redacted(url), reason })?;
-    let store: Arc<dyn Store> = match parsed {
+    let store: Arc<dyn Store> = match parse_url(database, data_dir)? {
         DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(&path).await?),
         DatabaseUrl::Mysql(url) => Arc::new(mysql::MysqlStore::connect(&url, database.password())?),
     };
@@ -345,13 +348,19 @@ pub async fn connect(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<d
 /// server is used through a local copy in `data_dir`, so that the door keeps working while the
 /// server is away (see [`resilient`]).
 pub async fn open(database: &DatabaseConfig, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    let store = connect(database, data_dir).await?;
-    if database.url.starts_with("mysql://") {
-        let cache = data_dir.join(resilient::CACHE_FILE);
-        return Ok(Arc::new(resilient::ResilientStore::start(store, &cache).await?));
+    match parse_url(database, data_dir)? {
+        DatabaseUrl::Sqlite(path) => {
+            let store = sqlite::SqliteStore::open(&path).await?;
+            store.schema().migrate().await?;
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::Mysql(url) => {
+            let reachability = Arc::new(resilient::Reachability::default());
+            let server = mysql::MysqlStore::connect(&url, database.password())?.reporting_to(Arc::clone(&reachability));
+            let cache = data_dir.join(resilient::CACHE_FILE);
+            Ok(Arc::new(resilient::ResilientStore::start(Arc::new(server), reachability, &cache).await?))
+        }
     }
-    store.schema().migrate().await?;
-    Ok(store)
 }
 
 #[cfg(test)]

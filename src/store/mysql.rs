@@ -1,6 +1,6 @@
 //! MySQL and MariaDB backend, through a small connection pool.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,6 +8,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 
 use super::migrations::{self, Migration, Migrator};
+use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
 use super::{
     AccessLog, Accounts, Card, DoorPath, FaceRemoval, FaceSummary, LogEntry, LogQuery, Outbox, OutboxItem,
@@ -32,6 +33,8 @@ const ER_CONNECTION_KILLED: u16 = 1927;
 
 pub struct MysqlStore {
     pool: Pool,
+    /// Told when a connection cannot be made, whoever asked (the local copy then answers the door).
+    reachability: Option<Arc<Reachability>>,
 }
 
 /// Checks a `mysql://` URL; the error says how to fix it.
@@ -147,11 +150,22 @@ impl MysqlStore {
         if !url_has_password {
             builder = builder.pass(password);
         }
-        Ok(Self { pool: Pool::new(builder) })
+        Ok(Self { pool: Pool::new(builder), reachability: None })
+    }
+
+    /// This store, reporting the outages its connections run into to `reachability`.
+    pub fn reporting_to(self, reachability: Arc<Reachability>) -> Self {
+        Self { reachability: Some(reachability), ..self }
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {
-        self.pool.get_conn().await.map_err(db_error)
+        self.pool.get_conn().await.map_err(|e| {
+            let error = db_error(e);
+            if let (StoreError::Unreachable(_), Some(reachability)) = (&error, &self.reachability) {
+                reachability.went_offline(&error);
+            }
+            error
+        })
     }
 
     async fn stored_faces_of(conn: &mut impl Queryable, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {

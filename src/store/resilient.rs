@@ -266,24 +266,28 @@ async fn within<T>(limit: Duration, call: impl Future<Output = Result<T, StoreEr
         .unwrap_or_else(|_| Err(StoreError::Unreachable(format!("no answer within {limit:?}"))))
 }
 
-struct Shared {
-    server: Arc<dyn Store>,
-    local: LocalCache,
+/// Whether the server answers, as whoever asked it last found out: the door, the web app, the
+/// CLI or the notifier (the server store reports what its connections see).
+#[derive(Debug)]
+pub struct Reachability {
     online: AtomicBool,
-    migrated: AtomicBool,
     /// Wakes the background task to retry or replay now.
     wake: Notify,
-    /// Keeps spool writes and replays in order.
-    spool_order: tokio::sync::Mutex<()>,
 }
 
-impl Shared {
+impl Default for Reachability {
+    fn default() -> Self {
+        Self { online: AtomicBool::new(true), wake: Notify::new() }
+    }
+}
+
+impl Reachability {
     fn online(&self) -> bool {
         self.online.load(Ordering::SeqCst)
     }
 
     /// Notes that the server did not answer; says so once per outage.
-    fn went_offline(&self, error: &StoreError) {
+    pub fn went_offline(&self, error: &StoreError) {
         if self.online.swap(false, Ordering::SeqCst) {
             tracing::warn!(
                 error = %error,
@@ -292,6 +296,30 @@ impl Shared {
             );
             self.wake.notify_one();
         }
+    }
+
+    /// Notes that the server answers; true when it did not before.
+    fn back_online(&self) -> bool {
+        !self.online.swap(true, Ordering::SeqCst)
+    }
+}
+
+struct Shared {
+    server: Arc<dyn Store>,
+    local: LocalCache,
+    reachability: Arc<Reachability>,
+    migrated: AtomicBool,
+    /// Keeps spool writes and replays in order.
+    spool_order: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn online(&self) -> bool {
+        self.reachability.online()
+    }
+
+    fn went_offline(&self, error: &StoreError) {
+        self.reachability.went_offline(error);
     }
 
     /// The server's answer on the door's path, or `None` when it is away and the local copy must answer.
@@ -374,7 +402,7 @@ impl Shared {
         }
         let replayed = self.replay().await?;
         self.refresh().await?;
-        let was_offline = !self.online.swap(true, Ordering::SeqCst);
+        let was_offline = self.reachability.back_online();
         if was_offline || replayed > 0 {
             tracing::info!(replayed, "the database answers again; spooled access-log rows written to it");
         }
@@ -397,20 +425,24 @@ impl Drop for ResilientStore {
 impl ResilientStore {
     /// Migrates the server's schema and starts the background task. A server that cannot be
     /// reached is not an error: the door runs on the local copy at `cache_path` until it answers.
-    pub async fn start(server: Arc<dyn Store>, cache_path: &Path) -> Result<Self, StoreError> {
+    /// `reachability` is what the server store reports its outages to.
+    pub async fn start(
+        server: Arc<dyn Store>,
+        reachability: Arc<Reachability>,
+        cache_path: &Path,
+    ) -> Result<Self, StoreError> {
         let local = LocalCache::open(cache_path).await?;
         let shared = Arc::new(Shared {
             server,
             local,
-            online: AtomicBool::new(true),
+            reachability,
             migrated: AtomicBool::new(false),
-            wake: Notify::new(),
             spool_order: tokio::sync::Mutex::new(()),
         });
         match within(STARTUP_TIMEOUT, shared.server.schema().migrate()).await {
             Ok(_) => shared.migrated.store(true, Ordering::SeqCst),
             Err(e @ StoreError::Unreachable(_)) => {
-                shared.online.store(false, Ordering::SeqCst);
+                shared.reachability.online.store(false, Ordering::SeqCst);
                 let spooled = shared.local.spooled().await?;
                 match shared.local.snapshot_ms().await? {
                     Some(copied_ms) => tracing::warn!(
@@ -460,7 +492,7 @@ async fn keep_in_sync(shared: Arc<Shared>) {
         };
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = shared.wake.notified() => {}
+            () = shared.reachability.wake.notified() => {}
         }
     }
 }
@@ -522,7 +554,7 @@ impl DoorPath for ResilientStore {
         }
         let spooled = shared.local.spool(event, notify).await?;
         tracing::info!(event_id = %event.event_id, spooled, "access-log row kept in the local spool");
-        shared.wake.notify_one();
+        shared.reachability.wake.notify_one();
         Ok(0)
     }
 
@@ -608,9 +640,8 @@ mod tests {
         let shared = Arc::new(Shared {
             server: Arc::new(server),
             local: LocalCache::open(&dir.join(CACHE_FILE)).await.unwrap(),
-            online: AtomicBool::new(true),
+            reachability: Arc::default(),
             migrated: AtomicBool::new(true),
-            wake: Notify::new(),
             spool_order: tokio::sync::Mutex::new(()),
         });
         ResilientStore { shared, task: tokio::spawn(async {}) }

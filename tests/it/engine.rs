@@ -178,9 +178,9 @@ async fn several_faces_are_found_largest_first_and_refused_for_enrolment() {
     }
     let grey = frame(grey_png());
     assert!(matches!(enrolment::enrol_face(store.as_ref(), engine(), &person, &grey).await, Err(EnrolError::NoFace)));
-    assert!(store.faces(engine().name()).await.unwrap().1.is_empty(), "nothing was stored");
+    assert!(store.door().faces(engine().name()).await.unwrap().1.is_empty(), "nothing was stored");
     enrolment::enrol_face(store.as_ref(), engine(), &person, &read(&obama)).await.expect("one face enrols");
-    assert_eq!(store.faces(engine().name()).await.unwrap().1.len(), 1);
+    assert_eq!(store.door().faces(engine().name()).await.unwrap().1.len(), 1);
 
     // The door looks at the largest face: whoever is shown twice as large is the one searched.
     let gallery = gallery().await;

@@ -44,7 +44,7 @@ async fn the_original_access_log_and_logins_are_imported_once() {
     assert!(again.contains("2 account(s) already existed"), "{again}");
 
     let store = store::open(&DatabaseConfig::default(), door.dir.path()).await.unwrap();
-    let rows = store.access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.unwrap();
+    let rows = store.log().access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r.event.event_id.as_str()).collect();
     assert_eq!(ids, ["legacy-4", "legacy-2", "legacy-1"], "each row once, however often it is imported");
     let alice = &rows[2].event;
@@ -56,9 +56,9 @@ async fn the_original_access_log_and_logins_are_imported_once() {
     assert_eq!(alice.at.unix_timestamp(), 1_556_957_730, "2019-05-04 08:15:30 UTC");
     assert_eq!(rows[1].event.photo, None, "a path is never taken as a photo name");
     assert_eq!(rows[0].event.similarity, None);
-    assert_eq!(store.outbox_backlog().await.unwrap(), 0, "old attempts send no notifications");
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 0, "old attempts send no notifications");
 
-    let admin = store.user_by_name("admin").await.unwrap().expect("the account is imported");
+    let admin = store.accounts().user_by_name("admin").await.unwrap().expect("the account is imported");
     assert_eq!(admin.role, "admin");
     assert!(admin.password_hash.starts_with("$argon2id$"), "{}", admin.password_hash);
     let hash = PasswordHash::new(&admin.password_hash).unwrap();

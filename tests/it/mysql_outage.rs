@@ -1,14 +1,15 @@
 //! The door on MariaDB while the server goes away and comes back: decisions go on from the local
 //! copy, attempts wait in the local spool, and every one reaches the server exactly once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use facereko::access::{AccessEvent, StageTimings};
 use facereko::card::CardUid;
 use facereko::engine::FaceTemplate;
-use facereko::store::DatabaseConfig;
-use facereko::store::resilient::{CACHE_FILE, ResilientStore};
-use facereko::store::{self, Store, StoreError};
+use facereko::store::mysql::MysqlStore;
+use facereko::store::resilient::{CACHE_FILE, Reachability, ResilientStore};
+use facereko::store::{Store, StoreError};
 
 use crate::common;
 use crate::common::mariadb::{MariaDb, TestDatabase};
@@ -158,29 +159,33 @@ async fn the_local_copy_answers_and_the_spool_is_replayed_once() {
     let mut server = MariaDb::throw_away();
     let database = server.database();
     let dir = tempfile::tempdir().unwrap();
-    let config = DatabaseConfig { url: database.url.clone(), password: None };
-    let backend = store::connect(&config, dir.path()).await.unwrap();
-    let store = ResilientStore::start(backend, &dir.path().join(CACHE_FILE)).await.unwrap();
-    let alice = store.add_person("Alice").await.unwrap();
+    // Wired as `store::open` wires it: the server store reports its outages to the wrapper.
+    let reachability = Arc::new(Reachability::default());
+    let backend = MysqlStore::connect(&database.url, None).unwrap().reporting_to(Arc::clone(&reachability));
+    let store = ResilientStore::start(Arc::new(backend), reachability, &dir.path().join(CACHE_FILE)).await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
     let card: CardUid = ALICE_CARD.parse().unwrap();
-    store.add_card(&card, alice.id).await.unwrap();
-    store.add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
+    store.people().add_card(&card, alice.id).await.unwrap();
+    store.people().add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
     // What the door asks while the server answers is copied.
-    assert_eq!(store.card_holder(&card).await.unwrap(), Some(alice.clone()));
-    let (version, faces) = store.faces("simulated").await.unwrap();
-    store.record_attempt(&event(0), true).await.unwrap();
+    assert_eq!(store.door().card_holder(&card).await.unwrap(), Some(alice.clone()));
+    let (version, faces) = store.door().faces("simulated").await.unwrap();
+    store.door().record_attempt(&event(0), true).await.unwrap();
 
     server.kill();
-    assert_eq!(store.card_holder(&card).await.unwrap(), Some(alice.clone()), "from the local copy");
-    assert_eq!(store.card_holder(&STRANGER_CARD.parse().unwrap()).await.unwrap(), None);
-    assert_eq!(store.faces("simulated").await.unwrap(), (version, faces));
-    assert_eq!(store.faces_version().await.unwrap(), version);
-    assert!(store.armed().await.unwrap());
+    assert_eq!(store.door().card_holder(&card).await.unwrap(), Some(alice.clone()), "from the local copy");
+    assert_eq!(store.door().card_holder(&STRANGER_CARD.parse().unwrap()).await.unwrap(), None);
+    assert_eq!(store.door().faces("simulated").await.unwrap(), (version, faces));
+    assert_eq!(store.door().faces_version().await.unwrap(), version);
+    assert!(store.door().armed().await.unwrap());
     for n in 1..=3 {
-        assert_eq!(store.record_attempt(&event(n), true).await.unwrap(), 0, "spooled, no row id yet");
+        assert_eq!(store.door().record_attempt(&event(n), true).await.unwrap(), 0, "spooled, no row id yet");
     }
     assert_eq!(store.spooled().await.unwrap(), 3);
-    assert!(matches!(store.add_person("Bob").await, Err(StoreError::Unreachable(_))), "changes need the server");
+    assert!(
+        matches!(store.people().add_person("Bob").await, Err(StoreError::Unreachable(_))),
+        "changes need the server"
+    );
 
     server.resume();
     let start = Instant::now();
@@ -192,8 +197,8 @@ async fn the_local_copy_answers_and_the_spool_is_replayed_once() {
     let ids: Vec<&str> = rows.iter().map(|(id, _, _, _)| id.as_str()).collect();
     assert_eq!(ids, ["outage-0", "outage-1", "outage-2", "outage-3"], "in order");
     assert!(rows.iter().all(|(_, _, _, count)| *count == 1), "{rows:?}");
-    assert_eq!(store.outbox_backlog().await.unwrap(), 4, "their notifications wait in the outbox");
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 4, "their notifications wait in the outbox");
     // A replay that already reached the server (e.g. cut short before it was unspooled) adds nothing.
-    store.record_attempt(&event(2), true).await.unwrap();
+    store.door().record_attempt(&event(2), true).await.unwrap();
     assert_eq!(rows_on_server(&server, &database).len(), 4);
 }

@@ -298,10 +298,10 @@ async fn a_card_on_the_reader_opens_the_door() {
     let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.door.mode = Mode::CardOnly;
     let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap());
-    store.migrate().await.unwrap();
-    let alice = store.add_person("Alice").await.unwrap();
+    store.schema().migrate().await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
     let card: CardUid = hex(&DOUBLE).parse().unwrap();
-    store.add_card(&card, alice.id).await.unwrap();
+    store.people().add_card(&card, alice.id).await.unwrap();
 
     let model = Mfrc522Model::new();
     let recorder = OutputRecorder::default();
@@ -317,7 +317,7 @@ async fn a_card_on_the_reader_opens_the_door() {
     wait_until("the relay is energised", || recorder.is_on(Output::Relay)).await;
     let mut rows = Vec::new();
     for _ in 0..1000 {
-        rows = store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+        rows = store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
         if !rows.is_empty() {
             break;
         }

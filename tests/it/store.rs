@@ -39,7 +39,7 @@ async fn mariadb() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let server = MariaDb::start();
     let store = store::connect(&mariadb_config(&server), dir.path()).await.unwrap();
-    store.migrate().await.unwrap();
+    store.schema().migrate().await.unwrap();
     Backend { store, _dir: dir, _server: Some(server) }
 }
 
@@ -78,114 +78,116 @@ fn message(result: Result<impl std::fmt::Debug, StoreError>) -> String {
 }
 
 async fn migrating_again_applies_nothing(store: &dyn Store) {
-    assert_eq!(store.migrate().await.unwrap(), Vec::<u32>::new());
+    assert_eq!(store.schema().migrate().await.unwrap(), Vec::<u32>::new());
 }
 
 async fn people_are_unique_regardless_of_ascii_case(store: &dyn Store) {
-    let alice = store.add_person("  Alice ").await.unwrap();
+    let alice = store.people().add_person("  Alice ").await.unwrap();
     assert_eq!(alice.name, "Alice", "names are trimmed");
-    let duplicate = store.add_person("ALICE").await;
+    let duplicate = store.people().add_person("ALICE").await;
     assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
     assert_eq!(message(duplicate), "a person named \"ALICE\" already exists");
-    assert_eq!(store.person_by_name("aLiCe").await.unwrap(), Some(alice.clone()));
-    assert_eq!(store.person_by_name("Bob").await.unwrap(), None);
+    assert_eq!(store.people().person_by_name("aLiCe").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.people().person_by_name("Bob").await.unwrap(), None);
     // Only ASCII letters fold, as in SQLite's NOCASE: these are two people.
-    store.add_person("Émile").await.unwrap();
-    store.add_person("émile").await.unwrap();
-    store.add_person("bob").await.unwrap();
-    let names: Vec<String> = store.list_people().await.unwrap().into_iter().map(|p| p.name).collect();
+    store.people().add_person("Émile").await.unwrap();
+    store.people().add_person("émile").await.unwrap();
+    store.people().add_person("bob").await.unwrap();
+    let names: Vec<String> = store.people().list_people().await.unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["Alice", "bob", "Émile", "émile"], "listed by name, ASCII case ignored");
 }
 
 async fn removing_a_person_removes_their_cards_and_faces(store: &dyn Store) {
-    let alice = store.add_person("Alice").await.unwrap();
-    let bob = store.add_person("Bob").await.unwrap();
-    store.add_card(&card("04A1B2C3"), alice.id).await.unwrap();
-    store.add_card(&card("04112233445566"), alice.id).await.unwrap();
-    store.add_card(&card("DEADBEEF"), bob.id).await.unwrap();
-    let face = store.add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
-    store.add_face(bob.id, "simulated", &FaceTemplate::Remote("bob-1".into())).await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
+    let bob = store.people().add_person("Bob").await.unwrap();
+    store.people().add_card(&card("04A1B2C3"), alice.id).await.unwrap();
+    store.people().add_card(&card("04112233445566"), alice.id).await.unwrap();
+    store.people().add_card(&card("DEADBEEF"), bob.id).await.unwrap();
+    let face = store.people().add_face(alice.id, "simulated", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    store.people().add_face(bob.id, "simulated", &FaceTemplate::Remote("bob-1".into())).await.unwrap();
     let summary: Vec<(String, u32, u32)> =
-        store.list_people().await.unwrap().into_iter().map(|p| (p.name, p.cards, p.faces)).collect();
+        store.people().list_people().await.unwrap().into_iter().map(|p| (p.name, p.cards, p.faces)).collect();
     assert_eq!(summary, [("Alice".to_owned(), 2, 1), ("Bob".to_owned(), 1, 1)]);
 
-    let version = store.faces_version().await.unwrap();
-    let removed = store.remove_person(alice.id).await.unwrap();
+    let version = store.door().faces_version().await.unwrap();
+    let removed = store.people().remove_person(alice.id).await.unwrap();
     assert_eq!(removed.iter().map(|f| f.id).collect::<Vec<_>>(), [face]);
-    assert_eq!(store.faces_version().await.unwrap(), version + 1, "removing faces changes the version");
-    assert_eq!(store.card_holder(&card("04A1B2C3")).await.unwrap(), None);
-    let cards: Vec<String> = store.list_cards().await.unwrap().into_iter().map(|c| c.uid.to_string()).collect();
+    assert_eq!(store.door().faces_version().await.unwrap(), version + 1, "removing faces changes the version");
+    assert_eq!(store.door().card_holder(&card("04A1B2C3")).await.unwrap(), None);
+    let cards: Vec<String> =
+        store.people().list_cards().await.unwrap().into_iter().map(|c| c.uid.to_string()).collect();
     assert_eq!(cards, ["DEADBEEF"]);
-    assert_eq!(store.faces("simulated").await.unwrap().1.len(), 1);
+    assert_eq!(store.door().faces("simulated").await.unwrap().1.len(), 1);
 
-    let faceless = store.add_person("Carol").await.unwrap();
-    let version = store.faces_version().await.unwrap();
-    store.remove_person(faceless.id).await.unwrap();
-    assert_eq!(store.faces_version().await.unwrap(), version, "no faces removed, no new version");
-    let missing = store.remove_person(PersonId(999_999)).await;
+    let faceless = store.people().add_person("Carol").await.unwrap();
+    let version = store.door().faces_version().await.unwrap();
+    store.people().remove_person(faceless.id).await.unwrap();
+    assert_eq!(store.door().faces_version().await.unwrap(), version, "no faces removed, no new version");
+    let missing = store.people().remove_person(PersonId(999_999)).await;
     assert_eq!(message(missing), "no person with id 999999");
 }
 
 async fn cards_belong_to_one_person(store: &dyn Store) {
-    let bob = store.add_person("Bob").await.unwrap();
-    let alice = store.add_person("Alice").await.unwrap();
-    store.add_card(&card("DEADBEEF"), bob.id).await.unwrap();
-    store.add_card(&card("04A1B2C3"), bob.id).await.unwrap();
-    store.add_card(&card("A1B2C3D4"), alice.id).await.unwrap();
-    assert_eq!(store.card_holder(&card("de:ad:be:ef")).await.unwrap(), Some(bob.clone()));
-    assert_eq!(store.card_holder(&card("01020304")).await.unwrap(), None);
+    let bob = store.people().add_person("Bob").await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
+    store.people().add_card(&card("DEADBEEF"), bob.id).await.unwrap();
+    store.people().add_card(&card("04A1B2C3"), bob.id).await.unwrap();
+    store.people().add_card(&card("A1B2C3D4"), alice.id).await.unwrap();
+    assert_eq!(store.door().card_holder(&card("de:ad:be:ef")).await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.door().card_holder(&card("01020304")).await.unwrap(), None);
 
-    let taken = store.add_card(&card("DEADBEEF"), alice.id).await;
+    let taken = store.people().add_card(&card("DEADBEEF"), alice.id).await;
     assert_eq!(
         message(taken),
         "card DEADBEEF already belongs to Bob; remove it first with `facereko card remove DEADBEEF`"
     );
-    let nobody = store.add_card(&card("01020304"), PersonId(999_999)).await;
+    let nobody = store.people().add_card(&card("01020304"), PersonId(999_999)).await;
     assert!(nobody.is_err(), "a card needs an existing person");
 
     let listed: Vec<(String, String)> =
-        store.list_cards().await.unwrap().into_iter().map(|c| (c.uid.to_string(), c.person.name)).collect();
+        store.people().list_cards().await.unwrap().into_iter().map(|c| (c.uid.to_string(), c.person.name)).collect();
     let expected = [("A1B2C3D4", "Alice"), ("04A1B2C3", "Bob"), ("DEADBEEF", "Bob")];
     assert_eq!(listed, expected.map(|(u, n)| (u.to_owned(), n.to_owned())), "by holder, then UID");
 
-    store.remove_card(&card("DEADBEEF")).await.unwrap();
-    assert_eq!(store.card_holder(&card("DEADBEEF")).await.unwrap(), None);
-    assert_eq!(message(store.remove_card(&card("DEADBEEF")).await), "card DEADBEEF is not enrolled");
+    store.people().remove_card(&card("DEADBEEF")).await.unwrap();
+    assert_eq!(store.door().card_holder(&card("DEADBEEF")).await.unwrap(), None);
+    assert_eq!(message(store.people().remove_card(&card("DEADBEEF")).await), "card DEADBEEF is not enrolled");
 }
 
 async fn faces_are_kept_per_engine_with_a_version(store: &dyn Store) {
-    assert_eq!(store.faces("simulated").await.unwrap(), (0, Vec::new()), "nothing enrolled: version 0");
-    let alice = store.add_person("Alice").await.unwrap();
+    assert_eq!(store.door().faces("simulated").await.unwrap(), (0, Vec::new()), "nothing enrolled: version 0");
+    let alice = store.people().add_person("Alice").await.unwrap();
     let descriptor: Vec<f32> = (0..128).map(|i| (i as f32 - 64.0) / 37.0).collect();
-    let first = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(descriptor.clone())).await.unwrap();
-    let second = store.add_face(alice.id, "remote", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
-    let third = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![1.0; 128])).await.unwrap();
+    let first =
+        store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(descriptor.clone())).await.unwrap();
+    let second = store.people().add_face(alice.id, "remote", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
+    let third = store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![1.0; 128])).await.unwrap();
     assert!(first < second && second < third, "ids grow");
 
-    let (version, local) = store.faces("local").await.unwrap();
+    let (version, local) = store.door().faces("local").await.unwrap();
     assert_eq!(version, 3, "each face added is a new version");
-    assert_eq!(store.faces_version().await.unwrap(), version);
+    assert_eq!(store.door().faces_version().await.unwrap(), version);
     assert_eq!(local.iter().map(|f| f.id).collect::<Vec<_>>(), [first, third], "one engine's faces, by id");
     assert_eq!(local[0].person, alice.id);
     assert_eq!(local[0].template, FaceTemplate::Descriptor(descriptor), "descriptors come back bit for bit");
-    let remote = store.faces("remote").await.unwrap().1;
+    let remote = store.door().faces("remote").await.unwrap().1;
     assert_eq!(remote[0].template, FaceTemplate::Remote("aws-face-1".into()));
 
-    let not_numbers = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![f32::NAN; 128])).await;
+    let not_numbers = store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![f32::NAN; 128])).await;
     assert_eq!(message(not_numbers), "the face descriptor has values that are not numbers");
-    assert_eq!(store.faces_version().await.unwrap(), 3, "a refused face changes nothing");
+    assert_eq!(store.door().faces_version().await.unwrap(), 3, "a refused face changes nothing");
 }
 
 async fn the_door_starts_armed_and_remembers(store: &dyn Store) {
-    assert!(store.armed().await.unwrap(), "a new installation is armed");
-    store.set_armed(false).await.unwrap();
-    assert!(!store.armed().await.unwrap());
-    store.set_armed(true).await.unwrap();
-    assert!(store.armed().await.unwrap());
+    assert!(store.door().armed().await.unwrap(), "a new installation is armed");
+    store.door().set_armed(false).await.unwrap();
+    assert!(!store.door().armed().await.unwrap());
+    store.door().set_armed(true).await.unwrap();
+    assert!(store.door().armed().await.unwrap());
 }
 
 async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) {
-    let alice = store.add_person("Alice").await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
     let mut granted = event(1, Decision::Granted, Reason::CardAndFace);
     granted.person_id = Some(alice.id);
     granted.detail = Some("all good".into());
@@ -198,43 +200,43 @@ async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) 
     unknown.timings.match_ms = None;
     let disarmed = event(3, Decision::Disarmed, Reason::Disarmed);
     for e in [&granted, &unknown, &disarmed] {
-        store.record_attempt(e, false).await.unwrap();
+        store.door().record_attempt(e, false).await.unwrap();
     }
 
-    let all = store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    let all = store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
     let events: Vec<&AccessEvent> = all.iter().map(|entry| &entry.event).collect();
     assert_eq!(events, [&disarmed, &unknown, &granted], "every field comes back, newest first");
-    assert_eq!(store.access_log(&LogQuery { limit: 2, ..LogQuery::default() }).await.unwrap().len(), 2);
+    assert_eq!(store.log().access_log(&LogQuery { limit: 2, ..LogQuery::default() }).await.unwrap().len(), 2);
     let denied = LogQuery { limit: 10, decision: Some(Decision::Denied), ..LogQuery::default() };
-    assert_eq!(store.access_log(&denied).await.unwrap()[0].event, unknown);
+    assert_eq!(store.log().access_log(&denied).await.unwrap()[0].event, unknown);
     let by_reason = LogQuery { limit: 10, reason: Some(Reason::CardAndFace), ..LogQuery::default() };
-    assert_eq!(store.access_log(&by_reason).await.unwrap()[0].event, granted);
+    assert_eq!(store.log().access_log(&by_reason).await.unwrap()[0].event, granted);
     let none = LogQuery {
         limit: 10,
         decision: Some(Decision::Granted),
         reason: Some(Reason::UnknownCard),
         ..LogQuery::default()
     };
-    assert!(store.access_log(&none).await.unwrap().is_empty());
+    assert!(store.log().access_log(&none).await.unwrap().is_empty());
 
     // Recording the same event again (a replay after an outage) adds nothing.
     let id = all[2].id;
-    assert_eq!(store.record_attempt(&granted, true).await.unwrap(), id);
-    assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 3);
-    assert_eq!(store.outbox_backlog().await.unwrap(), 0, "nor a notification");
+    assert_eq!(store.door().record_attempt(&granted, true).await.unwrap(), id);
+    assert_eq!(store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 3);
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 0, "nor a notification");
 
     // The log keeps the name of a person who is removed later.
-    store.remove_person(alice.id).await.unwrap();
-    let kept = &store.access_log(&by_reason).await.unwrap()[0].event;
+    store.people().remove_person(alice.id).await.unwrap();
+    let kept = &store.log().access_log(&by_reason).await.unwrap()[0].event;
     assert_eq!((kept.person_id, kept.person_name.as_deref()), (None, Some("Person 1")));
 }
 
 /// The `n` of each `event-n` that `query` finds, newest first, checked against what it counts.
 async fn found(store: &dyn Store, query: LogQuery) -> Vec<u32> {
-    let entries = store.access_log(&LogQuery { limit: 100, ..query.clone() }).await.unwrap();
+    let entries = store.log().access_log(&LogQuery { limit: 100, ..query.clone() }).await.unwrap();
     let numbers: Vec<u32> = entries.iter().map(|e| e.event.event_id["event-".len()..].parse().unwrap()).collect();
     // The query's own limit (0) and offset do not matter to the count.
-    assert_eq!(store.count_access_log(&query).await.unwrap(), numbers.len() as u64, "the count of {query:?}");
+    assert_eq!(store.log().count_access_log(&query).await.unwrap(), numbers.len() as u64, "the count of {query:?}");
     numbers
 }
 
@@ -254,7 +256,7 @@ async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
         let mut e = event(n, decision, reason);
         e.person_name = person.map(str::to_owned);
         e.card_uid = uid.map(card);
-        store.record_attempt(&e, false).await.unwrap();
+        store.door().record_attempt(&e, false).await.unwrap();
         times.push(e.at);
     }
     let at = |n: usize| Some(times[n - 1]);
@@ -291,173 +293,180 @@ async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
     // Pages of three: they do not overlap, and together they are the whole log.
     let mut pages = Vec::new();
     for offset in [0, 3, 6, 9] {
-        let page = store.access_log(&LogQuery { limit: 3, offset, ..query() }).await.unwrap();
+        let page = store.log().access_log(&LogQuery { limit: 3, offset, ..query() }).await.unwrap();
         pages.push(page.iter().map(|e| e.event.event_id.clone()).collect::<Vec<_>>());
     }
     let expected: [&[&str]; 4] =
         [&["event-8", "event-7", "event-6"], &["event-5", "event-4", "event-3"], &["event-2", "event-1"], &[]];
     assert_eq!(pages, expected);
     let granted = LogQuery { limit: 2, offset: 2, decision: Some(Decision::Granted), ..query() };
-    let page: Vec<String> = store.access_log(&granted).await.unwrap().into_iter().map(|e| e.event.event_id).collect();
+    let page: Vec<String> =
+        store.log().access_log(&granted).await.unwrap().into_iter().map(|e| e.event.event_id).collect();
     assert_eq!(page, ["event-5", "event-3"], "paging applies after filtering");
-    assert_eq!(store.count_access_log(&granted).await.unwrap(), 5, "the count ignores limit and offset");
+    assert_eq!(store.log().count_access_log(&granted).await.unwrap(), 5, "the count ignores limit and offset");
 }
 
 async fn log_entries_are_read_by_id(store: &dyn Store) {
-    let id = store.record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), false).await.unwrap();
-    store.record_attempt(&event(2, Decision::Denied, Reason::UnknownCard), false).await.unwrap();
-    let listed = store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
-    let entry = store.log_entry(id).await.unwrap().expect("the row just written");
+    let id = store.door().record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), false).await.unwrap();
+    store.door().record_attempt(&event(2, Decision::Denied, Reason::UnknownCard), false).await.unwrap();
+    let listed = store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    let entry = store.log().log_entry(id).await.unwrap().expect("the row just written");
     assert_eq!(Some(&entry), listed.iter().find(|e| e.id == id));
     assert_eq!(entry.event, event(1, Decision::Granted, Reason::CardAndFace));
-    assert_eq!(store.log_entry(987_654).await.unwrap(), None);
+    assert_eq!(store.log().log_entry(987_654).await.unwrap(), None);
 }
 
 async fn a_person_is_shown_with_their_cards_and_faces(store: &dyn Store) {
-    let alice = store.add_person("Alice").await.unwrap();
-    let bob = store.add_person("Bob").await.unwrap();
-    assert_eq!(store.person(alice.id).await.unwrap(), Some(alice.clone()));
-    assert_eq!(store.person(PersonId(999_999)).await.unwrap(), None);
+    let alice = store.people().add_person("Alice").await.unwrap();
+    let bob = store.people().add_person("Bob").await.unwrap();
+    assert_eq!(store.people().person(alice.id).await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.people().person(PersonId(999_999)).await.unwrap(), None);
 
     for uid in ["DEADBEEF", "04A1B2C3", "A1B2C3D4"] {
-        store.add_card(&card(uid), alice.id).await.unwrap();
+        store.people().add_card(&card(uid), alice.id).await.unwrap();
     }
-    store.add_card(&card("01020304"), bob.id).await.unwrap();
-    let cards: Vec<String> = store.person_cards(alice.id).await.unwrap().iter().map(ToString::to_string).collect();
+    store.people().add_card(&card("01020304"), bob.id).await.unwrap();
+    let cards: Vec<String> =
+        store.people().person_cards(alice.id).await.unwrap().iter().map(ToString::to_string).collect();
     assert_eq!(cards, ["04A1B2C3", "A1B2C3D4", "DEADBEEF"], "in UID order, only theirs");
-    assert!(store.person_cards(PersonId(999_999)).await.unwrap().is_empty());
+    assert!(store.people().person_cards(PersonId(999_999)).await.unwrap().is_empty());
 
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    let local = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
-    store.add_face(bob.id, "local", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
-    let remote = store.add_face(alice.id, "rekognition", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
+    let local = store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    store.people().add_face(bob.id, "local", &FaceTemplate::Descriptor(vec![0.25; 128])).await.unwrap();
+    let remote =
+        store.people().add_face(alice.id, "rekognition", &FaceTemplate::Remote("aws-face-1".into())).await.unwrap();
     let after = OffsetDateTime::now_utc() + time::Duration::seconds(1);
-    let faces = store.person_faces(alice.id).await.unwrap();
+    let faces = store.people().person_faces(alice.id).await.unwrap();
     let listed: Vec<(i64, &str)> = faces.iter().map(|f| (f.id, f.engine.as_str())).collect();
     assert_eq!(listed, [(local, "local"), (remote, "rekognition")], "every engine, oldest first");
     assert!(faces.iter().all(|f| (before..after).contains(&f.created)), "{faces:?}");
-    assert!(store.person_faces(PersonId(999_999)).await.unwrap().is_empty());
+    assert!(store.people().person_faces(PersonId(999_999)).await.unwrap().is_empty());
 }
 
 async fn removing_a_face_changes_the_faces_version(store: &dyn Store) {
-    let alice = store.add_person("Alice").await.unwrap();
+    let alice = store.people().add_person("Alice").await.unwrap();
     let template = FaceTemplate::Descriptor((0..128).map(|i| i as f32 / 128.0).collect());
-    let removed = store.add_face(alice.id, "local", &template).await.unwrap();
-    let kept = store.add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
-    let version = store.faces_version().await.unwrap();
+    let removed = store.people().add_face(alice.id, "local", &template).await.unwrap();
+    let kept = store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    let version = store.door().faces_version().await.unwrap();
 
-    let face = store.remove_face(removed).await.unwrap();
+    let face = store.face_removal().remove_face(removed).await.unwrap();
     assert_eq!((face.id, face.person, &face.template), (removed, alice.id, &template), "returned for the engine");
-    let (new_version, faces) = store.faces("local").await.unwrap();
+    let (new_version, faces) = store.door().faces("local").await.unwrap();
     assert_eq!(new_version, version + 1, "running daemons see the change");
     assert_eq!(faces.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
-    assert_eq!(store.person_faces(alice.id).await.unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
+    assert_eq!(store.people().person_faces(alice.id).await.unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
 
-    assert_eq!(message(store.remove_face(removed).await), format!("no face with id {removed}"));
-    assert_eq!(store.faces_version().await.unwrap(), version + 1, "removing nothing changes nothing");
+    assert_eq!(message(store.face_removal().remove_face(removed).await), format!("no face with id {removed}"));
+    assert_eq!(store.door().faces_version().await.unwrap(), version + 1, "removing nothing changes nothing");
 }
 
 async fn users_are_listed_changed_and_removed(store: &dyn Store) {
     for name in ["bob", "Admin", "carol"] {
-        store.add_user(name, &format!("hash-of-{name}"), "admin").await.unwrap();
+        store.accounts().add_user(name, &format!("hash-of-{name}"), "admin").await.unwrap();
     }
-    let users = store.list_users().await.unwrap();
+    let users = store.accounts().list_users().await.unwrap();
     let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["Admin", "bob", "carol"], "by username, ASCII case ignored");
     assert_eq!(users[0].password_hash, "hash-of-Admin");
 
-    store.set_password_hash("ADMIN", "new-hash").await.unwrap();
-    assert_eq!(store.user_by_name("admin").await.unwrap().unwrap().password_hash, "new-hash");
-    store.set_password_hash("admin", "new-hash").await.unwrap();
-    assert_eq!(message(store.set_password_hash("nobody", "x").await), "no user named \"nobody\"");
+    store.accounts().set_password_hash("ADMIN", "new-hash").await.unwrap();
+    assert_eq!(store.accounts().user_by_name("admin").await.unwrap().unwrap().password_hash, "new-hash");
+    store.accounts().set_password_hash("admin", "new-hash").await.unwrap();
+    assert_eq!(message(store.accounts().set_password_hash("nobody", "x").await), "no user named \"nobody\"");
 
-    store.remove_user("BOB").await.unwrap();
-    assert_eq!(store.user_by_name("bob").await.unwrap(), None);
-    let names: Vec<String> = store.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    store.accounts().remove_user("BOB").await.unwrap();
+    assert_eq!(store.accounts().user_by_name("bob").await.unwrap(), None);
+    let names: Vec<String> = store.accounts().list_users().await.unwrap().into_iter().map(|u| u.username).collect();
     assert_eq!(names, ["Admin", "carol"]);
-    assert_eq!(message(store.remove_user("bob").await), "no user named \"bob\"");
+    assert_eq!(message(store.accounts().remove_user("bob").await), "no user named \"bob\"");
 }
 
 async fn settings_are_kept_apart_from_the_daemons_own(store: &dyn Store) {
-    assert_eq!(store.setting("door.unlock_seconds").await.unwrap(), None);
-    store.set_setting("door.unlock_seconds", "5").await.unwrap();
-    store.set_setting("door.name", "Tür vorne").await.unwrap();
-    store.set_setting("door.unlock_seconds", "7").await.unwrap();
-    assert_eq!(store.setting("door.unlock_seconds").await.unwrap().as_deref(), Some("7"), "overwritten");
-    assert_eq!(store.setting("door.name").await.unwrap().as_deref(), Some("Tür vorne"));
+    assert_eq!(store.settings().setting("door.unlock_seconds").await.unwrap(), None);
+    store.settings().set_setting("door.unlock_seconds", "5").await.unwrap();
+    store.settings().set_setting("door.name", "Tür vorne").await.unwrap();
+    store.settings().set_setting("door.unlock_seconds", "7").await.unwrap();
+    assert_eq!(store.settings().setting("door.unlock_seconds").await.unwrap().as_deref(), Some("7"), "overwritten");
+    assert_eq!(store.settings().setting("door.name").await.unwrap().as_deref(), Some("Tür vorne"));
 
     // Keys named like the daemon's own settings are other settings: neither disturbs the other.
-    store.set_armed(false).await.unwrap();
-    store.set_setting("armed", "yes").await.unwrap();
-    store.set_setting("faces_version", "41").await.unwrap();
-    assert!(!store.armed().await.unwrap(), "set_setting neither arms the door nor spoils its armed state");
-    assert_eq!(store.faces_version().await.unwrap(), 0);
-    store.set_armed(true).await.unwrap();
-    assert!(store.armed().await.unwrap());
-    assert_eq!(store.setting("armed").await.unwrap().as_deref(), Some("yes"), "set_armed leaves it alone");
-    assert_eq!(store.setting("faces_version").await.unwrap().as_deref(), Some("41"));
+    store.door().set_armed(false).await.unwrap();
+    store.settings().set_setting("armed", "yes").await.unwrap();
+    store.settings().set_setting("faces_version", "41").await.unwrap();
+    assert!(!store.door().armed().await.unwrap(), "set_setting neither arms the door nor spoils its armed state");
+    assert_eq!(store.door().faces_version().await.unwrap(), 0);
+    store.door().set_armed(true).await.unwrap();
+    assert!(store.door().armed().await.unwrap());
+    assert_eq!(store.settings().setting("armed").await.unwrap().as_deref(), Some("yes"), "set_armed leaves it alone");
+    assert_eq!(store.settings().setting("faces_version").await.unwrap().as_deref(), Some("41"));
 
     // What the smallest backend cannot keep whole is refused, not cut short.
     let longest = "é".repeat(255);
-    store.set_setting("long", &longest).await.unwrap();
-    assert_eq!(store.setting("long").await.unwrap(), Some(longest));
-    let too_long = store.set_setting("long", &"x".repeat(256)).await;
+    store.settings().set_setting("long", &longest).await.unwrap();
+    assert_eq!(store.settings().setting("long").await.unwrap(), Some(longest));
+    let too_long = store.settings().set_setting("long", &"x".repeat(256)).await;
     assert_eq!(message(too_long), "the value of setting \"long\" is longer than 255 characters");
     let long_key = "k".repeat(61);
-    assert!(matches!(store.set_setting(&long_key, "1").await, Err(StoreError::Conflict(_))));
-    store.set_setting(&"k".repeat(60), "1").await.unwrap();
+    assert!(matches!(store.settings().set_setting(&long_key, "1").await, Err(StoreError::Conflict(_))));
+    store.settings().set_setting(&"k".repeat(60), "1").await.unwrap();
 }
 
 async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn Store) {
     for n in 1..=4 {
         let decision = if n % 2 == 0 { Decision::Denied } else { Decision::Granted };
-        store.record_attempt(&event(n, decision, Reason::CardAndFace), true).await.unwrap();
+        store.door().record_attempt(&event(n, decision, Reason::CardAndFace), true).await.unwrap();
     }
-    store.record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), false).await.unwrap();
-    assert_eq!(store.outbox_backlog().await.unwrap(), 4, "only notified attempts wait in the outbox");
+    store.door().record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), false).await.unwrap();
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 4, "only notified attempts wait in the outbox");
 
-    let first = store.take_pending(0, 2).await.unwrap();
+    let first = store.outbox().take_pending(0, 2).await.unwrap();
     let ids: Vec<&str> = first.iter().map(|item| item.event.event_id.as_str()).collect();
     assert_eq!(ids, ["event-1", "event-2"], "oldest first, at most the limit");
     assert!(first.iter().all(|item| item.attempts == 1));
     assert_eq!(first[1].event, event(2, Decision::Denied, Reason::CardAndFace), "the whole event is in the outbox");
-    let again = store.take_pending(0, 10).await.unwrap();
+    let again = store.outbox().take_pending(0, 10).await.unwrap();
     assert_eq!(again.iter().map(|item| item.attempts).collect::<Vec<_>>(), [2, 2, 1, 1], "each take is an attempt");
-    let later = store.take_pending(first[1].id, 10).await.unwrap();
+    let later = store.outbox().take_pending(first[1].id, 10).await.unwrap();
     let ids: Vec<&str> = later.iter().map(|item| item.event.event_id.as_str()).collect();
     assert_eq!(ids, ["event-3", "event-4"], "only rows after the one given");
 
-    store.mark_delivered(first[0].id).await.unwrap();
-    store.mark_delivered(first[0].id).await.unwrap();
-    store.mark_delivered(987_654).await.unwrap();
-    assert_eq!(store.outbox_backlog().await.unwrap(), 3, "marking twice or an unknown id changes nothing more");
-    let pending = store.take_pending(0, 10).await.unwrap();
+    store.outbox().mark_delivered(first[0].id).await.unwrap();
+    store.outbox().mark_delivered(first[0].id).await.unwrap();
+    store.outbox().mark_delivered(987_654).await.unwrap();
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 3, "marking twice or an unknown id changes nothing more");
+    let pending = store.outbox().take_pending(0, 10).await.unwrap();
     assert_eq!(
         pending.iter().map(|item| item.event.event_id.as_str()).collect::<Vec<_>>(),
         ["event-2", "event-3", "event-4"]
     );
-    store.mark_delivered(pending[1].id).await.unwrap();
+    store.outbox().mark_delivered(pending[1].id).await.unwrap();
 
     // Two delivered (event-1, event-3), two waiting: keeping 3 removes the oldest delivered one only.
-    let pruned = store.prune_outbox(3).await.unwrap();
+    let pruned = store.outbox().prune_outbox(3).await.unwrap();
     assert_eq!((pruned.removed, pruned.undelivered), (1, 2));
     // Keeping none removes every delivered row but never a waiting one.
-    let pruned = store.prune_outbox(0).await.unwrap();
+    let pruned = store.outbox().prune_outbox(0).await.unwrap();
     assert_eq!((pruned.removed, pruned.undelivered), (1, 2));
-    let pruned = store.prune_outbox(0).await.unwrap();
+    let pruned = store.outbox().prune_outbox(0).await.unwrap();
     assert_eq!((pruned.removed, pruned.undelivered), (0, 2));
-    assert_eq!(store.outbox_backlog().await.unwrap(), 2);
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 2);
     let left: Vec<String> =
-        store.take_pending(0, 10).await.unwrap().into_iter().map(|item| item.event.event_id).collect();
+        store.outbox().take_pending(0, 10).await.unwrap().into_iter().map(|item| item.event.event_id).collect();
     assert_eq!(left, ["event-2", "event-4"]);
 }
 
 async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
-    let admin = store.add_user("Admin", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "admin").await.unwrap();
+    let admin =
+        store.accounts().add_user("Admin", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "admin").await.unwrap();
     assert_eq!((admin.username.as_str(), admin.role.as_str()), ("Admin", "admin"));
-    assert_eq!(store.user_by_name("admin").await.unwrap(), Some(admin));
-    assert_eq!(store.user_by_name("nobody").await.unwrap(), None);
-    assert_eq!(message(store.add_user("ADMIN", "x", "admin").await), "a user named \"ADMIN\" already exists");
+    assert_eq!(store.accounts().user_by_name("admin").await.unwrap(), Some(admin));
+    assert_eq!(store.accounts().user_by_name("nobody").await.unwrap(), None);
+    assert_eq!(
+        message(store.accounts().add_user("ADMIN", "x", "admin").await),
+        "a user named \"ADMIN\" already exists"
+    );
 }
 
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
@@ -468,7 +477,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let config = mariadb_config(&server);
     let first = store::connect(&config, dir.path()).await.unwrap();
     let second = store::connect(&config, dir.path()).await.unwrap();
-    let (a, b) = tokio::join!(first.migrate(), second.migrate());
+    let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
     assert_eq!(applied, [vec![], vec![1, 2]], "one of them applied everything, the other nothing");

@@ -87,7 +87,7 @@ impl App {
 
     async fn add_user(&self, name: &str, role: Role) {
         let hash = accounts::hash_password(PASSWORD).unwrap();
-        self.store.add_user(name, &hash, role.as_str()).await.unwrap();
+        self.store.accounts().add_user(name, &hash, role.as_str()).await.unwrap();
     }
 
     /// A browser from `address` with no cookies yet.
@@ -121,12 +121,12 @@ impl App {
         let person = facereko::enrolment::add_person(self.store.as_ref(), name).await.unwrap();
         let frame = Frame::from_bytes(picture.to_vec(), "test picture").unwrap();
         facereko::enrolment::enrol_face(self.store.as_ref(), self.engine.as_ref(), &person, &frame).await.unwrap();
-        self.store.add_card(&card.parse().unwrap(), person.id).await.unwrap();
+        self.store.people().add_card(&card.parse().unwrap(), person.id).await.unwrap();
         person.id.0
     }
 
     async fn log(&self) -> Vec<store::LogEntry> {
-        self.store.access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.unwrap()
+        self.store.log().access_log(&LogQuery { limit: 100, ..LogQuery::default() }).await.unwrap()
     }
 
     /// Waits until the log has `count` rows; returns them, newest first.
@@ -268,7 +268,7 @@ async fn logged_attempt(app: &App, n: u32, decision: Decision, photo: Option<&st
         timings: StageTimings { read_ms: 2, capture_ms: Some(30), match_ms: Some(12), actuate_ms: 1, total_ms: 45 },
         ..common::access_event(format!("web-test-{n}"))
     };
-    app.store.record_attempt(&event, false).await.unwrap()
+    app.store.door().record_attempt(&event, false).await.unwrap()
 }
 
 #[tokio::test]
@@ -290,7 +290,7 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
         assert_eq!(answer.location(), "/login", "POST {path}");
     }
     assert!(app.armed().await);
-    assert!(app.store.list_people().await.unwrap().is_empty());
+    assert!(app.store.people().list_people().await.unwrap().is_empty());
     let login = stranger.get("/login").await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.text.contains("Sign in"));
@@ -312,7 +312,7 @@ async fn the_first_admin_is_made_with_the_one_time_setup_code() {
         .post("/setup", &[("code", &code), ("username", "owner"), ("password", "short"), ("confirm", "short")])
         .await;
     assert!(short.text.contains("shorter than"), "{}", short.text);
-    assert!(app.store.list_users().await.unwrap().is_empty(), "nothing made from bad input");
+    assert!(app.store.accounts().list_users().await.unwrap().is_empty(), "nothing made from bad input");
 
     let made = browser
         .post(
@@ -321,7 +321,7 @@ async fn the_first_admin_is_made_with_the_one_time_setup_code() {
         )
         .await;
     assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
-    let users = app.store.list_users().await.unwrap();
+    let users = app.store.accounts().list_users().await.unwrap();
     assert_eq!((users[0].username.as_str(), users[0].role.as_str()), ("owner", "admin"));
     assert!(users[0].password_hash.starts_with("$argon2id$"));
     assert!(browser.get("/").await.text.contains("armed-state"), "signed in straight away");
@@ -414,9 +414,9 @@ async fn forms_without_the_sessions_token_change_nothing() {
         [("csrf", "bad"), ("current", PASSWORD), ("password", "taken over now"), ("confirm", "taken over now")];
     assert_eq!(admin.post("/account/password", &forged_password).await.status, StatusCode::FORBIDDEN);
     assert_eq!(admin.post("/logout", &[("csrf", "bad")]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.store.list_users().await.unwrap().len(), 1);
+    assert_eq!(app.store.accounts().list_users().await.unwrap().len(), 1);
     assert_eq!(admin.get("/").await.status, StatusCode::OK, "still signed in with the old password");
-    assert!(app.store.list_people().await.unwrap().is_empty());
+    assert!(app.store.people().list_people().await.unwrap().is_empty());
     // A token of another session does not do either.
     let other = app.signed_in(ADMIN).await;
     assert_eq!(admin.post("/disarm", &[("csrf", &other.csrf)]).await.status, StatusCode::FORBIDDEN);
@@ -455,9 +455,9 @@ async fn viewers_see_everything_and_change_nothing() {
         StatusCode::FORBIDDEN
     );
     assert!(app.armed().await);
-    let people = app.store.list_people().await.unwrap();
+    let people = app.store.people().list_people().await.unwrap();
     assert_eq!((people.len(), people[0].cards, people[0].faces), (1, 1, 1));
-    assert!(app.store.setting(DoorTuning::SETTING).await.unwrap().is_none());
+    assert!(app.store.settings().setting(DoorTuning::SETTING).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -475,7 +475,7 @@ async fn arming_and_disarming_take_effect_in_the_running_door() {
 
     assert_eq!(admin.post("/disarm", &[]).await.location(), "/");
     assert!(!app.armed().await);
-    assert!(app.store.armed().await.is_ok_and(|armed| !armed), "stored for the next start");
+    assert!(app.store.door().armed().await.is_ok_and(|armed| !armed), "stored for the next start");
     let page = admin.get("/").await.text;
     assert!(page.contains("Disarmed: taps are logged"), "{}", flash(&page));
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -620,7 +620,7 @@ async fn people_cards_and_faces_are_added_and_removed() {
     assert_eq!(duplicate.status, StatusCode::UNPROCESSABLE_ENTITY);
     let empty = admin.post("/people", &[("name", "   ")]).await;
     assert!(flash(&empty.text).contains("needs a name"), "{}", empty.text);
-    assert_eq!(app.store.list_people().await.unwrap().len(), 1);
+    assert_eq!(app.store.people().list_people().await.unwrap().len(), 1);
 
     let uploaded = admin.upload(&format!("{page_url}/faces"), &[("grace.png", &pattern_png(1))]).await;
     assert_eq!(uploaded.location(), page_url);
@@ -647,7 +647,7 @@ async fn people_cards_and_faces_are_added_and_removed() {
     let taken = admin.post(&format!("{other}/cards"), &[("card", CARD)]).await;
     assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", flash(&taken.text));
     let person = facereko::access::PersonId(page_url.trim_start_matches("/people/").parse().unwrap());
-    assert_eq!(app.store.person_cards(person).await.unwrap(), vec![CARD.parse::<CardUid>().unwrap()]);
+    assert_eq!(app.store.people().person_cards(person).await.unwrap(), vec![CARD.parse::<CardUid>().unwrap()]);
 
     // Tap the card now: the next card read is bound.
     let waiting = {
@@ -664,13 +664,13 @@ async fn people_cards_and_faces_are_added_and_removed() {
     let (bound, ()) = tokio::join!(waiting, tapper);
     assert_eq!(bound.location(), other, "{}", bound.text);
     let alan = facereko::access::PersonId(other.trim_start_matches("/people/").parse().unwrap());
-    assert_eq!(app.store.person_cards(alan).await.unwrap(), vec!["04B0B0B0".parse::<CardUid>().unwrap()]);
+    assert_eq!(app.store.people().person_cards(alan).await.unwrap(), vec!["04B0B0B0".parse::<CardUid>().unwrap()]);
 
-    let faces = app.store.person_faces(person).await.unwrap();
+    let faces = app.store.people().person_faces(person).await.unwrap();
     assert_eq!(faces.len(), 2, "one uploaded, one from the camera");
     let removed = admin.post(&format!("{page_url}/faces/{}/remove", faces[0].id), &[]).await;
     assert_eq!(removed.location(), page_url);
-    assert_eq!(app.store.person_faces(person).await.unwrap().len(), 1);
+    assert_eq!(app.store.people().person_faces(person).await.unwrap().len(), 1);
     assert_eq!(admin.post(&format!("{other}/faces/{}/remove", faces[0].id), &[]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
         admin.post(&format!("{page_url}/cards/04B0B0B0/remove"), &[]).await.status,
@@ -678,12 +678,12 @@ async fn people_cards_and_faces_are_added_and_removed() {
         "Alan's card"
     );
     admin.post(&format!("{page_url}/cards/{CARD}/remove"), &[]).await;
-    assert!(app.store.person_cards(person).await.unwrap().is_empty());
+    assert!(app.store.people().person_cards(person).await.unwrap().is_empty());
 
     let gone = admin.post(&format!("{other}/remove"), &[]).await;
     assert_eq!(gone.location(), "/people");
     assert!(flash(&admin.get("/people").await.text).contains("Removed Alan"));
-    assert!(app.store.card_holder(&"04B0B0B0".parse().unwrap()).await.unwrap().is_none());
+    assert!(app.store.door().card_holder(&"04B0B0B0".parse().unwrap()).await.unwrap().is_none());
     assert_eq!(admin.get(&other).await.status, StatusCode::NOT_FOUND);
 }
 
@@ -718,7 +718,7 @@ async fn uploads_that_are_too_large_or_not_pictures_change_nothing() {
     assert!(flash(&truncated.text).contains("broken.jpg: not a picture we can read"), "{}", flash(&truncated.text));
     let nothing = admin.upload(&format!("{url}/faces"), &[]).await;
     assert!(flash(&nothing.text).contains("Choose a photo first"));
-    assert_eq!(app.store.list_people().await.unwrap()[0].faces, 0);
+    assert_eq!(app.store.people().list_people().await.unwrap()[0].faces, 0);
 }
 
 #[tokio::test]
@@ -772,7 +772,7 @@ async fn settings_are_checked_saved_and_used_by_the_running_door() {
     let out_of_range =
         post(&mut admin, &[("unlock_time", "1s"), ("deny_beeps", "3"), ("match_threshold", "150")]).await;
     assert!(out_of_range.text.contains("at most 100"), "{}", out_of_range.text);
-    assert!(app.store.setting(DoorTuning::SETTING).await.unwrap().is_none(), "nothing saved");
+    assert!(app.store.settings().setting(DoorTuning::SETTING).await.unwrap().is_none(), "nothing saved");
 
     admin.post("/tap", &[("card", CARD)]).await;
     assert_eq!(app.wait_for_rows(1).await[0].event.decision, Decision::Granted);
@@ -784,7 +784,7 @@ async fn settings_are_checked_saved_and_used_by_the_running_door() {
     assert!(flash(&page).contains("Settings saved"), "{}", flash(&page));
     assert!(page.contains(&format!("value=\"{stricter}\"")));
     let stored: DoorTuning =
-        serde_json::from_str(&app.store.setting(DoorTuning::SETTING).await.unwrap().unwrap()).unwrap();
+        serde_json::from_str(&app.store.settings().setting(DoorTuning::SETTING).await.unwrap().unwrap()).unwrap();
     assert_eq!(stored.match_threshold.to_string(), stricter);
 
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -804,10 +804,10 @@ async fn a_removed_account_or_changed_password_ends_its_sessions() {
     app.add_user(VIEWER, Role::Viewer).await;
     let mut admin = app.signed_in(ADMIN).await;
     let mut viewer = app.signed_in(VIEWER).await;
-    app.store.remove_user(VIEWER).await.unwrap();
+    app.store.accounts().remove_user(VIEWER).await.unwrap();
     assert_eq!(viewer.get("/").await.location(), "/login");
     let new_hash = accounts::hash_password("another long passphrase").unwrap();
-    app.store.set_password_hash(ADMIN, &new_hash).await.unwrap();
+    app.store.accounts().set_password_hash(ADMIN, &new_hash).await.unwrap();
     assert_eq!(admin.get("/history").await.location(), "/login");
 }
 
@@ -867,8 +867,11 @@ async fn enrolment_uses_the_on_device_engine_on_real_faces() {
         "{}",
         flash(&page)
     );
-    let faces =
-        app.store.person_faces(facereko::access::PersonId(url.trim_start_matches("/people/").parse().unwrap())).await;
+    let faces = app
+        .store
+        .people()
+        .person_faces(facereko::access::PersonId(url.trim_start_matches("/people/").parse().unwrap()))
+        .await;
     assert_eq!(faces.unwrap().len(), 2);
     assert!(page.contains("local"));
 }
@@ -925,7 +928,7 @@ async fn admins_manage_accounts_and_everyone_changes_their_own_password() {
         assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{reason}");
         assert!(flash(&answer.text).contains(reason), "{reason}: {}", flash(&answer.text));
     }
-    assert_eq!(app.store.list_users().await.unwrap().len(), 1, "nothing added from bad input");
+    assert_eq!(app.store.accounts().list_users().await.unwrap().len(), 1, "nothing added from bad input");
 
     let added = admin.post("/accounts", &add(VIEWER, "viewer", PASSWORD, PASSWORD)).await;
     assert_eq!(added.location(), "/settings#accounts");
