@@ -165,9 +165,6 @@ async fn open_api(config: &Config, engine: LocalEngine) -> Result<(TcpListener, 
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| AppError::ApiListen { address: address.to_owned(), detail: e.to_string() })?;
-    if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, region = %config.api.region, "Rekognition-compatible API listening");
-    }
     Ok((listener, state))
 }
 

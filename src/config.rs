@@ -117,12 +117,8 @@ impl Config {
         self
     }
 
-    /// Every problem with the values, each naming its key and how to fix it.
-    pub fn problems(&self) -> Vec<Problem> {
-        self.problems_in(Section::ALL)
-    }
-
-    /// The problems of `sections` only.
+    /// The problems of the values in `sections` (all of them: [`Section::ALL`]), each naming its
+    /// key and how to fix it.
     pub fn problems_in(&self, sections: &[Section]) -> Vec<Problem> {
         let mut checks = Checks::default();
         let uses = |section| sections.contains(&section);
@@ -170,7 +166,7 @@ impl Config {
         checks.into_problems()
     }
 
-    /// What only running the door needs, on top of [`Config::problems`].
+    /// What only running the door needs, on top of the problems of [`Section::ALL`].
     pub fn run_problems(&self) -> Vec<Problem> {
         let mut checks = Checks::default();
         self.hardware.check_run(self.door.mode == Mode::CardAndFace, &mut checks);

@@ -65,7 +65,7 @@ pub struct ControlHandle {
     pub commands: mpsc::Sender<Command>,
     pub status: watch::Receiver<Status>,
     pub taps: Option<SimTaps>,
-    pub store: std::sync::Arc<dyn Store>,
+    pub store: Arc<dyn Store>,
 }
 
 impl ControlHandle {
