@@ -83,7 +83,7 @@ async fn tap_to_relay() {
         .unwrap();
 
     let recorder = OutputRecorder::default();
-    let door = common::start_door(&config, Hardware::simulated(&recorder, picture), store, engine);
+    let door = facereko::app::start_door(&config, Hardware::simulated(&recorder, picture), store, engine, true);
     let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
 
     let relay_switches = || recorder.changes().iter().filter(|c| c.output == Output::Relay && c.on).count();

@@ -107,7 +107,7 @@ async fn bench() {
     store.accounts().add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
-    let door = common::start_door(&config, hardware, Arc::clone(&store), engine);
+    let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), engine, true);
     let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
     let router = web::router(state.clone());
 

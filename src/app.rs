@@ -65,6 +65,19 @@ pub fn driver_setup(config: &Config) -> Setup {
     }
 }
 
+/// The door `config` describes, driven in a task of its own on `hardware`, with its photos in
+/// the data directory. [`RunningDoor::until`] stops it and waits until it is locked.
+pub fn start_door(
+    config: &Config,
+    hardware: Hardware,
+    store: Arc<dyn Store>,
+    engine: Arc<dyn FaceEngine>,
+    armed: bool,
+) -> RunningDoor {
+    let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
+    RunningDoor::start(&driver_setup(config), hardware, services, armed)
+}
+
 /// What the web app takes from `config`.
 pub fn web_setup(config: &Config) -> WebSetup {
     let simulated_camera = config.hardware.camera == crate::hw::simulated::NAME;
@@ -102,8 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         false => None,
     };
 
-    let services = Services { store: Arc::clone(&store), engine, photos: Photos::new(config.photos_dir()) };
-    let door = RunningDoor::start(&driver_setup(&config), hardware, services, armed);
+    let door = start_door(&config, hardware, Arc::clone(&store), engine, armed);
     let publisher = publisher.map(|publisher| {
         let status = door.link.control.status.clone();
         tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, |status: &Status| status.lock))
@@ -270,9 +282,8 @@ pub async fn simulate_attempt(
     let store = store::open(&config.database, &config.data_dir).await.map_err(AppError::from)?;
     let engine = engine::build(&config.engine).map_err(AppError::from)?;
     let hardware = Hardware::simulated(&OutputRecorder::default(), picture);
-    let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
-    let config = with_saved_tuning(config.clone(), services.store.as_ref()).await;
-    let door = RunningDoor::start(&driver_setup(&config), hardware, services, true);
+    let config = with_saved_tuning(config.clone(), store.as_ref()).await;
+    let door = start_door(&config, hardware, store, engine, true);
     let mut written = door.link.attempts.subscribe();
     let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
     let _ = taps.tap(card).await;

@@ -11,16 +11,12 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::config::Config;
-use facereko::driver::{RunningDoor, Services};
-use facereko::engine::FaceEngine;
-use facereko::hw::Hardware;
 use facereko::photos::Photos;
-use facereko::store::Store;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facereko");
@@ -132,23 +128,6 @@ pub fn access_event(event_id: impl Into<String>) -> AccessEvent {
 /// The photo folder of `config`, where the door saves what the camera saw.
 pub fn photos(config: &Config) -> Photos {
     Photos::new(config.photos_dir())
-}
-
-/// The door of `config` driven in this process (a task of the current tokio runtime), armed, on
-/// `hardware` (usually `Hardware::simulated`), with `store`, `engine` and the config's photo
-/// folder. `RunningDoor::until` stops it and waits until it is locked; dropping it stops it too.
-pub fn start_door(
-    config: &Config,
-    hardware: Hardware,
-    store: Arc<dyn Store>,
-    engine: Arc<dyn FaceEngine>,
-) -> RunningDoor {
-    RunningDoor::start(
-        &facereko::app::driver_setup(config),
-        hardware,
-        Services { store, engine, photos: photos(config) },
-        true,
-    )
 }
 
 /// A door with simulated hardware and SQLite in a temporary folder, run by the real binary.

@@ -21,7 +21,6 @@ use facereko::hw::{CardReader, HwError};
 use facereko::store::sqlite::SqliteStore;
 use facereko::store::{LogQuery, Store};
 
-use crate::common;
 use crate::common::mfrc522_model::{BusFault, FastDelay, Fault, Mfrc522Model};
 
 const SETTINGS: Mfrc522Settings = Mfrc522Settings {
@@ -311,7 +310,7 @@ async fn a_card_on_the_reader_opens_the_door() {
         taps: None,
         ..Hardware::simulated(&recorder, dir.path().join("no-camera"))
     };
-    let door = common::start_door(&config, hardware, store.clone(), Arc::new(SimulatedEngine));
+    let door = facereko::app::start_door(&config, hardware, store.clone(), Arc::new(SimulatedEngine), true);
 
     model.place(&DOUBLE);
     wait_until("the relay is energised", || recorder.is_on(Output::Relay)).await;

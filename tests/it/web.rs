@@ -76,7 +76,7 @@ impl App {
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
         let hardware = Hardware::simulated(&OutputRecorder::default(), camera);
-        let door = common::start_door(&config, hardware, Arc::clone(&store), Arc::clone(&engine));
+        let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), Arc::clone(&engine), true);
         let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
         Self { router: web::router(state.clone()), state, store, engine, config, dir, _door: door }
     }
