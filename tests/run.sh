@@ -93,7 +93,7 @@ say "cross-build for the Raspberry Pi (aarch64), in the background"
 # In a session of its own, so that a failing test run stops the whole build with it.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/cross" nice -n 19 setsid bash tests/cross-build.sh >"$cross_log" 2>&1 &
 cross_build=$!
-trap 'kill -- -"$cross_build" 2>/dev/null; rm -f "$cross_log"' EXIT
+trap 'kill -- -"$cross_build" 2>/dev/null || true; rm -f "$cross_log"' EXIT
 
 say "cargo test"
 linted cargo test --all-targets --locked
