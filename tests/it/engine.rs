@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use facereko::access::PersonId;
 use facereko::config::Config;
 use facereko::engine::local::LocalEngine;
-use facereko::engine::{EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
+use facereko::engine::{self, EngineConfig, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
 use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
 use image::{DynamicImage, ImageFormat};
@@ -369,5 +369,16 @@ async fn huge_declared_sizes_are_refused_before_decoding() {
             Err(e @ EngineError::BadImage { .. }) => println!("{what} claiming a huge size: {e}"),
             other => panic!("{what} claiming a huge size: expected BadImage, got {other:?}"),
         }
+    }
+}
+
+/// `run` serves the face API with the door engine's own models (loaded once) whenever the engine
+/// has them; only an engine without them makes the API load its own.
+#[test]
+fn door_engines_lend_their_on_device_models_to_the_face_api() {
+    for (kind, lends) in [("local", true), ("hybrid", true), ("simulated", false)] {
+        let config = EngineConfig { kind: kind.into(), models_dir: models_dir(), ..EngineConfig::default() };
+        let built = engine::build(&config).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(built.on_device().is_some(), lends, "{kind}");
     }
 }
