@@ -20,6 +20,15 @@ pub const SERVICE: &str = "rekognition";
 /// How far a request's `X-Amz-Date` may be from our clock, either way (as AWS allows).
 pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
 
+/// Headers that must be covered by the signature, with their usual spelling: the operation
+/// (`X-Amz-Target`) and the time as well as the host; the payload hash when the client sends one.
+const MUST_BE_SIGNED: [(&str, &str); 4] = [
+    ("host", "Host"),
+    ("x-amz-date", "X-Amz-Date"),
+    ("x-amz-target", "X-Amz-Target"),
+    ("x-amz-content-sha256", "X-Amz-Content-Sha256"),
+];
+
 /// One key pair that may call the API.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AccessKey {
@@ -210,8 +219,14 @@ pub fn verify<'k>(
             "Signature expired: {amz_date} is more than 15 minutes away from the server's time; check the client's clock."
         )));
     }
-    if !auth.signed_headers.contains(&"host") {
-        return Err(AuthError::BadSignature("The Host header must be signed.".into()));
+    // Whoever could change an unsigned one of these could turn a captured request into another
+    // (a signed ListFaces into a DeleteCollection) or move it in time.
+    let sent_content_hash = request.headers.contains_key("x-amz-content-sha256");
+    for (name, shown) in MUST_BE_SIGNED {
+        let required = name != "x-amz-content-sha256" || sent_content_hash;
+        if required && !auth.signed_headers.contains(&name) {
+            return Err(AuthError::BadSignature(format!("The {shown} header must be signed.")));
+        }
     }
 
     let mut canonical_headers = String::new();
@@ -266,15 +281,19 @@ mod tests {
     /// Signs like a client would, reusing the canonical form (checked against AWS's example above
     /// and against the real SDK in tests/it/rekognition_api.rs).
     fn signed_headers(secret: &str, amz_date: &str, body: &[u8]) -> HeaderMap {
+        signed_for("ListCollections", &["host", "x-amz-date", "x-amz-target"], secret, amz_date, body)
+    }
+
+    /// A request for `operation` whose signature covers only the `signed` headers.
+    fn signed_for(operation: &str, signed: &[&str], secret: &str, amz_date: &str, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert("host", "127.0.0.1:8787".parse().unwrap());
         headers.insert("x-amz-date", amz_date.parse().unwrap());
-        headers.insert("x-amz-target", "RekognitionService.ListCollections".parse().unwrap());
-        let canonical_request = format!(
-            "POST\n/\n\nhost:127.0.0.1:8787\nx-amz-date:{amz_date}\nx-amz-target:RekognitionService.ListCollections\n\n\
-             host;x-amz-date;x-amz-target\n{}",
-            hex::encode(Sha256::digest(body))
-        );
+        headers.insert("x-amz-target", format!("RekognitionService.{operation}").parse().unwrap());
+        let canonical_headers: String =
+            signed.iter().map(|name| format!("{name}:{}\n", headers[*name].to_str().unwrap())).collect();
+        let canonical_request =
+            format!("POST\n/\n\n{canonical_headers}\n{}\n{}", signed.join(";"), hex::encode(Sha256::digest(body)));
         let date = &amz_date[..8];
         let string_to_sign = format!(
             "{ALGORITHM}\n{amz_date}\n{date}/us-east-1/rekognition/aws4_request\n{}",
@@ -284,7 +303,8 @@ mod tests {
         let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()).finalize().into_bytes());
         let authorization = format!(
             "{ALGORITHM} Credential=AKIDEXAMPLE/{date}/us-east-1/rekognition/aws4_request, \
-             SignedHeaders=host;x-amz-date;x-amz-target, Signature={signature}"
+             SignedHeaders={}, Signature={signature}",
+            signed.join(";")
         );
         headers.insert("authorization", authorization.parse().unwrap());
         headers
@@ -327,6 +347,25 @@ mod tests {
         assert_eq!(check(&headers, b"{}", now), Err(AuthError::UnknownAccessKey));
         headers.remove("authorization");
         assert!(matches!(check(&headers, b"{}", now), Err(AuthError::Missing(_))));
+    }
+
+    #[test]
+    fn the_operation_and_the_time_must_be_signed() {
+        let now = at("20261122T073000Z");
+        let sign = |signed: &[&str]| signed_for("ListFaces", signed, "secret-key-example", "20261122T073000Z", b"{}");
+        // Signed without the target, the operation could be swapped for any other.
+        let mut swapped = sign(&["host", "x-amz-date"]);
+        swapped.insert("x-amz-target", "RekognitionService.DeleteCollection".parse().unwrap());
+        let refused = check(&swapped, b"{}", now).unwrap_err();
+        assert_eq!(refused.to_string(), "The X-Amz-Target header must be signed.");
+        let refused = check(&sign(&["host", "x-amz-target"]), b"{}", now).unwrap_err();
+        assert_eq!(refused.to_string(), "The X-Amz-Date header must be signed.");
+        assert!(check(&sign(&["host", "x-amz-date", "x-amz-target"]), b"{}", now).is_ok());
+        // A payload hash, when sent, is covered too.
+        let mut hashed = sign(&["host", "x-amz-date", "x-amz-target"]);
+        hashed.insert("x-amz-content-sha256", hex::encode(Sha256::digest(b"{}")).parse().unwrap());
+        let refused = check(&hashed, b"{}", now).unwrap_err();
+        assert_eq!(refused.to_string(), "The X-Amz-Content-Sha256 header must be signed.");
     }
 
     #[test]
