@@ -156,6 +156,9 @@ async fn handle(State(state): State<ApiState>, request: Request) -> Response {
 
 async fn answer(state: &ApiState, request: Request) -> Result<serde_json::Value, ApiError> {
     let (parts, body) = request.into_parts();
+    let now = time::OffsetDateTime::now_utc();
+    // A stranger is turned away before any of the body is read.
+    let claim = sigv4::check_credentials(&parts.headers, &state.access_keys, &state.region, now)?;
     let body = axum::body::to_bytes(body, state.max_body_bytes()).await.map_err(|_| state.too_large())?;
     let signed = sigv4::SignedRequest {
         method: parts.method.as_str(),
@@ -164,7 +167,7 @@ async fn answer(state: &ApiState, request: Request) -> Result<serde_json::Value,
         headers: &parts.headers,
         body: &body,
     };
-    let caller = sigv4::verify(&signed, &state.access_keys, &state.region, time::OffsetDateTime::now_utc())?;
+    let caller = claim.verify(&signed)?;
     let target = parts.headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or("");
     let operation = target
         .strip_prefix(TARGET_PREFIX)

@@ -184,16 +184,23 @@ fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
     time::PrimitiveDateTime::parse(value, format).ok().map(|t| t.assume_utc())
 }
 
-/// Checks `request`'s signature against `keys` for `region`; `now` is our clock. Returns the
-/// access key id that signed it.
-pub fn verify<'k>(
-    request: &SignedRequest<'_>,
+/// A request whose credentials are ours and current, its signature not yet checked: what can be
+/// known before its body is read.
+pub struct Claim<'r, 'k> {
+    auth: Authorization<'r>,
+    key: &'k AccessKey,
+    amz_date: String,
+}
+
+/// Checks the `Authorization` and date headers against `keys` for `region`; `now` is our clock.
+/// Done before the body is read, so that a stranger cannot make us read one.
+pub fn check_credentials<'r, 'k>(
+    headers: &'r HeaderMap,
     keys: &'k [AccessKey],
     region: &str,
     now: OffsetDateTime,
-) -> Result<&'k str, AuthError> {
-    let header = request
-        .headers
+) -> Result<Claim<'r, 'k>, AuthError> {
+    let header = headers
         .get(http::header::AUTHORIZATION)
         .ok_or_else(|| AuthError::Missing("Missing Authentication Token".into()))?;
     let header = header.to_str().map_err(|_| AuthError::Missing("The Authorization header is not text.".into()))?;
@@ -206,7 +213,7 @@ pub fn verify<'k>(
             auth.region, auth.service
         )));
     }
-    let amz_date = canonical_header_value(request.headers, "x-amz-date")
+    let amz_date = canonical_header_value(headers, "x-amz-date")
         .ok_or_else(|| AuthError::BadSignature("The request must contain the X-Amz-Date header.".into()))?;
     let signed_at = parse_amz_date(&amz_date).ok_or_else(|| {
         AuthError::BadSignature(format!("X-Amz-Date {amz_date:?} is not of the form 20261122T073000Z."))
@@ -221,45 +228,54 @@ pub fn verify<'k>(
     }
     // Whoever could change an unsigned one of these could turn a captured request into another
     // (a signed ListFaces into a DeleteCollection) or move it in time.
-    let sent_content_hash = request.headers.contains_key("x-amz-content-sha256");
+    let sent_content_hash = headers.contains_key("x-amz-content-sha256");
     for (name, shown) in MUST_BE_SIGNED {
         let required = name != "x-amz-content-sha256" || sent_content_hash;
         if required && !auth.signed_headers.contains(&name) {
             return Err(AuthError::BadSignature(format!("The {shown} header must be signed.")));
         }
     }
+    Ok(Claim { auth, key, amz_date })
+}
 
-    let mut canonical_headers = String::new();
-    for name in &auth.signed_headers {
-        let value = canonical_header_value(request.headers, name)
-            .ok_or_else(|| AuthError::BadSignature(format!("The signed header {name} is missing from the request.")))?;
-        canonical_headers.push_str(&format!("{name}:{value}\n"));
+impl<'k> Claim<'_, 'k> {
+    /// Checks the signature over the whole `request`, its body included; returns the access key
+    /// id that signed it.
+    pub fn verify(self, request: &SignedRequest<'_>) -> Result<&'k str, AuthError> {
+        let Self { auth, key, amz_date } = self;
+        let mut canonical_headers = String::new();
+        for name in &auth.signed_headers {
+            let value = canonical_header_value(request.headers, name).ok_or_else(|| {
+                AuthError::BadSignature(format!("The signed header {name} is missing from the request."))
+            })?;
+            canonical_headers.push_str(&format!("{name}:{value}\n"));
+        }
+        let canonical_request = [
+            request.method,
+            &uri_encode(request.path, true),
+            &canonical_query(request.query),
+            &canonical_headers,
+            &auth.signed_headers.join(";"),
+            &hex::encode(Sha256::digest(request.body)),
+        ]
+        .join("\n");
+        let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
+        let string_to_sign =
+            format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
+
+        let mismatch = || {
+            AuthError::BadSignature(
+                "The request signature we calculated does not match the signature you provided. Check your AWS \
+                 Secret Access Key and signing method."
+                    .into(),
+            )
+        };
+        let claimed = hex::decode(auth.signature).map_err(|_| mismatch())?;
+        let key_bytes = signing_key(key.secret_access_key.expose(), auth.date, auth.region, auth.service);
+        // verify_slice compares in constant time, so timing reveals nothing about the right signature.
+        hmac(&key_bytes, string_to_sign.as_bytes()).verify_slice(&claimed).map_err(|_| mismatch())?;
+        Ok(&key.access_key_id)
     }
-    let canonical_request = [
-        request.method,
-        &uri_encode(request.path, true),
-        &canonical_query(request.query),
-        &canonical_headers,
-        &auth.signed_headers.join(";"),
-        &hex::encode(Sha256::digest(request.body)),
-    ]
-    .join("\n");
-    let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
-    let string_to_sign =
-        format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
-
-    let mismatch = || {
-        AuthError::BadSignature(
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret \
-             Access Key and signing method."
-                .into(),
-        )
-    };
-    let claimed = hex::decode(auth.signature).map_err(|_| mismatch())?;
-    let key_bytes = signing_key(key.secret_access_key.expose(), auth.date, auth.region, auth.service);
-    // verify_slice compares in constant time, so timing reveals nothing about the right signature.
-    hmac(&key_bytes, string_to_sign.as_bytes()).verify_slice(&claimed).map_err(|_| mismatch())?;
-    Ok(&key.access_key_id)
 }
 
 #[cfg(test)]
@@ -313,7 +329,7 @@ mod tests {
     fn check(headers: &HeaderMap, body: &[u8], now: OffsetDateTime) -> Result<String, AuthError> {
         let request = SignedRequest { method: "POST", path: "/", query: "", headers, body };
         let keys = keys();
-        verify(&request, &keys, "us-east-1", now).map(str::to_owned)
+        check_credentials(headers, &keys, "us-east-1", now)?.verify(&request).map(str::to_owned)
     }
 
     fn at(text: &str) -> OffsetDateTime {

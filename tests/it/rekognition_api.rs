@@ -331,3 +331,24 @@ async fn boto3_searches_faces_against_facereko() {
     let stranger = search(lfw("Vladimir_Putin", 1)).await.unwrap();
     assert_eq!(stranger["FaceMatches"], serde_json::json!([]), "{stranger}");
 }
+
+/// The credentials are checked before the body is read: a stranger's request is refused while
+/// its body has not even begun to arrive.
+#[tokio::test]
+async fn strangers_are_refused_before_their_body_is_read() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let endless = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+    let request = axum::http::Request::post("/")
+        .header("x-amz-target", "RekognitionService.IndexFaces")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=AKIDSTRANGER/20261122/us-east-1/rekognition/aws4_request, SignedHeaders=host, Signature=00")
+        .body(axum::body::Body::from_stream(endless))
+        .unwrap();
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(10), api::router(api_state(dir.path())).oneshot(request));
+    let response = answered.await.expect("answered without waiting for the body").unwrap();
+    assert_eq!(response.status(), 403);
+    let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["__type"], "UnrecognizedClientException");
+}
