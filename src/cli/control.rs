@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use facereko::card::CardUid;
 use facereko::config::Config;
 use facereko::control::{self, ControlError, Request, Response};
+use facereko::door::Mode;
 use facereko::driver::Status;
 use facereko::hw::Lock;
 
@@ -18,11 +19,12 @@ async fn ask(config: &Config, request: &Request) -> Result<Status, ControlError>
 
 fn describe(status: &Status) -> String {
     format!(
-        "door {}: {}, {}{}",
+        "door {}: {}, {}{}{}",
         status.door,
         if status.armed { "armed" } else { "disarmed" },
         if status.lock == Lock::Unlocked { "unlocked" } else { "locked" },
-        if status.busy { ", attempt under way" } else { "" }
+        if status.busy { ", attempt under way" } else { "" },
+        if status.mode == Mode::CardOnly { ", CARD-ONLY mode (no face needed; door.mode)" } else { "" }
     )
 }
 

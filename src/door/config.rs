@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use super::{DoorSettings, Mode};
 use crate::checks::Checks;
@@ -22,6 +23,10 @@ pub struct DoorConfig {
     pub deny_beeps: u32,
     #[serde(with = "humantime_serde")]
     pub deny_beep: Duration,
+    /// With `mode = "card"`: when card-only ends by itself and the door asks for faces again
+    /// (RFC 3339, e.g. "2026-12-24T18:00:00+01:00"); unset: card-only until the config changes.
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub card_only_until: Option<OffsetDateTime>,
 }
 
 impl Default for DoorConfig {
@@ -34,6 +39,7 @@ impl Default for DoorConfig {
             grant_beep: Duration::from_secs(2),
             deny_beeps: 3,
             deny_beep: Duration::from_millis(150),
+            card_only_until: None,
         }
     }
 }

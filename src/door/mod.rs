@@ -170,6 +170,10 @@ impl Door {
         self.armed
     }
 
+    pub fn settings(&self) -> &DoorSettings {
+        &self.settings
+    }
+
     /// New timings and thresholds, used from the next step of any attempt on.
     pub fn set_settings(&mut self, settings: DoorSettings) {
         self.settings = settings;

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::{Driver, Services, Setup};
 use crate::access::AccessEvent;
 use crate::card::CardUid;
-use crate::door::DoorSettings;
+use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock};
@@ -22,6 +22,8 @@ use crate::store::Store;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub door: String,
+    /// Which credentials open the door now; `card` opens for any enrolled card without a face.
+    pub mode: Mode,
     pub armed: bool,
     pub lock: Lock,
     /// An attempt is under way.

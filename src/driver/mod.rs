@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::access::AccessEvent;
 use crate::capture;
 use crate::card::CardUid;
-use crate::door::{AttemptReport, Door, Effect, Event, Timer};
+use crate::door::{AttemptReport, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
 use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
 use crate::photos::Photos;
@@ -31,6 +31,15 @@ pub use tuning::{DoorTuning, Tunable};
 
 /// Longest wait for the database to say whose card was tapped.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a door in card-only mode says so in the log.
+const CARD_ONLY_REMINDER: Duration = Duration::from_secs(3600);
+
+/// The moment card-only mode ends, on the monotonic clock, when the door is in it and it has an end.
+fn card_only_ends_at(door: &DoorConfig) -> Option<Instant> {
+    let until = door.card_only_until.filter(|_| door.mode == Mode::CardOnly)?;
+    let left = until - OffsetDateTime::now_utc();
+    Some(Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
 
 /// What the driver takes from the configuration.
 #[derive(Debug, Clone)]
@@ -67,6 +76,8 @@ pub struct Driver {
     results_tx: mpsc::Sender<Event>,
     results_rx: mpsc::Receiver<Event>,
     relock_at: Option<Instant>,
+    /// When card-only mode gives way to card and face (`door.card_only_until`).
+    card_only_ends_at: Option<Instant>,
     writes: mpsc::UnboundedSender<Write>,
     writer: JoinHandle<()>,
     status: watch::Sender<Status>,
@@ -91,6 +102,7 @@ impl Driver {
         let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx, written.clone()));
         let status = Status {
             door: setup.tunable.door.id.clone(),
+            mode: setup.tunable.door.mode,
             armed,
             lock: Lock::Locked,
             busy: false,
@@ -117,6 +129,7 @@ impl Driver {
             results_tx,
             results_rx,
             relock_at: None,
+            card_only_ends_at: card_only_ends_at(&setup.tunable.door),
             writes,
             writer,
             status: status_tx,
@@ -140,6 +153,11 @@ impl Driver {
         let mut watchdog = sd_notify::watchdog_enabled()
             .filter(|period| !period.is_zero())
             .map(|period| tokio::time::interval(period / 2));
+        // Card-only is for commissioning: it is said at start and every hour while it lasts.
+        let mut card_only_reminder = None;
+        if self.door.settings().mode == Mode::CardOnly {
+            card_only_reminder = Some(tokio::time::interval(CARD_ONLY_REMINDER));
+        }
         let mut failure = None;
         tokio::pin!(shutdown);
         loop {
@@ -169,7 +187,9 @@ impl Driver {
                         self.feed(Event::SetArmed(armed));
                         let _ = done.send(());
                     }
-                    Command::Retune { settings, limits, engine_timeout, done } => {
+                    Command::Retune { mut settings, limits, engine_timeout, done } => {
+                        // Timings and thresholds only: a card-only period that has ended stays ended.
+                        settings.mode = self.door.settings().mode;
                         tracing::info!(?settings, ?limits, ?engine_timeout, "new door settings");
                         self.door.set_settings(settings);
                         self.limits = limits;
@@ -180,6 +200,17 @@ impl Driver {
                 () = sleep_until_some(relock_at) => {
                     self.relock_at = None;
                     self.feed(Event::TimerFired(Timer::Relock));
+                }
+                () = sleep_until_some(self.card_only_ends_at) => {
+                    self.end_card_only();
+                    card_only_reminder = None;
+                }
+                _ = tick_some(&mut card_only_reminder) => {
+                    tracing::warn!(
+                        until = ?self.card_only_ends_at.map(|at| at.saturating_duration_since(Instant::now())),
+                        "card-only mode: any enrolled card opens the door without a face; set door.mode = \"card+face\" \
+                         once commissioning is done"
+                    );
                 }
                 () = sleep_until_some(beep_at) => {
                     if let Err(e) = self.beeper.advance(Instant::now()) {
@@ -199,6 +230,15 @@ impl Driver {
             tracing::error!(error = %e, "the log writer failed while finishing");
         }
         failure.map_or(Ok(()), Err)
+    }
+
+    /// `door.card_only_until` has come: faces are needed again from the next tap on.
+    fn end_card_only(&mut self) {
+        self.card_only_ends_at = None;
+        let settings = DoorSettings { mode: Mode::CardAndFace, ..self.door.settings().clone() };
+        self.door.set_settings(settings);
+        self.status.send_modify(|status| status.mode = Mode::CardAndFace);
+        tracing::warn!("door.card_only_until has passed: the door asks for card and face again");
     }
 
     /// Keeps the status's camera health up to date from the bursts' results.

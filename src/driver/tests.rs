@@ -17,7 +17,7 @@ use crate::access::Person;
 use crate::access::{Decision, Reason};
 use crate::capture::CaptureConfig;
 use crate::card::CardUid;
-use crate::door::DoorConfig;
+use crate::door::{DoorConfig, Mode};
 use crate::engine::EngineConfig;
 use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
 use crate::frame::Frame;
@@ -138,8 +138,11 @@ struct Rig {
 impl Rig {
     /// Alice holds `ALICE_CARD`; the engine answers `NoFace` until told otherwise.
     async fn start(armed: bool) -> Self {
+        Self::start_with(armed, DoorConfig { unlock_time: UNLOCK, ..DoorConfig::default() }).await
+    }
+
+    async fn start_with(armed: bool, door: DoorConfig) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let door = DoorConfig { unlock_time: UNLOCK, ..DoorConfig::default() };
         let setup = Setup {
             tunable: Tunable { door, capture: CaptureConfig::default(), engine: EngineConfig::default() },
             reader: "simulated".into(),
@@ -326,6 +329,24 @@ async fn grant_opens_for_the_unlock_time_with_one_long_beep_and_is_logged() {
     assert!(rig.recorder.is_on(Output::RedLed) && !rig.recorder.is_on(Output::GreenLed));
     assert_eq!(rig.status.borrow().lock, Lock::Locked);
     rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn card_only_mode_is_shown_and_ends_at_card_only_until() {
+    let until = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let door =
+        DoorConfig { mode: Mode::CardOnly, card_only_until: Some(until), unlock_time: UNLOCK, ..DoorConfig::default() };
+    let rig = Rig::start_with(true, door).await;
+    assert_eq!(rig.status.borrow().mode, Mode::CardOnly, "the status says so");
+    rig.tap(ALICE_CARD).await;
+    let first = rig.first_row().await;
+    assert_eq!((first.event.decision, first.event.reason), (Decision::Granted, Reason::CardOnly));
+
+    tokio::time::sleep(Duration::from_secs(3601)).await;
+    assert_eq!(rig.status.borrow().mode, Mode::CardAndFace, "card-only has ended");
+    rig.tap(ALICE_CARD).await;
+    let second = rig.rows(2).await.remove(1);
+    assert_eq!((second.event.decision, second.event.reason), (Decision::Denied, Reason::NoFace), "a face is needed");
 }
 
 #[tokio::test(start_paused = true)]

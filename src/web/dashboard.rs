@@ -17,6 +17,7 @@ use super::views::{Section, csrf_field, page as frame};
 use super::{WebError, WebState, history};
 use crate::access::AccessEvent;
 use crate::card::CardUid;
+use crate::door::Mode;
 use crate::driver::{Command, ControlHandle, Status};
 use crate::hw::Lock;
 
@@ -139,6 +140,13 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
         div.page-head {
             h1 { "Door " q { (status.door) } }
             span.live-dot title="Live: this page updates by itself" { "live" }
+        }
+        @if status.mode == Mode::CardOnly {
+            // Card-only is for commissioning; left on, any enrolled card opens without its face.
+            div.flash.error #card-only role="alert" {
+                "Card-only mode: any enrolled card opens this door without a face. Set door.mode = \"card+face\" \
+                 in the configuration once commissioning is done."
+            }
         }
         section.status-grid data-status-feed="/events" {
             div.tile.main-tile data-armed=(status.armed) {

@@ -271,3 +271,23 @@ fn a_taken_web_port_stops_the_daemon_with_the_reason() {
     assert!(!output.status.success());
     assert!(text.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{text}");
 }
+
+/// Card-only mode is for commissioning and must not go unnoticed: `status` and `healthcheck` say
+/// so, the log warns at start, and `door.card_only_until` ends it by itself.
+#[test]
+fn card_only_mode_shows_and_ends_by_itself() {
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    let until = until.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let mut door = TestDoor::new(&[("door.mode", "\"card\""), ("door.card_only_until", &format!("{until:?}"))]);
+    door.start();
+    let status: Value = serde_json::from_str(&door.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["mode"], "card", "{status}");
+    assert!(door.ok(&["status"]).contains("CARD-ONLY"), "the plain status says it");
+    assert!(door.ok(&["healthcheck"]).contains("CARD-ONLY"), "so does the health check");
+    door.wait_for("the warning in the log at start", || door.daemon_log().contains("card-only mode"));
+    door.wait_for("card-only to end", || {
+        serde_json::from_str::<Value>(&door.ok(&["status", "--json"])).unwrap()["mode"] == "card+face"
+    });
+    assert!(!door.ok(&["status"]).contains("CARD-ONLY"));
+    door.stop();
+}

@@ -15,6 +15,7 @@ use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::accounts::{self, Role};
 use facereko::card::CardUid;
 use facereko::config::Config;
+use facereko::door::Mode;
 use facereko::driver::DoorTuning;
 use facereko::driver::RunningDoor;
 use facereko::engine::{self, FaceEngine};
@@ -970,4 +971,18 @@ async fn admins_manage_accounts_and_everyone_changes_their_own_password() {
     let mut again = app.browser([10, 0, 0, 8]);
     assert_eq!(again.sign_in(VIEWER, PASSWORD).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(again.sign_in(VIEWER, "a brand new passphrase").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_dashboard_warns_of_card_only_mode() {
+    let normal = App::simulated().await;
+    normal.add_user(ADMIN, Role::Admin).await;
+    let page = normal.signed_in(ADMIN).await.get("/").await;
+    assert!(!page.text.contains("id=\"card-only\""), "no banner with card and face");
+
+    let card_only = App::start(engine::simulated::NAME, |config| config.door.mode = Mode::CardOnly).await;
+    card_only.add_user(ADMIN, Role::Admin).await;
+    let page = card_only.signed_in(ADMIN).await.get("/").await;
+    assert!(page.text.contains("id=\"card-only\""), "{}", page.text);
+    assert!(page.text.contains("opens this door without a face"));
 }
