@@ -15,13 +15,13 @@ use tokio::task::JoinHandle;
 use crate::access::AccessEvent;
 use crate::api::{self, ApiState};
 use crate::card::CardUid;
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Section};
 use crate::control;
 use crate::driver::{DoorTuning, DriverError, RunningDoor, Services, Setup, Status};
 use crate::engine::local::LocalEngine;
 use crate::engine::{self, EngineError, FaceEngine};
 use crate::hw::simulated::OutputRecorder;
-use crate::hw::{Hardware, HwError};
+use crate::hw::{Hardware, HwError, SafeOutputs};
 use crate::notify::mqtt::{NotifyError, Publisher};
 use crate::photos::Photos;
 use crate::store::{self, Store, StoreError};
@@ -53,6 +53,8 @@ pub enum AppError {
     ApiListen { address: String, detail: String },
     #[error(transparent)]
     Door(#[from] DriverError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// What the driver takes from `config`.
@@ -91,9 +93,22 @@ pub fn web_setup(config: &Config) -> WebSetup {
 
 /// Runs the daemon with the hardware and engine named in `config` until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let _lock = lock_data_dir(&config.data_dir)?;
-    // Outputs go safe before anything else can fail.
-    let hardware = Hardware::from_config(&config.hardware)?;
+    // Another daemon on this data directory drives these outputs: leave them alone.
+    let lock = match lock_data_dir(&config.data_dir) {
+        Err(e @ AppError::AlreadyRunning(_)) => return Err(e),
+        other => other,
+    };
+    // Then the outputs go safe before anything else can fail, so that a relay a killed run left
+    // energised is released even when this start fails below (a bad setting, missing models, a
+    // taken port, the database away).
+    let outputs = SafeOutputs::from_config(&config.hardware)?;
+    let mut problems = config.problems_in(Section::ALL);
+    problems.extend(config.run_problems());
+    if !problems.is_empty() {
+        return Err(ConfigError { problems }.into());
+    }
+    let _lock = lock?;
+    let hardware = outputs.with_inputs(&config.hardware)?;
     let store = store::open(&config.database, &config.data_dir).await?;
     let config = with_saved_tuning(config, store.as_ref()).await;
     let engine = engine::build(&config.engine)?;

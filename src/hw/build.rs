@@ -18,17 +18,44 @@ pub struct Hardware {
     pub taps: Option<SimTaps>,
 }
 
-impl Hardware {
-    /// Builds the backends named in the config. Outputs are set safe by the driver before anything else.
+/// The door's outputs, driven to their safe state: what a start does before anything else that
+/// can fail, so that a relay a killed run left energised is released even when this start fails.
+pub struct SafeOutputs {
+    indicators: Box<dyn Indicators>,
+    buzzer: Box<dyn Buzzer>,
+    relay: Box<dyn LockRelay>,
+}
+
+impl SafeOutputs {
+    /// Builds the outputs named in the config, the relay first, and drives them safe.
     pub fn from_config(config: &HardwareConfig) -> Result<Self, HwError> {
         let (indicators, buzzer, relay) = outputs_from_config(config)?;
-        let (reader, taps) = reader_from_config(config)?;
-        let camera = camera_from_config(config)?;
-        let mut hardware = Self { indicators, buzzer, relay, reader, camera, taps };
-        hardware.make_safe()?;
-        Ok(hardware)
+        let (mut indicators, mut buzzer, mut relay) = (indicators, buzzer, relay);
+        make_safe(indicators.as_mut(), buzzer.as_mut(), relay.as_mut())?;
+        Ok(Self { indicators, buzzer, relay })
     }
 
+    /// The whole door: these outputs with the card reader and camera named in the config.
+    pub fn with_inputs(self, config: &HardwareConfig) -> Result<Hardware, HwError> {
+        let (reader, taps) = reader_from_config(config)?;
+        let camera = camera_from_config(config)?;
+        let Self { indicators, buzzer, relay } = self;
+        Ok(Hardware { indicators, buzzer, relay, reader, camera, taps })
+    }
+}
+
+/// Locked, quiet, red: the state the door shows before it knows anything else.
+fn make_safe(
+    indicators: &mut dyn Indicators,
+    buzzer: &mut dyn Buzzer,
+    relay: &mut dyn LockRelay,
+) -> Result<(), HwError> {
+    relay.set(Lock::Locked)?;
+    buzzer.set(false)?;
+    indicators.set(Lights::SAFE)
+}
+
+impl Hardware {
     /// Simulated hardware whose outputs report to `recorder` and whose camera shows `pictures`
     /// (a file, or a folder with a subfolder per card UID).
     pub fn simulated(recorder: &OutputRecorder, pictures: std::path::PathBuf) -> Self {
@@ -41,13 +68,6 @@ impl Hardware {
             camera: Arc::new(simulated::SimCamera::new(pictures)),
             taps: Some(taps),
         }
-    }
-
-    /// Locked, quiet, red: the state the door shows before it knows anything else.
-    pub fn make_safe(&mut self) -> Result<(), HwError> {
-        self.relay.set(Lock::Locked)?;
-        self.buzzer.set(false)?;
-        self.indicators.set(Lights::SAFE)
     }
 }
 
@@ -84,7 +104,7 @@ mod tests {
         let log = dir.path().join("outputs.jsonl");
         let mut config = HardwareConfig::default();
         config.simulated.outputs_log = Some(log.clone());
-        let hardware = Hardware::from_config(&config).unwrap();
+        let hardware = SafeOutputs::from_config(&config).unwrap().with_inputs(&config).unwrap();
         assert!(hardware.taps.is_some(), "the simulated reader takes taps");
         let outputs: Vec<String> = std::fs::read_to_string(&log)
             .unwrap()

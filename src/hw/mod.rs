@@ -26,7 +26,7 @@ use crate::frame::Frame;
 
 pub use backends::{ROLES, backends_for};
 pub use beeper::{BeepPattern, Beeper};
-pub use build::{Hardware, Outputs, camera_from_config, outputs_from_config, reader_from_config};
+pub use build::{Hardware, Outputs, SafeOutputs, camera_from_config, outputs_from_config, reader_from_config};
 pub use config::HardwareConfig;
 
 /// The red and green indicator LEDs.

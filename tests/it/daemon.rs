@@ -291,3 +291,34 @@ fn card_only_mode_shows_and_ends_by_itself() {
     assert!(!door.ok(&["status"]).contains("CARD-ONLY"));
     door.stop();
 }
+
+/// A killed run leaves a relay energised (real GPIO pins keep their level): whatever then stops
+/// the next start, that start drives the outputs safe first.
+#[test]
+fn a_failed_start_still_releases_the_relay_a_killed_run_left_on() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let failures: [(&str, &[&str]); 4] = [
+        ("a bad setting", &["web.max_upload_bytes=1"]),
+        ("missing face models", &["engine.kind=local", "engine.models_dir=/nonexistent/models"]),
+        ("a taken web port", &[&format!("web.listen=127.0.0.1:{port}")]),
+        ("a database that cannot be opened", &["database.url=sqlite:///nonexistent/dir/facereko.db"]),
+    ];
+    for (what, settings) in failures {
+        let mut door = TestDoor::new(&[("door.mode", "\"card\""), ("door.unlock_time", "\"5m\"")]);
+        door.ok(&["person", "add", "Alice"]);
+        door.ok(&["card", "add", ALICE_CARD, "--person", "Alice"]);
+        door.start();
+        door.ok(&["tap", ALICE_CARD]);
+        door.wait_for("the relay to open", || door.is_on("relay"));
+        door.kill();
+        assert!(door.is_on("relay"), "SIGKILL leaves the relay as it was");
+
+        let mut args: Vec<&str> = settings.iter().flat_map(|setting| ["--set", setting]).collect();
+        args.push("run");
+        let output = door.run(&args);
+        assert!(!output.status.success(), "{what}: the start fails");
+        assert!(!door.is_on("relay"), "{what}: the relay is released all the same");
+        assert!(door.is_on("red_led"), "{what}: and the red LED says locked");
+    }
+}
