@@ -186,6 +186,11 @@ impl Auth {
         Some(User { token: token.to_owned(), username: session.username, role, csrf: session.csrf })
     }
 
+    /// Whether `user`'s session still stands, checked as for a new request.
+    pub(super) async fn still_signed_in(&self, user: &User, store: &dyn crate::store::Store) -> bool {
+        self.user(&user.token, store).await.is_some()
+    }
+
     /// Keeps `flash` for the next page the user sees.
     pub fn set_flash(&self, user: &User, flash: Flash) {
         if let Some(session) = self.sessions.lock().expect("sessions lock").get_mut(&user.token) {

@@ -268,7 +268,7 @@ impl Feed {
 /// backlog), `attempt` whenever an attempt is logged.
 pub async fn events(
     State(state): State<WebState>,
-    Signed(_user): Signed,
+    Signed(user): Signed,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut refresh = tokio::time::interval(STATUS_REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -280,9 +280,14 @@ pub async fn events(
         refresh,
         first: true,
     };
-    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+    let stream = futures_util::stream::unfold((feed, state, user), |(mut feed, state, user)| async move {
         let event = feed.next().await?;
-        Some((Ok(event), feed))
+        // The feed lasts only as long as its session: signing out, a removed account or a changed
+        // password ends it at the next event.
+        if !state.auth().still_signed_in(&user, state.store()).await {
+            return None;
+        }
+        Some((Ok(event), (feed, state, user)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -517,6 +517,30 @@ async fn the_live_feed_reports_the_state_and_each_attempt() {
 }
 
 #[tokio::test]
+async fn the_live_feed_ends_with_its_session() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    let cookies: Vec<String> = admin.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let request = Request::get("/events").header(header::COOKIE, cookies.join("; ")).body(Body::empty()).unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let mut stream = response.into_body().into_data_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: status"));
+
+    admin.post("/logout", &[]).await;
+    app.state.control.taps.as_ref().unwrap().tap("04DEAD00".parse().unwrap()).await.unwrap();
+    // Whatever happens at the door now, the signed-out page hears nothing more of it.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = stream.next().await {
+            let text = String::from_utf8_lossy(&chunk.unwrap()).into_owned();
+            assert!(!text.contains("event: "), "an event after signing out: {text}");
+        }
+    });
+    ended.await.expect("the feed ends once its session has");
+}
+
+#[tokio::test]
 async fn history_is_newest_first_filtered_paginated_and_exported() {
     let app = App::simulated().await;
     app.add_user(ADMIN, Role::Admin).await;
