@@ -216,6 +216,12 @@ pub fn build(config: &EngineConfig) -> Result<Arc<dyn FaceEngine>, EngineError> 
 /// photo fits easily; a decompression bomb does not.
 const MAX_SIDE: u32 = 12_000;
 const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// Most pixels in a picture we decode: turning and converting a picture takes several copies of
+/// it, which the decoder's own limit does not count (a 522 KB PNG of 11585×11585 took over 1 GB).
+const MAX_PIXELS: u64 = 40_000_000;
+/// Pictures above this many pixels are decoded one at a time, so that a few at once cannot add up.
+const LARGE_PIXELS: u64 = 12_000_000;
+static LARGE_DECODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Decodes a JPEG or PNG into RGB, upright according to its EXIF orientation (grey, alpha and
 /// 16-bit pictures are converted).
@@ -231,8 +237,49 @@ pub fn decode_rgb(frame: &Frame, what: &str) -> Result<image::RgbImage, EngineEr
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(|e| bad(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS {
+        return Err(bad(format!(
+            "it is {width}×{height} pixels ({} megapixels); pictures of up to {} megapixels are read",
+            pixels / 1_000_000,
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    let _one_at_a_time =
+        (pixels > LARGE_PIXELS).then(|| LARGE_DECODE.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     decoded.apply_orientation(orientation);
     Ok(decoded.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNG that says it is `width`×`height` but holds one pixel: what a decompression bomb's
+    /// header looks like, without the bomb.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut png = Vec::new();
+        let pixel = image::RgbImage::from_pixel(1, 1, image::Rgb([0, 0, 0]));
+        pixel.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        // The IHDR chunk follows the 8-byte signature: length, type, width, height, …, CRC.
+        png[16..20].copy_from_slice(&width.to_be_bytes());
+        png[20..24].copy_from_slice(&height.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn pictures_over_the_pixel_limit_are_refused_before_decoding() {
+        let bomb = Frame::from_bytes(png_claiming(11_585, 11_585), "the upload").unwrap();
+        let refused = decode_rgb(&bomb, "the upload").unwrap_err();
+        assert!(refused.to_string().contains("11585×11585 pixels (134 megapixels)"), "{refused}");
+        let within = Frame::from_bytes(png_claiming(6_000, 6_000), "the upload").unwrap();
+        let failed = decode_rgb(&within, "the upload").unwrap_err();
+        assert!(!failed.to_string().contains("megapixels"), "36 megapixels are allowed: {failed}");
+    }
 }
