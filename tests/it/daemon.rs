@@ -118,8 +118,10 @@ fn repeated_taps_of_one_card_are_debounced() {
 fn a_second_daemon_on_the_same_door_is_refused() {
     let mut door = TestDoor::new(&[]);
     door.start();
+    let switches = door.output_switches();
     let second = door.run(&["run"]);
     assert!(!second.status.success());
+    assert_eq!(door.output_switches(), switches, "the running daemon's outputs are left to it");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another facereko is already running"), "{stderr}");
     // Even with a control socket of its own, the data directory is taken.
