@@ -25,8 +25,22 @@ pub struct DoorConfig {
     pub deny_beep: Duration,
     /// With `mode = "card"`: when card-only ends by itself and the door asks for faces again
     /// (RFC 3339, e.g. "2026-12-24T18:00:00+01:00"); unset: card-only until the config changes.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        serialize_with = "time::serde::rfc3339::option::serialize",
+        deserialize_with = "date_and_time",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub card_only_until: Option<OffsetDateTime>,
+}
+
+/// An RFC 3339 date and time; the error shows how one is written.
+fn date_and_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<OffsetDateTime>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a date and time; write it as \"2026-12-24T18:00:00+01:00\" (with the offset)"
+        ))
+    })
 }
 
 impl Default for DoorConfig {
@@ -67,5 +81,18 @@ impl DoorConfig {
         checks.duration("door.grant_beep", self.grant_beep, Duration::ZERO, Duration::from_secs(10));
         checks.duration("door.deny_beep", self.deny_beep, Duration::from_millis(20), Duration::from_secs(2));
         checks.check(self.deny_beeps <= 10, "door.deny_beeps", format!("{} is too many; use 0 to 10", self.deny_beeps));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_only_until_takes_a_date_and_time_and_explains_a_bad_one() {
+        let parsed: DoorConfig = toml::from_str("card_only_until = \"2026-12-24T18:00:00+01:00\"").unwrap();
+        assert_eq!(parsed.card_only_until.map(|at| at.unix_timestamp()), Some(1_798_131_600));
+        let error = toml::from_str::<DoorConfig>("card_only_until = \"tomorrow\"").unwrap_err().to_string();
+        assert!(error.contains("\"tomorrow\" is not a date and time; write it as"), "{error}");
     }
 }
