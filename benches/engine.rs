@@ -1,34 +1,25 @@
 //! The on-device face engine with the real models: the cost of each stage (JPEG decode, detection,
-//! alignment, embedding) on a 640×480 camera frame and on a full-size photo, a whole
-//! `LocalEngine::search` (cold, and warm after `detect` as in a tap's burst), 1:N search over
+//! alignment, embedding with each embedder) on a 640×480 camera frame and on a full-size photo, a whole
+//! `LocalEngine::search` with each (cold, and warm after `detect` as in a tap's burst), 1:N search over
 //! galleries of 1k–100k faces, load time and peak memory.
 //! Run with `cargo bench --bench engine`; the models come from `facereko models fetch`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use facereko::access::PersonId;
-use facereko::engine::local::detector::{Detection, Detector};
-use facereko::engine::local::embedder::{self, DESCRIPTOR_LEN, Embedder};
-use facereko::engine::local::{LocalEngine, align, best_match};
+use facereko::engine::local::detector::Detector;
+use facereko::engine::local::embedder::{EMBEDDERS, Embedder};
+use facereko::engine::local::{self, LocalEngine, align, best_match};
 use facereko::engine::{FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace, decode_rgb};
 use facereko::frame::Frame;
 use facereko::models::{self, ModelPaths};
 
-/// `cargo bench` passes `--bench`; under `cargo test` the same code runs briefly as a smoke test.
-fn measuring() -> bool {
-    std::env::args().any(|arg| arg == "--bench")
-}
-
-/// `measured` runs under `cargo bench`, `smoke` under `cargo test`.
-fn runs(measured: usize, smoke: usize) -> usize {
-    if measuring() { measured } else { smoke }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+use common::bench::{camera_frame, largest, machine, percentile, runs};
 
 /// Median and 95th percentile of a set of timings.
 #[derive(Clone, Copy)]
@@ -71,27 +62,6 @@ fn memory(field: &str) -> String {
     proc_status_bytes(field).map_or_else(|| "n/a".to_owned(), |b| format!("{:.1} MiB", mib(b)))
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    // x86 names the CPU in "model name"; a Raspberry Pi names the board in "Model".
-    let model = ["model name", "Model", "Hardware"]
-        .iter()
-        .find_map(|key| {
-            cpuinfo.lines().find_map(|line| {
-                let (k, v) = line.split_once(':')?;
-                (k.trim() == *key).then(|| v.trim().to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let build = if cfg!(debug_assertions) { "debug build, smoke test" } else { "release build" };
-    // Other work on the machine skews the timings; say how busy it was.
-    let load =
-        std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned));
-    let load = load.map_or_else(String::new, |l| format!(", load average {l} at start"));
-    format!("{model}, nproc {cpus}, {} ({build}{load})", std::env::consts::ARCH)
-}
-
 /// The models folder, or a panic that says how to fill it.
 fn models_dir() -> PathBuf {
     let dir = models::test_models_dir();
@@ -112,26 +82,6 @@ fn read_frame(path: &Path) -> Frame {
     Frame::read(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn largest(detections: &[Detection]) -> Option<Detection> {
-    detections.iter().copied().max_by(|a, b| a.area().total_cmp(&b.area()))
-}
-
-/// A 640×480 JPEG like a Pi camera's, cut from a portrait photo: a 4:3 band across the whole width,
-/// centred on the face as far as the picture allows, resized to 640×480.
-fn camera_frame(photo: &Frame, detector: &Detector) -> Frame {
-    let image = decode_rgb(photo, "obama2.jpg").unwrap();
-    let face = largest(&detector.detect(&image).unwrap()).expect("obama2.jpg shows a face");
-    let (width, height) = image.dimensions();
-    let band = (width * 3 / 4).min(height);
-    let centre = (face.top + face.height / 2.0).max(0.0) as u32;
-    let top = centre.saturating_sub(band / 2).min(height - band);
-    let cut = image::imageops::crop_imm(&image, 0, top, width, band).to_image();
-    let frame = image::imageops::resize(&cut, 640, 480, image::imageops::FilterType::Triangle);
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&frame).unwrap();
-    Frame::from_bytes(jpeg, "640×480 frame").unwrap()
-}
-
 /// The time of each stage, each fed with the previous stage's output, over `runs` runs.
 struct Stages {
     decode: Stats,
@@ -150,7 +100,7 @@ fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedd
         let detections = detector.detect(&image).unwrap();
         let detected = Instant::now();
         let face = largest(&detections).unwrap_or_else(|| panic!("no face found in {what}"));
-        let chip = align::chip(&image, &face.landmarks, embedder::CHIP_SIZE);
+        let chip = align::chip(&image, &face.landmarks, &embedder.kind().template);
         let aligned = Instant::now();
         black_box(embedder.embed(&chip).unwrap());
         let embedded = Instant::now();
@@ -167,6 +117,9 @@ fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedd
     let [decode, detect, align, embed, total] = samples.map(Stats::of);
     Stages { decode, detect, align, embed, total }
 }
+
+/// Length of the default embedder's (MobileFaceNet's) descriptors, for the 1:N search.
+const DESCRIPTOR_LEN: usize = 192;
 
 /// SplitMix64: deterministic, good enough for test vectors, no dependency.
 struct SplitMix64(u64);
@@ -185,26 +138,26 @@ impl SplitMix64 {
         (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 
-    fn unit_descriptor(&mut self) -> Vec<f32> {
-        let raw: Vec<f32> = (0..DESCRIPTOR_LEN).map(|_| self.next_signed()).collect();
+    fn unit_descriptor(&mut self, len: usize) -> Vec<f32> {
+        let raw: Vec<f32> = (0..len).map(|_| self.next_signed()).collect();
         let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
         raw.into_iter().map(|v| v / norm).collect()
     }
 }
 
-/// `count` random faces, three per person, with ids from `first_id`.
-fn random_faces(rng: &mut SplitMix64, count: usize, first_id: i64) -> Vec<StoredFace> {
+/// `count` random faces of `len` values, three per person, with ids from `first_id`.
+fn random_faces(rng: &mut SplitMix64, count: usize, first_id: i64, len: usize) -> Vec<StoredFace> {
     (0..count as i64)
         .map(|i| StoredFace {
             id: first_id + i,
             person: PersonId(first_id + i / 3),
-            template: FaceTemplate::Descriptor(rng.unit_descriptor()),
+            template: FaceTemplate::Descriptor(rng.unit_descriptor(len)),
         })
         .collect()
 }
 
 /// What a gallery of `faces` descriptors occupies: the slice of `StoredFace` plus one heap
-/// vector of 128 `f32` per face (allocator overhead not counted).
+/// vector of `DESCRIPTOR_LEN` `f32` per face (allocator overhead not counted).
 fn gallery_bytes(faces: usize) -> u64 {
     (faces * (size_of::<StoredFace>() + DESCRIPTOR_LEN * size_of::<f32>())) as u64
 }
@@ -216,7 +169,7 @@ const GALLERY_ONLY: &str = "--gallery-rss-only";
 
 fn gallery_rss_only() {
     let before = proc_status_bytes("VmRSS").unwrap_or(0);
-    let gallery: Gallery = random_faces(&mut SplitMix64(1), 100_000, 0).into();
+    let gallery: Gallery = random_faces(&mut SplitMix64(1), 100_000, 0, DESCRIPTOR_LEN).into();
     let after = proc_status_bytes("VmRSS").unwrap_or(0);
     black_box(&gallery);
     println!("{}", after.saturating_sub(before));
@@ -226,6 +179,69 @@ fn gallery_rss_only() {
 fn measured_gallery_rss() -> Option<u64> {
     let output = std::process::Command::new(std::env::current_exe().ok()?).arg(GALLERY_ONLY).output().ok()?;
     String::from_utf8(output.stdout).ok()?.trim().parse().ok().filter(|&bytes| bytes > 0)
+}
+
+/// A whole `LocalEngine::search` of the 640×480 frame, as the daemon runs it, against a small
+/// gallery: Obama's and Biden's enrolled faces and noise.
+struct Searches {
+    embedder: &'static str,
+    threads: usize,
+    /// A frame the engine has not seen, as `search` after a restart or on an uploaded picture.
+    cold: Stats,
+    /// The frame the burst just ran `detect` on, whose analysis the engine keeps for `search`.
+    warm: Stats,
+    gallery_len: usize,
+    similarity: f32,
+    face_confidence: f32,
+}
+
+fn time_search(
+    engine: &LocalEngine,
+    threads: usize,
+    frame: &Frame,
+    samples: &Path,
+    rng: &mut SplitMix64,
+    runtime: &tokio::runtime::Runtime,
+) -> Searches {
+    let mut gallery = Vec::new();
+    for (id, file) in [(1, "obama.jpg"), (2, "biden.jpg")] {
+        let template = runtime.block_on(engine.enroll(PersonId(id), &read_frame(&samples.join(file)))).unwrap();
+        gallery.push(StoredFace { id, person: PersonId(id), template });
+    }
+    let FaceTemplate::Descriptor(enrolled) = &gallery[0].template else {
+        panic!("the local engine stores descriptors")
+    };
+    gallery.extend(random_faces(rng, 8, 100, enrolled.len()));
+    let gallery_len = gallery.len();
+    let gallery: Gallery = gallery.into();
+    let mut cold_samples = Vec::new();
+    let mut warm_samples = Vec::new();
+    let mut outcomes = Vec::new();
+    for _ in 0..runs(50, 2) {
+        let fresh = Frame::from_bytes(frame.bytes().to_vec(), "a fresh copy of the frame").unwrap();
+        let started = Instant::now();
+        let cold = runtime.block_on(engine.search(black_box(&fresh), &gallery)).unwrap();
+        cold_samples.push(started.elapsed());
+        runtime.block_on(engine.detect(&fresh)).unwrap();
+        let started = Instant::now();
+        let warm = runtime.block_on(engine.search(black_box(&fresh), &gallery)).unwrap();
+        warm_samples.push(started.elapsed());
+        outcomes.extend([cold, warm]);
+    }
+    let embedder = engine.embedder().name;
+    let Some(&SearchOutcome::Candidate { person: PersonId(1), similarity, face_confidence }) = outcomes.first() else {
+        panic!("with {embedder}, the 640×480 frame of Obama should match Obama's photo, got {:?}", outcomes.first());
+    };
+    assert!(outcomes.iter().all(|o| *o == outcomes[0]), "searches of one frame disagree: {outcomes:?}");
+    Searches {
+        embedder,
+        threads,
+        cold: Stats::of(cold_samples),
+        warm: Stats::of(warm_samples),
+        gallery_len,
+        similarity,
+        face_confidence,
+    }
 }
 
 fn main() {
@@ -240,7 +256,7 @@ fn main() {
 
     // Load first, so that the high-water mark below is the loaded engine and nothing else.
     let started = Instant::now();
-    let engine = LocalEngine::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let engine = LocalEngine::load(&dir, EMBEDDERS[0].name).unwrap_or_else(|e| panic!("{e}"));
     let engine_load = started.elapsed();
     let (hwm_loaded, rss_loaded) = (memory("VmHWM"), memory("VmRSS"));
 
@@ -250,16 +266,16 @@ fn main() {
     let mut one_to_n = Vec::new();
     let (mut hwm_gallery, mut rss_gallery) = (String::new(), String::new());
     for (faces, measured) in [(1_000, 2_000), (10_000, 300), (100_000, 50)] {
-        let gallery: Gallery = random_faces(&mut rng, faces, 1_000).into();
+        let gallery: Gallery = random_faces(&mut rng, faces, 1_000, DESCRIPTOR_LEN).into();
         // Kept from the last, largest gallery.
         (hwm_gallery, rss_gallery) = (memory("VmHWM"), memory("VmRSS"));
-        let query = rng.unit_descriptor();
-        assert!(best_match(&query, &gallery).is_some_and(|(_, s)| (0.0..=100.0).contains(&s)));
+        let query = rng.unit_descriptor(DESCRIPTOR_LEN);
+        assert!(best_match(engine.embedder(), &query, &gallery).is_some_and(|(_, s)| (0.0..=100.0).contains(&s)));
         let search_runs = runs(measured, 3);
         let mut timings = Vec::with_capacity(search_runs);
         for _ in 0..search_runs {
             let started = Instant::now();
-            black_box(best_match(black_box(&query), &gallery));
+            black_box(best_match(engine.embedder(), black_box(&query), &gallery));
             timings.push(started.elapsed());
         }
         one_to_n.push((faces, Stats::of(timings), search_runs));
@@ -270,71 +286,77 @@ fn main() {
     let started = Instant::now();
     let detector = Detector::load(&paths.detector).unwrap();
     let detector_load = started.elapsed();
-    let started = Instant::now();
-    let embedder = Embedder::load(&paths.manifest, &paths.weights).unwrap();
-    let embedder_load = started.elapsed();
+    let embedders: Vec<(Embedder, Duration)> = EMBEDDERS
+        .iter()
+        .map(|kind| {
+            let started = Instant::now();
+            let embedder = Embedder::load(kind.name, &dir).unwrap();
+            (embedder, started.elapsed())
+        })
+        .collect();
 
     let photo = read_frame(&samples.join("obama.jpg"));
     let frame = camera_frame(&read_frame(&samples.join("obama2.jpg")), &detector);
     let photo_size = decode_rgb(&photo, "obama.jpg").unwrap().dimensions();
 
-    // Per stage, on both pictures.
+    // Per stage, on both pictures, with each embedder.
     let stage_runs = runs(50, 2);
-    let on_frame = time_stages(&frame, "the 640×480 frame", &detector, &embedder, stage_runs);
-    let on_photo = time_stages(&photo, "obama.jpg", &detector, &embedder, stage_runs);
+    let stages: Vec<(&str, Stages, Stages)> = embedders
+        .iter()
+        .map(|(embedder, _)| {
+            let on_frame = time_stages(&frame, "the 640×480 frame", &detector, embedder, stage_runs);
+            let on_photo = time_stages(&photo, "obama.jpg", &detector, embedder, stage_runs);
+            (embedder.kind().name, on_frame, on_photo)
+        })
+        .collect();
 
-    // The whole search, as the daemon runs it, against a small gallery: two real faces and noise.
+    // The whole search with each embedder, on one core and on the default number; the engine
+    // loaded first serves the default embedder on the default cores.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut small = Vec::new();
-    for (id, file) in [(1, "obama.jpg"), (2, "biden.jpg")] {
-        let template = runtime.block_on(engine.enroll(PersonId(id), &read_frame(&samples.join(file)))).unwrap();
-        small.push(StoredFace { id, person: PersonId(id), template });
-    }
-    small.extend(random_faces(&mut rng, 8, 100));
-    let small_len = small.len();
-    let small: Gallery = small.into();
-    // Cold: a frame the engine has not seen, as `search` after a restart or on an uploaded picture.
-    // Warm: the frame the burst just ran `detect` on, whose analysis the engine keeps for `search`.
-    let mut cold_samples = Vec::new();
-    let mut warm_samples = Vec::new();
-    let mut outcomes = Vec::new();
-    for _ in 0..runs(50, 2) {
-        let fresh = Frame::from_bytes(frame.bytes().to_vec(), "a fresh copy of the frame").unwrap();
-        let started = Instant::now();
-        let cold = runtime.block_on(engine.search(black_box(&fresh), &small)).unwrap();
-        cold_samples.push(started.elapsed());
-        runtime.block_on(engine.detect(&fresh)).unwrap();
-        let started = Instant::now();
-        let warm = runtime.block_on(engine.search(black_box(&fresh), &small)).unwrap();
-        warm_samples.push(started.elapsed());
-        outcomes.extend([cold, warm]);
-    }
-    let (cold, warm) = (Stats::of(cold_samples), Stats::of(warm_samples));
-    let Some(&SearchOutcome::Candidate { person: PersonId(1), similarity, face_confidence }) = outcomes.first() else {
-        panic!("the 640×480 frame of Obama should match Obama's enrolled photo, got {:?}", outcomes.first());
-    };
-    assert!(outcomes.iter().all(|o| *o == outcomes[0]), "searches of one frame disagree: {outcomes:?}");
+    let default_threads = local::default_threads();
+    let searches: Vec<Searches> = EMBEDDERS
+        .iter()
+        .flat_map(|kind| [1, default_threads].map(|threads| (kind, threads)))
+        .map(|(kind, threads)| {
+            let engine = if kind.name == engine.embedder().name && threads == default_threads {
+                engine.clone()
+            } else {
+                LocalEngine::load_tuned(&dir, kind.name, None, threads).unwrap_or_else(|e| panic!("{e}"))
+            };
+            time_search(&engine, threads, &frame, &samples, &mut rng, &runtime)
+        })
+        .collect();
     let hwm_end = memory("VmHWM");
 
     let (pw, ph) = photo_size;
-    println!("Per stage, median / p95 in ms over {stage_runs} runs (each stage fed by the one before):");
-    println!("  {:<34} {:>18} {:>22}", "stage", "640×480 frame", format!("obama.jpg {pw}×{ph}"));
-    for (stage, a, b) in [
-        ("JPEG decode (decode_rgb)", on_frame.decode, on_photo.decode),
-        ("detection (Detector::detect)", on_frame.detect, on_photo.detect),
-        ("alignment (align::chip)", on_frame.align, on_photo.align),
-        ("embedding (Embedder::embed)", on_frame.embed, on_photo.embed),
-        ("all four", on_frame.total, on_photo.total),
-    ] {
-        println!("  {stage:<34} {a:>18} {b:>22}");
+    println!("Per stage, one thread, median / p95 in ms over {stage_runs} runs (each stage fed by the one before):");
+    for (name, on_frame, on_photo) in &stages {
+        println!(
+            "  {:<34} {:>18} {:>22}",
+            format!("stage, embedder {name}"),
+            "640×480 frame",
+            format!("obama.jpg {pw}×{ph}")
+        );
+        for (stage, a, b) in [
+            ("JPEG decode (decode_rgb)", on_frame.decode, on_photo.decode),
+            ("detection (Detector::detect)", on_frame.detect, on_photo.detect),
+            ("alignment (align::chip)", on_frame.align, on_photo.align),
+            ("embedding (Embedder::embed)", on_frame.embed, on_photo.embed),
+            ("all four", on_frame.total, on_photo.total),
+        ] {
+            println!("  {stage:<34} {a:>18} {b:>22}");
+        }
     }
-    println!("  {:<34} {cold:>18}", "LocalEngine::search, cold frame");
-    println!("  {:<34} {warm:>18}", "  same, right after detect (warm)");
-    println!(
-        "  (search against {small_len} faces, 640×480 frame only; matched person 1 at {similarity:.1}, face {face_confidence:.0}%)"
-    );
+    for Searches { embedder, threads, cold, warm, gallery_len, similarity, face_confidence } in &searches {
+        println!("  LocalEngine::search, {embedder}, {threads} thread(s)");
+        println!("  {:<34} {cold:>18}", "  cold (a frame not seen before)");
+        println!("  {:<34} {warm:>18}", "  warm (right after detect)");
+        println!(
+            "    (640×480 frame against {gallery_len} faces; matched Obama at {similarity:.1}, face {face_confidence:.0}%)"
+        );
+    }
     println!();
-    println!("1:N search (best_match over random unit 128-d descriptors):");
+    println!("1:N search (best_match over random unit {DESCRIPTOR_LEN}-d descriptors):");
     println!("  {:>8} {:>14} {:>14} {:>14} {:>10}", "faces", "median ms", "p95 ms", "ns per face", "runs");
     for (faces, stats, count) in &one_to_n {
         println!(
@@ -349,10 +371,16 @@ fn main() {
     println!("Load and memory:");
     println!("  {:<48} {:>10.0} ms", "engine load (LocalEngine::load, models → ready)", ms(engine_load));
     println!("  {:<48} {:>10.0} ms", "detector alone (Detector::load)", ms(detector_load));
-    println!("  {:<48} {:>10.0} ms", "embedder alone (Embedder::load)", ms(embedder_load));
+    for (embedder, load) in &embedders {
+        println!(
+            "  {:<48} {:>10.0} ms",
+            format!("embedder {} alone (Embedder::load)", embedder.kind().name),
+            ms(*load)
+        );
+    }
     println!("  {:<48} {:>13}   (VmRSS now {rss_loaded})", "peak RSS (VmHWM) after loading the models", hwm_loaded);
     println!("  {:<48} {:>13}   (VmRSS now {rss_gallery})", "peak RSS (VmHWM) with the 100k gallery", hwm_gallery);
-    println!("  {:<48} {:>13}", "peak RSS (VmHWM) at the end (+ 2nd copy of models)", hwm_end);
+    println!("  {:<48} {:>13}", "peak RSS (VmHWM) at the end (+ copies of models)", hwm_end);
     println!(
         "  {:<48} {:>9.1} MiB  ({} B StoredFace + {} B descriptor per face)",
         "100k gallery, estimated from its element count",

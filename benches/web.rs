@@ -20,7 +20,7 @@ use facereko::engine::{FaceEngine, simulated::SimulatedEngine};
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
-use facereko::store;
+use facereko::store::{self, Notices};
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -97,17 +97,17 @@ async fn bench() {
     let frame = camera_frame(&face);
     let photo = photos.save(&frame, time::OffsetDateTime::now_utc()).unwrap();
     for n in 0..rows {
-        store.door().record_attempt(&attempt(n, Some(photo.clone())), false).await.unwrap();
+        store.door().record_attempt(&attempt(n, Some(photo.clone())), &Notices::NONE).await.unwrap();
     }
     let alice = store.people().add_person("Alice").await.unwrap();
     store.people().add_card(&"04A1B2C3".parse().unwrap(), alice.id).await.unwrap();
-    facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &alice, &Frame::read(&face).unwrap())
+    facereko::enrolment::enrol_face(store.as_ref(), engine.as_ref(), &photos, &alice, &Frame::read(&face).unwrap())
         .await
         .unwrap();
     store.accounts().add_user("ada", &accounts::hash_password(PASSWORD).unwrap(), "admin").await.unwrap();
 
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
-    let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), engine, true);
+    let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), engine, common::journal(&config), true);
     let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
     let router = web::router(state.clone());
 

@@ -1,8 +1,8 @@
 //! Wiring: the one place that starts the daemon's parts in order (store, engine, hardware, door
-//! driver, control socket, web app, face API, MQTT publisher) and stops them on one path.
+//! driver, control socket, web app, face API, MQTT publisher, message deliverers) and stops them
+//! on one path.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +17,19 @@ use crate::api::{self, ApiState};
 use crate::card::CardUid;
 use crate::config::{Config, ConfigError, Section};
 use crate::control;
-use crate::driver::{DoorTuning, DriverError, RunningDoor, Services, Setup, Status};
+use crate::driver::{DoorTuning, DriverError, Journal, JournalError, RunningDoor, Services, Setup, Status};
 use crate::engine::local::LocalEngine;
-use crate::engine::{self, EngineError, FaceEngine};
+use crate::engine::{self, EngineError, FaceEngine, hybrid, rekognition};
+use crate::enrolment;
 use crate::hw::simulated::OutputRecorder;
 use crate::hw::{Hardware, HwError, SafeOutputs};
+use crate::notify::delivery::{self, Courier};
+use crate::notify::email::{EmailError, Mailer};
+use crate::notify::faults::{self, Fault, Findings};
 use crate::notify::mqtt::{NotifyError, Publisher};
+use crate::notify::sms::{SmsError, Texter};
 use crate::photos::Photos;
+use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
 use crate::web::{self, WebError, WebSetup, WebState};
 
@@ -43,6 +49,10 @@ pub enum AppError {
     Lock { path: String, detail: String },
     #[error("notifications: {0}")]
     Notify(#[from] NotifyError),
+    #[error("e-mail: {0}")]
+    Email(#[from] EmailError),
+    #[error("text messages: {0}")]
+    Sms(#[from] SmsError),
     #[error("web app: {0}")]
     Web(#[from] WebError),
     #[error("cannot start the on-device face engine: {0}")]
@@ -54,6 +64,8 @@ pub enum AppError {
     #[error(transparent)]
     Door(#[from] DriverError),
     #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
@@ -63,20 +75,73 @@ pub fn driver_setup(config: &Config) -> Setup {
         tunable: config.tunable(),
         reader: config.hardware.reader.clone(),
         camera: config.hardware.camera.clone(),
-        notifications: config.mqtt.enabled(),
+        announcer: config.announcer(),
+    }
+}
+
+/// The message channels `config` turns on, ready to send.
+pub fn couriers(config: &Config) -> Result<Vec<Arc<dyn Courier>>, AppError> {
+    let mut couriers: Vec<Arc<dyn Courier>> = Vec::new();
+    if config.email.enabled() {
+        couriers.push(Arc::new(Mailer::new(&config.email, &config.door.id)?));
+    }
+    if config.sms.enabled() {
+        couriers.push(Arc::new(Texter::new(&config.sms)?));
+    }
+    Ok(couriers)
+}
+
+/// The faults `status` shows: the camera failing, the database not answering, more than
+/// `backlog_over` notifications waiting.
+fn faults_in(status: &Status, backlog_over: u64) -> Findings {
+    let mut findings = Findings::new();
+    if let Some(error) = &status.camera_error {
+        findings.insert(Fault::Camera, error.clone());
+    }
+    match status.outbox_backlog {
+        None => {
+            findings.insert(Fault::Database, "it does not answer".to_owned());
+        }
+        Some(outbox) => {
+            let waiting = outbox + status.messages.values().map(|counts| counts.waiting).sum::<u64>();
+            if waiting > backlog_over {
+                findings.insert(Fault::Backlog, format!("{waiting} notifications wait to be sent"));
+            }
+        }
+    }
+    findings
+}
+
+/// What the message deliverers need besides their couriers.
+fn delivery_sources(config: &Config) -> delivery::Sources {
+    delivery::Sources { photos: Photos::new(config.photos_dir()), public_url: config.web.public_url.clone() }
+}
+
+/// Faces another embedder described are never searched: say so at every start, with the fix.
+async fn warn_of_faces_to_reindex(store: &dyn Store, engine: &dyn FaceEngine) {
+    match enrolment::faces_to_reindex(store, engine.name(), engine.template_kind()).await {
+        Ok(faces) if !faces.is_empty() => tracing::error!(
+            faces = faces.len(),
+            engine = engine.template_kind(),
+            "enrolled faces were described by another embedder and cannot open the door; run `facereko faces reindex`"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot check whether enrolled faces need reindexing"),
     }
 }
 
 /// The door `config` describes, driven in a task of its own on `hardware`, with its photos in
-/// the data directory. [`RunningDoor::until`] stops it and waits until it is locked.
+/// the data directory; it first logs what `journal` holds from earlier runs.
+/// [`RunningDoor::until`] stops it and waits until it is locked.
 pub fn start_door(
     config: &Config,
     hardware: Hardware,
     store: Arc<dyn Store>,
     engine: Arc<dyn FaceEngine>,
+    journal: Journal,
     armed: bool,
 ) -> RunningDoor {
-    let services = Services { store, engine, photos: Photos::new(config.photos_dir()) };
+    let services = Services { store, engine, photos: Photos::new(config.photos_dir()), journal };
     RunningDoor::start(&driver_setup(config), hardware, services, armed)
 }
 
@@ -88,6 +153,20 @@ pub fn web_setup(config: &Config) -> WebSetup {
         tunable: config.tunable(),
         photos_dir: config.photos_dir(),
         demo_pictures: config.hardware.simulated.camera.clone().filter(|_| simulated_camera),
+    }
+}
+
+/// Deletes the collection's copies of faces that removals could not delete (the cloud was away),
+/// beside the door: they no longer match, so nothing waits for this.
+async fn delete_leftovers(store: Arc<dyn Store>, engine: Arc<dyn FaceEngine>) {
+    match enrolment::delete_leftovers(store.as_ref(), engine.as_ref()).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "deleted the collection's copies of faces removed earlier"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot delete the collection's copies of faces removed earlier; tried again at the next start and by \
+             `facereko collection sync`"
+        ),
     }
 }
 
@@ -110,6 +189,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _lock = lock?;
     let hardware = outputs.with_inputs(&config.hardware)?;
     let store = store::open(&config.database, &config.data_dir).await?;
+    let journal = Journal::open(&config.journal_path())?;
     let config = with_saved_tuning(config, store.as_ref()).await;
     let engine = engine::build(&config.engine)?;
     let armed = store.door().armed().await?;
@@ -129,21 +209,55 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         true => Some(Publisher::new(config.mqtt.clone(), config.door.id.clone(), Arc::clone(&store))?),
         false => None,
     };
+    let couriers = couriers(&config)?;
 
-    let door = start_door(&config, hardware, Arc::clone(&store), engine, armed);
+    if [rekognition::NAME, hybrid::NAME].contains(&engine.name()) {
+        tokio::spawn(delete_leftovers(Arc::clone(&store), Arc::clone(&engine)));
+    }
+    warn_of_faces_to_reindex(store.as_ref(), engine.as_ref()).await;
+    let door = start_door(&config, hardware, Arc::clone(&store), engine, journal, armed);
     let publisher = publisher.map(|publisher| {
         let status = door.link.control.status.clone();
         tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, |status: &Status| status.lock))
     });
-    let control_server = tokio::spawn(control::serve(control_listener, door.link.control.clone()));
+    let sources = delivery_sources(&config);
+    let deliverers: Vec<JoinHandle<()>> = couriers
+        .iter()
+        .map(|courier| {
+            let (courier, store, woken) = (Arc::clone(courier), Arc::clone(&store), door.link.attempts.subscribe());
+            tokio::spawn(delivery::run(courier, store, sources.clone(), woken))
+        })
+        .collect();
+    let fault_recipients = config.announcer().fault_recipients();
+    let fault_watch = (!fault_recipients.is_empty()).then(|| {
+        let control = door.link.control.clone();
+        let backlog_over = config.notify.backlog_over;
+        let look = move || {
+            let control = control.clone();
+            async move { faults_in(&control.current_status().await, backlog_over) }
+        };
+        let (door_id, public_url) = (config.door.id.clone(), config.web.public_url.clone());
+        tokio::spawn(faults::watch(
+            couriers.clone(),
+            fault_recipients,
+            door_id,
+            public_url,
+            config.notify.fault_after,
+            look,
+        ))
+    });
+    let control_server =
+        tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
             let state = WebState::new(web_setup(&config), door.link.clone()).await;
-            Some(Server::start("web app", listener, web::router(state)))
+            Some(Server::start("web app", listener, web::router(state), config.web.connections))
         }
         None => None,
     };
-    let api = api.map(|(listener, state)| Server::start("Rekognition-compatible API", listener, api::router(state)));
+    let api = api.map(|(listener, state)| {
+        Server::start("Rekognition-compatible API", listener, api::router(state), config.api.connections)
+    });
 
     tracing::info!(
         door = %config.door.id,
@@ -161,17 +275,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    if let Some(publisher) = publisher {
-        publisher.abort();
+    for task in publisher.into_iter().chain(deliverers).chain(fault_watch) {
+        task.abort();
+    }
+    match store.door().write_kept_rows().await {
+        Ok(0) => {}
+        Ok(kept) => tracing::warn!(
+            rows = kept,
+            "stopping with access-log rows in the local spool; they are written to the database at the next start"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether access-log rows wait in the local spool"),
     }
     Ok(outcome?)
 }
 
 /// Serves the Rekognition-compatible API alone (`facereko serve-api`) until `shutdown` completes.
 pub async fn serve_api(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let engine = LocalEngine::load(&config.engine.models_dir).map_err(AppError::ApiEngine)?;
+    let engine = config.engine.on_device().map_err(AppError::ApiEngine)?;
     let (listener, state) = open_api(config, engine).await?;
-    let server = Server::start("Rekognition-compatible API", listener, api::router(state));
+    let server = Server::start("Rekognition-compatible API", listener, api::router(state), config.api.connections);
     shutdown.await;
     server.stop().await;
     Ok(())
@@ -181,7 +303,7 @@ pub async fn serve_api(config: &Config, shutdown: impl Future<Output = ()>) -> R
 async fn prepare_api(config: &Config, door_engine: &dyn FaceEngine) -> Result<(TcpListener, ApiState), AppError> {
     let engine = match door_engine.on_device() {
         Some(shared) => shared,
-        None => LocalEngine::load(&config.engine.models_dir).map_err(AppError::ApiEngine)?,
+        None => config.engine.on_device().map_err(AppError::ApiEngine)?,
     };
     open_api(config, engine).await
 }
@@ -202,23 +324,18 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub struct Server {
     name: &'static str,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Server {
-    pub fn start(name: &'static str, listener: TcpListener, router: Router) -> Self {
+    pub fn start(name: &'static str, listener: TcpListener, router: Router, limits: Limits) -> Self {
         if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, "{name} listening");
+            tracing::info!(%address, max_connections = limits.max, "{name} listening");
         }
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serving::serve_http(name, listener, router, limits, async {
+            let _ = stopped.await;
+        }));
         Self { name, stop, task }
     }
 
@@ -227,8 +344,7 @@ impl Server {
         let Self { name, stop, mut task } = self;
         let _ = stop.send(());
         match tokio::time::timeout(STOP_GRACE, &mut task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the {name} failed"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "the {name} task failed"),
             Err(_) => {
                 tracing::warn!("the {name} did not finish within {STOP_GRACE:?}; stopping it");
@@ -285,20 +401,33 @@ pub enum SimulationError {
     App(#[from] AppError),
     #[error("the attempt did not finish")]
     Unfinished,
+    #[error("cannot make a scratch folder: {0}")]
+    Scratch(String),
 }
 
-/// One attempt through the real pipeline (policy, engine, store, log) with a simulated reader
-/// and a simulated camera showing `picture`. The door counts as armed; the outputs are simulated.
+/// One attempt through the real pipeline (policy, engine, the real people, cards and faces) with
+/// a simulated reader and a simulated camera showing `picture`. The door counts as armed; the
+/// outputs are simulated. A rehearsal: nothing is written to the access log, the outbox or the
+/// photos, so it needs no lock on the data directory and notifies no one.
 pub async fn simulate_attempt(
     config: &Config,
     card: CardUid,
     picture: std::path::PathBuf,
 ) -> Result<AccessEvent, SimulationError> {
-    let store = store::open(&config.database, &config.data_dir).await.map_err(AppError::from)?;
+    let real = store::open(&config.database, &config.data_dir).await.map_err(AppError::from)?;
+    let config = with_saved_tuning(config.clone(), real.as_ref()).await;
     let engine = engine::build(&config.engine).map_err(AppError::from)?;
     let hardware = Hardware::simulated(&OutputRecorder::default(), picture);
-    let config = with_saved_tuning(config.clone(), store.as_ref()).await;
-    let door = start_door(&config, hardware, store, engine, true);
+    // The journal and the photo are the rehearsal's own, gone with it.
+    let scratch = tempfile::tempdir().map_err(|e| SimulationError::Scratch(e.to_string()))?;
+    let journal = Journal::open(&scratch.path().join("attempts.journal")).map_err(AppError::from)?;
+    let services = Services {
+        store: Arc::new(store::rehearsal::Rehearsal::over(real)),
+        engine,
+        photos: Photos::new(scratch.path().join("photos")),
+        journal,
+    };
+    let door = RunningDoor::start(&driver_setup(&config), hardware, services, true);
     let mut written = door.link.attempts.subscribe();
     let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
     let _ = taps.tap(card).await;

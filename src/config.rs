@@ -15,6 +15,9 @@ use crate::driver::Tunable;
 use crate::engine::EngineConfig;
 use crate::hw::HardwareConfig;
 use crate::notify::MqttConfig;
+use crate::notify::email::EmailConfig;
+use crate::notify::rules::{Announcer, NotifyConfig};
+use crate::notify::sms::SmsConfig;
 use crate::store::DatabaseConfig;
 use crate::web::WebConfig;
 
@@ -40,6 +43,12 @@ pub struct Config {
     pub control: ControlConfig,
     /// Notifications of attempts over MQTT; off while `mqtt.url` is empty.
     pub mqtt: MqttConfig,
+    /// E-mail over SMTP; off while `email.server` is empty.
+    pub email: EmailConfig,
+    /// Text messages through a webhook; off while `sms.url` is empty.
+    pub sms: SmsConfig,
+    /// Who is told of which attempts by e-mail and text message.
+    pub notify: NotifyConfig,
     /// The Rekognition-compatible API; off while `api.listen` is empty.
     pub api: ApiConfig,
     /// The web app; off while `web.listen` is empty.
@@ -57,6 +66,9 @@ impl Default for Config {
             hardware: HardwareConfig::default(),
             control: ControlConfig::default(),
             mqtt: MqttConfig::default(),
+            email: EmailConfig::default(),
+            sms: SmsConfig::default(),
+            notify: NotifyConfig::default(),
             api: ApiConfig::default(),
             web: WebConfig::default(),
         }
@@ -75,6 +87,8 @@ pub enum Section {
     Hardware,
     Control,
     Mqtt,
+    /// `[email]`, `[sms]` and `[notify]`.
+    Messages,
     Api,
     Web,
 }
@@ -89,6 +103,7 @@ impl Section {
         Section::Hardware,
         Section::Control,
         Section::Mqtt,
+        Section::Messages,
         Section::Api,
         Section::Web,
     ];
@@ -103,6 +118,11 @@ impl Config {
 
     pub fn photos_dir(&self) -> PathBuf {
         self.data_dir.join("photos")
+    }
+
+    /// Each attempt's log row until it is in the store (`driver::Journal`).
+    pub fn journal_path(&self) -> PathBuf {
+        self.data_dir.join("attempts.journal")
     }
 
     /// The sections the web app's settings page may retune.
@@ -151,6 +171,11 @@ impl Config {
         if uses(Section::Mqtt) {
             self.mqtt.check(&mut checks);
         }
+        if uses(Section::Messages) {
+            self.email.check(&mut checks);
+            self.sms.check(&mut checks);
+            self.notify.check(&self.email, &self.sms, &mut checks);
+        }
         if uses(Section::Control) {
             self.control.check(&self.data_dir, &mut checks);
         }
@@ -172,7 +197,13 @@ impl Config {
         self.hardware.check_run(self.door.mode == Mode::CardAndFace, &mut checks);
         self.engine.check_models(&mut checks);
         self.mqtt.check_connection(&self.door.id, &mut checks);
+        self.email.check_connection(&mut checks);
         checks.into_problems()
+    }
+
+    /// Who is told of each attempt, and how.
+    pub fn announcer(&self) -> Announcer {
+        Announcer::new(self.mqtt.enabled(), &self.notify, &self.email, &self.sms)
     }
 }
 
@@ -533,5 +564,7 @@ mod tests {
         assert_eq!(loaded.config.engine, defaults.engine);
         assert_eq!(loaded.config.mqtt, defaults.mqtt);
         assert_eq!(loaded.config.web, defaults.web);
+        assert_eq!(loaded.config.api, defaults.api);
+        assert_eq!(loaded.config.control, defaults.control);
     }
 }

@@ -11,13 +11,23 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::card::CardUid;
 use crate::checks::Checks;
 use crate::driver::{Command, ControlHandle, Status};
+use crate::serving::{self, Limits, Slot};
 
 /// `[control]`: the socket the CLI talks to the daemon through.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ControlConfig {
     /// Unix socket for `facereko tap|arm|disarm|status|healthcheck`; default `<data_dir>/control.sock`.
     pub socket: Option<PathBuf>,
+    /// `[control.connections]`: the cap on open connections and how long one may wait to ask.
+    pub connections: Limits,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        // One short exchange per command: a few at a time is plenty.
+        Self { socket: None, connections: Limits { max: 32, ..Limits::default() } }
+    }
 }
 
 impl ControlConfig {
@@ -26,6 +36,7 @@ impl ControlConfig {
     }
 
     pub fn check(&self, data_dir: &Path, checks: &mut Checks) {
+        self.connections.check("control", checks);
         let socket = self.socket_path(data_dir);
         // sun_path holds 108 bytes including the terminating NUL.
         let socket_len = socket.as_os_str().len();
@@ -96,29 +107,33 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// Accepts connections until the task is dropped.
-pub async fn serve(listener: UnixListener, handle: ControlHandle) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, handle.clone()));
-            }
-            Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
-        }
-    }
+/// Serves connections within `limits` until the task is dropped.
+pub async fn serve(listener: UnixListener, handle: ControlHandle, limits: Limits) {
+    let header_timeout = limits.header_timeout;
+    serving::accept_loop("control socket", listener, limits, std::future::pending(), move |stream, _, slot| {
+        serve_connection(stream, handle.clone(), slot, header_timeout)
+    })
+    .await;
 }
 
-async fn serve_connection(stream: UnixStream, handle: ControlHandle) {
+async fn serve_connection(stream: UnixStream, handle: ControlHandle, slot: Slot, header_timeout: Duration) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
+    let activity = slot.activity();
     loop {
         line.clear();
         // One byte more than allowed tells an oversized request from one that just fits.
-        match (&mut reader).take(MAX_REQUEST_BYTES + 1).read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        let mut limited = (&mut reader).take(MAX_REQUEST_BYTES + 1);
+        let next = limited.read_until(b'\n', &mut line);
+        tokio::select! {
+            read = tokio::time::timeout(header_timeout, next) => match read {
+                Ok(Ok(0) | Err(_)) | Err(_) => return,
+                Ok(Ok(_)) => {}
+            },
+            _ = slot.closing() => return,
         }
+        let _working = activity.start();
         let oversized = line.len() as u64 > MAX_REQUEST_BYTES;
         let response = if oversized {
             Response::Error { message: format!("the request is longer than {MAX_REQUEST_BYTES} bytes") }

@@ -1,5 +1,6 @@
 //! Verification accuracy: genuine and impostor similarity scores, TAR at fixed FAR, best accuracy.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -12,6 +13,8 @@ pub enum EvalError {
     Csv { path: String, line: usize, detail: String },
     #[error("{0} has no pictures: give a folder with one subfolder of pictures per person, or a pairs CSV")]
     Empty(String),
+    #[error("{0}: no header row with `group` and `person` columns")]
+    NoGroupColumns(String),
 }
 
 /// Pictures and the pairs to compare among them.
@@ -20,6 +23,8 @@ pub struct PairSet {
     pub pictures: Vec<PathBuf>,
     /// Indexes into `pictures`, and whether both show the same person.
     pub pairs: Vec<(usize, usize, bool)>,
+    /// Whose each picture is (a number per person), when the set comes from folders of people.
+    pub owners: Option<Vec<usize>>,
 }
 
 fn is_picture(path: &Path) -> bool {
@@ -38,22 +43,30 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
 impl PairSet {
     /// A folder with one subfolder per person: every pair of pictures, labelled by folder.
     pub fn from_folder(root: &Path) -> Result<Self, EvalError> {
+        let people: Vec<PathBuf> = read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir()).collect();
+        Self::from_people(&people).map_err(|_| EvalError::Empty(root.display().to_string()))
+    }
+
+    /// One folder of pictures per person: every pair of pictures, labelled by folder.
+    pub fn from_people(people: &[PathBuf]) -> Result<Self, EvalError> {
         let mut set = PairSet::default();
         let mut owners = Vec::new();
-        for (person, dir) in read_dir_sorted(root)?.into_iter().filter(|p| p.is_dir()).enumerate() {
-            for picture in read_dir_sorted(&dir)?.into_iter().filter(|p| is_picture(p)) {
+        for (person, dir) in people.iter().enumerate() {
+            for picture in read_dir_sorted(dir)?.into_iter().filter(|p| is_picture(p)) {
                 set.pictures.push(picture);
                 owners.push(person);
             }
         }
         if set.pictures.is_empty() {
-            return Err(EvalError::Empty(root.display().to_string()));
+            let listed: Vec<String> = people.iter().map(|p| p.display().to_string()).collect();
+            return Err(EvalError::Empty(listed.join(", ")));
         }
         for i in 0..owners.len() {
             for j in i + 1..owners.len() {
                 set.pairs.push((i, j, owners[i] == owners[j]));
             }
         }
+        set.owners = Some(owners);
         Ok(set)
     }
 
@@ -99,6 +112,111 @@ impl PairSet {
         }
         Ok(set)
     }
+}
+
+/// A named set of pairs, reported on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    pub set: PairSet,
+}
+
+/// Reads a table of `group` and `person` columns, as CSV or as a Markdown table: person → group.
+pub fn read_group_table(path: &Path) -> Result<HashMap<String, String>, EvalError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EvalError::Read { path: path.display().to_string(), detail: e.to_string() })?;
+    let cells = |line: &str| -> Vec<String> {
+        let line = line.trim();
+        let separator = if line.starts_with('|') { '|' } else { ',' };
+        line.trim_matches('|').split(separator).map(|cell| cell.trim().to_ascii_lowercase()).collect()
+    };
+    let mut columns = None;
+    let mut table = HashMap::new();
+    for line in text.lines() {
+        let row = cells(line);
+        match columns {
+            None => {
+                let at = |name: &str| row.iter().position(|cell| cell == name);
+                columns = at("group").zip(at("person"));
+            }
+            Some((group, person)) => match (row.get(group), row.get(person)) {
+                (Some(group), Some(person)) if !group.is_empty() && !group.starts_with('-') => {
+                    table.insert(person.clone(), group.clone());
+                }
+                _ => {}
+            },
+        }
+    }
+    if columns.is_none() {
+        return Err(EvalError::NoGroupColumns(path.display().to_string()));
+    }
+    Ok(table)
+}
+
+impl Group {
+    /// The groups of `sources`: each a group named after it, or, with a group table, the people
+    /// of each folder split by their group (people the table does not list are `ungrouped`).
+    pub fn from_sources(sources: &[PathBuf], table: Option<&HashMap<String, String>>) -> Result<Vec<Group>, EvalError> {
+        let mut groups: Vec<Group> = Vec::new();
+        for source in sources {
+            let name = source.file_stem().map_or_else(|| source.display().to_string(), |n| n.to_string_lossy().into());
+            match table.filter(|_| source.is_dir()) {
+                None => {
+                    let set = if source.is_dir() { PairSet::from_folder(source)? } else { PairSet::from_csv(source)? };
+                    groups.push(Group { name, set });
+                }
+                Some(table) => {
+                    let mut split: Vec<(String, Vec<PathBuf>)> = Vec::new();
+                    for person in read_dir_sorted(source)?.into_iter().filter(|p| p.is_dir()) {
+                        let key =
+                            person.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+                        let group = table.get(&key).cloned().unwrap_or_else(|| "ungrouped".into());
+                        match split.iter_mut().find(|(name, _)| *name == group) {
+                            Some((_, people)) => people.push(person),
+                            None => split.push((group, vec![person])),
+                        }
+                    }
+                    // A folder of which the table lists nobody is one group, named after it.
+                    let whole = split.len() == 1 && split[0].0 == "ungrouped";
+                    for (group, people) in split {
+                        let name = if whole { name.clone() } else { format!("{name}/{group}") };
+                        groups.push(Group { name, set: PairSet::from_people(&people)? });
+                    }
+                }
+            }
+        }
+        Ok(groups)
+    }
+}
+
+/// Genuine and impostor scores of the door's own protocol: each person enrols their first
+/// `enrolled` usable pictures, and each of their other pictures is a probe, scored against every
+/// enrolled person by `score(gallery, probe)` (picture indexes). `usable` says which pictures have
+/// a descriptor; people with no picture left to probe with are left out.
+pub fn gallery_scores(
+    owners: &[usize],
+    enrolled: usize,
+    usable: impl Fn(usize) -> bool,
+    score: impl Fn(&[usize], usize) -> f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut people: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (picture, &owner) in owners.iter().enumerate().filter(|(picture, _)| usable(*picture)) {
+        match people.iter_mut().find(|(who, _)| *who == owner) {
+            Some((_, pictures)) => pictures.push(picture),
+            None => people.push((owner, vec![picture])),
+        }
+    }
+    people.retain(|(_, pictures)| pictures.len() > enrolled);
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for (owner, pictures) in &people {
+        for &probe in &pictures[enrolled..] {
+            for (other, gallery) in &people {
+                let scored = score(&gallery[..enrolled], probe);
+                if other == owner { genuine.push(scored) } else { impostor.push(scored) }
+            }
+        }
+    }
+    (genuine, impostor)
 }
 
 /// The operating point at one false-accept-rate target.
@@ -220,6 +338,48 @@ mod tests {
         assert_eq!(m.at_far_1_percent.threshold, 98.9f32.next_up());
         assert_eq!(m.at_far_1_percent.tar, 0.1, "only the genuine 99 passes");
         assert_eq!(m.at_far_0_1_percent.far, 0.001);
+    }
+
+    #[test]
+    fn the_gallery_protocol_enrols_the_first_pictures_and_probes_with_the_rest() {
+        // Ann has pictures 0, 1, 2; Bob 3, 4; Cy only 5 (nothing left to probe with); 1 is unusable.
+        let owners = [0, 0, 0, 1, 1, 2];
+        let (genuine, impostor) =
+            gallery_scores(&owners, 1, |p| p != 1, |gallery, probe| (gallery[0] * 10 + probe) as f32);
+        // Probes: Ann's 2 (gallery 0), Bob's 4 (gallery 3), each against Ann's and Bob's galleries.
+        assert_eq!(genuine, [2.0, 34.0]);
+        assert_eq!(impostor, [32.0, 4.0]);
+    }
+
+    #[test]
+    fn a_group_table_splits_a_folder_by_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let faces = dir.path().join("faces");
+        for (person, count) in [("ann", 2), ("bob", 3), ("cy", 2), ("dee", 2)] {
+            std::fs::create_dir_all(faces.join(person)).unwrap();
+            for i in 0..count {
+                std::fs::write(faces.join(format!("{person}/{i}.jpg")), b"x").unwrap();
+            }
+        }
+        let table = dir.path().join("README.md");
+        std::fs::write(
+            &table,
+            "# People\n\n| group | person | images |\n|---|---|---|\n| north | ann | 2 |\n| south | Bob | 3 |\n| north | cy | 2 |\n",
+        )
+        .unwrap();
+        let table = read_group_table(&table).unwrap();
+        let groups = Group::from_sources(std::slice::from_ref(&faces), Some(&table)).unwrap();
+        let summary: Vec<(&str, usize, usize)> = groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.set.pictures.len(), g.set.pairs.iter().filter(|p| p.2).count()))
+            .collect();
+        assert_eq!(summary, [("faces/north", 4, 2), ("faces/south", 3, 3), ("faces/ungrouped", 2, 1)]);
+
+        let csv = dir.path().join("groups.csv");
+        std::fs::write(&csv, "person,group\nann,north\n").unwrap();
+        assert_eq!(read_group_table(&csv).unwrap()["ann"], "north");
+        std::fs::write(&csv, "name,kind\n").unwrap();
+        assert!(matches!(read_group_table(&csv), Err(EvalError::NoGroupColumns(_))));
     }
 
     #[test]

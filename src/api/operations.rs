@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::collections::{IndexedFace, RatioBox, SearchableFace};
 use super::error::ApiError;
-use crate::engine::local::{FacesInPicture, similarity};
+use crate::engine::local::{FacesInPicture, embedder};
 use crate::engine::{DetectedFace, EngineError};
 use crate::frame::Frame;
 
@@ -24,15 +24,15 @@ const DEFAULT_PAGE: usize = 1000;
 /// Rekognition compares or indexes at most the 100 largest faces of a picture.
 const MAX_FACES_PER_PICTURE: usize = 100;
 
-/// Our cosine similarity (0–100) on Rekognition's scale, where its default threshold 80 is meant to
-/// keep strangers out. Cosine similarities of different people reach the high 80s, so a raw
-/// percentage would match strangers at Rekognition's defaults. A logistic curve centred on cosine
-/// 91 (between our FAR 1 % and 0.1 % points on LFW) maps threshold 80 to cosine 91.8, 85 to 92.0
-/// and 93 to 92.6, where no stranger was accepted on the shared data sets.
-pub fn rekognition_similarity(cosine_percent: f32) -> f32 {
-    const CENTRE: f32 = 91.0;
-    const SPREAD: f32 = 0.6;
-    100.0 / (1.0 + (-(cosine_percent - CENTRE) / SPREAD).exp())
+/// Our similarity (0–100, calibrated per embedder so that 90 is where no stranger of the shared
+/// test sets was accepted) on Rekognition's scale, where its default threshold 80 is meant to keep
+/// strangers out. A logistic curve puts Rekognition's 80 on our 90, 95 on about 91.8 and 99 on
+/// about 93.2; strangers (most below 80 on our scale) come out near 0.
+pub fn rekognition_similarity(similarity: f32) -> f32 {
+    const SPREAD: f32 = 1.0;
+    // ln 4 spreads below 90: the curve is at 80 % there.
+    const CENTRE: f32 = embedder::CALIBRATED_THRESHOLD - 1.386_294_4 * SPREAD;
+    100.0 / (1.0 + (-(similarity - CENTRE) / SPREAD).exp())
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +186,11 @@ impl ApiState {
         format!("aws:rekognition:{}:000000000000:collection/{id}", self.region)
     }
 
+    /// Whether the operation named `name` only reads: doing it twice changes nothing.
+    pub fn only_reads(name: &str) -> bool {
+        ["ListCollections", "ListFaces", "SearchFacesByImage", "CompareFaces", "DetectFaces"].contains(&name)
+    }
+
     /// Answers one operation named by `X-Amz-Target`.
     pub async fn operation(&self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
         match name {
@@ -319,7 +324,8 @@ impl ApiState {
                     confidence: described.face.confidence,
                     bounding_box: ratio_box(&described.face, picture.width, picture.height),
                 },
-                descriptor: described.descriptor,
+                embedder: self.engine.embedder().name,
+                descriptor: described.descriptor.clone(),
             })
             .collect();
         self.collections.add_faces(&request.collection_id, faces.clone()).await?;
@@ -379,10 +385,12 @@ impl ApiState {
 
         let mut matches: Vec<(f32, IndexedFace)> = self
             .collections
-            .searchable(&request.collection_id)
+            .searchable(&request.collection_id, self.engine.embedder().name)
             .await?
             .into_iter()
-            .map(|stored| (rekognition_similarity(similarity(&searched.descriptor, &stored.descriptor)), stored.face))
+            .map(|stored| {
+                (rekognition_similarity(self.engine.similarity(&searched.descriptor, &stored.descriptor)), stored.face)
+            })
             .filter(|(score, _)| *score >= threshold)
             .collect();
         matches.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -409,7 +417,7 @@ impl ApiState {
         }
         let (mut matched, mut unmatched) = (Vec::new(), Vec::new());
         for face in &target.described {
-            let score = rekognition_similarity(similarity(&source_face.descriptor, &face.descriptor));
+            let score = rekognition_similarity(self.engine.similarity(&source_face.descriptor, &face.descriptor));
             let compared = face_box(&face.face, target.width, target.height);
             if score >= threshold {
                 matched.push((score, compared));
@@ -442,8 +450,8 @@ mod tests {
 
     #[test]
     fn similarity_scale_keeps_strangers_below_rekognition_defaults() {
-        assert!(rekognition_similarity(89.0) < 5.0, "a typical stranger's cosine");
-        assert!(rekognition_similarity(91.9) > 80.0 && rekognition_similarity(91.7) < 80.0, "default threshold");
+        assert!(rekognition_similarity(80.0) < 1.0, "a typical stranger");
+        assert!(rekognition_similarity(90.01) > 80.0 && rekognition_similarity(89.99) < 80.0, "default threshold");
         assert!(rekognition_similarity(95.0) > 99.0, "a typical genuine pair");
         let values: Vec<f32> = (0..=100).map(|c| rekognition_similarity(c as f32)).collect();
         assert!(values.windows(2).all(|w| w[0] <= w[1]), "monotonic");

@@ -4,6 +4,9 @@
 //! key from the caller's secret, and compare the signatures in constant time
 //! (<https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html>).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use axum::http::{self, HeaderMap};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -28,6 +31,76 @@ const MUST_BE_SIGNED: [(&str, &str); 4] = [
     ("x-amz-target", "X-Amz-Target"),
     ("x-amz-content-sha256", "X-Amz-Content-Sha256"),
 ];
+
+/// Most signatures remembered at once: about 10 MB, or 110 requests a second for 15 minutes.
+const MAX_REMEMBERED_SIGNATURES: usize = 100_000;
+/// How long after its first arrival a signature may come again. The AWS SDKs sign identical calls
+/// made within one second identically (their invocation id is sent unsigned), so those must pass,
+/// with a second more for the network; a captured request replayed any later is refused.
+const REPEAT_GRACE: time::Duration = time::Duration::seconds(2);
+
+/// When a signature first arrived, and when it can be forgotten.
+struct Seen {
+    first: OffsetDateTime,
+    forget_at: OffsetDateTime,
+}
+
+/// Signatures already accepted, each until its request's date leaves the clock-skew window (after
+/// which the date check refuses it anyway): a captured request sent again is refused rather than
+/// done twice.
+#[derive(Default)]
+pub struct SeenSignatures(Mutex<HashMap<String, Seen>>);
+
+/// Whether a request may come again with the same signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Never: it changes something (indexes or deletes faces, makes or removes a collection).
+    Never,
+    /// Within [`REPEAT_GRACE`] of its first arrival: it only reads. The SDKs sign identical calls
+    /// made within one second identically (their invocation id goes unsigned), and a repeated
+    /// read answers only what the first one did.
+    Briefly,
+}
+
+impl SeenSignatures {
+    /// Accepts `signature` once, or as `repeat` allows, and never again until `signed_at` is more
+    /// than [`MAX_CLOCK_SKEW`] before `now`.
+    fn accept(
+        &self,
+        signature: &str,
+        signed_at: OffsetDateTime,
+        now: OffsetDateTime,
+        repeat: Repeat,
+    ) -> Result<(), AuthError> {
+        let mut seen = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(earlier) = seen.get(signature) {
+            return match repeat {
+                Repeat::Briefly if now - earlier.first <= REPEAT_GRACE => Ok(()),
+                Repeat::Briefly => Err(AuthError::BadSignature(
+                    "This signed request was already received; a request that only reads is accepted again only \
+                     within 2 seconds of its first arrival. Sign the request again to repeat it."
+                        .into(),
+                )),
+                Repeat::Never => Err(AuthError::BadSignature(
+                    "This signed request was already received, and a request that changes data is done only once. \
+                     Sign the request again to repeat it."
+                        .into(),
+                )),
+            };
+        }
+        if seen.len() >= MAX_REMEMBERED_SIGNATURES {
+            seen.retain(|_, earlier| earlier.forget_at > now);
+        }
+        if seen.len() >= MAX_REMEMBERED_SIGNATURES {
+            // Forgetting one early would let its replay through; refusing new requests is safe.
+            return Err(AuthError::BadSignature(format!(
+                "More than {MAX_REMEMBERED_SIGNATURES} signed requests in 15 minutes; try again later."
+            )));
+        }
+        seen.insert(signature.to_owned(), Seen { first: now, forget_at: signed_at + MAX_CLOCK_SKEW });
+        Ok(())
+    }
+}
 
 /// One key pair that may call the API.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -190,6 +263,8 @@ pub struct Claim<'r, 'k> {
     auth: Authorization<'r>,
     key: &'k AccessKey,
     amz_date: String,
+    signed_at: OffsetDateTime,
+    now: OffsetDateTime,
 }
 
 /// Checks the `Authorization` and date headers against `keys` for `region`; `now` is our clock.
@@ -235,14 +310,19 @@ pub fn check_credentials<'r, 'k>(
             return Err(AuthError::BadSignature(format!("The {shown} header must be signed.")));
         }
     }
-    Ok(Claim { auth, key, amz_date })
+    Ok(Claim { auth, key, amz_date, signed_at, now })
 }
 
 impl<'k> Claim<'_, 'k> {
-    /// Checks the signature over the whole `request`, its body included; returns the access key
-    /// id that signed it.
-    pub fn verify(self, request: &SignedRequest<'_>) -> Result<&'k str, AuthError> {
-        let Self { auth, key, amz_date } = self;
+    /// Checks the signature over the whole `request`, its body included, and that it was not
+    /// `seen` before; returns the access key id that signed it.
+    pub fn verify(
+        self,
+        request: &SignedRequest<'_>,
+        seen: &SeenSignatures,
+        repeat: Repeat,
+    ) -> Result<&'k str, AuthError> {
+        let Self { auth, key, amz_date, signed_at, now } = self;
         let mut canonical_headers = String::new();
         for name in &auth.signed_headers {
             let value = canonical_header_value(request.headers, name).ok_or_else(|| {
@@ -274,6 +354,8 @@ impl<'k> Claim<'_, 'k> {
         let key_bytes = signing_key(key.secret_access_key.expose(), auth.date, auth.region, auth.service);
         // verify_slice compares in constant time, so timing reveals nothing about the right signature.
         hmac(&key_bytes, string_to_sign.as_bytes()).verify_slice(&claimed).map_err(|_| mismatch())?;
+        // Only now: a forged signature must not take a place among the seen ones.
+        seen.accept(auth.signature, signed_at, now, repeat)?;
         Ok(&key.access_key_id)
     }
 }
@@ -326,10 +408,21 @@ mod tests {
         headers
     }
 
+    /// Checks a request as a fresh server would: nothing seen before.
     fn check(headers: &HeaderMap, body: &[u8], now: OffsetDateTime) -> Result<String, AuthError> {
+        check_seen(headers, body, now, &SeenSignatures::default(), Repeat::Never)
+    }
+
+    fn check_seen(
+        headers: &HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+        seen: &SeenSignatures,
+        repeat: Repeat,
+    ) -> Result<String, AuthError> {
         let request = SignedRequest { method: "POST", path: "/", query: "", headers, body };
         let keys = keys();
-        check_credentials(headers, &keys, "us-east-1", now)?.verify(&request).map(str::to_owned)
+        check_credentials(headers, &keys, "us-east-1", now)?.verify(&request, seen, repeat).map(str::to_owned)
     }
 
     fn at(text: &str) -> OffsetDateTime {
@@ -382,6 +475,61 @@ mod tests {
         hashed.insert("x-amz-content-sha256", hex::encode(Sha256::digest(b"{}")).parse().unwrap());
         let refused = check(&hashed, b"{}", now).unwrap_err();
         assert_eq!(refused.to_string(), "The X-Amz-Content-Sha256 header must be signed.");
+    }
+
+    #[test]
+    fn a_read_is_accepted_again_only_within_two_seconds() {
+        let seen = SeenSignatures::default();
+        let headers = signed_headers("secret-key-example", "20261122T073000Z", b"{}");
+        let arrived = at("20261122T073000Z");
+        let read = |now| check_seen(&headers, b"{}", now, &seen, Repeat::Briefly);
+        assert!(read(arrived).is_ok());
+        // The SDK's own identical call within the second.
+        assert!(read(arrived + time::Duration::milliseconds(1900)).is_ok());
+        let replayed = read(arrived + time::Duration::milliseconds(2100)).unwrap_err();
+        assert!(replayed.to_string().contains("already received"), "{replayed}");
+        assert!(read(at("20261122T074400Z")).is_err(), "14 minutes later too");
+        // A forged copy is refused for its signature and takes no place among the seen ones.
+        let forged = signed_headers("another-secret", "20261122T073001Z", b"{}");
+        assert!(check_seen(&forged, b"{}", at("20261122T073001Z"), &seen, Repeat::Briefly).is_err());
+        assert_eq!(seen.0.lock().unwrap().len(), 1);
+        // Another request of the same second has its own signature.
+        let other = signed_headers("secret-key-example", "20261122T073000Z", b"{\"MaxResults\":1}");
+        assert!(check_seen(&other, b"{\"MaxResults\":1}", arrived, &seen, Repeat::Briefly).is_ok());
+    }
+
+    #[test]
+    fn a_change_is_accepted_once_however_soon_it_comes_again() {
+        let seen = SeenSignatures::default();
+        let headers = signed_headers("secret-key-example", "20261122T073000Z", b"{}");
+        let arrived = at("20261122T073000Z");
+        assert!(check_seen(&headers, b"{}", arrived, &seen, Repeat::Never).is_ok());
+        let replayed = check_seen(&headers, b"{}", arrived, &seen, Repeat::Never).unwrap_err();
+        assert!(replayed.to_string().contains("done only once"), "{replayed}");
+    }
+
+    #[test]
+    fn a_full_memory_of_signatures_forgets_only_expired_ones() {
+        let seen = SeenSignatures::default();
+        let now = at("20261122T073000Z");
+        {
+            let mut remembered = seen.0.lock().unwrap();
+            for i in 0..MAX_REMEMBERED_SIGNATURES {
+                // Half of them expired a minute ago.
+                let forget_at = if i % 2 == 0 { now - time::Duration::minutes(1) } else { now + MAX_CLOCK_SKEW };
+                remembered.insert(format!("{i:064x}"), Seen { first: now, forget_at });
+            }
+        }
+        assert!(seen.accept("new", now, now, Repeat::Never).is_ok());
+        assert_eq!(seen.0.lock().unwrap().len(), MAX_REMEMBERED_SIGNATURES / 2 + 1);
+        {
+            let mut remembered = seen.0.lock().unwrap();
+            for i in 0..MAX_REMEMBERED_SIGNATURES {
+                remembered.insert(format!("{i:064x}"), Seen { first: now, forget_at: now + MAX_CLOCK_SKEW });
+            }
+        }
+        let full = seen.accept("newer", now, now, Repeat::Never).unwrap_err();
+        assert!(full.to_string().contains("try again later"), "{full}");
     }
 
     #[test]

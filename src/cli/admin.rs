@@ -8,7 +8,9 @@ use facereko::config::{self, Config, Sources};
 use facereko::engine::{self, FaceEngine};
 use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
-use facereko::store::{self, LogQuery, Store, legacy};
+use facereko::notify::delivery::{self, Outcome};
+use facereko::photos::Photos;
+use facereko::store::{self, Channel, LogQuery, Store, legacy};
 use facereko::{hw, store::StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,15 +28,61 @@ fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("our types serialise"));
 }
 
-pub fn config_check(sources: &Sources) -> ExitCode {
+/// What `config check` finds in the database: faces the configured embedder does not search.
+async fn enrolled_face_problems(config: &Config) -> Option<facereko::checks::Problem> {
+    if config.engine.template_kind() == config.engine.kind {
+        return None;
+    }
+    let nothing_enrolled = store::DatabaseUrl::parse(&config.database.url, &config.data_dir)
+        .is_ok_and(|url| matches!(url, store::DatabaseUrl::Sqlite(path) if !path.exists()));
+    if nothing_enrolled {
+        return None;
+    }
+    let kind = config.engine.template_kind();
+    let found = async {
+        let store = store::connect(&config.database, &config.data_dir).await?;
+        enrolment::faces_to_reindex(store.as_ref(), &config.engine.kind, &kind).await
+    };
+    match found.await {
+        Ok(faces) if faces.is_empty() => None,
+        Ok(faces) => {
+            let mut kinds: Vec<&str> = faces.iter().map(|f| f.kind.as_str()).collect();
+            kinds.dedup();
+            Some(facereko::checks::Problem::new(
+                "engine.embedder",
+                format!(
+                    "{} enrolled face(s) were described as {} and the door would not search them with {:?}; \
+                     run `facereko faces reindex` (or set engine.embedder back)",
+                    faces.len(),
+                    kinds.join(", "),
+                    config.engine.embedder
+                ),
+            ))
+        }
+        Err(e) => {
+            println!("note: cannot check the enrolled faces: {e}");
+            None
+        }
+    }
+}
+
+pub async fn config_check(sources: &Sources) -> ExitCode {
     match &sources.file {
         Some(path) => println!("config file: {}", path.display()),
         None => println!("config file: none (defaults, FACEREKO_* environment and --set only)"),
     }
-    match config::load(sources, config::Section::ALL).and_then(|loaded| {
+    let loaded = config::load(sources, config::Section::ALL).and_then(|loaded| {
         let problems = loaded.config.run_problems();
         if problems.is_empty() { Ok(loaded) } else { Err(config::ConfigError { problems }) }
-    }) {
+    });
+    let loaded = match loaded {
+        Ok(loaded) => match enrolled_face_problems(&loaded.config).await {
+            Some(problem) => Err(config::ConfigError { problems: vec![problem] }),
+            None => Ok(loaded),
+        },
+        Err(e) => Err(e),
+    };
+    match loaded {
         Ok(loaded) => {
             for key in &loaded.unknown_keys {
                 println!("warning: {key}: unknown key, ignored; check its spelling against `facereko config example`");
@@ -57,6 +105,9 @@ pub fn config_check(sources: &Sources) -> ExitCode {
                 true => println!("  web app: http://{}/", c.web.listen.trim()),
                 false => println!("  web app: off (set web.listen, e.g. \"0.0.0.0:8080\")"),
             }
+            for warning in unreachable_servers(c).await {
+                println!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -67,6 +118,33 @@ pub fn config_check(sources: &Sources) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The message servers that do not take a connection now: worth a warning, not a refusal to
+/// start, since the deliverers wait for them.
+async fn unreachable_servers(config: &Config) -> Vec<String> {
+    let mut servers = Vec::new();
+    if config.email.enabled() {
+        servers.push(("email.server", config.email.server.trim().to_owned(), config.email.port()));
+    }
+    if config.sms.enabled()
+        && let Ok(uri) = config.sms.url.trim().parse::<hyper::Uri>()
+        && let Some(host) = uri.host()
+    {
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+        servers.push(("sms.url", host.trim_matches(['[', ']']).to_owned(), port));
+    }
+    let mut warnings = Vec::new();
+    for (key, host, port) in servers {
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        let problem = match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 5s".to_owned(),
+        };
+        warnings.push(format!("{key}: cannot reach {host}:{port} now ({problem}); messages wait until it answers"));
+    }
+    warnings
 }
 
 pub fn hw_list() {
@@ -145,8 +223,16 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
         PersonCommand::Remove { name } => {
             let engine = open_engine(config)?;
             let person = existing_person(store.as_ref(), name).await?;
-            let faces = enrolment::remove_person(store.as_ref(), engine.as_ref(), &person).await?;
-            println!("removed {} with their cards and {faces} face(s)", person.name);
+            match enrolment::remove_person(store.as_ref(), engine.as_ref(), &Photos::new(config.photos_dir()), &person)
+                .await
+            {
+                Ok(faces) => println!("removed {} with their cards and {faces} face(s)", person.name),
+                Err(e @ EnrolError::KeptByEngine { .. }) => {
+                    eprintln!("error: removed {} with their cards, but {e}", person.name);
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -174,11 +260,43 @@ pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
             }
         }
         CardCommand::Remove { card } => {
-            store.people().remove_card(card).await?;
+            store.removals().remove_card(card).await?;
             println!("removed card {card}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn reindex(config: &Config) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    let engine = open_engine(config)?;
+    let photos = Photos::new(config.photos_dir());
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} faces").expect("the progress template is valid"));
+    let report = enrolment::reindex(store.as_ref(), engine.as_ref(), &photos, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{} face(s) described again as {}; {} already were",
+        report.reindexed,
+        engine.template_kind(),
+        report.current
+    );
+    if report.not_reindexed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} face(s) must be enrolled again with a new picture:", report.not_reindexed.len());
+    for face in &report.not_reindexed {
+        let name = store.people().person(face.person).await?.map_or_else(|| face.person.to_string(), |p| p.name);
+        println!(
+            "  face {} of {name} ({}): {}; `facereko enroll --person {name:?} PICTURE`",
+            face.face, face.kind, face.why
+        );
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
@@ -202,6 +320,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
         }
     }
 
+    let photos = Photos::new(config.photos_dir());
     let bar = ProgressBar::new(args.pictures.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}").expect("the progress template is valid"),
@@ -210,7 +329,7 @@ pub async fn enroll(config: &Config, args: &EnrollArgs) -> Result<ExitCode> {
     for path in &args.pictures {
         bar.set_message(path.display().to_string());
         let outcome = match Frame::read(path) {
-            Ok(picture) => enrolment::enrol_face(store.as_ref(), engine.as_ref(), &person, &picture).await,
+            Ok(picture) => enrolment::enrol_face(store.as_ref(), engine.as_ref(), &photos, &person, &picture).await,
             Err(e) => Err(EnrolError::Engine(facereko::engine::EngineError::BadImage {
                 what: path.display().to_string(),
                 detail: e.to_string(),
@@ -266,6 +385,60 @@ pub async fn log(config: &Config, args: &LogArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `notify test` reports for one recipient of an e-mail or text message.
+#[derive(serde::Serialize)]
+struct MessageTestReport {
+    channel: Channel,
+    to: String,
+    delivered: bool,
+    /// The server's answer, or why it could not be sent.
+    answer: String,
+}
+
+pub async fn message_test(config: &Config, channel: Channel, to: Option<&str>, json: bool) -> Result<ExitCode> {
+    let event = facereko::notify::test_event(&config.door.id);
+    let door = &config.door.id;
+    let story = delivery::Story {
+        subject: format!("FaceReko: a test message from {door}"),
+        sentence: format!("This is a test message from FaceReko at door {door}: its {channel} settings work."),
+        link: config.web.public_url.clone(),
+    };
+    let configured = match channel {
+        Channel::Email if !config.email.enabled() => bail!("e-mail is off: set email.server, email.from and email.to"),
+        Channel::Sms if !config.sms.enabled() => bail!("text messages are off: set sms.url and sms.to"),
+        Channel::Email => &config.email.to,
+        Channel::Sms => &config.sms.to,
+    };
+    let recipients: Vec<String> = match to {
+        Some(to) => vec![to.to_owned()],
+        None => configured.clone(),
+    };
+    if recipients.is_empty() {
+        bail!("no one to send to: give --to or set {channel}.to");
+    }
+    let couriers = facereko::app::couriers(config)?;
+    let courier = couriers.iter().find(|courier| courier.channel() == channel).expect("the channel is on");
+    let mut reports = Vec::new();
+    for to in recipients {
+        let outcome = courier.send(&to, &story, None, &event.event_id).await;
+        let (delivered, answer) = match outcome {
+            Outcome::Delivered(answer) => (true, answer),
+            Outcome::Retry(problem) | Outcome::Failed(problem) => (false, problem),
+        };
+        reports.push(MessageTestReport { channel, to, delivered, answer });
+    }
+    for report in &reports {
+        if json {
+            print_json(report);
+        } else if report.delivered {
+            println!("sent a test {} to {}; the server answered: {}", report.channel, report.to, report.answer);
+        } else {
+            eprintln!("could not send a test {} to {}: {}", report.channel, report.to, report.answer);
+        }
+    }
+    Ok(if reports.iter().all(|r| r.delivered) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 pub async fn notify_test(config: &Config, timeout: std::time::Duration, json: bool) -> Result<ExitCode> {

@@ -9,7 +9,7 @@ use facereko::config::Config;
 use facereko::engine::FaceTemplate;
 use facereko::engine::hybrid;
 use facereko::engine::rekognition::{self, RekognitionEngine};
-use facereko::store;
+use facereko::{enrolment, store};
 
 use super::CollectionCommand;
 
@@ -48,10 +48,19 @@ pub async fn collection(config: &Config, command: &CollectionCommand) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Deletes faces in the collection that no enrolled person owns, and reports enrolled faces the
-/// collection has lost (those people must be enrolled again).
+/// Deletes faces in the collection that no enrolled person owns (first those that removals noted
+/// for deletion), and reports enrolled faces the collection has lost (those people must be
+/// enrolled again).
 async fn sync(config: &Config, engine: &RekognitionEngine, dry_run: bool) -> Result<ExitCode> {
     let store = store::open(&config.database, &config.data_dir).await.context("cannot open the database")?;
+    if !dry_run {
+        let deleted = enrolment::delete_leftovers(store.as_ref(), engine)
+            .await
+            .context("cannot delete the faces that removals left in the collection")?;
+        if deleted > 0 {
+            println!("deleted {deleted} face(s) that removals had left in the collection");
+        }
+    }
     // The faces of whichever cloud engine is configured; `hybrid` keeps the same FaceIds.
     let engine_name = if config.engine.kind == hybrid::NAME { hybrid::NAME } else { rekognition::NAME };
     let (_, ours) = store.door().faces(engine_name).await?;

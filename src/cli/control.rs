@@ -60,6 +60,13 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
             Some(n) => println!("notifications waiting: {n}"),
             None => println!("notifications waiting: unknown (the database did not answer)"),
         }
+        for (channel, counts) in &status.messages {
+            let problem = counts.last_problem.as_deref().map(|p| format!(" (last problem: {p})")).unwrap_or_default();
+            println!(
+                "{channel}: {} waiting, {} failed, {} delivered{problem}",
+                counts.waiting, counts.failed, counts.delivered
+            );
+        }
         println!("facereko {}", status.version);
     }
     Ok(ExitCode::SUCCESS)

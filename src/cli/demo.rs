@@ -14,6 +14,7 @@ use facereko::engine::{self, FaceEngine};
 use facereko::enrolment;
 use facereko::frame::Frame;
 use facereko::models;
+use facereko::photos::Photos;
 use facereko::store::{self, LogQuery};
 use tokio::io::AsyncBufReadExt;
 
@@ -94,11 +95,12 @@ fn stage_camera(camera_dir: &Path, samples: &Path) -> Result<()> {
 async fn enrol_people(config: &config::Config, samples: &Path) -> Result<()> {
     let store = store::open(&config.database, &config.data_dir).await?;
     let engine = engine::build(&config.engine)?;
+    let photos = Photos::new(config.photos_dir());
     for (name, pictures) in PEOPLE {
         let (person, _) = enrolment::person_named(store.as_ref(), name).await?;
         for picture in *pictures {
             let frame = Frame::read(&samples.join(picture))?;
-            enrolment::enrol_face(store.as_ref(), engine.as_ref() as &dyn FaceEngine, &person, &frame)
+            enrolment::enrol_face(store.as_ref(), engine.as_ref() as &dyn FaceEngine, &photos, &person, &frame)
                 .await
                 .with_context(|| format!("cannot enrol {picture}"))?;
         }
@@ -145,7 +147,12 @@ pub async fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let models_dir = args.models_dir.clone().unwrap_or_else(models::user_cache_dir);
     if models::ModelPaths::check(&models_dir).is_err() || !models::samples_dir(&models_dir).is_dir() {
         println!("fetching the face models into {} (once)…", models_dir.display());
-        models::fetch(&models_dir).context("cannot fetch the face models")?;
+        // The fetch blocks (it runs a small runtime of its own for the downloads).
+        let dir = models_dir.clone();
+        tokio::task::spawn_blocking(move || models::fetch(&dir))
+            .await
+            .context("the fetch task panicked")?
+            .context("cannot fetch the face models")?;
     }
     let samples = models::samples_dir(&models_dir);
 

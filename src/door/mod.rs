@@ -92,7 +92,8 @@ pub enum Effect {
         timer: Timer,
         after: Duration,
     },
-    /// Log the finished attempt (and notify, for granted and denied ones).
+    /// Log the finished attempt (and notify, for granted and denied ones). It comes before the
+    /// outputs of its verdict.
     Record(Box<AttemptReport>),
     PersistArmed(bool),
 }
@@ -320,7 +321,8 @@ impl Door {
         self.conclude(decision, reason, Some(holder), similarity, None, now)
     }
 
-    /// Ends the attempt in progress: outputs for the verdict, then its report.
+    /// Ends the attempt in progress: its report, then the outputs for the verdict (the driver
+    /// makes the report durable before any output moves).
     fn conclude(
         &mut self,
         decision: Decision,
@@ -333,24 +335,9 @@ impl Door {
         let Phase::Busy(attempt) = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return Vec::new();
         };
-        let mut effects = match decision {
-            Decision::Granted => {
-                // A grant while already open restarts the unlock time.
-                self.unlocked = true;
-                vec![
-                    Effect::SetLock(Lock::Unlocked),
-                    Effect::SetLights(Lights { red: false, green: true }),
-                    Effect::Beep(self.settings.grant_beep),
-                    Effect::StartTimer { timer: Timer::Relock, after: self.settings.unlock_time },
-                ]
-            }
-            // A denial while the door is open does not shut it on whoever is walking through.
-            Decision::Denied => vec![Effect::Beep(self.settings.deny_beep)],
-            Decision::Disarmed => Vec::new(),
-        };
         let mut timings = attempt.timings;
         timings.total_ms = millis(attempt.tapped_at, now);
-        effects.push(Effect::Record(Box::new(AttemptReport {
+        let report = Effect::Record(Box::new(AttemptReport {
             tapped_at: attempt.tapped_at,
             card: attempt.card,
             person,
@@ -361,8 +348,23 @@ impl Door {
             photo: attempt.photo,
             timings,
             detail,
-        })));
-        effects
+        }));
+        match decision {
+            Decision::Granted => {
+                // A grant while already open restarts the unlock time.
+                self.unlocked = true;
+                vec![
+                    report,
+                    Effect::SetLock(Lock::Unlocked),
+                    Effect::SetLights(Lights { red: false, green: true }),
+                    Effect::Beep(self.settings.grant_beep),
+                    Effect::StartTimer { timer: Timer::Relock, after: self.settings.unlock_time },
+                ]
+            }
+            // A denial while the door is open does not shut it on whoever is walking through.
+            Decision::Denied => vec![report, Effect::Beep(self.settings.deny_beep)],
+            Decision::Disarmed => vec![report],
+        }
     }
 
     fn on_relock(&mut self) -> Vec<Effect> {

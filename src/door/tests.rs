@@ -88,16 +88,16 @@ fn bare_report(tapped_at: Instant, uid: &str, decision: Decision, reason: Reason
 
 fn granted(settings: &DoorSettings, report: AttemptReport) -> Vec<Effect> {
     vec![
+        Effect::Record(Box::new(report)),
         Effect::SetLock(Lock::Unlocked),
         Effect::SetLights(GREEN),
         Effect::Beep(settings.grant_beep),
         Effect::StartTimer { timer: Timer::Relock, after: settings.unlock_time },
-        Effect::Record(Box::new(report)),
     ]
 }
 
 fn denied(settings: &DoorSettings, report: AttemptReport) -> Vec<Effect> {
-    vec![Effect::Beep(settings.deny_beep), Effect::Record(Box::new(report))]
+    vec![Effect::Record(Box::new(report)), Effect::Beep(settings.deny_beep)]
 }
 
 /// Taps `uid` and checks that an attempt starts with looking the card up.
@@ -233,7 +233,7 @@ async fn face_below_the_threshold_or_unknown_is_not_recognised() {
     let report = report(&effects);
     assert_eq!((report.decision, report.reason), (Decision::Denied, Reason::FaceNotRecognised));
     assert_eq!((report.similarity, report.face_confidence), (None, Some(91.0)));
-    assert_eq!(effects[0], Effect::Beep(s.deny_beep));
+    assert_eq!(effects[1], Effect::Beep(s.deny_beep));
     assert!(!door.is_unlocked());
 }
 
@@ -453,7 +453,7 @@ async fn the_door_relocks_during_an_attempt_that_began_while_open() {
     assert!(!door.is_unlocked() && door.is_busy());
     // The attempt goes on and may open the door again.
     let effects = matched(&mut door, attempt, Ok(candidate(&bob(), 95.0)));
-    assert_eq!(effects[0], Effect::SetLock(Lock::Unlocked));
+    assert_eq!(effects[1], Effect::SetLock(Lock::Unlocked));
     assert!(door.is_unlocked());
 }
 
@@ -701,7 +701,7 @@ async fn card_only_mode_opens_for_a_known_card_without_the_camera() {
     let attempt = tap(&mut door, STRANGER_CARD);
     let effects = resolve(&mut door, attempt, Ok(None));
     assert_eq!(report(&effects).reason, Reason::UnknownCard);
-    assert_eq!(effects[0], Effect::Beep(s.deny_beep));
+    assert_eq!(effects[1], Effect::Beep(s.deny_beep));
 }
 
 #[tokio::test(start_paused = true)]

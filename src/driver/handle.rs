@@ -1,6 +1,7 @@
 //! What others hold of a running door: its status, the commands it takes and the handles to
 //! reach it (the control socket, the web app and the publisher use these).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock};
-use crate::store::Store;
+use crate::store::{Channel, MessageCounts, Store};
 
 /// What the running daemon reports about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +32,12 @@ pub struct Status {
     pub engine: String,
     pub reader: String,
     pub camera: String,
-    /// Notifications written but not yet delivered; `None` if the database did not answer.
+    /// MQTT notifications written but not yet delivered; `None` if the database did not answer.
     pub outbox_backlog: Option<u64>,
+    /// How the messages of each channel in use stand; a channel is left out while the database
+    /// does not answer.
+    #[serde(default)]
+    pub messages: BTreeMap<Channel, MessageCounts>,
     pub version: String,
     /// Why the camera's last burst failed; `None` once a burst works again (or none was taken).
     #[serde(default)]
@@ -75,6 +80,12 @@ impl ControlHandle {
     pub async fn current_status(&self) -> Status {
         let mut status = self.status.borrow().clone();
         status.outbox_backlog = self.store.door().outbox_backlog().await.ok();
+        let channels: Vec<Channel> = std::mem::take(&mut status.messages).into_keys().collect();
+        for channel in channels {
+            if let Ok(counts) = self.store.messages().message_counts(channel).await {
+                status.messages.insert(channel, counts);
+            }
+        }
         status
     }
 

@@ -4,6 +4,7 @@
 
 mod gallery;
 mod handle;
+mod journal;
 mod recorder;
 mod tuning;
 
@@ -16,16 +17,19 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::access::AccessEvent;
+use crate::access::{AccessEvent, Decision, Reason, StageTimings};
 use crate::capture;
 use crate::card::CardUid;
 use crate::door::{AttemptReport, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
 use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
+use crate::notify::rules::Announcer;
 use crate::photos::Photos;
-use crate::store::Store;
+use crate::store::{Notices, Store};
 pub use gallery::GalleryCache;
 pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
+use journal::Row;
+pub use journal::{Journal, JournalError};
 use recorder::{PendingRecord, Write, write_records};
 pub use tuning::{DoorTuning, Tunable};
 
@@ -49,8 +53,8 @@ pub struct Setup {
     /// The backends in use, as the status shows them.
     pub reader: String,
     pub camera: String,
-    /// Whether attempts go to the outbox: only when a channel is configured to take them.
-    pub notifications: bool,
+    /// Who is told of each attempt, and how.
+    pub announcer: Announcer,
 }
 
 /// Everything the driver needs besides hardware.
@@ -58,6 +62,15 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub engine: Arc<dyn FaceEngine>,
     pub photos: Photos,
+    /// Each attempt's row until it is in the store.
+    pub journal: Journal,
+}
+
+/// The attempt under way, as the journal knows it.
+struct OpenAttempt {
+    event_id: String,
+    /// Wall-clock time of the tap.
+    at: OffsetDateTime,
 }
 
 pub struct Driver {
@@ -69,13 +82,13 @@ pub struct Driver {
     services: Arc<Services>,
     gallery: Arc<GalleryCache>,
     door_id: String,
-    /// Whether attempts go to the outbox: only when a broker is configured to take them.
-    notifications: bool,
+    announcer: Announcer,
     limits: BurstLimits,
     engine_timeout: Duration,
     results_tx: mpsc::Sender<Event>,
     results_rx: mpsc::Receiver<Event>,
     relock_at: Option<Instant>,
+    open_attempt: Option<OpenAttempt>,
     /// When card-only mode gives way to card and face (`door.card_only_until`).
     card_only_ends_at: Option<Instant>,
     writes: mpsc::UnboundedSender<Write>,
@@ -99,7 +112,8 @@ impl Driver {
         let (results_tx, results_rx) = mpsc::channel(16);
         let (writes, writes_rx) = mpsc::unbounded_channel();
         let (written, _) = broadcast::channel(64);
-        let writer = tokio::spawn(write_records(Arc::clone(&services), writes_rx, written.clone()));
+        let unwritten = services.journal.take_unwritten();
+        let writer = tokio::spawn(write_records(Arc::clone(&services), unwritten, writes_rx, written.clone()));
         let status = Status {
             door: setup.tunable.door.id.clone(),
             mode: setup.tunable.door.mode,
@@ -110,6 +124,8 @@ impl Driver {
             reader: setup.reader.clone(),
             camera: setup.camera.clone(),
             outbox_backlog: None,
+            // The channels the rules use; their counts are read when the status is asked for.
+            messages: setup.announcer.channels().into_iter().map(|channel| (channel, Default::default())).collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             camera_error: None,
         };
@@ -120,15 +136,16 @@ impl Driver {
             beeper: Beeper::new(hardware.buzzer),
             relay: hardware.relay,
             camera: hardware.camera,
-            gallery: Arc::new(GalleryCache::new(services.engine.name())),
+            gallery: Arc::new(GalleryCache::new(services.engine.template_kind())),
             services,
             door_id: setup.tunable.door.id.clone(),
-            notifications: setup.notifications,
+            announcer: setup.announcer.clone(),
             limits: setup.tunable.capture.limits(),
             engine_timeout: setup.tunable.engine.timeout,
             results_tx,
             results_rx,
             relock_at: None,
+            open_attempt: None,
             card_only_ends_at: card_only_ends_at(&setup.tunable.door),
             writes,
             writer,
@@ -269,8 +286,9 @@ impl Driver {
     }
 
     fn apply(&mut self, effects: Vec<Effect>, now: Instant) {
-        // Outputs come first in every batch; actuating is timed up to the report that follows them.
-        let actuating_since = std::time::Instant::now();
+        // A verdict's report comes before its outputs: it is on disk before the relay moves, and
+        // actuating is timed from the report, its flush included, to the end of the batch.
+        let mut concluded = None;
         for effect in effects {
             match effect {
                 Effect::SetLights(lights) => {
@@ -294,6 +312,7 @@ impl Driver {
                     }
                 }
                 Effect::LookUpCard { attempt, uid } => {
+                    self.begin_attempt(&uid);
                     self.camera.on_tap(&uid);
                     let store = Arc::clone(&self.services.store);
                     let crashed = Event::CardResolved { attempt, holder: Err("the card look-up failed".into()) };
@@ -331,14 +350,17 @@ impl Driver {
                 }
                 Effect::StartTimer { timer: Timer::Relock, after } => self.relock_at = Some(now + after),
                 Effect::Record(report) => {
-                    let actuate = actuating_since.elapsed();
-                    self.record(*report, actuate);
+                    let since = std::time::Instant::now();
+                    concluded = Some((self.conclude(*report), since));
                 }
                 Effect::PersistArmed(armed) => {
                     tracing::info!(armed, "the door is now {}", if armed { "armed" } else { "disarmed" });
                     let _ = self.writes.send(Write::Armed(armed));
                 }
             }
+        }
+        if let Some((pending, since)) = concluded {
+            self.record(pending, since.elapsed());
         }
     }
 
@@ -357,16 +379,43 @@ impl Driver {
         });
     }
 
-    fn record(&self, report: AttemptReport, actuate: Duration) {
-        let mut timings = report.timings;
-        timings.actuate_ms = u32::try_from(actuate.as_millis()).unwrap_or(u32::MAX);
-        timings.total_ms = timings.total_ms.saturating_add(timings.actuate_ms);
-        let since_tap = Instant::now().saturating_duration_since(report.tapped_at);
-        let engine = timings.match_ms.map(|_| self.services.engine.name().to_owned());
-        let notify = self.notifications && report.notify();
+    /// Journals a new attempt as `interrupted`: what it was, should the daemon die before its
+    /// verdict. Not synced: that survives a kill, and the verdict's sync flushes it anyway.
+    fn begin_attempt(&mut self, card: &CardUid) {
+        let open = OpenAttempt { event_id: uuid::Uuid::new_v4().to_string(), at: OffsetDateTime::now_utc() };
         let event = AccessEvent {
+            event_id: open.event_id.clone(),
+            at: open.at,
+            door: self.door_id.clone(),
+            card_uid: Some(card.clone()),
+            person_id: None,
+            person_name: None,
+            decision: Decision::Denied,
+            reason: Reason::Interrupted,
+            similarity: None,
+            confidence: None,
+            engine: None,
+            photo: None,
+            timings: StageTimings::default(),
+            detail: None,
+        };
+        let notices = self.announcer.notices_for(&event);
+        self.journal(&Row { event, notices }, false);
+        self.open_attempt = Some(open);
+    }
+
+    /// The finished attempt's row, journalled and synced to disk before its outputs move.
+    fn conclude(&mut self, report: AttemptReport) -> PendingRecord {
+        // The door concludes only attempts it began, so the fallback is for the type's sake.
+        let OpenAttempt { event_id, at } = self.open_attempt.take().unwrap_or_else(|| OpenAttempt {
             event_id: uuid::Uuid::new_v4().to_string(),
-            at: OffsetDateTime::now_utc() - since_tap,
+            at: OffsetDateTime::now_utc() - Instant::now().saturating_duration_since(report.tapped_at),
+        });
+        let engine = report.timings.match_ms.map(|_| self.services.engine.name().to_owned());
+        let announced = report.notify();
+        let event = AccessEvent {
+            event_id,
+            at,
             door: self.door_id.clone(),
             card_uid: Some(report.card),
             person_id: report.person.as_ref().map(|p| p.id),
@@ -377,9 +426,30 @@ impl Driver {
             confidence: report.face_confidence,
             engine,
             photo: None,
-            timings,
+            timings: report.timings,
             detail: report.detail,
         };
+        let notices = if announced { self.announcer.notices_for(&event) } else { Notices::NONE };
+        let row = Row { event, notices };
+        self.journal(&row, true);
+        PendingRecord { row, photo: report.photo }
+    }
+
+    fn journal(&self, row: &Row, synced: bool) {
+        if let Err(e) = self.services.journal.keep(row, synced) {
+            // The door carries on: a full disk must not keep people out. The row still reaches
+            // the store from memory; only a kill before that would lose it.
+            tracing::error!(error = %e, event_id = %row.event.event_id, "cannot journal the attempt");
+        }
+    }
+
+    /// Logs the attempt with its timings and hands it to the recorder.
+    fn record(&self, mut pending: PendingRecord, actuate: Duration) {
+        let event = &mut pending.row.event;
+        let timings = &mut event.timings;
+        timings.actuate_ms = u32::try_from(actuate.as_millis()).unwrap_or(u32::MAX);
+        timings.total_ms = timings.total_ms.saturating_add(timings.actuate_ms);
+        let timings = *timings;
         tracing::info!(
             door = %event.door,
             card = %event.card_uid.as_ref().map_or("-", |c| c.as_str()),
@@ -395,7 +465,6 @@ impl Driver {
             detail = event.detail.as_deref(),
             "access attempt"
         );
-        let pending = PendingRecord { event, photo: report.photo, notify };
         let _ = self.writes.send(Write::Attempt(Box::new(pending)));
     }
 }

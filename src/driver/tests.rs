@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Command, Driver, Services, Setup, Status, Tunable};
+use super::{Command, Driver, Journal, Services, Setup, Status, Tunable};
 use crate::access::Person;
 use crate::access::{Decision, Reason};
 use crate::capture::CaptureConfig;
@@ -23,7 +23,10 @@ use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTempl
 use crate::frame::Frame;
 use crate::hw::Hardware;
 use crate::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimTaps, sim_reader};
-use crate::hw::{Camera, HwError, Lock};
+use crate::hw::{Camera, HwError, Lock, LockRelay};
+use crate::notify::email::EmailConfig;
+use crate::notify::rules::{Announcer, NotifyConfig};
+use crate::notify::sms::SmsConfig;
 use crate::photos::Photos;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{LogEntry, LogQuery, Store};
@@ -119,6 +122,23 @@ impl Camera for StillCamera {
     }
 }
 
+/// The simulated relay, noting what the journal held each time it was energised.
+struct WatchedRelay {
+    relay: SimRelay,
+    journal: std::path::PathBuf,
+    journal_at_openings: Arc<Mutex<Vec<String>>>,
+}
+
+impl LockRelay for WatchedRelay {
+    fn set(&mut self, lock: Lock) -> Result<(), HwError> {
+        if lock == Lock::Unlocked {
+            let journal = std::fs::read_to_string(&self.journal).expect("read the journal");
+            self.journal_at_openings.lock().unwrap().push(journal);
+        }
+        self.relay.set(lock)
+    }
+}
+
 /// A running driver with everything the tests look at.
 struct Rig {
     _dir: TempDir,
@@ -128,6 +148,8 @@ struct Rig {
     engine: Arc<ScriptedEngine>,
     camera: Arc<StillCamera>,
     alice: Person,
+    /// The journal's content at each opening of the relay.
+    journal_at_openings: Arc<Mutex<Vec<String>>>,
     taps: Option<SimTaps>,
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<Status>,
@@ -148,7 +170,7 @@ impl Rig {
             reader: "simulated".into(),
             camera: "simulated".into(),
             // As with a broker configured: attempts go to the outbox (nothing here delivers them).
-            notifications: true,
+            announcer: Announcer::new(true, &NotifyConfig::default(), &EmailConfig::default(), &SmsConfig::default()),
         };
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
@@ -164,15 +186,21 @@ impl Rig {
         let camera = Arc::new(StillCamera { frames: AtomicUsize::new(0) });
         let photos = Photos::new(dir.path().join("photos"));
         let (reader, taps) = sim_reader();
+        let journal_at_openings = Arc::default();
         let hardware = Hardware {
             indicators: Box::new(SimIndicators::new(&recorder)),
             buzzer: Box::new(SimBuzzer::new(&recorder)),
-            relay: Box::new(SimRelay::new(&recorder)),
+            relay: Box::new(WatchedRelay {
+                relay: SimRelay::new(&recorder),
+                journal: dir.path().join("attempts.journal"),
+                journal_at_openings: Arc::clone(&journal_at_openings),
+            }),
             reader: Box::new(reader),
             camera: camera.clone(),
             taps: Some(taps.clone()),
         };
-        let services = Services { store: store.clone(), engine: engine.clone(), photos: photos.clone() };
+        let journal = Journal::open(&dir.path().join("attempts.journal")).expect("open the journal");
+        let services = Services { store: store.clone(), engine: engine.clone(), photos: photos.clone(), journal };
         let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -187,6 +215,7 @@ impl Rig {
             engine,
             camera,
             alice,
+            journal_at_openings,
             taps: Some(taps),
             commands,
             status,
@@ -317,6 +346,12 @@ async fn grant_opens_for_the_unlock_time_with_one_long_beep_and_is_logged() {
     assert_eq!(rig.photo_bytes(&row), JPEG);
     assert_eq!(rig.store.door().outbox_backlog().await.expect("outbox"), 1, "grants are announced");
     assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 1, "one confident face ends the burst");
+    let journal = rig.journal_at_openings.lock().unwrap()[0].clone();
+    let line = format!(r#""event_id":"{}""#, event.event_id);
+    assert!(
+        journal.lines().any(|entry| entry.contains(&line) && entry.contains(r#""decision":"granted""#)),
+        "the grant is in the journal before the relay moves: {journal}"
+    );
 
     tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
     let relay = rig.switches(Output::Relay);

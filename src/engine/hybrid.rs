@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use base64::Engine as _;
 
-use super::local::{self, Descriptor, LocalEngine};
+use super::local::{self, LocalEngine};
 use super::rekognition::RekognitionEngine;
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
 use crate::access::PersonId;
@@ -21,11 +21,13 @@ const SEPARATOR: char = '#';
 pub struct HybridEngine {
     cloud: RekognitionEngine,
     local: LocalEngine,
+    /// `hybrid/<embedder>`: the descriptors in the templates are the on-device embedder's.
+    template_kind: String,
     /// How long the cloud may take before the on-device engine decides.
     fallback_after: std::time::Duration,
 }
 
-fn encode_template(face_id: &str, descriptor: &Descriptor) -> String {
+fn encode_template(face_id: &str, descriptor: &[f32]) -> String {
     let bytes: Vec<u8> = descriptor.iter().flat_map(|value| value.to_le_bytes()).collect();
     format!("{face_id}{SEPARATOR}{}", base64::engine::general_purpose::STANDARD.encode(bytes))
 }
@@ -38,24 +40,32 @@ pub fn cloud_face_id(template: &str) -> &str {
 fn template_descriptor(template: &str) -> Option<Vec<f32>> {
     let (_, encoded) = template.split_once(SEPARATOR)?;
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-    (bytes.len() == 128 * 4).then(|| {
+    (!bytes.is_empty() && bytes.len().is_multiple_of(4)).then(|| {
         bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect()
     })
 }
 
-/// The gallery as the on-device engine reads it: our descriptors of the hybrid faces.
-fn local_gallery(gallery: &Gallery) -> Gallery {
+/// The hybrid faces of `gallery` with `part` of each template, as one of the two engines reads them.
+fn gallery_part(gallery: &Gallery, part: impl Fn(&str) -> Option<FaceTemplate>) -> Gallery {
     gallery
         .iter()
         .filter_map(|stored| match &stored.template {
-            FaceTemplate::Remote(template) => Some(StoredFace {
-                id: stored.id,
-                person: stored.person,
-                template: FaceTemplate::Descriptor(template_descriptor(template)?),
-            }),
+            FaceTemplate::Remote(template) => {
+                Some(StoredFace { id: stored.id, person: stored.person, template: part(template)? })
+            }
             FaceTemplate::Descriptor(_) => None,
         })
         .collect()
+}
+
+/// The gallery as the on-device engine reads it: our descriptors of the hybrid faces.
+fn local_gallery(gallery: &Gallery) -> Gallery {
+    gallery_part(gallery, |template| template_descriptor(template).map(FaceTemplate::Descriptor))
+}
+
+/// The gallery as Rekognition reads it: the FaceIds of the hybrid faces.
+fn cloud_gallery(gallery: &Gallery) -> Gallery {
+    gallery_part(gallery, |template| Some(FaceTemplate::Remote(cloud_face_id(template).to_owned())))
 }
 
 fn score(outcome: &SearchOutcome) -> Option<f32> {
@@ -67,7 +77,8 @@ fn score(outcome: &SearchOutcome) -> Option<f32> {
 
 impl HybridEngine {
     pub fn new(cloud: RekognitionEngine, local: LocalEngine, fallback_after: std::time::Duration) -> Self {
-        Self { cloud, local, fallback_after }
+        let template_kind = super::on_device_kind(NAME, local.embedder().name);
+        Self { cloud, local, template_kind, fallback_after }
     }
 
     /// The cloud's answer, or why the on-device engine must decide.
@@ -87,21 +98,36 @@ impl FaceEngine for HybridEngine {
         NAME
     }
 
+    fn template_kind(&self) -> &str {
+        &self.template_kind
+    }
+
     fn on_device(&self) -> Option<LocalEngine> {
         Some(self.local.clone())
+    }
+
+    fn with_descriptor(&self, old: &FaceTemplate, descriptor: Vec<f32>) -> FaceTemplate {
+        match old {
+            // The cloud's FaceId stays; only our half of the template is described again.
+            FaceTemplate::Remote(template) => {
+                FaceTemplate::Remote(encode_template(cloud_face_id(template), &descriptor))
+            }
+            FaceTemplate::Descriptor(_) => FaceTemplate::Descriptor(descriptor),
+        }
     }
 
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
         self.local.detect(image).await
     }
 
+    async fn check_enrolment(&self, image: &Frame) -> Result<(), EngineError> {
+        self.local.check_enrolment(image).await
+    }
+
     async fn enroll(&self, person: PersonId, image: &Frame) -> Result<FaceTemplate, EngineError> {
-        let FaceTemplate::Descriptor(values) = self.local.enroll(person, image).await? else {
+        let FaceTemplate::Descriptor(descriptor) = self.local.enroll(person, image).await? else {
             return Err(EngineError::Unavailable("the on-device engine gave no descriptor".into()));
         };
-        let descriptor: Descriptor = values
-            .try_into()
-            .map_err(|_| EngineError::Unavailable("the on-device descriptor has the wrong length".into()))?;
         let FaceTemplate::Remote(face_id) = self.cloud.enroll(person, image).await? else {
             return Err(EngineError::Unavailable("Rekognition gave no FaceId".into()));
         };
@@ -123,7 +149,7 @@ impl FaceEngine for HybridEngine {
         if on_device == SearchOutcome::NoFace {
             return Ok(on_device);
         }
-        match self.ask_cloud(self.cloud.search(image, gallery)).await {
+        match self.ask_cloud(self.cloud.search(image, &cloud_gallery(gallery))).await {
             Ok(in_cloud) => {
                 tracing::info!(
                     decided_by = super::rekognition::NAME,
@@ -162,12 +188,18 @@ mod tests {
 
     #[test]
     fn templates_carry_the_face_id_and_the_descriptor() {
-        let mut descriptor = [0.0; 128];
+        let mut descriptor = vec![0.0; 192];
         descriptor[3] = 0.25;
         let template = encode_template("7f1c-face", &descriptor);
         assert_eq!(cloud_face_id(&template), "7f1c-face");
-        assert_eq!(template_descriptor(&template), Some(descriptor.to_vec()));
+        assert_eq!(template_descriptor(&template), Some(descriptor));
         assert_eq!(cloud_face_id("plain-rekognition-id"), "plain-rekognition-id");
         assert_eq!(template_descriptor("plain-rekognition-id"), None);
+
+        let gallery: Gallery =
+            vec![StoredFace { id: 4, person: PersonId(9), template: FaceTemplate::Remote(template) }].into();
+        let cloud = cloud_gallery(&gallery);
+        assert_eq!(cloud[0].template, FaceTemplate::Remote("7f1c-face".into()), "Rekognition sees its FaceIds");
+        assert_eq!(cloud[0].person, PersonId(9));
     }
 }

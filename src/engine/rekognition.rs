@@ -9,7 +9,7 @@ use aws_sdk_rekognition::config::retry::RetryConfig;
 use aws_sdk_rekognition::config::timeout::TimeoutConfig;
 use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rekognition::primitives::Blob;
-use aws_sdk_rekognition::types::{BoundingBox, Image};
+use aws_sdk_rekognition::types::{BoundingBox, FaceMatch, Image};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
@@ -17,12 +17,16 @@ use super::local::LocalEngine;
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
 use crate::access::PersonId;
 use crate::checks::Checks;
+use crate::errors::error_chain;
 use crate::frame::{Frame, FrameFormat};
 
 pub const NAME: &str = "rekognition";
 /// Rekognition refuses pictures sent as bytes above this size.
 const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 const UPLOAD_JPEG_QUALITY: u8 = 90;
+/// Matches asked for per search: a few faces in the collection that are not in our gallery (a
+/// removal whose delete failed and waits for a retry) must not hide the one that is.
+const SEARCH_MATCHES: i32 = 20;
 
 /// `[engine.rekognition]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,18 +164,6 @@ fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     }
 }
 
-/// An error with its causes, which the SDK keeps in the source chain (e.g. "no credentials").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A box given as fractions of the picture, in the picture's pixels.
 fn pixel_box(bounds: Option<&BoundingBox>, confidence: Option<f32>, width: u32, height: u32) -> DetectedFace {
     let ratio = |value: Option<f32>| value.unwrap_or(0.0).clamp(0.0, 1.0);
@@ -205,13 +197,25 @@ pub fn prepare_upload(frame: &Frame, max_side: u32) -> Result<(Vec<u8>, u32, u32
     Ok((jpeg, width, height))
 }
 
-/// Our person id as Rekognition's `ExternalImageId`, and back.
+/// Our person id as Rekognition's `ExternalImageId`: a label for whoever reads the collection;
+/// searches go by our gallery instead.
 fn external_id(person: PersonId) -> String {
     format!("person-{}", person.0)
 }
 
-fn person_from_external(id: &str) -> Option<PersonId> {
-    id.strip_prefix("person-")?.parse().ok().map(PersonId)
+/// The best of `matches` (best first, as Rekognition sorts them) whose FaceId is in our gallery,
+/// with the person our gallery gives it. The collection's own `ExternalImageId` is not trusted: a
+/// face removed here may still be in the collection, and anyone with write access to the
+/// collection could label a face with any person.
+fn best_in_gallery(matches: &[FaceMatch], gallery: &Gallery) -> Option<(PersonId, f32)> {
+    matches.iter().find_map(|found| {
+        let face_id = found.face()?.face_id()?;
+        let person = gallery.iter().find_map(|stored| match &stored.template {
+            FaceTemplate::Remote(ours) if ours == face_id => Some(stored.person),
+            _ => None,
+        })?;
+        Some((person, found.similarity().unwrap_or(0.0)))
+    })
 }
 
 impl RekognitionEngine {
@@ -335,14 +339,15 @@ impl FaceEngine for RekognitionEngine {
         Ok(())
     }
 
-    async fn search(&self, image: &Frame, _gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
+    /// Only faces in `gallery` (our database) can match, whatever else the collection holds.
+    async fn search(&self, image: &Frame, gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
         let (upload, _, _) = self.upload(image).await?;
         let answer = self
             .client()
             .await
             .search_faces_by_image()
             .collection_id(self.collection_id())
-            .max_faces(1)
+            .max_faces(SEARCH_MATCHES)
             .face_match_threshold(self.config.face_match_threshold)
             .image(upload)
             .send()
@@ -352,11 +357,7 @@ impl FaceEngine for RekognitionEngine {
             other => other?,
         };
         let face_confidence = answer.searched_face_confidence().unwrap_or(0.0);
-        let best = answer.face_matches().first().and_then(|found| {
-            let person = found.face()?.external_image_id().and_then(person_from_external)?;
-            Some((person, found.similarity().unwrap_or(0.0)))
-        });
-        Ok(match best {
+        Ok(match best_in_gallery(answer.face_matches(), gallery) {
             Some((person, similarity)) => SearchOutcome::Candidate { person, similarity, face_confidence },
             None => SearchOutcome::NoCandidate { face_confidence },
         })
@@ -425,10 +426,24 @@ mod tests {
         assert!(slow.contains("no answer in time"), "{slow}");
     }
 
+    fn found(face_id: &str, external: &str, similarity: f32) -> FaceMatch {
+        let face = aws_sdk_rekognition::types::Face::builder().face_id(face_id).external_image_id(external).build();
+        FaceMatch::builder().face(face).similarity(similarity).build()
+    }
+
     #[test]
-    fn person_ids_round_trip_through_external_image_ids() {
-        assert_eq!(person_from_external(&external_id(PersonId(42))), Some(PersonId(42)));
-        assert_eq!(person_from_external("someone-else"), None);
+    fn only_faces_in_our_gallery_match_and_our_gallery_names_the_person() {
+        let ours = |id: i64, person: i64, face_id: &str| crate::engine::StoredFace {
+            id,
+            person: PersonId(person),
+            template: FaceTemplate::Remote(face_id.into()),
+        };
+        let gallery: Gallery = vec![ours(1, 7, "kept"), ours(2, 8, "other")].into();
+        // A face removed here but still in the collection, labelled as person 7, comes first.
+        let matches = [found("removed", &external_id(PersonId(7)), 99.5), found("kept", "person-8", 97.0)];
+        assert_eq!(best_in_gallery(&matches, &gallery), Some((PersonId(7), 97.0)));
+        assert_eq!(best_in_gallery(&matches[..1], &gallery), None, "a FaceId we do not know never matches");
+        assert_eq!(best_in_gallery(&matches, &Gallery::from(vec![])), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! LEDs, buzzer and lock relay on GPIO lines, written against embedded-hal's `OutputPin` so the
 //! logic runs off the Pi; the Raspberry Pi constructor (rppal) is behind the `pi` feature.
 //!
-//! Every output is driven to its safe level the moment it is built and again when it is
+//! Every output starts at its safe level (set before the line becomes an output, so that an
+//! active-low relay is never energised for a moment) and is driven there again when it is
 //! dropped, which also happens while a panic unwinds: relay de-energised, buzzer silent,
 //! red on, green off.
 
@@ -64,6 +65,10 @@ impl PinClaims {
     }
 }
 
+/// Makes a line an output already at the given level (true: high), for [`Line::open`].
+pub trait OpenOutput<P>: FnOnce(bool) -> Result<P, HwError> {}
+impl<P, F: FnOnce(bool) -> Result<P, HwError>> OpenOutput<P> for F {}
+
 /// One output line that knows which level means "on".
 pub struct Line<P: OutputPin> {
     pin: P,
@@ -72,11 +77,9 @@ pub struct Line<P: OutputPin> {
 }
 
 impl<P: OutputPin> Line<P> {
-    /// Takes the pin and drives it to `on` at once.
-    pub fn new(pin: P, active_high: bool, role: &'static str, on: bool) -> Result<Self, HwError> {
-        let mut line = Self { pin, active_high, role };
-        line.set(on)?;
-        Ok(line)
+    /// Opens the line through `open` at the level that means `on`: it shows no other level first.
+    pub fn open(open: impl OpenOutput<P>, active_high: bool, role: &'static str, on: bool) -> Result<Self, HwError> {
+        Ok(Self { pin: open(on == active_high)?, active_high, role })
     }
 
     pub fn set(&mut self, on: bool) -> Result<(), HwError> {
@@ -91,8 +94,8 @@ pub struct GpioIndicators<P: OutputPin> {
 }
 
 impl<P: OutputPin> GpioIndicators<P> {
-    pub fn new(red: P, green: P) -> Result<Self, HwError> {
-        Ok(Self { red: Line::new(red, true, "red LED", true)?, green: Line::new(green, true, "green LED", false)? })
+    pub fn open(red: impl OpenOutput<P>, green: impl OpenOutput<P>) -> Result<Self, HwError> {
+        Ok(Self { red: Line::open(red, true, "red LED", true)?, green: Line::open(green, true, "green LED", false)? })
     }
 }
 
@@ -113,8 +116,8 @@ impl<P: OutputPin> Drop for GpioIndicators<P> {
 pub struct GpioBuzzer<P: OutputPin>(Line<P>);
 
 impl<P: OutputPin> GpioBuzzer<P> {
-    pub fn new(pin: P) -> Result<Self, HwError> {
-        Ok(Self(Line::new(pin, true, "buzzer", false)?))
+    pub fn open(pin: impl OpenOutput<P>) -> Result<Self, HwError> {
+        Ok(Self(Line::open(pin, true, "buzzer", false)?))
     }
 }
 
@@ -133,8 +136,8 @@ impl<P: OutputPin> Drop for GpioBuzzer<P> {
 pub struct GpioRelay<P: OutputPin>(Line<P>);
 
 impl<P: OutputPin> GpioRelay<P> {
-    pub fn new(pin: P, active_high: bool) -> Result<Self, HwError> {
-        Ok(Self(Line::new(pin, active_high, "lock relay", false)?))
+    pub fn open(pin: impl OpenOutput<P>, active_high: bool) -> Result<Self, HwError> {
+        Ok(Self(Line::open(pin, active_high, "lock relay", false)?))
     }
 }
 
@@ -171,24 +174,28 @@ pub mod pi {
         HwError::Unavailable { role, backend: NAME.to_owned(), detail }
     }
 
-    /// The pin as an output. Our own `Drop` sets the safe level; rppal must then leave it there
-    /// instead of turning it back into a floating input.
-    fn output(role: &'static str, bcm: u8) -> Result<OutputPin, HwError> {
-        let mut pin = Gpio::new().and_then(|gpio| gpio.get(bcm)).map_err(|e| unavailable(role, e))?.into_output();
-        pin.set_reset_on_drop(false);
-        Ok(pin)
+    /// Opens the pin as an output: rppal sets the level first and then the mode, so the pin
+    /// never drives another level. Our own `Drop` sets the safe level; rppal must then leave it
+    /// there instead of turning it back into a floating input.
+    fn output(role: &'static str, bcm: u8) -> impl OpenOutput<OutputPin> {
+        move |high| {
+            let pin = Gpio::new().and_then(|gpio| gpio.get(bcm)).map_err(|e| unavailable(role, e))?;
+            let mut pin = if high { pin.into_output_high() } else { pin.into_output_low() };
+            pin.set_reset_on_drop(false);
+            Ok(pin)
+        }
     }
 
     pub fn indicators(pins: &GpioPins) -> Result<GpioIndicators<OutputPin>, HwError> {
-        GpioIndicators::new(output("leds", pins.red_led)?, output("leds", pins.green_led)?)
+        GpioIndicators::open(output("leds", pins.red_led), output("leds", pins.green_led))
     }
 
     pub fn buzzer(pins: &GpioPins) -> Result<GpioBuzzer<OutputPin>, HwError> {
-        GpioBuzzer::new(output("buzzer", pins.buzzer)?)
+        GpioBuzzer::open(output("buzzer", pins.buzzer))
     }
 
     pub fn relay(pins: &GpioPins) -> Result<GpioRelay<OutputPin>, HwError> {
-        GpioRelay::new(output("lock", pins.relay)?, pins.relay_active_high)
+        GpioRelay::open(output("lock", pins.relay), pins.relay_active_high)
     }
 }
 
@@ -199,13 +206,22 @@ mod tests {
 
     use super::*;
 
-    /// A pin that records its electrical level.
+    /// A pin that records its electrical level, from the level it became an output at.
     #[derive(Clone, Default)]
     struct Probe(Arc<Mutex<Vec<bool>>>);
 
     impl Probe {
         fn levels(&self) -> Vec<bool> {
             self.0.lock().unwrap().clone()
+        }
+
+        /// Opens the probe as an output at the level asked for.
+        fn opener(&self) -> impl OpenOutput<Probe> {
+            let probe = self.clone();
+            move |high| {
+                probe.0.lock().unwrap().push(high);
+                Ok(probe)
+            }
         }
     }
 
@@ -228,9 +244,9 @@ mod tests {
     fn outputs_start_and_end_safe() {
         let (red, green, buzzer, relay) = (Probe::default(), Probe::default(), Probe::default(), Probe::default());
         {
-            let mut leds = GpioIndicators::new(red.clone(), green.clone()).unwrap();
-            let mut beeper = GpioBuzzer::new(buzzer.clone()).unwrap();
-            let mut lock = GpioRelay::new(relay.clone(), true).unwrap();
+            let mut leds = GpioIndicators::open(red.opener(), green.opener()).unwrap();
+            let mut beeper = GpioBuzzer::open(buzzer.opener()).unwrap();
+            let mut lock = GpioRelay::open(relay.opener(), true).unwrap();
             assert_eq!(
                 (red.levels(), green.levels(), buzzer.levels(), relay.levels()),
                 (vec![true], vec![false], vec![false], vec![false])
@@ -245,14 +261,17 @@ mod tests {
         assert_eq!((red.levels().last(), green.levels().last()), (Some(&true), Some(&false)));
     }
 
+    /// Issue 15, item 10: the pin used to become an output at whatever level it held (low after
+    /// boot), energising an active-low relay until the first `set`.
     #[test]
-    fn an_active_low_relay_is_energised_by_a_low_level() {
+    fn an_active_low_relay_is_energised_by_a_low_level_and_never_at_start() {
         let relay = Probe::default();
         {
-            let mut lock = GpioRelay::new(relay.clone(), false).unwrap();
+            let mut lock = GpioRelay::open(relay.opener(), false).unwrap();
+            assert_eq!(relay.levels(), [true], "an output from the start at the de-energised level");
             lock.set(Lock::Unlocked).unwrap();
         }
-        assert_eq!(relay.levels(), [true, false, true], "locked high, energised low, dropped high");
+        assert_eq!(relay.levels(), [true, false, true], "opened high, energised low, dropped high");
     }
 
     #[test]
@@ -260,7 +279,7 @@ mod tests {
         let relay = Probe::default();
         let probe = relay.clone();
         let outcome = std::panic::catch_unwind(move || {
-            let mut lock = GpioRelay::new(probe, true).unwrap();
+            let mut lock = GpioRelay::open(probe.opener(), true).unwrap();
             lock.set(Lock::Unlocked).unwrap();
             panic!("something went wrong while the door was open");
         });

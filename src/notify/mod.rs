@@ -1,13 +1,21 @@
-//! Notifications of access attempts over MQTT: to AWS IoT Core (mutual TLS), where a rule can
-//! turn them into an SNS e-mail, or to a local broker such as Mosquitto or Home Assistant's.
+//! Notifications of access attempts: over MQTT to AWS IoT Core (mutual TLS), where a rule can
+//! turn them into an SNS e-mail, or to a local broker such as Mosquitto or Home Assistant's; and
+//! as e-mail ([`email`]) and text messages ([`sms`]) to the people the [`rules`] name.
 //!
-//! Every attempt is written to the outbox together with its log row; the publisher in
-//! [`mqtt`] sends the outbox oldest first and marks a row delivered only on the broker's PUBACK,
-//! so a broker that is away, a dead network or a killed daemon loses nothing. A row can be sent
-//! more than once (QoS 1); subscribers tell repeats apart by `event_id`.
+//! Every attempt is written to the outbox and its messages together with its log row; the
+//! publisher in [`mqtt`] sends the outbox oldest first and marks a row delivered only on the
+//! broker's PUBACK, and the [`delivery`] task of each message channel does the same with the
+//! server's answer, so a server that is away, a dead network or a killed daemon loses nothing.
+//! A notice can be sent more than once; receivers tell repeats apart by `event_id` (e-mails by
+//! their Message-ID).
 
+pub mod delivery;
+pub mod email;
+pub mod faults;
 pub mod home_assistant;
 pub mod mqtt;
+pub mod rules;
+pub mod sms;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -186,6 +194,27 @@ fn shown_uid(uid: &CardUid, shown: CardUidShown) -> Option<String> {
         CardUidShown::Full => Some(text.to_owned()),
         CardUidShown::Masked => Some(format!("****{}", &text[text.len().saturating_sub(4)..])),
         CardUidShown::Hidden => None,
+    }
+}
+
+/// The attempt `facereko notify test` sends: a grant by nobody in particular, with a fresh event
+/// id, on every channel.
+pub fn test_event(door: &str) -> AccessEvent {
+    AccessEvent {
+        event_id: format!("test-{}", uuid::Uuid::new_v4()),
+        at: time::OffsetDateTime::now_utc(),
+        door: door.to_owned(),
+        card_uid: None,
+        person_id: None,
+        person_name: None,
+        decision: Decision::Granted,
+        reason: Reason::CardAndFace,
+        similarity: None,
+        confidence: None,
+        engine: None,
+        photo: None,
+        timings: crate::access::StageTimings::default(),
+        detail: Some("a test message from `facereko notify test`".into()),
     }
 }
 

@@ -17,7 +17,7 @@ use rumqttc::{
 use tokio::sync::{broadcast, watch};
 
 use super::home_assistant::HomeAssistant;
-use super::{MqttConfig, Notification, kind_of};
+use super::{MqttConfig, Notification, kind_of, test_event};
 use crate::access::AccessEvent;
 use crate::hw::Lock;
 use crate::store::{OutboxItem, Store};
@@ -451,26 +451,6 @@ pub async fn send_test(config: &MqttConfig, door: &str, timeout: Duration) -> Re
         event_id: notification.event_id,
         acknowledged_in_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
-}
-
-/// A granted attempt by nobody in particular, carrying a fresh event id.
-fn test_event(door: &str) -> AccessEvent {
-    AccessEvent {
-        event_id: format!("test-{}", uuid::Uuid::new_v4()),
-        at: time::OffsetDateTime::now_utc(),
-        door: door.to_owned(),
-        card_uid: None,
-        person_id: None,
-        person_name: None,
-        decision: crate::access::Decision::Granted,
-        reason: crate::access::Reason::CardAndFace,
-        similarity: None,
-        confidence: None,
-        engine: None,
-        photo: None,
-        timings: crate::access::StageTimings::default(),
-        detail: None,
-    }
 }
 
 /// The error with a hint at the usual cause.

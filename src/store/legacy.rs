@@ -107,7 +107,7 @@ async fn copy(pool: &Pool, store: &dyn Store, door: &str) -> Result<Imported, Le
             detail: Some(format!("imported from the original FaceReko (AccessLog ID {id})")),
         };
         // No notification: these attempts happened long ago.
-        store.door().record_attempt(&event, false).await?;
+        store.door().record_attempt(&event, &super::Notices::NONE).await?;
         imported.log_rows += 1;
     }
 

@@ -32,7 +32,13 @@ macro_rules! migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_init"), migration!(2, "0002_users")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init"),
+    migration!(2, "0002_users"),
+    migration!(3, "0003_face_models"),
+    migration!(4, "0004_leftover_faces"),
+    migration!(5, "0005_messages"),
+];
 
 /// What a backend does for [`run`].
 pub trait Migrator {

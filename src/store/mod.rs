@@ -6,6 +6,7 @@
 pub mod legacy;
 mod migrations;
 pub mod mysql;
+pub mod rehearsal;
 pub mod resilient;
 mod rows;
 pub mod sqlite;
@@ -88,15 +89,28 @@ pub struct LogQuery {
     pub since: Option<time::OffsetDateTime>,
     /// Attempts before this time.
     pub until: Option<time::OffsetDateTime>,
+    /// Only the attempt with this event id (a link in an e-mail).
+    pub event_id: Option<String>,
 }
 
 /// A face as listed for a person (no descriptor).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaceSummary {
     pub id: i64,
+    /// What made its template: the engine, and the embedder for on-device descriptors.
     pub engine: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created: time::OffsetDateTime,
+    /// The enrolment photo under the photos folder; `None` for faces enrolled before photos were kept.
+    pub photo: Option<String>,
+}
+
+/// An enrolled face with what made it and its enrolment photo, for reindexing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrolledFace {
+    pub face: StoredFace,
+    pub kind: String,
+    pub photo: Option<String>,
 }
 
 /// A notification waiting in the outbox for the broker to acknowledge it.
@@ -115,6 +129,79 @@ pub struct OutboxPruned {
     pub removed: u64,
     /// Rows still waiting for delivery afterwards.
     pub undelivered: u64,
+}
+
+/// A channel that carries messages to people (MQTT goes to a broker through the outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Someone a message goes to, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Recipient {
+    pub channel: Channel,
+    /// An e-mail address or a phone number, as the channel takes it.
+    pub to: String,
+}
+
+/// What an access-log row is announced with, written in the same transaction as the row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notices {
+    /// An outbox row for the MQTT publisher.
+    #[serde(rename = "notify")]
+    pub mqtt: bool,
+    /// A message per recipient.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Recipient>,
+}
+
+impl Notices {
+    pub const NONE: Notices = Notices { mqtt: false, messages: Vec::new() };
+    pub const MQTT: Notices = Notices { mqtt: true, messages: Vec::new() };
+
+    pub fn is_empty(&self) -> bool {
+        !self.mqtt && self.messages.is_empty()
+    }
+}
+
+/// A message waiting for its channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub event: AccessEvent,
+    pub to: String,
+    /// Times its delivery was tried before.
+    pub attempts: u32,
+}
+
+/// How a channel's messages stand, for the dashboard and `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    pub waiting: u64,
+    pub failed: u64,
+    pub delivered: u64,
+    /// Why the newest failed or deferred message did not go, if any did not.
+    pub last_problem: Option<String>,
 }
 
 /// A login account for the web app. `role` is `admin` for every account so far.
@@ -166,13 +253,19 @@ pub trait DoorPath: Send + Sync {
     async fn faces(&self, engine: &str) -> Result<(u64, Vec<StoredFace>), StoreError>;
     /// The current faces version, cheap enough to ask on every tap.
     async fn faces_version(&self) -> Result<u64, StoreError>;
-    /// Writes the log row and, when `notify`, its outbox row in one transaction. An `event_id`
-    /// already in the log changes nothing and returns that row's id, so replaying is safe.
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError>;
+    /// Writes the log row and the notices it gets (its MQTT outbox row, its messages) in one
+    /// transaction. An `event_id` already in the log changes nothing and returns that row's id, so
+    /// replaying is safe.
+    async fn record_attempt(&self, event: &AccessEvent, notices: &Notices) -> Result<i64, StoreError>;
     async fn armed(&self) -> Result<bool, StoreError>;
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
     /// Notifications written but not yet delivered.
     async fn outbox_backlog(&self) -> Result<u64, StoreError>;
+    /// Writes log rows kept locally for the database (a server that was away) before the daemon
+    /// stops; returns how many are still kept. A store that keeps none has nothing to do.
+    async fn write_kept_rows(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// What the notifier needs to deliver the outbox.
@@ -187,14 +280,33 @@ pub trait Outbox: Send + Sync {
     async fn prune_outbox(&self, keep: u64) -> Result<OutboxPruned, StoreError>;
 }
 
+/// What a channel's deliverer needs: the messages written with access-log rows, each delivered
+/// once, retried after a passing failure and given up on after a permanent one.
+#[async_trait]
+pub trait Messages: Send + Sync {
+    /// Up to `limit` of `channel`'s messages that are neither delivered nor failed and are due at
+    /// `now_ms`, oldest first. Each of the three outcomes below counts one more try.
+    async fn due_messages(&self, channel: Channel, now_ms: i64, limit: u32) -> Result<Vec<QueuedMessage>, StoreError>;
+    /// The earliest time a waiting message of `channel` is due, if one is waiting.
+    async fn next_due_ms(&self, channel: Channel) -> Result<Option<i64>, StoreError>;
+    async fn message_delivered(&self, id: i64) -> Result<(), StoreError>;
+    /// Makes every deferred message of `channel` due at `now_ms`: its server answers again.
+    async fn deferred_due_now(&self, channel: Channel, now_ms: i64) -> Result<(), StoreError>;
+    /// A passing failure: tried again from `retry_at_ms`.
+    async fn message_deferred(&self, id: i64, retry_at_ms: i64, problem: &str) -> Result<(), StoreError>;
+    /// A permanent failure: never tried again, shown with `problem`.
+    async fn message_failed(&self, id: i64, problem: &str) -> Result<(), StoreError>;
+    async fn message_counts(&self, channel: Channel) -> Result<MessageCounts, StoreError>;
+    /// Removes the oldest delivered or failed messages until at most `keep` remain; waiting ones stay.
+    async fn prune_messages(&self, keep: u64) -> Result<u64, StoreError>;
+}
+
 /// People with their cards and faces, as enrolment and the admin pages change and list them.
 #[async_trait]
 pub trait People: Send + Sync {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError>;
     async fn person_by_name(&self, name: &str) -> Result<Option<Person>, StoreError>;
     async fn list_people(&self) -> Result<Vec<PersonSummary>, StoreError>;
-    /// Deletes the person with their cards and faces; returns the faces so the engine can forget them.
-    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError>;
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError>;
     /// The person's cards (uid order).
     async fn person_cards(&self, person: PersonId) -> Result<Vec<CardUid>, StoreError>;
@@ -203,17 +315,42 @@ pub trait People: Send + Sync {
 
     async fn add_card(&self, uid: &CardUid, person: PersonId) -> Result<(), StoreError>;
     async fn list_cards(&self) -> Result<Vec<Card>, StoreError>;
-    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError>;
 
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError>;
+    /// Records a face's enrolment photo (a name under the photos folder).
+    async fn set_face_photo(&self, id: i64, photo: &str) -> Result<(), StoreError>;
+    /// A face's enrolment photo; `None` if it has none or there is no such face.
+    async fn face_photo(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// Every face one engine made, whatever its embedder: kind `engine` or `engine/…`, oldest first.
+    async fn faces_of_engine(&self, engine: &str) -> Result<Vec<EnrolledFace>, StoreError>;
+    /// Gives a face a new template of another kind (reindexing), keeping its id, person and photo.
+    /// NotFound if the face is gone.
+    async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError>;
 }
 
-/// Removing one enrolled face: apart from [`People`] because a store that keeps a local copy for
-/// the door must drop the face from it at once.
+/// Removing people, cards and faces: apart from [`People`] because a store that keeps a local copy
+/// for the door must drop them from it at once (a door that loses its server must not go on
+/// opening for what was removed).
 #[async_trait]
-pub trait FaceRemoval: Send + Sync {
+pub trait Removals: Send + Sync {
+    /// Deletes the person with their cards and faces; returns the faces so the engine can forget them.
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError>;
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError>;
     /// Removes one face; returns it so the engine can forget it. NotFound if there is none with that id.
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError>;
+}
+
+/// FaceIds of faces removed here whose copy in the Rekognition collection could not be deleted
+/// (the cloud was away). Searches ignore them, since only faces in our gallery match; they are
+/// kept here so that the copies are deleted later rather than forgotten.
+#[async_trait]
+pub trait LeftoverFaces: Send + Sync {
+    /// Notes a FaceId still to delete; noting it again changes nothing.
+    async fn add_leftover(&self, face_id: &str) -> Result<(), StoreError>;
+    /// The FaceIds still to delete, in order.
+    async fn leftovers(&self) -> Result<Vec<String>, StoreError>;
+    /// Forgets a FaceId once its copy is deleted; an unknown one is ignored.
+    async fn remove_leftover(&self, face_id: &str) -> Result<(), StoreError>;
 }
 
 /// Reading the access log (the door writes it through [`DoorPath::record_attempt`]).
@@ -259,8 +396,10 @@ pub trait Store: Send + Sync {
     fn schema(&self) -> &dyn Schema;
     fn door(&self) -> &dyn DoorPath;
     fn outbox(&self) -> &dyn Outbox;
+    fn messages(&self) -> &dyn Messages;
     fn people(&self) -> &dyn People;
-    fn face_removal(&self) -> &dyn FaceRemoval;
+    fn removals(&self) -> &dyn Removals;
+    fn leftovers(&self) -> &dyn LeftoverFaces;
     fn log(&self) -> &dyn AccessLog;
     fn accounts(&self) -> &dyn Accounts;
     fn settings(&self) -> &dyn Settings;
@@ -268,7 +407,7 @@ pub trait Store: Send + Sync {
 
 impl<T> Store for T
 where
-    T: Schema + DoorPath + Outbox + People + FaceRemoval + AccessLog + Accounts + Settings,
+    T: Schema + DoorPath + Outbox + Messages + People + Removals + LeftoverFaces + AccessLog + Accounts + Settings,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -279,10 +418,16 @@ where
     fn outbox(&self) -> &dyn Outbox {
         self
     }
+    fn messages(&self) -> &dyn Messages {
+        self
+    }
     fn people(&self) -> &dyn People {
         self
     }
-    fn face_removal(&self) -> &dyn FaceRemoval {
+    fn removals(&self) -> &dyn Removals {
+        self
+    }
+    fn leftovers(&self) -> &dyn LeftoverFaces {
         self
     }
     fn log(&self) -> &dyn AccessLog {

@@ -11,8 +11,9 @@ use super::migrations::{self, Migration, Migrator};
 use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
 use super::{
-    AccessLog, Accounts, Card, DoorPath, FaceRemoval, FaceSummary, LogEntry, LogQuery, Outbox, OutboxItem,
-    OutboxPruned, People, PersonSummary, Schema, Settings, StoreError, User,
+    AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
+    MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
+    Recipient, Removals, Schema, Settings, StoreError, User,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -258,9 +259,10 @@ impl DoorPath for MysqlStore {
         Ok(rows::parse_faces_version(read_setting(&mut conn, FACES_VERSION_KEY).await?.as_deref()))
     }
 
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+    async fn record_attempt(&self, event: &AccessEvent, notices: &Notices) -> Result<i64, StoreError> {
         let row = LogRow::from_event(event);
-        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
+        let outbox = if notices.mqtt { Some(rows::outbox_payload(event)?) } else { None };
+        let payload = if notices.messages.is_empty() { String::new() } else { rows::event_payload(event)? };
         let event_id = row.event_id.clone();
         let values: [Value; rows::LOG_COLUMNS.len()] = row.into_values();
         let mut conn = self.conn().await?;
@@ -283,6 +285,16 @@ impl DoorPath for MysqlStore {
             tx.exec_drop(
                 "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?, ?, ?, ?)",
                 (&event_id, kind, payload, now_ms()),
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        for Recipient { channel, to } in &notices.messages {
+            let now = now_ms();
+            tx.exec_drop(
+                "INSERT IGNORE INTO messages(event_id, channel, recipient, payload, created_ms, due_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                (&event_id, channel.as_str(), to, &payload, now, now),
             )
             .await
             .map_err(db_error)?;
@@ -357,6 +369,129 @@ impl Outbox for MysqlStore {
 }
 
 #[async_trait]
+impl Messages for MysqlStore {
+    async fn due_messages(&self, channel: Channel, now_ms: i64, limit: u32) -> Result<Vec<QueuedMessage>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<(i64, String, String, u32)> = conn
+            .exec(
+                format!(
+                    "SELECT id, payload, recipient, attempts FROM messages \
+                     WHERE channel = ? AND {} AND due_ms <= ? ORDER BY id LIMIT ?",
+                    rows::MESSAGE_WAITS
+                ),
+                (channel.as_str(), now_ms, limit),
+            )
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(|(id, payload, to, attempts)| rows::queued_message(id, &payload, to, attempts)).collect()
+    }
+
+    async fn next_due_ms(&self, channel: Channel) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.conn().await?;
+        let due: Option<Option<i64>> = conn
+            .exec_first(
+                format!("SELECT MIN(due_ms) FROM messages WHERE channel = ? AND {}", rows::MESSAGE_WAITS),
+                (channel.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(due.flatten())
+    }
+
+    async fn message_delivered(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            format!(
+                "UPDATE messages SET delivered_ms = ?, problem = NULL, attempts = attempts + 1 WHERE id = ? AND {}",
+                rows::MESSAGE_WAITS
+            ),
+            (now_ms(), id),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn deferred_due_now(&self, channel: Channel, now_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            format!("UPDATE messages SET due_ms = ? WHERE channel = ? AND {} AND due_ms > ?", rows::MESSAGE_WAITS),
+            (now_ms, channel.as_str(), now_ms),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn message_deferred(&self, id: i64, retry_at_ms: i64, problem: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            format!(
+                "UPDATE messages SET due_ms = ?, problem = ?, attempts = attempts + 1 WHERE id = ? AND {}",
+                rows::MESSAGE_WAITS
+            ),
+            (retry_at_ms, problem, id),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn message_failed(&self, id: i64, problem: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            format!(
+                "UPDATE messages SET failed_ms = ?, problem = ?, attempts = attempts + 1 WHERE id = ? AND {}",
+                rows::MESSAGE_WAITS
+            ),
+            (now_ms(), problem, id),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn message_counts(&self, channel: Channel) -> Result<MessageCounts, StoreError> {
+        let mut conn = self.conn().await?;
+        let counts: Option<(Option<u64>, Option<u64>, Option<u64>)> = conn
+            .exec_first(
+                "SELECT SUM(delivered_ms IS NULL AND failed_ms IS NULL), SUM(failed_ms IS NOT NULL), \
+                 SUM(delivered_ms IS NOT NULL) FROM messages WHERE channel = ?",
+                (channel.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        let last_problem: Option<String> = conn
+            .exec_first(
+                "SELECT problem FROM messages WHERE channel = ? AND delivered_ms IS NULL AND problem IS NOT NULL \
+                 ORDER BY id DESC LIMIT 1",
+                (channel.as_str(),),
+            )
+            .await
+            .map_err(db_error)?;
+        let (waiting, failed, delivered) = counts.unwrap_or_default();
+        Ok(MessageCounts {
+            waiting: waiting.unwrap_or(0),
+            failed: failed.unwrap_or(0),
+            delivered: delivered.unwrap_or(0),
+            last_problem,
+        })
+    }
+
+    async fn prune_messages(&self, keep: u64) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let total: Option<u64> = tx.query_first("SELECT COUNT(*) FROM messages").await.map_err(db_error)?;
+        let excess = total.unwrap_or(0).saturating_sub(keep);
+        tx.exec_drop(
+            format!("DELETE FROM messages WHERE NOT ({}) ORDER BY id LIMIT ?", rows::MESSAGE_WAITS),
+            (excess,),
+        )
+        .await
+        .map_err(db_error)?;
+        let removed = tx.affected_rows();
+        tx.commit().await.map_err(db_error)?;
+        Ok(removed)
+    }
+}
+
+#[async_trait]
 impl People for MysqlStore {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
         let name = name.trim().to_owned();
@@ -400,21 +535,6 @@ impl People for MysqlStore {
             .collect())
     }
 
-    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
-        let mut conn = self.conn().await?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
-        let faces = Self::stored_faces_of(&mut tx, id).await?;
-        tx.exec_drop("DELETE FROM people WHERE id = ?", (id.0,)).await.map_err(db_error)?;
-        if tx.affected_rows() == 0 {
-            return Err(rows::no_person(id));
-        }
-        if !faces.is_empty() {
-            bump_faces_version(&mut tx).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(faces)
-    }
-
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
         let mut conn = self.conn().await?;
         let found: Option<(i64, String)> =
@@ -431,13 +551,18 @@ impl People for MysqlStore {
 
     async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
         let mut conn = self.conn().await?;
-        let faces: Vec<(i64, String, i64)> = conn
-            .exec("SELECT id, engine, created_ms FROM faces WHERE person_id = ? ORDER BY id", (person.0,))
+        let faces: Vec<(i64, String, i64, Option<String>)> = conn
+            .exec("SELECT id, engine, created_ms, photo FROM faces WHERE person_id = ? ORDER BY id", (person.0,))
             .await
             .map_err(db_error)?;
         Ok(faces
             .into_iter()
-            .map(|(id, engine, created_ms)| FaceSummary { id, engine, created: rows::from_millis(created_ms) })
+            .map(|(id, engine, created_ms, photo)| FaceSummary {
+                id,
+                engine,
+                created: rows::from_millis(created_ms),
+                photo,
+            })
             .collect())
     }
 
@@ -473,15 +598,6 @@ impl People for MysqlStore {
             .collect()
     }
 
-    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
-        let mut conn = self.conn().await?;
-        conn.exec_drop("DELETE FROM cards WHERE uid = ?", (uid.as_str(),)).await.map_err(db_error)?;
-        match conn.affected_rows() {
-            0 => Err(rows::card_not_enrolled(uid)),
-            _ => Ok(()),
-        }
-    }
-
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
         rows::check_template(template)?;
         let (descriptor, remote) = rows::face_columns(template);
@@ -498,10 +614,88 @@ impl People for MysqlStore {
         tx.commit().await.map_err(db_error)?;
         Ok(id)
     }
+
+    async fn set_face_photo(&self, id: i64, photo: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("UPDATE faces SET photo = ? WHERE id = ?", (photo, id)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::no_face(id)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn face_photo(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let photo: Option<Option<String>> =
+            conn.exec_first("SELECT photo FROM faces WHERE id = ?", (id,)).await.map_err(db_error)?;
+        Ok(photo.flatten())
+    }
+
+    async fn faces_of_engine(&self, engine: &str) -> Result<Vec<EnrolledFace>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Vec<(i64, i64, Option<Vec<u8>>, Option<String>, String, Option<String>)> = conn
+            .exec(
+                "SELECT id, person_id, descriptor, remote_id, engine, photo FROM faces \
+                 WHERE engine = ? OR engine LIKE ? ORDER BY id",
+                (engine, format!("{engine}/%")),
+            )
+            .await
+            .map_err(db_error)?;
+        found
+            .into_iter()
+            .map(|(id, person, descriptor, remote, kind, photo)| {
+                let template = rows::face_template(id, descriptor, remote).map_err(StoreError::Database)?;
+                Ok(EnrolledFace { face: StoredFace { id, person: PersonId(person), template }, kind, photo })
+            })
+            .collect()
+    }
+
+    async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError> {
+        rows::check_template(template)?;
+        let (descriptor, remote) = rows::face_columns(template);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        tx.exec_drop(
+            "UPDATE faces SET engine = ?, descriptor = ?, remote_id = ? WHERE id = ?",
+            (kind, descriptor, remote, id),
+        )
+        .await
+        .map_err(db_error)?;
+        if tx.affected_rows() == 0 {
+            return Err(rows::no_face(id));
+        }
+        bump_faces_version(&mut tx).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
-impl FaceRemoval for MysqlStore {
+impl Removals for MysqlStore {
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let faces = Self::stored_faces_of(&mut tx, id).await?;
+        tx.exec_drop("DELETE FROM people WHERE id = ?", (id.0,)).await.map_err(db_error)?;
+        if tx.affected_rows() == 0 {
+            return Err(rows::no_person(id));
+        }
+        if !faces.is_empty() {
+            bump_faces_version(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(faces)
+    }
+
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM cards WHERE uid = ?", (uid.as_str(),)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::card_not_enrolled(uid)),
+            _ => Ok(()),
+        }
+    }
+
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
         let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
@@ -512,6 +706,29 @@ impl FaceRemoval for MysqlStore {
         bump_faces_version(&mut tx).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(face)
+    }
+}
+
+#[async_trait]
+impl LeftoverFaces for MysqlStore {
+    async fn add_leftover(&self, face_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO leftover_faces(face_id, created_ms) VALUES (?, ?) ON DUPLICATE KEY UPDATE face_id = face_id",
+            (face_id, now_ms()),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn leftovers(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.query("SELECT face_id FROM leftover_faces ORDER BY face_id").await.map_err(db_error)
+    }
+
+    async fn remove_leftover(&self, face_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM leftover_faces WHERE face_id = ?", (face_id,)).await.map_err(db_error)
     }
 }
 

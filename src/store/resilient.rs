@@ -20,7 +20,10 @@ use tokio::task::JoinHandle;
 
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
-use super::{AccessLog, Accounts, Card, DoorPath, FaceRemoval, Outbox, People, Schema, Settings, Store, StoreError};
+use super::{
+    AccessLog, Accounts, Card, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schema, Settings,
+    Store, StoreError,
+};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -31,6 +34,8 @@ pub const CACHE_FILE: &str = "database-cache.db";
 
 /// Longest wait for the server on the door's path before the local copy answers.
 const DOOR_PATH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the server to take the spool when the daemon stops.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for the server at start-up before the daemon runs on the local copy.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
@@ -60,10 +65,30 @@ const CACHE_SCHEMA: &str = "
     );
     -- Access-log rows waiting for the server, in the order they happened.
     CREATE TABLE IF NOT EXISTS spool (
-        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-        event  TEXT    NOT NULL,
-        notify INTEGER NOT NULL
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        event    TEXT    NOT NULL,
+        notify   INTEGER NOT NULL,
+        messages TEXT    NOT NULL DEFAULT '[]'
     );";
+
+/// A spool made before messages existed gets their column (an empty list for its rows).
+fn add_messages_column(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let has_it: bool = conn
+        .query_row("SELECT COUNT(*) > 0 FROM pragma_table_info('spool') WHERE name = 'messages'", [], |r| r.get(0))
+        .map_err(db_error)?;
+    if !has_it {
+        conn.execute_batch("ALTER TABLE spool ADD COLUMN messages TEXT NOT NULL DEFAULT '[]'").map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// What a removal drops from the local copy.
+#[derive(Debug, Clone, Copy)]
+enum Forget {
+    Face(i64),
+    /// Their cards and faces.
+    Person(PersonId),
+}
 
 /// The local SQLite file: the copy for decisions and the spool.
 #[derive(Clone)]
@@ -92,7 +117,11 @@ fn count_spooled(conn: &rusqlite::Connection) -> Result<u64, StoreError> {
 impl LocalCache {
     async fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = BlockingConnection::open(path).await?;
-        conn.run(|c| c.execute_batch(CACHE_SCHEMA).map_err(db_error)).await?;
+        conn.run(|c| {
+            c.execute_batch(CACHE_SCHEMA).map_err(db_error)?;
+            add_messages_column(c)
+        })
+        .await?;
         Ok(Self(conn))
     }
 
@@ -177,9 +206,29 @@ impl LocalCache {
             .await
     }
 
-    /// Drops a face the server no longer has. Face ids are unique across engines.
-    async fn forget_face(&self, id: i64) -> Result<(), StoreError> {
-        self.0.run(move |c| c.execute("DELETE FROM cached_faces WHERE id = ?1", [id]).map(drop).map_err(db_error)).await
+    /// Drops what the server no longer has and, when given, takes the server's new faces version
+    /// (a copy that never had faces is left without one). Face ids are unique across engines.
+    async fn forget(&self, what: Forget, version: Option<u64>) -> Result<(), StoreError> {
+        self.0
+            .run(move |c| {
+                let tx = c.transaction().map_err(db_error)?;
+                match what {
+                    Forget::Face(id) => tx.execute("DELETE FROM cached_faces WHERE id = ?1", [id]),
+                    Forget::Person(person) => tx
+                        .execute("DELETE FROM cached_cards WHERE person_id = ?1", [person.0])
+                        .and_then(|_| tx.execute("DELETE FROM cached_faces WHERE person_id = ?1", [person.0])),
+                }
+                .map_err(db_error)?;
+                if let Some(version) = version {
+                    tx.execute(
+                        "UPDATE cached_settings SET value = ?2 WHERE name = ?1",
+                        params![FACES_VERSION_KEY, version.to_string()],
+                    )
+                    .map_err(db_error)?;
+                }
+                tx.commit().map_err(db_error)
+            })
+            .await
     }
 
     async fn faces_version(&self) -> Result<Option<u64>, StoreError> {
@@ -219,12 +268,17 @@ impl LocalCache {
         self.0.run(|c| cached(c, ARMED_KEY)?.map(|v| rows::parse_armed(Some(&v))).transpose()).await
     }
 
-    async fn spool(&self, event: &AccessEvent, notify: bool) -> Result<u64, StoreError> {
-        let json = serde_json::to_string(event).map_err(|e| StoreError::Database(e.to_string()))?;
+    async fn spool(&self, event: &AccessEvent, notices: &Notices) -> Result<u64, StoreError> {
+        let json = rows::event_payload(event)?;
+        let messages = serde_json::to_string(&notices.messages).map_err(|e| StoreError::Database(e.to_string()))?;
+        let notify = notices.mqtt;
         self.0
             .run(move |c| {
-                c.execute("INSERT INTO spool(event, notify) VALUES (?1, ?2)", params![json, notify])
-                    .map_err(db_error)?;
+                c.execute(
+                    "INSERT INTO spool(event, notify, messages) VALUES (?1, ?2, ?3)",
+                    params![json, notify, messages],
+                )
+                .map_err(db_error)?;
                 count_spooled(c)
             })
             .await
@@ -234,22 +288,24 @@ impl LocalCache {
         self.0.run(|c| count_spooled(c)).await
     }
 
-    async fn oldest_spooled(&self) -> Result<Option<(i64, AccessEvent, bool)>, StoreError> {
-        let oldest: Option<(i64, String, bool)> = self
+    async fn oldest_spooled(&self) -> Result<Option<(i64, AccessEvent, Notices)>, StoreError> {
+        let oldest: Option<(i64, String, bool, String)> = self
             .0
             .run(|c| {
-                c.query_row("SELECT seq, event, notify FROM spool ORDER BY seq LIMIT 1", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                c.query_row("SELECT seq, event, notify, messages FROM spool ORDER BY seq LIMIT 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()
                 .map_err(db_error)
             })
             .await?;
         oldest
-            .map(|(seq, json, notify)| {
-                let event = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Database(format!("spooled row {seq} is unreadable: {e}")))?;
-                Ok((seq, event, notify))
+            .map(|(seq, json, mqtt, messages)| {
+                let unreadable =
+                    |e: serde_json::Error| StoreError::Database(format!("spooled row {seq} is unreadable: {e}"));
+                let event = serde_json::from_str(&json).map_err(unreadable)?;
+                let messages = serde_json::from_str(&messages).map_err(unreadable)?;
+                Ok((seq, event, Notices { mqtt, messages }))
             })
             .transpose()
     }
@@ -350,6 +406,23 @@ impl Shared {
         });
     }
 
+    /// Drops what the server just removed from the local copy at once, under the server's new
+    /// faces version: a door that loses the server before the next refresh must neither open for
+    /// it nor keep a gallery it loaded before the removal. The server has removed it either way,
+    /// so a failure here is only logged (the next refresh drops it).
+    async fn forget_locally(&self, what: Forget) {
+        let version = match self.server.door().faces_version().await {
+            Ok(version) => Some(version),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the new faces version for the local copy");
+                None
+            }
+        };
+        if let Err(e) = self.local.forget(what, version).await {
+            tracing::warn!(error = %e, ?what, "cannot drop a removal from the local copy; the next refresh will");
+        }
+    }
+
     /// Passes on the server's answer, noting an outage.
     fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e @ StoreError::Unreachable(_)) = &result {
@@ -363,9 +436,9 @@ impl Shared {
         let mut replayed = 0;
         loop {
             let _order = self.spool_order.lock().await;
-            let Some((seq, event, notify)) = self.local.oldest_spooled().await? else { break };
+            let Some((seq, event, notices)) = self.local.oldest_spooled().await? else { break };
             // Bounded: a hung server must not hold up the door's own log writes, which wait for this lock.
-            match within(DOOR_PATH_TIMEOUT, self.server.door().record_attempt(&event, notify)).await {
+            match within(DOOR_PATH_TIMEOUT, self.server.door().record_attempt(&event, &notices)).await {
                 Ok(_) => replayed += 1,
                 Err(e @ StoreError::Unreachable(_)) => return Err(e),
                 Err(e) => {
@@ -544,18 +617,27 @@ impl DoorPath for ResilientStore {
 
     /// While the server is away, or rows are still waiting for it, the row goes to the local
     /// spool and `0` is returned: it has no log row id yet.
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+    async fn record_attempt(&self, event: &AccessEvent, notices: &Notices) -> Result<i64, StoreError> {
         let shared = &self.shared;
         let _order = shared.spool_order.lock().await;
         if shared.local.spooled().await? == 0
-            && let Some(id) = shared.ask(shared.server.door().record_attempt(event, notify)).await?
+            && let Some(id) = shared.ask(shared.server.door().record_attempt(event, notices)).await?
         {
             return Ok(id);
         }
-        let spooled = shared.local.spool(event, notify).await?;
+        let spooled = shared.local.spool(event, notices).await?;
         tracing::info!(event_id = %event.event_id, spooled, "access-log row kept in the local spool");
         shared.reachability.wake.notify_one();
         Ok(0)
+    }
+
+    async fn write_kept_rows(&self) -> Result<u64, StoreError> {
+        let shared = &self.shared;
+        // Bounded: a server that is away must not hold up stopping (and the relay is locked already).
+        if let Err(e) = within(STOP_TIMEOUT, shared.replay()).await {
+            tracing::debug!(error = %e, "cannot write the spool before stopping");
+        }
+        shared.local.spooled().await
     }
 
     async fn armed(&self) -> Result<bool, StoreError> {
@@ -583,21 +665,31 @@ impl DoorPath for ResilientStore {
     }
 }
 
+/// Each removal also leaves the local copy at once ([`Shared::forget_locally`]).
 #[async_trait]
-impl FaceRemoval for ResilientStore {
-    /// Also drops the face from the local copy at once: a door that loses the server before its
-    /// next refresh must not go on recognising a face that was removed. The server has removed it
-    /// either way, so a local failure is only logged and the face is still returned for the engine.
-    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
-        let face = self.shared.noted(self.shared.server.face_removal().remove_face(id).await)?;
-        if let Err(e) = self.shared.local.forget_face(id).await {
-            tracing::warn!(error = %e, face = id, "cannot remove the face from the local copy; the next refresh will");
+impl Removals for ResilientStore {
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        let faces = self.shared.noted(self.shared.server.removals().remove_person(id).await)?;
+        self.shared.forget_locally(Forget::Person(id)).await;
+        Ok(faces)
+    }
+
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.removals().remove_card(uid).await)?;
+        if let Err(e) = self.shared.local.save_card(uid, None).await {
+            tracing::warn!(error = %e, %uid, "cannot drop a removed card from the local copy; the next refresh will");
         }
+        Ok(())
+    }
+
+    async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
+        let face = self.shared.noted(self.shared.server.removals().remove_face(id).await)?;
+        self.shared.forget_locally(Forget::Face(id)).await;
         Ok(face)
     }
 }
 
-/// Serves the door's path, migrations and face removals itself; everything else goes to the
+/// Serves the door's path, migrations and removals itself; everything else goes to the
 /// server as it is (changes to people, cards, accounts and settings need the server, and no
 /// decision needs the settings, so they are not copied).
 impl Store for ResilientStore {
@@ -610,11 +702,17 @@ impl Store for ResilientStore {
     fn outbox(&self) -> &dyn Outbox {
         self.shared.server.outbox()
     }
+    fn messages(&self) -> &dyn Messages {
+        self.shared.server.messages()
+    }
     fn people(&self) -> &dyn People {
         self.shared.server.people()
     }
-    fn face_removal(&self) -> &dyn FaceRemoval {
+    fn removals(&self) -> &dyn Removals {
         self
+    }
+    fn leftovers(&self) -> &dyn LeftoverFaces {
+        self.shared.server.leftovers()
     }
     fn log(&self) -> &dyn AccessLog {
         self.shared.server.log()
@@ -657,8 +755,33 @@ mod tests {
             store.people().add_face(alice.id, "simulated", &FaceTemplate::Remote("removed".into())).await.unwrap();
         store.shared.refresh().await.unwrap();
 
-        assert_eq!(store.face_removal().remove_face(removed).await.unwrap().id, removed);
-        let (_, copied) = store.shared.local.faces("simulated").await.unwrap().expect("a local copy");
+        let (before, _) = store.shared.local.faces("simulated").await.unwrap().expect("a local copy");
+        assert_eq!(store.removals().remove_face(removed).await.unwrap().id, removed);
+        let (version, copied) = store.shared.local.faces("simulated").await.unwrap().expect("a local copy");
         assert_eq!(copied.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
+        assert_ne!(version, before, "a door that loaded the faces before loads them again");
+        assert_eq!(version, store.shared.server.door().faces_version().await.unwrap(), "the server's version");
+    }
+
+    #[tokio::test]
+    async fn removed_cards_and_people_leave_the_local_copy_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = quiet_store(dir.path()).await;
+        let (alice, bob) =
+            (store.people().add_person("Alice").await.unwrap(), store.people().add_person("Bob").await.unwrap());
+        let [kept, removed, bobs]: [CardUid; 3] = ["04A1B2C3", "04D4E5F6", "04B0B0B0"].map(|uid| uid.parse().unwrap());
+        for (card, holder) in [(&kept, &alice), (&removed, &alice), (&bobs, &bob)] {
+            store.people().add_card(card, holder.id).await.unwrap();
+        }
+        store.people().add_face(bob.id, "simulated", &FaceTemplate::Remote("bob".into())).await.unwrap();
+        store.shared.refresh().await.unwrap();
+
+        store.removals().remove_card(&removed).await.unwrap();
+        store.removals().remove_person(bob.id).await.unwrap();
+        let local = &store.shared.local;
+        assert_eq!(local.card_holder(&removed).await.unwrap(), Some(None), "no holder in the copy");
+        assert_eq!(local.card_holder(&bobs).await.unwrap(), Some(None), "nor for a removed person's card");
+        assert_eq!(local.card_holder(&kept).await.unwrap(), Some(Some(alice)));
+        assert!(local.faces("simulated").await.unwrap().expect("a local copy").1.is_empty());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use mysql_async::prelude::FromRow;
 use time::OffsetDateTime;
 
-use super::{LogEntry, LogQuery, StoreError};
+use super::{LogEntry, LogQuery, QueuedMessage, StoreError};
 use crate::access::PersonId;
 use crate::access::{AccessEvent, Decision, StageTimings};
 use crate::card::CardUid;
@@ -172,14 +172,21 @@ pub fn log_filter<V: From<i64> + From<String>>(query: &LogQuery, person_matches:
     if let Some(until) = query.until {
         and("at_ms < ?", to_millis(until).into());
     }
+    if let Some(event_id) = &query.event_id {
+        and("event_id = ?", event_id.clone().into());
+    }
     (sql, args)
+}
+
+/// What the outbox and the messages keep of an event: the event as JSON.
+pub fn event_payload(event: &AccessEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|e| StoreError::Database(e.to_string()))
 }
 
 /// The outbox row of an event: its kind and JSON payload.
 pub fn outbox_payload(event: &AccessEvent) -> Result<(&'static str, String), StoreError> {
     let kind = if event.decision == Decision::Granted { "success" } else { "failure" };
-    let payload = serde_json::to_string(event).map_err(|e| StoreError::Database(e.to_string()))?;
-    Ok((kind, payload))
+    Ok((kind, event_payload(event)?))
 }
 
 /// The stored payload is the event as JSON; a row we cannot read is reported with its id rather than skipped.
@@ -187,6 +194,16 @@ pub fn outbox_event(id: i64, payload: &str) -> Result<AccessEvent, StoreError> {
     serde_json::from_str(payload)
         .map_err(|e| StoreError::Database(format!("outbox row {id} holds an unreadable event: {e}")))
 }
+
+/// A waiting message as its row holds it.
+pub fn queued_message(id: i64, payload: &str, to: String, attempts: u32) -> Result<QueuedMessage, StoreError> {
+    let event = serde_json::from_str(payload)
+        .map_err(|e| StoreError::Database(format!("message {id} holds an unreadable event: {e}")))?;
+    Ok(QueuedMessage { id, event, to, attempts })
+}
+
+/// The SQL condition of messages that still wait (neither delivered nor given up on).
+pub const MESSAGE_WAITS: &str = "delivered_ms IS NULL AND failed_ms IS NULL";
 
 /// The `access_log` columns written for an event, in the order of [`LogRow::into_values`]; the
 /// database numbers the rows (`id`).

@@ -10,8 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
 use super::{
-    AccessLog, Accounts, Card, DoorPath, FaceRemoval, FaceSummary, LogEntry, LogQuery, Outbox, OutboxItem,
-    OutboxPruned, People, PersonSummary, Schema, Settings, StoreError, User,
+    AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
+    MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
+    Recipient, Removals, Schema, Settings, StoreError, User,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -236,10 +237,12 @@ impl DoorPath for SqliteStore {
         self.with_conn(|conn| read_faces_version(conn)).await
     }
 
-    async fn record_attempt(&self, event: &AccessEvent, notify: bool) -> Result<i64, StoreError> {
+    async fn record_attempt(&self, event: &AccessEvent, notices: &Notices) -> Result<i64, StoreError> {
         let event_id = event.event_id.clone();
         let values: [Value; rows::LOG_COLUMNS.len()] = LogRow::from_event(event).into_values();
-        let outbox = if notify { Some(rows::outbox_payload(event)?) } else { None };
+        let outbox = if notices.mqtt { Some(rows::outbox_payload(event)?) } else { None };
+        let messages = notices.messages.clone();
+        let payload = if messages.is_empty() { String::new() } else { rows::event_payload(event)? };
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
             let inserted = tx.execute(&INSERT_LOG_ROW, rusqlite::params_from_iter(values)).map_err(db_error)?;
@@ -253,6 +256,15 @@ impl DoorPath for SqliteStore {
                 tx.execute(
                     "INSERT INTO outbox(event_id, kind, payload, created_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![event_id, kind, payload, now_ms()],
+                )
+                .map_err(db_error)?;
+            }
+            for Recipient { channel, to } in messages {
+                let now = now_ms();
+                tx.execute(
+                    "INSERT OR IGNORE INTO messages(event_id, channel, recipient, payload, created_ms, due_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    params![event_id, channel.as_str(), to, payload, now],
                 )
                 .map_err(db_error)?;
             }
@@ -345,6 +357,156 @@ impl Outbox for SqliteStore {
 }
 
 #[async_trait]
+impl Messages for SqliteStore {
+    async fn due_messages(&self, channel: Channel, now_ms: i64, limit: u32) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT id, payload, recipient, attempts FROM messages
+                     WHERE channel = ?1 AND {} AND due_ms <= ?2 ORDER BY id LIMIT ?3",
+                    rows::MESSAGE_WAITS
+                ))
+                .map_err(db_error)?;
+            let rows: Vec<(i64, String, String, u32)> = stmt
+                .query_map(params![channel.as_str(), now_ms, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(db_error)?
+                .collect::<Result<_, _>>()
+                .map_err(db_error)?;
+            rows.into_iter()
+                .map(|(id, payload, to, attempts)| rows::queued_message(id, &payload, to, attempts))
+                .collect()
+        })
+        .await
+    }
+
+    async fn next_due_ms(&self, channel: Channel) -> Result<Option<i64>, StoreError> {
+        self.with_conn(move |conn| {
+            conn.query_row(
+                &format!("SELECT MIN(due_ms) FROM messages WHERE channel = ?1 AND {}", rows::MESSAGE_WAITS),
+                [channel.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn message_delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                &format!("UPDATE messages SET delivered_ms = ?2, problem = NULL, attempts = attempts + 1 WHERE id = ?1 AND {}", rows::MESSAGE_WAITS),
+                params![id, now_ms()],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn deferred_due_now(&self, channel: Channel, now_ms: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                &format!(
+                    "UPDATE messages SET due_ms = ?2 WHERE channel = ?1 AND {} AND due_ms > ?2",
+                    rows::MESSAGE_WAITS
+                ),
+                params![channel.as_str(), now_ms],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn message_deferred(&self, id: i64, retry_at_ms: i64, problem: &str) -> Result<(), StoreError> {
+        let problem = problem.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                &format!(
+                    "UPDATE messages SET due_ms = ?2, problem = ?3, attempts = attempts + 1 WHERE id = ?1 AND {}",
+                    rows::MESSAGE_WAITS
+                ),
+                params![id, retry_at_ms, problem],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn message_failed(&self, id: i64, problem: &str) -> Result<(), StoreError> {
+        let problem = problem.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                &format!(
+                    "UPDATE messages SET failed_ms = ?2, problem = ?3, attempts = attempts + 1 WHERE id = ?1 AND {}",
+                    rows::MESSAGE_WAITS
+                ),
+                params![id, now_ms(), problem],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn message_counts(&self, channel: Channel) -> Result<MessageCounts, StoreError> {
+        self.with_conn(move |conn| {
+            let (waiting, failed, delivered): (i64, i64, i64) = conn
+                .query_row(
+                    "SELECT COALESCE(SUM(delivered_ms IS NULL AND failed_ms IS NULL), 0),
+                            COALESCE(SUM(failed_ms IS NOT NULL), 0),
+                            COALESCE(SUM(delivered_ms IS NOT NULL), 0)
+                     FROM messages WHERE channel = ?1",
+                    [channel.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(db_error)?;
+            let last_problem = conn
+                .query_row(
+                    "SELECT problem FROM messages WHERE channel = ?1 AND delivered_ms IS NULL AND problem IS NOT NULL
+                     ORDER BY id DESC LIMIT 1",
+                    [channel.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_error)?;
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            Ok(MessageCounts {
+                waiting: count(waiting),
+                failed: count(failed),
+                delivered: count(delivered),
+                last_problem,
+            })
+        })
+        .await
+    }
+
+    async fn prune_messages(&self, keep: u64) -> Result<u64, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).map_err(db_error)?;
+            let removed = tx
+                .execute(
+                    &format!(
+                        "DELETE FROM messages WHERE id IN
+                             (SELECT id FROM messages WHERE NOT ({}) ORDER BY id LIMIT ?1)",
+                        rows::MESSAGE_WAITS
+                    ),
+                    [(total - keep).max(0)],
+                )
+                .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
 impl People for SqliteStore {
     async fn add_person(&self, name: &str) -> Result<Person, StoreError> {
         let name = name.trim().to_owned();
@@ -390,31 +552,6 @@ impl People for SqliteStore {
         .await
     }
 
-    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
-        self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-            let faces = {
-                let mut stmt = tx
-                    .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ?1")
-                    .map_err(db_error)?;
-                stmt.query_map([id.0], stored_face)
-                    .map_err(db_error)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_error)?
-            };
-            let removed = tx.execute("DELETE FROM people WHERE id = ?1", [id.0]).map_err(db_error)?;
-            if removed == 0 {
-                return Err(rows::no_person(id));
-            }
-            if !faces.is_empty() {
-                bump_faces_version(&tx).map_err(db_error)?;
-            }
-            tx.commit().map_err(db_error)?;
-            Ok(faces)
-        })
-        .await
-    }
-
     async fn person(&self, id: PersonId) -> Result<Option<Person>, StoreError> {
         self.with_conn(move |conn| {
             conn.query_row("SELECT id, name FROM people WHERE id = ?1", [id.0], person_row).optional().map_err(db_error)
@@ -434,11 +571,16 @@ impl People for SqliteStore {
     async fn person_faces(&self, person: PersonId) -> Result<Vec<FaceSummary>, StoreError> {
         self.with_conn(move |conn| {
             let mut stmt = conn
-                .prepare("SELECT id, engine, created_ms FROM faces WHERE person_id = ?1 ORDER BY id")
+                .prepare("SELECT id, engine, created_ms, photo FROM faces WHERE person_id = ?1 ORDER BY id")
                 .map_err(db_error)?;
             let faces = stmt
                 .query_map([person.0], |r| {
-                    Ok(FaceSummary { id: r.get(0)?, engine: r.get(1)?, created: rows::from_millis(r.get(2)?) })
+                    Ok(FaceSummary {
+                        id: r.get(0)?,
+                        engine: r.get(1)?,
+                        created: rows::from_millis(r.get(2)?),
+                        photo: r.get(3)?,
+                    })
                 })
                 .map_err(db_error)?;
             faces.collect::<Result<_, _>>().map_err(db_error)
@@ -490,17 +632,6 @@ impl People for SqliteStore {
         .await
     }
 
-    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
-        let uid = uid.clone();
-        self.with_conn(move |conn| {
-            match conn.execute("DELETE FROM cards WHERE uid = ?1", [uid.as_str()]).map_err(db_error)? {
-                0 => Err(rows::card_not_enrolled(&uid)),
-                _ => Ok(()),
-            }
-        })
-        .await
-    }
-
     async fn add_face(&self, person: PersonId, engine: &str, template: &FaceTemplate) -> Result<i64, StoreError> {
         rows::check_template(template)?;
         let engine = engine.to_owned();
@@ -519,10 +650,109 @@ impl People for SqliteStore {
         })
         .await
     }
+
+    async fn set_face_photo(&self, id: i64, photo: &str) -> Result<(), StoreError> {
+        let photo = photo.to_owned();
+        self.with_conn(move |conn| {
+            match conn.execute("UPDATE faces SET photo = ?1 WHERE id = ?2", params![photo, id]).map_err(db_error)? {
+                0 => Err(rows::no_face(id)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn face_photo(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.with_conn(move |conn| {
+            let photo = conn
+                .query_row("SELECT photo FROM faces WHERE id = ?1", [id], |r| r.get::<_, Option<String>>(0))
+                .optional()
+                .map_err(db_error)?;
+            Ok(photo.flatten())
+        })
+        .await
+    }
+
+    async fn faces_of_engine(&self, engine: &str) -> Result<Vec<EnrolledFace>, StoreError> {
+        let (engine, prefixed) = (engine.to_owned(), format!("{engine}/%"));
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, person_id, descriptor, remote_id, engine, photo FROM faces \
+                     WHERE engine = ?1 OR engine LIKE ?2 ORDER BY id",
+                )
+                .map_err(db_error)?;
+            let faces = stmt
+                .query_map([engine, prefixed], |r| {
+                    Ok(EnrolledFace { face: stored_face(r)?, kind: r.get("engine")?, photo: r.get("photo")? })
+                })
+                .map_err(db_error)?;
+            faces.collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError> {
+        rows::check_template(template)?;
+        let kind = kind.to_owned();
+        let (descriptor, remote) = rows::face_columns(template);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let changed = tx
+                .execute(
+                    "UPDATE faces SET engine = ?1, descriptor = ?2, remote_id = ?3 WHERE id = ?4",
+                    params![kind, descriptor, remote, id],
+                )
+                .map_err(db_error)?;
+            if changed == 0 {
+                return Err(rows::no_face(id));
+            }
+            bump_faces_version(&tx).map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[async_trait]
-impl FaceRemoval for SqliteStore {
+impl Removals for SqliteStore {
+    async fn remove_person(&self, id: PersonId) -> Result<Vec<StoredFace>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let faces = {
+                let mut stmt = tx
+                    .prepare("SELECT id, person_id, descriptor, remote_id FROM faces WHERE person_id = ?1")
+                    .map_err(db_error)?;
+                stmt.query_map([id.0], stored_face)
+                    .map_err(db_error)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db_error)?
+            };
+            let removed = tx.execute("DELETE FROM people WHERE id = ?1", [id.0]).map_err(db_error)?;
+            if removed == 0 {
+                return Err(rows::no_person(id));
+            }
+            if !faces.is_empty() {
+                bump_faces_version(&tx).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(faces)
+        })
+        .await
+    }
+
+    async fn remove_card(&self, uid: &CardUid) -> Result<(), StoreError> {
+        let uid = uid.clone();
+        self.with_conn(move |conn| {
+            match conn.execute("DELETE FROM cards WHERE uid = ?1", [uid.as_str()]).map_err(db_error)? {
+                0 => Err(rows::card_not_enrolled(&uid)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn remove_face(&self, id: i64) -> Result<StoredFace, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
@@ -535,6 +765,39 @@ impl FaceRemoval for SqliteStore {
             bump_faces_version(&tx).map_err(db_error)?;
             tx.commit().map_err(db_error)?;
             Ok(face)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LeftoverFaces for SqliteStore {
+    async fn add_leftover(&self, face_id: &str) -> Result<(), StoreError> {
+        let face_id = face_id.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO leftover_faces(face_id, created_ms) VALUES (?1, ?2) ON CONFLICT(face_id) DO NOTHING",
+                params![face_id, now_ms()],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn leftovers(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare("SELECT face_id FROM leftover_faces ORDER BY face_id").map_err(db_error)?;
+            let found = stmt.query_map([], |r| r.get(0)).map_err(db_error)?;
+            found.collect::<rusqlite::Result<_>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn remove_leftover(&self, face_id: &str) -> Result<(), StoreError> {
+        let face_id = face_id.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM leftover_faces WHERE face_id = ?1", [face_id]).map(drop).map_err(db_error)
         })
         .await
     }
@@ -694,9 +957,9 @@ mod tests {
             },
             detail: Some("a note".into()),
         };
-        let id = store.record_attempt(&event, true).await.unwrap();
+        let id = store.record_attempt(&event, &Notices::MQTT).await.unwrap();
         assert_eq!(store.log_entry(id).await.unwrap(), Some(LogEntry { id, event: event.clone() }));
-        assert_eq!(store.record_attempt(&event, true).await.unwrap(), id, "a replay adds nothing");
+        assert_eq!(store.record_attempt(&event, &Notices::MQTT).await.unwrap(), id, "a replay adds nothing");
         assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 1);
     }
 }

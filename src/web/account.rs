@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, same_secret};
+use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, minutes, same_secret};
 use super::views::{bare_page, capitalised};
 use super::{WebError, WebState};
 use crate::accounts::{self, Role};
@@ -93,15 +93,11 @@ pub async fn login(
 ) -> Result<Response, WebError> {
     check_form_token(&headers, &form.csrf)?;
     let username = form.username.trim().to_owned();
-    let keys = [SignInKey::account(&username), SignInKey::address(address)];
-    if let Some(wait) = state.auth().blocked_for(&keys) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        tracing::warn!(user = %username, ?address, "sign-in refused: too many failures");
-        return Err(WebError::TooManyAttempts(format!(
-            "too many failed sign-ins; try again in {minutes} minute{}",
-            if minutes == 1 { "" } else { "s" }
-        )));
-    }
+    let keys = vec![SignInKey::account(&username), SignInKey::address(address)];
+    let attempt = state.auth().attempt(keys).await.map_err(|wait| {
+        tracing::warn!(user = %username, ?address, "sign-in refused: too many failures from this address");
+        WebError::TooManyAttempts(format!("too many failed sign-ins from here; try again in {}", minutes(wait)))
+    })?;
     let account = state.store().accounts().user_by_name(&username).await?;
     let hash = account.as_ref().map_or_else(|| accounts::decoy_hash().to_owned(), |a| a.password_hash.clone());
     let password = form.password;
@@ -111,13 +107,12 @@ pub async fn login(
     let role = account.as_ref().and_then(|a| a.role.parse::<Role>().ok());
     match (account, role, matches) {
         (Some(account), Some(role), true) => {
-            state.auth().clear_failures(&keys[0]);
+            attempt.succeeded();
             tracing::info!(user = %account.username, %role, ?address, "signed in");
             let cookie = state.auth().sign_in(&account, role, None);
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
         }
         _ => {
-            state.auth().record_failure(&keys);
             tracing::warn!(user = %username, ?address, "failed sign-in");
             let page = login_form(&form.csrf, &username, Some("Wrong user name or password."), false);
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
@@ -209,14 +204,13 @@ pub async fn setup(
         return refuse("The two passwords differ.".into());
     }
     // Guessing the code counts against the address like guessing a password.
-    let keys = [SignInKey::address(address)];
-    if state.auth().blocked_for(&keys).is_some() {
-        return Err(WebError::TooManyAttempts("too many wrong setup codes; try again later".into()));
-    }
+    let attempt = state.auth().attempt(vec![SignInKey::address(address)]).await.map_err(|wait| {
+        WebError::TooManyAttempts(format!("too many wrong setup codes; try again in {}", minutes(wait)))
+    })?;
     if !state.auth().take_setup_code(&form.code) {
-        state.auth().record_failure(&keys);
         return refuse("That is not the setup code from the log (it works only once).".into());
     }
+    attempt.succeeded();
     let password = form.password.clone();
     let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await

@@ -1,11 +1,14 @@
 //! Who is signed in: sessions in memory behind an HttpOnly cookie, a CSRF token per session (and
-//! a double-submit cookie for the sign-in and setup forms), sign-in rate limits per account and
-//! per address, and the one-time setup code of the first-run page.
+//! a double-submit cookie for the sign-in and setup forms), sign-in throttling per account and
+//! per address, the client's address (through trusted proxies), and the one-time setup code of
+//! the first-run page.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -22,10 +25,17 @@ pub const SESSION_COOKIE: &str = "facereko_session";
 /// Holds the token that the sign-in and setup forms echo back (double-submit).
 pub const FORM_COOKIE: &str = "facereko_form";
 
-/// Failed sign-ins counted per account and per address within this window.
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-const MAX_FAILURES_PER_ACCOUNT: usize = 5;
-const MAX_FAILURES_PER_ADDRESS: usize = 20;
+/// Failures are forgotten after this long without one (once their wait has passed).
+const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// The first wait; each failure after it doubles the next.
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+/// The longest a sign-in is held back; an address that must wait longer is refused instead.
+/// An account's wait stops growing here, so guesses at it never lock its owner out.
+const MAX_HOLD: Duration = Duration::from_secs(30);
+const ADDRESS_MAX_DELAY: Duration = Duration::from_secs(3600);
+/// Failures that cost nothing yet: typos happen.
+const FREE_ACCOUNT_FAILURES: u32 = 3;
+const FREE_ADDRESS_FAILURES: u32 = 10;
 /// Bounds the memory an attacker can make us spend on sessions and failure records.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -81,8 +91,16 @@ pub struct Auth {
     lifetime: Duration,
     secure: bool,
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    failures: Mutex<HashMap<String, Failures>>,
+    proxies: TrustedProxies,
     setup_code: Mutex<Option<String>>,
+}
+
+/// The failed attempts under one [`SignInKey`].
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: tokio::time::Instant,
 }
 
 /// Compares secrets in time independent of where they differ.
@@ -99,6 +117,7 @@ impl Auth {
             secure: config.secure_cookies,
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            proxies: TrustedProxies::new(&config.trusted_proxies),
             setup_code: Mutex::new(None),
         }
     }
@@ -208,66 +227,181 @@ impl Auth {
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", max_age.as_secs())
     }
 
-    /// How long until `keys` may try again, if any of them failed too often lately.
-    pub fn blocked_for(&self, keys: &[SignInKey]) -> Option<Duration> {
-        let now = Instant::now();
-        let failures = self.failures.lock().expect("failures lock");
-        keys.iter()
-            .filter_map(|key| {
-                let recent = failures.get(&key.text)?;
-                let live: Vec<&Instant> =
-                    recent.iter().filter(|at| now.duration_since(**at) < FAILURE_WINDOW).collect();
-                (live.len() >= key.limit).then(|| FAILURE_WINDOW.saturating_sub(now.duration_since(*live[0])))
-            })
-            .max()
-    }
-
-    pub fn record_failure(&self, keys: &[SignInKey]) {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().expect("failures lock");
-        if failures.len() >= MAX_ENTRIES {
-            failures.retain(|_, times| times.back().is_some_and(|at| now.duration_since(*at) < FAILURE_WINDOW));
+    /// Waits out the throttle of `keys` before a password (or setup code) is checked. The
+    /// attempt counts as failed unless [`Attempt::succeeded`]: counted now, attempts sent side by
+    /// side wait in turn. Refused, with the wait, when an address would have to wait longer than
+    /// [`MAX_HOLD`]; an account's wait never grows that long.
+    pub async fn attempt(&self, keys: Vec<SignInKey>) -> Result<Attempt<'_>, Duration> {
+        let wait = {
+            let now = tokio::time::Instant::now();
+            let mut failures = self.failures.lock().expect("failures lock");
+            if failures.len() >= MAX_ENTRIES {
+                failures.retain(|key, failures| !failures.forgotten(key, now));
+            }
+            let wait = keys
+                .iter()
+                .filter_map(|key| {
+                    let failures = failures.get(&key.text).filter(|failures| !failures.forgotten(&key.text, now))?;
+                    let wait = (failures.last + key.delay(failures.count)).saturating_duration_since(now);
+                    Some(wait.min(key.max_delay()))
+                })
+                .max()
+                .unwrap_or_default();
+            if wait > MAX_HOLD {
+                return Err(wait);
+            }
+            for key in &keys {
+                let entry = failures.entry(key.text.clone()).or_insert(Failures { count: 0, last: now });
+                if entry.forgotten(&key.text, now) {
+                    entry.count = 0;
+                }
+                entry.count += 1;
+                // The next attempt waits from when this one is checked.
+                entry.last = now + wait;
+            }
+            wait
+        };
+        if !wait.is_zero() {
+            tracing::info!(wait = ?wait, "sign-in slowed down after failed attempts");
+            tokio::time::sleep(wait).await;
         }
-        for key in keys {
-            let times = failures.entry(key.text.clone()).or_default();
-            times.retain(|at| now.duration_since(*at) < FAILURE_WINDOW);
-            times.push_back(now);
-        }
-    }
-
-    /// A good sign-in clears the account's failures (not the address's: one known password must
-    /// not reset the count of guesses at others).
-    pub fn clear_failures(&self, account: &SignInKey) {
-        self.failures.lock().expect("failures lock").remove(&account.text);
+        Ok(Attempt { auth: self, keys })
     }
 }
 
-/// A counter of failed sign-ins and its limit.
+impl Failures {
+    fn forgotten(&self, key: &str, now: tokio::time::Instant) -> bool {
+        let delay = SignInKey::delay_for(key, self.count);
+        now.saturating_duration_since(self.last) >= delay + FAILURE_MEMORY
+    }
+}
+
+/// A sign-in attempt let through by [`Auth::attempt`]; dropped, it stays a failure.
+pub struct Attempt<'a> {
+    auth: &'a Auth,
+    keys: Vec<SignInKey>,
+}
+
+impl Attempt<'_> {
+    /// The right password ends the account's throttle; an address keeps its earlier failures
+    /// (one known password must not reset the count of guesses at others), but not this one.
+    pub fn succeeded(self) {
+        let mut failures = self.auth.failures.lock().expect("failures lock");
+        for key in &self.keys {
+            if key.is_account() {
+                failures.remove(&key.text);
+            } else if let Some(entry) = failures.get_mut(&key.text) {
+                entry.count = entry.count.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// What failed sign-ins are counted under: an account or an address.
 pub struct SignInKey {
     text: String,
-    limit: usize,
 }
+
+const ACCOUNT_PREFIX: &str = "account:";
 
 impl SignInKey {
     pub fn account(username: &str) -> Self {
-        Self { text: format!("account:{}", username.trim().to_lowercase()), limit: MAX_FAILURES_PER_ACCOUNT }
+        Self { text: format!("{ACCOUNT_PREFIX}{}", username.trim().to_lowercase()) }
     }
 
     pub fn address(address: Option<IpAddr>) -> Self {
         let shown = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-        Self { text: format!("address:{shown}"), limit: MAX_FAILURES_PER_ADDRESS }
+        Self { text: format!("address:{shown}") }
+    }
+
+    fn is_account(&self) -> bool {
+        self.text.starts_with(ACCOUNT_PREFIX)
+    }
+
+    /// How long the next attempt waits after `failures` failures.
+    fn delay(&self, failures: u32) -> Duration {
+        Self::delay_for(&self.text, failures)
+    }
+
+    /// The longest wait: an account's is short enough never to be refused, even when attempts
+    /// at it queue up.
+    fn max_delay(&self) -> Duration {
+        Self::max_delay_for(&self.text)
+    }
+
+    fn max_delay_for(key: &str) -> Duration {
+        if key.starts_with(ACCOUNT_PREFIX) { MAX_HOLD } else { ADDRESS_MAX_DELAY }
+    }
+
+    fn delay_for(key: &str, failures: u32) -> Duration {
+        let free = if key.starts_with(ACCOUNT_PREFIX) { FREE_ACCOUNT_FAILURES } else { FREE_ADDRESS_FAILURES };
+        match failures.checked_sub(free) {
+            None => Duration::ZERO,
+            Some(doublings) => FIRST_DELAY.saturating_mul(1 << doublings.min(20)).min(Self::max_delay_for(key)),
+        }
     }
 }
 
-/// The client's address, when the server recorded it (requests sent straight to the router in
-/// tests may have none).
+/// `wait` in whole minutes, for people.
+pub fn minutes(wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+}
+
+/// The reverse proxies whose `X-Forwarded-For` is believed (`web.trusted_proxies`).
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Skips entries that do not parse: `config check` reports them.
+    pub fn new(entries: &[String]) -> Self {
+        Self(entries.iter().filter_map(|entry| Self::parse(entry)).collect())
+    }
+
+    /// An address (one host) or a network such as "10.0.0.0/24".
+    pub fn parse(entry: &str) -> Option<IpNet> {
+        let entry = entry.trim();
+        entry.parse::<IpNet>().ok().or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    /// The client behind `peer`: the nearest address in `X-Forwarded-For` that is not one of our
+    /// proxies, read from the right (the left part is whatever the client chose to send). From
+    /// a peer that is not a trusted proxy the header means nothing.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer.to_canonical();
+        if !self.trusts(client) {
+            return client;
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .collect();
+        for hop in forwarded.iter().rev() {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else { break };
+            client = hop.to_canonical();
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// The client's address (through trusted proxies), when the server recorded the peer's
+/// (requests sent straight to the router in tests may have none).
 pub struct ClientAddress(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<WebState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(Self(peer.map(|peer| state.auth().proxies.client(peer, &parts.headers))))
     }
 }
 
@@ -384,20 +518,79 @@ mod tests {
         assert!(!auth.take_setup_code(&code), "spent");
     }
 
-    #[test]
-    fn failures_block_each_key_at_its_own_limit() {
+    /// How long an attempt under `keys` waited before it was let through.
+    async fn waited(auth: &Auth, keys: Vec<SignInKey>) -> Duration {
+        let start = tokio::time::Instant::now();
+        auth.attempt(keys).await.expect("let through");
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wrong_passwords_slow_the_account_down_exponentially_but_never_lock_it() {
         let auth = Auth::new(&WebConfig::default());
-        let account = || SignInKey::account("Ada");
-        let address = || SignInKey::address(Some([10, 0, 0, 1].into()));
-        for _ in 0..MAX_FAILURES_PER_ACCOUNT - 1 {
-            auth.record_failure(&[account(), address()]);
+        let ada = || vec![SignInKey::account("Ada")];
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            waits.push(waited(&auth, ada()).await.as_secs());
         }
-        assert_eq!(auth.blocked_for(&[account(), address()]), None);
-        auth.record_failure(&[SignInKey::account(" ADA "), address()]);
-        let wait = auth.blocked_for(&[account()]).expect("the account is blocked");
-        assert!(wait <= FAILURE_WINDOW && wait > FAILURE_WINDOW - Duration::from_secs(60), "{wait:?}");
-        assert_eq!(auth.blocked_for(&[address()]), None, "the address has more room");
-        auth.clear_failures(&account());
-        assert_eq!(auth.blocked_for(&[account()]), None);
+        assert_eq!(waits, [0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
+        let other = waited(&auth, vec![SignInKey::account("Grace")]).await;
+        assert_eq!(other, Duration::ZERO, "the throttle is per account");
+        // The owner, after the same wait, gets in; then the account starts over.
+        let start = tokio::time::Instant::now();
+        auth.attempt(vec![SignInKey::account(" ADA ")]).await.expect("slowed, not refused").succeeded();
+        assert_eq!(start.elapsed(), MAX_HOLD);
+        assert_eq!(waited(&auth, ada()).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_side_by_side_wait_in_turn_and_only_an_address_is_refused() {
+        let auth = Auth::new(&WebConfig::default());
+        let at_admin = (0..30).map(|_| auth.attempt(vec![SignInKey::account("admin")]));
+        let results = futures_util::future::join_all(at_admin).await;
+        assert!(results.iter().all(Result::is_ok), "an account is slowed down, never refused");
+        let from_one_address = (0..30).map(|_| auth.attempt(vec![SignInKey::address(Some([203, 0, 113, 7].into()))]));
+        let results = futures_util::future::join_all(from_one_address).await;
+        // 10 free, then waits of 1, 1+2, 3+4 and 7+8 s; the next would be 15+16 s.
+        assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 14);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_that_keeps_guessing_is_refused_while_the_owner_is_only_slowed() {
+        let auth = Auth::new(&WebConfig::default());
+        let attacker = Some(IpAddr::from([203, 0, 113, 7]));
+        let owner = Some(IpAddr::from([192, 168, 1, 20]));
+        let refused = loop {
+            match auth.attempt(vec![SignInKey::account("admin"), SignInKey::address(attacker)]).await {
+                Ok(_failed) => {}
+                Err(wait) => break wait,
+            }
+        };
+        assert!(refused > MAX_HOLD, "{refused:?}");
+        let start = tokio::time::Instant::now();
+        auth.attempt(vec![SignInKey::account("admin"), SignInKey::address(owner)])
+            .await
+            .expect("the owner's address has no failures")
+            .succeeded();
+        assert!(start.elapsed() <= MAX_HOLD);
+        // Long quiet forgets the address's failures.
+        tokio::time::advance(ADDRESS_MAX_DELAY + FAILURE_MEMORY).await;
+        assert_eq!(waited(&auth, vec![SignInKey::address(attacker)]).await, Duration::ZERO);
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxies = TrustedProxies::new(&["127.0.0.1".into(), "10.0.0.0/24".into()]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.1.1.1, 198.51.100.9, 10.0.0.5".parse().unwrap());
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(proxies.client(ip("127.0.0.1"), &headers), ip("198.51.100.9"), "the nearest untrusted hop");
+        assert_eq!(proxies.client(ip("::ffff:127.0.0.1"), &headers), ip("198.51.100.9"));
+        assert_eq!(proxies.client(ip("203.0.113.1"), &headers), ip("203.0.113.1"), "not a proxy: ignored");
+        assert_eq!(proxies.client(ip("127.0.0.1"), &HeaderMap::new()), ip("127.0.0.1"));
+        headers.insert("x-forwarded-for", "garbage, 10.0.0.6".parse().unwrap());
+        assert_eq!(proxies.client(ip("127.0.0.1"), &headers), ip("10.0.0.6"), "stops at what does not parse");
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_none());
+        assert!(TrustedProxies::parse("proxy.lan").is_none());
     }
 }

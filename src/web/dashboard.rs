@@ -43,8 +43,18 @@ fn camera_text(status: &Status) -> String {
     }
 }
 
-fn backlog_text(backlog: Option<u64>) -> String {
-    backlog.map_or_else(|| "unknown (database away)".to_owned(), |n| n.to_string())
+/// What waits to be sent: the MQTT outbox, then each message channel's waiting and failed messages.
+fn backlog_text(status: &Status) -> String {
+    let outbox = status.outbox_backlog.map_or_else(|| "unknown (database away)".to_owned(), |n| n.to_string());
+    if status.messages.is_empty() {
+        return outbox;
+    }
+    let mut parts = vec![format!("MQTT {outbox}")];
+    for (channel, counts) in &status.messages {
+        let failed = if counts.failed > 0 { format!(", {} failed", counts.failed) } else { String::new() };
+        parts.push(format!("{channel} {}{failed}", counts.waiting));
+    }
+    parts.join(" · ")
 }
 
 /// The status as the page script reads it from the live feed.
@@ -57,7 +67,7 @@ fn status_json(status: &Status) -> serde_json::Value {
         "busy_text": busy_text(status.busy),
         "camera_text": camera_text(status),
         "camera_ok": status.camera_error.is_none(),
-        "backlog_text": backlog_text(status.outbox_backlog),
+        "backlog_text": backlog_text(status),
     })
 }
 
@@ -159,7 +169,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             (tile("Card reader", "reader-state", &format!("{} · working", status.reader), html! {}))
             (tile("Camera", "camera-state", &camera_text(&status), html! {}))
             (tile("Face engine", "engine-state", &status.engine, html! {}))
-            (tile("Notifications waiting", "backlog", &backlog_text(status.outbox_backlog), html! {}))
+            (tile("Notifications waiting", "backlog", &backlog_text(&status), html! {}))
         }
         @if let Some(cards) = &taps { (simulated_taps(&user, cards)) }
         section.card {

@@ -44,6 +44,9 @@ pub struct Filters {
     /// Last day shown, YYYY-MM-DD, in the browser's time zone.
     #[serde(skip_serializing_if = "String::is_empty")]
     to: String,
+    /// One attempt only: the link in an e-mail or text message.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    event: String,
     /// The browser's offset from UTC in minutes, set by the page script.
     #[serde(skip_serializing_if = "Option::is_none")]
     tz: Option<i32>,
@@ -82,6 +85,7 @@ impl Filters {
             reason: text(&self.reason).map(|r| r.parse::<Reason>()).transpose().map_err(|e| bad("reason", e))?,
             since: day("from", &self.from)?.map(midnight),
             until: day("to", &self.to)?.and_then(|d| d.next_day()).map(midnight),
+            event_id: text(&self.event),
             ..LogQuery::default()
         })
     }

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use crate::checks::Checks;
 use crate::driver::{DoorLink, DoorTuning, Tunable};
 use crate::photos::Photos;
+use crate::serving::Limits;
 use crate::store::Store;
 pub use error::WebError;
 
@@ -50,6 +51,14 @@ pub struct WebConfig {
     /// How long "tap the card now" waits for a card.
     #[serde(with = "humantime_serde")]
     pub tap_timeout: Duration,
+    /// Reverse proxies (addresses or networks, e.g. "127.0.0.1" or "10.0.0.0/24") whose
+    /// `X-Forwarded-For` names the client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// `[web.connections]`: the cap on open connections and the request-head timeout.
+    pub connections: Limits,
+    /// How people reach the web app from elsewhere, e.g. "https://door.example.com": e-mails and
+    /// text messages link to the attempt there. Unset: they carry no link.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -60,6 +69,9 @@ impl Default for WebConfig {
             secure_cookies: false,
             session_lifetime: Duration::from_secs(12 * 3600),
             tap_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            connections: Limits::default(),
+            public_url: None,
         }
     }
 }
@@ -92,6 +104,22 @@ impl WebConfig {
             "web.tap_timeout",
             format!("{} is out of range; use 5s to 5m", humantime::format_duration(tap)),
         );
+        for (i, proxy) in self.trusted_proxies.iter().enumerate() {
+            checks.check(
+                auth::TrustedProxies::parse(proxy).is_some(),
+                &format!("web.trusted_proxies[{i}]"),
+                format!("{proxy:?} is not an address or network; use e.g. \"127.0.0.1\" or \"10.0.0.0/24\""),
+            );
+        }
+        self.connections.check("web", checks);
+        if let Some(url) = &self.public_url {
+            let uri = url.parse::<axum::http::Uri>();
+            checks.check(
+                uri.is_ok_and(|uri| matches!(uri.scheme_str(), Some("https" | "http")) && uri.host().is_some()),
+                "web.public_url",
+                format!("{url:?} is not an http(s) address; use e.g. \"https://door.example.com\""),
+            );
+        }
     }
 }
 
@@ -238,4 +266,24 @@ pub async fn bind(config: &WebConfig) -> Result<TcpListener, WebError> {
     TcpListener::bind(address)
         .await
         .map_err(|e| WebError::Listen { address: address.to_owned(), detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_and_connection_limits_name_their_keys() {
+        let config = WebConfig {
+            trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/24".into(), "proxy.lan".into()],
+            connections: Limits { max: 0, ..Limits::default() },
+            ..WebConfig::default()
+        };
+        let mut checks = Checks::default();
+        config.check(&mut checks);
+        let problems = checks.into_problems();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["web.trusted_proxies[2]", "web.connections.max"]);
+        assert!(problems[0].message.contains("10.0.0.0/24"), "says how to write one: {}", problems[0].message);
+    }
 }

@@ -115,11 +115,17 @@ async fn person(state: &WebState, id: i64) -> Result<Person, WebError> {
         .ok_or_else(|| WebError::NotFound(format!("there is no person {id}")))
 }
 
+/// Whether two template kinds come from the same engine (`local/dlib` and `local/mobilefacenet`).
+fn same_engine(a: &str, b: &str) -> bool {
+    let engine = |kind: &str| kind.split('/').next().unwrap_or_default().to_owned();
+    engine(a) == engine(b)
+}
+
 async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash>) -> Result<Markup, WebError> {
     let person = person(state, id).await?;
     let cards = state.store().people().person_cards(person.id).await?;
     let faces = state.store().people().person_faces(person.id).await?;
-    let engine = state.engine.name();
+    let engine = state.engine.template_kind();
     let url = person_url(person.id);
     let max_mib = state.config().max_upload_bytes as f64 / (1024.0 * 1024.0);
     let admin = user.is_admin();
@@ -136,7 +142,15 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
                     @for face in &faces {
                         li {
                             span { "Face " (face.id) " · " (face.engine) " · added " (time_cell(face.created)) }
-                            @if face.engine != engine { span.badge.warn title="Enrolled with another engine" { "not in use" } }
+                            @if face.engine != engine {
+                                @if face.photo.is_some() && same_engine(&face.engine, engine) {
+                                    span.badge.warn title="Described by another embedder: `facereko faces reindex` describes it again from its photo" { "needs reindexing" }
+                                } @else if same_engine(&face.engine, engine) {
+                                    span.badge.warn title="Enrolled before photos were kept: upload a new photo" { "enrol again" }
+                                } @else {
+                                    span.badge.warn title="Enrolled with another engine" { "not in use" }
+                                }
+                            }
                             @if admin {
                                 (post_button(user, &format!("{url}/faces/{}/remove", face.id), "Remove", "quiet danger-text",
                                     Some("Remove this face?")))
@@ -222,13 +236,14 @@ fn enrol_problem(e: EnrolError) -> Result<String, WebError> {
         EnrolError::NoFace => Ok("no face found; use a photo where the face is clear and large enough".into()),
         EnrolError::SeveralFaces(n) => Ok(format!("{n} faces found; use a photo with exactly one face")),
         EnrolError::Engine(EngineError::BadImage { detail, .. }) => Ok(format!("not a picture we can read ({detail})")),
+        EnrolError::Engine(EngineError::PoorFace(problem)) => Ok(problem.to_string()),
         EnrolError::Store(e) => Err(e.into()),
         other => Err(WebError::Internal(other.to_string())),
     }
 }
 
 async fn enrol(state: &WebState, person: &Person, frame: &Frame) -> Result<Result<i64, String>, WebError> {
-    match enrolment::enrol_face(state.store(), state.engine.as_ref(), person, frame).await {
+    match enrolment::enrol_face(state.store(), state.engine.as_ref(), &state.0.photos, person, frame).await {
         Ok(id) => Ok(Ok(id)),
         Err(e) => enrol_problem(e).map(Err),
     }
@@ -333,12 +348,15 @@ pub async fn remove_face(
     if !state.store().people().person_faces(person.id).await?.iter().any(|f| f.id == face) {
         return Err(WebError::NotFound(format!("{} has no face {face}", person.name)));
     }
-    let removed = state.store().face_removal().remove_face(face).await?;
-    if let Err(e) = state.engine.forget(&removed.template).await {
-        tracing::warn!(error = %e, face, "the face is gone from the database but the engine could not forget it");
-    }
+    let flash = match enrolment::remove_face(state.store(), state.engine.as_ref(), &state.0.photos, face).await {
+        Ok(()) => Flash::ok("Face removed."),
+        // Our database forgot it first, so the door no longer matches it; the engine's copy is
+        // what is left over, noted for deletion later.
+        Err(e @ EnrolError::KeptByEngine { .. }) => Flash::error(format!("Face removed, but {e}.")),
+        Err(e) => return Err(enrol_failure(e)),
+    };
     tracing::info!(user = %user.username, person = %person.name, face, "face removed");
-    Ok(done(&state, &user, Flash::ok("Face removed."), &person_url(person.id)))
+    Ok(done(&state, &user, flash, &person_url(person.id)))
 }
 
 #[derive(Deserialize, Default)]
@@ -415,7 +433,7 @@ pub async fn remove_card(
     if !state.store().people().person_cards(person.id).await?.contains(&card) {
         return Err(WebError::NotFound(format!("{} has no card {card}", person.name)));
     }
-    state.store().people().remove_card(&card).await?;
+    state.store().removals().remove_card(&card).await?;
     tracing::info!(user = %user.username, person = %person.name, %card, "card removed");
     Ok(done(&state, &user, Flash::ok(format!("Card {card} removed.")), &person_url(person.id)))
 }
@@ -426,21 +444,15 @@ pub async fn remove(
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
-    let flash = match enrolment::remove_person(state.store(), state.engine.as_ref(), &person).await {
+    let flash = match enrolment::remove_person(state.store(), state.engine.as_ref(), &state.0.photos, &person).await {
         Ok(faces) => {
             tracing::info!(user = %user.username, person = %person.name, faces, "person removed");
             let plural = if faces == 1 { "" } else { "s" };
             Flash::ok(format!("Removed {} with their cards and {faces} face{plural}.", person.name))
         }
-        // The database forgot them first, so the door no longer knows them; the engine's copy is
-        // what is left over.
-        Err(EnrolError::Engine(e)) => {
-            tracing::warn!(person = %person.name, error = %e, "person removed, but the face engine kept their faces");
-            Flash::error(format!(
-                "Removed {}, but the face engine could not delete their faces ({e}); run `facereko collection sync` \
-                 once it is reachable.",
-                person.name
-            ))
+        Err(e @ EnrolError::KeptByEngine { .. }) => {
+            tracing::info!(user = %user.username, person = %person.name, "person removed");
+            Flash::error(format!("Removed {} with their cards, but {e}.", person.name))
         }
         Err(e) => return Err(enrol_failure(e)),
     };

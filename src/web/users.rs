@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User};
+use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User, minutes};
 use super::views::{capitalised, csrf_field, post_button};
 use super::{WebError, WebState, settings};
 use crate::accounts::{self, Role};
@@ -169,10 +169,10 @@ pub async fn change_password(
     SignedForm(user, form): SignedForm<PasswordForm>,
 ) -> Result<Response, WebError> {
     // Guessing the current password here counts like guessing it at sign-in.
-    let keys = [SignInKey::account(&user.username), SignInKey::address(address)];
-    if state.auth().blocked_for(&keys).is_some() {
-        return Err(WebError::TooManyAttempts("too many wrong passwords; try again later".into()));
-    }
+    let keys = vec![SignInKey::account(&user.username), SignInKey::address(address)];
+    let attempt = state.auth().attempt(keys).await.map_err(|wait| {
+        WebError::TooManyAttempts(format!("too many wrong passwords; try again in {}", minutes(wait)))
+    })?;
     let account = state
         .store()
         .accounts()
@@ -184,9 +184,9 @@ pub async fn change_password(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     if !matches {
-        state.auth().record_failure(&keys);
         return refuse(&state, &user, "The current password is not right; nothing was changed.").await;
     }
+    attempt.succeeded();
     let hash = match new_hash(&form.password, &form.confirm).await? {
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,

@@ -139,7 +139,12 @@ impl MariaDb {
 
     /// A new server of our own, which tests may stop and start again.
     pub fn throw_away() -> Self {
-        let dir = tempfile::tempdir().expect("a folder for MariaDB");
+        Self::throw_away_in(&std::env::temp_dir())
+    }
+
+    /// A new server of our own with its files in a new folder under `parent` (a small disk).
+    pub fn throw_away_in(parent: &Path) -> Self {
+        let dir = tempfile::tempdir_in(parent).expect("a folder for MariaDB");
         copy_dir(template_datadir(), &dir.path().join("data"));
         let mut server = Self {
             admin: Admin::Socket(dir.path().join("sock")),

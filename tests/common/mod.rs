@@ -1,11 +1,15 @@
 //! Shared fixtures of the integration tests (`tests/it`) and the benches: the real `facereko`
-//! binary on a simulated door, a door in this process, throw-away MariaDB and Mosquitto servers,
+//! binary on a simulated door, a door in this process, throw-away MariaDB, Mosquitto and SMTP servers,
 //! an SPI model of the MFRC522, face pictures and access-log events.
 #![allow(dead_code)] // the benches include this module too, and each uses only a part of it
 
+pub mod bench;
+pub mod certs;
 pub mod mariadb;
 pub mod mfrc522_model;
 pub mod mosquitto;
+pub mod smtp;
+pub mod webhook;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::config::Config;
+use facereko::driver::Journal;
 use facereko::photos::Photos;
 use serde_json::Value;
 
@@ -125,6 +130,11 @@ pub fn access_event(event_id: impl Into<String>) -> AccessEvent {
     }
 }
 
+/// The attempt journal of `config`'s data directory, for a door started in this process.
+pub fn journal(config: &Config) -> Journal {
+    Journal::open(&config.journal_path()).expect("the attempt journal opens")
+}
+
 /// The photo folder of `config`, where the door saves what the camera saw.
 pub fn photos(config: &Config) -> Photos {
     Photos::new(config.photos_dir())
@@ -166,7 +176,15 @@ impl TestDoor {
     /// A door whose database is the MySQL/MariaDB at `url`; `password`, when given, is passed the
     /// way a service would get it: in a file named by `FACEREKO_DATABASE__PASSWORD_FILE`.
     pub fn on_database(url: &str, password: Option<&str>) -> Self {
-        let mut door = Self::new(&[("database.url", &format!("{url:?}"))]);
+        Self::on_database_with(url, password, &[])
+    }
+
+    /// [`TestDoor::on_database`] with more settings, as for [`TestDoor::new`].
+    pub fn on_database_with(url: &str, password: Option<&str>, overrides: &[(&str, &str)]) -> Self {
+        let url = format!("{url:?}");
+        let mut settings = vec![("database.url", url.as_str())];
+        settings.extend_from_slice(overrides);
+        let mut door = Self::new(&settings);
         if let Some(password) = password {
             let file = door.path("db-password");
             std::fs::write(&file, format!("{password}\n")).unwrap();
@@ -237,6 +255,11 @@ impl TestDoor {
         self.wait_for("the daemon to answer its health check", || self.run(&["healthcheck"]).status.success());
     }
 
+    /// The running daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.as_ref().expect("the daemon is running").id()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
         self.stop_with("TERM");
@@ -290,8 +313,10 @@ impl TestDoor {
 
     /// Every switch of the simulated outputs, oldest first, as (output, on).
     pub fn output_switches(&self) -> Vec<(String, bool)> {
-        std::fs::read_to_string(self.path("outputs.jsonl"))
-            .unwrap_or_default()
+        let log = std::fs::read_to_string(self.path("outputs.jsonl")).unwrap_or_default();
+        // A line still being written has no newline yet.
+        let complete = &log[..log.rfind('\n').map_or(0, |end| end + 1)];
+        complete
             .lines()
             .map(|line| {
                 let v: Value = serde_json::from_str(line).unwrap();

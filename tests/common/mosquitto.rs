@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::Value;
+
+use super::certs::Certificates;
 
 /// Where Debian puts the broker; PATH is searched first.
 const MOSQUITTO_PATHS: [&str; 2] = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"];
@@ -26,48 +27,6 @@ fn mosquitto_binary() -> PathBuf {
                  run `sudo apt-get install mosquitto` (tests/run.sh does it)"
         )
     })
-}
-
-/// A CA and the certificates it signed, as PEM files in one folder.
-pub struct Certificates {
-    dir: PathBuf,
-}
-
-impl Certificates {
-    fn generate(dir: &Path) -> Self {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "FaceReko test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca = Issuer::new(ca_params, ca_key);
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-
-        let issue = |name: &str, sans: Vec<String>| {
-            let key = KeyPair::generate().unwrap();
-            let mut params = CertificateParams::new(sans).unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            let cert = params.signed_by(&key, &ca).unwrap();
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-            let key_path = dir.join(format!("{name}.key"));
-            std::fs::write(&key_path, key.serialize_pem()).unwrap();
-            set_mode(&key_path, 0o600);
-        };
-        issue("server", vec!["localhost".into(), "127.0.0.1".into()]);
-        issue("door", Vec::new());
-        issue("subscriber", Vec::new());
-        Self { dir: dir.to_owned() }
-    }
-
-    pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-}
-
-pub fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 pub struct Mosquitto {
@@ -109,7 +68,7 @@ impl Mosquitto {
     /// Writes the config with `listener_settings` for the one listener, and starts the broker.
     fn launch(listener_settings: impl FnOnce(&Path, &Certificates) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let certs = Certificates::generate(dir.path());
+        let certs = Certificates::generate(dir.path(), &["door", "subscriber"]);
         let port = super::free_port();
         let config = format!(
             "user root\n\

@@ -185,7 +185,9 @@ fn second_real_run_changes_nothing() {
 /// machine (an overlay over `/` in a private mount namespace, its changes in a tmpfs that vanishes
 /// with the namespace), creating the groups, the user, the owners and modes, running the
 /// installed binary's config check and enabling the unit. Only MariaDB and packages are left
-/// out: the MariaDB steps have their own test, and apt-get would download.
+/// out: the MariaDB steps have their own test, and apt-get would download. The installed binary
+/// is a wrapper that logs who runs it, which shows that the models are fetched as the service
+/// user, never as root.
 #[test]
 fn real_install_on_a_throwaway_copy_of_this_machine() {
     // The facereko user and /etc/facereko of this machine itself, which must stay as they are.
@@ -209,13 +211,17 @@ mkdir -p "$M/opt/src/systemd" "$M/opt/models"
 cp -r "$REPO/install.sh" "$REPO/README.md" "$REPO/facereko.example.toml" "$M/opt/src/"
 cp -r "$REPO/systemd/." "$M/opt/src/systemd/"
 cp -r "$MODELS/." "$M/opt/models/"
-cp "$BIN" "$M/opt/facereko"
+cp "$BIN" "$M/opt/facereko-real"
+printf '#!/bin/sh\necho "$(id -un) $*" >>/opt/runs.txt\nexec /opt/facereko-real "$@"\n' >"$M/opt/facereko"
+chmod 755 "$M/opt/facereko"
+install -m 666 /dev/null "$M/opt/runs.txt"
 args=(--skip-packages --no-mariadb --binary /opt/facereko --models-from /opt/models)
 chroot "$M" /opt/src/install.sh "${args[@]}" >"$O/first.txt" 2>&1
 chroot "$M" /opt/src/install.sh "${args[@]}" >"$O/second.txt" 2>&1
 chroot "$M" id -nG facereko >"$O/groups.txt"
 chroot "$M" stat -c '%n %U:%G %a' /etc/facereko /etc/facereko/config.toml /var/lib/facereko \
     /usr/local/bin/facereko /etc/systemd/system/facereko.service >"$O/owners.txt"
+cp "$M/opt/runs.txt" "$O/runs.txt"
 "#;
     let status = Command::new("unshare")
         .args(["--mount", "bash", "-c", script])
@@ -247,6 +253,15 @@ chroot "$M" stat -c '%n %U:%G %a' /etc/facereko /etc/facereko/config.toml /var/l
     }
     let second = read("second.txt");
     assert_eq!(changes(&second), 0, "the second run changed something:\n{second}");
+    assert!(second.contains("checksums verified), as facereko"), "{second}");
+
+    let runs = read("runs.txt");
+    let fetches: Vec<&str> = runs.lines().filter(|line| line.contains(" models fetch ")).collect();
+    assert_eq!(fetches.len(), 2, "one fetch per run:\n{runs}");
+    assert!(fetches.iter().all(|line| line.starts_with("facereko models fetch --dir ")), "{runs}");
+    assert!(runs.lines().any(|line| line.starts_with("root --config ")), "the wrapper logs root's runs too:\n{runs}");
+    let verified = runs.lines().filter(|line| line.starts_with("root models verify --dir ")).count();
+    assert_eq!(verified, 2, "root checks what landed in its models folder after each fetch:\n{runs}");
 
     let groups = read("groups.txt");
     for group in ["facereko", "gpio", "spi", "video"] {

@@ -310,7 +310,14 @@ async fn a_card_on_the_reader_opens_the_door() {
         taps: None,
         ..Hardware::simulated(&recorder, dir.path().join("no-camera"))
     };
-    let door = facereko::app::start_door(&config, hardware, store.clone(), Arc::new(SimulatedEngine), true);
+    let door = facereko::app::start_door(
+        &config,
+        hardware,
+        store.clone(),
+        Arc::new(SimulatedEngine),
+        crate::common::journal(&config),
+        true,
+    );
 
     model.place(&DOUBLE);
     wait_until("the relay is energised", || recorder.is_on(Output::Relay)).await;

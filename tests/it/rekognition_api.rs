@@ -11,7 +11,6 @@ use aws_sdk_rekognition::primitives::Blob;
 use aws_sdk_rekognition::types::Image;
 use facereko::api::{self, AccessKey, ApiConfig, ApiState};
 use facereko::checks::Secret;
-use facereko::engine::local::LocalEngine;
 
 use crate::common;
 
@@ -33,7 +32,9 @@ fn api_config() -> ApiConfig {
 }
 
 fn api_state(dir: &std::path::Path) -> ApiState {
-    let engine = LocalEngine::load(&common::models_dir()).expect("the on-device engine loads");
+    let engine = facereko::engine::EngineConfig { models_dir: common::models_dir(), ..Default::default() }
+        .on_device()
+        .expect("the on-device engine loads");
     ApiState::open(&api_config(), engine, dir).expect("the collections database opens")
 }
 
@@ -43,7 +44,7 @@ async fn start_api() -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(api::serve(listener, state, async {
+    tokio::spawn(api::serve(listener, state, api_config().connections, async {
         let _ = stopped.await;
     }));
     Api { address, _dir: dir, _stop: stop }
@@ -87,6 +88,9 @@ async fn the_sdk_manages_collections_and_finds_the_right_people() {
     let created = rekognition.create_collection().collection_id("door").send().await.expect("collection created");
     assert_eq!(created.status_code(), Some(200));
     assert!(created.collection_arn().unwrap_or_default().ends_with(":collection/door"));
+    // An identical change within the same second would carry the same signature, which is refused
+    // as a replay (a_captured_request_sent_again_is_refused): the second try comes a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let again = rekognition.create_collection().collection_id("door").send().await.unwrap_err();
     assert!(again.as_service_error().is_some_and(|e| e.is_resource_already_exists_exception()), "{again:?}");
 
@@ -351,4 +355,82 @@ async fn strangers_are_refused_before_their_body_is_read() {
     let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["__type"], "UnrecognizedClientException");
+}
+
+/// One request as the SDK sent it: its headers, signature included, and its body.
+#[derive(Debug, Clone)]
+struct SentRequest {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Keeps a copy of every request the SDK sends, as signed.
+#[derive(Debug, Default, Clone)]
+struct SentRequests(std::sync::Arc<std::sync::Mutex<Vec<SentRequest>>>);
+
+impl aws_sdk_rekognition::config::Intercept for SentRequests {
+    fn name(&self) -> &'static str {
+        "SentRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_rekognition::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_rekognition::config::RuntimeComponents,
+        _config: &mut aws_sdk_rekognition::config::ConfigBag,
+    ) -> Result<(), aws_sdk_rekognition::error::BoxError> {
+        let request = context.request();
+        let headers = request.headers().iter().map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
+        let body = request.body().bytes().unwrap_or_default().to_vec();
+        self.0.lock().unwrap().push(SentRequest { headers, body });
+        Ok(())
+    }
+}
+
+/// Issue 15, item 4: a captured request sent again is refused, while the SDK's own identical
+/// calls within one second, which it signs identically, each go through.
+#[tokio::test]
+async fn a_captured_request_sent_again_is_refused() {
+    let api = start_api().await;
+    let sent = SentRequests::default();
+    let config = aws_sdk_rekognition::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://{}", api.address))
+        .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "test"))
+        .interceptor(sent.clone())
+        .build();
+    let client = Client::from_conf(config);
+    for _ in 0..3 {
+        client.list_collections().send().await.expect("each of the SDK's calls is accepted");
+    }
+    // A change is done once: sent again at once, the captured request is refused.
+    client.create_collection().collection_id("once").send().await.expect("the SDK's call is accepted");
+    let change = sent.0.lock().unwrap().last().cloned().unwrap();
+    let answer = send_again(api.address, &change).await;
+    assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("done only once"), "{answer}");
+    // Within a second the SDK signs identical reads identically; a replay of one comes later.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let read = sent.0.lock().unwrap()[0].clone();
+    let answer = send_again(api.address, &read).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("InvalidSignatureException") && answer.contains("already received"), "{answer}");
+}
+
+/// Sends a request the SDK made again, byte for byte, as someone who captured it would; returns the answer.
+async fn send_again(address: std::net::SocketAddr, sent: &SentRequest) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let SentRequest { headers, body } = sent;
+    // hyper adds the Host header, which the SDK signed, after the interceptor saw the request.
+    let mut request = format!("POST / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }

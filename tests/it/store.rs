@@ -10,7 +10,7 @@ use facereko::card::CardUid;
 use facereko::checks::Secret;
 use facereko::engine::FaceTemplate;
 use facereko::store::DatabaseConfig;
-use facereko::store::{self, LogQuery, Store, StoreError};
+use facereko::store::{self, Channel, LogQuery, Notices, Recipient, Store, StoreError};
 use time::OffsetDateTime;
 
 use crate::common;
@@ -110,7 +110,7 @@ async fn removing_a_person_removes_their_cards_and_faces(store: &dyn Store) {
     assert_eq!(summary, [("Alice".to_owned(), 2, 1), ("Bob".to_owned(), 1, 1)]);
 
     let version = store.door().faces_version().await.unwrap();
-    let removed = store.people().remove_person(alice.id).await.unwrap();
+    let removed = store.removals().remove_person(alice.id).await.unwrap();
     assert_eq!(removed.iter().map(|f| f.id).collect::<Vec<_>>(), [face]);
     assert_eq!(store.door().faces_version().await.unwrap(), version + 1, "removing faces changes the version");
     assert_eq!(store.door().card_holder(&card("04A1B2C3")).await.unwrap(), None);
@@ -121,9 +121,9 @@ async fn removing_a_person_removes_their_cards_and_faces(store: &dyn Store) {
 
     let faceless = store.people().add_person("Carol").await.unwrap();
     let version = store.door().faces_version().await.unwrap();
-    store.people().remove_person(faceless.id).await.unwrap();
+    store.removals().remove_person(faceless.id).await.unwrap();
     assert_eq!(store.door().faces_version().await.unwrap(), version, "no faces removed, no new version");
-    let missing = store.people().remove_person(PersonId(999_999)).await;
+    let missing = store.removals().remove_person(PersonId(999_999)).await;
     assert_eq!(message(missing), "no person with id 999999");
 }
 
@@ -149,9 +149,9 @@ async fn cards_belong_to_one_person(store: &dyn Store) {
     let expected = [("A1B2C3D4", "Alice"), ("04A1B2C3", "Bob"), ("DEADBEEF", "Bob")];
     assert_eq!(listed, expected.map(|(u, n)| (u.to_owned(), n.to_owned())), "by holder, then UID");
 
-    store.people().remove_card(&card("DEADBEEF")).await.unwrap();
+    store.removals().remove_card(&card("DEADBEEF")).await.unwrap();
     assert_eq!(store.door().card_holder(&card("DEADBEEF")).await.unwrap(), None);
-    assert_eq!(message(store.people().remove_card(&card("DEADBEEF")).await), "card DEADBEEF is not enrolled");
+    assert_eq!(message(store.removals().remove_card(&card("DEADBEEF")).await), "card DEADBEEF is not enrolled");
 }
 
 async fn faces_are_kept_per_engine_with_a_version(store: &dyn Store) {
@@ -200,7 +200,7 @@ async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) 
     unknown.timings.match_ms = None;
     let disarmed = event(3, Decision::Disarmed, Reason::Disarmed);
     for e in [&granted, &unknown, &disarmed] {
-        store.door().record_attempt(e, false).await.unwrap();
+        store.door().record_attempt(e, &Notices::NONE).await.unwrap();
     }
 
     let all = store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
@@ -221,12 +221,12 @@ async fn attempts_are_logged_once_and_read_back_newest_first(store: &dyn Store) 
 
     // Recording the same event again (a replay after an outage) adds nothing.
     let id = all[2].id;
-    assert_eq!(store.door().record_attempt(&granted, true).await.unwrap(), id);
+    assert_eq!(store.door().record_attempt(&granted, &Notices::MQTT).await.unwrap(), id);
     assert_eq!(store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 3);
     assert_eq!(store.door().outbox_backlog().await.unwrap(), 0, "nor a notification");
 
     // The log keeps the name of a person who is removed later.
-    store.people().remove_person(alice.id).await.unwrap();
+    store.removals().remove_person(alice.id).await.unwrap();
     let kept = &store.log().access_log(&by_reason).await.unwrap()[0].event;
     assert_eq!((kept.person_id, kept.person_name.as_deref()), (None, Some("Person 1")));
 }
@@ -256,7 +256,7 @@ async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
         let mut e = event(n, decision, reason);
         e.person_name = person.map(str::to_owned);
         e.card_uid = uid.map(card);
-        store.door().record_attempt(&e, false).await.unwrap();
+        store.door().record_attempt(&e, &Notices::NONE).await.unwrap();
         times.push(e.at);
     }
     let at = |n: usize| Some(times[n - 1]);
@@ -268,6 +268,11 @@ async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
     assert_eq!(found(store, LogQuery { card: Some(card("04:a1:b2:c3")), ..query() }).await, [6, 4, 3, 1]);
     assert_eq!(found(store, LogQuery { since: at(5), ..query() }).await, [8, 7, 6, 5], "since is inclusive");
     assert_eq!(found(store, LogQuery { until: at(3), ..query() }).await, [2, 1], "until is exclusive");
+    assert_eq!(
+        found(store, LogQuery { event_id: Some("event-4".into()), ..query() }).await,
+        [4],
+        "one attempt by its id"
+    );
 
     let person = |name: &str| LogQuery { person: Some(name.to_owned()), ..query() };
     assert_eq!(found(store, person("aLICE")).await, [6, 3, 1], "ASCII case is ignored");
@@ -307,8 +312,9 @@ async fn the_access_log_is_filtered_and_paged(store: &dyn Store) {
 }
 
 async fn log_entries_are_read_by_id(store: &dyn Store) {
-    let id = store.door().record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), false).await.unwrap();
-    store.door().record_attempt(&event(2, Decision::Denied, Reason::UnknownCard), false).await.unwrap();
+    let id =
+        store.door().record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), &Notices::NONE).await.unwrap();
+    store.door().record_attempt(&event(2, Decision::Denied, Reason::UnknownCard), &Notices::NONE).await.unwrap();
     let listed = store.log().access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
     let entry = store.log().log_entry(id).await.unwrap().expect("the row just written");
     assert_eq!(Some(&entry), listed.iter().find(|e| e.id == id));
@@ -351,15 +357,62 @@ async fn removing_a_face_changes_the_faces_version(store: &dyn Store) {
     let kept = store.people().add_face(alice.id, "local", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
     let version = store.door().faces_version().await.unwrap();
 
-    let face = store.face_removal().remove_face(removed).await.unwrap();
+    let face = store.removals().remove_face(removed).await.unwrap();
     assert_eq!((face.id, face.person, &face.template), (removed, alice.id, &template), "returned for the engine");
     let (new_version, faces) = store.door().faces("local").await.unwrap();
     assert_eq!(new_version, version + 1, "running daemons see the change");
     assert_eq!(faces.iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
     assert_eq!(store.people().person_faces(alice.id).await.unwrap().iter().map(|f| f.id).collect::<Vec<_>>(), [kept]);
 
-    assert_eq!(message(store.face_removal().remove_face(removed).await), format!("no face with id {removed}"));
+    assert_eq!(message(store.removals().remove_face(removed).await), format!("no face with id {removed}"));
     assert_eq!(store.door().faces_version().await.unwrap(), version + 1, "removing nothing changes nothing");
+}
+
+async fn faces_keep_their_photo_and_are_reindexed_in_place(store: &dyn Store) {
+    let alice = store.people().add_person("Alice").await.unwrap();
+    let old = store.people().add_face(alice.id, "local/dlib", &FaceTemplate::Descriptor(vec![0.5; 128])).await.unwrap();
+    let other = store.people().add_face(alice.id, "rekognition", &FaceTemplate::Remote("f-1".into())).await.unwrap();
+    store.people().set_face_photo(old, "faces/a.jpg").await.unwrap();
+    assert_eq!(store.people().face_photo(old).await.unwrap().as_deref(), Some("faces/a.jpg"));
+    assert_eq!(store.people().face_photo(other).await.unwrap(), None);
+    assert_eq!(message(store.people().set_face_photo(999, "x.jpg").await), "no face with id 999");
+    let listed = store.people().person_faces(alice.id).await.unwrap();
+    assert_eq!(listed.iter().map(|f| f.photo.as_deref()).collect::<Vec<_>>(), [Some("faces/a.jpg"), None]);
+
+    let local = store.people().faces_of_engine("local").await.unwrap();
+    assert_eq!(local.len(), 1, "only the local engine's faces, whatever their embedder");
+    assert_eq!(
+        (local[0].face.id, local[0].kind.as_str(), local[0].photo.as_deref()),
+        (old, "local/dlib", Some("faces/a.jpg"))
+    );
+
+    let version = store.door().faces_version().await.unwrap();
+    let new = FaceTemplate::Descriptor(vec![0.25; 192]);
+    store.people().replace_template(old, "local/mobilefacenet", &new).await.unwrap();
+    assert_eq!(store.door().faces_version().await.unwrap(), version + 1, "running daemons reload");
+    let (_, faces) = store.door().faces("local/mobilefacenet").await.unwrap();
+    assert_eq!(faces.iter().map(|f| (f.id, &f.template)).collect::<Vec<_>>(), [(old, &new)]);
+    assert!(store.door().faces("local/dlib").await.unwrap().1.is_empty());
+    assert_eq!(store.people().face_photo(old).await.unwrap().as_deref(), Some("faces/a.jpg"), "the photo stays");
+    assert_eq!(message(store.people().replace_template(999, "local/x", &new).await), "no face with id 999");
+}
+
+async fn leftover_faces_are_kept_until_deleted(store: &dyn Store) {
+    let leftovers = store.leftovers();
+    assert!(leftovers.leftovers().await.unwrap().is_empty());
+    leftovers.add_leftover("b7c1e3a0-0000-4000-8000-000000000002").await.unwrap();
+    leftovers.add_leftover("a0f2d9c4-0000-4000-8000-000000000001").await.unwrap();
+    leftovers.add_leftover("b7c1e3a0-0000-4000-8000-000000000002").await.unwrap();
+    assert_eq!(
+        leftovers.leftovers().await.unwrap(),
+        ["a0f2d9c4-0000-4000-8000-000000000001", "b7c1e3a0-0000-4000-8000-000000000002"],
+        "noted once each"
+    );
+    leftovers.remove_leftover("a0f2d9c4-0000-4000-8000-000000000001").await.unwrap();
+    leftovers.remove_leftover("never-noted").await.unwrap();
+    assert_eq!(leftovers.leftovers().await.unwrap(), ["b7c1e3a0-0000-4000-8000-000000000002"]);
+    leftovers.add_leftover("B7C1E3A0-0000-4000-8000-000000000002").await.unwrap();
+    assert_eq!(leftovers.leftovers().await.unwrap().len(), 2, "FaceIds are compared exactly");
 }
 
 async fn users_are_listed_changed_and_removed(store: &dyn Store) {
@@ -416,9 +469,9 @@ async fn settings_are_kept_apart_from_the_daemons_own(store: &dyn Store) {
 async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn Store) {
     for n in 1..=4 {
         let decision = if n % 2 == 0 { Decision::Denied } else { Decision::Granted };
-        store.door().record_attempt(&event(n, decision, Reason::CardAndFace), true).await.unwrap();
+        store.door().record_attempt(&event(n, decision, Reason::CardAndFace), &Notices::MQTT).await.unwrap();
     }
-    store.door().record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), false).await.unwrap();
+    store.door().record_attempt(&event(5, Decision::Disarmed, Reason::Disarmed), &Notices::NONE).await.unwrap();
     assert_eq!(store.door().outbox_backlog().await.unwrap(), 4, "only notified attempts wait in the outbox");
 
     let first = store.outbox().take_pending(0, 2).await.unwrap();
@@ -457,6 +510,69 @@ async fn the_outbox_delivers_oldest_first_and_prunes_delivered_rows(store: &dyn 
     assert_eq!(left, ["event-2", "event-4"]);
 }
 
+fn to(channel: Channel, to: &str) -> Recipient {
+    Recipient { channel, to: to.into() }
+}
+
+async fn messages_wait_per_channel_until_delivered_deferred_or_failed(store: &dyn Store) {
+    let messages = store.messages();
+    let both = Notices {
+        mqtt: false,
+        messages: vec![
+            to(Channel::Email, "owner@example.com"),
+            to(Channel::Sms, "+4915100000"),
+            to(Channel::Email, "b@example.com"),
+        ],
+    };
+    store.door().record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), &both).await.unwrap();
+    // A replayed row adds no second message.
+    store.door().record_attempt(&event(1, Decision::Granted, Reason::CardAndFace), &both).await.unwrap();
+    let one = Notices { mqtt: true, messages: vec![to(Channel::Email, "owner@example.com")] };
+    store.door().record_attempt(&event(2, Decision::Denied, Reason::WrongPerson), &one).await.unwrap();
+    assert_eq!(store.door().outbox_backlog().await.unwrap(), 1, "MQTT only where asked");
+
+    let now = 1_900_000_000_000;
+    let email = messages.due_messages(Channel::Email, now, 10).await.unwrap();
+    let seen: Vec<(&str, &str)> = email.iter().map(|m| (m.event.event_id.as_str(), m.to.as_str())).collect();
+    assert_eq!(
+        seen,
+        [("event-1", "owner@example.com"), ("event-1", "b@example.com"), ("event-2", "owner@example.com")]
+    );
+    assert_eq!(email[2].event, event(2, Decision::Denied, Reason::WrongPerson), "the whole event is kept");
+    assert!(email.iter().all(|m| m.attempts == 0));
+    let sms = messages.due_messages(Channel::Sms, now, 10).await.unwrap();
+    assert_eq!(sms.len(), 1);
+    assert_eq!(messages.due_messages(Channel::Email, now, 1).await.unwrap().len(), 1, "at most the limit");
+
+    messages.message_delivered(email[0].id).await.unwrap();
+    messages.message_failed(email[1].id, "550 no such user").await.unwrap();
+    messages.message_deferred(email[2].id, now + 60_000, "connection refused").await.unwrap();
+    // Once delivered or failed, a message stays so.
+    messages.message_deferred(email[0].id, now + 60_000, "late").await.unwrap();
+    messages.message_delivered(email[1].id).await.unwrap();
+    assert!(
+        messages.due_messages(Channel::Email, now, 10).await.unwrap().is_empty(),
+        "the deferred one is not due yet"
+    );
+    assert_eq!(messages.next_due_ms(Channel::Email).await.unwrap(), Some(now + 60_000));
+    let later = messages.due_messages(Channel::Email, now + 60_000, 10).await.unwrap();
+    assert_eq!((later.len(), later[0].attempts), (1, 1), "due again, with its try counted");
+    let counts = messages.message_counts(Channel::Email).await.unwrap();
+    assert_eq!((counts.waiting, counts.failed, counts.delivered), (1, 1, 1));
+    assert_eq!(counts.last_problem.as_deref(), Some("connection refused"));
+
+    messages.deferred_due_now(Channel::Email, now + 5).await.unwrap();
+    assert_eq!(messages.next_due_ms(Channel::Email).await.unwrap(), Some(now + 5), "the server answers again");
+    messages.message_delivered(later[0].id).await.unwrap();
+    assert_eq!(messages.next_due_ms(Channel::Email).await.unwrap(), None);
+    assert_eq!(messages.message_counts(Channel::Sms).await.unwrap().waiting, 1, "channels are apart");
+
+    // Pruning removes the oldest finished messages, never a waiting one.
+    assert_eq!(messages.prune_messages(3).await.unwrap(), 1);
+    assert_eq!(messages.prune_messages(0).await.unwrap(), 2);
+    assert_eq!(messages.message_counts(Channel::Sms).await.unwrap().waiting, 1);
+}
+
 async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
     let admin =
         store.accounts().add_user("Admin", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "admin").await.unwrap();
@@ -480,7 +596,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2]], "one of them applied everything, the other nothing");
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5]], "one of them applied everything, the other nothing");
 }
 
 /// A module named after a backend, with one test per conformance test run on that backend.
@@ -514,11 +630,14 @@ conformance!(
     the_door_starts_armed_and_remembers,
     attempts_are_logged_once_and_read_back_newest_first,
     the_outbox_delivers_oldest_first_and_prunes_delivered_rows,
+    messages_wait_per_channel_until_delivered_deferred_or_failed,
     users_are_unique_regardless_of_ascii_case,
     the_access_log_is_filtered_and_paged,
     log_entries_are_read_by_id,
     a_person_is_shown_with_their_cards_and_faces,
     removing_a_face_changes_the_faces_version,
+    leftover_faces_are_kept_until_deleted,
+    faces_keep_their_photo_and_are_reindexed_in_place,
     users_are_listed_changed_and_removed,
     settings_are_kept_apart_from_the_daemons_own,
 );

@@ -22,7 +22,7 @@ use facereko::engine::{self, FaceEngine};
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
-use facereko::store::{self, LogQuery, Store};
+use facereko::store::{self, LogQuery, Notices, Store};
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -77,7 +77,14 @@ impl App {
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
         let hardware = Hardware::simulated(&OutputRecorder::default(), camera);
-        let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), Arc::clone(&engine), true);
+        let door = facereko::app::start_door(
+            &config,
+            hardware,
+            Arc::clone(&store),
+            Arc::clone(&engine),
+            common::journal(&config),
+            true,
+        );
         let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
         Self { router: web::router(state.clone()), state, store, engine, config, dir, _door: door }
     }
@@ -97,6 +104,7 @@ impl App {
             app: self,
             cookies: BTreeMap::new(),
             address: SocketAddr::from((address, 40000)),
+            forwarded_for: None,
             csrf: String::new(),
         }
     }
@@ -121,7 +129,10 @@ impl App {
     async fn enrol(&self, name: &str, card: &str, picture: &[u8]) -> i64 {
         let person = facereko::enrolment::add_person(self.store.as_ref(), name).await.unwrap();
         let frame = Frame::from_bytes(picture.to_vec(), "test picture").unwrap();
-        facereko::enrolment::enrol_face(self.store.as_ref(), self.engine.as_ref(), &person, &frame).await.unwrap();
+        let photos = common::photos(&self.config);
+        facereko::enrolment::enrol_face(self.store.as_ref(), self.engine.as_ref(), &photos, &person, &frame)
+            .await
+            .unwrap();
         self.store.people().add_card(&card.parse().unwrap(), person.id).await.unwrap();
         person.id.0
     }
@@ -165,6 +176,8 @@ struct Browser<'a> {
     app: &'a App,
     cookies: BTreeMap<String, String>,
     address: SocketAddr,
+    /// Sent as `X-Forwarded-For`, as a reverse proxy would.
+    forwarded_for: Option<String>,
     csrf: String,
 }
 
@@ -177,6 +190,9 @@ impl Browser<'_> {
         }
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        if let Some(client) = &self.forwarded_for {
+            request = request.header("x-forwarded-for", client);
         }
         let mut request = request.body(Body::from(body)).unwrap();
         request.extensions_mut().insert(ConnectInfo(self.address));
@@ -269,7 +285,7 @@ async fn logged_attempt(app: &App, n: u32, decision: Decision, photo: Option<&st
         timings: StageTimings { read_ms: 2, capture_ms: Some(30), match_ms: Some(12), actuate_ms: 1, total_ms: 45 },
         ..common::access_event(format!("web-test-{n}"))
     };
-    app.store.door().record_attempt(&event, false).await.unwrap()
+    app.store.door().record_attempt(&event, &Notices::NONE).await.unwrap()
 }
 
 #[tokio::test]
@@ -372,27 +388,70 @@ async fn secure_cookies_behind_tls() {
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
-#[tokio::test]
-async fn failed_sign_ins_are_limited_per_account_and_per_address() {
+/// Signs in and says how long the answer took.
+async fn timed_sign_in(browser: &mut Browser<'_>, name: &str, password: &str) -> (StatusCode, Duration) {
+    let start = tokio::time::Instant::now();
+    let status = browser.sign_in(name, password).await.status;
+    (status, start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_passwords_slow_an_account_down_without_locking_its_owner_out() {
     let app = App::simulated().await;
     app.add_user(ADMIN, Role::Admin).await;
     app.add_user(VIEWER, Role::Viewer).await;
     let mut guesser = app.browser([10, 0, 0, 5]);
-    for _ in 0..5 {
-        assert_eq!(guesser.sign_in(ADMIN, "guess").await.status, StatusCode::UNAUTHORIZED);
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        let (status, took) = timed_sign_in(&mut guesser, ADMIN, "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        waits.push(took.as_secs());
     }
-    let blocked = guesser.sign_in(ADMIN, PASSWORD).await;
-    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
-    assert!(blocked.text.contains("try again in"), "{}", blocked.text);
-    let mut elsewhere = app.browser([10, 0, 0, 6]);
-    assert_eq!(elsewhere.sign_in(ADMIN, PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "per account");
-    assert_eq!(elsewhere.sign_in(VIEWER, PASSWORD).await.status, StatusCode::SEE_OTHER, "other accounts still work");
+    assert_eq!(waits, [0, 0, 0, 1, 2, 4, 8], "three free, then each failure doubles the wait");
+    let mut owner = app.browser([10, 0, 0, 6]);
+    let (status, took) = timed_sign_in(&mut owner, ADMIN, PASSWORD).await;
+    assert_eq!((status, took.as_secs()), (StatusCode::SEE_OTHER, 16), "the right password, slowed but not refused");
+    let (status, took) = timed_sign_in(&mut guesser, ADMIN, "guess").await;
+    assert_eq!((status, took.as_secs()), (StatusCode::UNAUTHORIZED, 0), "a good sign-in starts the account over");
+    let (status, took) = timed_sign_in(&mut app.browser([10, 0, 0, 8]), VIEWER, PASSWORD).await;
+    assert_eq!((status, took.as_secs()), (StatusCode::SEE_OTHER, 0), "other accounts are not slowed");
+}
 
-    let mut sprayer = app.browser([10, 0, 0, 7]);
-    for n in 0..20 {
-        assert_eq!(sprayer.sign_in(&format!("user{n}"), "guess").await.status, StatusCode::UNAUTHORIZED);
-    }
+#[tokio::test(start_paused = true)]
+async fn an_address_guessing_many_accounts_is_refused_and_only_trusted_proxies_name_it() {
+    let app = App::start(engine::simulated::NAME, |c| c.web.trusted_proxies = vec!["10.0.0.0/30".into()]).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    // Behind the proxy, the client named in X-Forwarded-For is throttled, not the proxy.
+    let mut sprayer = app.browser([10, 0, 0, 1]);
+    sprayer.forwarded_for = Some("203.0.113.7".into());
+    let mut through = 0;
+    let refused = loop {
+        let answer = sprayer.sign_in(&format!("user{through}"), "guess").await;
+        match answer.status {
+            StatusCode::UNAUTHORIZED => through += 1,
+            status => break (status, answer.text),
+        }
+    };
+    assert_eq!(refused.0, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.1.contains("try again in"), "{}", refused.1);
+    assert_eq!(through, 15, "ten free, then waits of 1, 2, 4, 8 and 16 s; 32 s is refused");
     assert_eq!(sprayer.sign_in(VIEWER, PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS, "per address");
+    let mut neighbour = app.browser([10, 0, 0, 2]);
+    neighbour.forwarded_for = Some("203.0.113.8".into());
+    let (status, took) = timed_sign_in(&mut neighbour, VIEWER, PASSWORD).await;
+    assert_eq!((status, took.as_secs()), (StatusCode::SEE_OTHER, 0), "others behind the same proxy are not held up");
+
+    // From anyone else the header is ignored: a new made-up address per guess does not help.
+    let mut forger = app.browser([10, 0, 0, 9]);
+    let mut through = 0;
+    loop {
+        forger.forwarded_for = Some(format!("198.51.100.{through}"));
+        match forger.sign_in(&format!("user{through}"), "guess").await.status {
+            StatusCode::UNAUTHORIZED => through += 1,
+            status => break assert_eq!(status, StatusCode::TOO_MANY_REQUESTS),
+        }
+    }
+    assert_eq!(through, 15);
 }
 
 #[tokio::test]
@@ -763,17 +822,17 @@ async fn settings_are_checked_saved_and_used_by_the_running_door() {
         .await
         .unwrap()
         .similarity;
-    assert!(similarity > 93.0 && similarity < 99.0, "the pictures need to be close: {similarity}");
+    assert!(similarity > 90.0 && similarity < 99.0, "the pictures need to be close: {similarity}");
     app.enrol("Grace", CARD, &enrolled).await;
     app.show_for_card(CARD, "seen.png", &seen);
     let mut admin = app.signed_in(ADMIN).await;
 
     let page = admin.get("/settings").await.text;
-    assert!(page.contains("value=\"1s\"") && page.contains("value=\"93\""), "current values shown");
+    assert!(page.contains("value=\"1s\"") && page.contains("value=\"90\""), "current values shown");
     let mut fields: Vec<(String, String)> = [
         ("unlock_time", "1s"),
         ("debounce", "10ms"),
-        ("match_threshold", "93"),
+        ("match_threshold", "90"),
         ("capture_frames", "5"),
         ("capture_time_limit", "3s"),
         ("engine_timeout", "5s"),
@@ -883,6 +942,12 @@ async fn enrolment_uses_the_on_device_engine_on_real_faces() {
     assert!(flash(&group.text).contains("faces found; use a photo with exactly one face"), "{}", flash(&group.text));
     let wall = admin.upload(&format!("{url}/faces"), &[("wall.png", &common::grey_png())]).await;
     assert!(flash(&wall.text).contains("wall.png: no face found"), "{}", flash(&wall.text));
+    // About 40 px between the eyes: a blur of σ 4 px leaves a face that would match no one well.
+    let blurred = image::imageops::blur(&image::load_from_memory(&portrait).unwrap(), 4.0);
+    let blurred = common::encode(&image::DynamicImage::ImageRgba8(blurred), image::ImageFormat::Png);
+    let poor = admin.upload(&format!("{url}/faces"), &[("blurred.png", &blurred)]).await;
+    assert_eq!(poor.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&poor.text).contains("blurred.png: the face is too blurred: sharpness "), "{}", flash(&poor.text));
     let mixed =
         admin.upload(&format!("{url}/faces"), &[("again.jpg", &portrait), ("wall.png", &common::grey_png())]).await;
     assert_eq!(mixed.location(), url);

@@ -1,11 +1,25 @@
-//! Face alignment: a similarity transform from the five detected landmarks onto dlib's 150×150
+//! Face alignment: a similarity transform from the five detected landmarks onto an embedder's
 //! chip template, then bilinear sampling.
 
 use image::{Rgb, RgbImage};
 
-/// dlib-style positions of the left eye, right eye, nose tip and mouth corners in a 150×150 chip.
-const TEMPLATE: [(f32, f32); 5] = [(47.7, 47.1), (100.3, 47.1), (74.0, 77.1), (52.2, 107.9), (95.8, 107.9)];
-const TEMPLATE_SIDE: u32 = 150;
+/// Where an embedder expects the left eye, right eye, nose tip and mouth corners, in a square
+/// chip of `side` pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Template {
+    pub points: [(f32, f32); 5],
+    pub side: u32,
+}
+
+/// dlib's 150×150 chip.
+pub const DLIB: Template =
+    Template { points: [(47.7, 47.1), (100.3, 47.1), (74.0, 77.1), (52.2, 107.9), (95.8, 107.9)], side: 150 };
+
+/// The 112×112 chip of the ArcFace family of networks (MobileFaceNet among them).
+pub const ARCFACE: Template = Template {
+    points: [(38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041)],
+    side: 112,
+};
 
 /// Maps chip coordinates to image coordinates: x' = a·x − b·y + tx, y' = b·x + a·y + ty.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,12 +75,10 @@ fn sample_bilinear(image: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
     Rgb(out)
 }
 
-/// The `side`×`side` face chip for a face with these landmarks (in `image` coordinates).
-pub fn chip(image: &RgbImage, landmarks: &[(f32, f32); 5], side: u32) -> RgbImage {
-    let factor = side as f32 / TEMPLATE_SIDE as f32;
-    let template = TEMPLATE.map(|(x, y)| (x * factor, y * factor));
-    let to_image = Similarity::fit(&template, landmarks);
-    RgbImage::from_fn(side, side, |u, v| {
+/// The face chip `template` describes, for a face with these landmarks (in `image` coordinates).
+pub fn chip(image: &RgbImage, landmarks: &[(f32, f32); 5], template: &Template) -> RgbImage {
+    let to_image = Similarity::fit(&template.points, landmarks);
+    RgbImage::from_fn(template.side, template.side, |u, v| {
         let (x, y) = to_image.apply((u as f32, v as f32));
         sample_bilinear(image, x, y)
     })
@@ -79,8 +91,8 @@ mod tests {
     #[test]
     fn fits_an_exact_similarity() {
         let truth = Similarity { a: 0.8, b: 0.3, tx: 12.0, ty: -4.0 };
-        let image_points = TEMPLATE.map(|p| truth.apply(p));
-        let fitted = Similarity::fit(&TEMPLATE, &image_points);
+        let image_points = DLIB.points.map(|p| truth.apply(p));
+        let fitted = Similarity::fit(&DLIB.points, &image_points);
         for (got, want) in [(fitted.a, 0.8), (fitted.b, 0.3), (fitted.tx, 12.0), (fitted.ty, -4.0)] {
             assert!((got - want).abs() < 1e-3, "{fitted:?}");
         }
@@ -89,7 +101,7 @@ mod tests {
     #[test]
     fn landmarks_on_the_template_give_the_image_back() {
         let image = RgbImage::from_fn(150, 150, |x, y| Rgb([x as u8, y as u8, 7]));
-        let chip = chip(&image, &TEMPLATE, 150);
+        let chip = chip(&image, &DLIB.points, &DLIB);
         assert_eq!(chip.get_pixel(10, 20), &Rgb([10, 20, 7]));
         assert_eq!(chip.get_pixel(149, 149), &Rgb([149, 149, 7]));
     }
@@ -97,8 +109,8 @@ mod tests {
     #[test]
     fn outside_the_image_is_black() {
         let image = RgbImage::from_pixel(150, 150, Rgb([200, 200, 200]));
-        let shifted = TEMPLATE.map(|(x, y)| (x + 140.0, y));
-        let chip = chip(&image, &shifted, 150);
+        let shifted = DLIB.points.map(|(x, y)| (x + 140.0, y));
+        let chip = chip(&image, &shifted, &DLIB);
         assert_eq!(chip.get_pixel(140, 75), &Rgb([0, 0, 0]));
         assert_eq!(chip.get_pixel(0, 75), &Rgb([200, 200, 200]));
     }

@@ -1,39 +1,58 @@
-//! The on-device face engine: CenterFace detection, 5-point alignment, the dlib ResNet descriptor.
+//! The on-device face engine: CenterFace detection, 5-point alignment, a descriptor from the
+//! configured embedder (MobileFaceNet or the dlib ResNet).
 
 pub mod align;
 pub mod detector;
 pub mod embedder;
+pub mod quality;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use image::RgbImage;
+use tract_linalg::multithread::{Executor, multithread_tract_scope};
 
 use super::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, decode_rgb};
 use crate::access::PersonId;
 use crate::frame::Frame;
 use crate::models::ModelPaths;
 use detector::{Detection, Detector};
-use embedder::Embedder;
+use embedder::{Embedder, Kind};
+use quality::Quality;
 
 pub const NAME: &str = "local";
 
 /// Pictures up to this size (a 4K camera frame) are kept between `detect` and `search`.
 const MAX_REMEMBERED_PIXELS: u64 = 3840 * 2160;
 
-/// A descriptor: 128 values of unit length.
-pub type Descriptor = [f32; 128];
+/// Most cores `engine.threads` may name.
+pub const MAX_THREADS: usize = 16;
+/// Most cores the engine takes when `engine.threads` is unset: a Pi 4 or 5 has four.
+pub const MAX_DEFAULT_THREADS: usize = 4;
+
+/// Every core of this machine, at most [`MAX_DEFAULT_THREADS`].
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from).min(MAX_DEFAULT_THREADS)
+}
+
+/// A descriptor: values of unit length, as many as the embedder makes.
+pub type Descriptor = Vec<f32>;
 
 struct Models {
     detector: Detector,
     embedder: Embedder,
+    /// What stored faces of this engine are: `local/<embedder>`.
+    template_kind: String,
+    /// The cores the detector's matrix products are spread over.
+    executor: Executor,
     /// The frame `detect` analysed last: a tap's burst detects faces on the frame it then
     /// searches with, and this saves decoding and detecting it twice. Taken by the next
     /// description of that frame, so no picture stays in memory after its search.
     last: Mutex<Option<Analysis>>,
 }
 
+#[derive(Clone)]
 struct Analysis {
     frame: Frame,
     image: Arc<RgbImage>,
@@ -41,8 +60,8 @@ struct Analysis {
     detections: Arc<[Detection]>,
 }
 
-/// Runs on the device: CenterFace finds the faces, the largest is aligned to a 150×150 chip and
-/// described by the dlib ResNet; descriptors are compared by cosine, shown as 0–100.
+/// Runs on the device: CenterFace finds the faces, the largest is aligned to the embedder's chip
+/// and described; descriptors are compared by cosine, shown on the embedder's calibrated 0–100 scale.
 #[derive(Clone)]
 pub struct LocalEngine(Arc<Models>);
 
@@ -72,25 +91,62 @@ fn to_detected(detection: &Detection) -> DetectedFace {
     }
 }
 
-/// Cosine similarity of two unit descriptors on Rekognition's 0–100 scale (opposites clamp to 0).
-pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
-    let cosine: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    // A corrupt descriptor must never look like a perfect match.
-    if cosine.is_finite() { cosine.clamp(0.0, 1.0) * 100.0 } else { 0.0 }
+/// How alike two descriptors of `kind` are, on its calibrated 0–100 scale. Descriptors of another
+/// length (another model) never match.
+pub fn similarity(kind: &Kind, a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    kind.similarity(a.iter().zip(b).map(|(x, y)| x * y).sum())
 }
 
 impl LocalEngine {
-    pub fn load(models_dir: &Path) -> Result<Self, EngineError> {
-        let paths = ModelPaths::check(models_dir).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let detector = Detector::load(&paths.detector).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        let embedder =
-            Embedder::load(&paths.manifest, &paths.weights).map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        Ok(Self(Arc::new(Models { detector, embedder, last: Mutex::new(None) })))
+    /// Loads the detector and the embedder named `embedder` (`engine.embedder`), using
+    /// [`default_threads`].
+    pub fn load(models_dir: &Path, embedder: &str) -> Result<Self, EngineError> {
+        Self::load_tuned(models_dir, embedder, None, default_threads())
+    }
+
+    /// [`LocalEngine::load`] on `threads` cores, with `flip` overriding the embedder's own choice
+    /// of flip averaging (for measuring it with `facereko eval`).
+    pub fn load_tuned(
+        models_dir: &Path,
+        embedder: &str,
+        flip: Option<bool>,
+        threads: usize,
+    ) -> Result<Self, EngineError> {
+        let unavailable = |e: &dyn std::fmt::Display| EngineError::Unavailable(e.to_string());
+        let paths = ModelPaths::check(models_dir).map_err(|e| unavailable(&e))?;
+        let detector = Detector::load(&paths.detector).map_err(|e| unavailable(&e))?;
+        let mut embedder = Embedder::load(embedder, models_dir).map_err(|e| unavailable(&e))?;
+        if let Some(flip) = flip {
+            embedder = embedder.with_flip(flip);
+        }
+        let template_kind = super::on_device_kind(NAME, embedder.kind().name);
+        let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
+        Ok(Self(Arc::new(Models { detector, embedder, template_kind, executor, last: Mutex::new(None) })))
+    }
+
+    /// The embedder this engine describes faces with.
+    pub fn embedder(&self) -> &'static Kind {
+        self.0.embedder.kind()
+    }
+
+    /// How alike two of this engine's descriptors are, 0–100.
+    pub fn similarity(&self, a: &[f32], b: &[f32]) -> f32 {
+        similarity(self.embedder(), a, b)
+    }
+
+    /// Runs `work` with its networks spread over the engine's cores.
+    fn on_engine_cores<R>(&self, work: impl FnOnce() -> R) -> R {
+        multithread_tract_scope(self.0.executor.clone(), work)
     }
 
     fn analyse(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
         let image = decode_rgb(frame, what)?;
-        let mut found = self.0.detector.detect(&image).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let mut found = self
+            .on_engine_cores(|| self.0.detector.detect(&image))
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
         found.sort_by(|a, b| b.area().total_cmp(&a.area()));
         Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
     }
@@ -99,10 +155,33 @@ impl LocalEngine {
     pub fn detect_blocking(&self, frame: &Frame, what: &str) -> Result<Vec<DetectedFace>, EngineError> {
         let analysis = self.analyse(frame, what)?;
         let faces = analysis.detections.iter().map(to_detected).collect();
+        self.remember(analysis);
+        Ok(faces)
+    }
+
+    fn remember(&self, analysis: Analysis) {
         if u64::from(analysis.image.width()) * u64::from(analysis.image.height()) <= MAX_REMEMBERED_PIXELS {
             *self.0.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(analysis);
         }
-        Ok(faces)
+    }
+
+    /// Measures the largest face for enrolment; blocking. The analysis stays remembered, for the
+    /// description that follows.
+    pub fn enrolment_quality_blocking(&self, frame: &Frame, what: &str) -> Result<Quality, EngineError> {
+        let remembered = {
+            let last = self.0.last.lock().unwrap_or_else(|p| p.into_inner());
+            last.as_ref().filter(|a| a.frame.is_same(frame)).cloned()
+        };
+        let analysis = match remembered {
+            Some(analysis) => analysis,
+            None => {
+                let analysis = self.analyse(frame, what)?;
+                self.remember(analysis.clone());
+                analysis
+            }
+        };
+        let largest = analysis.detections.first().ok_or_else(|| EngineError::NoFace { what: what.to_owned() })?;
+        Ok(Quality::measure(&analysis.image, largest))
     }
 
     /// Describes the largest face, or `None` without a face; blocking.
@@ -119,7 +198,9 @@ impl LocalEngine {
     }
 
     fn describe_detection(&self, image: &RgbImage, detection: &Detection) -> Result<DescribedFace, EngineError> {
-        let chip = align::chip(image, &detection.landmarks, embedder::CHIP_SIZE);
+        let chip = align::chip(image, &detection.landmarks, &self.embedder().template);
+        // On one core: the embedders' matrix products are too small to gain from more (measured:
+        // MobileFaceNet took 18 ms on two cores against 14 on one).
         let descriptor = self.0.embedder.embed(&chip).map_err(|e| EngineError::Unavailable(e.to_string()))?;
         Ok(DescribedFace { face: to_detected(detection), descriptor })
     }
@@ -157,14 +238,19 @@ impl LocalEngine {
     async fn describe_required(&self, frame: &Frame, what: &str) -> Result<DescribedFace, EngineError> {
         self.describe(frame, what).await?.ok_or_else(|| EngineError::NoFace { what: what.to_owned() })
     }
+
+    /// The descriptor of the largest face in `picture` (reindexing an enrolment photo).
+    pub async fn descriptor(&self, picture: &Frame) -> Result<Descriptor, EngineError> {
+        Ok(self.describe_required(picture, "the enrolment photo").await?.descriptor)
+    }
 }
 
-/// The enrolled person most similar to `descriptor`, with the similarity.
-pub fn best_match(descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
+/// The enrolled person most similar to `descriptor` (made by `kind`), with the similarity.
+pub fn best_match(kind: &Kind, descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
     gallery
         .iter()
         .filter_map(|stored| match &stored.template {
-            FaceTemplate::Descriptor(d) => Some((stored.person, similarity(descriptor, d))),
+            FaceTemplate::Descriptor(d) => Some((stored.person, similarity(kind, descriptor, d))),
             FaceTemplate::Remote(_) => None,
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -174,6 +260,10 @@ pub fn best_match(descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f3
 impl FaceEngine for LocalEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn template_kind(&self) -> &str {
+        &self.0.template_kind
     }
 
     fn on_device(&self) -> Option<LocalEngine> {
@@ -187,9 +277,18 @@ impl FaceEngine for LocalEngine {
             .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
     }
 
+    async fn check_enrolment(&self, image: &Frame) -> Result<(), EngineError> {
+        let (engine, frame) = (self.clone(), image.clone());
+        let quality = tokio::task::spawn_blocking(move || engine.enrolment_quality_blocking(&frame, "the picture"))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face analysis failed: {e}")))??;
+        tracing::debug!(?quality, "enrolment picture measured");
+        Ok(quality.check()?)
+    }
+
     async fn enroll(&self, _person: PersonId, image: &Frame) -> Result<FaceTemplate, EngineError> {
         let described = self.describe_required(image, "the picture").await?;
-        Ok(FaceTemplate::Descriptor(described.descriptor.to_vec()))
+        Ok(FaceTemplate::Descriptor(described.descriptor))
     }
 
     async fn forget(&self, _template: &FaceTemplate) -> Result<(), EngineError> {
@@ -202,7 +301,7 @@ impl FaceEngine for LocalEngine {
             return Ok(SearchOutcome::NoFace);
         };
         let face_confidence = described.face.confidence;
-        Ok(match best_match(&described.descriptor, gallery) {
+        Ok(match best_match(self.embedder(), &described.descriptor, gallery) {
             Some((person, similarity)) => SearchOutcome::Candidate { person, similarity, face_confidence },
             None => SearchOutcome::NoCandidate { face_confidence },
         })
@@ -211,7 +310,7 @@ impl FaceEngine for LocalEngine {
     async fn compare(&self, first: &Frame, second: &Frame) -> Result<Comparison, EngineError> {
         let a = self.describe_required(first, "the first picture").await?;
         let b = self.describe_required(second, "the second picture").await?;
-        Ok(Comparison { similarity: similarity(&a.descriptor, &b.descriptor), first: a.face, second: b.face })
+        Ok(Comparison { similarity: self.similarity(&a.descriptor, &b.descriptor), first: a.face, second: b.face })
     }
 }
 
@@ -223,7 +322,8 @@ mod tests {
 
     #[tokio::test]
     async fn searching_the_frame_a_burst_just_detected_gives_the_cold_result() {
-        let engine = LocalEngine::load(&test_models_dir()).expect("models: run `facereko models fetch`");
+        let engine =
+            LocalEngine::load(&test_models_dir(), embedder::DLIB.name).expect("models: run `facereko models fetch`");
         let samples = samples_dir(test_models_dir());
         let enrolled = Frame::read(&samples.join("obama.jpg")).unwrap();
         let template = engine.enroll(PersonId(1), &enrolled).await.unwrap();

@@ -1,7 +1,7 @@
 //! The dlib ResNet face descriptor, built from the TF.js weights manifest.
 //!
 //! The weights come as a TF.js manifest (names, shapes, quantisation) plus one binary file with
-//! the tensors packed back to back. Nothing ships this network as ONNX, so [`Embedder::load`]
+//! the tensors packed back to back. Nothing ships this network as ONNX, so [`Dlib::load`]
 //! writes the graph itself: it dequantises every tensor, folds each convolution's per-channel
 //! affine "scale" layer into the convolution's filters and bias, emits an ONNX `ModelProto` in
 //! NCHW layout, and hands it to tract, which optimises it once into a runnable plan.
@@ -29,21 +29,23 @@
 //! smaller than the shortcut, it gets a zero row at the bottom and a zero column at the right.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-/// Width and height, in pixels, of the aligned face chip the network takes.
-pub const CHIP_SIZE: u32 = 150;
-
-/// Length of a face descriptor.
-pub const DESCRIPTOR_LEN: usize = 128;
+use super::{EmbedderError, Network};
 
 /// Per-channel mean (R, G, B) subtracted from the chip before scaling by 1/255.
 const MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
+
+/// Side of the aligned chip the network takes.
+const SIDE: usize = 150;
+
+/// Length of the descriptor.
+const DESCRIPTOR_LEN: usize = 128;
 
 const INPUT_NAME: &str = "chip";
 const OUTPUT_NAME: &str = "descriptor";
@@ -51,100 +53,38 @@ const OUTPUT_NAME: &str = "descriptor";
 /// ONNX operator set the generated graph is written against (Pad still takes its pads as an attribute).
 const OPSET_VERSION: i64 = 10;
 
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedderError {
-    #[error("cannot read {}: {source}; run `facereko models fetch` to download the face models", path.display())]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} is not a usable TF.js weights manifest: {detail}", path.display())]
-    Manifest { path: PathBuf, detail: String },
-    #[error(
-        "{} holds {actual} bytes but its manifest describes {expected}; the two model files do not belong \
-         together (run `facereko models fetch` again)",
-        path.display()
-    )]
-    WeightsSize { path: PathBuf, expected: u64, actual: u64 },
-    #[error("the face chip is {width}×{height} pixels; the embedder takes {CHIP_SIZE}×{CHIP_SIZE}")]
-    ChipSize { width: u32, height: u32 },
-    #[error("the embedder network produced a degenerate descriptor (norm {0})")]
-    Degenerate(f32),
-    #[error("inference engine: {0}")]
-    Tract(String),
-}
-
-impl From<TractError> for EmbedderError {
-    fn from(e: TractError) -> Self {
-        EmbedderError::Tract(format!("{e:#}"))
-    }
-}
-
-/// The face descriptor network, optimised once and shared by reference between callers.
-pub struct Embedder {
+/// The dlib network, optimised once.
+pub struct Dlib {
     plan: Arc<TypedRunnableModel>,
 }
 
-impl std::fmt::Debug for Embedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("nodes", &self.plan.model().nodes().len()).finish()
-    }
-}
-
-// The daemon shares one embedder between tasks; keep that a compile-time promise.
-const _: () = {
-    const fn shareable<T: Send + Sync>() {}
-    shareable::<Embedder>()
-};
-
-impl Embedder {
+impl Dlib {
     /// Reads the TF.js manifest and its weights file, builds the network and optimises it.
     pub fn load(manifest: &Path, weights: &Path) -> Result<Self, EmbedderError> {
         let tensors = read_weights(manifest, weights)?;
         let proto =
             build_graph(&tensors).map_err(|detail| EmbedderError::Manifest { path: manifest.to_path_buf(), detail })?;
-        let side = CHIP_SIZE as usize;
         let plan = tract_onnx::onnx()
             .model_for_proto_model(&proto)?
-            .with_input_fact(0, f32::fact([1, 3, side, side]).into())?
+            .with_input_fact(0, f32::fact([1, 3, SIDE, SIDE]).into())?
             .into_optimized()?
             .into_runnable()?;
-        Ok(Embedder { plan })
+        Ok(Self { plan })
     }
+}
 
-    /// Computes the L2-normalised descriptor of an aligned 150×150 RGB face chip.
-    pub fn embed(&self, chip: &image::RgbImage) -> Result<[f32; DESCRIPTOR_LEN], EmbedderError> {
-        let (width, height) = chip.dimensions();
-        if width != CHIP_SIZE || height != CHIP_SIZE {
-            return Err(EmbedderError::ChipSize { width, height });
-        }
-        let side = CHIP_SIZE as usize;
-        let plane = side * side;
+impl Network for Dlib {
+    fn describe(&self, chip: &image::RgbImage) -> Result<Vec<f32>, EmbedderError> {
+        let plane = SIDE * SIDE;
         let mut planar = vec![0f32; 3 * plane];
         for (i, pixel) in chip.pixels().enumerate() {
             for (c, (&value, mean)) in pixel.0.iter().zip(MEAN_RGB).enumerate() {
                 planar[c * plane + i] = (f32::from(value) - mean) / 255.0;
             }
         }
-        let input = Tensor::from_shape(&[1, 3, side, side], &planar)?;
+        let input = Tensor::from_shape(&[1, 3, SIDE, SIDE], &planar)?;
         let outputs = self.plan.run(tvec!(input.into_tvalue()))?;
-        let raw = outputs[0].to_plain_array_view::<f32>()?;
-        if raw.len() != DESCRIPTOR_LEN {
-            return Err(EmbedderError::Tract(format!(
-                "the network returned {} values instead of {DESCRIPTOR_LEN}",
-                raw.len()
-            )));
-        }
-        let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if !norm.is_normal() {
-            return Err(EmbedderError::Degenerate(norm));
-        }
-        let mut descriptor = [0f32; DESCRIPTOR_LEN];
-        for (out, value) in descriptor.iter_mut().zip(raw.iter()) {
-            *out = value / norm;
-        }
-        Ok(descriptor)
+        Ok(outputs[0].to_plain_array_view::<f32>()?.iter().copied().collect())
     }
 }
 
@@ -506,7 +446,7 @@ fn tensor_info(name: &str, dims: &[usize]) -> pb::ValueInfoProto {
 /// [1,128] (not yet normalised).
 fn build_graph(weights: &Weights) -> Result<pb::ModelProto, String> {
     let mut g = GraphWriter { weights, nodes: Vec::new(), initializers: Vec::new() };
-    let side = CHIP_SIZE as usize;
+    let side = SIDE;
     let input = Value { name: INPUT_NAME.to_owned(), channels: 3, side };
 
     let x = g.conv(&input, "conv32_down", ConvSpec::STEM)?;
@@ -548,7 +488,9 @@ fn build_graph(weights: &Weights) -> Result<pb::ModelProto, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Embedder;
     use super::*;
+    use std::path::PathBuf;
     use std::sync::OnceLock;
 
     /// The embedder built from the real model files, shared by the tests of this module.
@@ -556,16 +498,7 @@ mod tests {
         static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
         EMBEDDER.get_or_init(|| {
             let dir = crate::models::test_models_dir();
-            let manifest = dir.join("face_recognition_model-weights_manifest.json");
-            let weights = dir.join("face_recognition_model.bin");
-            if !manifest.is_file() || !weights.is_file() {
-                panic!(
-                    "face model files are missing from {}: run `facereko models fetch --dir {}`",
-                    dir.display(),
-                    dir.display()
-                );
-            }
-            Embedder::load(&manifest, &weights).expect("loading the embedder")
+            Embedder::load(super::super::DLIB.name, &dir).unwrap_or_else(|e| panic!("loading the embedder: {e}"))
         })
     }
 
@@ -580,10 +513,10 @@ mod tests {
             .join(format!("{person}_{index:04}.jpg"));
         let picture = image::open(&path).unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())).to_rgb8();
         let crop = image::imageops::crop_imm(&picture, 65, 76, 120, 120).to_image();
-        image::imageops::resize(&crop, CHIP_SIZE, CHIP_SIZE, image::imageops::FilterType::Triangle)
+        image::imageops::resize(&crop, SIDE as u32, SIDE as u32, image::imageops::FilterType::Triangle)
     }
 
-    fn cosine(a: &[f32; DESCRIPTOR_LEN], b: &[f32; DESCRIPTOR_LEN]) -> f32 {
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
 
@@ -600,18 +533,9 @@ mod tests {
     }
 
     #[test]
-    fn wrong_chip_size_is_rejected() {
-        let chip = image::RgbImage::new(112, 150);
-        match embedder().embed(&chip) {
-            Err(EmbedderError::ChipSize { width: 112, height: 150 }) => {}
-            other => panic!("expected a chip size error, got {other:?}"),
-        }
-    }
-
-    #[test]
     fn same_person_scores_above_different_people() {
         let people = ["Colin_Powell", "George_W_Bush", "Hugo_Chavez", "Tony_Blair"];
-        let descriptors: Vec<(usize, [f32; DESCRIPTOR_LEN])> = people
+        let descriptors: Vec<(usize, Vec<f32>)> = people
             .iter()
             .enumerate()
             .flat_map(|(p, person)| (1..=4).map(move |i| (p, lfw_chip(person, i))))
@@ -673,7 +597,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("face_recognition_model.bin");
         let (manifest, _) = write_model_files(dir.path(), TINY_MANIFEST, &[]);
-        let message = Embedder::load(&manifest, &missing).unwrap_err().to_string();
+        let message = Dlib::load(&manifest, &missing).err().expect("the weights are missing").to_string();
         assert!(message.contains("face_recognition_model.bin"), "{message}");
         assert!(message.contains("facereko models fetch"), "{message}");
     }
