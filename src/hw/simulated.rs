@@ -106,8 +106,11 @@ impl OutputRecorder {
         if let Some(file) = &mut inner.file {
             let line =
                 OutputLine { t_ms: time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000, output, on };
-            let text = serde_json::to_string(&line).expect("output line serialises");
-            writeln!(file, "{text}").map_err(|e| HwError::Io {
+            let mut text = serde_json::to_string(&line).expect("output line serialises");
+            // One write call for the whole line: a kill between two calls would leave half a line
+            // that the next run's first line is appended to.
+            text.push('\n');
+            file.write_all(text.as_bytes()).map_err(|e| HwError::Io {
                 role: "simulated outputs",
                 detail: format!("cannot write the output record: {e}"),
             })?;
