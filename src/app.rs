@@ -27,7 +27,8 @@ use crate::notify::delivery::{self, Courier};
 use crate::notify::email::{EmailError, Mailer};
 use crate::notify::faults::{self, Fault, Findings};
 use crate::notify::mqtt::{NotifyError, Publisher};
-use crate::notify::sms::{SmsError, Texter};
+use crate::notify::sms::{SmsError, SmsService, Texter};
+use crate::notify::sns::SnsTexter;
 use crate::photos::Photos;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
@@ -86,17 +87,23 @@ pub fn couriers(config: &Config) -> Result<Vec<Arc<dyn Courier>>, AppError> {
         couriers.push(Arc::new(Mailer::new(&config.email, &config.door.id)?));
     }
     if config.sms.enabled() {
-        couriers.push(Arc::new(Texter::new(&config.sms)?));
+        couriers.push(match config.sms.service {
+            SmsService::Webhook => Arc::new(Texter::new(&config.sms)?),
+            SmsService::Sns => Arc::new(SnsTexter::new(&config.sms.sns, config.sms.timeout)),
+        });
     }
     Ok(couriers)
 }
 
-/// The faults `status` shows: the camera failing, the database not answering, more than
+/// The faults `status` shows: the camera or the card reader failing, the database not answering, more than
 /// `backlog_over` notifications waiting.
 fn faults_in(status: &Status, backlog_over: u64) -> Findings {
     let mut findings = Findings::new();
     if let Some(error) = &status.camera_error {
         findings.insert(Fault::Camera, error.clone());
+    }
+    if let Some(error) = &status.reader_error {
+        findings.insert(Fault::Reader, error.clone());
     }
     match status.outbox_backlog {
         None => {

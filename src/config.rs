@@ -45,7 +45,8 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// E-mail over SMTP; off while `email.server` is empty.
     pub email: EmailConfig,
-    /// Text messages through a webhook; off while `sms.url` is empty.
+    /// Text messages through a webhook or Amazon SNS; off while `sms.url` is empty, unless
+    /// `sms.service = "sns"`.
     pub sms: SmsConfig,
     /// Who is told of which attempts by e-mail and text message.
     pub notify: NotifyConfig,

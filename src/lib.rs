@@ -6,6 +6,7 @@ pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod capture;
 pub mod card;
 pub mod checks;

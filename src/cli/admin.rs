@@ -407,7 +407,9 @@ pub async fn message_test(config: &Config, channel: Channel, to: Option<&str>, j
     };
     let configured = match channel {
         Channel::Email if !config.email.enabled() => bail!("e-mail is off: set email.server, email.from and email.to"),
-        Channel::Sms if !config.sms.enabled() => bail!("text messages are off: set sms.url and sms.to"),
+        Channel::Sms if !config.sms.enabled() => {
+            bail!("text messages are off: set sms.url and sms.to, or sms.service = \"sns\" and sms.to")
+        }
         Channel::Email => &config.email.to,
         Channel::Sms => &config.sms.to,
     };

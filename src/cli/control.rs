@@ -56,6 +56,11 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
     } else {
         println!("{}", describe(&status));
         println!("engine {}, reader {}, camera {}", status.engine, status.reader, status.camera);
+        for (device, error) in [("card reader", &status.reader_error), ("camera", &status.camera_error)] {
+            if let Some(error) = error {
+                println!("the {device} is failing: {error}");
+            }
+        }
         match status.outbox_backlog {
             Some(n) => println!("notifications waiting: {n}"),
             None => println!("notifications waiting: unknown (the database did not answer)"),

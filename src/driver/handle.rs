@@ -16,7 +16,7 @@ use crate::card::CardUid;
 use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
-use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock};
+use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
 use crate::store::{Channel, MessageCounts, Store};
 
 /// What the running daemon reports about itself.
@@ -42,6 +42,9 @@ pub struct Status {
     /// Why the camera's last burst failed; `None` once a burst works again (or none was taken).
     #[serde(default)]
     pub camera_error: Option<String>,
+    /// Why the card reader does not answer while it keeps trying to come back; `None` when it works.
+    #[serde(default)]
+    pub reader_error: Option<String>,
 }
 
 /// Commands for the door driver.
@@ -73,12 +76,14 @@ pub struct ControlHandle {
     pub status: watch::Receiver<Status>,
     pub taps: Option<SimTaps>,
     pub store: Arc<dyn Store>,
+    pub reader_trouble: Trouble,
 }
 
 impl ControlHandle {
     /// The door's state now, with the notification backlog read from the database.
     pub async fn current_status(&self) -> Status {
         let mut status = self.status.borrow().clone();
+        status.reader_error = self.reader_trouble.now();
         status.outbox_backlog = self.store.door().outbox_backlog().await.ok();
         let channels: Vec<Channel> = std::mem::take(&mut status.messages).into_keys().collect();
         for channel in channels {
@@ -123,9 +128,10 @@ impl RunningDoor {
         let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
         let (engine, store) = (Arc::clone(&services.engine), Arc::clone(&services.store));
         let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
+        let reader_trouble = reader.trouble();
         let (commands, commands_rx) = mpsc::channel(8);
         let link = DoorLink {
-            control: ControlHandle { commands, status, taps, store },
+            control: ControlHandle { commands, status, taps, store, reader_trouble },
             engine,
             camera,
             card_reads: driver.card_reads.clone(),

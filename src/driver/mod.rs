@@ -128,6 +128,7 @@ impl Driver {
             messages: setup.announcer.channels().into_iter().map(|channel| (channel, Default::default())).collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             camera_error: None,
+            reader_error: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
         let driver = Self {

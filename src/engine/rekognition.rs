@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_rekognition::Client;
-use aws_sdk_rekognition::config::retry::RetryConfig;
-use aws_sdk_rekognition::config::timeout::TimeoutConfig;
 use aws_sdk_rekognition::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rekognition::primitives::Blob;
 use aws_sdk_rekognition::types::{BoundingBox, FaceMatch, Image};
@@ -72,6 +70,7 @@ impl Default for RekognitionConfig {
 
 impl RekognitionConfig {
     pub fn check(&self, checks: &mut Checks) {
+        crate::aws::check_endpoint_url(checks, "engine.rekognition.endpoint_url", &self.endpoint_url);
         let mut check =
             |ok: bool, key: &str, message: String| checks.check(ok, &format!("engine.rekognition.{key}"), message);
         let id_ok = (1..=255).contains(&self.collection_id.len())
@@ -85,13 +84,6 @@ impl RekognitionConfig {
             (0.0..=100.0).contains(&self.face_match_threshold),
             "face_match_threshold",
             format!("{} must be 0 to 100 (Rekognition's similarity)", self.face_match_threshold),
-        );
-        check(
-            self.endpoint_url.is_empty()
-                || self.endpoint_url.starts_with("http://")
-                || self.endpoint_url.starts_with("https://"),
-            "endpoint_url",
-            format!("{:?} must start with http:// or https:// (empty: AWS)", self.endpoint_url),
         );
         check((1..=10).contains(&self.max_attempts), "max_attempts", format!("{} must be 1 to 10", self.max_attempts));
         check(
@@ -231,24 +223,15 @@ impl RekognitionEngine {
     pub async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| async {
-                // TLS to AWS uses rustls with aws-lc-rs, the provider the whole process shares.
-                crate::tls::ensure_crypto_provider();
                 let config = &self.config;
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(config.connect_timeout)
-                            .operation_attempt_timeout(config.attempt_timeout)
-                            .build(),
-                    )
-                    .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts));
-                if !config.region.is_empty() {
-                    loader = loader.region(aws_config::Region::new(config.region.clone()));
-                }
-                if !config.endpoint_url.is_empty() {
-                    loader = loader.endpoint_url(config.endpoint_url.clone());
-                }
-                Client::new(&loader.load().await)
+                let reach = crate::aws::Reach {
+                    region: &config.region,
+                    endpoint_url: &config.endpoint_url,
+                    connect_timeout: config.connect_timeout,
+                    attempt_timeout: config.attempt_timeout,
+                    max_attempts: config.max_attempts,
+                };
+                Client::new(&reach.sdk_config().await)
             })
             .await
     }

@@ -17,6 +17,7 @@ pub mod simulated;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,6 +80,34 @@ pub trait LockRelay: Send {
 #[async_trait]
 pub trait CardReader: Send {
     async fn next_uid(&mut self) -> Result<CardUid, HwError>;
+    /// Where the reader says why it fails while it keeps trying to recover by itself; a reader
+    /// that cannot fail that way never says anything there.
+    fn trouble(&self) -> Trouble {
+        Trouble::default()
+    }
+}
+
+/// Why a device is failing now, if it is: set by the device's own thread, read by whoever
+/// reports on the door. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Trouble(Arc<Mutex<Option<String>>>);
+
+impl Trouble {
+    pub fn set(&self, why: String) {
+        *self.lock() = Some(why);
+    }
+
+    pub fn clear(&self) {
+        *self.lock() = None;
+    }
+
+    pub fn now(&self) -> Option<String> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A camera that hands out the most recent frame.

@@ -1,4 +1,4 @@
-//! Faults worth waking someone for: the camera failing, the database away, notifications piling
+//! Faults worth waking someone for: the card reader or the camera failing, the database away, notifications piling
 //! up. A fault is told once it has lasted `notify.fault_after`, and told again when it is over.
 //! These notices go straight to the channels, from memory, since the database may be the fault;
 //! a notice that cannot go yet is tried again at the next look.
@@ -22,6 +22,7 @@ const MAX_TRIES: u32 = 240;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
+    Reader,
     Camera,
     Database,
     Backlog,
@@ -30,6 +31,7 @@ pub enum Fault {
 impl Fault {
     fn name(self) -> &'static str {
         match self {
+            Fault::Reader => "reader",
             Fault::Camera => "camera",
             Fault::Database => "database",
             Fault::Backlog => "backlog",
@@ -39,6 +41,9 @@ impl Fault {
     /// What is wrong, and what it is once it is over, at `door`.
     fn words(self, door: &str) -> (String, String) {
         match self {
+            Fault::Reader => {
+                (format!("the card reader at {door} does not answer"), format!("the card reader at {door} works again"))
+            }
             Fault::Camera => (format!("the camera at {door} is failing"), format!("the camera at {door} works again")),
             Fault::Database => {
                 (format!("the database of {door} cannot be reached"), format!("the database of {door} answers again"))

@@ -16,6 +16,7 @@ pub mod home_assistant;
 pub mod mqtt;
 pub mod rules;
 pub mod sms;
+pub mod sns;
 
 use std::path::PathBuf;
 use std::time::Duration;

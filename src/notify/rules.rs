@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::email::{self, EmailConfig};
-use super::sms::{self, SmsConfig};
+use super::sms::SmsConfig;
 use crate::access::{AccessEvent, Decision, Reason};
 use crate::checks::Checks;
 use crate::store::{Channel, Notices, Recipient};
@@ -88,7 +88,7 @@ impl NotifyConfig {
             let key = format!("notify.rules[{index}]");
             let (enabled, own, switch) = match rule.channel {
                 Channel::Email => (email.enabled(), &email.to, "email.server"),
-                Channel::Sms => (sms.enabled(), &sms.to, "sms.url"),
+                Channel::Sms => (sms.enabled(), &sms.to, "sms.url (or sms.service = \"sns\")"),
             };
             checks.check(enabled, &key, format!("sends {} but {switch} is not set", rule.channel));
             checks.check(!rule.on.is_empty(), &key, "`on` must list \"granted\", \"denied\" and/or \"fault\"");
@@ -100,7 +100,7 @@ impl NotifyConfig {
             for to in &rule.to {
                 match rule.channel {
                     Channel::Email => email::check_address(checks, &format!("{key}.to"), to),
-                    Channel::Sms => sms::check_number(checks, &format!("{key}.to"), to),
+                    Channel::Sms => sms.check_recipient(checks, &format!("{key}.to"), to),
                 }
             }
         }

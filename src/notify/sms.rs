@@ -1,7 +1,8 @@
-//! Text messages through an HTTP webhook: an SMS API (Twilio and the like) or an SMS gateway app
-//! on a phone in the house, which still sends through its own SIM when the internet is down.
-//! The request is made from a template; a 2xx answer is delivered, a 4xx one is refused for good
-//! (a bad number or request), anything else is tried again later.
+//! Text messages, through an HTTP webhook or Amazon SNS (`sns.rs`). The webhook reaches an SMS
+//! API (Twilio and the like) or an SMS gateway app on a phone in the house, which still sends
+//! through its own SIM when the internet is down. Its request is made from a template; a 2xx
+//! answer is delivered, a 4xx one is refused for good (a bad number or request), anything else
+//! is tried again later.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 use super::delivery::{Courier, Outcome, Story};
+use super::sns::{self, SnsConfig};
 use crate::checks::{Checks, Secret};
 use crate::errors::error_chain;
 use crate::store::Channel;
@@ -26,10 +28,22 @@ const ANSWER_SHOWN: usize = 300;
 /// The most of the answer read; a longer one is not kept at all (its status still counts).
 const ANSWER_READ: usize = 64 * 1024;
 
+/// How text messages leave the door.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsService {
+    /// An HTTP request made from `sms.body` to `sms.url`.
+    #[default]
+    Webhook,
+    /// Amazon SNS `Publish`, with `[sms.sns]`.
+    Sns,
+}
+
 /// The `[sms]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SmsConfig {
+    pub service: SmsService,
     /// The webhook's URL (`https://`, or `http://` for a gateway on the local network); empty
     /// turns text messages off.
     pub url: String,
@@ -42,10 +56,11 @@ pub struct SmsConfig {
     /// The request body with `{to}`, `{text}` and `{event_id}`, each encoded for `content_type`
     /// (JSON string content, or form encoding).
     pub body: String,
-    /// Phone numbers the rules send to unless a rule names its own.
+    /// Phone numbers (and with SNS, topic ARNs) the rules send to unless a rule names its own.
     pub to: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    pub sns: SnsConfig,
 }
 
 impl Default for SmsConfig {
@@ -58,19 +73,43 @@ impl Default for SmsConfig {
             body: r#"{"to": "{to}", "text": "{text}"}"#.into(),
             to: Vec::new(),
             timeout: Duration::from_secs(20),
+            sns: SnsConfig::default(),
         }
     }
 }
 
 impl SmsConfig {
     pub fn enabled(&self) -> bool {
-        !self.url.trim().is_empty()
+        match self.service {
+            SmsService::Webhook => !self.url.trim().is_empty(),
+            SmsService::Sns => true,
+        }
     }
 
     pub fn check(&self, checks: &mut Checks) {
         if !self.enabled() {
             return;
         }
+        match self.service {
+            SmsService::Webhook => self.check_webhook(checks),
+            SmsService::Sns => self.sns.check(checks),
+        }
+        for to in &self.to {
+            self.check_recipient(checks, "sms.to", to);
+        }
+        checks.duration("sms.timeout", self.timeout, Duration::from_secs(1), Duration::from_secs(300));
+    }
+
+    /// Notes a problem unless `to` is a phone number in international form or, with SNS, a topic.
+    pub fn check_recipient(&self, checks: &mut Checks, key: &str, to: &str) {
+        if self.service == SmsService::Sns && sns::is_topic(to) {
+            sns::check_topic(checks, key, to);
+        } else {
+            check_number(checks, key, to);
+        }
+    }
+
+    fn check_webhook(&self, checks: &mut Checks) {
         let uri = self.url.trim().parse::<hyper::Uri>();
         checks.check(
             uri.as_ref().is_ok_and(|uri| matches!(uri.scheme_str(), Some("https" | "http")) && uri.host().is_some()),
@@ -107,10 +146,6 @@ impl SmsConfig {
                 format!("{{{unknown}}} is not a placeholder; use {{to}}, {{text}} and {{event_id}}"),
             );
         }
-        for to in &self.to {
-            check_number(checks, "sms.to", to);
-        }
-        checks.duration("sms.timeout", self.timeout, Duration::from_secs(1), Duration::from_secs(300));
     }
 
     /// The request body for one message.
@@ -157,7 +192,7 @@ impl SmsConfig {
 }
 
 /// Notes a problem unless `to` looks like a phone number in international form.
-pub fn check_number(checks: &mut Checks, key: &str, to: &str) {
+fn check_number(checks: &mut Checks, key: &str, to: &str) {
     let digits = to.strip_prefix('+').unwrap_or("");
     checks.check(
         (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),

@@ -36,10 +36,11 @@ fn busy_text(busy: bool) -> &'static str {
     if busy { "Checking a tap…" } else { "Idle" }
 }
 
-fn camera_text(status: &Status) -> String {
-    match &status.camera_error {
-        Some(error) => format!("{} · failing: {error}", status.camera),
-        None => format!("{} · working", status.camera),
+/// A device's backend and whether it works.
+fn device_text(backend: &str, error: Option<&String>) -> String {
+    match error {
+        Some(error) => format!("{backend} · failing: {error}"),
+        None => format!("{backend} · working"),
     }
 }
 
@@ -65,8 +66,10 @@ fn status_json(status: &Status) -> serde_json::Value {
         "lock_text": lock_text(status.lock),
         "unlocked": status.lock == Lock::Unlocked,
         "busy_text": busy_text(status.busy),
-        "camera_text": camera_text(status),
+        "camera_text": device_text(&status.camera, status.camera_error.as_ref()),
         "camera_ok": status.camera_error.is_none(),
+        "reader_text": device_text(&status.reader, status.reader_error.as_ref()),
+        "reader_ok": status.reader_error.is_none(),
         "backlog_text": backlog_text(status),
     })
 }
@@ -166,8 +169,8 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             }
             (tile("Lock", "lock-state", lock_text(status.lock), html! {}))
             (tile("Attempt", "busy-state", busy_text(status.busy), html! {}))
-            (tile("Card reader", "reader-state", &format!("{} · working", status.reader), html! {}))
-            (tile("Camera", "camera-state", &camera_text(&status), html! {}))
+            (tile("Card reader", "reader-state", &device_text(&status.reader, status.reader_error.as_ref()), html! {}))
+            (tile("Camera", "camera-state", &device_text(&status.camera, status.camera_error.as_ref()), html! {}))
             (tile("Face engine", "engine-state", &status.engine, html! {}))
             (tile("Notifications waiting", "backlog", &backlog_text(&status), html! {}))
         }

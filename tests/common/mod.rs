@@ -8,6 +8,7 @@ pub mod certs;
 pub mod mariadb;
 pub mod mfrc522_model;
 pub mod mosquitto;
+pub mod moto;
 pub mod smtp;
 pub mod webhook;
 
@@ -38,6 +39,22 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// A venv in the user cache named `name`, where `package` is installed once with pip unless
+/// its Python can already run `import`. Fails with the commands to run when that does not work.
+pub fn cached_venv(name: &str, import: &str, package: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let venv = home.join(".cache/facereko").join(name);
+    let imports = Command::new(venv.join("bin/python")).args(["-c", import]).output();
+    if !imports.is_ok_and(|output| output.status.success()) {
+        let how = format!("python3 -m venv {0} && {0}/bin/pip install '{package}'", venv.display());
+        let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
+        assert!(created.is_ok_and(|s| s.success()), "cannot create a venv for {package}; run: {how}");
+        let installed = Command::new(venv.join("bin/pip")).args(["install", "--quiet", package]).status();
+        assert!(installed.is_ok_and(|s| s.success()), "cannot install {package}; run: {how}");
+    }
+    venv
 }
 
 /// A labelled face picture from `../shared/facedata`, which CI provides beside the clone.

@@ -26,6 +26,7 @@ mod reader;
 mod rekognition_api;
 mod rekognition_door;
 mod sms;
+mod sns;
 mod store;
 mod systemd;
 mod web;

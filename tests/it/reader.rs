@@ -241,11 +241,16 @@ mod health {
         let delay = FastDelay::default();
         let mut reader = open_with(&model, delay.clone()).unwrap();
         let health = reader.health();
+        let trouble = health.trouble();
         model.fail(Fault::Answers(0x00), 4);
+        wait_until("a reset that does not bring it back", || trouble.now().is_some()).await;
+        let said = trouble.now().unwrap();
+        assert!(said.starts_with("it does not answer after a reset"), "{said}");
         wait_until("the fourth reset brings the chip back", || model.hard_resets() == 5).await;
         model.place(&TRIPLE);
         assert_eq!(next(&mut reader).await.as_str(), hex(&TRIPLE));
         assert_eq!(health.resets(), 4);
+        assert_eq!(trouble.now(), None, "the trouble is over once the chip answers");
         let pauses: Vec<u64> =
             delay.asked().iter().filter(|d| **d >= Duration::from_secs(1)).map(|d| d.as_secs()).collect();
         assert_eq!(pauses, [1, 2, 4], "a pause after each failed reset, doubling");

@@ -270,27 +270,14 @@ async fn the_router_refuses_unsigned_requests_without_a_socket() {
 }
 
 /// A Python that can `import boto3`: the system's, else a venv in the user cache where boto3 is
-/// installed once. Fails with the commands to run when neither works.
+/// installed once.
 fn python_with_boto3() -> PathBuf {
-    use std::process::Command;
-    let imports_boto3 = |python: &std::path::Path| {
-        Command::new(python).args(["-c", "import boto3"]).output().is_ok_and(|output| output.status.success())
-    };
     let system = PathBuf::from("python3");
-    if imports_boto3(&system) {
+    let imports_boto3 = std::process::Command::new(&system).args(["-c", "import boto3"]).output();
+    if imports_boto3.is_ok_and(|output| output.status.success()) {
         return system;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let venv = home.join(".cache/facereko/boto3-venv");
-    let python = venv.join("bin/python");
-    if !imports_boto3(&python) {
-        let how = format!("python3 -m venv {0} && {0}/bin/pip install boto3", venv.display());
-        let created = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-        assert!(created.is_ok_and(|s| s.success()), "cannot create a venv for boto3; run: {how}");
-        let installed = Command::new(venv.join("bin/pip")).args(["install", "--quiet", "boto3"]).status();
-        assert!(installed.is_ok_and(|s| s.success()), "cannot install boto3; run: {how}");
-    }
-    python
+    crate::common::cached_venv("boto3-venv", "import boto3", "boto3").join("bin/python")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

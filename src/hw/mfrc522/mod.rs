@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::gpio::PinClaims;
-use super::{CardReader, HwError};
+use super::{CardReader, HwError, Trouble};
 use crate::card::CardUid;
 use crate::checks::Checks;
 
@@ -125,6 +125,8 @@ pub struct ReaderHealth(Arc<HealthCounters>);
 struct HealthCounters {
     resets: AtomicU64,
     version: AtomicU8,
+    /// Set while resets do not bring the chip back.
+    trouble: Trouble,
 }
 
 impl ReaderHealth {
@@ -136,6 +138,11 @@ impl ReaderHealth {
     /// The version register's last good answer.
     pub fn version(&self) -> u8 {
         self.0.version.load(Ordering::Relaxed)
+    }
+
+    /// Why the chip does not answer, while resets do not bring it back.
+    pub fn trouble(&self) -> Trouble {
+        self.0.trouble.clone()
     }
 }
 
@@ -223,6 +230,10 @@ impl CardReader for Mfrc522Reader {
                 Err(HwError::Io { role: ROLE, detail: format!("the MFRC522 poller stopped: {why}") })
             }
         }
+    }
+
+    fn trouble(&self) -> Trouble {
+        self.health.trouble()
     }
 }
 
@@ -406,10 +417,12 @@ where
             match self.start_chip() {
                 Ok(version) => {
                     tracing::info!(resets, version = %hex(version), "the MFRC522 reader was reset and answers again");
+                    self.health.0.trouble.clear();
                     return;
                 }
                 Err(why) => {
-                    tracing::warn!(resets, retry_in = ?pause, "resetting the MFRC522 did not bring it back: {why}")
+                    tracing::warn!(resets, retry_in = ?pause, "resetting the MFRC522 did not bring it back: {why}");
+                    self.health.0.trouble.set(format!("it does not answer after a reset: {why}"));
                 }
             }
             self.sleep(pause);
