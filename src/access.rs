@@ -50,6 +50,13 @@ named_enum! {
     }
 }
 
+impl Reason {
+    /// Whether an attempt ending for this reason is denied (rather than granted or only logged).
+    pub fn denies(self) -> bool {
+        !matches!(self, Reason::CardAndFace | Reason::CardOnly | Reason::Disarmed)
+    }
+}
+
 /// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageTimings {

@@ -27,6 +27,7 @@ use crate::notify::delivery::{self, Courier};
 use crate::notify::email::{EmailError, Mailer};
 use crate::notify::faults::{self, Fault, Findings};
 use crate::notify::mqtt::{NotifyError, Publisher};
+use crate::notify::rules::{NotifySections, Rule};
 use crate::notify::sms::{SmsError, SmsService, Texter};
 use crate::notify::sns::SnsTexter;
 use crate::photos::Photos;
@@ -152,12 +153,14 @@ pub fn start_door(
     RunningDoor::start(&driver_setup(config), hardware, services, armed)
 }
 
-/// What the web app takes from `config`.
+/// What the web app takes from `config`; no notification rules saved from it are in force.
 pub fn web_setup(config: &Config) -> WebSetup {
     let simulated_camera = config.hardware.camera == crate::hw::simulated::NAME;
     WebSetup {
         web: config.web.clone(),
         tunable: config.tunable(),
+        notify: config.notify_sections(),
+        saved_rules: None,
         photos_dir: config.photos_dir(),
         demo_pictures: config.hardware.simulated.camera.clone().filter(|_| simulated_camera),
     }
@@ -197,7 +200,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let hardware = outputs.with_inputs(&config.hardware)?;
     let store = store::open(&config.database, &config.data_dir).await?;
     let journal = Journal::open(&config.journal_path())?;
-    let config = with_saved_tuning(config, store.as_ref()).await;
+    let mut config = with_saved_tuning(config, store.as_ref()).await;
+    // The web app keeps the file's rules to go back to; the door uses the saved ones.
+    let file_notify = config.notify_sections();
+    let saved_rules = saved_notify_rules(&file_notify, store.as_ref()).await;
+    if let Some(rules) = &saved_rules {
+        config.notify.rules = Some(rules.clone());
+    }
     let engine = engine::build(&config.engine)?;
     let armed = store.door().armed().await?;
     let socket_path = config.control_socket();
@@ -235,29 +244,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tokio::spawn(delivery::run(courier, store, sources.clone(), woken))
         })
         .collect();
-    let fault_recipients = config.announcer().fault_recipients();
-    let fault_watch = (!fault_recipients.is_empty()).then(|| {
+    // Watched whenever a channel is on: the settings page may add fault rules at any time.
+    let fault_watch = (!couriers.is_empty()).then(|| {
         let control = door.link.control.clone();
         let backlog_over = config.notify.backlog_over;
         let look = move || {
             let control = control.clone();
             async move { faults_in(&control.current_status().await, backlog_over) }
         };
+        let announcer = door.link.announcer.clone();
+        let recipients = move || announcer.borrow().fault_recipients();
         let (door_id, public_url) = (config.door.id.clone(), config.web.public_url.clone());
-        tokio::spawn(faults::watch(
-            couriers.clone(),
-            fault_recipients,
-            door_id,
-            public_url,
-            config.notify.fault_after,
-            look,
-        ))
+        tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
     let control_server =
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
-            let state = WebState::new(web_setup(&config), door.link.clone()).await;
+            let setup = WebSetup { notify: file_notify, saved_rules, ..web_setup(&config) };
+            let state = WebState::new(setup, door.link.clone()).await;
             Some(Server::start("web app", listener, web::router(state), config.web.connections))
         }
         None => None,
@@ -400,6 +405,40 @@ async fn with_saved_tuning(config: Config, store: &dyn Store) -> Config {
             config
         }
     }
+}
+
+/// The notification rules saved from the web app, when there are ones that pass the checks
+/// against `file`'s channels; others are ignored with a warning that says why.
+async fn saved_notify_rules(file: &NotifySections, store: &dyn Store) -> Option<Vec<Rule>> {
+    let saved = match store.settings().setting(NotifySections::RULES_SETTING).await {
+        Ok(saved) => saved?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the notification rules saved from the web app; using the config's");
+            return None;
+        }
+    };
+    let rules = match serde_json::from_str::<Vec<Rule>>(&saved) {
+        Ok(rules) => rules,
+        Err(e) => {
+            tracing::warn!(error = %e, "the notification rules saved from the web app cannot be read; using the config's");
+            return None;
+        }
+    };
+    let problems = file.rule_problems(&rules);
+    if problems.is_empty() {
+        tracing::info!(
+            rules = rules.len(),
+            "using the notification rules saved from the web app (they replace [[notify.rules]])"
+        );
+        return Some(rules);
+    }
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    tracing::warn!(
+        problems = %problems.join("; "),
+        "the notification rules saved from the web app no longer pass the checks; using the config's until they are \
+         saved again or reset on the settings page"
+    );
+    None
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use crate::engine::EngineConfig;
 use crate::hw::HardwareConfig;
 use crate::notify::MqttConfig;
 use crate::notify::email::EmailConfig;
-use crate::notify::rules::{Announcer, NotifyConfig};
+use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
 use crate::store::DatabaseConfig;
 use crate::web::WebConfig;
@@ -200,6 +200,16 @@ impl Config {
         self.mqtt.check_connection(&self.door.id, &mut checks);
         self.email.check_connection(&mut checks);
         checks.into_problems()
+    }
+
+    /// The sections notification rules are checked against and resolved with.
+    pub fn notify_sections(&self) -> NotifySections {
+        NotifySections {
+            mqtt: self.mqtt.enabled(),
+            notify: self.notify.clone(),
+            email: self.email.clone(),
+            sms: self.sms.clone(),
+        }
     }
 
     /// Who is told of each attempt, and how.

@@ -17,6 +17,7 @@ use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
+use crate::notify::rules::Announcer;
 use crate::store::{Channel, MessageCounts, Store};
 
 /// What the running daemon reports about itself.
@@ -54,6 +55,8 @@ pub enum Command {
     SetArmed { armed: bool, done: oneshot::Sender<()> },
     /// New timings and thresholds (the web app's settings page), used from the next tap on.
     Retune { settings: DoorSettings, limits: BurstLimits, engine_timeout: Duration, done: oneshot::Sender<()> },
+    /// New notification rules (the web app's settings page), used from the next attempt on.
+    Reannounce { announcer: Announcer, done: oneshot::Sender<()> },
 }
 
 /// The door has stopped taking commands: it is shutting down.
@@ -114,6 +117,8 @@ pub struct DoorLink {
     pub card_reads: broadcast::Sender<CardUid>,
     /// Every attempt once it is in the log.
     pub attempts: broadcast::Sender<AccessEvent>,
+    /// Who is told of what now, as the rules in force say.
+    pub announcer: watch::Receiver<Announcer>,
 }
 
 /// A door driven in its own task.
@@ -136,6 +141,7 @@ impl RunningDoor {
             camera,
             card_reads: driver.card_reads.clone(),
             attempts: driver.written.clone(),
+            announcer: driver.announcer.subscribe(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(driver.run(reader, commands_rx, async {

@@ -8,6 +8,7 @@ mod journal;
 mod recorder;
 mod tuning;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
 use crate::notify::rules::Announcer;
 use crate::photos::Photos;
-use crate::store::{Notices, Store};
+use crate::store::{Channel, MessageCounts, Notices, Store};
 pub use gallery::GalleryCache;
 pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
 use journal::Row;
@@ -43,6 +44,11 @@ fn card_only_ends_at(door: &DoorConfig) -> Option<Instant> {
     let until = door.card_only_until.filter(|_| door.mode == Mode::CardOnly)?;
     let left = until - OffsetDateTime::now_utc();
     Some(Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
+
+/// The status's message channels: those the rules use, their counts read when the status is asked for.
+fn message_channels(announcer: &Announcer) -> BTreeMap<Channel, MessageCounts> {
+    announcer.channels().into_iter().map(|channel| (channel, MessageCounts::default())).collect()
 }
 
 /// What the driver takes from the configuration.
@@ -82,7 +88,8 @@ pub struct Driver {
     services: Arc<Services>,
     gallery: Arc<GalleryCache>,
     door_id: String,
-    announcer: Announcer,
+    /// Who is told of each attempt; the web app's settings page may change it while the door runs.
+    announcer: watch::Sender<Announcer>,
     limits: BurstLimits,
     engine_timeout: Duration,
     results_tx: mpsc::Sender<Event>,
@@ -125,7 +132,7 @@ impl Driver {
             camera: setup.camera.clone(),
             outbox_backlog: None,
             // The channels the rules use; their counts are read when the status is asked for.
-            messages: setup.announcer.channels().into_iter().map(|channel| (channel, Default::default())).collect(),
+            messages: message_channels(&setup.announcer),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             camera_error: None,
             reader_error: None,
@@ -140,7 +147,7 @@ impl Driver {
             gallery: Arc::new(GalleryCache::new(services.engine.template_kind())),
             services,
             door_id: setup.tunable.door.id.clone(),
-            announcer: setup.announcer.clone(),
+            announcer: watch::Sender::new(setup.announcer.clone()),
             limits: setup.tunable.capture.limits(),
             engine_timeout: setup.tunable.engine.timeout,
             results_tx,
@@ -212,6 +219,12 @@ impl Driver {
                         self.door.set_settings(settings);
                         self.limits = limits;
                         self.engine_timeout = engine_timeout;
+                        let _ = done.send(());
+                    }
+                    Command::Reannounce { announcer, done } => {
+                        tracing::info!(channels = ?announcer.channels(), "new notification rules");
+                        self.status.send_modify(|status| status.messages = message_channels(&announcer));
+                        self.announcer.send_replace(announcer);
                         let _ = done.send(());
                     }
                 },
@@ -400,7 +413,7 @@ impl Driver {
             timings: StageTimings::default(),
             detail: None,
         };
-        let notices = self.announcer.notices_for(&event);
+        let notices = self.announcer.borrow().notices_for(&event);
         self.journal(&Row { event, notices }, false);
         self.open_attempt = Some(open);
     }
@@ -430,7 +443,7 @@ impl Driver {
             timings: report.timings,
             detail: report.detail,
         };
-        let notices = if announced { self.announcer.notices_for(&event) } else { Notices::NONE };
+        let notices = if announced { self.announcer.borrow().notices_for(&event) } else { Notices::NONE };
         let row = Row { event, notices };
         self.journal(&row, true);
         PendingRecord { row, photo: report.photo }

@@ -143,11 +143,11 @@ struct Pending {
     tries: u32,
 }
 
-/// Looks at the door with `look` until the task is aborted and tells `recipients` of its faults
-/// through `couriers`.
-pub async fn watch<F, L>(
+/// Looks at the door with `look` until the task is aborted and tells of its faults, through
+/// `couriers`, whoever `recipients` names at the time (the rules can change while it runs).
+pub async fn watch<F, L, R>(
     couriers: Vec<Arc<dyn Courier>>,
-    recipients: Vec<Recipient>,
+    mut recipients: R,
     door: String,
     public_url: Option<String>,
     after: Duration,
@@ -155,6 +155,7 @@ pub async fn watch<F, L>(
 ) where
     F: Future<Output = Findings>,
     L: FnMut() -> F,
+    R: FnMut() -> Vec<Recipient>,
 {
     let mut faults = FaultWatch::new(after);
     let mut pending: Vec<Pending> = Vec::new();
@@ -171,7 +172,7 @@ pub async fn watch<F, L>(
             }
             let story = notice.story(&door, public_url.as_deref());
             let id = notice.id();
-            for recipient in &recipients {
+            for recipient in recipients() {
                 let Some(courier) = couriers.iter().find(|c| c.channel() == recipient.channel) else { continue };
                 let (courier, to) = (Arc::clone(courier), recipient.to.clone());
                 pending.push(Pending { courier, to, story: story.clone(), id: id.clone(), tries: 0 });

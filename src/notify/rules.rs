@@ -7,20 +7,21 @@ use serde::{Deserialize, Serialize};
 use super::email::{self, EmailConfig};
 use super::sms::SmsConfig;
 use crate::access::{AccessEvent, Decision, Reason};
-use crate::checks::Checks;
+use crate::checks::{Checks, Problem};
+use crate::names::named_enum;
 use crate::store::{Channel, Notices, Recipient};
 
-/// What a rule is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// An attempt that opened the door.
-    Granted,
-    /// An attempt that did not.
-    Denied,
-    /// A fault worth waking someone for (the camera or the database away, notices piling up),
-    /// once it has lasted `notify.fault_after`, and again when it is over.
-    Fault,
+named_enum! {
+    /// What a rule is about.
+    pub enum Trigger {
+        /// An attempt that opened the door.
+        Granted = "granted",
+        /// An attempt that did not.
+        Denied = "denied",
+        /// A fault worth waking someone for (the camera or the database away, notices piling up),
+        /// once it has lasted `notify.fault_after`, and again when it is over.
+        Fault = "fault",
+    }
 }
 
 /// One rule: what `on` names (for denials, only for one of `reasons`) goes to `to` on `channel`.
@@ -117,6 +118,56 @@ impl NotifyConfig {
                 "e-mail is on but goes to no one; list the owner's address in email.to",
             );
         }
+    }
+}
+
+/// The sections the rules are checked against and resolved with: `[notify]`, `[email]`, `[sms]`,
+/// and whether MQTT is on. The web app edits the rules while the door runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySections {
+    pub mqtt: bool,
+    pub notify: NotifyConfig,
+    pub email: EmailConfig,
+    pub sms: SmsConfig,
+}
+
+impl NotifySections {
+    /// Where the web app saves the rules (the `settings` table), as JSON; they replace
+    /// `[[notify.rules]]` until removed.
+    pub const RULES_SETTING: &str = "notify_rules";
+
+    /// The rules in force, recipients as written: the configured ones, or the default.
+    pub fn rules(&self) -> Vec<Rule> {
+        self.notify.rules(&self.email)
+    }
+
+    /// These sections with `rules` in place of `[[notify.rules]]`.
+    pub fn with_rules(&self, rules: Vec<Rule>) -> Self {
+        let mut changed = self.clone();
+        changed.notify.rules = Some(rules);
+        changed
+    }
+
+    /// What is wrong with `rules` here, keyed `notify.rules[<index>]` as `config check` says it.
+    pub fn rule_problems(&self, rules: &[Rule]) -> Vec<Problem> {
+        let mut checks = Checks::default();
+        self.with_rules(rules.to_vec()).notify.check(&self.email, &self.sms, &mut checks);
+        let mut problems = checks.into_problems();
+        problems.retain(|problem| problem.key.starts_with("notify.rules"));
+        problems
+    }
+
+    /// Whether `channel` is switched on (`email.server`, `sms.url`).
+    pub fn channel_on(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email.enabled(),
+            Channel::Sms => self.sms.enabled(),
+        }
+    }
+
+    /// Who is told of each attempt, and how.
+    pub fn announcer(&self) -> Announcer {
+        Announcer::new(self.mqtt, &self.notify, &self.email, &self.sms)
     }
 }
 

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_face_models"),
     migration!(4, "0004_leftover_faces"),
     migration!(5, "0005_messages"),
+    migration!(6, "0006_longer_settings"),
 ];
 
 /// What a backend does for [`run`].

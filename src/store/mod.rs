@@ -383,9 +383,11 @@ pub trait Settings: Send + Sync {
     /// A value from the `settings` table (key/value text), e.g. the web app's saved door settings.
     /// Keys live apart from the daemon's own settings (the armed state, the faces version).
     async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
-    /// Saves a setting, replacing any value. Keys of up to 60 characters and values of up to 255
-    /// fit every backend; longer ones are refused (Conflict) rather than cut short.
+    /// Saves a setting, replacing any value. Keys of up to 60 characters and values of up to
+    /// 16,383 fit every backend; longer ones are refused (Conflict) rather than cut short.
     async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Forgets a setting; one that was never saved is no error.
+    async fn remove_setting(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// A whole store, passed around as one `Arc<dyn Store>`: each capability is handed out by its

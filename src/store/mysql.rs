@@ -837,4 +837,9 @@ impl Settings for MysqlStore {
         let mut conn = self.conn().await?;
         write_setting(&mut conn, &name, value).await
     }
+
+    async fn remove_setting(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM settings WHERE name = ?", (rows::app_setting(key),)).await.map_err(db_error)
+    }
 }

@@ -21,7 +21,8 @@ const APP_SETTING_PREFIX: &str = "app.";
 /// The sizes of MySQL's `settings` columns, in characters. SQLite is held to them too, so that a
 /// setting saved on one backend fits the other, and nothing is cut short by a lenient `sql_mode`.
 const SETTING_NAME_MAX: usize = 64;
-const SETTING_VALUE_MAX: usize = 255;
+/// `TEXT` holds 65,535 bytes, and utf8mb4 takes up to 4 bytes a character.
+const SETTING_VALUE_MAX: usize = 16_383;
 
 pub fn now_ms() -> i64 {
     to_millis(OffsetDateTime::now_utc())

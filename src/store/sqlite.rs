@@ -921,6 +921,14 @@ impl Settings for SqliteStore {
         let value = value.to_owned();
         self.with_conn(move |conn| write_setting(conn, &name, &value)).await
     }
+
+    async fn remove_setting(&self, key: &str) -> Result<(), StoreError> {
+        let name = rows::app_setting(key);
+        self.with_conn(move |conn| {
+            conn.execute("DELETE FROM settings WHERE key = ?1", [name]).map(drop).map_err(db_error)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

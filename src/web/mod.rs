@@ -10,6 +10,7 @@ mod auth;
 mod dashboard;
 mod error;
 mod history;
+mod notifications;
 mod people;
 mod settings;
 mod users;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::checks::Checks;
 use crate::driver::{DoorLink, DoorTuning, Tunable};
+use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
 use crate::serving::Limits;
 use crate::store::Store;
@@ -133,6 +135,11 @@ pub struct WebSetup {
     pub web: WebConfig,
     /// The door's sections, to check new door settings against.
     pub tunable: Tunable,
+    /// The notification sections as the config file has them, to check new rules against and
+    /// to go back to.
+    pub notify: NotifySections,
+    /// The rules saved from the settings page that are in force in place of the file's, if any.
+    pub saved_rules: Option<Vec<Rule>>,
     pub photos_dir: PathBuf,
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
     pub demo_pictures: Option<PathBuf>,
@@ -144,6 +151,10 @@ struct Inner {
     door_config: Tunable,
     /// The door settings in use, as the settings page shows them.
     tuning: RwLock<DoorTuning>,
+    /// The notification sections as configured, to check new rules against and to go back to.
+    notify_config: NotifySections,
+    /// The rules saved from the settings page that are in force, if any.
+    saved_rules: RwLock<Option<Vec<Rule>>>,
     link: DoorLink,
     photos: Photos,
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
@@ -182,6 +193,8 @@ impl WebState {
             config: setup.web,
             tuning: RwLock::new(setup.tunable.tuning()),
             door_config: setup.tunable,
+            notify_config: setup.notify,
+            saved_rules: RwLock::new(setup.saved_rules),
             link,
             photos: Photos::new(setup.photos_dir),
             simulated_camera,
@@ -234,6 +247,8 @@ pub fn router(state: WebState) -> Router {
         .route("/people/{id}/cards/tap", post(people::bind_tapped_card))
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
         .route("/settings", get(settings::page).post(settings::save))
+        .route("/settings/notifications", post(notifications::save))
+        .route("/settings/notifications/reset", post(notifications::reset))
         .route("/accounts", post(users::add))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState, users};
+use super::{WebError, WebState, notifications, users};
 use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
@@ -141,6 +141,7 @@ fn view(
     flash: Option<Flash>,
     values: &HashMap<&str, String>,
     errors: &HashMap<&str, String>,
+    notifications: Markup,
     accounts: Markup,
 ) -> Markup {
     let admin = user.is_admin();
@@ -169,6 +170,7 @@ fn view(
                 }
             }
         }
+        (notifications)
         (accounts)
     };
     frame(user, flash, Section::Settings, "Settings", body)
@@ -178,16 +180,28 @@ fn current_values(tuning: &DoorTuning) -> HashMap<&'static str, String> {
     FIELDS.iter().map(|f| (f.name, f.shown(tuning))).collect()
 }
 
-/// The settings page with the door settings in use and `flash`, answered with `status`.
+/// The settings page with the settings in use and `flash`, answered with `status`.
 pub async fn render(
     state: &WebState,
     user: &User,
     flash: Option<Flash>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    render_with(state, user, flash, status, notifications::current(state, user)).await
+}
+
+/// The settings page with the door settings in use, `notifications` as its notifications part
+/// and `flash`, answered with `status`.
+pub async fn render_with(
+    state: &WebState,
+    user: &User,
+    flash: Option<Flash>,
+    status: StatusCode,
+    notifications: Markup,
+) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
     let accounts = users::section(state, user).await?;
-    Ok((status, view(user, flash, &current_values(&tuning), &HashMap::new(), accounts)).into_response())
+    Ok((status, view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, accounts)).into_response())
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
@@ -210,10 +224,10 @@ pub async fn save(
         let typed: HashMap<&str, String> =
             FIELDS.iter().map(|f| (f.name, form.get(f.name).cloned().unwrap_or_default())).collect();
         let flash = Flash::error("Nothing was saved: fix the values marked below.");
+        let notifications = notifications::current(&state, &user);
         let accounts = users::section(&state, &user).await?;
-        return Ok(
-            (StatusCode::UNPROCESSABLE_ENTITY, view(&user, Some(flash), &typed, &errors, accounts)).into_response()
-        );
+        let page = view(&user, Some(flash), &typed, &errors, notifications, accounts);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store().settings().set_setting(DoorTuning::SETTING, &json).await?;

@@ -22,7 +22,8 @@ use facereko::engine::{self, FaceEngine};
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
-use facereko::store::{self, LogQuery, Notices, Store};
+use facereko::notify::rules::{NotifySections, Rule};
+use facereko::store::{self, Channel, LogQuery, Notices, Store};
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -879,6 +880,85 @@ async fn settings_are_checked_saved_and_used_by_the_running_door() {
         (Decision::Denied, Reason::FaceNotRecognised),
         "no restart needed"
     );
+}
+
+/// Who has a message waiting about each attempt, by e-mail: (event id, recipient).
+async fn queued_mail(app: &App) -> Vec<(String, String)> {
+    let queued = app.store.messages().due_messages(Channel::Email, i64::MAX, 100).await.unwrap();
+    queued.into_iter().map(|message| (message.event.event_id, message.to)).collect()
+}
+
+#[tokio::test]
+async fn notification_rules_are_checked_saved_and_used_by_the_running_door() {
+    let app = App::start(engine::simulated::NAME, |config| {
+        config.email.server = "smtp.example.com".into();
+        config.email.from = "door@example.com".into();
+        config.email.to = vec!["owner@example.com".into()];
+    })
+    .await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    let page = admin.get("/settings").await.text;
+    assert!(page.contains("id=\"notifications\""), "the section is on the page");
+    assert!(page.contains("name=\"rule0.channel\""), "the default rule (grants and faults by mail) is shown");
+    assert!(!page.contains("/settings/notifications/reset"), "nothing saved to go back from");
+
+    // By default a denial is told to nobody.
+    admin.post("/tap", &[("card", CARD)]).await;
+    assert_eq!(app.wait_for_rows(1).await[0].event.reason, Reason::UnknownCard);
+    assert!(queued_mail(&app).await.is_empty());
+
+    let setting = async || app.store.settings().setting(NotifySections::RULES_SETTING).await.unwrap();
+    let sms_off = admin.post("/settings/notifications", &[("new.channel", "sms"), ("new.on", "denied")]).await;
+    assert_eq!(sms_off.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(sms_off.text.contains("sms.url is not set"), "the message `config check` gives: {}", sms_off.text);
+    let bad_address = [("new.channel", "email"), ("new.on", "denied"), ("new.to", "guard at example")];
+    let refused = admin.post("/settings/notifications", &bad_address).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("is not an e-mail address"), "{}", flash(&refused.text));
+    assert!(refused.text.contains("guard at example"), "what was typed is kept");
+    assert_eq!(setting().await, None, "nothing saved");
+
+    let guard = [
+        ("rule0.channel", "email"),
+        ("rule0.on", "granted"),
+        ("rule0.remove", "1"),
+        ("new.channel", "email"),
+        ("new.on", "denied"),
+        ("new.reason", "unknown_card"),
+        ("new.to", "guard@example.com"),
+    ];
+    let mut viewer = app.signed_in(VIEWER).await;
+    assert!(!viewer.get("/settings").await.text.contains("Save notification rules"), "viewers only look");
+    assert_eq!(viewer.post("/settings/notifications", &guard).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(viewer.post("/settings/notifications/reset", &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(setting().await, None);
+
+    let saved = admin.post("/settings/notifications", &guard).await;
+    assert_eq!(saved.location(), "/settings#notifications", "{}", saved.text);
+    let page = admin.get("/settings").await.text;
+    assert!(flash(&page).contains("Notification rules saved"), "{}", flash(&page));
+    assert!(page.contains("guard@example.com") && page.contains("/settings/notifications/reset"));
+    let stored: Vec<Rule> = serde_json::from_str(&setting().await.unwrap()).unwrap();
+    assert_eq!(stored.len(), 1, "the default rule was removed: {stored:?}");
+    assert_eq!(stored[0].reasons, [Reason::UnknownCard]);
+    assert_eq!(stored[0].to, ["guard@example.com"]);
+
+    // The running door tells the guard of the next denial, without a restart.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    admin.post("/tap", &[("card", CARD)]).await;
+    let denied = app.wait_for_rows(2).await.remove(0).event.event_id;
+    assert_eq!(queued_mail(&app).await, [(denied, "guard@example.com".to_owned())]);
+
+    let reset = admin.post("/settings/notifications/reset", &[]).await;
+    assert_eq!(reset.location(), "/settings#notifications");
+    assert_eq!(setting().await, None, "the override is gone");
+    assert!(flash(&admin.get("/settings").await.text).contains("config file's notification rules apply again"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    admin.post("/tap", &[("card", CARD)]).await;
+    app.wait_for_rows(3).await;
+    assert_eq!(queued_mail(&app).await.len(), 1, "the config file's rules tell nobody of a denial");
 }
 
 #[tokio::test]

@@ -1,0 +1,2 @@
+-- FaceReko schema, version 6 (SQLite): nothing to change. MySQL's `settings.value` grows from
+-- 255 characters to TEXT; SQLite's TEXT column already holds any length.
