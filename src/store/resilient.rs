@@ -474,12 +474,12 @@ impl Shared {
             }
         }
         let replayed = self.replay().await?;
-        self.refresh().await?;
-        let was_offline = self.reachability.back_online();
-        if was_offline || replayed > 0 {
+        // The server took the spool, so it answers: the door's questions go to it again while the
+        // local copy is refreshed, which can take a while with many faces.
+        if self.reachability.back_online() || replayed > 0 {
             tracing::info!(replayed, "the database answers again; spooled access-log rows written to it");
         }
-        Ok(())
+        self.refresh().await
     }
 }
 

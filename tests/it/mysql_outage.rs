@@ -135,7 +135,8 @@ async fn the_local_copy_answers_and_the_spool_is_replayed_once() {
 
     server.resume();
     let start = Instant::now();
-    while store.spooled().await.unwrap() > 0 {
+    // Replayed, and the store asks the server again.
+    while store.spooled().await.unwrap() > 0 || store.door().outbox_backlog().await.is_err() {
         assert!(start.elapsed() < Duration::from_secs(60), "the spool was not replayed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
