@@ -66,6 +66,7 @@ pub struct SmsConfig {
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {
+            service: SmsService::default(),
             url: String::new(),
             method: "POST".into(),
             headers: BTreeMap::new(),
