@@ -18,8 +18,9 @@ named_enum! {
         Granted = "granted",
         /// An attempt that did not.
         Denied = "denied",
-        /// A fault worth waking someone for (the camera or the database away, notices piling up),
-        /// once it has lasted `notify.fault_after`, and again when it is over.
+        /// A fault worth waking someone for (the card reader or the camera failing, the database
+        /// away, notices piling up), once it has lasted `notify.fault_after`, and again when it
+        /// is over.
         Fault = "fault",
     }
 }

@@ -16,6 +16,7 @@ use crate::access::Reason;
 use crate::driver::Command;
 use crate::notify::reason_in_words;
 use crate::notify::rules::{NotifySections, Rule, Trigger};
+use crate::notify::sms::SmsService;
 use crate::store::Channel;
 
 /// Where the page jumps to after a change.
@@ -231,6 +232,7 @@ fn rule_fields(row: Option<usize>, rule: &RuleRow, errors: Option<&Vec<String>>,
 fn channel_state(sections: &NotifySections, channel: Channel) -> Markup {
     let (switch, own) = match channel {
         Channel::Email => ("email.server", &sections.email.to),
+        Channel::Sms if sections.sms.service == SmsService::Sns => ("sms.service = \"sns\"", &sections.sms.to),
         Channel::Sms => ("sms.url", &sections.sms.to),
     };
     html! {
