@@ -73,6 +73,9 @@ pub async fn read_card(config: &Config) -> Result<ExitCode> {
     }
     refuse_if_daemon_runs(config).await?;
     let (mut reader, _) = reader_from_config(&config.hardware)?;
+    if let Some(why) = reader.trouble().now() {
+        bail!("the card reader {why}");
+    }
     println!("tap a card (Ctrl-C stops)");
     let time_format = time::macros::format_description!("[hour]:[minute]:[second]");
     loop {

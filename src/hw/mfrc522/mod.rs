@@ -167,8 +167,9 @@ pub struct Mfrc522Reader {
 impl Mfrc522Reader {
     /// Starts the poller thread over `spi`, with `reset` wired to the chip's NRSTPD pin; of the
     /// settings it uses the intervals (the wiring is `spi` and `reset`). Returns once the chip
-    /// has been reset, initialised and has answered a known version; if it does not, says why
-    /// and leaves nothing running.
+    /// has been reset, initialised and asked its version. A chip that does not answer a known
+    /// version does not stop the door from starting: [`CardReader::trouble`] says why, and the
+    /// poller resets the chip with growing pauses until it answers, as when it fails later.
     pub fn new<SPI, RST, D>(spi: SPI, reset: RST, delay: D, settings: Mfrc522Settings) -> Result<Self, HwError>
     where
         SPI: SpiDevice + Send + 'static,
@@ -182,13 +183,12 @@ impl Mfrc522Reader {
         let thread = {
             let (stopped, health) = (Arc::clone(&stopped), health.clone());
             move || {
-                let mut poller = Poller::new(spi, reset, delay, settings, uids_tx.clone(), health);
+                let mut poller = Poller::new(spi, reset, delay, settings, uids_tx.clone(), health.clone());
                 let start = poller.start_chip();
-                let running = start.is_ok();
-                let _ = started_tx.send(start);
-                if !running {
-                    return;
+                if let Err(why) = &start {
+                    health.0.trouble.set(not_answering(why));
                 }
+                let _ = started_tx.send(start);
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(move || poller.run())) {
                     let why = panic_message(panic.as_ref());
                     tracing::error!(error = %why, "the MFRC522 poller crashed");
@@ -203,15 +203,15 @@ impl Mfrc522Reader {
             .spawn(thread)
             .map_err(|e| unavailable(format!("cannot start the poller thread: {e}")))?;
         match started.recv() {
-            Ok(Ok(version)) => {
-                tracing::info!(version = %hex(version), "the MFRC522 card reader is ready");
-                Ok(Self { uids, stopped, health })
-            }
-            Ok(Err(why)) => {
-                Err(unavailable(format!("the MFRC522 does not work: {why}; check its wiring and 3.3 V supply")))
-            }
-            Err(_) => Err(unavailable("the MFRC522 poller crashed while starting".to_owned())),
+            Ok(Ok(version)) => tracing::info!(version = %hex(version), "the MFRC522 card reader is ready"),
+            Ok(Err(why)) => tracing::error!(
+                "the MFRC522 card reader {}; no card is read until it answers, and it is reset again with \
+                 growing pauses",
+                not_answering(&why)
+            ),
+            Err(_) => return Err(unavailable("the MFRC522 poller crashed while starting".to_owned())),
         }
+        Ok(Self { uids, stopped, health })
     }
 
     pub fn health(&self) -> ReaderHealth {
@@ -235,6 +235,11 @@ impl CardReader for Mfrc522Reader {
     fn trouble(&self) -> Trouble {
         self.health.trouble()
     }
+}
+
+/// What is wrong when the chip does not come up, with what to look at.
+fn not_answering(why: &str) -> String {
+    format!("does not work: {why}; check its wiring and 3.3 V supply")
 }
 
 fn unavailable(detail: String) -> HwError {
@@ -422,7 +427,7 @@ where
                 }
                 Err(why) => {
                     tracing::warn!(resets, retry_in = ?pause, "resetting the MFRC522 did not bring it back: {why}");
-                    self.health.0.trouble.set(format!("it does not answer after a reset: {why}"));
+                    self.health.0.trouble.set(not_answering(&why));
                 }
             }
             self.sleep(pause);
