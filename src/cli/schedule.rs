@@ -64,9 +64,10 @@ pub async fn schedule(config: &Config, command: &ScheduleCommand) -> Result<Exit
 
 fn days(holiday: &Holiday) -> String {
     let every_year = if holiday.yearly { ", every year" } else { "" };
-    match holiday.first == holiday.last {
-        true => format!("{}{every_year}", holiday.first),
-        false => format!("{} to {}{every_year}", holiday.first, holiday.last),
+    if holiday.first == holiday.last {
+        format!("{}{every_year}", holiday.first)
+    } else {
+        format!("{} to {}{every_year}", holiday.first, holiday.last)
     }
 }
 

@@ -75,8 +75,6 @@ impl ScheduleConfig {
 pub enum ScheduleError {
     #[error("schedule.time_zone {0:?} is not a known time zone")]
     UnknownZone(String),
-    #[error("{0}")]
-    Invalid(String),
 }
 
 /// Whether the system clock has been set from a time source since boot. A Pi has no battery
@@ -106,9 +104,11 @@ impl ClockSync for SystemClockSync {
 
 /// The kernel's NTP status, read without changing anything (`modes = 0`).
 fn kernel_clock_synchronised() -> bool {
-    // SAFETY: adjtimex with modes 0 only fills in the zeroed struct it is given.
-    let mut status: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut status) };
+    // SAFETY: a zeroed timex is valid, and adjtimex with modes 0 only fills it in.
+    let (state, status) = unsafe {
+        let mut status: libc::timex = std::mem::zeroed();
+        (libc::adjtimex(&mut status), status)
+    };
     state != -1 && state != libc::TIME_ERROR && status.status & libc::STA_UNSYNC == 0
 }
 

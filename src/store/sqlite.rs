@@ -952,16 +952,19 @@ fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<
     conn.query_row(sql, params, |r| r.get(0)).map_err(db_error)
 }
 
+fn limits_row<K: rusqlite::types::FromSql>(r: &Row<'_>) -> rusqlite::Result<schedule_rows::LimitsRow<K>> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
 fn read_access_rules(conn: &Connection) -> Result<AccessRules, StoreError> {
-    let limits = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
     RulesRows {
         schedules: all_rows(conn, schedule_rows::SELECT_SCHEDULES, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
         windows: all_rows(conn, schedule_rows::SELECT_WINDOWS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
         holidays: all_rows(conn, schedule_rows::SELECT_HOLIDAYS, |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?,
-        people: all_rows(conn, schedule_rows::SELECT_PERSON_LIMITS, limits)?,
-        cards: all_rows(conn, schedule_rows::SELECT_CARD_LIMITS, limits)?,
+        people: all_rows(conn, schedule_rows::SELECT_PERSON_LIMITS, limits_row)?,
+        cards: all_rows(conn, schedule_rows::SELECT_CARD_LIMITS, limits_row)?,
     }
     .into_rules()
 }

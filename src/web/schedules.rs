@@ -221,7 +221,7 @@ pub fn person_section(state: &WebState, user: &User, person: PersonId, cards: &[
                     Some(at) => (schedule::local_time(at, zone)),
                     None => "never (expired, or no window within a year)",
                 }
-                @if state.control.clock.sync.is_synchronised() { "" } @else {
+                @if !state.control.clock.sync.is_synchronised() {
                     " · the clock is not synchronised, so anyone with limits is refused for now"
                 }
             }
@@ -261,28 +261,26 @@ pub struct LimitsForm {
     schedule: String,
 }
 
+/// The limits the form asks for; empty fields set none.
+fn limits_from(form: &LimitsForm, zone: &jiff::tz::TimeZone) -> Result<Limits, String> {
+    let moment = |text: &str| match text.trim() {
+        "" => Ok(None),
+        text => schedule::parse_moment(text, zone).map(Some),
+    };
+    let schedule = match form.schedule.trim() {
+        "" => None,
+        id => Some(id.parse().map_err(|_| format!("{id:?} is not a schedule"))?),
+    };
+    Ok(Limits { valid_from: moment(&form.valid_from)?, valid_until: moment(&form.valid_until)?, schedule })
+}
+
 pub async fn set_person_limits(
     State(state): State<WebState>,
     Path(id): Path<i64>,
     AdminForm(user, form): AdminForm<LimitsForm>,
 ) -> Result<Response, WebError> {
     let url = format!("/people/{id}");
-    let zone = zone(&state).clone();
-    let moment = |text: &str| match text.trim() {
-        "" => Ok(None),
-        text => schedule::parse_moment(text, &zone).map(Some),
-    };
-    let limits = (|| {
-        Ok::<_, String>(Limits {
-            valid_from: moment(&form.valid_from)?,
-            valid_until: moment(&form.valid_until)?,
-            schedule: match form.schedule.trim() {
-                "" => None,
-                id => Some(id.parse().map_err(|_| format!("{id:?} is not a schedule"))?),
-            },
-        })
-    })();
-    let result = match limits {
+    let result = match limits_from(&form, zone(&state)) {
         Ok(limits) => state.store().schedules().set_person_limits(PersonId(id), &limits).await,
         Err(problem) => Err(StoreError::Conflict(problem)),
     };

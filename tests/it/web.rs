@@ -1159,3 +1159,43 @@ async fn the_dashboard_warns_of_card_only_mode() {
     assert!(page.text.contains("id=\"card-only\""), "{}", page.text);
     assert!(page.text.contains("opens this door without a face"));
 }
+
+#[tokio::test]
+async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    admin.get("/schedules").await;
+    let saved = admin
+        .post("/schedules", &[("name", "Cleaners"), ("windows", "tue 09:00-12:00\r\nfri 22:00-02:00"), ("open_on_holidays", "true")])
+        .await;
+    assert_eq!(saved.location(), "/schedules");
+    let bad = admin.post("/schedules", &[("name", "Broken"), ("windows", "someday 09:00-10:00")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&bad.text).contains("is not a weekday"), "{}", flash(&bad.text));
+    admin.post("/schedules/holidays", &[("name", "Christmas"), ("first", "2026-12-24"), ("last", "2026-12-26"), ("yearly", "true")]).await;
+    let page = admin.get("/schedules").await;
+    assert!(page.text.contains("tue 09:00-12:00") && page.text.contains("fri 22:00-02:00"), "{}", page.text);
+    assert!(page.text.contains("2026-12-24") && page.text.contains("every year"), "{}", page.text);
+
+    let rules = app.store.door().access_rules().await.unwrap();
+    let cleaners = rules.schedules[0].id;
+    let kim = app.store.people().add_person("Kim").await.unwrap();
+    let person_page = format!("/people/{}", kim.id);
+    admin.get(&person_page).await;
+    let schedule = cleaners.to_string();
+    let limits = [("valid_from", "2026-06-01 08:00"), ("valid_until", "2027-06-01 00:00"), ("schedule", schedule.as_str())];
+    let saved = admin.post(&format!("{person_page}/limits"), &limits).await;
+    assert_eq!(saved.location(), person_page);
+    let shown = admin.get(&person_page).await;
+    assert!(shown.text.contains("Until 2027-06-01 00:00:00"), "{}", shown.text);
+    assert!(shown.text.contains("Next in:"), "{}", shown.text);
+    let stored = app.store.door().access_rules().await.unwrap().person_limits(kim.id);
+    assert_eq!(stored.schedule, Some(cleaners));
+
+    // A schedule someone follows stays.
+    admin.get("/schedules").await;
+    let refused = admin.post(&format!("/schedules/{cleaners}/remove"), &[]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
+}
