@@ -594,8 +594,6 @@ async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
     );
 }
 
-/// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
-#[tokio::test]
 fn windows(texts: &[&str]) -> Vec<Window> {
     texts.iter().map(|text| text.parse().unwrap()).collect()
 }
@@ -680,6 +678,8 @@ async fn limits_narrow_people_and_cards_and_keep_their_schedule(store: &dyn Stor
     assert!(store.door().access_rules().await.unwrap().cards.is_empty());
 }
 
+/// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
+#[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = MariaDb::start();
