@@ -18,12 +18,12 @@ use facereko::door::{Capture, Door, Effect, Event};
 use facereko::driver::RunningDoor;
 use facereko::engine::local::embedder::EMBEDDERS;
 use facereko::engine::local::{self, detector::Detector};
-use facereko::schedule::Admission;
 use facereko::engine::{DetectedFace, EngineConfig, FaceEngine, SearchOutcome, simulated::SimulatedEngine};
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::{Output, OutputRecorder, SimTaps};
 use facereko::models::ModelPaths;
+use facereko::schedule::Admission;
 use facereko::store::{LogQuery, Store, sqlite::SqliteStore};
 use tokio::time::Instant;
 

@@ -15,10 +15,10 @@ use crate::driver::Tunable;
 use crate::engine::EngineConfig;
 use crate::hw::HardwareConfig;
 use crate::notify::MqttConfig;
-use crate::schedule::ScheduleConfig;
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
+use crate::schedule::ScheduleConfig;
 use crate::store::DatabaseConfig;
 use crate::web::WebConfig;
 

@@ -68,9 +68,19 @@ pub enum Event {
     CardRead(CardUid),
     /// The card's holder, and what the time limits of holder and card say now (`Open` when the
     /// card is unknown or the look-up failed).
-    CardResolved { attempt: AttemptId, holder: Result<Option<Person>, String>, admission: Admission },
-    Captured { attempt: AttemptId, result: Result<Capture, String> },
-    Matched { attempt: AttemptId, result: Result<SearchOutcome, String> },
+    CardResolved {
+        attempt: AttemptId,
+        holder: Result<Option<Person>, String>,
+        admission: Admission,
+    },
+    Captured {
+        attempt: AttemptId,
+        result: Result<Capture, String>,
+    },
+    Matched {
+        attempt: AttemptId,
+        result: Result<SearchOutcome, String>,
+    },
     TimerFired(Timer),
     SetArmed(bool),
     Shutdown,
@@ -141,8 +151,15 @@ struct Attempt {
 enum Stage {
     LookingUp,
     /// `refused` carries the time-limit reason when the photo is only proof of a refused card.
-    Capturing { holder: Person, since: Instant, refused: Option<Reason> },
-    Matching { holder: Person, since: Instant },
+    Capturing {
+        holder: Person,
+        since: Instant,
+        refused: Option<Reason>,
+    },
+    Matching {
+        holder: Person,
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]

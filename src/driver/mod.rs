@@ -347,14 +347,15 @@ impl Driver {
                         admission: Admission::Open,
                     };
                     self.spawn_result(crashed, async move {
-                        let (holder, admission) =
-                            match tokio::time::timeout(LOOKUP_TIMEOUT, look_up(&services, &uid)).await {
-                                Ok(Ok((holder, admission))) => (Ok(holder), admission),
-                                Ok(Err(e)) => (Err(e.to_string()), Admission::Open),
-                                Err(_) => {
-                                    (Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")), Admission::Open)
-                                }
-                            };
+                        let (holder, admission) = match tokio::time::timeout(LOOKUP_TIMEOUT, look_up(&services, &uid))
+                            .await
+                        {
+                            Ok(Ok((holder, admission))) => (Ok(holder), admission),
+                            Ok(Err(e)) => (Err(e.to_string()), Admission::Open),
+                            Err(_) => {
+                                (Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")), Admission::Open)
+                            }
+                        };
                         Event::CardResolved { attempt, holder, admission }
                     });
                 }

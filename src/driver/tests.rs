@@ -28,8 +28,8 @@ use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};
 use crate::notify::sms::SmsConfig;
 use crate::photos::Photos;
-use crate::store::sqlite::SqliteStore;
 use crate::schedule::{ClockSync, Limits, ScheduleClock, Weekdays, Window};
+use crate::store::sqlite::SqliteStore;
 use crate::store::{LogEntry, LogQuery, Store};
 
 const ALICE_CARD: &str = "04A1B2C3";
@@ -649,7 +649,8 @@ async fn a_reader_that_stops_locks_the_door_and_ends_run_with_an_error() {
 fn closed_today() -> Vec<Window> {
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
     let others = (0..7u8).filter(|&i| i != today.to_monday_zero_offset() as u8).fold(0, |bits, i| bits | (1 << i));
-    let all_day = Window { days: Weekdays::from_bits(others), start: "00:00".parse().unwrap(), end: "24:00".parse().unwrap() };
+    let all_day =
+        Window { days: Weekdays::from_bits(others), start: "00:00".parse().unwrap(), end: "24:00".parse().unwrap() };
     vec![all_day]
 }
 
@@ -682,7 +683,8 @@ async fn a_refused_card_is_photographed_when_the_owner_wants_proof() {
     let door = DoorConfig { unlock_time: UNLOCK, capture_when_closed: true, ..DoorConfig::default() };
     let mut rig = Rig::start_with(true, door).await;
     rig.grant_alice();
-    let expired = Limits { valid_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)), ..Limits::default() };
+    let expired =
+        Limits { valid_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)), ..Limits::default() };
     rig.store.schedules().set_card_limits(&card(ALICE_CARD), &expired).await.unwrap();
 
     rig.tap(ALICE_CARD).await;

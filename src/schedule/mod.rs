@@ -402,7 +402,14 @@ impl AccessRules {
 
     /// Whether `card` of `person` opens at `now`. Without a trusted clock only cards and people
     /// with no limits open: any limit could be judged on a wrong date.
-    pub fn admit(&self, person: PersonId, card: &CardUid, now: Timestamp, zone: &TimeZone, clock: ClockState) -> Admission {
+    pub fn admit(
+        &self,
+        person: PersonId,
+        card: &CardUid,
+        now: Timestamp,
+        zone: &TimeZone,
+        clock: ClockState,
+    ) -> Admission {
         self.admit_within(self.limits_of(person, Some(card)), now, zone, clock)
     }
 
@@ -463,7 +470,8 @@ impl AccessRules {
             .chain([DayMinute::MIDNIGHT])
             .collect();
         let today = zone.to_datetime(now).date();
-        let mut candidates: Vec<Timestamp> = limits.iter().filter_map(|l| l.valid_from).filter(|&at| at > now).collect();
+        let mut candidates: Vec<Timestamp> =
+            limits.iter().filter_map(|l| l.valid_from).filter(|&at| at > now).collect();
         for offset in 0..=366 {
             let Ok(day) = today.checked_add(offset.days()) else { break };
             for start in &starts {

@@ -133,13 +133,8 @@ fn the_hour_clocks_fall_back_through_opens_each_time_it_happens() {
 #[test]
 fn a_holiday_closes_a_schedule_unless_it_opens_on_holidays() {
     let office = schedule(1, &["mon-fri 09:00-17:00"]);
-    let christmas = Holiday {
-        id: 1,
-        name: "Christmas".into(),
-        first: date(2020, 12, 24),
-        last: date(2020, 12, 26),
-        yearly: true,
-    };
+    let christmas =
+        Holiday { id: 1, name: "Christmas".into(), first: date(2020, 12, 24), last: date(2020, 12, 26), yearly: true };
     let closing_week =
         Holiday { id: 2, name: "Closed".into(), first: date(2026, 8, 3), last: date(2026, 8, 7), yearly: false };
     let mut rules = person_on(vec![office.clone()]);

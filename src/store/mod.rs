@@ -337,7 +337,12 @@ pub trait People: Send + Sync {
 #[async_trait]
 pub trait Schedules: Send + Sync {
     /// Creates the schedule `name` (ASCII case ignored) or replaces its windows and holiday rule.
-    async fn save_schedule(&self, name: &str, windows: &[Window], open_on_holidays: bool) -> Result<Schedule, StoreError>;
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError>;
     /// NotFound if there is none; Conflict while a person or card follows it.
     async fn remove_schedule(&self, name: &str) -> Result<(), StoreError>;
     /// Adds `holiday` (its id is ignored) and returns it with its new id.

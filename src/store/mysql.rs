@@ -868,7 +868,11 @@ async fn read_access_rules(conn: &mut impl Queryable) -> Result<AccessRules, Sto
     .into_rules()
 }
 
-async fn count(conn: &mut impl Queryable, sql: &str, params: impl Into<mysql_async::Params> + Send) -> Result<i64, StoreError> {
+async fn count(
+    conn: &mut impl Queryable,
+    sql: &str,
+    params: impl Into<mysql_async::Params> + Send,
+) -> Result<i64, StoreError> {
     let found: Option<i64> = conn.exec_first(sql, params).await.map_err(db_error)?;
     Ok(found.unwrap_or(0))
 }
@@ -885,7 +889,12 @@ async fn check_schedule_id(conn: &mut impl Queryable, limits: &Limits) -> Result
 
 #[async_trait]
 impl Schedules for MysqlStore {
-    async fn save_schedule(&self, name: &str, windows: &[Window], open_on_holidays: bool) -> Result<Schedule, StoreError> {
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
         let name = schedule_rows::check_schedule(name, windows)?;
         let mut conn = self.conn().await?;
         let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;

@@ -738,8 +738,14 @@ impl Removals for ResilientStore {
 /// Each change also reaches the local copy at once ([`Shared::copy_rules_now`]).
 #[async_trait]
 impl Schedules for ResilientStore {
-    async fn save_schedule(&self, name: &str, windows: &[Window], open_on_holidays: bool) -> Result<Schedule, StoreError> {
-        let saved = self.shared.noted(self.shared.server.schedules().save_schedule(name, windows, open_on_holidays).await)?;
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
+        let saved =
+            self.shared.noted(self.shared.server.schedules().save_schedule(name, windows, open_on_holidays).await)?;
         self.shared.copy_rules_now().await;
         Ok(saved)
     }
@@ -890,5 +896,4 @@ mod tests {
         store.shared.went_offline(&StoreError::Unreachable("gone".into()));
         assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
     }
-
 }

@@ -942,7 +942,11 @@ impl Settings for SqliteStore {
 }
 
 /// Every row of `sql` as `read` makes it.
-fn all_rows<T>(conn: &Connection, sql: &str, read: impl Fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>, StoreError> {
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
     let mut stmt = conn.prepare(sql).map_err(db_error)?;
     let found = stmt.query_map([], |r| read(r)).map_err(db_error)?;
     found.collect::<Result<_, _>>().map_err(db_error)
@@ -979,7 +983,12 @@ fn check_schedule_id(conn: &Connection, limits: &Limits) -> Result<(), StoreErro
 
 #[async_trait]
 impl Schedules for SqliteStore {
-    async fn save_schedule(&self, name: &str, windows: &[Window], open_on_holidays: bool) -> Result<Schedule, StoreError> {
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
         let name = schedule_rows::check_schedule(name, windows)?;
         let windows = windows.to_vec();
         self.with_conn(move |conn| {
@@ -990,8 +999,11 @@ impl Schedules for SqliteStore {
                 .map_err(db_error)?;
             let (id, name) = match existing {
                 Some((id, stored)) => {
-                    tx.execute("UPDATE schedules SET open_on_holidays = ?2 WHERE id = ?1", params![id, open_on_holidays])
-                        .map_err(db_error)?;
+                    tx.execute(
+                        "UPDATE schedules SET open_on_holidays = ?2 WHERE id = ?1",
+                        params![id, open_on_holidays],
+                    )
+                    .map_err(db_error)?;
                     tx.execute(schedule_rows::DELETE_WINDOWS, [id]).map_err(db_error)?;
                     (id, stored)
                 }

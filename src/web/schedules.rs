@@ -197,7 +197,13 @@ pub async fn remove_holiday(
 }
 
 /// A person's limits, their cards' and when each card can next get in, for the person's page.
-pub fn person_section(state: &WebState, user: &User, person: PersonId, cards: &[CardUid], rules: &AccessRules) -> Markup {
+pub fn person_section(
+    state: &WebState,
+    user: &User,
+    person: PersonId,
+    cards: &[CardUid],
+    rules: &AccessRules,
+) -> Markup {
     let zone = zone(state);
     let now = jiff::Timestamp::now();
     let limits = rules.person_limits(person);

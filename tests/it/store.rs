@@ -9,8 +9,8 @@ use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
 use facereko::checks::Secret;
 use facereko::engine::FaceTemplate;
-use facereko::store::DatabaseConfig;
 use facereko::schedule::{Holiday, Limits, Window};
+use facereko::store::DatabaseConfig;
 use facereko::store::{self, Channel, LogQuery, Notices, Recipient, Store, StoreError};
 use time::OffsetDateTime;
 

@@ -1167,13 +1167,21 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     let mut admin = app.signed_in(ADMIN).await;
     admin.get("/schedules").await;
     let saved = admin
-        .post("/schedules", &[("name", "Cleaners"), ("windows", "tue 09:00-12:00\r\nfri 22:00-02:00"), ("open_on_holidays", "true")])
+        .post(
+            "/schedules",
+            &[("name", "Cleaners"), ("windows", "tue 09:00-12:00\r\nfri 22:00-02:00"), ("open_on_holidays", "true")],
+        )
         .await;
     assert_eq!(saved.location(), "/schedules");
     let bad = admin.post("/schedules", &[("name", "Broken"), ("windows", "someday 09:00-10:00")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(flash(&bad.text).contains("is not a weekday"), "{}", flash(&bad.text));
-    admin.post("/schedules/holidays", &[("name", "Christmas"), ("first", "2026-12-24"), ("last", "2026-12-26"), ("yearly", "true")]).await;
+    admin
+        .post(
+            "/schedules/holidays",
+            &[("name", "Christmas"), ("first", "2026-12-24"), ("last", "2026-12-26"), ("yearly", "true")],
+        )
+        .await;
     let page = admin.get("/schedules").await;
     assert!(page.text.contains("tue 09:00-12:00") && page.text.contains("fri 22:00-02:00"), "{}", page.text);
     assert!(page.text.contains("2026-12-24") && page.text.contains("every year"), "{}", page.text);
@@ -1184,7 +1192,8 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     let person_page = format!("/people/{}", kim.id);
     admin.get(&person_page).await;
     let schedule = cleaners.to_string();
-    let limits = [("valid_from", "2026-06-01 08:00"), ("valid_until", "2027-06-01 00:00"), ("schedule", schedule.as_str())];
+    let limits =
+        [("valid_from", "2026-06-01 08:00"), ("valid_until", "2027-06-01 00:00"), ("schedule", schedule.as_str())];
     let saved = admin.post(&format!("{person_page}/limits"), &limits).await;
     assert_eq!(saved.location(), person_page);
     let shown = admin.get(&person_page).await;
