@@ -295,7 +295,17 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
     app.add_user(ADMIN, Role::Admin).await;
     let id = logged_attempt(&app, 1, Decision::Granted, None).await;
     let mut stranger = app.browser([10, 0, 0, 9]);
-    let pages = ["/", "/history", "/history/rows", "/history.csv", "/people", "/people/1", "/settings", "/events"];
+    let pages = [
+        "/",
+        "/history",
+        "/history/rows",
+        "/history.csv",
+        "/people",
+        "/people/1",
+        "/schedules",
+        "/settings",
+        "/events",
+    ];
     for path in
         pages.iter().map(|p| p.to_string()).chain([format!("/history/{id}/photo"), format!("/history/{id}/thumb")])
     {
@@ -303,7 +313,7 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "GET {path}");
         assert_eq!(answer.location(), "/login", "GET {path}");
     }
-    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/settings"] {
+    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"] {
         let answer = stranger.post(path, &[("card", CARD), ("name", "Mallory")]).await;
         assert_eq!(answer.location(), "/login", "POST {path}");
     }
@@ -490,7 +500,7 @@ async fn viewers_see_everything_and_change_nothing() {
     app.add_user(VIEWER, Role::Viewer).await;
     let person = app.enrol("Grace", CARD, &pattern_png(1)).await;
     let mut viewer = app.signed_in(VIEWER).await;
-    for path in ["/", "/history", "/people", &format!("/people/{person}"), "/settings", "/history.csv"] {
+    for path in ["/", "/history", "/people", &format!("/people/{person}"), "/schedules", "/settings", "/history.csv"] {
         assert_eq!(viewer.get(path).await.status, StatusCode::OK, "GET {path}");
     }
     let dashboard = viewer.get("/").await.text;
@@ -503,6 +513,9 @@ async fn viewers_see_everything_and_change_nothing() {
         format!("/people/{person}/remove"),
         format!("/people/{person}/cards"),
         format!("/people/{person}/cards/{CARD}/remove"),
+        format!("/people/{person}/limits"),
+        "/schedules".to_owned(),
+        "/schedules/holidays".to_owned(),
         "/settings".to_owned(),
         "/accounts".to_owned(),
         format!("/accounts/{VIEWER}/remove"),
@@ -519,6 +532,7 @@ async fn viewers_see_everything_and_change_nothing() {
     let people = app.store.people().list_people().await.unwrap();
     assert_eq!((people.len(), people[0].cards, people[0].faces), (1, 1, 1));
     assert!(app.store.settings().setting(DoorTuning::SETTING).await.unwrap().is_none());
+    assert_eq!(app.store.door().access_rules().await.unwrap(), Default::default(), "no schedule or limit was made");
 }
 
 #[tokio::test]
