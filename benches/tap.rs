@@ -23,6 +23,7 @@ use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::{Output, OutputRecorder, SimTaps};
 use facereko::models::ModelPaths;
+use facereko::schedule::Admission;
 use facereko::store::{LogQuery, Store, sqlite::SqliteStore};
 use tokio::time::Instant;
 
@@ -44,7 +45,7 @@ fn state_machine_alone() {
             [Effect::LookUpCard { attempt, .. }] => *attempt,
             other => panic!("unexpected {other:?}"),
         };
-        door.handle(Event::CardResolved { attempt, holder: Ok(Some(holder.clone())) }, now);
+        door.handle(Event::CardResolved { attempt, holder: Ok(Some(holder.clone())), admission: Admission::Open }, now);
         door.handle(Event::Captured { attempt, result: Ok(Capture { frame: frame.clone(), face: Some(face) }) }, now);
         let outcome = SearchOutcome::Candidate { person: holder.id, similarity: 99.0, face_confidence: 99.0 };
         door.handle(Event::Matched { attempt, result: Ok(outcome) }, now);

@@ -47,6 +47,14 @@ named_enum! {
         /// The daemon stopped while the attempt was under way.
         Interrupted = "interrupted",
         Disarmed = "disarmed",
+        /// The card or its holder has a schedule, and it is closed now.
+        OutsideSchedule = "outside_schedule",
+        /// Before the card's or its holder's `valid_from`.
+        NotYetValid = "not_yet_valid",
+        /// At or after the card's or its holder's `valid_until`.
+        Expired = "expired",
+        /// The card or its holder has time limits and the system clock is not synchronised yet.
+        ClockNotSynced = "clock_not_synced",
     }
 }
 

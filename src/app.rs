@@ -149,7 +149,8 @@ pub fn start_door(
     journal: Journal,
     armed: bool,
 ) -> RunningDoor {
-    let services = Services { store, engine, photos: Photos::new(config.photos_dir()), journal };
+    let services =
+        Services { store, engine, photos: Photos::new(config.photos_dir()), journal, clock: config.schedule.clock() };
     RunningDoor::start(&driver_setup(config), hardware, services, armed)
 }
 
@@ -472,6 +473,7 @@ pub async fn simulate_attempt(
         engine,
         photos: Photos::new(scratch.path().join("photos")),
         journal,
+        clock: config.schedule.clock(),
     };
     let door = RunningDoor::start(&driver_setup(&config), hardware, services, true);
     let mut written = door.link.attempts.subscribe();

@@ -18,6 +18,7 @@ use crate::notify::MqttConfig;
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
+use crate::schedule::ScheduleConfig;
 use crate::store::DatabaseConfig;
 use crate::web::WebConfig;
 
@@ -36,6 +37,8 @@ pub struct Config {
     /// Database file, photos and the control socket live here.
     pub data_dir: PathBuf,
     pub door: DoorConfig,
+    /// Time zone and clock for people's and cards' time limits.
+    pub schedule: ScheduleConfig,
     pub capture: CaptureConfig,
     pub engine: EngineConfig,
     pub database: DatabaseConfig,
@@ -61,6 +64,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("/var/lib/facereko"),
             door: DoorConfig::default(),
+            schedule: ScheduleConfig::default(),
             capture: CaptureConfig::default(),
             engine: EngineConfig::default(),
             database: DatabaseConfig::default(),
@@ -156,6 +160,7 @@ impl Config {
         }
         if uses(Section::Door) {
             self.door.check(&mut checks);
+            self.schedule.check(&mut checks);
         }
         if uses(Section::Capture) {
             self.capture.check(&mut checks);

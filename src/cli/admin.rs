@@ -24,7 +24,7 @@ fn open_engine(config: &Config) -> Result<Arc<dyn FaceEngine>> {
     engine::build(&config.engine).context("cannot start the face engine")
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(super) fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("our types serialise"));
 }
 
@@ -192,7 +192,7 @@ pub async fn import_legacy(config: &Config, url: &str, password_file: Option<&st
     Ok(ExitCode::SUCCESS)
 }
 
-async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::access::Person> {
+pub(super) async fn existing_person(store: &dyn Store, name: &str) -> Result<facereko::access::Person> {
     store
         .people()
         .person_by_name(name)
@@ -234,6 +234,10 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
                 Err(e) => return Err(e.into()),
             }
         }
+        PersonCommand::Set { name, limits } => {
+            let person = existing_person(store.as_ref(), name).await?;
+            super::schedule::set_person_limits(config, store.as_ref(), &person, limits).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -262,6 +266,9 @@ pub async fn card(config: &Config, command: &CardCommand) -> Result<ExitCode> {
         CardCommand::Remove { card } => {
             store.removals().remove_card(card).await?;
             println!("removed card {card}");
+        }
+        CardCommand::Set { card, limits } => {
+            super::schedule::set_card_limits(config, store.as_ref(), card, limits).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -56,6 +56,9 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
     } else {
         println!("{}", describe(&status));
         println!("engine {}, reader {}, camera {}", status.engine, status.reader, status.camera);
+        if status.clock_synchronised == Some(false) {
+            println!("the clock is not synchronised: people and cards with time limits are refused (clock_not_synced)");
+        }
         for (device, error) in [("card reader", &status.reader_error), ("camera", &status.camera_error)] {
             if let Some(error) = error {
                 println!("the {device} is failing: {error}");

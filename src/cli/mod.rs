@@ -8,6 +8,7 @@ mod demo;
 mod face;
 mod hw;
 mod models;
+mod schedule;
 mod user;
 
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Bind cards to people, list and remove them
     #[command(subcommand)]
     Card(CardCommand),
+    /// Weekly schedules and holidays: when people and cards may come in
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Enrol face pictures for a person (created if new), optionally binding a card
     Enroll(EnrollArgs),
     /// Recent access attempts, newest first
@@ -210,6 +214,68 @@ pub enum PersonCommand {
     },
     /// Remove a person with their cards and faces (the access log keeps their name)
     Remove { name: String },
+    /// Set when a person may come in; options left out stay as they are
+    Set {
+        name: String,
+        #[command(flatten)]
+        limits: LimitsArgs,
+    },
+}
+
+/// Time limits; each given one replaces the current value, `none` lifts it.
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// From when, e.g. "2026-06-01 08:00" (in schedule.time_zone) or "2026-06-01T08:00:00+02:00"
+    #[arg(long, value_name = "WHEN|none")]
+    pub valid_from: Option<String>,
+    /// Until when (that second is already outside), written as --valid-from
+    #[arg(long, value_name = "WHEN|none")]
+    pub valid_until: Option<String>,
+    /// The weekly schedule to follow (see `facereko schedule list`)
+    #[arg(long, value_name = "NAME|none")]
+    pub schedule: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// List the schedules and holidays
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a schedule, or replace the windows of an existing one
+    Set {
+        name: String,
+        /// A window: weekdays and times, e.g. "mon-fri 09:00-17:00" or "fri 22:00-02:00" (past midnight); repeatable
+        #[arg(long = "window", required = true, value_name = "DAYS HH:MM-HH:MM")]
+        windows: Vec<facereko::schedule::Window>,
+        /// Keep the windows open on holidays too
+        #[arg(long)]
+        open_on_holidays: bool,
+    },
+    /// Remove a schedule that no person or card follows
+    Remove { name: String },
+    /// Add a holiday on which schedules are closed
+    AddHoliday {
+        name: String,
+        /// First day, e.g. 2026-12-24
+        #[arg(long)]
+        from: jiff::civil::Date,
+        /// Last day, included [default: the first day]
+        #[arg(long)]
+        to: Option<jiff::civil::Date>,
+        /// On the same days every year
+        #[arg(long)]
+        yearly: bool,
+    },
+    /// Remove a holiday by its id (see `facereko schedule list`)
+    RemoveHoliday { id: i64 },
+    /// A person's limits, their cards' and when each can next get in
+    Show {
+        person: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +293,12 @@ pub enum CardCommand {
     },
     /// Remove a card
     Remove { card: CardUid },
+    /// Set when a card may open the door, within its holder's limits; options left out stay as they are
+    Set {
+        card: CardUid,
+        #[command(flatten)]
+        limits: LimitsArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +526,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Healthcheck => control::healthcheck(&config(CONTROL)?).await,
         Command::Person(command) => admin::person(&config(PEOPLE)?, command).await,
         Command::Card(command) => admin::card(&config(PEOPLE)?, command).await,
+        Command::Schedule(command) => schedule::schedule(&config(&[DataDir, Database, Door])?, command).await,
         Command::Enroll(args) => admin::enroll(&config(PEOPLE)?, args).await,
         Command::Log(args) => admin::log(&config(Section::STORE)?, args).await,
         Command::Compare(args) => face::compare(&config(&[Engine])?, args).await,

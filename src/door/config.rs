@@ -31,6 +31,9 @@ pub struct DoorConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub card_only_until: Option<OffsetDateTime>,
+    /// Still take a photo when a card is refused for its time limits (schedule, validity, clock),
+    /// as proof of who tried; otherwise such a card is refused before the camera is asked.
+    pub capture_when_closed: bool,
 }
 
 /// An RFC 3339 date and time; the error shows how one is written.
@@ -54,6 +57,7 @@ impl Default for DoorConfig {
             deny_beeps: 3,
             deny_beep: Duration::from_millis(150),
             card_only_until: None,
+            capture_when_closed: false,
         }
     }
 }
@@ -66,6 +70,7 @@ impl DoorConfig {
             unlock_time: self.unlock_time,
             debounce: self.debounce,
             match_threshold,
+            capture_when_closed: self.capture_when_closed,
             grant_beep: BeepPattern { count: 1, on: self.grant_beep, off: Duration::ZERO },
             deny_beep: BeepPattern { count: self.deny_beeps, on: self.deny_beep, off: self.deny_beep },
         }

@@ -20,6 +20,7 @@ use crate::engine::{DetectedFace, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::{BeepPattern, Lights, Lock};
 use crate::names::named_enum;
+use crate::schedule::Admission;
 use policy::CardStep;
 
 named_enum! {
@@ -40,6 +41,8 @@ pub struct DoorSettings {
     pub debounce: Duration,
     /// Minimum similarity (0–100) for the face to count as the card holder's.
     pub match_threshold: f32,
+    /// Take a photo of a card refused for its time limits, as proof of who tried.
+    pub capture_when_closed: bool,
     pub grant_beep: BeepPattern,
     pub deny_beep: BeepPattern,
 }
@@ -63,9 +66,21 @@ pub struct Capture {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     CardRead(CardUid),
-    CardResolved { attempt: AttemptId, holder: Result<Option<Person>, String> },
-    Captured { attempt: AttemptId, result: Result<Capture, String> },
-    Matched { attempt: AttemptId, result: Result<SearchOutcome, String> },
+    /// The card's holder, and what the time limits of holder and card say now (`Open` when the
+    /// card is unknown or the look-up failed).
+    CardResolved {
+        attempt: AttemptId,
+        holder: Result<Option<Person>, String>,
+        admission: Admission,
+    },
+    Captured {
+        attempt: AttemptId,
+        result: Result<Capture, String>,
+    },
+    Matched {
+        attempt: AttemptId,
+        result: Result<SearchOutcome, String>,
+    },
     TimerFired(Timer),
     SetArmed(bool),
     Shutdown,
@@ -135,8 +150,16 @@ struct Attempt {
 #[derive(Debug)]
 enum Stage {
     LookingUp,
-    Capturing { holder: Person, since: Instant },
-    Matching { holder: Person, since: Instant },
+    /// `refused` carries the time-limit reason when the photo is only proof of a refused card.
+    Capturing {
+        holder: Person,
+        since: Instant,
+        refused: Option<Reason>,
+    },
+    Matching {
+        holder: Person,
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -200,7 +223,9 @@ impl Door {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         match event {
             Event::CardRead(card) => self.on_card_read(card, now),
-            Event::CardResolved { attempt, holder } => self.on_card_resolved(attempt, holder, now),
+            Event::CardResolved { attempt, holder, admission } => {
+                self.on_card_resolved(attempt, holder, admission, now)
+            }
             Event::Captured { attempt, result } => self.on_captured(attempt, result, now),
             Event::Matched { attempt, result } => self.on_matched(attempt, result, now),
             Event::TimerFired(Timer::Relock) => self.on_relock(),
@@ -249,8 +274,14 @@ impl Door {
         }
     }
 
-    fn on_card_resolved(&mut self, id: AttemptId, holder: Result<Option<Person>, String>, now: Instant) -> Vec<Effect> {
-        let (armed, mode) = (self.armed, self.settings.mode);
+    fn on_card_resolved(
+        &mut self,
+        id: AttemptId,
+        holder: Result<Option<Person>, String>,
+        admission: Admission,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let (armed, mode, capture_when_closed) = (self.armed, self.settings.mode, self.settings.capture_when_closed);
         let Some(attempt) = self.current(id) else { return Vec::new() };
         attempt.timings.read_ms = millis(attempt.tapped_at, now);
         // A disarmed door only logs, even when the look-up failed.
@@ -264,21 +295,37 @@ impl Door {
                 return self.conclude(Decision::Denied, Reason::LookupError, None, None, Some(detail), now);
             }
         };
-        match policy::after_card(mode, holder.as_ref()) {
-            CardStep::Conclude(decision, reason) => self.conclude(decision, reason, holder, None, None, now),
-            CardStep::VerifyFace => {
-                let holder = holder.expect("policy asks for a face only from a card holder");
-                attempt.stage = Stage::Capturing { holder, since: now };
-                vec![Effect::Capture { attempt: id }]
+        let (step, holder) = match (policy::after_card(mode, holder.as_ref(), admission, capture_when_closed), holder) {
+            (CardStep::Conclude(decision, reason), holder) => {
+                return self.conclude(decision, reason, holder, None, None, now);
             }
-        }
+            (step, holder) => (step, holder.expect("policy asks for a photo only of a card holder")),
+        };
+        let refused = match step {
+            CardStep::CaptureThenDeny(reason) => Some(reason),
+            _ => None,
+        };
+        attempt.stage = Stage::Capturing { holder, since: now, refused };
+        vec![Effect::Capture { attempt: id }]
     }
 
     fn on_captured(&mut self, id: AttemptId, result: Result<Capture, String>, now: Instant) -> Vec<Effect> {
         let Some(attempt) = self.current(id) else { return Vec::new() };
-        let Stage::Capturing { holder, since } = &attempt.stage else { return Vec::new() };
-        let holder = holder.clone();
+        let Stage::Capturing { holder, since, refused } = &attempt.stage else { return Vec::new() };
+        let (holder, refused) = (holder.clone(), *refused);
         attempt.timings.capture_ms = Some(millis(*since, now));
+        // The photo of a refused card is kept as proof; no face is matched against it.
+        if let Some(reason) = refused {
+            let detail = match result {
+                Ok(capture) => {
+                    attempt.face_confidence = capture.face.map(|face| face.confidence);
+                    attempt.photo = Some(capture.frame);
+                    None
+                }
+                Err(detail) => Some(detail),
+            };
+            return self.conclude(Decision::Denied, reason, Some(holder), None, detail, now);
+        }
         match result {
             Err(detail) => self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now),
             Ok(Capture { frame, face: None }) => {

@@ -7,6 +7,7 @@ use super::Mode;
 use crate::access::Person;
 use crate::access::{Decision, Reason};
 use crate::engine::SearchOutcome;
+use crate::schedule::Admission;
 
 /// What to do once the card has been looked up.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,13 +15,19 @@ pub enum CardStep {
     Conclude(Decision, Reason),
     /// The card is known; its holder must now show their face.
     VerifyFace,
+    /// The card is refused for its time limits; a photo is taken first as proof of who tried.
+    CaptureThenDeny(Reason),
 }
 
-pub fn after_card(mode: Mode, holder: Option<&Person>) -> CardStep {
-    match (holder, mode) {
-        (None, _) => CardStep::Conclude(Decision::Denied, Reason::UnknownCard),
-        (Some(_), Mode::CardOnly) => CardStep::Conclude(Decision::Granted, Reason::CardOnly),
-        (Some(_), Mode::CardAndFace) => CardStep::VerifyFace,
+/// A card outside its time limits is refused before the camera is asked, unless the owner wants
+/// a photo of whoever tried (`door.capture_when_closed`).
+pub fn after_card(mode: Mode, holder: Option<&Person>, admission: Admission, capture_when_closed: bool) -> CardStep {
+    match (holder, admission, mode) {
+        (None, _, _) => CardStep::Conclude(Decision::Denied, Reason::UnknownCard),
+        (Some(_), Admission::Closed(reason), _) if capture_when_closed => CardStep::CaptureThenDeny(reason),
+        (Some(_), Admission::Closed(reason), _) => CardStep::Conclude(Decision::Denied, reason),
+        (Some(_), Admission::Open, Mode::CardOnly) => CardStep::Conclude(Decision::Granted, Reason::CardOnly),
+        (Some(_), Admission::Open, Mode::CardAndFace) => CardStep::VerifyFace,
     }
 }
 
@@ -52,9 +59,28 @@ mod tests {
 
     #[test]
     fn card_rules() {
-        assert_eq!(after_card(Mode::CardAndFace, None), CardStep::Conclude(Decision::Denied, Reason::UnknownCard));
-        assert_eq!(after_card(Mode::CardAndFace, Some(&alice())), CardStep::VerifyFace);
-        assert_eq!(after_card(Mode::CardOnly, Some(&alice())), CardStep::Conclude(Decision::Granted, Reason::CardOnly));
+        let open = Admission::Open;
+        let denied = CardStep::Conclude(Decision::Denied, Reason::UnknownCard);
+        assert_eq!(after_card(Mode::CardAndFace, None, open, false), denied);
+        assert_eq!(after_card(Mode::CardAndFace, Some(&alice()), open, false), CardStep::VerifyFace);
+        assert_eq!(
+            after_card(Mode::CardOnly, Some(&alice()), open, false),
+            CardStep::Conclude(Decision::Granted, Reason::CardOnly)
+        );
+    }
+
+    #[test]
+    fn time_limits_refuse_before_the_face_and_in_card_only_mode() {
+        let expired = Admission::Closed(Reason::Expired);
+        for mode in [Mode::CardAndFace, Mode::CardOnly] {
+            assert_eq!(
+                after_card(mode, Some(&alice()), expired, false),
+                CardStep::Conclude(Decision::Denied, Reason::Expired)
+            );
+            assert_eq!(after_card(mode, Some(&alice()), expired, true), CardStep::CaptureThenDeny(Reason::Expired));
+        }
+        let unknown = CardStep::Conclude(Decision::Denied, Reason::UnknownCard);
+        assert_eq!(after_card(Mode::CardAndFace, None, expired, true), unknown, "no photo for an unknown card");
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn settings() -> DoorSettings {
         unlock_time: Duration::from_secs(5),
         debounce: Duration::from_secs(2),
         match_threshold: 90.0,
+        capture_when_closed: false,
         grant_beep: BeepPattern { count: 1, on: Duration::from_secs(2), off: Duration::ZERO },
         deny_beep: BeepPattern { count: 3, on: ms(150), off: ms(150) },
     }
@@ -110,7 +111,16 @@ fn tap(door: &mut Door, uid: &str) -> AttemptId {
 }
 
 fn resolve(door: &mut Door, attempt: AttemptId, holder: Result<Option<Person>, String>) -> Vec<Effect> {
-    door.handle(Event::CardResolved { attempt, holder }, Instant::now())
+    resolve_within_limits(door, attempt, holder, Admission::Open)
+}
+
+fn resolve_within_limits(
+    door: &mut Door,
+    attempt: AttemptId,
+    holder: Result<Option<Person>, String>,
+    admission: Admission,
+) -> Vec<Effect> {
+    door.handle(Event::CardResolved { attempt, holder, admission }, Instant::now())
 }
 
 fn capture(door: &mut Door, attempt: AttemptId, result: Result<Capture, String>) -> Vec<Effect> {
@@ -753,4 +763,47 @@ async fn new_settings_apply_to_the_next_step_without_a_restart() {
         effects.contains(&Effect::StartTimer { timer: Timer::Relock, after: stricter.unlock_time }),
         "the new unlock time is used: {effects:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_card_outside_its_limits_is_refused_before_the_camera() {
+    for reason in [Reason::OutsideSchedule, Reason::NotYetValid, Reason::Expired, Reason::ClockNotSynced] {
+        for mode in [Mode::CardAndFace, Mode::CardOnly] {
+            let settings = DoorSettings { mode, ..settings() };
+            let mut door = Door::new(settings.clone(), true);
+            let tapped_at = Instant::now();
+            let attempt = tap(&mut door, ALICE_CARD);
+            advance(ms(20)).await;
+            let effects = resolve_within_limits(&mut door, attempt, Ok(Some(alice())), Admission::Closed(reason));
+            let mut expected = bare_report(tapped_at, ALICE_CARD, Decision::Denied, reason);
+            expected.person = Some(alice());
+            expected.timings = StageTimings { read_ms: 20, total_ms: 20, ..StageTimings::default() };
+            assert_eq!(effects, denied(&settings, expected), "{reason} in {mode} mode");
+            assert!(!door.is_busy());
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_card_can_still_be_photographed_as_proof() {
+    let settings = DoorSettings { capture_when_closed: true, ..settings() };
+    let mut door = Door::new(settings.clone(), true);
+    let attempt = tap(&mut door, ALICE_CARD);
+    let effects = resolve_within_limits(&mut door, attempt, Ok(Some(alice())), Admission::Closed(Reason::Expired));
+    assert_eq!(effects, vec![Effect::Capture { attempt }]);
+    advance(ms(300)).await;
+    // The face is kept with the log row, never matched: the card is refused whoever holds it.
+    let effects = capture(&mut door, attempt, with_face());
+    let row = report(&effects);
+    assert_eq!((row.decision, row.reason), (Decision::Denied, Reason::Expired));
+    assert_eq!((row.photo.clone(), row.face_confidence), (Some(photo()), Some(face().confidence)));
+    assert_eq!(row.timings.capture_ms, Some(300));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Match { .. } | Effect::SetLock(Lock::Unlocked))));
+
+    // A camera that fails still leaves the refusal for the time limits, with the camera's error.
+    let attempt = tap(&mut door, BOB_CARD);
+    resolve_within_limits(&mut door, attempt, Ok(Some(bob())), Admission::Closed(Reason::OutsideSchedule));
+    let effects = capture(&mut door, attempt, Err("no camera".into()));
+    let row = report(&effects);
+    assert_eq!((row.reason, row.detail.as_deref()), (Reason::OutsideSchedule, Some("no camera")));
 }

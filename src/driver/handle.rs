@@ -18,6 +18,7 @@ use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
 use crate::notify::rules::Announcer;
+use crate::schedule::ScheduleClock;
 use crate::store::{Channel, MessageCounts, Store};
 
 /// What the running daemon reports about itself.
@@ -46,6 +47,10 @@ pub struct Status {
     /// Why the card reader does not answer while it keeps trying to come back; `None` when it works.
     #[serde(default)]
     pub reader_error: Option<String>,
+    /// Whether the system clock is synchronised, read when the status is asked for: until it is,
+    /// people and cards with time limits are refused (`clock_not_synced`).
+    #[serde(default)]
+    pub clock_synchronised: Option<bool>,
 }
 
 /// Commands for the door driver.
@@ -80,6 +85,7 @@ pub struct ControlHandle {
     pub taps: Option<SimTaps>,
     pub store: Arc<dyn Store>,
     pub reader_trouble: Trouble,
+    pub clock: ScheduleClock,
 }
 
 impl ControlHandle {
@@ -87,6 +93,7 @@ impl ControlHandle {
     pub async fn current_status(&self) -> Status {
         let mut status = self.status.borrow().clone();
         status.reader_error = self.reader_trouble.now();
+        status.clock_synchronised = Some(self.clock.sync.is_synchronised());
         status.outbox_backlog = self.store.door().outbox_backlog().await.ok();
         let channels: Vec<Channel> = std::mem::take(&mut status.messages).into_keys().collect();
         for channel in channels {
@@ -131,12 +138,13 @@ pub struct RunningDoor {
 impl RunningDoor {
     pub fn start(setup: &Setup, hardware: Hardware, services: Services, armed: bool) -> Self {
         let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
-        let (engine, store) = (Arc::clone(&services.engine), Arc::clone(&services.store));
+        let (engine, store, clock) =
+            (Arc::clone(&services.engine), Arc::clone(&services.store), services.clock.clone());
         let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
         let reader_trouble = reader.trouble();
         let (commands, commands_rx) = mpsc::channel(8);
         let link = DoorLink {
-            control: ControlHandle { commands, status, taps, store, reader_trouble },
+            control: ControlHandle { commands, status, taps, store, reader_trouble, clock },
             engine,
             camera,
             card_reads: driver.card_reads.clone(),

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::access::{AccessEvent, Decision, Reason, StageTimings};
+use crate::access::{AccessEvent, Decision, Person, Reason, StageTimings};
 use crate::capture;
 use crate::card::CardUid;
 use crate::door::{AttemptReport, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
@@ -26,7 +26,8 @@ use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
 use crate::notify::rules::Announcer;
 use crate::photos::Photos;
-use crate::store::{Channel, MessageCounts, Notices, Store};
+use crate::schedule::{Admission, ScheduleClock};
+use crate::store::{Channel, MessageCounts, Notices, Store, StoreError};
 pub use gallery::GalleryCache;
 pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
 use journal::Row;
@@ -44,6 +45,14 @@ fn card_only_ends_at(door: &DoorConfig) -> Option<Instant> {
     let until = door.card_only_until.filter(|_| door.mode == Mode::CardOnly)?;
     let left = until - OffsetDateTime::now_utc();
     Some(Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
+
+/// The card's holder and what the time limits of holder and card say about it now.
+async fn look_up(services: &Services, uid: &CardUid) -> Result<(Option<Person>, Admission), StoreError> {
+    let door = services.store.door();
+    let Some(holder) = door.card_holder(uid).await? else { return Ok((None, Admission::Open)) };
+    let admission = services.clock.admit(&door.access_rules().await?, holder.id, uid);
+    Ok((Some(holder), admission))
 }
 
 /// The status's message channels: those the rules use, their counts read when the status is asked for.
@@ -70,6 +79,8 @@ pub struct Services {
     pub photos: Photos,
     /// Each attempt's row until it is in the store.
     pub journal: Journal,
+    /// The time zone and clock that people's and cards' time limits are judged by.
+    pub clock: ScheduleClock,
 }
 
 /// The attempt under way, as the journal knows it.
@@ -136,6 +147,7 @@ impl Driver {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             camera_error: None,
             reader_error: None,
+            clock_synchronised: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
         let driver = Self {
@@ -328,14 +340,23 @@ impl Driver {
                 Effect::LookUpCard { attempt, uid } => {
                     self.begin_attempt(&uid);
                     self.camera.on_tap(&uid);
-                    let store = Arc::clone(&self.services.store);
-                    let crashed = Event::CardResolved { attempt, holder: Err("the card look-up failed".into()) };
+                    let services = Arc::clone(&self.services);
+                    let crashed = Event::CardResolved {
+                        attempt,
+                        holder: Err("the card look-up failed".into()),
+                        admission: Admission::Open,
+                    };
                     self.spawn_result(crashed, async move {
-                        let holder = match tokio::time::timeout(LOOKUP_TIMEOUT, store.door().card_holder(&uid)).await {
-                            Ok(found) => found.map_err(|e| e.to_string()),
-                            Err(_) => Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
+                        let (holder, admission) = match tokio::time::timeout(LOOKUP_TIMEOUT, look_up(&services, &uid))
+                            .await
+                        {
+                            Ok(Ok((holder, admission))) => (Ok(holder), admission),
+                            Ok(Err(e)) => (Err(e.to_string()), Admission::Open),
+                            Err(_) => {
+                                (Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")), Admission::Open)
+                            }
                         };
-                        Event::CardResolved { attempt, holder }
+                        Event::CardResolved { attempt, holder, admission }
                     });
                 }
                 Effect::Capture { attempt } => {

@@ -28,6 +28,7 @@ use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};
 use crate::notify::sms::SmsConfig;
 use crate::photos::Photos;
+use crate::schedule::{ClockSync, Limits, ScheduleClock, Weekdays, Window};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{LogEntry, LogQuery, Store};
 
@@ -139,6 +140,22 @@ impl LockRelay for WatchedRelay {
     }
 }
 
+/// A clock whose synchronisation the test sets; synchronised at first.
+#[derive(Debug)]
+struct SettableClock(std::sync::atomic::AtomicBool);
+
+impl SettableClock {
+    fn set(&self, synchronised: bool) {
+        self.0.store(synchronised, Ordering::SeqCst);
+    }
+}
+
+impl ClockSync for SettableClock {
+    fn is_synchronised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// A running driver with everything the tests look at.
 struct Rig {
     _dir: TempDir,
@@ -148,6 +165,7 @@ struct Rig {
     engine: Arc<ScriptedEngine>,
     camera: Arc<StillCamera>,
     alice: Person,
+    clock: Arc<SettableClock>,
     /// The journal's content at each opening of the relay.
     journal_at_openings: Arc<Mutex<Vec<String>>>,
     taps: Option<SimTaps>,
@@ -200,7 +218,14 @@ impl Rig {
             taps: Some(taps.clone()),
         };
         let journal = Journal::open(&dir.path().join("attempts.journal")).expect("open the journal");
-        let services = Services { store: store.clone(), engine: engine.clone(), photos: photos.clone(), journal };
+        let clock = Arc::new(SettableClock(true.into()));
+        let services = Services {
+            store: store.clone(),
+            engine: engine.clone(),
+            photos: photos.clone(),
+            journal,
+            clock: ScheduleClock { zone: jiff::tz::TimeZone::UTC, sync: clock.clone() },
+        };
         let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -215,6 +240,7 @@ impl Rig {
             engine,
             camera,
             alice,
+            clock,
             journal_at_openings,
             taps: Some(taps),
             commands,
@@ -617,4 +643,80 @@ async fn a_reader_that_stops_locks_the_door_and_ends_run_with_an_error() {
     assert!(matches!(outcome, Err(HwError::ReaderClosed)), "{outcome:?}");
     assert!(!rig.recorder.is_on(Output::Relay), "locked before exiting");
     assert!(rig.recorder.is_on(Output::RedLed));
+}
+
+/// A schedule open all day on every weekday but today (UTC), so it is closed now.
+fn closed_today() -> Vec<Window> {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).weekday();
+    let others = (0..7u8).filter(|&i| i != today.to_monday_zero_offset() as u8).fold(0, |bits, i| bits | (1 << i));
+    let all_day =
+        Window { days: Weekdays::from_bits(others), start: "00:00".parse().unwrap(), end: "24:00".parse().unwrap() };
+    vec![all_day]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_card_outside_its_schedule_is_denied_at_once_without_a_photo_and_says_why() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    let schedule = rig.store.schedules().save_schedule("Not today", &closed_today(), false).await.unwrap();
+    let limits = Limits { schedule: Some(schedule.id), ..Limits::default() };
+    rig.store.schedules().set_person_limits(rig.alice.id, &limits).await.unwrap();
+
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::OutsideSchedule));
+    assert_eq!(row.event.person_name.as_deref(), Some("Alice"));
+    assert_eq!((row.event.photo.as_deref(), row.event.timings.capture_ms), (None, None));
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 0, "the camera was never asked");
+    assert!(!rig.ever_on(Output::Relay));
+
+    let pending = rig.store.outbox().take_pending(0, 10).await.expect("the outbox");
+    let payload = crate::notify::Notification::new(&pending[0].event, crate::notify::CardUidShown::Full).to_json();
+    let payload = String::from_utf8(payload).unwrap();
+    assert!(payload.contains(r#""reason":"outside_schedule""#), "{payload}");
+    assert!(payload.contains("outside the card's schedule"), "{payload}");
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_card_is_photographed_when_the_owner_wants_proof() {
+    let door = DoorConfig { unlock_time: UNLOCK, capture_when_closed: true, ..DoorConfig::default() };
+    let mut rig = Rig::start_with(true, door).await;
+    rig.grant_alice();
+    let expired =
+        Limits { valid_until: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)), ..Limits::default() };
+    rig.store.schedules().set_card_limits(&card(ALICE_CARD), &expired).await.unwrap();
+
+    rig.tap(ALICE_CARD).await;
+    let row = rig.first_row().await;
+    assert_eq!((row.event.decision, row.event.reason), (Decision::Denied, Reason::Expired));
+    assert_eq!(rig.photo_bytes(&row), JPEG, "the proof is kept");
+    assert!(!rig.ever_on(Output::Relay));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_synchronised_clock_only_people_without_limits_get_in() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.clock.set(false);
+    rig.tap(ALICE_CARD).await;
+    let first = rig.first_row().await;
+    assert_eq!((first.event.decision, first.event.reason), (Decision::Granted, Reason::CardAndFace), "no limits");
+
+    let until = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 365);
+    let limits = Limits { valid_until: Some(until), ..Limits::default() };
+    rig.store.schedules().set_person_limits(rig.alice.id, &limits).await.unwrap();
+    tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
+    rig.tap(ALICE_CARD).await;
+    let second = rig.rows(2).await.remove(1);
+    assert_eq!((second.event.decision, second.event.reason), (Decision::Denied, Reason::ClockNotSynced));
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 1, "only the first tap used the camera");
+
+    rig.clock.set(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.tap(ALICE_CARD).await;
+    let third = rig.rows(3).await.remove(2);
+    assert_eq!((third.event.decision, third.event.reason), (Decision::Granted, Reason::CardAndFace));
+    rig.shut_down().await;
 }

@@ -233,6 +233,10 @@ pub fn reason_in_words(reason: Reason) -> &'static str {
         Reason::LookupError => "the card could not be looked up",
         Reason::Interrupted => "FaceReko stopped during the attempt",
         Reason::Disarmed => "the system is disarmed",
+        Reason::OutsideSchedule => "outside the card's schedule",
+        Reason::NotYetValid => "the card is not valid yet",
+        Reason::Expired => "the card has expired",
+        Reason::ClockNotSynced => "the clock is not synchronised, so time limits cannot be checked",
     }
 }
 

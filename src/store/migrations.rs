@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_leftover_faces"),
     migration!(5, "0005_messages"),
     migration!(6, "0006_longer_settings"),
+    migration!(7, "0007_schedules"),
 ];
 
 /// What a backend does for [`run`].

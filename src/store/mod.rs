@@ -9,6 +9,7 @@ pub mod mysql;
 pub mod rehearsal;
 pub mod resilient;
 mod rows;
+mod schedule_rows;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::access::{AccessEvent, Decision, Person, PersonId, Reason};
 use crate::card::CardUid;
 use crate::checks::{Checks, Secret};
 use crate::engine::{FaceTemplate, StoredFace};
+use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
 
 /// `[database]`: where people, cards, faces and the access log are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +261,9 @@ pub trait DoorPath: Send + Sync {
     async fn record_attempt(&self, event: &AccessEvent, notices: &Notices) -> Result<i64, StoreError>;
     async fn armed(&self) -> Result<bool, StoreError>;
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError>;
+    /// Schedules, holidays and the limits of every person and card that has any, in one piece:
+    /// what the door judges a card's time limits by (and the pages that show them).
+    async fn access_rules(&self) -> Result<AccessRules, StoreError>;
     /// Notifications written but not yet delivered.
     async fn outbox_backlog(&self) -> Result<u64, StoreError>;
     /// Writes log rows kept locally for the database (a server that was away) before the daemon
@@ -326,6 +331,28 @@ pub trait People: Send + Sync {
     /// Gives a face a new template of another kind (reindexing), keeping its id, person and photo.
     /// NotFound if the face is gone.
     async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError>;
+}
+
+/// Changing when people and cards may open the door; read back through [`DoorPath::access_rules`].
+#[async_trait]
+pub trait Schedules: Send + Sync {
+    /// Creates the schedule `name` (ASCII case ignored) or replaces its windows and holiday rule.
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError>;
+    /// NotFound if there is none; Conflict while a person or card follows it.
+    async fn remove_schedule(&self, name: &str) -> Result<(), StoreError>;
+    /// Adds `holiday` (its id is ignored) and returns it with its new id.
+    async fn add_holiday(&self, holiday: &Holiday) -> Result<Holiday, StoreError>;
+    /// NotFound if there is no holiday with that id.
+    async fn remove_holiday(&self, id: i64) -> Result<(), StoreError>;
+    /// Replaces a person's limits; no limits set lifts them. NotFound for an unknown person or schedule.
+    async fn set_person_limits(&self, person: PersonId, limits: &Limits) -> Result<(), StoreError>;
+    /// Replaces a card's own limits, which narrow its holder's. NotFound for an unknown card or schedule.
+    async fn set_card_limits(&self, uid: &CardUid, limits: &Limits) -> Result<(), StoreError>;
 }
 
 /// Removing people, cards and faces: apart from [`People`] because a store that keeps a local copy
@@ -401,6 +428,7 @@ pub trait Store: Send + Sync {
     fn messages(&self) -> &dyn Messages;
     fn people(&self) -> &dyn People;
     fn removals(&self) -> &dyn Removals;
+    fn schedules(&self) -> &dyn Schedules;
     fn leftovers(&self) -> &dyn LeftoverFaces;
     fn log(&self) -> &dyn AccessLog;
     fn accounts(&self) -> &dyn Accounts;
@@ -409,7 +437,17 @@ pub trait Store: Send + Sync {
 
 impl<T> Store for T
 where
-    T: Schema + DoorPath + Outbox + Messages + People + Removals + LeftoverFaces + AccessLog + Accounts + Settings,
+    T: Schema
+        + DoorPath
+        + Outbox
+        + Messages
+        + People
+        + Removals
+        + Schedules
+        + LeftoverFaces
+        + AccessLog
+        + Accounts
+        + Settings,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -427,6 +465,9 @@ where
         self
     }
     fn removals(&self) -> &dyn Removals {
+        self
+    }
+    fn schedules(&self) -> &dyn Schedules {
         self
     }
     fn leftovers(&self) -> &dyn LeftoverFaces {

@@ -10,15 +10,17 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOp
 use super::migrations::{self, Migration, Migrator};
 use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::schedule_rows::{self, RulesRows};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
-    Recipient, Removals, Schema, Settings, StoreError, User,
+    Recipient, Removals, Schedules, Schema, Settings, StoreError, User,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
+use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
 
 /// How long `migrate` waits for another facereko that is migrating the same database.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -311,6 +313,17 @@ impl DoorPath for MysqlStore {
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         write_setting(&mut conn, ARMED_KEY, &armed.to_string()).await
+    }
+
+    async fn access_rules(&self) -> Result<AccessRules, StoreError> {
+        let mut conn = self.conn().await?;
+        // One snapshot, so limits never name a schedule read without them.
+        let mut snapshot = TxOpts::default();
+        snapshot.with_consistent_snapshot(true).with_readonly(Some(true));
+        let mut tx = conn.start_transaction(snapshot).await.map_err(db_error)?;
+        let rules = read_access_rules(&mut tx).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(rules)
     }
 
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
@@ -841,5 +854,152 @@ impl Settings for MysqlStore {
     async fn remove_setting(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         conn.exec_drop("DELETE FROM settings WHERE name = ?", (rows::app_setting(key),)).await.map_err(db_error)
+    }
+}
+
+async fn read_access_rules(conn: &mut impl Queryable) -> Result<AccessRules, StoreError> {
+    RulesRows {
+        schedules: conn.query(schedule_rows::SELECT_SCHEDULES).await.map_err(db_error)?,
+        windows: conn.query(schedule_rows::SELECT_WINDOWS).await.map_err(db_error)?,
+        holidays: conn.query(schedule_rows::SELECT_HOLIDAYS).await.map_err(db_error)?,
+        people: conn.query(schedule_rows::SELECT_PERSON_LIMITS).await.map_err(db_error)?,
+        cards: conn.query(schedule_rows::SELECT_CARD_LIMITS).await.map_err(db_error)?,
+    }
+    .into_rules()
+}
+
+async fn count(
+    conn: &mut impl Queryable,
+    sql: &str,
+    params: impl Into<mysql_async::Params> + Send,
+) -> Result<i64, StoreError> {
+    let found: Option<i64> = conn.exec_first(sql, params).await.map_err(db_error)?;
+    Ok(found.unwrap_or(0))
+}
+
+/// A schedule id that a limit may name: NotFound for one that does not exist.
+async fn check_schedule_id(conn: &mut impl Queryable, limits: &Limits) -> Result<(), StoreError> {
+    match limits.schedule {
+        Some(id) if count(conn, schedule_rows::SCHEDULE_EXISTS, (id,)).await? == 0 => {
+            Err(schedule_rows::no_schedule_id(id))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Schedules for MysqlStore {
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
+        let name = schedule_rows::check_schedule(name, windows)?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let existing: Option<(i64, String)> = tx
+            .exec_first("SELECT id, name FROM schedules WHERE name_key = ? FOR UPDATE", (rows::name_key(&name),))
+            .await
+            .map_err(db_error)?;
+        let (id, name) = match existing {
+            Some((id, stored)) => {
+                tx.exec_drop("UPDATE schedules SET open_on_holidays = ? WHERE id = ?", (open_on_holidays, id))
+                    .await
+                    .map_err(db_error)?;
+                tx.exec_drop(schedule_rows::DELETE_WINDOWS, (id,)).await.map_err(db_error)?;
+                (id, stored)
+            }
+            None => {
+                tx.exec_drop(
+                    "INSERT INTO schedules(name, name_key, open_on_holidays, created_ms) VALUES (?, ?, ?, ?)",
+                    (&name, rows::name_key(&name), open_on_holidays, now_ms()),
+                )
+                .await
+                .map_err(db_error)?;
+                (inserted_id(tx.last_insert_id())?, name)
+            }
+        };
+        for (position, window) in windows.iter().enumerate() {
+            let (days, start, end) = schedule_rows::window_columns(window);
+            tx.exec_drop(schedule_rows::INSERT_WINDOW, (id, position as i64, days, start, end))
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(Schedule { id, name, windows: windows.to_vec(), open_on_holidays })
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.trim();
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let id: i64 = tx
+            .exec_first("SELECT id FROM schedules WHERE name_key = ? FOR UPDATE", (rows::name_key(name),))
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| schedule_rows::no_schedule(name))?;
+        let users = count(&mut tx, schedule_rows::SCHEDULE_USERS, (id, id)).await?;
+        if users > 0 {
+            return Err(schedule_rows::schedule_in_use(name, users));
+        }
+        tx.exec_drop(schedule_rows::DELETE_SCHEDULE, (id,)).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn add_holiday(&self, holiday: &Holiday) -> Result<Holiday, StoreError> {
+        schedule_rows::check_holiday(holiday)?;
+        let holiday = Holiday { name: holiday.name.trim().to_owned(), ..holiday.clone() };
+        let (first, last) = (schedule_rows::day_column(holiday.first), schedule_rows::day_column(holiday.last));
+        let mut conn = self.conn().await?;
+        conn.exec_drop(schedule_rows::INSERT_HOLIDAY, (&holiday.name, first, last, holiday.yearly))
+            .await
+            .map_err(db_error)?;
+        Ok(Holiday { id: inserted_id(conn.last_insert_id())?, ..holiday })
+    }
+
+    async fn remove_holiday(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(schedule_rows::DELETE_HOLIDAY, (id,)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(schedule_rows::no_holiday(id)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn set_person_limits(&self, person: PersonId, limits: &Limits) -> Result<(), StoreError> {
+        schedule_rows::check_limits(limits)?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        if count(&mut tx, schedule_rows::PERSON_EXISTS, (person.0,)).await? == 0 {
+            return Err(rows::no_person(person));
+        }
+        check_schedule_id(&mut tx, limits).await?;
+        tx.exec_drop(schedule_rows::DELETE_PERSON_LIMITS, (person.0,)).await.map_err(db_error)?;
+        if !limits.is_unlimited() {
+            let (from, until, schedule) = schedule_rows::limits_columns(limits);
+            tx.exec_drop(schedule_rows::INSERT_PERSON_LIMITS, (person.0, from, until, schedule))
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn set_card_limits(&self, uid: &CardUid, limits: &Limits) -> Result<(), StoreError> {
+        schedule_rows::check_limits(limits)?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        if count(&mut tx, schedule_rows::CARD_EXISTS, (uid.as_str(),)).await? == 0 {
+            return Err(rows::card_not_enrolled(uid));
+        }
+        check_schedule_id(&mut tx, limits).await?;
+        tx.exec_drop(schedule_rows::DELETE_CARD_LIMITS, (uid.as_str(),)).await.map_err(db_error)?;
+        if !limits.is_unlimited() {
+            let (from, until, schedule) = schedule_rows::limits_columns(limits);
+            tx.exec_drop(schedule_rows::INSERT_CARD_LIMITS, (uid.as_str(), from, until, schedule))
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
     }
 }

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schema, Settings, Store,
-    StoreError,
+    AccessLog, Accounts, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
+    Settings, Store, StoreError,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
 use crate::engine::StoredFace;
+use crate::schedule::AccessRules;
 
 pub struct Rehearsal(Arc<dyn Store>);
 
@@ -49,6 +50,10 @@ impl DoorPath for Rehearsal {
         Ok(())
     }
 
+    async fn access_rules(&self) -> Result<AccessRules, StoreError> {
+        self.0.door().access_rules().await
+    }
+
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
         self.0.door().outbox_backlog().await
     }
@@ -73,6 +78,9 @@ impl Store for Rehearsal {
     }
     fn removals(&self) -> &dyn Removals {
         self.0.removals()
+    }
+    fn schedules(&self) -> &dyn Schedules {
+        self.0.schedules()
     }
     fn leftovers(&self) -> &dyn LeftoverFaces {
         self.0.leftovers()

@@ -1,7 +1,8 @@
 //! Keeps the door working while a database server is away.
 //!
 //! [`ResilientStore`] wraps the server's store and keeps a local SQLite file in `data_dir` with
-//! (a) a copy of what decisions need (cards with their holders, enrolled faces, the armed state),
+//! (a) a copy of what decisions need (cards with their holders, enrolled faces, the armed state,
+//! the schedules, holidays and time limits),
 //! refreshed whenever the server answers, and (b) a spool of access-log rows written while the
 //! server could not be reached. A background task retries with back-off and writes the spool to
 //! the server, oldest first, when it answers again; `record_attempt` is idempotent by `event_id`,
@@ -21,13 +22,14 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, Card, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schema, Settings,
-    Store, StoreError,
+    AccessLog, Accounts, Card, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
+    Settings, Store, StoreError,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
+use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
 
 /// The local copy and spool, in `data_dir`.
 pub const CACHE_FILE: &str = "database-cache.db";
@@ -44,6 +46,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
 const SNAPSHOT_KEY: &str = "snapshot_ms";
+/// The schedules, holidays and limits, as JSON: small, and read whole on every tap.
+const ACCESS_RULES_KEY: &str = "access_rules";
 
 const CACHE_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS cached_cards (
@@ -260,6 +264,21 @@ impl LocalCache {
             .await
     }
 
+    async fn save_access_rules(&self, rules: &AccessRules) -> Result<(), StoreError> {
+        let json = serde_json::to_string(rules).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.0.run(move |c| set_cached(c, ACCESS_RULES_KEY, &json).map_err(db_error)).await
+    }
+
+    /// The copied rules; `None` when nothing was ever copied.
+    async fn access_rules(&self) -> Result<Option<AccessRules>, StoreError> {
+        let json = self.0.run(|c| cached(c, ACCESS_RULES_KEY)).await?;
+        json.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Database(format!("the local copy of the schedules is unreadable: {e}")))
+        })
+        .transpose()
+    }
+
     async fn save_armed(&self, armed: bool) -> Result<(), StoreError> {
         self.0.run(move |c| set_cached(c, ARMED_KEY, &armed.to_string()).map_err(db_error)).await
     }
@@ -423,6 +442,20 @@ impl Shared {
         }
     }
 
+    /// Copies the server's schedules, holidays and limits at once after a change: a door that
+    /// loses the server before the next refresh must already judge by them (a contractor whose
+    /// validity was just cut short must not get in). The server has the change either way, so a
+    /// failure here is only logged.
+    async fn copy_rules_now(&self) {
+        let copied = match self.server.door().access_rules().await {
+            Ok(rules) => self.local.save_access_rules(&rules).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = copied {
+            tracing::warn!(error = %e, "cannot copy the changed schedules to the local copy; the next refresh will");
+        }
+    }
+
     /// Passes on the server's answer, noting an outage.
     fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e @ StoreError::Unreachable(_)) = &result {
@@ -457,6 +490,7 @@ impl Shared {
     async fn refresh(&self) -> Result<(), StoreError> {
         self.local.save_cards(self.server.people().list_cards().await?).await?;
         self.local.save_armed(self.server.door().armed().await?).await?;
+        self.local.save_access_rules(&self.server.door().access_rules().await?).await?;
         for engine in crate::engine::ENGINES {
             let (version, faces) = self.server.door().faces(engine).await?;
             self.local.save_faces(engine, version, faces).await?;
@@ -655,6 +689,18 @@ impl DoorPath for ResilientStore {
         self.shared.local.save_armed(armed).await
     }
 
+    async fn access_rules(&self) -> Result<AccessRules, StoreError> {
+        let shared = &self.shared;
+        if let Some(rules) = shared.ask(shared.server.door().access_rules()).await? {
+            let copied = rules.clone();
+            shared.remember("schedules", |local| async move { local.save_access_rules(&copied).await });
+            return Ok(rules);
+        }
+        shared.local.access_rules().await?.ok_or_else(|| {
+            StoreError::Unreachable("the database is away and there is no local copy of the schedules yet".into())
+        })
+    }
+
     /// Asked by `facereko status` and the health check, which must not wait for an absent server.
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
         let shared = &self.shared;
@@ -689,7 +735,53 @@ impl Removals for ResilientStore {
     }
 }
 
-/// Serves the door's path, migrations and removals itself; everything else goes to the
+/// Each change also reaches the local copy at once ([`Shared::copy_rules_now`]).
+#[async_trait]
+impl Schedules for ResilientStore {
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
+        let saved =
+            self.shared.noted(self.shared.server.schedules().save_schedule(name, windows, open_on_holidays).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(saved)
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.schedules().remove_schedule(name).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn add_holiday(&self, holiday: &Holiday) -> Result<Holiday, StoreError> {
+        let added = self.shared.noted(self.shared.server.schedules().add_holiday(holiday).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(added)
+    }
+
+    async fn remove_holiday(&self, id: i64) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.schedules().remove_holiday(id).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn set_person_limits(&self, person: PersonId, limits: &Limits) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.schedules().set_person_limits(person, limits).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn set_card_limits(&self, uid: &CardUid, limits: &Limits) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.schedules().set_card_limits(uid, limits).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+}
+
+/// Serves the door's path, migrations, removals and schedule changes itself; everything else goes to the
 /// server as it is (changes to people, cards, accounts and settings need the server, and no
 /// decision needs the settings, so they are not copied).
 impl Store for ResilientStore {
@@ -709,6 +801,9 @@ impl Store for ResilientStore {
         self.shared.server.people()
     }
     fn removals(&self) -> &dyn Removals {
+        self
+    }
+    fn schedules(&self) -> &dyn Schedules {
         self
     }
     fn leftovers(&self) -> &dyn LeftoverFaces {
@@ -783,5 +878,22 @@ mod tests {
         assert_eq!(local.card_holder(&bobs).await.unwrap(), Some(None), "nor for a removed person's card");
         assert_eq!(local.card_holder(&kept).await.unwrap(), Some(Some(alice)));
         assert!(local.faces("simulated").await.unwrap().expect("a local copy").1.is_empty());
+    }
+
+    #[tokio::test]
+    async fn changed_limits_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = quiet_store(dir.path()).await;
+        let alice = store.people().add_person("Alice").await.unwrap();
+        store.shared.refresh().await.unwrap();
+        let window: crate::schedule::Window = "tue 09:00-12:00".parse().unwrap();
+        let schedule = store.schedules().save_schedule("Cleaners", &[window], false).await.unwrap();
+        let limits = Limits { schedule: Some(schedule.id), ..Limits::default() };
+        store.schedules().set_person_limits(alice.id, &limits).await.unwrap();
+
+        let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
+        assert_eq!(copied.people, [(alice.id, limits)], "no refresh was needed");
+        store.shared.went_offline(&StoreError::Unreachable("gone".into()));
+        assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
     }
 }

@@ -9,15 +9,17 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::schedule_rows::{self, RulesRows};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
-    Recipient, Removals, Schema, Settings, StoreError, User,
+    Recipient, Removals, Schedules, Schema, Settings, StoreError, User,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
+use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
 
 /// A new access-log row; a replayed `event_id` changes nothing.
 static INSERT_LOG_ROW: LazyLock<String> =
@@ -280,6 +282,14 @@ impl DoorPath for SqliteStore {
 
     async fn set_armed(&self, armed: bool) -> Result<(), StoreError> {
         self.with_conn(move |conn| write_setting(conn, ARMED_KEY, &armed.to_string())).await
+    }
+
+    async fn access_rules(&self) -> Result<AccessRules, StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction().map_err(db_error)?;
+            read_access_rules(&tx)
+        })
+        .await
     }
 
     async fn outbox_backlog(&self) -> Result<u64, StoreError> {
@@ -926,6 +936,172 @@ impl Settings for SqliteStore {
         let name = rows::app_setting(key);
         self.with_conn(move |conn| {
             conn.execute("DELETE FROM settings WHERE key = ?1", [name]).map(drop).map_err(db_error)
+        })
+        .await
+    }
+}
+
+/// Every row of `sql` as `read` makes it.
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql).map_err(db_error)?;
+    let found = stmt.query_map([], |r| read(r)).map_err(db_error)?;
+    found.collect::<Result<_, _>>().map_err(db_error)
+}
+
+fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<i64, StoreError> {
+    conn.query_row(sql, params, |r| r.get(0)).map_err(db_error)
+}
+
+fn limits_row<K: rusqlite::types::FromSql>(r: &Row<'_>) -> rusqlite::Result<schedule_rows::LimitsRow<K>> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn read_access_rules(conn: &Connection) -> Result<AccessRules, StoreError> {
+    RulesRows {
+        schedules: all_rows(conn, schedule_rows::SELECT_SCHEDULES, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+        windows: all_rows(conn, schedule_rows::SELECT_WINDOWS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
+        holidays: all_rows(conn, schedule_rows::SELECT_HOLIDAYS, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?,
+        people: all_rows(conn, schedule_rows::SELECT_PERSON_LIMITS, limits_row)?,
+        cards: all_rows(conn, schedule_rows::SELECT_CARD_LIMITS, limits_row)?,
+    }
+    .into_rules()
+}
+
+/// A schedule id that a limit may name: NotFound for one that does not exist.
+fn check_schedule_id(conn: &Connection, limits: &Limits) -> Result<(), StoreError> {
+    match limits.schedule {
+        Some(id) if count(conn, schedule_rows::SCHEDULE_EXISTS, [id])? == 0 => Err(schedule_rows::no_schedule_id(id)),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Schedules for SqliteStore {
+    async fn save_schedule(
+        &self,
+        name: &str,
+        windows: &[Window],
+        open_on_holidays: bool,
+    ) -> Result<Schedule, StoreError> {
+        let name = schedule_rows::check_schedule(name, windows)?;
+        let windows = windows.to_vec();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let existing: Option<(i64, String)> = tx
+                .query_row("SELECT id, name FROM schedules WHERE name = ?1", [&name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(db_error)?;
+            let (id, name) = match existing {
+                Some((id, stored)) => {
+                    tx.execute(
+                        "UPDATE schedules SET open_on_holidays = ?2 WHERE id = ?1",
+                        params![id, open_on_holidays],
+                    )
+                    .map_err(db_error)?;
+                    tx.execute(schedule_rows::DELETE_WINDOWS, [id]).map_err(db_error)?;
+                    (id, stored)
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO schedules(name, open_on_holidays, created_ms) VALUES (?1, ?2, ?3)",
+                        params![name, open_on_holidays, now_ms()],
+                    )
+                    .map_err(db_error)?;
+                    (tx.last_insert_rowid(), name)
+                }
+            };
+            for (position, window) in windows.iter().enumerate() {
+                let (days, start, end) = schedule_rows::window_columns(window);
+                tx.execute(schedule_rows::INSERT_WINDOW, params![id, position as i64, days, start, end])
+                    .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(Schedule { id, name, windows, open_on_holidays })
+        })
+        .await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.trim().to_owned();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let id: i64 = tx
+                .query_row("SELECT id FROM schedules WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()
+                .map_err(db_error)?
+                .ok_or_else(|| schedule_rows::no_schedule(&name))?;
+            let users = count(&tx, schedule_rows::SCHEDULE_USERS, [id, id])?;
+            if users > 0 {
+                return Err(schedule_rows::schedule_in_use(&name, users));
+            }
+            tx.execute(schedule_rows::DELETE_SCHEDULE, [id]).map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn add_holiday(&self, holiday: &Holiday) -> Result<Holiday, StoreError> {
+        schedule_rows::check_holiday(holiday)?;
+        let holiday = Holiday { name: holiday.name.trim().to_owned(), ..holiday.clone() };
+        self.with_conn(move |conn| {
+            let (first, last) = (schedule_rows::day_column(holiday.first), schedule_rows::day_column(holiday.last));
+            conn.execute(schedule_rows::INSERT_HOLIDAY, params![holiday.name, first, last, holiday.yearly])
+                .map_err(db_error)?;
+            Ok(Holiday { id: conn.last_insert_rowid(), ..holiday })
+        })
+        .await
+    }
+
+    async fn remove_holiday(&self, id: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| match conn.execute(schedule_rows::DELETE_HOLIDAY, [id]).map_err(db_error)? {
+            0 => Err(schedule_rows::no_holiday(id)),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn set_person_limits(&self, person: PersonId, limits: &Limits) -> Result<(), StoreError> {
+        schedule_rows::check_limits(limits)?;
+        let limits = *limits;
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            if count(&tx, schedule_rows::PERSON_EXISTS, [person.0])? == 0 {
+                return Err(rows::no_person(person));
+            }
+            check_schedule_id(&tx, &limits)?;
+            tx.execute(schedule_rows::DELETE_PERSON_LIMITS, [person.0]).map_err(db_error)?;
+            if !limits.is_unlimited() {
+                let (from, until, schedule) = schedule_rows::limits_columns(&limits);
+                tx.execute(schedule_rows::INSERT_PERSON_LIMITS, params![person.0, from, until, schedule])
+                    .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn set_card_limits(&self, uid: &CardUid, limits: &Limits) -> Result<(), StoreError> {
+        schedule_rows::check_limits(limits)?;
+        let (uid, limits) = (uid.clone(), *limits);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            if count(&tx, schedule_rows::CARD_EXISTS, [uid.as_str()])? == 0 {
+                return Err(rows::card_not_enrolled(&uid));
+            }
+            check_schedule_id(&tx, &limits)?;
+            tx.execute(schedule_rows::DELETE_CARD_LIMITS, [uid.as_str()]).map_err(db_error)?;
+            if !limits.is_unlimited() {
+                let (from, until, schedule) = schedule_rows::limits_columns(&limits);
+                tx.execute(schedule_rows::INSERT_CARD_LIMITS, params![uid.as_str(), from, until, schedule])
+                    .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
         })
         .await
     }

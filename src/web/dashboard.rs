@@ -58,6 +58,15 @@ fn backlog_text(status: &Status) -> String {
     parts.join(" · ")
 }
 
+/// Whether time limits can be trusted; read when the page is built, not part of the live feed.
+fn clock_text(synchronised: Option<bool>) -> &'static str {
+    match synchronised {
+        Some(true) => "Synchronised",
+        Some(false) => "Not synchronised: people and cards with time limits are refused",
+        None => "Unknown",
+    }
+}
+
 /// The status as the page script reads it from the live feed.
 fn status_json(status: &Status) -> serde_json::Value {
     serde_json::json!({
@@ -172,6 +181,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             (tile("Card reader", "reader-state", &device_text(&status.reader, status.reader_error.as_ref()), html! {}))
             (tile("Camera", "camera-state", &device_text(&status.camera, status.camera_error.as_ref()), html! {}))
             (tile("Face engine", "engine-state", &status.engine, html! {}))
+            (tile("Clock", "clock-state", clock_text(status.clock_synchronised), html! {}))
             (tile("Notifications waiting", "backlog", &backlog_text(&status), html! {}))
         }
         @if let Some(cards) = &taps { (simulated_taps(&user, cards)) }

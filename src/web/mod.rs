@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod notifications;
 mod people;
+mod schedules;
 mod settings;
 mod users;
 mod views;
@@ -246,6 +247,11 @@ pub fn router(state: WebState) -> Router {
         .route("/people/{id}/cards", post(people::bind_card))
         .route("/people/{id}/cards/tap", post(people::bind_tapped_card))
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
+        .route("/people/{id}/limits", post(schedules::set_person_limits))
+        .route("/schedules", get(schedules::page).post(schedules::save))
+        .route("/schedules/{id}/remove", post(schedules::remove))
+        .route("/schedules/holidays", post(schedules::add_holiday))
+        .route("/schedules/holidays/{id}/remove", post(schedules::remove_holiday))
         .route("/settings", get(settings::page).post(settings::save))
         .route("/settings/notifications", post(notifications::save))
         .route("/settings/notifications/reset", post(notifications::reset))

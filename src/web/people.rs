@@ -125,6 +125,7 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
     let person = person(state, id).await?;
     let cards = state.store().people().person_cards(person.id).await?;
     let faces = state.store().people().person_faces(person.id).await?;
+    let rules = state.store().door().access_rules().await?;
     let engine = state.engine.template_kind();
     let url = person_url(person.id);
     let max_mib = state.config().max_upload_bytes as f64 / (1024.0 * 1024.0);
@@ -203,6 +204,7 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
                 }
             }
         }
+        (super::schedules::person_section(state, user, person.id, &cards, &rules))
         @if admin {
             section.card.danger-zone {
                 h2 { "Remove " (person.name) }

@@ -13,6 +13,7 @@ pub enum Section {
     Dashboard,
     History,
     People,
+    Schedules,
     Settings,
 }
 
@@ -20,6 +21,7 @@ const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Dashboard, "/", "Dashboard"),
     (Section::History, "/history", "History"),
     (Section::People, "/people", "People"),
+    (Section::Schedules, "/schedules", "Schedules"),
     (Section::Settings, "/settings", "Settings"),
 ];
 

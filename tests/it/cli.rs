@@ -270,3 +270,31 @@ fn web_accounts_are_added_listed_changed_and_removed() {
     assert_refused(&door.run(&["user", "remove", "victor"]), "victor");
     assert_eq!(door.ok(&["user", "list"]).lines().count(), 1);
 }
+
+#[test]
+fn schedules_and_time_limits_are_set_and_shown_and_bad_ones_explained() {
+    let door = TestDoor::new(&[("schedule.time_zone", "\"Europe/Berlin\"")]);
+    door.ok(&["person", "add", "Kim"]);
+    door.ok(&["card", "add", "04A1B2C3", "--person", "Kim"]);
+    let saved = door.ok(&["schedule", "set", "Cleaners", "--window", "tue 09:00-12:00", "--window", "fri 22:00-02:00"]);
+    assert!(saved.contains("tue 09:00-12:00; fri 22:00-02:00"), "{saved}");
+    door.ok(&["schedule", "add-holiday", "Christmas", "--from", "2026-12-24", "--to", "2026-12-26", "--yearly"]);
+    let set = door.ok(&["person", "set", "Kim", "--schedule", "cleaners", "--valid-until", "2030-06-15 00:00"]);
+    assert!(set.contains("until 2030-06-15 00:00:00, schedule Cleaners"), "{set}");
+    door.ok(&["card", "set", "04A1B2C3", "--valid-from", "2026-01-01"]);
+
+    let shown = door.ok(&["schedule", "show", "Kim"]);
+    assert!(shown.contains("Kim (Europe/Berlin): until 2030-06-15 00:00:00, schedule Cleaners"), "{shown}");
+    assert!(shown.contains("card 04A1B2C3: from 2026-01-01 00:00:00; next in: 20"), "{shown}");
+    let list = door.ok(&["schedule", "list"]);
+    assert!(list.contains("Cleaners (closed on holidays): tue 09:00-12:00; fri 22:00-02:00"), "{list}");
+    assert!(list.contains("Christmas") && list.contains("2026-12-24 to 2026-12-26, every year"), "{list}");
+
+    assert_refused(&door.run(&["schedule", "set", "Broken", "--window", "someday 09:00-10:00"]), "is not a weekday");
+    assert_refused(&door.run(&["person", "set", "Kim", "--valid-until", "soon"]), "is not a date and time");
+    assert_refused(&door.run(&["person", "set", "Kim", "--schedule", "Night shift"]), "no schedule named");
+    assert_refused(&door.run(&["schedule", "remove", "Cleaners"]), "is followed by 1");
+    let lifted = door.ok(&["person", "set", "Kim", "--schedule", "none", "--valid-until", "none"]);
+    assert!(lifted.contains("Kim: no limits"), "{lifted}");
+    door.ok(&["schedule", "remove", "Cleaners"]);
+}

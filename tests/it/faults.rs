@@ -443,6 +443,29 @@ fn the_door_keeps_deciding_while_mariadb_is_away_and_no_attempt_is_lost() {
     report("MariaDB away", &door, 6);
 }
 
+/// Issue 19: a validity cut short while the server answers holds at once, and the door judges
+/// time limits from its local copy while the server is away (before the camera is asked).
+#[test]
+fn time_limits_hold_from_the_local_copy_while_mariadb_is_away() {
+    let mut server = MariaDb::throw_away();
+    let database = server.database();
+    let clock = [("schedule.clock", "\"trusted\"")];
+    let mut door = TestDoor::on_database_with(&database.url_without_password, Some(&database.password), &clock);
+    door.ok(&["person", "add", "Sam"]);
+    door.ok(&["card", "add", ALICE_CARD, "--person", "Sam"]);
+    door.start();
+    door.ok(&["person", "set", "Sam", "--valid-until", "2020-01-01 00:00"]);
+
+    server.kill();
+    door.ok(&["tap", ALICE_CARD]);
+    wait_until("the attempt to be kept in the spool", || spooled_rows(&door).len() == 1, || door.daemon_log());
+    let row = spooled_rows(&door).remove(0);
+    assert_eq!((row["decision"].as_str(), row["reason"].as_str()), (Some("denied"), Some("expired")), "{row}");
+    assert_eq!(row["photo"], Value::Null, "refused before the camera");
+    server.resume();
+    door.stop();
+}
+
 /// Issue 15, item 5: 1,100 idle connections took every file descriptor, and with them the
 /// dashboard, the control socket and the camera. Now each listener keeps a few, closing the
 /// oldest idle one for each newcomer.

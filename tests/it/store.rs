@@ -9,6 +9,7 @@ use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
 use facereko::checks::Secret;
 use facereko::engine::FaceTemplate;
+use facereko::schedule::{Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{self, Channel, LogQuery, Notices, Recipient, Store, StoreError};
 use time::OffsetDateTime;
@@ -593,6 +594,90 @@ async fn users_are_unique_regardless_of_ascii_case(store: &dyn Store) {
     );
 }
 
+fn windows(texts: &[&str]) -> Vec<Window> {
+    texts.iter().map(|text| text.parse().unwrap()).collect()
+}
+
+async fn schedules_and_holidays_are_saved_replaced_and_removed(store: &dyn Store) {
+    let schedules = store.schedules();
+    let cleaners = schedules.save_schedule(" Cleaners ", &windows(&["tue 09:00-12:00"]), false).await.unwrap();
+    assert_eq!(cleaners.name, "Cleaners");
+    let night = windows(&["mon-fri 22:00-02:00", "sat,sun 00:00-24:00"]);
+    let replaced = schedules.save_schedule("CLEANERS", &night, true).await.unwrap();
+    assert_eq!((replaced.id, replaced.name.as_str()), (cleaners.id, "Cleaners"), "the same schedule, ASCII case aside");
+    let office = schedules.save_schedule("Office hours", &windows(&["mon-fri 08:00-18:00"]), false).await.unwrap();
+
+    let christmas = Holiday {
+        id: 0,
+        name: "Christmas".into(),
+        first: jiff::civil::date(2026, 12, 24),
+        last: jiff::civil::date(2026, 12, 26),
+        yearly: true,
+    };
+    let christmas = schedules.add_holiday(&christmas).await.unwrap();
+    let closing = Holiday { name: "Closed".into(), yearly: false, ..christmas.clone() };
+    let closing = schedules.add_holiday(&closing).await.unwrap();
+    assert_ne!(christmas.id, closing.id);
+
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!(rules.schedules, [replaced.clone(), office.clone()]);
+    assert_eq!(rules.schedules[0].windows, night, "windows keep their order");
+    assert_eq!(rules.holidays, [christmas.clone(), closing.clone()]);
+
+    schedules.remove_holiday(closing.id).await.unwrap();
+    assert!(message(schedules.remove_holiday(closing.id).await).contains("no holiday"));
+    schedules.remove_schedule("office HOURS").await.unwrap();
+    assert!(message(schedules.remove_schedule("Office hours").await).contains("no schedule named"));
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!((rules.schedules, rules.holidays), (vec![replaced], vec![christmas]));
+
+    assert!(message(schedules.save_schedule("  ", &night, false).await).contains("needs a name"));
+    let backwards = Holiday {
+        id: 0,
+        name: "Backwards".into(),
+        first: jiff::civil::date(2026, 5, 2),
+        last: jiff::civil::date(2026, 5, 1),
+        yearly: false,
+    };
+    assert!(message(schedules.add_holiday(&backwards).await).contains("ends"));
+}
+
+async fn limits_narrow_people_and_cards_and_keep_their_schedule(store: &dyn Store) {
+    let alice = store.people().add_person("Alice").await.unwrap();
+    let uid = card("04A1B2C3");
+    store.people().add_card(&uid, alice.id).await.unwrap();
+    let schedule = store.schedules().save_schedule("Cleaners", &windows(&["tue 09:00-12:00"]), false).await.unwrap();
+    // Kept to the millisecond, as written.
+    let from: jiff::Timestamp = "2026-06-01T08:00:00.250Z".parse().unwrap();
+    let until: jiff::Timestamp = "2026-06-14T18:00:00Z".parse().unwrap();
+    let person = Limits { valid_from: Some(from), valid_until: Some(until), schedule: Some(schedule.id) };
+    let narrower = Limits { valid_until: Some(from + jiff::SignedDuration::from_hours(24)), ..Limits::default() };
+    store.schedules().set_person_limits(alice.id, &person).await.unwrap();
+    store.schedules().set_card_limits(&uid, &narrower).await.unwrap();
+
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!(rules.people, [(alice.id, person)]);
+    assert_eq!(rules.cards, [(uid.clone(), narrower)]);
+    let in_use = message(store.schedules().remove_schedule("Cleaners").await);
+    assert!(in_use.contains("is followed by 1"), "{in_use}");
+
+    let missing = Limits { schedule: Some(schedule.id + 100), ..Limits::default() };
+    assert!(message(store.schedules().set_person_limits(alice.id, &missing).await).contains("no schedule"));
+    assert!(message(store.schedules().set_person_limits(PersonId(9999), &person).await).contains("no person"));
+    assert!(message(store.schedules().set_card_limits(&card("04FFFFFF"), &narrower).await).contains("not enrolled"));
+    let backwards = Limits { valid_from: Some(until), valid_until: Some(from), schedule: None };
+    assert!(message(store.schedules().set_person_limits(alice.id, &backwards).await).contains("must come after"));
+    assert_eq!(store.door().access_rules().await.unwrap().people, [(alice.id, person)], "refusals change nothing");
+
+    // No limits lift them; then the schedule may go.
+    store.schedules().set_person_limits(alice.id, &Limits::default()).await.unwrap();
+    assert!(store.door().access_rules().await.unwrap().people.is_empty());
+    store.schedules().remove_schedule("Cleaners").await.unwrap();
+    // A card's limits go with the card.
+    store.removals().remove_card(&uid).await.unwrap();
+    assert!(store.door().access_rules().await.unwrap().cards.is_empty());
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -604,7 +689,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6]], "one of them applied everything, the other nothing");
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7]], "one of them applied everything, the other nothing");
 }
 
 /// A module named after a backend, with one test per conformance test run on that backend.
@@ -648,4 +733,6 @@ conformance!(
     faces_keep_their_photo_and_are_reindexed_in_place,
     users_are_listed_changed_and_removed,
     settings_are_kept_apart_from_the_daemons_own,
+    schedules_and_holidays_are_saved_replaced_and_removed,
+    limits_narrow_people_and_cards_and_keep_their_schedule,
 );

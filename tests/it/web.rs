@@ -295,7 +295,17 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
     app.add_user(ADMIN, Role::Admin).await;
     let id = logged_attempt(&app, 1, Decision::Granted, None).await;
     let mut stranger = app.browser([10, 0, 0, 9]);
-    let pages = ["/", "/history", "/history/rows", "/history.csv", "/people", "/people/1", "/settings", "/events"];
+    let pages = [
+        "/",
+        "/history",
+        "/history/rows",
+        "/history.csv",
+        "/people",
+        "/people/1",
+        "/schedules",
+        "/settings",
+        "/events",
+    ];
     for path in
         pages.iter().map(|p| p.to_string()).chain([format!("/history/{id}/photo"), format!("/history/{id}/thumb")])
     {
@@ -303,7 +313,7 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "GET {path}");
         assert_eq!(answer.location(), "/login", "GET {path}");
     }
-    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/settings"] {
+    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"] {
         let answer = stranger.post(path, &[("card", CARD), ("name", "Mallory")]).await;
         assert_eq!(answer.location(), "/login", "POST {path}");
     }
@@ -490,7 +500,7 @@ async fn viewers_see_everything_and_change_nothing() {
     app.add_user(VIEWER, Role::Viewer).await;
     let person = app.enrol("Grace", CARD, &pattern_png(1)).await;
     let mut viewer = app.signed_in(VIEWER).await;
-    for path in ["/", "/history", "/people", &format!("/people/{person}"), "/settings", "/history.csv"] {
+    for path in ["/", "/history", "/people", &format!("/people/{person}"), "/schedules", "/settings", "/history.csv"] {
         assert_eq!(viewer.get(path).await.status, StatusCode::OK, "GET {path}");
     }
     let dashboard = viewer.get("/").await.text;
@@ -503,6 +513,9 @@ async fn viewers_see_everything_and_change_nothing() {
         format!("/people/{person}/remove"),
         format!("/people/{person}/cards"),
         format!("/people/{person}/cards/{CARD}/remove"),
+        format!("/people/{person}/limits"),
+        "/schedules".to_owned(),
+        "/schedules/holidays".to_owned(),
         "/settings".to_owned(),
         "/accounts".to_owned(),
         format!("/accounts/{VIEWER}/remove"),
@@ -519,6 +532,7 @@ async fn viewers_see_everything_and_change_nothing() {
     let people = app.store.people().list_people().await.unwrap();
     assert_eq!((people.len(), people[0].cards, people[0].faces), (1, 1, 1));
     assert!(app.store.settings().setting(DoorTuning::SETTING).await.unwrap().is_none());
+    assert_eq!(app.store.door().access_rules().await.unwrap(), Default::default(), "no schedule or limit was made");
 }
 
 #[tokio::test]
@@ -1158,4 +1172,53 @@ async fn the_dashboard_warns_of_card_only_mode() {
     let page = card_only.signed_in(ADMIN).await.get("/").await;
     assert!(page.text.contains("id=\"card-only\""), "{}", page.text);
     assert!(page.text.contains("opens this door without a face"));
+}
+
+#[tokio::test]
+async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    admin.get("/schedules").await;
+    let saved = admin
+        .post(
+            "/schedules",
+            &[("name", "Cleaners"), ("windows", "tue 09:00-12:00\r\nfri 22:00-02:00"), ("open_on_holidays", "true")],
+        )
+        .await;
+    assert_eq!(saved.location(), "/schedules");
+    let bad = admin.post("/schedules", &[("name", "Broken"), ("windows", "someday 09:00-10:00")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&bad.text).contains("is not a weekday"), "{}", flash(&bad.text));
+    admin
+        .post(
+            "/schedules/holidays",
+            &[("name", "Christmas"), ("first", "2026-12-24"), ("last", "2026-12-26"), ("yearly", "true")],
+        )
+        .await;
+    let page = admin.get("/schedules").await;
+    assert!(page.text.contains("tue 09:00-12:00") && page.text.contains("fri 22:00-02:00"), "{}", page.text);
+    assert!(page.text.contains("2026-12-24") && page.text.contains("every year"), "{}", page.text);
+
+    let rules = app.store.door().access_rules().await.unwrap();
+    let cleaners = rules.schedules[0].id;
+    let kim = app.store.people().add_person("Kim").await.unwrap();
+    let person_page = format!("/people/{}", kim.id);
+    admin.get(&person_page).await;
+    let schedule = cleaners.to_string();
+    let limits =
+        [("valid_from", "2026-06-01 08:00"), ("valid_until", "2027-06-01 00:00"), ("schedule", schedule.as_str())];
+    let saved = admin.post(&format!("{person_page}/limits"), &limits).await;
+    assert_eq!(saved.location(), person_page);
+    let shown = admin.get(&person_page).await;
+    assert!(shown.text.contains("Until 2027-06-01 00:00:00"), "{}", shown.text);
+    assert!(shown.text.contains("Next in:"), "{}", shown.text);
+    let stored = app.store.door().access_rules().await.unwrap().person_limits(kim.id);
+    assert_eq!(stored.schedule, Some(cleaners));
+
+    // A schedule someone follows stays.
+    admin.get("/schedules").await;
+    let refused = admin.post(&format!("/schedules/{cleaners}/remove"), &[]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
 }
