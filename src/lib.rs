@@ -27,4 +27,5 @@ pub mod photos;
 pub mod serving;
 pub mod store;
 pub mod tls;
+pub mod voice;
 pub mod web;

@@ -55,8 +55,12 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&status)?);
     } else {
         println!("{}", describe(&status));
-        println!("engine {}, reader {}, camera {}", status.engine, status.reader, status.camera);
-        for (device, error) in [("card reader", &status.reader_error), ("camera", &status.camera_error)] {
+        println!(
+            "engine {}, reader {}, camera {}, speaker {}",
+            status.engine, status.reader, status.camera, status.speaker
+        );
+        let devices = [("card reader", &status.reader_error), ("camera", &status.camera_error), ("speaker", &status.speaker_error)];
+        for (device, error) in devices {
             if let Some(error) = error {
                 println!("the {device} is failing: {error}");
             }
