@@ -209,7 +209,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut config = with_saved_tuning(config, store.as_ref()).await;
     // The web app keeps the file's voice to go back to; the door uses the saved one.
     let file_voice = config.voice.clone();
-    config.voice = saved_voice(&file_voice, store.as_ref()).await.unwrap_or(file_voice.clone());
+    config.voice = saved_voice(&file_voice, store.as_ref()).await.unwrap_or_else(|| file_voice.clone());
     for warning in config.hardware.speaker_warnings() {
         tracing::warn!(%warning, "the door's voice will not work; the door works on without it");
     }

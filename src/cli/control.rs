@@ -12,7 +12,7 @@ use facereko::hw::Lock;
 
 async fn ask(config: &Config, request: &Request) -> Result<Status, ControlError> {
     match control::request(&config.control_socket(), request).await? {
-        Response::Ok { status } => Ok(status),
+        Response::Ok { status } => Ok(*status),
         Response::Error { message } => Err(ControlError::Protocol(message)),
     }
 }

@@ -355,8 +355,9 @@ impl QuietHours {
 
 /// Minutes since local midnight.
 pub fn local_minute_of_day() -> Option<u16> {
-    let now = libc::time_t::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).ok()?;
-    // SAFETY: localtime_r only writes the `tm` it is given; both live on this stack.
+    // SAFETY: time(NULL) only returns the time; localtime_r only writes the `tm` it is given,
+    // and both live on this stack (localtime_r, unlike localtime, shares nothing between threads).
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let filled = unsafe { libc::localtime_r(&now, &mut tm) };
     if filled.is_null() {
