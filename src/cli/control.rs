@@ -59,7 +59,11 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
             "engine {}, reader {}, camera {}, speaker {}",
             status.engine, status.reader, status.camera, status.speaker
         );
-        let devices = [("card reader", &status.reader_error), ("camera", &status.camera_error), ("speaker", &status.speaker_error)];
+        let devices = [
+            ("card reader", &status.reader_error),
+            ("camera", &status.camera_error),
+            ("speaker", &status.speaker_error),
+        ];
         for (device, error) in devices {
             if let Some(error) = error {
                 println!("the {device} is failing: {error}");

@@ -22,7 +22,9 @@ use crate::engine::EngineConfig;
 use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::Hardware;
-use crate::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimSpeaker, SimTaps, sim_reader};
+use crate::hw::simulated::{
+    Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimSpeaker, SimTaps, sim_reader,
+};
 use crate::hw::{Camera, HwError, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};

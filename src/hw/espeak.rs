@@ -126,9 +126,7 @@ impl EspeakSettings {
                     let _ = child.wait();
                     return Err(format!(
                         "{} did not finish playing {} of silence on {:?} within {PROBE_TIMEOUT:?}",
-                        self.player,
-                        "50 ms",
-                        self.device
+                        self.player, "50 ms", self.device
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
@@ -288,8 +286,11 @@ mod tests {
 
     #[test]
     fn missing_programs_say_which_package_to_install() {
-        let settings =
-            EspeakSettings { program: "/nonexistent/espeak-ng".into(), player: "aplay-nowhere".into(), ..Default::default() };
+        let settings = EspeakSettings {
+            program: "/nonexistent/espeak-ng".into(),
+            player: "aplay-nowhere".into(),
+            ..Default::default()
+        };
         let problems: Vec<String> = settings.probe().iter().map(ToString::to_string).collect();
         assert_eq!(
             problems,

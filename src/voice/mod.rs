@@ -203,12 +203,18 @@ impl VoiceConfig {
         checks.check(
             !self.language.trim().is_empty() && is_voice_name(self.language.trim()),
             "voice.language",
-            format!("{:?} is not a voice name; use one from `espeak-ng --voices`, e.g. \"en\", \"en-gb\", \"de\"", self.language),
+            format!(
+                "{:?} is not a voice name; use one from `espeak-ng --voices`, e.g. \"en\", \"en-gb\", \"de\"",
+                self.language
+            ),
         );
         checks.check(
             is_voice_name(self.variant.trim()),
             "voice.variant",
-            format!("{:?} is not a variant name; use one from `espeak-ng --voices=variant`, e.g. \"f3\", or \"\"", self.variant),
+            format!(
+                "{:?} is not a variant name; use one from `espeak-ng --voices=variant`, e.g. \"f3\", or \"\"",
+                self.variant
+            ),
         );
         checks.check(
             (80..=450).contains(&self.speed),
@@ -260,7 +266,8 @@ impl VoiceConfig {
 
     /// Every text the door may say to these people: what is rendered ahead of time.
     pub fn every_text<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        let mut utterances = vec![Utterance::LookAtCamera, Utterance::Disarmed, Utterance::VisitorRang, Utterance::PasscodeWrong];
+        let mut utterances =
+            vec![Utterance::LookAtCamera, Utterance::Disarmed, Utterance::VisitorRang, Utterance::PasscodeWrong];
         utterances.extend(Reason::ALL.iter().filter(|r| r.denies()).map(|&reason| Utterance::Denied { reason }));
         utterances.extend(names.into_iter().map(|name| Utterance::Granted { name: name.clone() }));
         let mut texts: Vec<String> = Vec::new();

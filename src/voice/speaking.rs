@@ -169,11 +169,8 @@ impl Speaking {
             }
             Request::Settings(config) => {
                 self.config = *config;
-                self.sound = Sound {
-                    renderer: self.speaker.renderer(),
-                    voice: self.config.spec(),
-                    volume: self.config.volume,
-                };
+                self.sound =
+                    Sound { renderer: self.speaker.renderer(), voice: self.config.spec(), volume: self.config.volume };
                 self.clips.forget();
                 self.render_everything();
             }
@@ -323,7 +320,8 @@ mod tests {
         let at = |minute: u16| format!("{:02}:{:02}", minute / 60, minute % 60);
         // Quiet from a minute ago for two hours.
         let from = (now + 24 * 60 - 1) % (24 * 60);
-        let config = VoiceConfig { quiet_hours: format!("{}-{}", at(from), at((from + 120) % (24 * 60))), ..Default::default() };
+        let config =
+            VoiceConfig { quiet_hours: format!("{}-{}", at(from), at((from + 120) % (24 * 60))), ..Default::default() };
         let voice = Voice::start(Box::new(SimSpeaker::new(&recorder)), config, dir.path().into());
         voice.say(Utterance::Disarmed);
         voice.say_anyway(Utterance::VisitorRang);

@@ -170,7 +170,14 @@ fn shown(voice: &VoiceConfig) -> HashMap<String, String> {
     values
 }
 
-fn text_field(name: &str, label: &str, help: &str, values: &HashMap<String, String>, errors: &HashMap<String, String>, admin: bool) -> Markup {
+fn text_field(
+    name: &str,
+    label: &str,
+    help: &str,
+    values: &HashMap<String, String>,
+    errors: &HashMap<String, String>,
+    admin: bool,
+) -> Markup {
     let id = format!("voice-{}", name.replace('.', "-"));
     let error = errors.get(name);
     html! {
@@ -281,7 +288,10 @@ pub async fn save(
 }
 
 /// Forgets the saved voice: the config file's is in force again.
-pub async fn reset(State(state): State<WebState>, AdminForm(user, _form): AdminForm<Button>) -> Result<Response, WebError> {
+pub async fn reset(
+    State(state): State<WebState>,
+    AdminForm(user, _form): AdminForm<Button>,
+) -> Result<Response, WebError> {
     state.store().settings().remove_setting(VoiceConfig::SETTING).await?;
     let voice = state.0.file_voice.clone();
     revoice(&state, &voice).await?;
@@ -298,11 +308,18 @@ pub struct SayForm {
 }
 
 /// Says one phrase at the door, with the admin's name for `{name}`.
-pub async fn say(State(state): State<WebState>, AdminForm(user, form): AdminForm<SayForm>) -> Result<Response, WebError> {
+pub async fn say(
+    State(state): State<WebState>,
+    AdminForm(user, form): AdminForm<SayForm>,
+) -> Result<Response, WebError> {
     let key: PhraseKey = form.phrase.parse().map_err(WebError::BadRequest)?;
     let utterance = Utterance::example(key, &user.username);
     let text = state.0.voice.read().expect("voice lock").text(&utterance);
-    state.control.command(|done| Command::Say { utterance, done }).await.map_err(|e| WebError::Internal(e.to_string()))?;
+    state
+        .control
+        .command(|done| Command::Say { utterance, done })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     let message = match text {
         Some(text) => format!("Said at the door: “{text}”."),
         None => format!("The phrase for “{}” is empty: the door says nothing.", phrase_label(key)),
@@ -335,8 +352,10 @@ mod tests {
 
     #[test]
     fn what_cannot_be_read_names_its_field() {
-        let (voice, errors) =
-            read_form(&form(&[("volume", "loud"), ("phrase.granted", " Hello {name} "), ("reason.no_face", "")]), VoiceConfig::default());
+        let (voice, errors) = read_form(
+            &form(&[("volume", "loud"), ("phrase.granted", " Hello {name} "), ("reason.no_face", "")]),
+            VoiceConfig::default(),
+        );
         assert_eq!(errors["volume"], "use a whole number from 0 to 100");
         assert_eq!(voice.phrases.granted, "Hello {name}");
         assert!(voice.phrases.reasons.is_empty());

@@ -150,7 +150,8 @@ fn the_daemon_says_its_verdicts_and_a_failing_speaker_only_warns() {
     door.stop();
 
     // The real speaker on a device that is not there: a warning, and the door decides as before.
-    let mut broken = TestDoor::new(&[("hardware.speaker", "\"espeak\""), ("hardware.espeak.device", "\"nosuchdevice\"")]);
+    let mut broken =
+        TestDoor::new(&[("hardware.speaker", "\"espeak\""), ("hardware.espeak.device", "\"nosuchdevice\"")]);
     let check = broken.ok(&["config", "check"]);
     assert!(
         check.contains("warning: hardware.espeak.device: aplay cannot play on \"nosuchdevice\""),

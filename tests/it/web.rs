@@ -1205,7 +1205,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     wrong.extend([("volume", "150"), ("quiet_hours", "late"), ("phrase.granted", "Hi {nme}")]);
     let refused = admin.post("/settings/voice", &wrong.into_iter().collect::<Vec<_>>()).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    for why in ["use a whole number from 0 to 100", "is not a span of the day", "{nme} is not a placeholder here"] {
+    for why in ["150 is out of range; use 0 to 100", "is not a span of the day", "{nme} is not a placeholder here"] {
         assert!(refused.text.contains(why), "{why}: {}", flash(&refused.text));
     }
     assert!(refused.text.contains("value=\"Hi {nme}\""), "what was typed is kept");

@@ -99,10 +99,9 @@ impl Piper {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => format!(
-                    "{} not found: run `facereko voice fetch` again",
-                    self.voice.python.display()
-                ),
+                ErrorKind::NotFound => {
+                    format!("{} not found: run `facereko voice fetch` again", self.voice.python.display())
+                }
                 _ => format!("cannot start the Piper renderer: {e}"),
             })?;
         let input = child.stdin.take().expect("piped");
@@ -174,9 +173,8 @@ pub fn fetch(dir: &Path, mut say: impl FnMut(&str)) -> Result<Fetched, String> {
     let python = venv.join("bin/python");
     if !python.is_file() {
         say(&format!("making a Python virtual environment in {}", venv.display()));
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv").map_err(|e| {
-            format!("{e} (on Debian and Raspberry Pi OS: `sudo apt install python3-venv`)")
-        })?;
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")
+            .map_err(|e| format!("{e} (on Debian and Raspberry Pi OS: `sudo apt install python3-venv`)"))?;
     }
     say(&format!("installing {} from PyPI", PACKAGES.join(" ")));
     run(
