@@ -12,7 +12,7 @@ readonly SOURCE_DIR
 
 USER_NAME=facereko
 DB_NAME=facereko
-DEVICE_GROUPS=(gpio spi video)
+DEVICE_GROUPS=(gpio spi video audio)
 
 usage() {
     cat <<EOF

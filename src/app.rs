@@ -33,6 +33,7 @@ use crate::notify::sns::SnsTexter;
 use crate::photos::Photos;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
+use crate::voice::VoiceConfig;
 use crate::web::{self, WebError, WebSetup, WebState};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,10 @@ pub fn driver_setup(config: &Config) -> Setup {
         tunable: config.tunable(),
         reader: config.hardware.reader.clone(),
         camera: config.hardware.camera.clone(),
+        speaker: config.hardware.speaker.clone(),
         announcer: config.announcer(),
+        voice: config.voice.clone(),
+        clips_dir: config.voice_clips_dir(),
     }
 }
 
@@ -164,6 +168,8 @@ pub fn web_setup(config: &Config) -> WebSetup {
         saved_rules: None,
         photos_dir: config.photos_dir(),
         demo_pictures: config.hardware.simulated.camera.clone().filter(|_| simulated_camera),
+        file_voice: config.voice.clone(),
+        voice: config.voice.clone(),
     }
 }
 
@@ -202,6 +208,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = store::open(&config.database, &config.data_dir).await?;
     let journal = Journal::open(&config.journal_path())?;
     let mut config = with_saved_tuning(config, store.as_ref()).await;
+    // The web app keeps the file's voice to go back to; the door uses the saved one.
+    let file_voice = config.voice.clone();
+    config.voice = saved_voice(&file_voice, store.as_ref()).await.unwrap_or_else(|| file_voice.clone());
+    for warning in config.hardware.speaker_warnings() {
+        tracing::warn!(%warning, "the door's voice will not work; the door works on without it");
+    }
     // The web app keeps the file's rules to go back to; the door uses the saved ones.
     let file_notify = config.notify_sections();
     let saved_rules = saved_notify_rules(&file_notify, store.as_ref()).await;
@@ -262,7 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
-            let setup = WebSetup { notify: file_notify, saved_rules, ..web_setup(&config) };
+            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, ..web_setup(&config) };
             let state = WebState::new(setup, door.link.clone()).await;
             Some(Server::start("web app", listener, web::router(state), config.web.connections))
         }
@@ -408,6 +420,34 @@ async fn with_saved_tuning(config: Config, store: &dyn Store) -> Config {
     }
 }
 
+/// The phrases and voice saved from the web app, when they pass the checks.
+async fn saved_voice(file: &VoiceConfig, store: &dyn Store) -> Option<VoiceConfig> {
+    let saved = match store.settings().setting(VoiceConfig::SETTING).await {
+        Ok(saved) => saved?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the voice settings saved from the web app; using the config's");
+            return None;
+        }
+    };
+    let voice = match serde_json::from_str::<VoiceConfig>(&saved) {
+        Ok(voice) => voice,
+        Err(e) => {
+            tracing::warn!(error = %e, "the voice settings saved from the web app cannot be read; using the config's");
+            return None;
+        }
+    };
+    let mut checks = crate::checks::Checks::default();
+    voice.check(&mut checks);
+    if checks.into_problems().is_empty() {
+        if voice != *file {
+            tracing::info!("using the phrases and voice saved from the web app (they override [voice])");
+        }
+        return Some(voice);
+    }
+    tracing::warn!("the voice settings saved from the web app no longer pass the checks; using the config's");
+    None
+}
+
 /// The notification rules saved from the web app, when there are ones that pass the checks
 /// against `file`'s channels; others are ignored with a warning that says why.
 async fn saved_notify_rules(file: &NotifySections, store: &dyn Store) -> Option<Vec<Rule>> {
@@ -475,7 +515,9 @@ pub async fn simulate_attempt(
         journal,
         clock: config.schedule.clock(),
     };
-    let door = RunningDoor::start(&driver_setup(&config), hardware, services, true);
+    // Its phrases are only recorded, by the simulated speaker, and kept with the scratch.
+    let setup = Setup { clips_dir: scratch.path().join("voice"), ..driver_setup(&config) };
+    let door = RunningDoor::start(&setup, hardware, services, true);
     let mut written = door.link.attempts.subscribe();
     let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
     let _ = taps.tap(card).await;

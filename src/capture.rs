@@ -52,12 +52,19 @@ fn score(face: &DetectedFace) -> (u32, u64) {
 /// Takes frames until one has a confident face, `max_frames` were seen or the time limit passes.
 /// With no face at all, the last readable frame is returned so the log still shows who stood
 /// there. A frame the engine cannot read is skipped; a burst with no readable frame is an error
-/// carrying the last reason.
-pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLimits) -> Result<Capture, String> {
+/// carrying the last reason. When the first frame the engine reads shows no face and more
+/// frames may follow, `no_face_yet` is called (the door asks the person to look at the camera).
+pub async fn burst(
+    camera: &dyn Camera,
+    engine: &dyn FaceEngine,
+    limits: BurstLimits,
+    no_face_yet: impl FnOnce(),
+) -> Result<Capture, String> {
     let deadline = Instant::now() + limits.time_limit;
     let mut best: Option<Capture> = None;
     let mut last_error = None;
-    for _ in 0..limits.max_frames {
+    let mut no_face_yet = Some(no_face_yet);
+    for taken in 1..=limits.max_frames {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let frame = match tokio::time::timeout(remaining(), camera.frame()).await {
             Err(_) => break,
@@ -77,6 +84,13 @@ pub async fn burst(camera: &dyn Camera, engine: &dyn FaceEngine, limits: BurstLi
             }
             Err(_) => break,
         };
+        // Only the first frame read counts: a face lost later is not worth a word.
+        if let Some(prompt) = no_face_yet.take()
+            && face.is_none()
+            && taken < limits.max_frames
+        {
+            prompt();
+        }
         // On a tie the newer frame wins: it is the one the engine analysed last.
         let better = match (&face, best.as_ref().and_then(|b| b.face.as_ref())) {
             (Some(new), Some(old)) => score(new) >= score(old),
@@ -180,9 +194,30 @@ mod tests {
     async fn run(shots: &[Shot], max_frames: u32) -> (Result<Capture, String>, usize) {
         let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
         let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
-        let result = burst(&camera, &ByteEngine, limits).await;
+        let result = burst(&camera, &ByteEngine, limits, || {}).await;
         let left = camera.0.lock().unwrap().len();
         (result, shots.len() - left)
+    }
+
+    /// How often the burst asked for a face.
+    async fn prompts(shots: &[Shot], max_frames: u32) -> usize {
+        let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
+        let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let _ = burst(&camera, &ByteEngine, limits, || {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await;
+        asked.into_inner()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_first_frame_without_a_face_asks_for_one() {
+        assert_eq!(prompts(&[Shot::Empty, Shot::Face(95, 50)], 5).await, 1);
+        assert_eq!(prompts(&[Shot::Corrupt, Shot::Empty, Shot::Face(95, 50)], 5).await, 1, "the first frame read");
+        assert_eq!(prompts(&[Shot::Face(60, 50), Shot::Empty, Shot::Face(95, 50)], 5).await, 0);
+        assert_eq!(prompts(&[Shot::Empty, Shot::Empty, Shot::Empty], 5).await, 1, "once a burst");
+        assert_eq!(prompts(&[Shot::Empty], 1).await, 0, "no frame follows to look into");
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,6 +20,7 @@ use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
 use crate::schedule::ScheduleConfig;
 use crate::store::DatabaseConfig;
+use crate::voice::VoiceConfig;
 use crate::web::WebConfig;
 
 /// Environment variables with this prefix override config keys; `__` separates sections
@@ -43,6 +44,8 @@ pub struct Config {
     pub engine: EngineConfig,
     pub database: DatabaseConfig,
     pub hardware: HardwareConfig,
+    /// What the door says through `hardware.speaker`, and how.
+    pub voice: VoiceConfig,
     pub control: ControlConfig,
     /// Notifications of attempts over MQTT; off while `mqtt.url` is empty.
     pub mqtt: MqttConfig,
@@ -69,6 +72,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             database: DatabaseConfig::default(),
             hardware: HardwareConfig::default(),
+            voice: VoiceConfig::default(),
             control: ControlConfig::default(),
             mqtt: MqttConfig::default(),
             email: EmailConfig::default(),
@@ -90,6 +94,7 @@ pub enum Section {
     Engine,
     Database,
     Hardware,
+    Voice,
     Control,
     Mqtt,
     /// `[email]`, `[sms]` and `[notify]`.
@@ -106,6 +111,7 @@ impl Section {
         Section::Engine,
         Section::Database,
         Section::Hardware,
+        Section::Voice,
         Section::Control,
         Section::Mqtt,
         Section::Messages,
@@ -123,6 +129,11 @@ impl Config {
 
     pub fn photos_dir(&self) -> PathBuf {
         self.data_dir.join("photos")
+    }
+
+    /// The phrases the door says, rendered (`voice`).
+    pub fn voice_clips_dir(&self) -> PathBuf {
+        self.data_dir.join("voice")
     }
 
     /// Each attempt's log row until it is in the store (`driver::Journal`).
@@ -173,6 +184,9 @@ impl Config {
         }
         if uses(Section::Hardware) {
             self.hardware.check(&mut checks);
+        }
+        if uses(Section::Voice) {
+            self.voice.check(&mut checks);
         }
         if uses(Section::Mqtt) {
             self.mqtt.check(&mut checks);
@@ -582,5 +596,6 @@ mod tests {
         assert_eq!(loaded.config.web, defaults.web);
         assert_eq!(loaded.config.api, defaults.api);
         assert_eq!(loaded.config.control, defaults.control);
+        assert_eq!(loaded.config.voice, defaults.voice);
     }
 }

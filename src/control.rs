@@ -71,7 +71,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
-    Ok { status: Status },
+    Ok { status: Box<Status> },
     Error { message: String },
 }
 
@@ -171,7 +171,7 @@ async fn answer(request: Request, handle: &ControlHandle) -> Response {
         }
         Request::Status => {}
     }
-    Response::Ok { status: handle.current_status().await }
+    Response::Ok { status: Box::new(handle.current_status().await) }
 }
 
 /// Sends one request to the daemon at `path` and waits for its answer.

@@ -28,4 +28,5 @@ pub mod schedule;
 pub mod serving;
 pub mod store;
 pub mod tls;
+pub mod voice;
 pub mod web;

@@ -42,6 +42,9 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { say "installing
 # The MQTT tests run their own broker with TLS on a loopback port.
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] \
     || { say "installing Mosquitto (MQTT tests)"; apt_install mosquitto; }
+# The voice tests render every phrase with espeak-ng and play it with aplay on ALSA's null device.
+command -v espeak-ng >/dev/null || { say "installing espeak-ng (voice tests)"; apt_install espeak-ng; }
+command -v aplay >/dev/null || { say "installing alsa-utils (voice tests)"; apt_install alsa-utils; }
 # The e-mail tests run a real SMTP server (tests/smtp/server.py) on aiosmtpd. apt installs it for
 # Debian's python3, which a pyenv or virtualenv python3 earlier on PATH does not see.
 { python3 -c 'import aiosmtpd' || /usr/bin/python3 -c 'import aiosmtpd'; } 2>/dev/null \

@@ -108,6 +108,9 @@ pub async fn config_check(sources: &Sources) -> ExitCode {
             for warning in unreachable_servers(c).await {
                 println!("warning: {warning}");
             }
+            for warning in speaker_warnings(c).await {
+                println!("warning: {warning} (the door works on without its voice)");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -118,6 +121,23 @@ pub async fn config_check(sources: &Sources) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What keeps the chosen speaker from speaking on this machine: a missing program, a device that
+/// does not open, a language the renderer does not have.
+async fn speaker_warnings(config: &Config) -> Vec<facereko::checks::Problem> {
+    let (hardware, voice) = (config.hardware.clone(), config.voice.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let mut warnings = hardware.speaker_warnings();
+        if warnings.iter().all(|w| w.key != "hardware.espeak.program")
+            && let Ok(mut speaker) = hw::speaker_from_config(&hardware)
+            && let Err(e) = speaker.render("test", &voice.spec())
+        {
+            warnings.push(facereko::checks::Problem::new("voice.language", e.to_string()));
+        }
+        warnings
+    });
+    found.await.unwrap_or_default()
 }
 
 /// The message servers that do not take a connection now: worth a warning, not a refusal to

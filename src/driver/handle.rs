@@ -20,6 +20,7 @@ use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
 use crate::notify::rules::Announcer;
 use crate::schedule::ScheduleClock;
 use crate::store::{Channel, MessageCounts, Store};
+use crate::voice::{Utterance, VoiceConfig};
 
 /// What the running daemon reports about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Status {
     pub engine: String,
     pub reader: String,
     pub camera: String,
+    /// The speaker's backend (`hardware.speaker`).
+    #[serde(default)]
+    pub speaker: String,
     /// MQTT notifications written but not yet delivered; `None` if the database did not answer.
     pub outbox_backlog: Option<u64>,
     /// How the messages of each channel in use stand; a channel is left out while the database
@@ -51,6 +55,9 @@ pub struct Status {
     /// people and cards with time limits are refused (`clock_not_synced`).
     #[serde(default)]
     pub clock_synchronised: Option<bool>,
+    /// Why the speaker cannot render or play phrases; a warning, never a denial.
+    #[serde(default)]
+    pub speaker_error: Option<String>,
 }
 
 /// Commands for the door driver.
@@ -62,6 +69,10 @@ pub enum Command {
     Retune { settings: DoorSettings, limits: BurstLimits, engine_timeout: Duration, done: oneshot::Sender<()> },
     /// New notification rules (the web app's settings page), used from the next attempt on.
     Reannounce { announcer: Announcer, done: oneshot::Sender<()> },
+    /// New phrases and voice (the web app's settings page): every phrase is rendered again.
+    Revoice { voice: Box<VoiceConfig>, done: oneshot::Sender<()> },
+    /// Say this now, even in quiet hours (the settings page's "say it").
+    Say { utterance: Utterance, done: oneshot::Sender<()> },
 }
 
 /// The door has stopped taking commands: it is shutting down.
@@ -86,6 +97,7 @@ pub struct ControlHandle {
     pub store: Arc<dyn Store>,
     pub reader_trouble: Trouble,
     pub clock: ScheduleClock,
+    pub speaker_trouble: Trouble,
 }
 
 impl ControlHandle {
@@ -94,6 +106,7 @@ impl ControlHandle {
         let mut status = self.status.borrow().clone();
         status.reader_error = self.reader_trouble.now();
         status.clock_synchronised = Some(self.clock.sync.is_synchronised());
+        status.speaker_error = self.speaker_trouble.now();
         status.outbox_backlog = self.store.door().outbox_backlog().await.ok();
         let channels: Vec<Channel> = std::mem::take(&mut status.messages).into_keys().collect();
         for channel in channels {
@@ -142,9 +155,10 @@ impl RunningDoor {
             (Arc::clone(&services.engine), Arc::clone(&services.store), services.clock.clone());
         let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
         let reader_trouble = reader.trouble();
+        let speaker_trouble = driver.voice.trouble();
         let (commands, commands_rx) = mpsc::channel(8);
         let link = DoorLink {
-            control: ControlHandle { commands, status, taps, store, reader_trouble, clock },
+            control: ControlHandle { commands, status, taps, store, reader_trouble, clock, speaker_trouble },
             engine,
             camera,
             card_reads: driver.card_reads.clone(),

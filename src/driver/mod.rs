@@ -10,6 +10,7 @@ mod tuning;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::notify::rules::Announcer;
 use crate::photos::Photos;
 use crate::schedule::{Admission, ScheduleClock};
 use crate::store::{Channel, MessageCounts, Notices, Store, StoreError};
+use crate::voice::{Utterance, Voice, VoiceConfig};
 pub use gallery::GalleryCache;
 pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
 use journal::Row;
@@ -68,8 +70,13 @@ pub struct Setup {
     /// The backends in use, as the status shows them.
     pub reader: String,
     pub camera: String,
+    pub speaker: String,
     /// Who is told of each attempt, and how.
     pub announcer: Announcer,
+    /// What the door says, and how.
+    pub voice: VoiceConfig,
+    /// Where the rendered phrases are kept.
+    pub clips_dir: PathBuf,
 }
 
 /// Everything the driver needs besides hardware.
@@ -96,6 +103,8 @@ pub struct Driver {
     beeper: Beeper,
     relay: Box<dyn LockRelay>,
     camera: Arc<dyn Camera>,
+    /// Speaks beside the door, on a thread of its own: telling it never waits.
+    voice: Voice,
     services: Arc<Services>,
     gallery: Arc<GalleryCache>,
     door_id: String,
@@ -141,6 +150,7 @@ impl Driver {
             engine: services.engine.name().to_owned(),
             reader: setup.reader.clone(),
             camera: setup.camera.clone(),
+            speaker: setup.speaker.clone(),
             outbox_backlog: None,
             // The channels the rules use; their counts are read when the status is asked for.
             messages: message_channels(&setup.announcer),
@@ -148,6 +158,7 @@ impl Driver {
             camera_error: None,
             reader_error: None,
             clock_synchronised: None,
+            speaker_error: None,
         };
         let (status_tx, status_rx) = watch::channel(status);
         let driver = Self {
@@ -156,6 +167,7 @@ impl Driver {
             beeper: Beeper::new(hardware.buzzer),
             relay: hardware.relay,
             camera: hardware.camera,
+            voice: Voice::start(hardware.speaker, setup.voice.clone(), setup.clips_dir.clone()),
             gallery: Arc::new(GalleryCache::new(services.engine.template_kind())),
             services,
             door_id: setup.tunable.door.id.clone(),
@@ -187,6 +199,7 @@ impl Driver {
     ) -> Result<(), HwError> {
         let effects = self.door.start();
         self.apply(effects, Instant::now());
+        self.greet_known_people();
         let mut watchdog = sd_notify::watchdog_enabled()
             .filter(|period| !period.is_zero())
             .map(|period| tokio::time::interval(period / 2));
@@ -205,6 +218,10 @@ impl Driver {
                 () = &mut shutdown => break,
                 Some(event) = self.results_rx.recv() => {
                     self.note_camera_health(&event);
+                    // While the face is checked, the greeting is made ready, should it be a grant.
+                    if let Event::CardResolved { holder: Ok(Some(person)), .. } = &event {
+                        self.voice.prepare(Utterance::Granted { name: person.name.clone() });
+                    }
                     self.feed(event);
                 }
                 uid = reader.next_uid() => match uid {
@@ -237,6 +254,15 @@ impl Driver {
                         tracing::info!(channels = ?announcer.channels(), "new notification rules");
                         self.status.send_modify(|status| status.messages = message_channels(&announcer));
                         self.announcer.send_replace(announcer);
+                        let _ = done.send(());
+                    }
+                    Command::Revoice { voice, done } => {
+                        tracing::info!(language = %voice.language, volume = voice.volume, "new phrases and voice");
+                        self.voice.set_config(*voice);
+                        let _ = done.send(());
+                    }
+                    Command::Say { utterance, done } => {
+                        self.voice.say_anyway(utterance);
                         let _ = done.send(());
                     }
                 },
@@ -273,6 +299,17 @@ impl Driver {
             tracing::error!(error = %e, "the log writer failed while finishing");
         }
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Hands the names of the people enrolled now to the voice, whose greetings it renders ahead.
+    fn greet_known_people(&self) {
+        let (store, voice) = (Arc::clone(&self.services.store), self.voice.clone());
+        tokio::spawn(async move {
+            match store.people().list_people().await {
+                Ok(people) => voice.know_names(people.into_iter().map(|person| person.name).collect()),
+                Err(e) => tracing::debug!(error = %e, "cannot list the people to render their greetings ahead"),
+            }
+        });
     }
 
     /// `door.card_only_until` has come: faces are needed again from the next tap on.
@@ -362,9 +399,11 @@ impl Driver {
                 Effect::Capture { attempt } => {
                     let (camera, services, limits) =
                         (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
+                    let voice = self.voice.clone();
                     let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
                     self.spawn_result(crashed, async move {
-                        let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits).await;
+                        let look = move || voice.say(Utterance::LookAtCamera);
+                        let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits, look).await;
                         Event::Captured { attempt, result }
                     });
                 }
@@ -395,7 +434,12 @@ impl Driver {
             }
         }
         if let Some((pending, since)) = concluded {
+            let verdict = Utterance::verdict(&pending.row.event);
             self.record(pending, since.elapsed());
+            // Last, once the relay and the LEDs are set: the voice's thread takes it from here.
+            if let Some(utterance) = verdict {
+                self.voice.say(utterance);
+            }
         }
     }
 

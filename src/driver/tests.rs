@@ -22,8 +22,10 @@ use crate::engine::EngineConfig;
 use crate::engine::{Comparison, DetectedFace, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::Hardware;
-use crate::hw::simulated::{Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimTaps, sim_reader};
-use crate::hw::{Camera, HwError, Lock, LockRelay};
+use crate::hw::simulated::{
+    Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimSpeaker, SimTaps, sim_reader,
+};
+use crate::hw::{Camera, HwError, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};
 use crate::notify::sms::SmsConfig;
@@ -31,6 +33,7 @@ use crate::photos::Photos;
 use crate::schedule::{ClockSync, Limits, ScheduleClock, Weekdays, Window};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{LogEntry, LogQuery, Store};
+use crate::voice::VoiceConfig;
 
 const ALICE_CARD: &str = "04A1B2C3";
 const STRANGER_CARD: &str = "04DEAD00";
@@ -59,10 +62,11 @@ enum Answer {
     Panic,
 }
 
-/// Sees one confident face in every frame and answers searches as scripted.
+/// Sees one confident face in every frame but the first `blank_frames`, and answers searches as scripted.
 struct ScriptedEngine {
     answer: Mutex<Answer>,
     searching: Notify,
+    blank_frames: AtomicUsize,
 }
 
 impl ScriptedEngine {
@@ -78,6 +82,10 @@ impl FaceEngine for ScriptedEngine {
     }
 
     async fn detect(&self, _image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
+        let blank = self.blank_frames.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok();
+        if blank {
+            return Ok(Vec::new());
+        }
         Ok(vec![DetectedFace { x: 0, y: 0, width: 64, height: 64, confidence: 99.5 }])
     }
 
@@ -182,13 +190,25 @@ impl Rig {
     }
 
     async fn start_with(armed: bool, door: DoorConfig) -> Self {
+        Self::start_speaking(armed, door, |recorder| Box::new(SimSpeaker::new(recorder))).await
+    }
+
+    /// With the speaker `speaker` makes (the simulated one records into the outputs' recorder).
+    async fn start_speaking(
+        armed: bool,
+        door: DoorConfig,
+        speaker: impl FnOnce(&OutputRecorder) -> Box<dyn Speaker>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = Setup {
             tunable: Tunable { door, capture: CaptureConfig::default(), engine: EngineConfig::default() },
             reader: "simulated".into(),
             camera: "simulated".into(),
+            speaker: "simulated".into(),
             // As with a broker configured: attempts go to the outbox (nothing here delivers them).
             announcer: Announcer::new(true, &NotifyConfig::default(), &EmailConfig::default(), &SmsConfig::default()),
+            voice: VoiceConfig::default(),
+            clips_dir: dir.path().join("voice"),
         };
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.expect("open the database"));
@@ -200,6 +220,7 @@ impl Rig {
         let engine = Arc::new(ScriptedEngine {
             answer: Mutex::new(Answer::Outcome(SearchOutcome::NoFace)),
             searching: Notify::new(),
+            blank_frames: AtomicUsize::new(0),
         });
         let camera = Arc::new(StillCamera { frames: AtomicUsize::new(0) });
         let photos = Photos::new(dir.path().join("photos"));
@@ -215,6 +236,7 @@ impl Rig {
             }),
             reader: Box::new(reader),
             camera: camera.clone(),
+            speaker: speaker(&recorder),
             taps: Some(taps.clone()),
         };
         let journal = Journal::open(&dir.path().join("attempts.journal")).expect("open the journal");
@@ -321,6 +343,19 @@ impl Rig {
             .expect("run returns after the shutdown signal")
             .expect("run does not panic")
             .expect("run ends without a hardware failure");
+    }
+
+    /// Waits until the speaker has said `count` phrases; returns them. The voice speaks on a
+    /// thread of its own, outside the paused clock, so this waits in real time.
+    async fn said(&self, count: usize) -> Vec<String> {
+        for _ in 0..POLLS {
+            if self.recorder.said().len() >= count {
+                return self.recorder.said();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            tokio::task::yield_now().await;
+        }
+        panic!("fewer than {count} phrases were said: {:?}", self.recorder.said());
     }
 
     /// When `output` switched, and to what, oldest first.
@@ -718,5 +753,108 @@ async fn without_a_synchronised_clock_only_people_without_limits_get_in() {
     rig.tap(ALICE_CARD).await;
     let third = rig.rows(3).await.remove(2);
     assert_eq!((third.event.decision, third.event.reason), (Decision::Granted, Reason::CardAndFace));
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_door_says_its_verdicts_in_order() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    assert_eq!(rig.said(1).await, ["Welcome, Alice"]);
+    rig.tap(STRANGER_CARD).await;
+    assert_eq!(rig.said(2).await, ["Welcome, Alice", "Access denied."], "a stranger learns no reason");
+    rig.set_armed(false).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.tap(ALICE_CARD).await;
+    assert_eq!(rig.said(3).await[2], "The door is disarmed");
+    rig.shut_down().await;
+    assert_eq!(rig.recorder.said().len(), 3, "shutting down says nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_face_in_the_first_frame_asks_to_look_at_the_camera_before_the_verdict() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.engine.blank_frames.store(1, Ordering::Relaxed);
+    rig.tap(ALICE_CARD).await;
+    assert_eq!(rig.said(2).await, ["Please look at the camera", "Welcome, Alice"]);
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 2, "the second frame had the face");
+
+    // Faces in none of the frames: asked once, then denied.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.engine.blank_frames.store(100, Ordering::Relaxed);
+    rig.tap(ALICE_CARD).await;
+    let said = rig.said(4).await;
+    assert_eq!(said[2..], ["Please look at the camera", "Access denied."]);
+    assert_eq!(rig.rows(2).await[1].event.reason, Reason::NoFace);
+    rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_phrase_with_a_face_in_the_first_frame_is_only_the_verdict() {
+    let mut rig = Rig::start(true).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.first_row().await;
+    assert_eq!(rig.said(1).await, ["Welcome, Alice"]);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(rig.recorder.said().len(), 1);
+    rig.shut_down().await;
+}
+
+/// A speaker stuck in `play` until released: a device that hangs.
+struct StuckSpeaker {
+    release: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    plays: Arc<AtomicUsize>,
+}
+
+impl Speaker for StuckSpeaker {
+    fn renderer(&self) -> String {
+        "stuck".into()
+    }
+    fn render(&mut self, text: &str, _voice: &VoiceSpec) -> Result<Pcm, HwError> {
+        Ok(Pcm { rate: 8000, samples: vec![100; text.len()] })
+    }
+    fn play(&mut self, _clip: &std::path::Path, _text: &str) -> Result<(), HwError> {
+        self.plays.fetch_add(1, Ordering::SeqCst);
+        let (released, wake) = &*self.release;
+        let mut released = released.lock().unwrap();
+        while !*released {
+            released = wake.wait(released).unwrap();
+        }
+        Ok(())
+    }
+    fn stop(&mut self) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_speaker_that_hangs_holds_up_neither_the_relay_nor_the_next_attempt() {
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let plays = Arc::new(AtomicUsize::new(0));
+    let speaker = StuckSpeaker { release: Arc::clone(&release), plays: Arc::clone(&plays) };
+    let door = DoorConfig { unlock_time: UNLOCK, ..DoorConfig::default() };
+    let mut rig = Rig::start_speaking(true, door, move |_| Box::new(speaker)).await;
+    rig.grant_alice();
+    rig.tap(ALICE_CARD).await;
+    rig.wait_until("the relay is energised", |r| r.is_on(Output::Relay)).await;
+    for _ in 0..POLLS {
+        if plays.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(plays.load(Ordering::SeqCst), 1, "the greeting is stuck in the speaker");
+
+    // The door carries on: the unlock time is kept, and the next tap is decided.
+    tokio::time::sleep(UNLOCK + Duration::from_secs(1)).await;
+    let relay = rig.switches(Output::Relay);
+    assert_eq!(states(&relay), [false, true, false]);
+    assert_about(relay[2].0 - relay[1].0, UNLOCK, "the door stayed open");
+    rig.tap(STRANGER_CARD).await;
+    assert_eq!(rig.rows(2).await[1].event.reason, Reason::UnknownCard);
+
+    *release.0.lock().unwrap() = true;
+    release.1.notify_all();
     rig.shut_down().await;
 }

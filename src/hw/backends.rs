@@ -13,7 +13,7 @@ use super::gpio::PinClaims;
 use super::simulated::{self, OutputRecorder, SimTaps};
 #[cfg(feature = "v4l2")]
 use super::v4l2;
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, LockRelay, rpicam};
+use super::{Buzzer, Camera, CardReader, HwError, Indicators, LockRelay, Speaker, espeak, rpicam};
 #[cfg(feature = "pi")]
 use super::{gpio, mfrc522};
 use crate::checks::Checks;
@@ -137,12 +137,30 @@ pub const CAMERAS: Role<BuildCamera> = Role {
     ],
 };
 
+pub const SPEAKERS: Role<BuildOutput<dyn Speaker>> = Role {
+    name: "speaker",
+    backends: &[
+        Backend {
+            name: simulated::NAME,
+            build: |_, recorder| Ok(Box::new(simulated::SimSpeaker::new(recorder))),
+            check: no_settings,
+        },
+        // Programs, not pins: always compiled in. A missing program or device is found when it
+        // is used, and by `config check`, never by a refusal to start.
+        Backend {
+            name: espeak::NAME,
+            build: |hw, _| Ok(Box::new(espeak::EspeakSpeaker::new(hw.espeak.clone()))),
+            check: |hw, checks, _| hw.espeak.check(checks),
+        },
+    ],
+};
+
 /// The hardware roles, as named in the config (`hardware.<role>`).
-pub const ROLES: [&str; 5] = [LEDS.name, BUZZERS.name, LOCKS.name, READERS.name, CAMERAS.name];
+pub const ROLES: [&str; 6] = [LEDS.name, BUZZERS.name, LOCKS.name, READERS.name, CAMERAS.name, SPEAKERS.name];
 
 /// Backends compiled in for `role`, the simulated one first; none for a role that does not exist.
 pub fn backends_for(role: &str) -> Vec<&'static str> {
-    [LEDS.listing(), BUZZERS.listing(), LOCKS.listing(), READERS.listing(), CAMERAS.listing()]
+    [LEDS.listing(), BUZZERS.listing(), LOCKS.listing(), READERS.listing(), CAMERAS.listing(), SPEAKERS.listing()]
         .into_iter()
         .find(|(name, _)| *name == role)
         .map(|(_, backends)| backends)
@@ -211,6 +229,7 @@ mod tests {
             "reader" if cfg!(feature = "pi") => vec!["simulated", "mfrc522"],
             "camera" if cfg!(feature = "v4l2") => vec!["simulated", "rpicam", "v4l2"],
             "camera" => vec!["simulated", "rpicam"],
+            "speaker" => vec!["simulated", "espeak"],
             _ => vec!["simulated"],
         };
         for role in ROLES {

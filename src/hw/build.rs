@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::backends::{BUZZERS, CAMERAS, LEDS, LOCKS, READERS};
+use super::backends::{BUZZERS, CAMERAS, LEDS, LOCKS, READERS, SPEAKERS};
 use super::config::HardwareConfig;
 use super::simulated::{self, OutputRecorder, SimTaps};
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
+use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Speaker};
 
 /// The hardware of one door.
 pub struct Hardware {
@@ -14,6 +14,7 @@ pub struct Hardware {
     pub relay: Box<dyn LockRelay>,
     pub reader: Box<dyn CardReader>,
     pub camera: Arc<dyn Camera>,
+    pub speaker: Box<dyn Speaker>,
     /// Present when the reader is simulated: the control socket feeds it taps.
     pub taps: Option<SimTaps>,
 }
@@ -24,23 +25,27 @@ pub struct SafeOutputs {
     indicators: Box<dyn Indicators>,
     buzzer: Box<dyn Buzzer>,
     relay: Box<dyn LockRelay>,
+    /// Where the simulated outputs report; the simulated speaker reports there too.
+    recorder: OutputRecorder,
 }
 
 impl SafeOutputs {
     /// Builds the outputs named in the config, the relay first, and drives them safe.
     pub fn from_config(config: &HardwareConfig) -> Result<Self, HwError> {
-        let (indicators, buzzer, relay) = outputs_from_config(config)?;
+        let recorder = config.simulated.recorder()?;
+        let (indicators, buzzer, relay) = outputs_with(config, &recorder)?;
         let (mut indicators, mut buzzer, mut relay) = (indicators, buzzer, relay);
         make_safe(indicators.as_mut(), buzzer.as_mut(), relay.as_mut())?;
-        Ok(Self { indicators, buzzer, relay })
+        Ok(Self { indicators, buzzer, relay, recorder })
     }
 
-    /// The whole door: these outputs with the card reader and camera named in the config.
+    /// The whole door: these outputs with the card reader, camera and speaker named in the config.
     pub fn with_inputs(self, config: &HardwareConfig) -> Result<Hardware, HwError> {
         let (reader, taps) = reader_from_config(config)?;
         let camera = camera_from_config(config)?;
-        let Self { indicators, buzzer, relay } = self;
-        Ok(Hardware { indicators, buzzer, relay, reader, camera, taps })
+        let Self { indicators, buzzer, relay, recorder } = self;
+        let speaker = (SPEAKERS.find(&config.speaker)?.build)(config, &recorder)?;
+        Ok(Hardware { indicators, buzzer, relay, reader, camera, speaker, taps })
     }
 }
 
@@ -66,6 +71,7 @@ impl Hardware {
             relay: Box::new(simulated::SimRelay::new(recorder)),
             reader: Box::new(reader),
             camera: Arc::new(simulated::SimCamera::new(pictures)),
+            speaker: Box::new(simulated::SimSpeaker::new(recorder)),
             taps: Some(taps),
         }
     }
@@ -76,12 +82,20 @@ pub type Outputs = (Box<dyn Indicators>, Box<dyn Buzzer>, Box<dyn LockRelay>);
 
 /// The LEDs, buzzer and relay named in the config, each driven to its safe state as it is built.
 pub fn outputs_from_config(hw: &HardwareConfig) -> Result<Outputs, HwError> {
-    let recorder = hw.simulated.recorder()?;
+    outputs_with(hw, &hw.simulated.recorder()?)
+}
+
+fn outputs_with(hw: &HardwareConfig, recorder: &OutputRecorder) -> Result<Outputs, HwError> {
     // The relay first: whatever fails later, the door is already locked.
-    let relay = (LOCKS.find(&hw.lock)?.build)(hw, &recorder)?;
-    let buzzer = (BUZZERS.find(&hw.buzzer)?.build)(hw, &recorder)?;
-    let indicators = (LEDS.find(&hw.leds)?.build)(hw, &recorder)?;
+    let relay = (LOCKS.find(&hw.lock)?.build)(hw, recorder)?;
+    let buzzer = (BUZZERS.find(&hw.buzzer)?.build)(hw, recorder)?;
+    let indicators = (LEDS.find(&hw.leds)?.build)(hw, recorder)?;
     Ok((indicators, buzzer, relay))
+}
+
+/// The speaker named in the config (`facereko hw say`), its simulated one reporting to `hw.simulated`.
+pub fn speaker_from_config(hw: &HardwareConfig) -> Result<Box<dyn Speaker>, HwError> {
+    (SPEAKERS.find(&hw.speaker)?.build)(hw, &hw.simulated.recorder()?)
 }
 
 /// The card reader named in the config, with a tap handle when it is simulated.

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::backends::{BUZZERS, CAMERAS, Choice, LEDS, LOCKS, READERS};
+use super::backends::{BUZZERS, CAMERAS, Choice, LEDS, LOCKS, READERS, SPEAKERS};
 use super::gpio::{self, PinClaims};
 use super::simulated::{self, SimulatedConfig};
-use super::{mfrc522, rpicam};
+use super::{espeak, mfrc522, rpicam};
 use crate::checks::Checks;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,7 @@ pub struct HardwareConfig {
     pub lock: String,
     pub reader: String,
     pub camera: String,
+    pub speaker: String,
     /// Pins of the `gpio` LEDs, buzzer and relay.
     pub gpio: gpio::GpioPins,
     /// Wiring and timing of the `mfrc522` card reader.
@@ -26,6 +27,8 @@ pub struct HardwareConfig {
     /// The `v4l2` camera: a USB webcam.
     #[cfg(feature = "v4l2")]
     pub v4l2: super::v4l2::V4l2Settings,
+    /// The `espeak` speaker: its programs and sound device.
+    pub espeak: espeak::EspeakSettings,
     pub simulated: SimulatedConfig,
 }
 
@@ -38,11 +41,13 @@ impl Default for HardwareConfig {
             lock: sim(),
             reader: sim(),
             camera: sim(),
+            speaker: sim(),
             gpio: gpio::GpioPins::default(),
             mfrc522: mfrc522::Mfrc522Settings::default(),
             rpicam: rpicam::StreamSettings::default(),
             #[cfg(feature = "v4l2")]
             v4l2: super::v4l2::V4l2Settings::default(),
+            espeak: espeak::EspeakSettings::default(),
             simulated: SimulatedConfig::default(),
         }
     }
@@ -50,13 +55,14 @@ impl Default for HardwareConfig {
 
 impl HardwareConfig {
     /// Every role with the backend chosen for it, in [`super::ROLES`] order.
-    fn choices(&self) -> [Choice<'_>; 5] {
+    fn choices(&self) -> [Choice<'_>; 6] {
         [
             LEDS.choice(&self.leds),
             BUZZERS.choice(&self.buzzer),
             LOCKS.choice(&self.lock),
             READERS.choice(&self.reader),
             CAMERAS.choice(&self.camera),
+            SPEAKERS.choice(&self.speaker),
         ]
     }
 
@@ -76,6 +82,12 @@ impl HardwareConfig {
             check(self, checks, &mut pins);
         }
         self.simulated.check(checks);
+    }
+
+    /// What is missing on this machine for the chosen speaker to work: warnings, since the door
+    /// runs without its voice.
+    pub fn speaker_warnings(&self) -> Vec<crate::checks::Problem> {
+        if self.speaker == espeak::NAME { self.espeak.probe() } else { Vec::new() }
     }
 
     /// What only running the door needs: pictures for a simulated camera when faces are asked for.
@@ -156,6 +168,7 @@ mod tests {
             lock: simulated::NAME.into(),
             reader: simulated::NAME.into(),
             camera: simulated::NAME.into(),
+            speaker: simulated::NAME.into(),
             simulated: SimulatedConfig::default(),
             ..all_wrong()
         };

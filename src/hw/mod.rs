@@ -1,4 +1,4 @@
-//! Hardware roles: indicator LEDs, buzzer, lock relay, card reader and camera.
+//! Hardware roles: indicator LEDs, buzzer, lock relay, card reader, camera and speaker.
 //!
 //! Each role is one trait. Backends are chosen by name in the config (`hardware.<role>`); the
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
@@ -8,15 +8,19 @@ mod backends;
 pub mod beeper;
 mod build;
 pub mod config;
+pub mod espeak;
 mod fresh;
 pub mod gpio;
 pub mod mfrc522;
 pub mod mjpeg;
+pub mod piper;
 pub mod rpicam;
 pub mod simulated;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
+pub mod wav;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,8 +31,11 @@ use crate::frame::Frame;
 
 pub use backends::{ROLES, backends_for};
 pub use beeper::{BeepPattern, Beeper};
-pub use build::{Hardware, Outputs, SafeOutputs, camera_from_config, outputs_from_config, reader_from_config};
+pub use build::{
+    Hardware, Outputs, SafeOutputs, camera_from_config, outputs_from_config, reader_from_config, speaker_from_config,
+};
 pub use config::HardwareConfig;
+pub use wav::Pcm;
 
 /// The red and green indicator LEDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -116,6 +123,44 @@ pub trait Camera: Send + Sync {
     async fn frame(&self) -> Result<Frame, HwError>;
     /// Called when a card is tapped, before the first frame of the attempt is asked for.
     fn on_tap(&self, _card: &CardUid) {}
+}
+
+/// How phrases sound: what a speaker renders them with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VoiceSpec {
+    /// An espeak-ng voice (`espeak-ng --voices`), e.g. "en", "en-gb", "de".
+    pub language: String,
+    /// An espeak-ng variant (`espeak-ng --voices=variant`), e.g. "f3"; empty for the voice's own.
+    pub variant: String,
+    /// Words per minute.
+    pub speed: u32,
+    /// 0 to 99; 50 is the voice's own.
+    pub pitch: u32,
+}
+
+/// A loudspeaker at the door. Phrases are rendered into sound ahead of time (slow: a program or
+/// a model runs) and played from files later (fast), so the door never waits for speech.
+/// Every method may block for a while: they are called from the voice's own thread only.
+pub trait Speaker: Send {
+    /// What renders the phrases, e.g. "espeak-ng"; clips made by another renderer are not reused.
+    fn renderer(&self) -> String;
+    /// Turns `text` into sound.
+    fn render(&mut self, text: &str, voice: &VoiceSpec) -> Result<Pcm, HwError>;
+    /// Starts playing the WAV file `clip` (which says `text`), cutting whatever plays; returns at once.
+    fn play(&mut self, clip: &Path, text: &str) -> Result<(), HwError>;
+    /// Stops what plays, if anything does.
+    fn stop(&mut self);
+    /// How the clip played last ended, once it has: `None` while it plays, or when nothing played since the last look.
+    fn finished(&mut self) -> Option<Result<(), HwError>> {
+        None
+    }
+    /// A batch of phrases is rendered: let go of what rendering holds (a model loaded in a process).
+    fn rest(&mut self) {}
+    /// Whether the speaker can play now (its programs are there, its device opens): what a
+    /// failing speaker is asked until it works again.
+    fn probe(&mut self) -> Result<(), HwError> {
+        Ok(())
+    }
 }
 
 /// Frame burst settings for one attempt.

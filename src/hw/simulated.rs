@@ -1,5 +1,5 @@
-//! Simulated hardware: outputs that record what they were told, a reader fed with taps from the
-//! control socket, and a camera that serves picture files.
+//! Simulated hardware: outputs that record what they were told (the speaker what it said), a
+//! reader fed with taps from the control socket, and a camera that serves picture files.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay};
+use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
 use crate::card::CardUid;
 use crate::checks::Checks;
 use crate::frame::Frame;
@@ -57,6 +57,8 @@ pub enum Output {
     GreenLed,
     Buzzer,
     Relay,
+    /// A phrase said; the change carries its words.
+    Speaker,
 }
 
 /// One switch of one simulated output.
@@ -65,14 +67,18 @@ pub struct OutputChange {
     pub at: Instant,
     pub output: Output,
     pub on: bool,
+    /// What the speaker said.
+    pub said: Option<String>,
 }
 
 #[derive(Serialize)]
-struct OutputLine {
+struct OutputLine<'a> {
     /// Wall-clock milliseconds since the Unix epoch.
     t_ms: i128,
     output: Output,
     on: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    said: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -101,11 +107,15 @@ impl OutputRecorder {
     }
 
     fn record(&self, output: Output, on: bool) -> Result<(), HwError> {
+        self.record_change(output, on, None)
+    }
+
+    fn record_change(&self, output: Output, on: bool, said: Option<&str>) -> Result<(), HwError> {
         let mut inner = self.lock();
-        inner.changes.push(OutputChange { at: Instant::now(), output, on });
+        inner.changes.push(OutputChange { at: Instant::now(), output, on, said: said.map(str::to_owned) });
         if let Some(file) = &mut inner.file {
-            let line =
-                OutputLine { t_ms: time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000, output, on };
+            let t_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let line = OutputLine { t_ms, output, on, said };
             let mut text = serde_json::to_string(&line).expect("output line serialises");
             // One write call for the whole line: a kill between two calls would leave half a line
             // that the next run's first line is appended to.
@@ -120,6 +130,11 @@ impl OutputRecorder {
 
     pub fn changes(&self) -> Vec<OutputChange> {
         self.lock().changes.clone()
+    }
+
+    /// What the simulated speaker said, in order.
+    pub fn said(&self) -> Vec<String> {
+        self.lock().changes.iter().filter_map(|change| change.said.clone()).collect()
     }
 
     /// The last state recorded for `output` (off if it never switched).
@@ -220,6 +235,45 @@ impl LockRelay for SimRelay {
 impl Drop for SimRelay {
     fn drop(&mut self) {
         let _ = self.0.set(false);
+    }
+}
+
+/// A speaker that renders a quiet tone as long as the words would take and records each phrase
+/// it is told to play (with `hardware.simulated.outputs_log`, also in the log).
+pub struct SimSpeaker {
+    recorder: OutputRecorder,
+    /// A phrase was played since the last look: it is over at once.
+    played: bool,
+}
+
+impl SimSpeaker {
+    pub fn new(recorder: &OutputRecorder) -> Self {
+        Self { recorder: recorder.clone(), played: false }
+    }
+}
+
+impl Speaker for SimSpeaker {
+    fn renderer(&self) -> String {
+        NAME.to_owned()
+    }
+
+    fn render(&mut self, text: &str, _voice: &VoiceSpec) -> Result<Pcm, HwError> {
+        // About as long as spoken words: 60 ms a letter.
+        let rate = 8000;
+        let count = text.chars().count() * rate as usize * 60 / 1000;
+        let samples = (0..count).map(|i| if (i / 10) % 2 == 0 { 1000 } else { -1000 }).collect();
+        Ok(Pcm { rate, samples })
+    }
+
+    fn play(&mut self, _clip: &Path, text: &str) -> Result<(), HwError> {
+        self.played = true;
+        self.recorder.record_change(Output::Speaker, true, Some(text))
+    }
+
+    fn stop(&mut self) {}
+
+    fn finished(&mut self) -> Option<Result<(), HwError>> {
+        std::mem::take(&mut self.played).then_some(Ok(()))
     }
 }
 

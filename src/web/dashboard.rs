@@ -79,6 +79,8 @@ fn status_json(status: &Status) -> serde_json::Value {
         "camera_ok": status.camera_error.is_none(),
         "reader_text": device_text(&status.reader, status.reader_error.as_ref()),
         "reader_ok": status.reader_error.is_none(),
+        "speaker_text": device_text(&status.speaker, status.speaker_error.as_ref()),
+        "speaker_ok": status.speaker_error.is_none(),
         "backlog_text": backlog_text(status),
     })
 }
@@ -180,6 +182,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             (tile("Attempt", "busy-state", busy_text(status.busy), html! {}))
             (tile("Card reader", "reader-state", &device_text(&status.reader, status.reader_error.as_ref()), html! {}))
             (tile("Camera", "camera-state", &device_text(&status.camera, status.camera_error.as_ref()), html! {}))
+            (tile("Speaker", "speaker-state", &device_text(&status.speaker, status.speaker_error.as_ref()), html! {}))
             (tile("Face engine", "engine-state", &status.engine, html! {}))
             (tile("Clock", "clock-state", clock_text(status.clock_synchronised), html! {}))
             (tile("Notifications waiting", "backlog", &backlog_text(&status), html! {}))

@@ -16,6 +16,7 @@ mod schedules;
 mod settings;
 mod users;
 mod views;
+mod voice;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -36,6 +37,7 @@ use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
 use crate::serving::Limits;
 use crate::store::Store;
+use crate::voice::VoiceConfig;
 pub use error::WebError;
 
 /// `[web]`: the web app served by the daemon.
@@ -144,6 +146,10 @@ pub struct WebSetup {
     pub photos_dir: PathBuf,
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
     pub demo_pictures: Option<PathBuf>,
+    /// `[voice]` as the config file has it, to go back to.
+    pub file_voice: VoiceConfig,
+    /// The voice in force (saved from the settings page, or the file's).
+    pub voice: VoiceConfig,
 }
 
 struct Inner {
@@ -156,6 +162,10 @@ struct Inner {
     notify_config: NotifySections,
     /// The rules saved from the settings page that are in force, if any.
     saved_rules: RwLock<Option<Vec<Rule>>>,
+    /// `[voice]` as configured, to go back to.
+    file_voice: VoiceConfig,
+    /// The voice in force, as the settings page shows it.
+    voice: RwLock<VoiceConfig>,
     link: DoorLink,
     photos: Photos,
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
@@ -196,6 +206,8 @@ impl WebState {
             door_config: setup.tunable,
             notify_config: setup.notify,
             saved_rules: RwLock::new(setup.saved_rules),
+            file_voice: setup.file_voice,
+            voice: RwLock::new(setup.voice),
             link,
             photos: Photos::new(setup.photos_dir),
             simulated_camera,
@@ -255,6 +267,9 @@ pub fn router(state: WebState) -> Router {
         .route("/settings", get(settings::page).post(settings::save))
         .route("/settings/notifications", post(notifications::save))
         .route("/settings/notifications/reset", post(notifications::reset))
+        .route("/settings/voice", post(voice::save))
+        .route("/settings/voice/reset", post(voice::reset))
+        .route("/settings/voice/say", post(voice::say))
         .route("/accounts", post(users::add))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))

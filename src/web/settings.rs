@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState, notifications, users};
+use super::{WebError, WebState, notifications, users, voice};
 use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
@@ -142,6 +142,7 @@ fn view(
     values: &HashMap<&str, String>,
     errors: &HashMap<&str, String>,
     notifications: Markup,
+    voice: Markup,
     accounts: Markup,
 ) -> Markup {
     let admin = user.is_admin();
@@ -171,6 +172,7 @@ fn view(
             }
         }
         (notifications)
+        (voice)
         (accounts)
     };
     frame(user, flash, Section::Settings, "Settings", body)
@@ -199,9 +201,32 @@ pub async fn render_with(
     status: StatusCode,
     notifications: Markup,
 ) -> Result<Response, WebError> {
+    render_parts(state, user, flash, status, notifications, voice::current(state, user)).await
+}
+
+/// The settings page with `voice` as its voice part.
+pub async fn render_voice(
+    state: &WebState,
+    user: &User,
+    flash: Option<Flash>,
+    status: StatusCode,
+    voice: Markup,
+) -> Result<Response, WebError> {
+    render_parts(state, user, flash, status, notifications::current(state, user), voice).await
+}
+
+async fn render_parts(
+    state: &WebState,
+    user: &User,
+    flash: Option<Flash>,
+    status: StatusCode,
+    notifications: Markup,
+    voice: Markup,
+) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
     let accounts = users::section(state, user).await?;
-    Ok((status, view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, accounts)).into_response())
+    let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts);
+    Ok((status, page).into_response())
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
@@ -225,8 +250,9 @@ pub async fn save(
             FIELDS.iter().map(|f| (f.name, form.get(f.name).cloned().unwrap_or_default())).collect();
         let flash = Flash::error("Nothing was saved: fix the values marked below.");
         let notifications = notifications::current(&state, &user);
+        let voice = voice::current(&state, &user);
         let accounts = users::section(&state, &user).await?;
-        let page = view(&user, Some(flash), &typed, &errors, notifications, accounts);
+        let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;

@@ -29,4 +29,5 @@ mod sms;
 mod sns;
 mod store;
 mod systemd;
+mod voice;
 mod web;

@@ -24,6 +24,7 @@ use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
 use facereko::notify::rules::{NotifySections, Rule};
 use facereko::store::{self, Channel, LogQuery, Notices, Store};
+use facereko::voice::VoiceConfig;
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -43,6 +44,8 @@ struct App {
     engine: Arc<dyn FaceEngine>,
     config: Config,
     dir: tempfile::TempDir,
+    /// What the simulated outputs did, the speaker's phrases among them.
+    recorder: OutputRecorder,
     _door: RunningDoor,
 }
 
@@ -77,7 +80,8 @@ impl App {
         adjust(&mut config);
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
-        let hardware = Hardware::simulated(&OutputRecorder::default(), camera);
+        let recorder = OutputRecorder::default();
+        let hardware = Hardware::simulated(&recorder, camera);
         let door = facereko::app::start_door(
             &config,
             hardware,
@@ -87,7 +91,7 @@ impl App {
             true,
         );
         let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
-        Self { router: web::router(state.clone()), state, store, engine, config, dir, _door: door }
+        Self { router: web::router(state.clone()), state, store, engine, config, dir, recorder, _door: door }
     }
 
     async fn simulated() -> Self {
@@ -1221,4 +1225,79 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     let refused = admin.post(&format!("/schedules/{cleaners}/remove"), &[]).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
+}
+
+/// Waits (in real time: the voice has a thread of its own) until the door has said `count` phrases.
+async fn said(app: &App, count: usize) -> Vec<String> {
+    for _ in 0..500 {
+        if app.recorder.said().len() >= count {
+            return app.recorder.said();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {count} phrases were said: {:?}", app.recorder.said());
+}
+
+#[tokio::test]
+async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    let page = admin.get("/settings").await.text;
+    assert!(page.contains("id=\"voice\""), "the section is on the page");
+    assert!(page.contains("value=\"Welcome, {name}\""), "the config's phrases are shown");
+    assert!(!page.contains("/settings/voice/reset"), "nothing saved to go back from");
+
+    let setting = async || app.store.settings().setting(VoiceConfig::SETTING).await.unwrap();
+    let fields: BTreeMap<&str, &str> = BTreeMap::from([
+        ("language", "en-gb"),
+        ("variant", ""),
+        ("volume", "80"),
+        ("speed", "150"),
+        ("quiet_hours", ""),
+        ("phrase.look_at_camera", "Please look at the camera"),
+        ("phrase.granted", "Hello {name}"),
+        ("phrase.denied", "Access denied. {reason}"),
+        ("phrase.disarmed", ""),
+        ("phrase.visitor_rang", "The owner has been told"),
+        ("phrase.passcode_wrong", "Wrong code"),
+        ("reason.unknown_card", "This card is not known"),
+    ]);
+    let mut wrong = fields.clone();
+    wrong.extend([("volume", "150"), ("quiet_hours", "late"), ("phrase.granted", "Hi {nme}")]);
+    let refused = admin.post("/settings/voice", &wrong.into_iter().collect::<Vec<_>>()).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for why in ["150 is out of range; use 0 to 100", "is not a span of the day", "{nme} is not a placeholder here"] {
+        assert!(refused.text.contains(why), "{why}: {}", flash(&refused.text));
+    }
+    assert!(refused.text.contains("value=\"Hi {nme}\""), "what was typed is kept");
+    assert_eq!(setting().await, None, "nothing saved");
+
+    let form: Vec<(&str, &str)> = fields.clone().into_iter().collect();
+    let mut viewer = app.signed_in(VIEWER).await;
+    assert!(!viewer.get("/settings").await.text.contains("Save voice settings"), "viewers only look");
+    assert_eq!(viewer.post("/settings/voice", &form).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(viewer.post("/settings/voice/say", &[("phrase", "granted")]).await.status, StatusCode::FORBIDDEN);
+
+    let saved = admin.post("/settings/voice", &form).await;
+    assert_eq!(saved.location(), "/settings#voice", "{}", saved.text);
+    let stored: VoiceConfig = serde_json::from_str(&setting().await.unwrap()).unwrap();
+    assert_eq!((stored.language.as_str(), stored.volume, stored.speed), ("en-gb", 80, 150));
+    assert_eq!(stored.phrases.reasons["unknown_card"], "This card is not known");
+
+    // The running door says the new phrases, without a restart.
+    admin.post("/tap", &[("card", CARD)]).await;
+    assert_eq!(said(&app, 1).await, ["Access denied. This card is not known"]);
+    let say = admin.post("/settings/voice/say", &[("phrase", "granted")]).await;
+    assert_eq!(say.location(), "/settings#voice");
+    assert_eq!(said(&app, 2).await[1], format!("Hello {ADMIN}"));
+    assert!(flash(&admin.get("/settings").await.text).contains("Said at the door"));
+    assert_eq!(admin.post("/settings/voice/say", &[("phrase", "shout")]).await.status, StatusCode::BAD_REQUEST);
+
+    let reset = admin.post("/settings/voice/reset", &[]).await;
+    assert_eq!(reset.location(), "/settings#voice");
+    assert_eq!(setting().await, None, "the override is gone");
+    admin.post("/settings/voice/say", &[("phrase", "granted")]).await;
+    assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }

@@ -25,6 +25,7 @@ function showStatus(status) {
   setText("busy-state", status.busy_text);
   setText("camera-state", status.camera_text);
   setText("reader-state", status.reader_text);
+  setText("speaker-state", status.speaker_text);
   setText("backlog", status.backlog_text);
   const main = document.querySelector(".main-tile");
   if (main) main.dataset.armed = String(status.armed);
@@ -34,6 +35,7 @@ function showStatus(status) {
   document.getElementById("lock-state")?.closest(".tile")?.classList.toggle("unlocked", status.unlocked);
   document.getElementById("camera-state")?.closest(".tile")?.classList.toggle("failing", !status.camera_ok);
   document.getElementById("reader-state")?.closest(".tile")?.classList.toggle("failing", !status.reader_ok);
+  document.getElementById("speaker-state")?.closest(".tile")?.classList.toggle("failing", !status.speaker_ok);
 }
 
 async function reloadRows(body) {
