@@ -460,7 +460,8 @@ mod tests {
                 "voice.phrases.denied: {name} is not a placeholder here; use {reason}",
                 "voice.phrases.reasons.card_and_face: card_and_face is not a reason for a denial",
                 "voice.phrases.reasons.no_such: \"no_such\" is not one of: card_and_face, card_only, unknown_card, no_face, \
-                 face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed",
+                 face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed, \
+                 outside_schedule, not_yet_valid, expired, clock_not_synced",
             ]
         );
     }
