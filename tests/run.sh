@@ -80,6 +80,18 @@ clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driv
     || die "clippy-driver not found: rustup component add clippy"
 linted() { RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"; }
 
+# The release cross-build for the Pi starts first and runs beside everything else at the lowest
+# priority, in its own folder under target/ so that neither build waits for the other's lock: it
+# takes the CPU the test build leaves idle (one crate compiling on one core, links) and the tests
+# leave idle (they mostly wait on servers, sockets and the browser).
+cross_target="${CARGO_TARGET_DIR:-target}/cross"
+cross_log=$(mktemp)
+say "cross-build for the Raspberry Pi (aarch64), in the background"
+# In a session of its own, so that a failing run stops the whole build with it.
+CARGO_TARGET_DIR="$cross_target" nice -n 19 setsid bash tests/cross-build.sh build >"$cross_log" 2>&1 &
+cross_build=$!
+trap 'kill -- -"$cross_build" 2>/dev/null || true; rm -f "$cross_log"' EXIT
+
 say "build every target with clippy's lints (-D warnings)"
 linted cargo test --all-targets --locked --no-run
 
@@ -89,16 +101,6 @@ say "face models in $models_cache"
 linted cargo run --quiet --locked -- models fetch --dir "$models_cache"
 export FACEREKO_TEST_MODELS="$models_cache"
 
-# The release cross-build needs the CPU while the tests mostly wait on servers, sockets and the
-# browser: it runs beside them at the lowest priority, in its own folder under target/ so that
-# neither waits for the other's build lock.
-cross_log=$(mktemp)
-say "cross-build for the Raspberry Pi (aarch64), in the background"
-# In a session of its own, so that a failing test run stops the whole build with it.
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/cross" nice -n 19 setsid bash tests/cross-build.sh >"$cross_log" 2>&1 &
-cross_build=$!
-trap 'kill -- -"$cross_build" 2>/dev/null || true; rm -f "$cross_log"' EXIT
-
 say "cargo test"
 linted cargo test --all-targets --locked
 
@@ -107,3 +109,4 @@ cross_ok=yes
 wait "$cross_build" || cross_ok=no
 cat "$cross_log"
 [ "$cross_ok" = yes ] || die "the aarch64 cross-build failed (its output is above)"
+CARGO_TARGET_DIR="$cross_target" bash tests/cross-build.sh check
