@@ -87,8 +87,12 @@ linted() { RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACK
 cross_target="${CARGO_TARGET_DIR:-target}/cross"
 cross_log=$(mktemp)
 say "cross-build for the Raspberry Pi (aarch64), in the background"
-# In a session of its own, so that a failing run stops the whole build with it.
-CARGO_TARGET_DIR="$cross_target" nice -n 19 setsid bash tests/cross-build.sh build >"$cross_log" 2>&1 &
+# In a session of its own, so that a failing run stops the whole build with it. Linux schedules
+# each session as a group (autogroup) and shares the CPU fairly between groups whatever the nice
+# value of their processes, so the group itself is set to the lowest priority too.
+CARGO_TARGET_DIR="$cross_target" setsid bash -c \
+    'echo 19 >/proc/self/autogroup 2>/dev/null || true; exec nice -n 19 bash tests/cross-build.sh build' \
+    >"$cross_log" 2>&1 &
 cross_build=$!
 trap 'kill -- -"$cross_build" 2>/dev/null || true; rm -f "$cross_log"' EXIT
 
