@@ -102,7 +102,9 @@ linted cargo test --all-targets --locked --no-run
 # The models live outside the clone (never in git) and are fetched once; later runs only verify them.
 models_cache="${FACEREKO_MODELS_CACHE:-$HOME/.cache/facereko/models}"
 say "face models in $models_cache"
-linted cargo run --quiet --locked -- models fetch --dir "$models_cache"
+# The binary the test build made for the integration tests: `cargo run` would build the tree again,
+# because without the dev-dependencies tokio lacks `test-util` and everything above it changes.
+"${CARGO_TARGET_DIR:-target}/debug/facereko" models fetch --dir "$models_cache"
 export FACEREKO_TEST_MODELS="$models_cache"
 
 say "cargo test"
