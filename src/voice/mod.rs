@@ -421,20 +421,10 @@ mod tests {
     #[test]
     fn verdicts_say_what_the_attempt_ended_in() {
         let event = |decision, reason, name: Option<&str>| AccessEvent {
-            event_id: "e".into(),
-            at: time::OffsetDateTime::UNIX_EPOCH,
-            door: "front".into(),
-            card_uid: None,
-            person_id: None,
-            person_name: name.map(str::to_owned),
             decision,
             reason,
-            similarity: None,
-            confidence: None,
-            engine: None,
-            photo: None,
-            timings: Default::default(),
-            detail: None,
+            person_name: name.map(str::to_owned),
+            ..crate::notify::test_event("front")
         };
         let granted = event(Decision::Granted, Reason::CardAndFace, Some("Alice"));
         assert_eq!(Utterance::verdict(&granted), Some(Utterance::Granted { name: "Alice".into() }));
