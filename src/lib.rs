@@ -29,4 +29,5 @@ pub mod serving;
 pub mod store;
 pub mod tls;
 pub mod voice;
+pub mod visitor;
 pub mod web;
