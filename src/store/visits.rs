@@ -109,6 +109,7 @@ pub struct StoredPass {
 /// Filters for the Visitors page, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct VisitQuery {
+    /// At most this many; 0 for 50.
     pub limit: u32,
     pub offset: u32,
     pub status: Option<VisitStatus>,
@@ -138,7 +139,8 @@ pub trait Visits: Send + Sync {
     async fn use_pass(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError>;
     /// Counts a wrong passcode against every live, unlocked passcode at `door`, and locks those
     /// that reach `max_tries`; returns the visits whose passcode locked now.
-    async fn wrong_passcode(&self, door: &str, now: OffsetDateTime, max_tries: u32) -> Result<Vec<VisitId>, StoreError>;
+    async fn wrong_passcode(&self, door: &str, now: OffsetDateTime, max_tries: u32)
+    -> Result<Vec<VisitId>, StoreError>;
     /// Deletes the visit and its passes; returns its photo, for the caller to delete.
     async fn forget_visit(&self, id: VisitId) -> Result<Option<String>, StoreError>;
     /// Deletes visits made before `cutoff` and their passes; returns their photos.
