@@ -10,7 +10,7 @@ use super::rows::{from_millis, to_millis};
 use super::visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus};
 
 /// How many visits a query that sets no limit gets.
-pub const DEFAULT_VISITS_LIMIT: u32 = 50;
+const DEFAULT_VISITS_LIMIT: u32 = 50;
 
 const VISIT_COLUMNS: &str = "id, door, at_ms, name, email, mobile, message, photo, status, decided_by, decided_at_ms";
 const PASS_COLUMNS: &str = "id, visit_id, door, kind, secret_hash, expires_at_ms, uses_left, wrong_tries, locked";

@@ -770,6 +770,15 @@ async fn visits_are_kept_and_listed_newest_first(store: &dyn Store) {
     assert!(listed(store, VisitQuery { status: Some(VisitStatus::Used), ..VisitQuery::default() }).await.is_empty());
 }
 
+async fn a_visit_query_without_a_limit_gets_fifty(store: &dyn Store) {
+    for n in 0..51 {
+        store.visits().add_visit(&ring(n, None)).await.unwrap();
+    }
+    let page = store.visits().list_visits(&VisitQuery::default()).await.unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page.last().map(|v| v.name.as_str()), Some("Visitor 1"), "the oldest is left out");
+}
+
 async fn a_visit_moves_on_only_from_where_it_stands(store: &dyn Store) {
     let visits = store.visits();
     let visit = visits.add_visit(&ring(1, None)).await.unwrap();
@@ -975,6 +984,7 @@ conformance!(
     schedules_and_holidays_are_saved_replaced_and_removed,
     limits_narrow_people_and_cards_and_keep_their_schedule,
     visits_are_kept_and_listed_newest_first,
+    a_visit_query_without_a_limit_gets_fifty,
     a_visit_moves_on_only_from_where_it_stands,
     passes_are_found_by_door_kind_and_expiry,
     a_pass_opens_only_while_live_and_as_often_as_it_may,
