@@ -98,7 +98,9 @@ pub enum Credential {
     /// A visitor's QR pass, read by the door camera.
     QrPass,
     /// The owner opening for a visitor from the web app; `by` is the account.
-    Remote { by: String },
+    Remote {
+        by: String,
+    },
 }
 
 impl Credential {

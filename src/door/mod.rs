@@ -348,11 +348,8 @@ impl Door {
         }
         let armed = self.armed;
         self.begin(credential, Stage::CheckingPass, now);
-        let (decision, reason) = if armed {
-            (Decision::Granted, Reason::VisitorOpened)
-        } else {
-            (Decision::Disarmed, Reason::Disarmed)
-        };
+        let (decision, reason) =
+            if armed { (Decision::Granted, Reason::VisitorOpened) } else { (Decision::Disarmed, Reason::Disarmed) };
         self.conclude_for_visitor(decision, reason, Some(visitor), Some(format!("opened by {by}")), now)
     }
 

@@ -412,7 +412,7 @@ async fn a_tap_during_an_attempt_is_ignored() {
     assert_eq!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()), []);
     capture_to_match(&mut door, attempt);
     let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 95.0)));
-    assert_eq!(report(&effects).card, card(ALICE_CARD));
+    assert_eq!(report(&effects).credential, Credential::Card(card(ALICE_CARD)));
     assert_eq!(report(&effects).decision, Decision::Granted);
 }
 
@@ -825,7 +825,9 @@ fn visitor_report(tapped_at: Instant, credential: Credential, decision: Decision
 /// Presents `code` and checks that the door asks for it to be checked.
 fn present(door: &mut Door, code: &str) -> AttemptId {
     match door.handle(typed(code), Instant::now()).as_slice() {
-        [Effect::CheckPass { attempt, credential: Credential::Passcode, secret }] if secret.expose() == code => *attempt,
+        [Effect::CheckPass { attempt, credential: Credential::Passcode, secret }] if secret.expose() == code => {
+            *attempt
+        }
         other => panic!("expected the passcode to be checked, got {other:?}"),
     }
 }
@@ -838,7 +840,8 @@ async fn a_right_passcode_opens_for_the_visitor_it_was_sent_to() {
     let attempt = present(&mut door, "123456");
     assert!(door.is_busy());
     advance(ms(12)).await;
-    let effects = door.handle(Event::PassChecked { attempt, result: checked(PassOutcome::Valid, Some("Bob")) }, Instant::now());
+    let effects =
+        door.handle(Event::PassChecked { attempt, result: checked(PassOutcome::Valid, Some("Bob")) }, Instant::now());
     let expected = AttemptReport {
         visitor: Some("Bob".into()),
         timings: StageTimings { read_ms: 12, total_ms: 12, ..StageTimings::default() },
@@ -848,7 +851,10 @@ async fn a_right_passcode_opens_for_the_visitor_it_was_sent_to() {
     assert!(door.is_unlocked() && !door.is_busy());
     // The relock is the card path's: one timer, one place.
     advance(s.unlock_time).await;
-    assert_eq!(door.handle(Event::TimerFired(Timer::Relock), Instant::now()), [Effect::SetLock(Lock::Locked), Effect::SetLights(RED)]);
+    assert_eq!(
+        door.handle(Event::TimerFired(Timer::Relock), Instant::now()),
+        [Effect::SetLock(Lock::Locked), Effect::SetLights(RED)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -868,7 +874,8 @@ async fn every_other_pass_outcome_is_denied_with_its_reason() {
         let mut door = Door::new(s.clone(), true);
         let at = Instant::now();
         let presented = Event::PassPresented { credential: credential.clone(), secret: Secret::new("x") };
-        let [Effect::CheckPass { attempt, .. }] = door.handle(presented, at).as_slice() else { panic!("not checked") };
+        let effects = door.handle(presented, at);
+        let [Effect::CheckPass { attempt, .. }] = effects.as_slice() else { panic!("not checked: {effects:?}") };
         let attempt = *attempt;
         let effects = door.handle(Event::PassChecked { attempt, result: checked(outcome, None) }, at);
         let expected = visitor_report(at, credential, Decision::Denied, reason);
@@ -876,8 +883,7 @@ async fn every_other_pass_outcome_is_denied_with_its_reason() {
         assert!(!door.is_unlocked() && !door.is_busy());
     }
     let mut door = Door::new(s.clone(), true);
-    let [Effect::CheckPass { attempt, .. }] = door.handle(typed("1"), Instant::now()).as_slice() else { panic!() };
-    let attempt = *attempt;
+    let attempt = present(&mut door, "1");
     let qr_valid = door.handle(Event::PassChecked { attempt, result: Err("database away".into()) }, Instant::now());
     assert_eq!(report(&qr_valid).reason, Reason::LookupError);
     assert_eq!(policy::after_pass(&Credential::QrPass, PassOutcome::Valid), (Decision::Granted, Reason::PassOk));
@@ -895,10 +901,14 @@ async fn a_pass_presented_during_a_card_attempt_is_turned_away_unchecked() {
     let mut door = Door::new(settings(), true);
     let pass = present(&mut door, "123456");
     assert_eq!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()), []);
-    let effects = door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, Some("Eve")) }, Instant::now());
+    let effects = door
+        .handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, Some("Eve")) }, Instant::now());
     assert_eq!(report(&effects).visitor.as_deref(), Some("Eve"));
     // A late answer for an attempt that has ended is dropped.
-    assert_eq!(door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now()), []);
+    assert_eq!(
+        door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now()),
+        []
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -906,7 +916,10 @@ async fn a_disarmed_door_logs_a_pass_without_checking_or_using_it() {
     let mut door = Door::new(settings(), false);
     let at = Instant::now();
     let effects = door.handle(typed("123456"), at);
-    assert_eq!(effects, [Effect::Record(Box::new(visitor_report(at, Credential::Passcode, Decision::Disarmed, Reason::Disarmed)))]);
+    assert_eq!(
+        effects,
+        [Effect::Record(Box::new(visitor_report(at, Credential::Passcode, Decision::Disarmed, Reason::Disarmed)))]
+    );
     let remote = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
     assert_eq!(report(&remote).decision, Decision::Disarmed);
     assert!(!door.is_unlocked());
@@ -918,7 +931,8 @@ async fn disarming_while_a_pass_is_checked_ends_it_unopened() {
     let pass = present(&mut door, "123456");
     let effects = door.handle(Event::SetArmed(false), Instant::now());
     assert_eq!(report(&effects).decision, Decision::Disarmed);
-    let late = door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now());
+    let late =
+        door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now());
     assert_eq!(late, []);
     assert!(!door.is_unlocked());
 }

@@ -86,7 +86,11 @@ pub enum Command {
 pub enum Answer {
     /// Another attempt was under way; nothing was checked or used.
     Busy,
-    Concluded { decision: Decision, reason: Reason, visitor: Option<String> },
+    Concluded {
+        decision: Decision,
+        reason: Reason,
+        visitor: Option<String>,
+    },
 }
 
 /// The door has stopped taking commands: it is shutting down.

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::access::{AccessEvent, Credential, Decision, Person, Reason, StageTimings};
+use crate::access::{AccessEvent, Decision, Person, Reason, StageTimings};
 use crate::capture;
 use crate::card::CardUid;
 use crate::door::{AttemptReport, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};

@@ -71,6 +71,13 @@ pub struct Desk {
     public_url: Option<String>,
 }
 
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channels: Vec<Channel> = self.couriers.iter().map(|courier| courier.channel()).collect();
+        f.debug_struct("Desk").field("door", &self.passes.door).field("channels", &channels).finish()
+    }
+}
+
 impl Desk {
     pub fn new(passes: Passes, couriers: Vec<Arc<dyn Courier>>, photos: Photos, public_url: Option<String>) -> Self {
         let public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
@@ -151,7 +158,13 @@ impl Desk {
         Ok(())
     }
 
-    async fn send(&self, to: &Contact, story: &Story, photo: Option<&std::path::Path>, id: &str) -> Result<Channel, String> {
+    async fn send(
+        &self,
+        to: &Contact,
+        story: &Story,
+        photo: Option<&std::path::Path>,
+        id: &str,
+    ) -> Result<Channel, String> {
         let (channel, address) = match to {
             Contact::Email(address) => (Channel::Email, address),
             Contact::Sms(number) => (Channel::Sms, number),
@@ -166,12 +179,24 @@ impl Desk {
     }
 
     /// Takes the owner's decision on a pending visit; `false` when it was already decided.
-    pub async fn claim(&self, visit: VisitId, to: VisitStatus, by: &str, now: OffsetDateTime) -> Result<bool, VisitorError> {
+    pub async fn claim(
+        &self,
+        visit: VisitId,
+        to: VisitStatus,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, VisitorError> {
         Ok(self.store().visits().move_visit(visit, VisitStatus::Pending, to, by, now).await?)
     }
 
     /// Gives a claimed decision back, when carrying it out failed (the door was busy).
-    pub async fn unclaim(&self, visit: VisitId, from: VisitStatus, by: &str, now: OffsetDateTime) -> Result<(), VisitorError> {
+    pub async fn unclaim(
+        &self,
+        visit: VisitId,
+        from: VisitStatus,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), VisitorError> {
         self.store().visits().move_visit(visit, from, VisitStatus::Pending, by, now).await?;
         Ok(())
     }
@@ -207,7 +232,8 @@ impl Desk {
                 Err(problem) => problems.push(problem),
             }
         }
-        let problem = if problems.is_empty() { "the visitor left no way to reach them".into() } else { problems.join("; ") };
+        let problem =
+            if problems.is_empty() { "the visitor left no way to reach them".into() } else { problems.join("; ") };
         tracing::warn!(visit = %visit.id, %problem, "cannot send the passcode to the visitor");
         Ok(Sent::NotSent { code, problem })
     }

@@ -129,7 +129,9 @@ pub fn valid_email(address: &str) -> bool {
 
 /// A mobile number in international form: `+` and 8 to 15 digits.
 pub fn valid_mobile(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+    number
+        .strip_prefix('+')
+        .is_some_and(|digits| (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,7 +258,12 @@ impl Passes {
 
     /// Checks a pass shown at the door and uses it when it is good. Only the virtual door's
     /// passcodes are checked so far; any other credential is refused as forged.
-    pub async fn check(&self, credential: &Credential, secret: &Secret, now: OffsetDateTime) -> Result<PassCheck, VisitorError> {
+    pub async fn check(
+        &self,
+        credential: &Credential,
+        secret: &Secret,
+        now: OffsetDateTime,
+    ) -> Result<PassCheck, VisitorError> {
         match credential {
             Credential::Passcode => self.check_passcode(secret.expose(), now).await,
             _ => Ok(PassCheck { outcome: PassOutcome::Forged, visitor: None, detail: None }),
@@ -271,7 +278,8 @@ impl Passes {
         // Every stored hash is compared, in constant time, so timing tells nothing about which matched.
         let mut matched = None;
         for pass in &passes {
-            let same = hash.as_deref().is_some_and(|hash| constant_time_eq(hash.as_bytes(), pass.secret_hash.as_bytes()));
+            let same =
+                hash.as_deref().is_some_and(|hash| constant_time_eq(hash.as_bytes(), pass.secret_hash.as_bytes()));
             if same {
                 matched = Some(pass);
             }
@@ -372,7 +380,9 @@ mod tests {
     fn contacts_are_email_or_international_numbers() {
         assert_eq!(Contact::parse("email:owner@example.com"), Some(Contact::Email("owner@example.com".into())));
         assert_eq!(Contact::parse("sms:+4915112345678"), Some(Contact::Sms("+4915112345678".into())));
-        for bad in ["owner@example.com", "email:owner", "email:a@b@c.d", "email:a b@c.d", "sms:015112345678", "fax:+491"] {
+        for bad in
+            ["owner@example.com", "email:owner", "email:a@b@c.d", "email:a b@c.d", "sms:015112345678", "fax:+491"]
+        {
             assert_eq!(Contact::parse(bad), None, "{bad}");
         }
     }

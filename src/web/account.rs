@@ -26,7 +26,12 @@ pub(super) fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
 }
 
 /// `page` with the form cookie set when the browser had none.
-pub(super) fn with_form_cookie(state: &WebState, status: StatusCode, new_token: Option<String>, page: Markup) -> Response {
+pub(super) fn with_form_cookie(
+    state: &WebState,
+    status: StatusCode,
+    new_token: Option<String>,
+    page: Markup,
+) -> Response {
     match new_token {
         Some(token) => {
             let cookie = state.auth().cookie(FORM_COOKIE, &token, Duration::from_secs(24 * 3600));

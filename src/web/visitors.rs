@@ -343,7 +343,8 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
         "deny" => VisitStatus::Denied,
         other => return Err(WebError::BadRequest(format!("{other:?} is not a decision"))),
     };
-    let visit = state.store().visits().visit(id).await?.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")))?;
+    let visit =
+        state.store().visits().visit(id).await?.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")))?;
     if !desk.claim(id, to, by, now()).await.map_err(internal)? {
         return Ok(outcome_page("Already decided", "Someone has already decided this visit; nothing was done."));
     }

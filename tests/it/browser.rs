@@ -113,7 +113,12 @@ fn a_visitor_rings_is_approved_and_comes_in_with_a_passcode_in_the_browser() {
         ];
         env.extend(extra.iter().cloned());
         let flow = run_flow(root, &door, "visitor-flow.mjs", &env);
-        assert!(flow.succeeded(), "the visitor flow's part {part} {}\n--- daemon log:\n{}", flow.report(), door.daemon_log());
+        assert!(
+            flow.succeeded(),
+            "the visitor flow's part {part} {}\n--- daemon log:\n{}",
+            flow.report(),
+            door.daemon_log()
+        );
     };
     let approve_and_text = |mails: usize, part: &dyn Fn(&str, &[(&str, String)])| {
         let mail = smtp.wait_for(mails, Duration::from_secs(20)).remove(mails - 1);
@@ -138,7 +143,10 @@ fn a_visitor_rings_is_approved_and_comes_in_with_a_passcode_in_the_browser() {
 
     let reasons: Vec<String> = door.log_rows().iter().map(|row| row["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(reasons.iter().filter(|reason| *reason == "passcode_ok").count(), 1, "{reasons:?}");
-    assert!(reasons.contains(&"pass_used".to_owned()) && reasons.contains(&"passcode_locked".to_owned()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"pass_used".to_owned()) && reasons.contains(&"passcode_locked".to_owned()),
+        "{reasons:?}"
+    );
     let relay_opened = door.output_switches().iter().filter(|(output, on)| output == "relay" && *on).count();
     assert_eq!(relay_opened, 1, "the relay opened once: {:?}", door.output_switches());
 }
