@@ -302,8 +302,10 @@ impl Passes {
         } else if pass.uses_left == 0 || !visits.use_pass(pass.id, now).await? {
             PassOutcome::Used
         } else {
-            if pass.uses_left == 1 {
-                visits.move_visit(pass.visit, VisitStatus::Approved, VisitStatus::Used, "door", now).await?;
+            if let Some(visit) = visit.as_ref().filter(|_| pass.uses_left == 1) {
+                // Who approved stays on record.
+                let by = visit.decided_by.as_deref().unwrap_or_default();
+                visits.move_visit(pass.visit, VisitStatus::Approved, VisitStatus::Used, by, now).await?;
             }
             PassOutcome::Valid
         };

@@ -446,12 +446,12 @@ pub async fn list(
             button type="submit" { "Show" }
         }
         @if visits.is_empty() { p.muted { "No visits." } }
-        table.visits {
+        div.table-wrap { table.history.visits {
             thead { tr { th { "Photo" } th { "Name" } th { "Contact" } th { "Rang" } th { "Status" } th {} } }
             tbody {
                 @for visit in &visits {
                     tr {
-                        td data-label="Photo" {
+                        td.photo-cell data-label="Photo" {
                             @if visit.photo.is_some() {
                                 img.thumb src=(format!("/visits/{}/photo", visit.id)) alt="" loading="lazy";
                             }
@@ -469,7 +469,7 @@ pub async fn list(
                     }
                 }
             }
-        }
+        } }
     };
     Ok(page(&user, flash, Section::Visitors, "Visitors", body).into_response())
 }

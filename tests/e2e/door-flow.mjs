@@ -18,6 +18,7 @@ import {
   expectEventually,
   expectPath,
   expectText,
+  field,
   fill,
   launch,
   open as openAt,
