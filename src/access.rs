@@ -55,14 +55,82 @@ named_enum! {
         Expired = "expired",
         /// The card or its holder has time limits and the system clock is not synchronised yet.
         ClockNotSynced = "clock_not_synced",
+        /// A visitor's QR pass, valid and unused.
+        PassOk = "pass_ok",
+        /// A pass (QR or passcode) past its end.
+        PassExpired = "pass_expired",
+        /// A pass with no uses left.
+        PassUsed = "pass_used",
+        /// A QR pass whose signature does not hold: made or changed by someone else.
+        PassForged = "pass_forged",
+        /// A visitor's passcode, right and live.
+        PasscodeOk = "passcode_ok",
+        /// A passcode that matches no pass at this door.
+        PasscodeWrong = "passcode_wrong",
+        /// The passcode was right, but too many wrong ones had been typed before it.
+        PasscodeLocked = "passcode_locked",
+        /// The owner opened the door for a visitor from afar.
+        VisitorOpened = "visitor_opened",
     }
 }
 
 impl Reason {
     /// Whether an attempt ending for this reason is denied (rather than granted or only logged).
     pub fn denies(self) -> bool {
-        !matches!(self, Reason::CardAndFace | Reason::CardOnly | Reason::Disarmed)
+        !matches!(
+            self,
+            Reason::CardAndFace
+                | Reason::CardOnly
+                | Reason::Disarmed
+                | Reason::PassOk
+                | Reason::PasscodeOk
+                | Reason::VisitorOpened
+        )
     }
+}
+
+/// What was shown at the door to open it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Card(CardUid),
+    /// Six digits typed on the virtual door page.
+    Passcode,
+    /// A visitor's QR pass, read by the door camera.
+    QrPass,
+    /// The owner opening for a visitor from the web app; `by` is the account.
+    Remote {
+        by: String,
+    },
+}
+
+impl Credential {
+    pub fn card(&self) -> Option<&CardUid> {
+        match self {
+            Credential::Card(uid) => Some(uid),
+            _ => None,
+        }
+    }
+}
+
+/// What checking a visitor's pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOutcome {
+    Valid,
+    /// No pass at this door has that secret.
+    Wrong,
+    Locked,
+    Expired,
+    Used,
+    Forged,
+}
+
+/// A checked pass: the outcome, and the visitor it belongs to when it matched one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassCheck {
+    pub outcome: PassOutcome,
+    pub visitor: Option<String>,
+    /// For the log: which visit, tries left.
+    pub detail: Option<String>,
 }
 
 /// Milliseconds spent in each stage of an attempt: read → capture → match → actuate.

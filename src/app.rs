@@ -17,7 +17,7 @@ use crate::api::{self, ApiState};
 use crate::card::CardUid;
 use crate::config::{Config, ConfigError, Section};
 use crate::control;
-use crate::driver::{DoorTuning, DriverError, Journal, JournalError, RunningDoor, Services, Setup, Status};
+use crate::driver::{DoorLink, DoorTuning, DriverError, Journal, JournalError, RunningDoor, Services, Setup, Status};
 use crate::engine::local::LocalEngine;
 use crate::engine::{self, EngineError, FaceEngine, hybrid, rekognition};
 use crate::enrolment;
@@ -33,6 +33,7 @@ use crate::notify::sns::SnsTexter;
 use crate::photos::Photos;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
+use crate::visitor::{self, Desk, Passes};
 use crate::voice::VoiceConfig;
 use crate::web::{self, WebError, WebSetup, WebState};
 
@@ -153,9 +154,20 @@ pub fn start_door(
     journal: Journal,
     armed: bool,
 ) -> RunningDoor {
-    let services =
-        Services { store, engine, photos: Photos::new(config.photos_dir()), journal, clock: config.schedule.clock() };
+    let passes = config
+        .visitors
+        .enabled
+        .then(|| Passes::new(config.door.id.clone(), config.visitors.clone(), Arc::clone(&store)));
+    let photos = Photos::new(config.photos_dir());
+    let services = Services { store, engine, photos, journal, clock: config.schedule.clock(), passes };
     RunningDoor::start(&driver_setup(config), hardware, services, armed)
+}
+
+/// The desk that takes visitors' rings and the owner's decisions at the door behind `link`, when
+/// `visitors.enabled`; messages go through `couriers`.
+pub fn visitor_desk(config: &Config, link: &DoorLink, couriers: Vec<Arc<dyn Courier>>) -> Option<Desk> {
+    let passes = link.passes.clone()?;
+    Some(Desk::new(passes, couriers, Photos::new(config.photos_dir()), config.web.public_url.clone()))
 }
 
 /// What the web app takes from `config`; no notification rules saved from it are in force.
@@ -170,6 +182,7 @@ pub fn web_setup(config: &Config) -> WebSetup {
         demo_pictures: config.hardware.simulated.camera.clone().filter(|_| simulated_camera),
         file_voice: config.voice.clone(),
         voice: config.voice.clone(),
+        desk: None,
     }
 }
 
@@ -270,11 +283,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (door_id, public_url) = (config.door.id.clone(), config.web.public_url.clone());
         tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
+    let desk = visitor_desk(&config, &door.link, couriers.clone());
+    let forgetting = desk.clone().map(|desk| tokio::spawn(visitor::keep_forgetting(desk)));
     let control_server =
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
-            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, ..web_setup(&config) };
+            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, desk, ..web_setup(&config) };
             let state = WebState::new(setup, door.link.clone()).await;
             Some(Server::start("web app", listener, web::router(state), config.web.connections))
         }
@@ -300,7 +315,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    for task in publisher.into_iter().chain(deliverers).chain(fault_watch) {
+    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(forgetting) {
         task.abort();
     }
     match store.door().write_kept_rows().await {
@@ -514,6 +529,7 @@ pub async fn simulate_attempt(
         photos: Photos::new(scratch.path().join("photos")),
         journal,
         clock: config.schedule.clock(),
+        passes: None,
     };
     // Its phrases are only recorded, by the simulated speaker, and kept with the scratch.
     let setup = Setup { clips_dir: scratch.path().join("voice"), ..driver_setup(&config) };

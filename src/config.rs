@@ -20,6 +20,7 @@ use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
 use crate::schedule::ScheduleConfig;
 use crate::store::DatabaseConfig;
+use crate::visitor::VisitorsConfig;
 use crate::voice::VoiceConfig;
 use crate::web::WebConfig;
 
@@ -60,6 +61,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// The web app; off while `web.listen` is empty.
     pub web: WebConfig,
+    /// Visits, the owner's approval and visitors' passcodes; served by the web app.
+    pub visitors: VisitorsConfig,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             api: ApiConfig::default(),
             web: WebConfig::default(),
+            visitors: VisitorsConfig::default(),
         }
     }
 }
@@ -207,6 +211,17 @@ impl Config {
         }
         if uses(Section::Web) {
             self.web.check(&mut checks);
+            self.visitors.check(&mut checks);
+            checks.check(
+                !self.visitors.enabled || self.web.enabled(),
+                "visitors.enabled",
+                "visitors ring and enter through the web app; set web.listen too",
+            );
+            checks.check(
+                !self.visitors.enabled || self.web.public_url.is_some(),
+                "visitors.enabled",
+                "the owner's message links to the visit through the web app's address; set web.public_url too",
+            );
         }
         checks.into_problems()
     }

@@ -28,5 +28,6 @@ pub mod schedule;
 pub mod serving;
 pub mod store;
 pub mod tls;
+pub mod visitor;
 pub mod voice;
 pub mod web;

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::access::{Decision, Person, Reason, StageTimings};
+use crate::access::{Credential, Decision, PassCheck, Person, Reason, StageTimings};
 use crate::card::CardUid;
+use crate::checks::Secret;
 use crate::engine::{DetectedFace, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::{BeepPattern, Lights, Lock};
@@ -81,6 +82,20 @@ pub enum Event {
         attempt: AttemptId,
         result: Result<SearchOutcome, String>,
     },
+    /// A visitor's passcode typed on the virtual door page, or a QR pass the camera read.
+    PassPresented {
+        credential: Credential,
+        secret: Secret,
+    },
+    PassChecked {
+        attempt: AttemptId,
+        result: Result<PassCheck, String>,
+    },
+    /// The owner opens the door for a visitor from the web app.
+    RemoteOpen {
+        by: String,
+        visitor: String,
+    },
     TimerFired(Timer),
     SetArmed(bool),
     Shutdown,
@@ -103,6 +118,14 @@ pub enum Effect {
         attempt: AttemptId,
         frame: Frame,
     },
+    /// Check a visitor's pass against the stored ones (and use it, when it is good).
+    CheckPass {
+        attempt: AttemptId,
+        credential: Credential,
+        secret: Secret,
+    },
+    /// Another attempt is under way: the pass was not looked at, and may be shown again.
+    Busy(Credential),
     StartTimer {
         timer: Timer,
         after: Duration,
@@ -117,8 +140,10 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptReport {
     pub tapped_at: Instant,
-    pub card: CardUid,
+    pub credential: Credential,
     pub person: Option<Person>,
+    /// The visitor a pass or a remote opening was for.
+    pub visitor: Option<String>,
     pub decision: Decision,
     pub reason: Reason,
     pub similarity: Option<f32>,
@@ -139,7 +164,7 @@ impl AttemptReport {
 #[derive(Debug)]
 struct Attempt {
     id: AttemptId,
-    card: CardUid,
+    credential: Credential,
     tapped_at: Instant,
     stage: Stage,
     timings: StageTimings,
@@ -160,6 +185,17 @@ enum Stage {
         holder: Person,
         since: Instant,
     },
+    CheckingPass,
+}
+
+/// How an attempt ended, gathered for [`Door::verdict`].
+struct Verdict {
+    decision: Decision,
+    reason: Reason,
+    person: Option<Person>,
+    visitor: Option<String>,
+    similarity: Option<f32>,
+    detail: Option<String>,
 }
 
 #[derive(Debug)]
@@ -228,6 +264,9 @@ impl Door {
             }
             Event::Captured { attempt, result } => self.on_captured(attempt, result, now),
             Event::Matched { attempt, result } => self.on_matched(attempt, result, now),
+            Event::PassPresented { credential, secret } => self.on_pass_presented(credential, secret, now),
+            Event::PassChecked { attempt, result } => self.on_pass_checked(attempt, result, now),
+            Event::RemoteOpen { by, visitor } => self.on_remote_open(by, visitor, now),
             Event::TimerFired(Timer::Relock) => self.on_relock(),
             Event::SetArmed(armed) => self.on_set_armed(armed, now),
             Event::Shutdown => self.on_shutdown(now),
@@ -252,18 +291,66 @@ impl Door {
         if repeated || self.is_busy() {
             return Vec::new();
         }
+        let id = self.begin(Credential::Card(card.clone()), Stage::LookingUp, now);
+        vec![Effect::LookUpCard { attempt: id, uid: card }]
+    }
+
+    fn begin(&mut self, credential: Credential, stage: Stage, now: Instant) -> AttemptId {
         self.attempts_started += 1;
         let id = AttemptId(self.attempts_started);
         self.phase = Phase::Busy(Attempt {
             id,
-            card: card.clone(),
+            credential,
             tapped_at: now,
-            stage: Stage::LookingUp,
+            stage,
             timings: StageTimings::default(),
             photo: None,
             face_confidence: None,
         });
-        vec![Effect::LookUpCard { attempt: id, uid: card }]
+        id
+    }
+
+    /// A pass is looked at only when the door is free and armed: a disarmed door logs it unchecked
+    /// (so it stays usable), a busy one turns it away to be shown again.
+    fn on_pass_presented(&mut self, credential: Credential, secret: Secret, now: Instant) -> Vec<Effect> {
+        if self.is_busy() {
+            return vec![Effect::Busy(credential)];
+        }
+        let armed = self.armed;
+        let attempt = self.begin(credential.clone(), Stage::CheckingPass, now);
+        if !armed {
+            return self.conclude(Decision::Disarmed, Reason::Disarmed, None, None, None, now);
+        }
+        vec![Effect::CheckPass { attempt, credential, secret }]
+    }
+
+    fn on_pass_checked(&mut self, id: AttemptId, result: Result<PassCheck, String>, now: Instant) -> Vec<Effect> {
+        let Some(attempt) = self.current(id) else { return Vec::new() };
+        if !matches!(attempt.stage, Stage::CheckingPass) {
+            return Vec::new();
+        }
+        attempt.timings.read_ms = millis(attempt.tapped_at, now);
+        let credential = attempt.credential.clone();
+        match result {
+            Err(detail) => self.conclude(Decision::Denied, Reason::LookupError, None, None, Some(detail), now),
+            Ok(check) => {
+                let (decision, reason) = policy::after_pass(&credential, check.outcome);
+                self.conclude_for_visitor(decision, reason, check.visitor, check.detail, now)
+            }
+        }
+    }
+
+    /// The owner's "open now": granted at once when the door is armed and free.
+    fn on_remote_open(&mut self, by: String, visitor: String, now: Instant) -> Vec<Effect> {
+        let credential = Credential::Remote { by: by.clone() };
+        if self.is_busy() {
+            return vec![Effect::Busy(credential)];
+        }
+        let armed = self.armed;
+        self.begin(credential, Stage::CheckingPass, now);
+        let (decision, reason) =
+            if armed { (Decision::Granted, Reason::VisitorOpened) } else { (Decision::Disarmed, Reason::Disarmed) };
+        self.conclude_for_visitor(decision, reason, Some(visitor), Some(format!("opened by {by}")), now)
     }
 
     /// The attempt in progress, if `id` names it; results for anything else are stale.
@@ -379,6 +466,23 @@ impl Door {
         detail: Option<String>,
         now: Instant,
     ) -> Vec<Effect> {
+        self.verdict(Verdict { decision, reason, person, visitor: None, similarity, detail }, now)
+    }
+
+    fn conclude_for_visitor(
+        &mut self,
+        decision: Decision,
+        reason: Reason,
+        visitor: Option<String>,
+        detail: Option<String>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        self.verdict(Verdict { decision, reason, person: None, visitor, similarity: None, detail }, now)
+    }
+
+    /// The one place an attempt ends and the outputs follow from its decision.
+    fn verdict(&mut self, verdict: Verdict, now: Instant) -> Vec<Effect> {
+        let Verdict { decision, reason, person, visitor, similarity, detail } = verdict;
         let Phase::Busy(attempt) = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return Vec::new();
         };
@@ -386,8 +490,9 @@ impl Door {
         timings.total_ms = millis(attempt.tapped_at, now);
         let report = Effect::Record(Box::new(AttemptReport {
             tapped_at: attempt.tapped_at,
-            card: attempt.card,
+            credential: attempt.credential,
             person,
+            visitor,
             decision,
             reason,
             similarity,

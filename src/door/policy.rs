@@ -4,8 +4,7 @@
 //! codes later), so a new credential is a new event and a new rule, not a rewrite of the door.
 
 use super::Mode;
-use crate::access::Person;
-use crate::access::{Decision, Reason};
+use crate::access::{Credential, Decision, PassOutcome, Person, Reason};
 use crate::engine::SearchOutcome;
 use crate::schedule::Admission;
 
@@ -42,6 +41,23 @@ pub fn after_face(holder: &Person, outcome: &SearchOutcome, threshold: f32) -> (
         SearchOutcome::Candidate { person, .. } if *person != holder.id => (Decision::Denied, Reason::WrongPerson),
         SearchOutcome::Candidate { .. } => (Decision::Granted, Reason::CardAndFace),
     }
+}
+
+/// A visitor's pass: only a valid one opens; every other outcome names why it did not.
+pub fn after_pass(credential: &Credential, outcome: PassOutcome) -> (Decision, Reason) {
+    let typed = matches!(credential, Credential::Passcode);
+    let reason = match outcome {
+        PassOutcome::Valid if typed => Reason::PasscodeOk,
+        PassOutcome::Valid => Reason::PassOk,
+        PassOutcome::Wrong if typed => Reason::PasscodeWrong,
+        // A QR token that matches no pass was not made by this door.
+        PassOutcome::Wrong | PassOutcome::Forged => Reason::PassForged,
+        PassOutcome::Locked => Reason::PasscodeLocked,
+        PassOutcome::Expired => Reason::PassExpired,
+        PassOutcome::Used => Reason::PassUsed,
+    };
+    let decision = if reason.denies() { Decision::Denied } else { Decision::Granted };
+    (decision, reason)
 }
 
 #[cfg(test)]

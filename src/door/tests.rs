@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::{Instant, advance};
 
 use super::*;
-use crate::access::PersonId;
+use crate::access::{PassOutcome, PersonId};
 
 const ALICE_CARD: &str = "04A1B2C3";
 const BOB_CARD: &str = "04B0B0B0";
@@ -75,7 +75,8 @@ fn report(effects: &[Effect]) -> &AttemptReport {
 fn bare_report(tapped_at: Instant, uid: &str, decision: Decision, reason: Reason) -> AttemptReport {
     AttemptReport {
         tapped_at,
-        card: card(uid),
+        credential: Credential::Card(card(uid)),
+        visitor: None,
         person: None,
         decision,
         reason,
@@ -411,7 +412,7 @@ async fn a_tap_during_an_attempt_is_ignored() {
     assert_eq!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()), []);
     capture_to_match(&mut door, attempt);
     let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 95.0)));
-    assert_eq!(report(&effects).card, card(ALICE_CARD));
+    assert_eq!(report(&effects).credential, Credential::Card(card(ALICE_CARD)));
     assert_eq!(report(&effects).decision, Decision::Granted);
 }
 
@@ -806,4 +807,160 @@ async fn a_refused_card_can_still_be_photographed_as_proof() {
     let effects = capture(&mut door, attempt, Err("no camera".into()));
     let row = report(&effects);
     assert_eq!((row.reason, row.detail.as_deref()), (Reason::OutsideSchedule, Some("no camera")));
+}
+
+fn typed(code: &str) -> Event {
+    Event::PassPresented { credential: Credential::Passcode, secret: Secret::new(code) }
+}
+
+fn checked(outcome: PassOutcome, visitor: Option<&str>) -> Result<PassCheck, String> {
+    Ok(PassCheck { outcome, visitor: visitor.map(str::to_owned), detail: None })
+}
+
+/// A report of a visitor's attempt: no card, nobody enrolled.
+fn visitor_report(tapped_at: Instant, credential: Credential, decision: Decision, reason: Reason) -> AttemptReport {
+    AttemptReport { credential, ..bare_report(tapped_at, ALICE_CARD, decision, reason) }
+}
+
+/// Presents `code` and checks that the door asks for it to be checked.
+fn present(door: &mut Door, code: &str) -> AttemptId {
+    match door.handle(typed(code), Instant::now()).as_slice() {
+        [Effect::CheckPass { attempt, credential: Credential::Passcode, secret }] if secret.expose() == code => {
+            *attempt
+        }
+        other => panic!("expected the passcode to be checked, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_right_passcode_opens_for_the_visitor_it_was_sent_to() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    let typed_at = Instant::now();
+    let attempt = present(&mut door, "123456");
+    assert!(door.is_busy());
+    advance(ms(12)).await;
+    let effects =
+        door.handle(Event::PassChecked { attempt, result: checked(PassOutcome::Valid, Some("Bob")) }, Instant::now());
+    let expected = AttemptReport {
+        visitor: Some("Bob".into()),
+        timings: StageTimings { read_ms: 12, total_ms: 12, ..StageTimings::default() },
+        ..visitor_report(typed_at, Credential::Passcode, Decision::Granted, Reason::PasscodeOk)
+    };
+    assert_eq!(effects, granted(&s, expected));
+    assert!(door.is_unlocked() && !door.is_busy());
+    // The relock is the card path's: one timer, one place.
+    advance(s.unlock_time).await;
+    assert_eq!(
+        door.handle(Event::TimerFired(Timer::Relock), Instant::now()),
+        [Effect::SetLock(Lock::Locked), Effect::SetLights(RED)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_other_pass_outcome_is_denied_with_its_reason() {
+    let s = settings();
+    let cases = [
+        (Credential::Passcode, PassOutcome::Wrong, Reason::PasscodeWrong),
+        (Credential::Passcode, PassOutcome::Locked, Reason::PasscodeLocked),
+        (Credential::Passcode, PassOutcome::Expired, Reason::PassExpired),
+        (Credential::Passcode, PassOutcome::Used, Reason::PassUsed),
+        (Credential::QrPass, PassOutcome::Wrong, Reason::PassForged),
+        (Credential::QrPass, PassOutcome::Forged, Reason::PassForged),
+        (Credential::QrPass, PassOutcome::Expired, Reason::PassExpired),
+        (Credential::QrPass, PassOutcome::Used, Reason::PassUsed),
+    ];
+    for (credential, outcome, reason) in cases {
+        let mut door = Door::new(s.clone(), true);
+        let at = Instant::now();
+        let presented = Event::PassPresented { credential: credential.clone(), secret: Secret::new("x") };
+        let effects = door.handle(presented, at);
+        let [Effect::CheckPass { attempt, .. }] = effects.as_slice() else { panic!("not checked: {effects:?}") };
+        let attempt = *attempt;
+        let effects = door.handle(Event::PassChecked { attempt, result: checked(outcome, None) }, at);
+        let expected = visitor_report(at, credential, Decision::Denied, reason);
+        assert_eq!(effects, denied(&s, expected), "{outcome:?}");
+        assert!(!door.is_unlocked() && !door.is_busy());
+    }
+    let mut door = Door::new(s.clone(), true);
+    let attempt = present(&mut door, "1");
+    let qr_valid = door.handle(Event::PassChecked { attempt, result: Err("database away".into()) }, Instant::now());
+    assert_eq!(report(&qr_valid).reason, Reason::LookupError);
+    assert_eq!(policy::after_pass(&Credential::QrPass, PassOutcome::Valid), (Decision::Granted, Reason::PassOk));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_presented_during_a_card_attempt_is_turned_away_unchecked() {
+    let mut door = Door::new(settings(), true);
+    let attempt = up_to_matching(&mut door, ALICE_CARD, alice());
+    assert_eq!(door.handle(typed("123456"), Instant::now()), [Effect::Busy(Credential::Passcode)]);
+    // The card attempt goes on undisturbed and opens.
+    let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+    assert_eq!(report(&effects).reason, Reason::CardAndFace);
+    // A card tapped while a pass is checked is not read as a second attempt either.
+    let mut door = Door::new(settings(), true);
+    let pass = present(&mut door, "123456");
+    assert_eq!(door.handle(Event::CardRead(card(BOB_CARD)), Instant::now()), []);
+    let effects = door
+        .handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, Some("Eve")) }, Instant::now());
+    assert_eq!(report(&effects).visitor.as_deref(), Some("Eve"));
+    // A late answer for an attempt that has ended is dropped.
+    assert_eq!(
+        door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now()),
+        []
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disarmed_door_logs_a_pass_without_checking_or_using_it() {
+    let mut door = Door::new(settings(), false);
+    let at = Instant::now();
+    let effects = door.handle(typed("123456"), at);
+    assert_eq!(
+        effects,
+        [Effect::Record(Box::new(visitor_report(at, Credential::Passcode, Decision::Disarmed, Reason::Disarmed)))]
+    );
+    let remote = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    assert_eq!(report(&remote).decision, Decision::Disarmed);
+    assert!(!door.is_unlocked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn disarming_while_a_pass_is_checked_ends_it_unopened() {
+    let mut door = Door::new(settings(), true);
+    let pass = present(&mut door, "123456");
+    let effects = door.handle(Event::SetArmed(false), Instant::now());
+    assert_eq!(report(&effects).decision, Decision::Disarmed);
+    let late =
+        door.handle(Event::PassChecked { attempt: pass, result: checked(PassOutcome::Valid, None) }, Instant::now());
+    assert_eq!(late, []);
+    assert!(!door.is_unlocked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_owner_opens_for_a_visitor_from_afar() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    let at = Instant::now();
+    let effects = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    let expected = AttemptReport {
+        visitor: Some("Bob".into()),
+        detail: Some("opened by admin".into()),
+        ..visitor_report(at, Credential::Remote { by: "admin".into() }, Decision::Granted, Reason::VisitorOpened)
+    };
+    assert_eq!(effects, granted(&s, expected));
+    // Not while a card attempt is under way: that one is not cut short.
+    let mut door = Door::new(s, true);
+    tap(&mut door, ALICE_CARD);
+    let busy = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    assert_eq!(busy, [Effect::Busy(Credential::Remote { by: "admin".into() })]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutting_down_while_a_pass_is_checked_logs_it_interrupted() {
+    let mut door = Door::new(settings(), true);
+    present(&mut door, "123456");
+    let effects = door.handle(Event::Shutdown, Instant::now());
+    assert_eq!(report(&effects).reason, Reason::Interrupted);
+    assert!(effects.contains(&Effect::SetLock(Lock::Locked)));
 }

@@ -11,8 +11,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{Driver, Services, Setup};
-use crate::access::AccessEvent;
+use crate::access::{AccessEvent, Credential, Decision, Reason};
 use crate::card::CardUid;
+use crate::checks::Secret;
 use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::SimTaps;
@@ -20,6 +21,7 @@ use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
 use crate::notify::rules::Announcer;
 use crate::schedule::ScheduleClock;
 use crate::store::{Channel, MessageCounts, Store};
+use crate::visitor::Passes;
 use crate::voice::{Utterance, VoiceConfig};
 
 /// What the running daemon reports about itself.
@@ -73,6 +75,22 @@ pub enum Command {
     Revoice { voice: Box<VoiceConfig>, done: oneshot::Sender<()> },
     /// Say this now, even in quiet hours (the settings page's "say it").
     Say { utterance: Utterance, done: oneshot::Sender<()> },
+    /// A visitor's passcode or QR pass; the answer comes once the door has judged it.
+    PresentPass { credential: Credential, secret: Secret, reply: oneshot::Sender<Answer> },
+    /// The owner's "open now" for a visitor.
+    OpenForVisitor { by: String, visitor: String, reply: oneshot::Sender<Answer> },
+}
+
+/// How the door answered a pass or an opening from afar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Another attempt was under way; nothing was checked or used.
+    Busy,
+    Concluded {
+        decision: Decision,
+        reason: Reason,
+        visitor: Option<String>,
+    },
 }
 
 /// The door has stopped taking commands: it is shutting down.
@@ -118,6 +136,13 @@ impl ControlHandle {
     }
 
     /// Sends `command` built around a reply channel and waits until the door has taken it.
+    /// Sends a command whose answer comes once the door has judged it.
+    pub async fn ask(&self, command: impl FnOnce(oneshot::Sender<Answer>) -> Command) -> Result<Answer, ShuttingDown> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| ShuttingDown)?;
+        answer.await.map_err(|_| ShuttingDown)
+    }
+
     pub async fn command(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), ShuttingDown> {
         let (done, wait) = oneshot::channel();
         if self.commands.send(command(done)).await.is_err() || wait.await.is_err() {
@@ -139,6 +164,8 @@ pub struct DoorLink {
     pub attempts: broadcast::Sender<AccessEvent>,
     /// Who is told of what now, as the rules in force say.
     pub announcer: watch::Receiver<Announcer>,
+    /// Visitors' passes, when `visitors.enabled`; shared with the door, which checks them.
+    pub passes: Option<Passes>,
 }
 
 /// A door driven in its own task.
@@ -153,6 +180,7 @@ impl RunningDoor {
         let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
         let (engine, store, clock) =
             (Arc::clone(&services.engine), Arc::clone(&services.store), services.clock.clone());
+        let passes = services.passes.clone();
         let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
         let reader_trouble = reader.trouble();
         let speaker_trouble = driver.voice.trouble();
@@ -164,6 +192,7 @@ impl RunningDoor {
             card_reads: driver.card_reads.clone(),
             attempts: driver.written.clone(),
             announcer: driver.announcer.subscribe(),
+            passes,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(driver.run(reader, commands_rx, async {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -29,9 +29,10 @@ use crate::notify::rules::Announcer;
 use crate::photos::Photos;
 use crate::schedule::{Admission, ScheduleClock};
 use crate::store::{Channel, MessageCounts, Notices, Store, StoreError};
+use crate::visitor::Passes;
 use crate::voice::{Utterance, Voice, VoiceConfig};
 pub use gallery::GalleryCache;
-pub use handle::{Command, ControlHandle, DoorLink, DriverError, RunningDoor, Status};
+pub use handle::{Answer, Command, ControlHandle, DoorLink, DriverError, RunningDoor, ShuttingDown, Status};
 use journal::Row;
 pub use journal::{Journal, JournalError};
 use recorder::{PendingRecord, Write, write_records};
@@ -88,6 +89,8 @@ pub struct Services {
     pub journal: Journal,
     /// The time zone and clock that people's and cards' time limits are judged by.
     pub clock: ScheduleClock,
+    /// Visitors' passes, when `visitors.enabled`.
+    pub passes: Option<Passes>,
 }
 
 /// The attempt under way, as the journal knows it.
@@ -124,6 +127,10 @@ pub struct Driver {
     written: broadcast::Sender<AccessEvent>,
     /// Every card the reader reads, attempt or not (the web app's "tap the card now").
     card_reads: broadcast::Sender<CardUid>,
+    /// Who asked for the pass or opening being fed to the door right now.
+    asking: Option<oneshot::Sender<Answer>>,
+    /// Who waits for the verdict on the pass under way.
+    answer_to: Option<oneshot::Sender<Answer>>,
 }
 
 impl Driver {
@@ -184,6 +191,8 @@ impl Driver {
             status: status_tx,
             written,
             card_reads: broadcast::channel(16).0,
+            asking: None,
+            answer_to: None,
         };
         (driver, hardware.reader, status_rx)
     }
@@ -265,6 +274,12 @@ impl Driver {
                         self.voice.say_anyway(utterance);
                         let _ = done.send(());
                     }
+                    Command::PresentPass { credential, secret, reply } => {
+                        self.ask(reply, Event::PassPresented { credential, secret });
+                    }
+                    Command::OpenForVisitor { by, visitor, reply } => {
+                        self.ask(reply, Event::RemoteOpen { by, visitor });
+                    }
                 },
                 () = sleep_until_some(relock_at) => {
                     self.relock_at = None;
@@ -333,6 +348,15 @@ impl Driver {
         }
     }
 
+    /// Feeds an event someone waits on: they hear "busy" at once, or the verdict when it comes.
+    fn ask(&mut self, reply: oneshot::Sender<Answer>, event: Event) {
+        self.asking = Some(reply);
+        self.feed(event);
+        if let Some(reply) = self.asking.take() {
+            self.answer_to = Some(reply);
+        }
+    }
+
     fn feed(&mut self, event: Event) {
         let now = Instant::now();
         let effects = self.door.handle(event, now);
@@ -375,7 +399,7 @@ impl Driver {
                     }
                 }
                 Effect::LookUpCard { attempt, uid } => {
-                    self.begin_attempt(&uid);
+                    self.begin_attempt(Some(&uid));
                     self.camera.on_tap(&uid);
                     let services = Arc::clone(&self.services);
                     let crashed = Event::CardResolved {
@@ -422,9 +446,34 @@ impl Driver {
                         Event::Matched { attempt, result }
                     });
                 }
+                Effect::CheckPass { attempt, credential, secret } => {
+                    self.begin_attempt(None);
+                    let passes = self.services.passes.clone();
+                    let crashed = Event::PassChecked { attempt, result: Err("the pass check failed".into()) };
+                    self.spawn_result(crashed, async move {
+                        let Some(passes) = passes else {
+                            return Event::PassChecked { attempt, result: Err("visitors are turned off".into()) };
+                        };
+                        let check = passes.check(&credential, &secret, OffsetDateTime::now_utc());
+                        let result = match tokio::time::timeout(LOOKUP_TIMEOUT, check).await {
+                            Ok(result) => result.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
+                        };
+                        Event::PassChecked { attempt, result }
+                    });
+                }
+                Effect::Busy(credential) => {
+                    tracing::info!(?credential, "turned away: another attempt is under way");
+                    if let Some(reply) = self.asking.take() {
+                        let _ = reply.send(Answer::Busy);
+                    }
+                }
                 Effect::StartTimer { timer: Timer::Relock, after } => self.relock_at = Some(now + after),
                 Effect::Record(report) => {
                     let since = std::time::Instant::now();
+                    if report.credential.card().is_none() {
+                        self.answer(&report);
+                    }
                     concluded = Some((self.conclude(*report), since));
                 }
                 Effect::PersistArmed(armed) => {
@@ -458,15 +507,26 @@ impl Driver {
         });
     }
 
+    /// Tells whoever presented a pass, or opened from afar, how it ended.
+    fn answer(&mut self, report: &AttemptReport) {
+        if let Some(reply) = self.asking.take().or_else(|| self.answer_to.take()) {
+            let _ = reply.send(Answer::Concluded {
+                decision: report.decision,
+                reason: report.reason,
+                visitor: report.visitor.clone(),
+            });
+        }
+    }
+
     /// Journals a new attempt as `interrupted`: what it was, should the daemon die before its
     /// verdict. Not synced: that survives a kill, and the verdict's sync flushes it anyway.
-    fn begin_attempt(&mut self, card: &CardUid) {
+    fn begin_attempt(&mut self, card: Option<&CardUid>) {
         let open = OpenAttempt { event_id: uuid::Uuid::new_v4().to_string(), at: OffsetDateTime::now_utc() };
         let event = AccessEvent {
             event_id: open.event_id.clone(),
             at: open.at,
             door: self.door_id.clone(),
-            card_uid: Some(card.clone()),
+            card_uid: card.cloned(),
             person_id: None,
             person_name: None,
             decision: Decision::Denied,
@@ -496,9 +556,9 @@ impl Driver {
             event_id,
             at,
             door: self.door_id.clone(),
-            card_uid: Some(report.card),
+            card_uid: report.credential.card().cloned(),
             person_id: report.person.as_ref().map(|p| p.id),
-            person_name: report.person.map(|p| p.name),
+            person_name: report.person.map(|p| p.name).or(report.visitor),
             decision: report.decision,
             reason: report.reason,
             similarity: report.similarity,

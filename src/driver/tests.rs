@@ -247,6 +247,7 @@ impl Rig {
             photos: photos.clone(),
             journal,
             clock: ScheduleClock { zone: jiff::tz::TimeZone::UTC, sync: clock.clone() },
+            passes: None,
         };
         let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);

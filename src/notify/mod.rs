@@ -237,6 +237,14 @@ pub fn reason_in_words(reason: Reason) -> &'static str {
         Reason::NotYetValid => "the card is not valid yet",
         Reason::Expired => "the card has expired",
         Reason::ClockNotSynced => "the clock is not synchronised, so time limits cannot be checked",
+        Reason::PassOk => "a visitor's QR pass",
+        Reason::PassExpired => "the visitor's pass has expired",
+        Reason::PassUsed => "the visitor's pass was already used",
+        Reason::PassForged => "the QR pass was not made by this door",
+        Reason::PasscodeOk => "a visitor's passcode",
+        Reason::PasscodeWrong => "a wrong passcode was typed",
+        Reason::PasscodeLocked => "the passcode is locked after too many wrong tries",
+        Reason::VisitorOpened => "the owner opened for a visitor",
     }
 }
 

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_messages"),
     migration!(6, "0006_longer_settings"),
     migration!(7, "0007_schedules"),
+    migration!(8, "0008_visits"),
 ];
 
 /// What a backend does for [`run`].

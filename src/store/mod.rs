@@ -1,4 +1,4 @@
-//! Storage: people, cards, faces, the access log, settings and the notification outbox.
+//! Storage: people, cards, faces, the access log, settings, the notification outbox and visitors.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
@@ -11,6 +11,10 @@ pub mod resilient;
 mod rows;
 mod schedule_rows;
 pub mod sqlite;
+mod visit_rows;
+pub mod visits;
+
+pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -433,6 +437,7 @@ pub trait Store: Send + Sync {
     fn log(&self) -> &dyn AccessLog;
     fn accounts(&self) -> &dyn Accounts;
     fn settings(&self) -> &dyn Settings;
+    fn visits(&self) -> &dyn Visits;
 }
 
 impl<T> Store for T
@@ -447,7 +452,8 @@ where
         + LeftoverFaces
         + AccessLog
         + Accounts
-        + Settings,
+        + Settings
+        + Visits,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -480,6 +486,9 @@ where
         self
     }
     fn settings(&self) -> &dyn Settings {
+        self
+    }
+    fn visits(&self) -> &dyn Visits {
         self
     }
 }

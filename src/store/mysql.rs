@@ -6,15 +6,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
+use time::OffsetDateTime;
 
 use super::migrations::{self, Migration, Migrator};
 use super::resilient::Reachability;
-use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
+use super::visit_rows::{self, PassRow, VisitRow};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
-    MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
-    Recipient, Removals, Schedules, Schema, Settings, StoreError, User,
+    MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
+    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
+    Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1001,5 +1004,110 @@ impl Schedules for MysqlStore {
                 .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
+    }
+}
+
+#[async_trait]
+impl Visits for MysqlStore {
+    async fn add_visit(&self, visit: &NewVisit) -> Result<Visit, StoreError> {
+        let row = VisitRow::new(visit);
+        let values: [Value; 8] = row.insert_values();
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visit_rows::INSERT_VISIT, Vec::from(values)).await.map_err(db_error)?;
+        VisitRow { id: inserted_id(conn.last_insert_id())?, ..row }.into_visit()
+    }
+
+    async fn visit(&self, id: VisitId) -> Result<Option<Visit>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<VisitRow> =
+            conn.exec_first(visit_rows::SELECT_VISIT.as_str(), (id.0,)).await.map_err(db_error)?;
+        found.map(VisitRow::into_visit).transpose()
+    }
+
+    async fn list_visits(&self, query: &VisitQuery) -> Result<Vec<Visit>, StoreError> {
+        let (sql, values) = visit_rows::visits_page::<Value>(query);
+        let mut conn = self.conn().await?;
+        let found: Vec<VisitRow> = conn.exec(sql, values).await.map_err(db_error)?;
+        found.into_iter().map(VisitRow::into_visit).collect()
+    }
+
+    async fn move_visit(
+        &self,
+        id: VisitId,
+        from: VisitStatus,
+        to: VisitStatus,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visit_rows::MOVE_VISIT, (to.as_str(), by, to_millis(at), id.0, from.as_str()))
+            .await
+            .map_err(db_error)?;
+        Ok(conn.affected_rows() > 0)
+    }
+
+    async fn add_pass(&self, pass: &NewPass) -> Result<i64, StoreError> {
+        let values: [Value; 6] = visit_rows::pass_values(pass);
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visit_rows::INSERT_PASS, Vec::from(values)).await.map_err(db_error)?;
+        inserted_id(conn.last_insert_id())
+    }
+
+    async fn passes(&self, door: &str, kind: PassKind, since: OffsetDateTime) -> Result<Vec<StoredPass>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Vec<PassRow> = conn
+            .exec(visit_rows::SELECT_PASSES.as_str(), (door, kind.as_str(), to_millis(since)))
+            .await
+            .map_err(db_error)?;
+        found.into_iter().map(PassRow::into_pass).collect()
+    }
+
+    async fn use_pass(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visit_rows::USE_PASS, (id, to_millis(now))).await.map_err(db_error)?;
+        Ok(conn.affected_rows() == 1)
+    }
+
+    async fn wrong_passcode(
+        &self,
+        door: &str,
+        now: OffsetDateTime,
+        max_tries: u32,
+    ) -> Result<Vec<VisitId>, StoreError> {
+        let now = to_millis(now);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // The count locks the rows it changes, so a second wrong passcode at once waits for this one.
+        tx.exec_drop(visit_rows::COUNT_WRONG_PASSCODE.as_str(), (door, now)).await.map_err(db_error)?;
+        let locking: Vec<i64> =
+            tx.exec(visit_rows::PASSCODES_TO_LOCK.as_str(), (door, now, max_tries)).await.map_err(db_error)?;
+        tx.exec_drop(visit_rows::LOCK_PASSCODES.as_str(), (door, now, max_tries)).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(locking.into_iter().map(VisitId).collect())
+    }
+
+    async fn forget_visit(&self, id: VisitId) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: of two forgets at once, the second waits and then finds no photo to hand back.
+        let photo: Option<Option<String>> =
+            tx.exec_first(format!("{} FOR UPDATE", visit_rows::VISIT_PHOTO), (id.0,)).await.map_err(db_error)?;
+        tx.exec_drop(visit_rows::DELETE_VISIT_PASSES, (id.0,)).await.map_err(db_error)?;
+        tx.exec_drop(visit_rows::DELETE_VISIT, (id.0,)).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(photo.flatten())
+    }
+
+    async fn forget_visits_before(&self, cutoff: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let cutoff = to_millis(cutoff);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: the visits deleted below are the ones read here, so no photo is left behind.
+        let photos: Vec<String> =
+            tx.exec(format!("{} FOR UPDATE", visit_rows::OLD_VISIT_PHOTOS), (cutoff,)).await.map_err(db_error)?;
+        tx.exec_drop(visit_rows::DELETE_OLD_PASSES, (cutoff,)).await.map_err(db_error)?;
+        tx.exec_drop(visit_rows::DELETE_OLD_VISITS, (cutoff,)).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(photos)
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     AccessLog, Accounts, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
-    Settings, Store, StoreError,
+    Settings, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -93,5 +93,8 @@ impl Store for Rehearsal {
     }
     fn settings(&self) -> &dyn Settings {
         self.0.settings()
+    }
+    fn visits(&self) -> &dyn Visits {
+        self.0.visits()
     }
 }

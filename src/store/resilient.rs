@@ -23,7 +23,7 @@ use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
     AccessLog, Accounts, Card, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
-    Settings, Store, StoreError,
+    Settings, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -817,6 +817,9 @@ impl Store for ResilientStore {
     }
     fn settings(&self) -> &dyn Settings {
         self.shared.server.settings()
+    }
+    fn visits(&self) -> &dyn Visits {
+        self.shared.server.visits()
     }
 }
 

@@ -6,14 +6,17 @@ use std::sync::{Arc, LazyLock, Mutex};
 use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
 
 use super::migrations::{self, Migration, Migrator};
-use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms};
+use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
+use super::visit_rows::{self, PassRow, VisitRow};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
-    MessageCounts, Messages, Notices, Outbox, OutboxItem, OutboxPruned, People, PersonSummary, QueuedMessage,
-    Recipient, Removals, Schedules, Schema, Settings, StoreError, User,
+    MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
+    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
+    Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1102,6 +1105,166 @@ impl Schedules for SqliteStore {
                     .map_err(db_error)?;
             }
             tx.commit().map_err(db_error)
+        })
+        .await
+    }
+}
+
+/// A visit from the columns of [`visit_rows::SELECT_VISIT`].
+fn visit_row(row: &Row<'_>) -> rusqlite::Result<VisitRow> {
+    Ok(VisitRow {
+        id: row.get("id")?,
+        door: row.get("door")?,
+        at_ms: row.get("at_ms")?,
+        name: row.get("name")?,
+        email: row.get("email")?,
+        mobile: row.get("mobile")?,
+        message: row.get("message")?,
+        photo: row.get("photo")?,
+        status: row.get("status")?,
+        decided_by: row.get("decided_by")?,
+        decided_at_ms: row.get("decided_at_ms")?,
+    })
+}
+
+/// A pass from the columns of [`visit_rows::SELECT_PASSES`].
+fn pass_row(row: &Row<'_>) -> rusqlite::Result<PassRow> {
+    Ok(PassRow {
+        id: row.get("id")?,
+        visit_id: row.get("visit_id")?,
+        door: row.get("door")?,
+        kind: row.get("kind")?,
+        secret_hash: row.get("secret_hash")?,
+        expires_at_ms: row.get("expires_at_ms")?,
+        uses_left: row.get("uses_left")?,
+        wrong_tries: row.get("wrong_tries")?,
+        locked: row.get("locked")?,
+    })
+}
+
+#[async_trait]
+impl Visits for SqliteStore {
+    async fn add_visit(&self, visit: &NewVisit) -> Result<Visit, StoreError> {
+        let row = VisitRow::new(visit);
+        let values: [Value; 8] = row.insert_values();
+        self.with_conn(move |conn| {
+            conn.execute(visit_rows::INSERT_VISIT, rusqlite::params_from_iter(values)).map_err(db_error)?;
+            VisitRow { id: conn.last_insert_rowid(), ..row }.into_visit()
+        })
+        .await
+    }
+
+    async fn visit(&self, id: VisitId) -> Result<Option<Visit>, StoreError> {
+        self.with_conn(move |conn| {
+            let row = conn.query_row(&visit_rows::SELECT_VISIT, [id.0], visit_row).optional();
+            row.map_err(db_error)?.map(VisitRow::into_visit).transpose()
+        })
+        .await
+    }
+
+    async fn list_visits(&self, query: &VisitQuery) -> Result<Vec<Visit>, StoreError> {
+        let (sql, values) = visit_rows::visits_page::<Value>(query);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(db_error)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), visit_row).map_err(db_error)?;
+            rows.map(|row| row.map_err(db_error)?.into_visit()).collect()
+        })
+        .await
+    }
+
+    async fn move_visit(
+        &self,
+        id: VisitId,
+        from: VisitStatus,
+        to: VisitStatus,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let by = by.to_owned();
+        self.with_conn(move |conn| {
+            let moved = conn
+                .execute(visit_rows::MOVE_VISIT, params![to.as_str(), by, to_millis(at), id.0, from.as_str()])
+                .map_err(db_error)?;
+            Ok(moved > 0)
+        })
+        .await
+    }
+
+    async fn add_pass(&self, pass: &NewPass) -> Result<i64, StoreError> {
+        let values: [Value; 6] = visit_rows::pass_values(pass);
+        self.with_conn(move |conn| {
+            conn.execute(visit_rows::INSERT_PASS, rusqlite::params_from_iter(values)).map_err(db_error)?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn passes(&self, door: &str, kind: PassKind, since: OffsetDateTime) -> Result<Vec<StoredPass>, StoreError> {
+        let door = door.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&visit_rows::SELECT_PASSES).map_err(db_error)?;
+            let rows = stmt.query_map(params![door, kind.as_str(), to_millis(since)], pass_row).map_err(db_error)?;
+            rows.map(|row| row.map_err(db_error)?.into_pass()).collect()
+        })
+        .await
+    }
+
+    async fn use_pass(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.with_conn(move |conn| {
+            let used = conn.execute(visit_rows::USE_PASS, params![id, to_millis(now)]).map_err(db_error)?;
+            Ok(used == 1)
+        })
+        .await
+    }
+
+    async fn wrong_passcode(
+        &self,
+        door: &str,
+        now: OffsetDateTime,
+        max_tries: u32,
+    ) -> Result<Vec<VisitId>, StoreError> {
+        let (door, now) = (door.to_owned(), to_millis(now));
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            tx.execute(&visit_rows::COUNT_WRONG_PASSCODE, params![door, now]).map_err(db_error)?;
+            let locking: Vec<VisitId> = {
+                let mut stmt = tx.prepare(&visit_rows::PASSCODES_TO_LOCK).map_err(db_error)?;
+                let ids = stmt.query_map(params![door, now, max_tries], |r| r.get(0).map(VisitId)).map_err(db_error)?;
+                ids.collect::<Result<_, _>>().map_err(db_error)?
+            };
+            tx.execute(&visit_rows::LOCK_PASSCODES, params![door, now, max_tries]).map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(locking)
+        })
+        .await
+    }
+
+    async fn forget_visit(&self, id: VisitId) -> Result<Option<String>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let photo: Option<Option<String>> =
+                tx.query_row(visit_rows::VISIT_PHOTO, [id.0], |r| r.get(0)).optional().map_err(db_error)?;
+            tx.execute(visit_rows::DELETE_VISIT_PASSES, [id.0]).map_err(db_error)?;
+            tx.execute(visit_rows::DELETE_VISIT, [id.0]).map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(photo.flatten())
+        })
+        .await
+    }
+
+    async fn forget_visits_before(&self, cutoff: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let cutoff = to_millis(cutoff);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let photos: Vec<String> = {
+                let mut stmt = tx.prepare(visit_rows::OLD_VISIT_PHOTOS).map_err(db_error)?;
+                let photos = stmt.query_map([cutoff], |r| r.get(0)).map_err(db_error)?;
+                photos.collect::<Result<_, _>>().map_err(db_error)?
+            };
+            tx.execute(visit_rows::DELETE_OLD_PASSES, [cutoff]).map_err(db_error)?;
+            tx.execute(visit_rows::DELETE_OLD_VISITS, [cutoff]).map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
+            Ok(photos)
         })
         .await
     }

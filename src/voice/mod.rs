@@ -53,6 +53,7 @@ impl Utterance {
         match event.decision {
             Decision::Granted => Some(Utterance::Granted { name: event.person_name.clone().unwrap_or_default() }),
             Decision::Denied if event.reason == Reason::Interrupted => None,
+            Decision::Denied if event.reason == Reason::PasscodeWrong => Some(Utterance::PasscodeWrong),
             Decision::Denied => Some(Utterance::Denied { reason: event.reason }),
             Decision::Disarmed => Some(Utterance::Disarmed),
         }
@@ -451,7 +452,8 @@ mod tests {
                 "voice.phrases.reasons.card_and_face: card_and_face is not a reason for a denial",
                 "voice.phrases.reasons.no_such: \"no_such\" is not one of: card_and_face, card_only, unknown_card, no_face, \
                  face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed, \
-                 outside_schedule, not_yet_valid, expired, clock_not_synced",
+                 outside_schedule, not_yet_valid, expired, clock_not_synced, pass_ok, pass_expired, pass_used, \
+                 pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened",
             ]
         );
     }

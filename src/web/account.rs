@@ -15,7 +15,7 @@ use super::{WebError, WebState};
 use crate::accounts::{self, Role};
 
 /// The double-submit token of the sign-in and setup forms: the browser's cookie, or a new one.
-fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
+pub(super) fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, FORM_COOKIE).filter(|token| token.len() == 64) {
         Some(token) => (token.to_owned(), None),
         None => {
@@ -26,7 +26,12 @@ fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
 }
 
 /// `page` with the form cookie set when the browser had none.
-fn with_form_cookie(state: &WebState, status: StatusCode, new_token: Option<String>, page: Markup) -> Response {
+pub(super) fn with_form_cookie(
+    state: &WebState,
+    status: StatusCode,
+    new_token: Option<String>,
+    page: Markup,
+) -> Response {
     match new_token {
         Some(token) => {
             let cookie = state.auth().cookie(FORM_COOKIE, &token, Duration::from_secs(24 * 3600));
@@ -36,7 +41,7 @@ fn with_form_cookie(state: &WebState, status: StatusCode, new_token: Option<Stri
     }
 }
 
-fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), WebError> {
+pub(super) fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), WebError> {
     match cookie(headers, FORM_COOKIE) {
         Some(expected) if same_secret(given, expected) => Ok(()),
         _ => Err(WebError::Csrf),

@@ -191,7 +191,7 @@ impl Auth {
     /// The user of session `token`, checked against the account as stored now: a removed account
     /// or a changed password ends the session, a changed role applies at once. While the database
     /// is away the session stands as it was.
-    async fn user(&self, token: &str, store: &dyn crate::store::Store) -> Option<User> {
+    pub(super) async fn user(&self, token: &str, store: &dyn crate::store::Store) -> Option<User> {
         let session = self.session(token)?;
         let role = match store.accounts().user_by_name(&session.username).await {
             Ok(Some(account)) if account.password_hash == session.password_hash => account.role.parse().ok(),
@@ -312,6 +312,12 @@ impl SignInKey {
     pub fn address(address: Option<IpAddr>) -> Self {
         let shown = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         Self { text: format!("address:{shown}") }
+    }
+
+    /// Rings from an address: counted like failed sign-ins, since each costs a photo and messages.
+    pub fn ring(address: Option<IpAddr>) -> Self {
+        let shown = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        Self { text: format!("ring:{shown}") }
     }
 
     fn is_account(&self) -> bool {

@@ -18,6 +18,8 @@ pub enum WebError {
     Csrf,
     #[error("your account can look but not change anything; ask an admin")]
     Forbidden,
+    #[error("this link has expired or is not valid; open the visit from the Visitors page")]
+    LinkExpired,
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -35,7 +37,7 @@ impl WebError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Csrf | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::Forbidden | Self::LinkExpired => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -327,9 +327,18 @@ async fn photo_bytes(state: &WebState, id: i64) -> Result<(Vec<u8>, &'static str
     let missing = || WebError::NotFound(format!("attempt {id} has no photo"));
     let entry = state.store().log().log_entry(id).await?.ok_or_else(missing)?;
     let name = entry.event.photo.ok_or_else(missing)?;
-    let path = state.0.photos.path_of(&name).ok_or_else(missing)?;
+    read_photo(state, &name, missing).await
+}
+
+/// A photo we saved, by the name a database row gives, with its content type.
+pub(super) async fn read_photo(
+    state: &WebState,
+    name: &str,
+    missing: impl Fn() -> WebError,
+) -> Result<(Vec<u8>, &'static str), WebError> {
+    let path = state.0.photos.path_of(name).ok_or_else(&missing)?;
     let bytes = tokio::fs::read(&path).await.map_err(|e| {
-        tracing::warn!(path = %path.display(), error = %e, "cannot read an attempt's photo");
+        tracing::warn!(path = %path.display(), error = %e, "cannot read a photo");
         missing()
     })?;
     let content_type = match path.extension().and_then(|e| e.to_str()) {
@@ -339,7 +348,7 @@ async fn photo_bytes(state: &WebState, id: i64) -> Result<(Vec<u8>, &'static str
     Ok((bytes, content_type))
 }
 
-fn image_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
+pub(super) fn image_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
     let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -16,6 +16,7 @@ mod schedules;
 mod settings;
 mod users;
 mod views;
+mod visitors;
 mod voice;
 
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
 use crate::serving::Limits;
 use crate::store::Store;
+use crate::visitor::Desk;
 use crate::voice::VoiceConfig;
 pub use error::WebError;
 
@@ -150,6 +152,8 @@ pub struct WebSetup {
     pub file_voice: VoiceConfig,
     /// The voice in force (saved from the settings page, or the file's).
     pub voice: VoiceConfig,
+    /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
+    pub desk: Option<Desk>,
 }
 
 struct Inner {
@@ -171,6 +175,8 @@ struct Inner {
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
     simulated_camera: Option<PathBuf>,
     auth: auth::Auth,
+    /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
+    desk: Option<Desk>,
 }
 
 impl std::ops::Deref for WebState {
@@ -212,6 +218,7 @@ impl WebState {
             photos: Photos::new(setup.photos_dir),
             simulated_camera,
             auth,
+            desk: setup.desk,
         }))
     }
 
@@ -273,6 +280,12 @@ pub fn router(state: WebState) -> Router {
         .route("/accounts", post(users::add))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))
+        .route("/visit", get(visitors::visit_page).post(visitors::ring))
+        .route("/door", get(visitors::door_page).post(visitors::open_with_passcode))
+        .route("/visits/{id}", get(visitors::visit).post(visitors::decide))
+        .route("/visits/{id}/photo", get(visitors::visit_photo))
+        .route("/visitors", get(visitors::list))
+        .route("/visitors/{id}/forget", post(visitors::forget))
         .route("/static/{file}", get(assets::serve))
         .fallback(error::not_found)
         .layer(middleware::from_fn(security_headers))

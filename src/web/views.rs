@@ -13,6 +13,7 @@ pub enum Section {
     Dashboard,
     History,
     People,
+    Visitors,
     Schedules,
     Settings,
 }
@@ -21,6 +22,7 @@ const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Dashboard, "/", "Dashboard"),
     (Section::History, "/history", "History"),
     (Section::People, "/people", "People"),
+    (Section::Visitors, "/visitors", "Visitors"),
     (Section::Schedules, "/schedules", "Schedules"),
     (Section::Settings, "/settings", "Settings"),
 ];

@@ -7,35 +7,34 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  TIMEOUT_MS,
+  VIEWPORTS,
+  act,
+  click,
+  containing,
+  describe,
+  exactly,
+  expectEventually,
+  expectPath,
+  expectText,
+  field,
+  fill,
+  launch,
+  open as openAt,
+  required,
+  screenshotBoth as screenshotAt,
+  sleep,
+  step,
+  stepReached,
+  watchBrowser,
+} from './browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-// Chromium's background connections are refused on a closed network (and slow every start), so
-// everything that phones home is off; --no-sandbox because the tests may run as root.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const TIMEOUT_MS = 15_000;
-const VIEWPORTS = {
-  phone: { width: 390, height: 844 },
-  laptop: { width: 1280, height: 800 },
-};
 const HISTORY_ROWS = '#history tbody tr[data-id]';
 const LIVE_CONNECT_MS = 3_000;
 
-/** The value of environment variable `name`; a missing one is a broken harness, not a bug. */
-function required(name) {
-  const value = process.env[name];
-  if (value) return value;
-  console.error(`door flow FAILED before starting: environment variable ${name} is not set (tests/it/browser.rs sets it)`);
-  process.exit(1);
-}
+const open = (page, path) => openAt(page, env.baseUrl, path);
+const screenshotBoth = (page, name) => screenshotAt(page, env.screenshots, name);
 
 const env = {
   baseUrl: required('BASE_URL').replace(/\/+$/, ''),
@@ -47,136 +46,8 @@ const env = {
   screenshots: required('SCREENSHOTS'),
 };
 
-let stepNumber = 0;
-function step(what) {
-  stepNumber += 1;
-  console.log(`step ${stepNumber}: ${what}`);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Polls `probe` until it returns `{ ok: true, value }`; otherwise fails after `timeoutMs` with
- * `what` and the last `seen` the probe reported. A probe that throws (e.g. while the page is
- * navigating) is retried, its message kept as what was seen.
- */
-async function expectEventually(what, probe, timeoutMs = TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let seen = 'nothing yet';
-  for (;;) {
-    try {
-      const result = await probe();
-      if (result.ok) return result.value;
-      seen = result.seen;
-    } catch (error) {
-      seen = `an error: ${error.message.split('\n')[0]}`;
-    }
-    if (Date.now() > deadline) throw new Error(`expected ${what} within ${timeoutMs / 1000} s; saw ${seen}`);
-    await sleep(100);
-  }
-}
-
-/** Collapses runs of white space, as a reader sees the text. */
-const normalise = (text) => (text ?? '').replace(/\s+/g, ' ').trim();
-
 /** A card UID as the door compares them: hex digits only, upper case ("04:a1:b2:c3" = "04A1B2C3"). */
 const cardKey = (text) => text.replace(/[^0-9a-f]/gi, '').toUpperCase();
-
-async function expectPath(page, pattern, what) {
-  return expectEventually(`${what} (a path matching ${pattern})`, async () => {
-    const path = new URL(page.url()).pathname;
-    return { ok: pattern.test(path), value: path, seen: `${page.url()}` };
-  });
-}
-
-/**
- * Waits until some element matching `selector` has text accepted by `accepts`; returns that text.
- * textContent, not innerText, so a CSS text-transform does not change what is compared.
- */
-async function expectText(page, selector, accepts, what) {
-  return expectEventually(`${what} (${selector})`, async () => {
-    const texts = (await page.locator(selector).allTextContents()).map(normalise);
-    const match = texts.find(accepts);
-    const seen = texts.length ? `${selector} reading ${JSON.stringify(texts)}` : `no ${selector} on ${page.url()}`;
-    return { ok: match !== undefined, value: match, seen };
-  });
-}
-
-const exactly = (expected) => (text) => text.toLowerCase() === expected.toLowerCase();
-const containing = (expected) => (text) => text.toLowerCase().includes(expected.toLowerCase());
-
-/** What the page offers, for failure messages: where it is, its heading, labels and buttons. */
-async function describe(page) {
-  try {
-    const summary = await page.evaluate(() => {
-      const texts = (selector) =>
-        [...document.querySelectorAll(selector)].map((e) =>
-          (e.textContent || e.value || '').replace(/\s+/g, ' ').trim(),
-        );
-      return {
-        h1: texts('h1'),
-        labels: texts('label'),
-        buttons: texts('button, input[type=submit]'),
-        flash: texts('.flash'),
-      };
-    });
-    return `${page.url()} ${JSON.stringify(summary)}`;
-  } catch (error) {
-    return `${page.url()} (not readable: ${error.message.split('\n')[0]})`;
-  }
-}
-
-/** Runs a Playwright action; a failure says which control was expected and what the page had. */
-async function act(page, what, action) {
-  try {
-    await action();
-  } catch (error) {
-    throw new Error(`could not ${what}: ${error.message.split('\n')[0]}; the page was ${await describe(page)}`);
-  }
-}
-
-const field = (page, label) => page.getByLabel(label, { exact: true });
-const button = (page, name) => page.getByRole('button', { name, exact: true });
-
-async function fill(page, label, value) {
-  await act(page, `fill the field labelled "${label}"`, () => field(page, label).fill(value));
-}
-
-async function click(page, name) {
-  await act(page, `click the button "${name}"`, () => button(page, name).click());
-}
-
-/** Opens `path` and expects a successful page there (not an error, not the sign-in page). */
-async function open(page, path) {
-  const response = await page.goto(env.baseUrl + path);
-  const landed = new URL(page.url()).pathname;
-  if (!response || !response.ok() || landed !== new URL(env.baseUrl + path).pathname) {
-    throw new Error(`expected the page ${path}; got ${response ? response.status() : 'no response'} at ${page.url()}`);
-  }
-}
-
-/**
- * Full-page screenshots `<name>-phone.png` and `<name>-laptop.png`; leaves the laptop size. At
- * each size nothing may stick out to the right: a page wider than the screen scrolls sideways on
- * a phone, which a screenshot of the full page does not show.
- */
-async function screenshotBoth(page, name) {
-  for (const [size, viewport] of Object.entries(VIEWPORTS)) {
-    await page.setViewportSize(viewport);
-    await page.screenshot({ path: join(env.screenshots, `${name}-${size}.png`), fullPage: true });
-    const overflow = await page.evaluate(() => {
-      const width = document.documentElement.clientWidth;
-      const wide = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > width + 1);
-      return { scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 3).map((el) => el.outerHTML.slice(0, 80)) };
-    });
-    if (overflow.scroll > overflow.width || overflow.wide.length) {
-      throw new Error(
-        `expected the ${name} page to fit a ${viewport.width}-px ${size} screen; it is ${overflow.scroll} px wide ` +
-          `and these stick out: ${overflow.wide.join(' | ')}`,
-      );
-    }
-  }
-}
 
 /** Ids of the history rows now shown, newest first. */
 async function historyIds(history) {
@@ -393,25 +264,10 @@ async function signOut(context, page) {
   }
 }
 
-/**
- * Browser-side errors go to our output: they often explain a failed expectation. A confirmation
- * ("Disarm the door?") is accepted, as the user who clicked would; Playwright would dismiss it.
- */
-function watchBrowser(page, name) {
-  page.on('dialog', async (dialog) => {
-    console.log(`browser (${name}): ${dialog.type()} "${dialog.message()}" accepted`);
-    await dialog.accept();
-  });
-  page.on('pageerror', (error) => console.log(`browser (${name}): uncaught ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') console.log(`browser (${name}): console error ${message.text()}`);
-  });
-}
-
 async function main() {
   await mkdir(env.screenshots, { recursive: true });
   // chromium.launch gives every run a fresh, temporary user-data dir and deletes it afterwards.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launch();
   const pages = {};
   try {
     const context = await browser.newContext({ viewport: VIEWPORTS.laptop });
@@ -442,7 +298,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  const where = stepNumber ? `in step ${stepNumber}` : 'before the first step';
-  console.error(`door flow FAILED ${where}: ${error.message}`);
+  console.error(`door flow FAILED ${stepReached()}: ${error.message}`);
   process.exit(1);
 });

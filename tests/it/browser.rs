@@ -9,12 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::smtp::{Security, SmtpServer};
+use crate::common::webhook::Receiver;
 use crate::common::{TestDoor, face, free_port, models_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CARD: &str = "04A1B2C3";
 const PERSON: &str = "George W Bush";
 const USER: &str = "e2e-admin";
+const VISITOR: &str = "Ai";
+const VISITOR_MOBILE: &str = "+4915100000042";
+const VISITOR_SUBJECT: &str = "FaceReko: Ai is at front";
 /// The whole browser flow; each of its waits is at most 15 s, so this only stops a hung run.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -45,7 +50,7 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
         ("FACEREKO_E2E_PERSON", PERSON.to_owned()),
         ("SCREENSHOTS", screenshots.display().to_string()),
     ];
-    let flow = run_flow(root, &door, &env);
+    let flow = run_flow(root, &door, "door-flow.mjs", &env);
     assert!(
         flow.succeeded(),
         "the browser flow {}\n--- screenshots in {}\n--- daemon log:\n{}",
@@ -63,6 +68,95 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
     assert_eq!(granted["reason"], "card_and_face", "{granted}");
     assert_eq!(granted["person_name"], PERSON, "{granted}");
     assert_eq!(granted["card_uid"], CARD, "{granted}");
+}
+
+/// A visitor rings on a phone, the owner approves from the link in the mail (a real SMTP server),
+/// the passcode comes by text message (a loopback SMS webhook) and opens the door once; five wrong
+/// passcodes lock a second one; the admin sees it all. Each part is a run of
+/// `tests/e2e/visitor-flow.mjs`, with what the messages carried passed in between.
+#[test]
+fn a_visitor_rings_is_approved_and_comes_in_with_a_passcode_in_the_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    require_browser_tools(root);
+    let smtp = SmtpServer::start(Security::Plain);
+    let sms = Receiver::start(&[]);
+    let port = free_port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let (listen, public_url) = (format!("\"127.0.0.1:{port}\""), format!("{base_url:?}"));
+    let (smtp_port, sms_url) = (smtp.port.to_string(), format!("{:?}", sms.url("/send")));
+    let mut door = TestDoor::new(&[
+        ("web.listen", &listen),
+        ("web.public_url", &public_url),
+        ("visitors.enabled", "true"),
+        ("visitors.tell", "[\"email:owner@example.com\"]"),
+        ("email.server", "\"localhost\""),
+        ("email.port", &smtp_port),
+        ("email.security", "\"plain\""),
+        ("email.from", "\"FaceReko <door@example.com>\""),
+        ("email.to", "[\"owner@example.com\"]"),
+        ("sms.url", &sms_url),
+        ("sms.body", r#""{\"to\": \"{to}\", \"text\": \"{text}\"}""#),
+    ]);
+    // The door camera sees the visitor when they ring.
+    door.show_for_card("default", &face("diverse/ai_sugiyama/1.jpg"));
+    let password = add_admin(&door);
+    door.start();
+    wait_for_sign_in_page(&door, port);
+    let screenshots = fresh_dir(&root.join("target/e2e-screenshots/visitor"));
+    let part = |part: &str, extra: &[(&str, String)]| {
+        let mut env = vec![
+            ("BASE_URL", base_url.clone()),
+            ("FLOW_PART", part.to_owned()),
+            ("FACEREKO_E2E_VISITOR", VISITOR.to_owned()),
+            ("FACEREKO_E2E_MOBILE", VISITOR_MOBILE.to_owned()),
+            ("FACEREKO_E2E_USER", USER.to_owned()),
+            ("FACEREKO_E2E_PASSWORD", password.clone()),
+            ("SCREENSHOTS", screenshots.display().to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        let flow = run_flow(root, &door, "visitor-flow.mjs", &env);
+        assert!(
+            flow.succeeded(),
+            "the visitor flow's part {part} {}\n--- daemon log:\n{}",
+            flow.report(),
+            door.daemon_log()
+        );
+    };
+    // The owner's n-th visitor mail (grants are mailed to the owner too), its link opened, and
+    // the passcode from the n-th text message.
+    let approve_and_text = |n: usize| {
+        let mut visitor_mails = Vec::new();
+        door.wait_for("the owner's mail about the visitor", || {
+            visitor_mails = smtp.received().into_iter().filter(|mail| mail["subject"] == VISITOR_SUBJECT).collect();
+            visitor_mails.len() >= n
+        });
+        let text = visitor_mails[n - 1]["text"].as_str().unwrap().to_owned();
+        let start = text.find(&format!("{base_url}/visits/")).unwrap_or_else(|| panic!("no approve link in {text}"));
+        let link = text[start..].split_whitespace().next().unwrap().to_owned();
+        part("approve", &[("APPROVE_LINK", link)]);
+        let request = sms.wait_for(n, Duration::from_secs(20)).remove(n - 1);
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(body["to"], VISITOR_MOBILE);
+        let text = body["text"].as_str().unwrap();
+        text.split("is ").nth(1).unwrap().chars().take(6).collect::<String>()
+    };
+
+    part("ring", &[]);
+    let code = approve_and_text(1);
+    part("enter", &[("PASSCODE", code)]);
+    part("ring", &[]);
+    let second = approve_and_text(2);
+    part("lock", &[("PASSCODE", second)]);
+    part("review", &[]);
+
+    let reasons: Vec<String> = door.log_rows().iter().map(|row| row["reason"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(reasons.iter().filter(|reason| *reason == "passcode_ok").count(), 1, "{reasons:?}");
+    assert!(
+        reasons.contains(&"pass_used".to_owned()) && reasons.contains(&"passcode_locked".to_owned()),
+        "{reasons:?}"
+    );
+    let relay_opened = door.output_switches().iter().filter(|(output, on)| output == "relay" && *on).count();
+    assert_eq!(relay_opened, 1, "the relay opened once: {:?}", door.output_switches());
 }
 
 /// Fails, never skips, when the browser or its driver is missing: a skipped test reads as a pass.
@@ -146,13 +240,13 @@ impl FlowRun {
     }
 }
 
-/// Runs the browser flow with `env`. Its output goes to files in the door's folder, not pipes,
-/// so a chatty run cannot block on a full pipe while we wait for it.
-fn run_flow(root: &Path, door: &TestDoor, env: &[(&str, String)]) -> FlowRun {
-    let (out, err) = (door.path("door-flow.stdout"), door.path("door-flow.stderr"));
+/// Runs the browser flow `script` (in tests/e2e) with `env`. Its output goes to files in the
+/// door's folder, not pipes, so a chatty run cannot block on a full pipe while we wait for it.
+fn run_flow(root: &Path, door: &TestDoor, script: &str, env: &[(&str, String)]) -> FlowRun {
+    let (out, err) = (door.path("flow.stdout"), door.path("flow.stderr"));
     let mut command = Command::new("node");
     command
-        .arg("tests/e2e/door-flow.mjs")
+        .arg(Path::new("tests/e2e").join(script))
         .current_dir(root)
         .envs(env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())

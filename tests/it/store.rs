@@ -11,7 +11,10 @@ use facereko::checks::Secret;
 use facereko::engine::FaceTemplate;
 use facereko::schedule::{Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
-use facereko::store::{self, Channel, LogQuery, Notices, Recipient, Store, StoreError};
+use facereko::store::{
+    self, Channel, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, Store, StoreError, StoredPass, Visit,
+    VisitId, VisitQuery, VisitStatus,
+};
 use time::OffsetDateTime;
 
 use crate::common;
@@ -678,6 +681,251 @@ async fn limits_narrow_people_and_cards_and_keep_their_schedule(store: &dyn Stor
     assert!(store.door().access_rules().await.unwrap().cards.is_empty());
 }
 
+/// A moment `seconds` after a fixed start, whole milliseconds as the store keeps them.
+fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap() + time::Duration::milliseconds(250)
+}
+
+fn ring(n: i64, photo: Option<&str>) -> NewVisit {
+    NewVisit {
+        door: "front".into(),
+        at: at(n),
+        name: format!("Visitor {n}"),
+        email: Some(format!("visitor{n}@example.com")),
+        mobile: Some("+447700900123".into()),
+        message: Some("A parcel".into()),
+        photo: photo.map(Into::into),
+    }
+}
+
+async fn add_pass(
+    store: &dyn Store,
+    visit: VisitId,
+    door: &str,
+    kind: PassKind,
+    expires_at: OffsetDateTime,
+    uses: u32,
+) -> i64 {
+    let pass = NewPass {
+        visit,
+        door: door.into(),
+        kind,
+        secret_hash: format!("hash-{visit}-{door}-{kind}"),
+        expires_at,
+        uses,
+    };
+    store.visits().add_pass(&pass).await.unwrap()
+}
+
+async fn listed(store: &dyn Store, query: VisitQuery) -> Vec<VisitId> {
+    store.visits().list_visits(&query).await.unwrap().into_iter().map(|v| v.id).collect()
+}
+
+async fn pass_ids(store: &dyn Store, door: &str, kind: PassKind, since: OffsetDateTime) -> Vec<i64> {
+    store.visits().passes(door, kind, since).await.unwrap().into_iter().map(|p| p.id).collect()
+}
+
+/// The pass with `id` among the passcodes at the front door, unexpired or not.
+async fn front_passcode(store: &dyn Store, id: i64) -> StoredPass {
+    let passes = store.visits().passes("front", PassKind::Passcode, at(-1_000_000)).await.unwrap();
+    passes.into_iter().find(|p| p.id == id).expect("a front passcode")
+}
+
+async fn visits_are_kept_and_listed_newest_first(store: &dyn Store) {
+    let visits = store.visits();
+    let first = visits.add_visit(&ring(1, Some("visitors/1.jpg"))).await.unwrap();
+    let third = visits.add_visit(&ring(3, None)).await.unwrap();
+    let second = visits.add_visit(&ring(2, None)).await.unwrap();
+    let with_third = visits.add_visit(&ring(3, None)).await.unwrap();
+    let expected = Visit {
+        id: first.id,
+        door: "front".into(),
+        at: at(1),
+        name: "Visitor 1".into(),
+        email: Some("visitor1@example.com".into()),
+        mobile: Some("+447700900123".into()),
+        message: Some("A parcel".into()),
+        photo: Some("visitors/1.jpg".into()),
+        status: VisitStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+    };
+    assert_eq!(first, expected);
+    assert_eq!(visits.visit(first.id).await.unwrap(), Some(expected));
+    assert_eq!(visits.visit(VisitId(999_999)).await.unwrap(), None);
+    // Microseconds are not kept; what add_visit returns is what is read back.
+    let fine =
+        visits.add_visit(&NewVisit { at: at(0) + time::Duration::microseconds(7), ..ring(0, None) }).await.unwrap();
+    assert_eq!(fine.at, at(0));
+    assert_eq!(visits.visit(fine.id).await.unwrap(), Some(fine.clone()));
+
+    let everyone = [with_third.id, third.id, second.id, first.id, fine.id];
+    assert_eq!(listed(store, VisitQuery::default()).await, everyone, "newest first, then the later id");
+    assert_eq!(listed(store, VisitQuery { limit: 2, offset: 1, status: None }).await, everyone[1..3]);
+    assert!(visits.move_visit(second.id, VisitStatus::Pending, VisitStatus::Denied, "owner", at(9)).await.unwrap());
+    let pending = VisitQuery { status: Some(VisitStatus::Pending), ..VisitQuery::default() };
+    assert_eq!(listed(store, pending).await, [with_third.id, third.id, first.id, fine.id]);
+    let denied = VisitQuery { status: Some(VisitStatus::Denied), ..VisitQuery::default() };
+    assert_eq!(listed(store, denied).await, [second.id]);
+    assert!(listed(store, VisitQuery { status: Some(VisitStatus::Used), ..VisitQuery::default() }).await.is_empty());
+}
+
+async fn a_visit_query_without_a_limit_gets_fifty(store: &dyn Store) {
+    for n in 0..51 {
+        store.visits().add_visit(&ring(n, None)).await.unwrap();
+    }
+    let page = store.visits().list_visits(&VisitQuery::default()).await.unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page.last().map(|v| v.name.as_str()), Some("Visitor 1"), "the oldest is left out");
+}
+
+async fn a_visit_moves_on_only_from_where_it_stands(store: &dyn Store) {
+    let visits = store.visits();
+    let visit = visits.add_visit(&ring(1, None)).await.unwrap();
+    assert!(visits.move_visit(visit.id, VisitStatus::Pending, VisitStatus::Approved, "owner", at(10)).await.unwrap());
+    let approved = visits.visit(visit.id).await.unwrap().unwrap();
+    assert_eq!(
+        (approved.status, approved.decided_by.as_deref(), approved.decided_at),
+        (VisitStatus::Approved, Some("owner"), Some(at(10)))
+    );
+    assert!(
+        !visits.move_visit(visit.id, VisitStatus::Pending, VisitStatus::Approved, "owner", at(11)).await.unwrap(),
+        "a second click finds it approved already"
+    );
+    assert!(!visits.move_visit(visit.id, VisitStatus::Pending, VisitStatus::Denied, "other", at(12)).await.unwrap());
+    assert_eq!(visits.visit(visit.id).await.unwrap(), Some(approved), "refused moves change nothing");
+    assert!(visits.move_visit(visit.id, VisitStatus::Approved, VisitStatus::Used, "pass", at(13)).await.unwrap());
+    assert_eq!(visits.visit(visit.id).await.unwrap().unwrap().status, VisitStatus::Used);
+    assert!(
+        !visits.move_visit(VisitId(999_999), VisitStatus::Pending, VisitStatus::Denied, "owner", at(14)).await.unwrap()
+    );
+}
+
+async fn passes_are_found_by_door_kind_and_expiry(store: &dyn Store) {
+    let visit = store.visits().add_visit(&ring(1, None)).await.unwrap().id;
+    let passcode = add_pass(store, visit, "front", PassKind::Passcode, at(100), 2).await;
+    let qr = add_pass(store, visit, "front", PassKind::Qr, at(100), 1).await;
+    add_pass(store, visit, "back", PassKind::Passcode, at(100), 1).await;
+    add_pass(store, visit, "front", PassKind::Passcode, at(50), 1).await;
+    let later = add_pass(store, visit, "front", PassKind::Passcode, at(200), 1).await;
+
+    assert_eq!(pass_ids(store, "front", PassKind::Passcode, at(60)).await, [passcode, later]);
+    assert_eq!(pass_ids(store, "front", PassKind::Passcode, at(100)).await, [later], "expired at the moment itself");
+    assert_eq!(pass_ids(store, "front", PassKind::Qr, at(0)).await, [qr]);
+    assert!(pass_ids(store, "FRONT", PassKind::Passcode, at(0)).await.is_empty(), "door names are exact");
+    let stored = StoredPass {
+        id: passcode,
+        visit,
+        door: "front".into(),
+        kind: PassKind::Passcode,
+        secret_hash: format!("hash-{visit}-front-passcode"),
+        expires_at: at(100),
+        uses_left: 2,
+        wrong_tries: 0,
+        locked: false,
+    };
+    assert_eq!(front_passcode(store, passcode).await, stored);
+}
+
+async fn a_pass_opens_only_while_live_and_as_often_as_it_may(store: &dyn Store) {
+    let visits = store.visits();
+    let visit = visits.add_visit(&ring(1, None)).await.unwrap().id;
+    let once = add_pass(store, visit, "front", PassKind::Qr, at(100), 1).await;
+    assert!(visits.use_pass(once, at(10)).await.unwrap());
+    assert!(!visits.use_pass(once, at(11)).await.unwrap(), "its one use is gone");
+
+    let twice = add_pass(store, visit, "front", PassKind::Passcode, at(100), 2).await;
+    assert!(visits.use_pass(twice, at(10)).await.unwrap());
+    assert!(visits.use_pass(twice, at(11)).await.unwrap());
+    assert!(!visits.use_pass(twice, at(12)).await.unwrap());
+    assert_eq!(front_passcode(store, twice).await.uses_left, 0);
+
+    let expiring = add_pass(store, visit, "front", PassKind::Passcode, at(100), 1).await;
+    assert!(!visits.use_pass(expiring, at(100)).await.unwrap(), "not at its expiry");
+    assert!(!visits.use_pass(expiring, at(101)).await.unwrap());
+    assert!(visits.use_pass(expiring, at(99)).await.unwrap(), "the refusals did not use it");
+
+    let locked = add_pass(store, visit, "back", PassKind::Passcode, at(100), 1).await;
+    assert_eq!(visits.wrong_passcode("back", at(10), 1).await.unwrap(), [visit]);
+    assert!(!visits.use_pass(locked, at(11)).await.unwrap(), "a locked pass does not open");
+    assert!(!visits.use_pass(999_999, at(11)).await.unwrap());
+}
+
+async fn of_two_racing_uses_of_a_last_use_one_wins(store: &dyn Store) {
+    let visits = store.visits();
+    let visit = visits.add_visit(&ring(1, None)).await.unwrap().id;
+    for _ in 0..5 {
+        let pass = add_pass(store, visit, "front", PassKind::Qr, at(100), 1).await;
+        let (a, b) = tokio::join!(visits.use_pass(pass, at(10)), visits.use_pass(pass, at(10)));
+        let winners = [a.unwrap(), b.unwrap()].into_iter().filter(|&used| used).count();
+        assert_eq!(winners, 1, "pass {pass}");
+    }
+}
+
+async fn wrong_passcodes_lock_the_live_passcodes_at_their_door(store: &dyn Store) {
+    let visits = store.visits();
+    let mut visit = Vec::new();
+    for n in 0..6 {
+        visit.push(visits.add_visit(&ring(n, None)).await.unwrap().id);
+    }
+    let first = add_pass(store, visit[0], "front", PassKind::Passcode, at(100), 1).await;
+    let second = add_pass(store, visit[1], "front", PassKind::Passcode, at(100), 3).await;
+    let qr = add_pass(store, visit[2], "front", PassKind::Qr, at(100), 1).await;
+    let elsewhere = add_pass(store, visit[3], "back", PassKind::Passcode, at(100), 1).await;
+    let expired = add_pass(store, visit[4], "front", PassKind::Passcode, at(5), 1).await;
+    let used = add_pass(store, visit[5], "front", PassKind::Passcode, at(100), 1).await;
+    assert!(visits.use_pass(used, at(1)).await.unwrap());
+
+    assert!(visits.wrong_passcode("front", at(10), 3).await.unwrap().is_empty());
+    assert!(visits.wrong_passcode("front", at(11), 3).await.unwrap().is_empty());
+    assert_eq!(visits.wrong_passcode("front", at(12), 3).await.unwrap(), [visit[0], visit[1]], "the third locks");
+    assert!(visits.wrong_passcode("front", at(13), 3).await.unwrap().is_empty(), "only the time they lock");
+
+    for id in [first, second] {
+        let pass = front_passcode(store, id).await;
+        assert_eq!((pass.wrong_tries, pass.locked), (3, true), "{pass:?}");
+    }
+    for id in [expired, used] {
+        let pass = front_passcode(store, id).await;
+        assert_eq!((pass.wrong_tries, pass.locked), (0, false), "{pass:?}");
+    }
+    let qr = visits.passes("front", PassKind::Qr, at(0)).await.unwrap().into_iter().find(|p| p.id == qr).unwrap();
+    assert_eq!((qr.wrong_tries, qr.locked), (0, false), "a QR pass is no passcode");
+    let back = visits.passes("back", PassKind::Passcode, at(0)).await.unwrap();
+    assert_eq!(
+        back.iter().map(|p| (p.id, p.wrong_tries, p.locked)).collect::<Vec<_>>(),
+        [(elsewhere, 0, false)],
+        "another door's passcodes are not counted"
+    );
+    assert!(!visits.use_pass(second, at(14)).await.unwrap(), "locked with uses left");
+}
+
+async fn forgetting_visits_deletes_their_passes_and_hands_back_photos(store: &dyn Store) {
+    let visits = store.visits();
+    let mut kept = Vec::new();
+    for (n, photo) in
+        [(1, Some("visitors/1.jpg")), (2, None), (3, Some("visitors/3.jpg")), (10, Some("visitors/10.jpg"))]
+    {
+        let visit = visits.add_visit(&ring(n, photo)).await.unwrap().id;
+        kept.push((visit, add_pass(store, visit, "front", PassKind::Passcode, at(1000), 1).await));
+    }
+    let [(one, _), (two, _), (three, _), (ten, ten_pass)] = kept[..] else { unreachable!() };
+    let no_photo = visits.add_visit(&ring(20, None)).await.unwrap().id;
+
+    assert_eq!(visits.forget_visit(one).await.unwrap().as_deref(), Some("visitors/1.jpg"));
+    assert_eq!(visits.visit(one).await.unwrap(), None);
+    assert_eq!(visits.forget_visit(one).await.unwrap(), None, "forgotten already");
+    assert_eq!(visits.forget_visit(no_photo).await.unwrap(), None);
+    assert_eq!(pass_ids(store, "front", PassKind::Passcode, at(0)).await.len(), 3, "its pass went with it");
+
+    assert_eq!(visits.forget_visits_before(at(10)).await.unwrap(), ["visitors/3.jpg"], "photos only where taken");
+    assert_eq!(visits.visit(two).await.unwrap(), None);
+    assert_eq!(visits.visit(three).await.unwrap(), None);
+    assert_eq!(listed(store, VisitQuery::default()).await, [ten], "the one made at the cutoff stays");
+    assert_eq!(pass_ids(store, "front", PassKind::Passcode, at(0)).await, [ten_pass]);
+    assert!(visits.forget_visits_before(at(10)).await.unwrap().is_empty());
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -689,7 +937,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7]], "one of them applied everything, the other nothing");
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8]], "one of them applied everything, the other nothing");
 }
 
 /// A module named after a backend, with one test per conformance test run on that backend.
@@ -735,4 +983,12 @@ conformance!(
     settings_are_kept_apart_from_the_daemons_own,
     schedules_and_holidays_are_saved_replaced_and_removed,
     limits_narrow_people_and_cards_and_keep_their_schedule,
+    visits_are_kept_and_listed_newest_first,
+    a_visit_query_without_a_limit_gets_fifty,
+    a_visit_moves_on_only_from_where_it_stands,
+    passes_are_found_by_door_kind_and_expiry,
+    a_pass_opens_only_while_live_and_as_often_as_it_may,
+    of_two_racing_uses_of_a_last_use_one_wins,
+    wrong_passcodes_lock_the_live_passcodes_at_their_door,
+    forgetting_visits_deletes_their_passes_and_hands_back_photos,
 );

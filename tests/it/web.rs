@@ -90,7 +90,10 @@ impl App {
             common::journal(&config),
             true,
         );
-        let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
+        let couriers = facereko::app::couriers(&config).unwrap();
+        let desk = facereko::app::visitor_desk(&config, &door.link, couriers);
+        let setup = web::WebSetup { desk, ..facereko::app::web_setup(&config) };
+        let state = WebState::new(setup, door.link.clone()).await;
         Self { router: web::router(state.clone()), state, store, engine, config, dir, recorder, _door: door }
     }
 
@@ -1301,3 +1304,5 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     admin.post("/settings/voice/say", &[("phrase", "granted")]).await;
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
+
+mod visitors;

@@ -1,0 +1,287 @@
+//! The visitor's side of the door: a ring is kept with the door camera's photo and the owner is
+//! told with a signed link; the owner's decision is taken once, and a passcode goes to the visitor.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::{Contact, Passes, VisitorError, valid_email, valid_mobile};
+use crate::frame::Frame;
+use crate::notify::delivery::{Courier, Outcome, Story};
+use crate::photos::Photos;
+use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus};
+
+/// What the approve link allows.
+const DECIDE: &str = "decide";
+/// Longest name and message a visitor may leave.
+const MAX_NAME: usize = 80;
+const MAX_MESSAGE: usize = 500;
+
+/// What a visitor says about themselves when they ring, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ring {
+    pub name: String,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Ring {
+    /// The visitor's words, tidied; the error says what to change.
+    pub fn new(name: &str, email: &str, mobile: &str, message: &str) -> Result<Self, String> {
+        let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+            return Err(format!("Please give your name (up to {MAX_NAME} characters)."));
+        }
+        let email = optional(email);
+        if email.as_deref().is_some_and(|email| !valid_email(email)) {
+            return Err("That e-mail address does not look right.".into());
+        }
+        let mobile = optional(mobile).map(|number| number.replace([' ', '-'], ""));
+        if mobile.as_deref().is_some_and(|number| !valid_mobile(number)) {
+            return Err("Please give the mobile number with its country code, e.g. +44 7700 900123.".into());
+        }
+        if email.is_none() && mobile.is_none() {
+            return Err("Please give an e-mail address or a mobile number, so a passcode can reach you.".into());
+        }
+        let message = optional(message);
+        if message.as_deref().is_some_and(|text| text.chars().count() > MAX_MESSAGE) {
+            return Err(format!("Please keep the message under {MAX_MESSAGE} characters."));
+        }
+        Ok(Self { name: name.to_owned(), email, mobile, message })
+    }
+}
+
+/// How a passcode reached the visitor, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Sent on `channel` to `to`.
+    Delivered { channel: Channel, to: String },
+    /// It could not be sent; the owner may pass the code on themselves.
+    NotSent { code: String, problem: String },
+}
+
+/// Takes rings, tells the owner and carries out the owner's decisions.
+#[derive(Clone)]
+pub struct Desk {
+    passes: Passes,
+    couriers: Vec<Arc<dyn Courier>>,
+    photos: Photos,
+    public_url: Option<String>,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let channels: Vec<Channel> = self.couriers.iter().map(|courier| courier.channel()).collect();
+        f.debug_struct("Desk").field("door", &self.passes.door).field("channels", &channels).finish()
+    }
+}
+
+impl Desk {
+    pub fn new(passes: Passes, couriers: Vec<Arc<dyn Courier>>, photos: Photos, public_url: Option<String>) -> Self {
+        let public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
+        Self { passes, couriers, photos, public_url }
+    }
+
+    pub fn passes(&self) -> &Passes {
+        &self.passes
+    }
+
+    fn store(&self) -> &dyn crate::store::Store {
+        self.passes.store.as_ref()
+    }
+
+    /// Keeps the ring with its photo and tells the owner. Only the photo failing to save or the
+    /// visit failing to be stored is an error: a message that did not go is logged.
+    pub async fn ring(&self, ring: Ring, photo: Option<&Frame>, now: OffsetDateTime) -> Result<Visit, VisitorError> {
+        let photo = match photo.map(|frame| self.photos.save(frame, now)) {
+            Some(Ok(name)) => Some(name),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "cannot keep the visitor's photo; the visit is kept without it");
+                None
+            }
+            None => None,
+        };
+        let Ring { name, email, mobile, message } = ring;
+        let new = NewVisit { door: self.passes.door.clone(), at: now, name, email, mobile, message, photo };
+        let visit = self.store().visits().add_visit(&new).await?;
+        tracing::info!(visit = %visit.id, door = %visit.door, "a visitor rang");
+        self.tell_owners(&visit, now).await?;
+        Ok(visit)
+    }
+
+    /// The signed link that decides `visit`, valid for the approve-link lifetime from `now`.
+    pub async fn decide_link(&self, visit: VisitId, now: OffsetDateTime) -> Result<Option<String>, VisitorError> {
+        let Some(url) = &self.public_url else { return Ok(None) };
+        Ok(Some(format!("{url}{}", self.decide_path(visit, now).await?)))
+    }
+
+    /// The path and signed query that decide `visit`.
+    pub async fn decide_path(&self, visit: VisitId, now: OffsetDateTime) -> Result<String, VisitorError> {
+        let until = (now + self.passes.config.approve_link_lifetime).unix_timestamp();
+        let signature = self.passes.key().await?.sign_link(visit, DECIDE, until);
+        Ok(format!("/visits/{visit}?until={until}&sig={signature}"))
+    }
+
+    /// Whether a link's `until` and `sig` allow deciding `visit` now.
+    pub async fn link_holds(&self, visit: VisitId, until: i64, signature: &str, now: OffsetDateTime) -> bool {
+        match self.passes.key().await {
+            Ok(key) => key.link_holds(visit, DECIDE, until, signature, now),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check an approve link");
+                false
+            }
+        }
+    }
+
+    async fn tell_owners(&self, visit: &Visit, now: OffsetDateTime) -> Result<(), VisitorError> {
+        let link = self.decide_link(visit.id, now).await?;
+        let minutes = self.passes.config.approve_link_lifetime.as_secs() / 60;
+        let said = visit.message.as_deref().map(|text| format!(" They wrote: \"{text}\".")).unwrap_or_default();
+        let story = Story {
+            subject: format!("FaceReko: {} is at {}", visit.name, visit.door),
+            sentence: format!(
+                "{} rang at {}.{said} Open the link within {minutes} minutes to let them in, send a passcode or \
+                 turn them away.",
+                visit.name, visit.door
+            ),
+            link,
+        };
+        let photo = visit.photo.as_deref().and_then(|name| self.photos.path_of(name));
+        for owner in self.passes.config.owners() {
+            let id = format!("visit-{}-{}", visit.id, now.unix_timestamp());
+            if let Err(problem) = self.send(&owner, &story, photo.as_deref(), &id).await {
+                tracing::warn!(visit = %visit.id, %problem, "cannot tell the owner of a visitor");
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        to: &Contact,
+        story: &Story,
+        photo: Option<&std::path::Path>,
+        id: &str,
+    ) -> Result<Channel, String> {
+        let (channel, address) = match to {
+            Contact::Email(address) => (Channel::Email, address),
+            Contact::Sms(number) => (Channel::Sms, number),
+        };
+        let Some(courier) = self.couriers.iter().find(|courier| courier.channel() == channel) else {
+            return Err(format!("{channel} is not set up"));
+        };
+        match courier.send(address, story, photo, id).await {
+            Outcome::Delivered(_) => Ok(channel),
+            Outcome::Retry(problem) | Outcome::Failed(problem) => Err(problem),
+        }
+    }
+
+    /// Takes the owner's decision on a pending visit; `false` when it was already decided.
+    pub async fn claim(
+        &self,
+        visit: VisitId,
+        to: VisitStatus,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, VisitorError> {
+        Ok(self.store().visits().move_visit(visit, VisitStatus::Pending, to, by, now).await?)
+    }
+
+    /// Gives a claimed decision back, when carrying it out failed (the door was busy).
+    pub async fn unclaim(
+        &self,
+        visit: VisitId,
+        from: VisitStatus,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), VisitorError> {
+        self.store().visits().move_visit(visit, from, VisitStatus::Pending, by, now).await?;
+        Ok(())
+    }
+
+    /// Sends a new passcode to the visitor of an approved visit: by text message when they gave a
+    /// mobile number and text messages are set up, else by e-mail.
+    pub async fn send_passcode(&self, visit: &Visit, now: OffsetDateTime) -> Result<Sent, VisitorError> {
+        let code = self.passes.issue_passcode(visit, now).await?;
+        let until = now + self.passes.config.passcode_lifetime;
+        let door_page = self.public_url.as_deref().map(|url| format!("{url}/door"));
+        let story = Story {
+            subject: format!("Your passcode for {}", visit.door),
+            sentence: format!(
+                "Your passcode for {} is {code}. It opens the door once, until {:02}:{:02} UTC, on the door page.",
+                visit.door,
+                until.hour(),
+                until.minute()
+            ),
+            link: door_page,
+        };
+        let contacts = [visit.mobile.clone().map(Contact::Sms), visit.email.clone().map(Contact::Email)];
+        let mut problems = Vec::new();
+        for contact in contacts.into_iter().flatten() {
+            let id = format!("pass-{}-{}", visit.id, now.unix_timestamp_nanos());
+            match self.send(&contact, &story, None, &id).await {
+                Ok(channel) => {
+                    let to = match contact {
+                        Contact::Email(to) | Contact::Sms(to) => to,
+                    };
+                    tracing::info!(visit = %visit.id, %channel, "passcode sent to the visitor");
+                    return Ok(Sent::Delivered { channel, to });
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+        let problem =
+            if problems.is_empty() { "the visitor left no way to reach them".into() } else { problems.join("; ") };
+        tracing::warn!(visit = %visit.id, %problem, "cannot send the passcode to the visitor");
+        Ok(Sent::NotSent { code, problem })
+    }
+
+    /// Deletes a visit, its passes and its photo at once.
+    pub async fn forget(&self, visit: VisitId) -> Result<(), VisitorError> {
+        if let Some(photo) = self.store().visits().forget_visit(visit).await? {
+            self.remove_photo(&photo);
+        }
+        Ok(())
+    }
+
+    /// Deletes visits older than the retention period, with their photos; returns how many.
+    pub async fn forget_old(&self, now: OffsetDateTime) -> Result<usize, VisitorError> {
+        let photos = self.store().visits().forget_visits_before(now - self.passes.config.retention).await?;
+        for photo in &photos {
+            self.remove_photo(photo);
+        }
+        Ok(photos.len())
+    }
+
+    fn remove_photo(&self, photo: &str) {
+        if let Err(e) = self.photos.remove(photo) {
+            tracing::warn!(error = %e, "cannot delete a visitor's photo");
+        }
+    }
+
+    pub fn photos(&self) -> &Photos {
+        &self.photos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_needs_a_name_and_a_way_to_reach_the_visitor() {
+        let ring = Ring::new("  Bob  ", "bob@example.com", "+44 7700 900-123", " Parcel ").unwrap();
+        assert_eq!(ring.name, "Bob");
+        assert_eq!(ring.mobile.as_deref(), Some("+447700900123"));
+        assert_eq!(ring.message.as_deref(), Some("Parcel"));
+        assert!(Ring::new("", "bob@example.com", "", "").unwrap_err().contains("name"));
+        assert!(Ring::new("Bob", "", "", "").unwrap_err().contains("e-mail address or a mobile number"));
+        assert!(Ring::new("Bob", "bob", "", "").unwrap_err().contains("e-mail"));
+        assert!(Ring::new("Bob", "", "07700900123", "").unwrap_err().contains("country code"));
+        assert!(Ring::new(&"B".repeat(81), "bob@example.com", "", "").is_err());
+        assert!(Ring::new("Bob", "bob@example.com", "", &"x".repeat(501)).is_err());
+        assert!(Ring::new("Bob\u{7}", "bob@example.com", "", "").is_err());
+    }
+}

@@ -1,0 +1,486 @@
+//! Visitors without a card: the visitor page `/visit` where they ring, the owner's decision page
+//! `/visits/{id}` behind the signed link in the owner's message, the virtual door `/door` where a
+//! passcode opens, and the Visitors list for admins. The public pages work without script and
+//! carry a double-submit token like the sign-in form; all of them answer 404 while
+//! `visitors.enabled` is off.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::account::{check_form_token, form_token, with_form_cookie};
+use super::auth::{Admin, AdminForm, Button, ClientAddress, Flash, SESSION_COOKIE, SignInKey, User, cookie, minutes};
+use super::history::{image_response, read_photo};
+use super::views::{Section, bare_page, page, post_button, time_cell};
+use super::{WebError, WebState};
+use crate::access::{Credential, Decision, Reason};
+use crate::capture;
+use crate::checks::Secret;
+use crate::driver::{Answer, Command};
+use crate::store::{VisitId, VisitQuery, VisitStatus};
+use crate::visitor::{Desk, Ring, Sent};
+use crate::voice::Utterance;
+
+/// The longest a ring waits for the door camera's photo.
+const PHOTO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn desk(state: &WebState) -> Result<&Desk, WebError> {
+    state.0.desk.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+// ---- The visitor page: ring -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct VisitForm {
+    csrf: String,
+    name: String,
+    email: String,
+    mobile: String,
+    message: String,
+}
+
+fn visit_form(token: &str, form: &VisitForm, error: Option<&str>) -> Markup {
+    bare_page(
+        "Ring the door",
+        html! {
+            section.card {
+                h1 { "Ring the door" }
+                p.hint { "The owner is told at once, with a photo from the door camera. If they let you in, a \
+                          passcode reaches you by text message or e-mail." }
+                @if let Some(error) = error { p.flash.error role="alert" { (error) } }
+                form.stack method="post" action="/visit" {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="name" { "Your name" }
+                    input #name name="name" value=(form.name) maxlength="80" autocomplete="name" required autofocus;
+                    label for="mobile" { "Mobile number (with country code)" }
+                    input #mobile name="mobile" type="tel" value=(form.mobile) autocomplete="tel" placeholder="+44 7700 900123";
+                    label for="email" { "E-mail" }
+                    input #email name="email" type="email" value=(form.email) autocomplete="email";
+                    label for="message" { "Message (optional)" }
+                    textarea #message name="message" maxlength="500" rows="3" { (form.message) }
+                    button.primary type="submit" { "Ring" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn visit_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    desk(&state)?;
+    let (token, new_token) = form_token(&headers);
+    Ok(with_form_cookie(&state, StatusCode::OK, new_token, visit_form(&token, &VisitForm::default(), None)))
+}
+
+pub async fn ring(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<VisitForm>,
+) -> Result<Response, WebError> {
+    let desk = desk(&state)?;
+    check_form_token(&headers, &form.csrf)?;
+    let ring = match Ring::new(&form.name, &form.email, &form.mobile, &form.message) {
+        Ok(ring) => ring,
+        Err(problem) => {
+            return Ok((StatusCode::BAD_REQUEST, visit_form(&form.csrf, &form, Some(&problem))).into_response());
+        }
+    };
+    // Every ring counts: each costs a photo and messages to the owner.
+    let _counted = state.auth().attempt(vec![SignInKey::ring(address)]).await.map_err(|wait| {
+        WebError::TooManyAttempts(format!("the owner has been told often from here; try again in {}", minutes(wait)))
+    })?;
+    let photo = door_photo(&state).await;
+    let visit = desk.ring(ring, photo.as_ref(), now()).await.map_err(internal)?;
+    let _ = state.control.command(|done| Command::Say { utterance: Utterance::VisitorRang, done }).await;
+    Ok(bare_page(
+        "The owner has been told",
+        html! {
+            section.card {
+                h1 { "Thank you, " (visit.name) }
+                p { "The owner has been told. If they let you in, your passcode arrives in a moment; type it on the "
+                    a href="/door" { "door page" } "." }
+            }
+        },
+    )
+    .into_response())
+}
+
+/// The best frame of a burst of the door camera; a ring goes on without one.
+async fn door_photo(state: &WebState) -> Option<crate::frame::Frame> {
+    let tuning = state.0.tuning.read().expect("tuning lock").clone();
+    let limits = state.0.door_config.with_tuning(&tuning).capture.limits();
+    let burst = capture::burst(state.camera.as_ref(), state.engine.as_ref(), limits, || {});
+    match tokio::time::timeout(PHOTO_TIMEOUT, burst).await {
+        Ok(Ok(capture)) => Some(capture.frame),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no photo of the visitor: the door camera failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("no photo of the visitor: the door camera gave none in time");
+            None
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> WebError {
+    WebError::Internal(e.to_string())
+}
+
+// ---- The virtual door: a passcode opens ---------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DoorForm {
+    csrf: String,
+    code: String,
+}
+
+fn door_form(token: &str, outcome: Option<(bool, &str)>) -> Markup {
+    bare_page(
+        "Door",
+        html! {
+            section.card {
+                h1 { "Door" }
+                @match outcome {
+                    Some((true, message)) => p.flash.ok role="status" { (message) },
+                    Some((false, message)) => p.flash.error role="alert" { (message) },
+                    None => p.hint { "Type the passcode you were sent." },
+                }
+                form.stack method="post" action="/door" {
+                    input type="hidden" name="csrf" value=(token);
+                    label for="code" { "Passcode" }
+                    input #code name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="12"
+                        pattern="[0-9 \\-]*" required autofocus;
+                    button.primary type="submit" { "Open" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn door_page(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    desk(&state)?;
+    let (token, new_token) = form_token(&headers);
+    Ok(with_form_cookie(&state, StatusCode::OK, new_token, door_form(&token, None)))
+}
+
+pub async fn open_with_passcode(
+    State(state): State<WebState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    Form(form): Form<DoorForm>,
+) -> Result<Response, WebError> {
+    let desk = desk(&state)?;
+    check_form_token(&headers, &form.csrf)?;
+    if form.code.len() > 12 {
+        return Err(WebError::BadRequest("a passcode has six digits".into()));
+    }
+    let attempt = state.auth().attempt(vec![SignInKey::address(address)]).await.map_err(|wait| {
+        tracing::warn!(?address, "passcode refused: too many wrong ones from this address");
+        WebError::TooManyAttempts(format!("too many wrong passcodes from here; try again in {}", minutes(wait)))
+    })?;
+    let secret = Secret::new(form.code);
+    let answer = state
+        .control
+        .ask(|reply| Command::PresentPass { credential: Credential::Passcode, secret, reply })
+        .await
+        .map_err(internal)?;
+    let tries = desk.passes().config().passcode_tries;
+    let (status, opened, message) = match answer {
+        Answer::Busy => (StatusCode::SERVICE_UNAVAILABLE, false, "The door is busy; try again in a moment.".to_owned()),
+        Answer::Concluded { decision: Decision::Granted, visitor, .. } => {
+            attempt.succeeded();
+            let name = visitor.unwrap_or_default();
+            (StatusCode::OK, true, format!("Welcome, {name}. The door is open."))
+        }
+        Answer::Concluded { reason, .. } => {
+            let why = match reason {
+                Reason::PassExpired => "This passcode has expired; ring again.".to_owned(),
+                Reason::PassUsed => "This passcode was already used; ring again.".to_owned(),
+                Reason::PasscodeLocked => "Too many wrong passcodes: this one is locked. Ring again.".to_owned(),
+                Reason::Disarmed => "The door is not taking passcodes now.".to_owned(),
+                Reason::LookupError => "The passcode cannot be checked now; try again in a moment.".to_owned(),
+                _ => format!("Permission denied. Check the code; after {tries} wrong ones, passcodes lock."),
+            };
+            (StatusCode::FORBIDDEN, false, why)
+        }
+    };
+    Ok((status, door_form(&form.csrf, Some((opened, &message)))).into_response())
+}
+
+// ---- The owner's decision ---------------------------------------------------------------------
+
+/// The signed part of an approve link.
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct LinkQuery {
+    until: i64,
+    sig: String,
+}
+
+/// Who may decide: the holder of a valid link, or a signed-in admin.
+enum Decider {
+    Link(LinkQuery),
+    Admin(User),
+}
+
+impl Decider {
+    fn name(&self) -> &str {
+        match self {
+            Decider::Link(_) => "the owner's link",
+            Decider::Admin(user) => &user.username,
+        }
+    }
+
+    /// The query to repeat on the photo and the form, so they hold as the page did.
+    fn query(&self) -> String {
+        match self {
+            Decider::Link(link) => format!("?until={}&sig={}", link.until, link.sig),
+            Decider::Admin(_) => String::new(),
+        }
+    }
+}
+
+async fn decider(state: &WebState, headers: &HeaderMap, id: VisitId, link: LinkQuery) -> Result<Decider, Response> {
+    let desk = desk(state).map_err(IntoResponse::into_response)?;
+    if !link.sig.is_empty() {
+        return match desk.link_holds(id, link.until, &link.sig, now()).await {
+            true => Ok(Decider::Link(link)),
+            false => Err(WebError::LinkExpired.into_response()),
+        };
+    }
+    let user = match cookie(headers, SESSION_COOKIE) {
+        Some(token) => state.auth().user(token, state.store()).await,
+        None => None,
+    };
+    match user {
+        Some(user) if user.is_admin() => Ok(Decider::Admin(user)),
+        Some(_) => Err(WebError::Forbidden.into_response()),
+        None => Err(Redirect::to("/login").into_response()),
+    }
+}
+
+pub async fn visit(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Query(link): Query<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let id = VisitId(id);
+    let decider = decider(&state, &headers, id, link).await?;
+    let visit = state.store().visits().visit(id).await.map_err(|e| WebError::from(e).into_response())?;
+    let visit = visit.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")).into_response())?;
+    let (token, new_token) = form_token(&headers);
+    let query = decider.query();
+    let pending = visit.status == VisitStatus::Pending;
+    let body = html! {
+        section.card {
+            h1 { (visit.name) " at " (visit.door) }
+            @if visit.photo.is_some() {
+                img.visitor-photo src=(format!("/visits/{id}/photo{query}")) alt=(format!("{} at the door", visit.name));
+            }
+            dl {
+                dt { "Rang" } dd { (time_cell(visit.at)) }
+                @if let Some(mobile) = &visit.mobile { dt { "Mobile" } dd { (mobile) } }
+                @if let Some(email) = &visit.email { dt { "E-mail" } dd { (email) } }
+                @if let Some(message) = &visit.message { dt { "Message" } dd { (message) } }
+                dt { "Status" } dd { (visit.status) @if let Some(by) = &visit.decided_by { " by " (by) } }
+            }
+            @if pending {
+                form.stack method="post" action=(format!("/visits/{id}{query}")) {
+                    input type="hidden" name="csrf" value=(token);
+                    button.primary type="submit" name="action" value="passcode" { "Send a passcode" }
+                    button type="submit" name="action" value="open" { "Open the door now" }
+                    button.danger type="submit" name="action" value="deny" { "Turn away" }
+                }
+            } @else {
+                p.hint { "This visit has been decided." }
+            }
+        }
+    };
+    let markup = bare_page(&format!("Visitor {}", visit.name), body);
+    Ok(with_form_cookie(&state, StatusCode::OK, new_token, markup))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DecideForm {
+    csrf: String,
+    action: String,
+}
+
+pub async fn decide(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Query(link): Query<LinkQuery>,
+    headers: HeaderMap,
+    Form(form): Form<DecideForm>,
+) -> Result<Response, Response> {
+    let id = VisitId(id);
+    let decider = decider(&state, &headers, id, link).await?;
+    check_form_token(&headers, &form.csrf).map_err(IntoResponse::into_response)?;
+    decide_as(&state, id, &decider, &form.action).await.map_err(IntoResponse::into_response)
+}
+
+async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &str) -> Result<Response, WebError> {
+    let desk = desk(state)?;
+    let by = decider.name();
+    let to = match action {
+        "passcode" => VisitStatus::Approved,
+        "open" => VisitStatus::Opened,
+        "deny" => VisitStatus::Denied,
+        other => return Err(WebError::BadRequest(format!("{other:?} is not a decision"))),
+    };
+    let visit =
+        state.store().visits().visit(id).await?.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")))?;
+    if !desk.claim(id, to, by, now()).await.map_err(internal)? {
+        return Ok(outcome_page("Already decided", "Someone has already decided this visit; nothing was done."));
+    }
+    tracing::info!(visit = %id, decision = %to, %by, "a visit was decided");
+    match to {
+        VisitStatus::Approved => match desk.send_passcode(&visit, now()).await.map_err(internal)? {
+            Sent::Delivered { channel, to } => {
+                Ok(outcome_page("Passcode sent", &format!("A passcode went to {} by {channel}.", to)))
+            }
+            Sent::NotSent { code, problem } => Ok(outcome_page(
+                "Passcode not sent",
+                &format!("It could not be sent ({problem}). Tell {} the passcode yourself: {code}", visit.name),
+            )),
+        },
+        VisitStatus::Opened => {
+            let answer = state
+                .control
+                .ask(|reply| Command::OpenForVisitor { by: by.to_owned(), visitor: visit.name.clone(), reply })
+                .await
+                .map_err(internal)?;
+            match answer {
+                Answer::Concluded { decision: Decision::Granted, .. } => {
+                    Ok(outcome_page("Door open", &format!("The door is open for {}.", visit.name)))
+                }
+                other => {
+                    desk.unclaim(id, VisitStatus::Opened, by, now()).await.map_err(internal)?;
+                    let why = match other {
+                        Answer::Busy => "the door is busy with someone at the reader",
+                        _ => "the door is disarmed",
+                    };
+                    Ok(outcome_page("Not opened", &format!("The door did not open: {why}. Try again.")))
+                }
+            }
+        }
+        _ => Ok(outcome_page("Turned away", &format!("{} was turned away.", visit.name))),
+    }
+}
+
+fn outcome_page(title: &str, message: &str) -> Response {
+    bare_page(title, html! { section.card { h1 { (title) } p { (message) } } }).into_response()
+}
+
+pub async fn visit_photo(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    Query(link): Query<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let id = VisitId(id);
+    decider(&state, &headers, id, link).await?;
+    let missing = || WebError::NotFound(format!("visit {id} has no photo"));
+    let found = async {
+        let visit = state.store().visits().visit(id).await?.ok_or_else(missing)?;
+        let name = visit.photo.ok_or_else(missing)?;
+        read_photo(&state, &name, missing).await
+    };
+    let (bytes, content_type) = found.await.map_err(IntoResponse::into_response)?;
+    Ok(image_response(bytes, content_type))
+}
+
+// ---- The Visitors list --------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    status: String,
+}
+
+pub async fn list(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let flash = state.auth().take_flash(&user);
+    if state.0.desk.is_none() {
+        let body = html! {
+            h1 { "Visitors" }
+            p { "Visitors are turned off. Set " code { "visitors.enabled = true" } ", " code { "visitors.tell" }
+                " and " code { "web.public_url" } " in the config file and restart FaceReko." }
+        };
+        return Ok(page(&user, flash, Section::Visitors, "Visitors", body).into_response());
+    }
+    let status = match query.status.as_str() {
+        "" => None,
+        text => Some(text.parse::<VisitStatus>().map_err(WebError::BadRequest)?),
+    };
+    let visits = state.store().visits().list_visits(&VisitQuery { limit: 100, offset: 0, status }).await?;
+    let body = html! {
+        h1 { "Visitors" }
+        p.hint { "People who rang at the door. Visits and their photos are deleted after the retention period." }
+        form.filters method="get" action="/visitors" {
+            label for="status" { "Status" }
+            select #status name="status" {
+                option value="" { "any" }
+                @for choice in VisitStatus::ALL {
+                    option value=(choice) selected[status == Some(*choice)] { (choice) }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        @if visits.is_empty() { p.muted { "No visits." } }
+        div.table-wrap { table.history.visits {
+            thead { tr { th { "Photo" } th { "Name" } th { "Contact" } th { "Rang" } th { "Status" } th {} } }
+            tbody {
+                @for visit in &visits {
+                    tr {
+                        td.photo-cell data-label="Photo" {
+                            @if visit.photo.is_some() {
+                                img.thumb src=(format!("/visits/{}/photo", visit.id)) alt="" loading="lazy";
+                            }
+                        }
+                        td data-label="Name" { a href=(format!("/visits/{}", visit.id)) { (visit.name) } }
+                        td data-label="Contact" {
+                            (visit.mobile.as_deref().unwrap_or("")) " " (visit.email.as_deref().unwrap_or(""))
+                        }
+                        td data-label="Rang" { (time_cell(visit.at)) }
+                        td data-label="Status" {
+                            (visit.status) @if let Some(by) = &visit.decided_by { " by " (by) }
+                        }
+                        td { (post_button(&user, &format!("/visitors/{}/forget", visit.id), "Forget", "danger",
+                                Some("Delete this visit, its photo and its contact now?"))) }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(page(&user, flash, Section::Visitors, "Visitors", body).into_response())
+}
+
+pub async fn forget(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    AdminForm(user, _form): AdminForm<Button>,
+) -> Result<Response, WebError> {
+    desk(&state)?.forget(VisitId(id)).await.map_err(internal)?;
+    tracing::info!(visit = id, by = %user.username, "a visit was forgotten");
+    state.auth().set_flash(&user, Flash::ok("The visit, its photo and its contact are deleted."));
+    Ok(Redirect::to("/visitors").into_response())
+}
