@@ -10,7 +10,7 @@ use facereko::config::Config;
 use facereko::hw::simulated::Output;
 use facereko::store::{VisitQuery, VisitStatus};
 
-use super::{ADMIN, App, Browser, flash};
+use super::{ADMIN, App, Browser, flash, said};
 use crate::common::smtp::{Security, SmtpServer};
 use crate::common::webhook::Receiver;
 
@@ -73,6 +73,7 @@ async fn a_visitor_rings_the_owner_sends_a_passcode_and_it_opens_once() {
     let rang = ring(&mut visitor, "Bob").await;
     assert_eq!(rang.status, StatusCode::OK, "{}", rang.text);
     assert!(rang.text.contains("The owner has been told"), "{}", rang.text);
+    assert_eq!(said(&app, 1).await, ["The owner has been told"], "the door says so too");
 
     // The owner opens the link from the mail in a browser that never signed in.
     let path = approve_path(&smtp, 1).await;
@@ -103,6 +104,10 @@ async fn a_visitor_rings_the_owner_sends_a_passcode_and_it_opens_once() {
     assert_eq!(reused.status, StatusCode::FORBIDDEN);
     assert!(reused.text.contains("already used"), "{}", reused.text);
     assert_eq!(wait_for_reason(&app, 2).await[0], Reason::PassUsed);
+    // What the door said, in order: the ring, the welcome, the refusal.
+    let phrases = said(&app, 3).await;
+    assert_eq!(phrases[..2], ["The owner has been told", "Welcome, Bob"]);
+    assert!(phrases[2].starts_with("Access denied"), "{phrases:?}");
 
     // The admin sees the visit as used, and may forget it.
     let mut admin = app.signed_in(ADMIN).await;
@@ -150,6 +155,7 @@ async fn wrong_passcodes_lock_and_links_hold_only_as_signed() {
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "try {try_number}");
         assert!(answer.text.contains("Permission denied"), "{}", answer.text);
     }
+    assert_eq!(said(&app, 5).await[1..5], ["That code is not right"; 4], "the door tells a wrong code apart");
     let fifth = visitor.post("/door", &[("code", wrong)]).await;
     assert!(fifth.text.contains("locked"), "the fifth wrong code locks: {}", fifth.text);
     let right = visitor.post("/door", &[("code", &code)]).await;
