@@ -20,7 +20,7 @@ use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
 use crate::notify::sms::SmsConfig;
 use crate::schedule::ScheduleConfig;
 use crate::store::DatabaseConfig;
-use crate::visitor::VisitorsConfig;
+use crate::visitor::{Contact, VisitorsConfig};
 use crate::voice::VoiceConfig;
 use crate::web::WebConfig;
 
@@ -212,18 +212,33 @@ impl Config {
         if uses(Section::Web) {
             self.web.check(&mut checks);
             self.visitors.check(&mut checks);
-            checks.check(
-                !self.visitors.enabled || self.web.enabled(),
-                "visitors.enabled",
-                "visitors ring and enter through the web app; set web.listen too",
-            );
-            checks.check(
-                !self.visitors.enabled || self.web.public_url.is_some(),
-                "visitors.enabled",
-                "the owner's message links to the visit through the web app's address; set web.public_url too",
-            );
+            if self.visitors.enabled {
+                self.check_visitors_reach(&mut checks);
+            }
         }
         checks.into_problems()
+    }
+
+    /// Visitors need the web app, its public address for the owner's link, and the channels
+    /// that `visitors.tell` names.
+    fn check_visitors_reach(&self, checks: &mut Checks) {
+        checks.check(
+            self.web.enabled(),
+            "visitors.enabled",
+            "visitors ring and enter through the web app; set web.listen too",
+        );
+        checks.check(
+            self.web.public_url.is_some(),
+            "visitors.enabled",
+            "the owner's message links to the visit through the web app's address; set web.public_url too",
+        );
+        for (i, owner) in self.visitors.owners().iter().enumerate() {
+            let (set_up, section) = match owner {
+                Contact::Email(_) => (self.email.enabled(), "[email] (email.server)"),
+                Contact::Sms(_) => (self.sms.enabled(), "[sms] (sms.url or sms.service = \"sns\")"),
+            };
+            checks.check(set_up, &format!("visitors.tell[{i}]"), format!("nothing can send it: set up {section}"));
+        }
     }
 
     /// What only running the door needs, on top of the problems of [`Section::ALL`].
@@ -612,5 +627,19 @@ mod tests {
         assert_eq!(loaded.config.api, defaults.api);
         assert_eq!(loaded.config.control, defaults.control);
         assert_eq!(loaded.config.voice, defaults.voice);
+        assert_eq!(loaded.config.visitors, defaults.visitors);
+    }
+
+    #[test]
+    fn visitors_need_the_web_app_its_address_and_the_channels_they_tell() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = "[visitors]\nenabled = true\ntell = [\"email:owner@example.com\", \"sms:+4915112345678\"]\n";
+        let sources = sources_in(dir.path(), Some(file));
+        let problems = load(&sources, Section::ALL).unwrap_err().problems;
+        let said: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        assert_eq!(said.len(), 4, "{said:#?}");
+        assert!(said[0].contains("set web.listen") && said[1].contains("set web.public_url"), "{said:#?}");
+        assert!(said[2].starts_with("visitors.tell[0]: nothing can send it: set up [email]"), "{said:#?}");
+        assert!(said[3].starts_with("visitors.tell[1]: nothing can send it: set up [sms]"), "{said:#?}");
     }
 }
