@@ -69,7 +69,7 @@ async fn run() {
     let (_lock, lock_rx) = watch::channel(Lock::Locked);
     let publisher = Publisher::new(config(&broker), "front".into(), store.clone()).unwrap();
     let drain_started = Instant::now();
-    let task = tokio::spawn(publisher.run(woken, lock_rx, |lock: &Lock| *lock));
+    let task = tokio::spawn(publisher.run(woken, lock_rx, |lock: &Lock| *lock, broadcast::channel(1).1));
     wait_for_backlog(store.as_ref(), 0).await;
     let drained = drain_started.elapsed();
     println!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::access::AccessEvent;
@@ -258,9 +258,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     warn_of_faces_to_reindex(store.as_ref(), engine.as_ref()).await;
     let door = start_door(&config, hardware, Arc::clone(&store), engine, journal, armed);
+    let desk = visitor_desk(&config, &door.link, couriers.clone());
     let publisher = publisher.map(|publisher| {
         let status = door.link.control.status.clone();
-        tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, |status: &Status| status.lock))
+        // Without visitors, a channel no one sends on.
+        let rings = desk.as_ref().map_or_else(|| broadcast::channel(1).1, Desk::notices);
+        let lock_of = |status: &Status| status.lock;
+        tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, lock_of, rings))
     });
     let sources = delivery_sources(&config);
     let deliverers: Vec<JoinHandle<()>> = couriers
@@ -283,7 +287,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (door_id, public_url) = (config.door.id.clone(), config.web.public_url.clone());
         tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
-    let desk = visitor_desk(&config, &door.link, couriers.clone());
     let forgetting = desk.clone().map(|desk| tokio::spawn(visitor::keep_forgetting(desk)));
     let control_server =
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));

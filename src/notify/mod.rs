@@ -139,6 +139,25 @@ pub fn kind_of(decision: Decision) -> &'static str {
     if decision == Decision::Granted { "success" } else { "failure" }
 }
 
+/// The JSON published on `<topic_prefix>/visitor` when a visitor rings: who, where, and the
+/// signed link that decides the visit. Not kept in the outbox: the link is only good for minutes,
+/// and the owner's e-mail and text messages carry it too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitorNotice {
+    pub visit: i64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub door: String,
+    pub name: String,
+    pub message: Option<String>,
+    /// The door camera's photo, under the photos folder.
+    pub photo: Option<String>,
+    pub link: Option<String>,
+}
+
+/// The topic suffix of [`VisitorNotice`]s.
+pub const VISITOR_TOPIC: &str = "visitor";
+
 /// The JSON published for an attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {

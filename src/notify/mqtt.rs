@@ -17,7 +17,7 @@ use rumqttc::{
 use tokio::sync::{broadcast, watch};
 
 use super::home_assistant::HomeAssistant;
-use super::{MqttConfig, Notification, kind_of, test_event};
+use super::{MqttConfig, Notification, VISITOR_TOPIC, VisitorNotice, kind_of, test_event};
 use crate::access::AccessEvent;
 use crate::hw::Lock;
 use crate::store::{OutboxItem, Store};
@@ -34,6 +34,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const SWEEP: Duration = Duration::from_secs(30);
 /// Deliveries between two prunings of the outbox.
 const PRUNE_EVERY: u32 = 100;
+/// Rings kept while the broker is away, and how long one stays worth publishing: the owner's
+/// e-mail and text messages carry the same link, which is good for minutes only.
+const WAITING_RINGS: usize = 16;
+const RING_FRESH_FOR: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -214,6 +218,8 @@ pub struct Publisher {
     last_taken: i64,
     delivered_since_prune: u32,
     last_lock: Option<Lock>,
+    /// Rings that came while the broker was away, published once it is back if still fresh.
+    waiting_rings: VecDeque<(Instant, VisitorNotice)>,
 }
 
 impl Publisher {
@@ -234,16 +240,19 @@ impl Publisher {
             last_taken: 0,
             delivered_since_prune: 0,
             last_lock: None,
+            waiting_rings: VecDeque::new(),
         })
     }
 
     /// Runs until the task is dropped. `written` wakes it for each new log row; `lock_of` reads
     /// the lock from each new `door` state, for Home Assistant.
+    /// `visitors` brings the notices of visitors' rings, published as they come.
     pub async fn run<S>(
         mut self,
         mut written: broadcast::Receiver<AccessEvent>,
         mut door: watch::Receiver<S>,
         lock_of: fn(&S) -> Lock,
+        mut visitors: broadcast::Receiver<VisitorNotice>,
     ) {
         self.prune().await;
         let mut backoff = FIRST_BACKOFF;
@@ -276,6 +285,7 @@ impl Publisher {
                     let lock = lock_of(&door.borrow_and_update());
                     self.publish_lock(lock);
                 }
+                Ok(notice) = visitors.recv() => self.publish_visitor(notice),
             }
         }
     }
@@ -297,6 +307,11 @@ impl Publisher {
                 }
                 if let Some(lock) = self.last_lock.take() {
                     self.publish_lock(lock);
+                }
+                for (rang, notice) in std::mem::take(&mut self.waiting_rings) {
+                    if rang.elapsed() < RING_FRESH_FOR {
+                        self.publish_visitor(notice);
+                    }
                 }
                 self.send_pending().await;
                 return true;
@@ -386,6 +401,19 @@ impl Publisher {
         {
             self.enqueue(Sent::Other, topic, true, payload);
         }
+    }
+
+    fn publish_visitor(&mut self, notice: VisitorNotice) {
+        if !self.connected {
+            tracing::info!(visit = notice.visit, "the visitor's ring waits for the MQTT broker");
+            if self.waiting_rings.len() == WAITING_RINGS {
+                self.waiting_rings.pop_front();
+            }
+            self.waiting_rings.push_back((Instant::now(), notice));
+            return;
+        }
+        let payload = serde_json::to_vec(&notice).expect("visitor notices serialise");
+        self.enqueue(Sent::Other, self.config.topic(VISITOR_TOPIC), false, payload);
     }
 
     fn enqueue(&mut self, what: Sent, topic: String, retain: bool, payload: Vec<u8>) {

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::broadcast;
 
 use super::{Contact, Passes, VisitorError, valid_email, valid_mobile};
 use crate::frame::Frame;
+use crate::notify::VisitorNotice;
 use crate::notify::delivery::{Courier, Outcome, Story};
 use crate::photos::Photos;
 use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus};
@@ -69,6 +72,8 @@ pub struct Desk {
     couriers: Vec<Arc<dyn Courier>>,
     photos: Photos,
     public_url: Option<String>,
+    /// Rings, for the MQTT publisher.
+    notices: broadcast::Sender<VisitorNotice>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -81,7 +86,13 @@ impl std::fmt::Debug for Desk {
 impl Desk {
     pub fn new(passes: Passes, couriers: Vec<Arc<dyn Courier>>, photos: Photos, public_url: Option<String>) -> Self {
         let public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
-        Self { passes, couriers, photos, public_url }
+        let notices = broadcast::Sender::new(16);
+        Self { passes, couriers, photos, public_url, notices }
+    }
+
+    /// The notices of rings as they come, for the MQTT publisher.
+    pub fn notices(&self) -> broadcast::Receiver<VisitorNotice> {
+        self.notices.subscribe()
     }
 
     pub fn passes(&self) -> &Passes {
@@ -148,6 +159,17 @@ impl Desk {
             ),
             link,
         };
+        let notice = VisitorNotice {
+            visit: visit.id.0,
+            time: visit.at.format(&Rfc3339).unwrap_or_default(),
+            door: visit.door.clone(),
+            name: visit.name.clone(),
+            message: visit.message.clone(),
+            photo: visit.photo.clone(),
+            link: story.link.clone(),
+        };
+        // Nobody listening (MQTT off) is the usual case.
+        let _ = self.notices.send(notice);
         let photo = visit.photo.as_deref().and_then(|name| self.photos.path_of(name));
         for owner in self.passes.config.owners() {
             let id = format!("visit-{}-{}", visit.id, now.unix_timestamp());

@@ -239,3 +239,72 @@ async fn a_local_broker_takes_a_username_and_a_password_from_a_file() {
     assert!(said.contains("check the credentials"), "{said}");
     assert!(!said.contains("hunter2"), "the password is never shown: {said}");
 }
+
+/// Rings on the visitor page at `port` as a phone's browser would: the form's page first, for
+/// its double-submit cookie and token, then the form. Returns the answer's status code.
+fn ring_over_http(port: u16, fields: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let exchange = |request: String| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let page = exchange("GET /visit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned());
+    let between = |text: &str, start: &str, end: char| {
+        let from = text.find(start).unwrap_or_else(|| panic!("no {start} in {text}")) + start.len();
+        text[from..].split(end).next().unwrap().to_owned()
+    };
+    let cookie = between(&page, "facereko_form=", ';');
+    let token = between(&page, "name=\"csrf\" value=\"", '"');
+    let mut form = vec![("csrf", token.as_str())];
+    form.extend_from_slice(fields);
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    let answer = exchange(format!(
+        "POST /visit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: facereko_form={cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitors_ring_is_published_with_the_link_that_decides_it() {
+    let broker = Mosquitto::start();
+    let smtp = crate::common::smtp::SmtpServer::start(crate::common::smtp::Security::Plain);
+    let subscriber = Subscriber::connect(&broker, &["FaceReko/visitor"]).await;
+    let port = crate::common::free_port();
+    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
+    let mut door = door_for(
+        &broker,
+        &[
+            ("web.listen", &listen),
+            ("web.public_url", "\"https://door.example.com\""),
+            ("visitors.enabled", "true"),
+            ("visitors.tell", "[\"email:owner@example.com\"]"),
+            ("email.server", "\"localhost\""),
+            ("email.port", &smtp_port),
+            ("email.security", "\"plain\""),
+            ("email.from", "\"door@example.com\""),
+            ("email.to", "[\"owner@example.com\"]"),
+        ],
+    );
+    door.start();
+    door.wait_for("the web app", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let rang = ring_over_http(port, &[("name", "Bob"), ("email", "bob@example.com"), ("message", "Parcel")]);
+    assert_eq!(rang, 200, "{}", door.daemon_log());
+
+    subscriber.wait_until("the ring", || door.daemon_log(), |messages| !messages.is_empty()).await;
+    let notice = subscriber.messages()[0].json();
+    assert_eq!(notice["name"], "Bob");
+    assert_eq!(notice["door"], "front");
+    assert_eq!(notice["message"], "Parcel");
+    assert_eq!(notice["visit"], 1);
+    let link = notice["link"].as_str().unwrap();
+    assert!(link.starts_with("https://door.example.com/visits/1?until="), "{notice}");
+    // The same link as in the owner's mail.
+    let mail = smtp.wait_for_async(1, Duration::from_secs(20)).await.remove(0);
+    assert!(mail["text"].as_str().unwrap().contains(link), "{mail}");
+}
