@@ -2,17 +2,19 @@
 //! real SMTP server; that picture, drawn on a phone held a little askew before the simulated
 //! camera, blurred and JPEG-compressed as a camera would deliver it, opens the door once through
 //! the scanner. The same code after the repeat window is used up, a code with one changed
-//! character is forged and an expired pass is expired.
+//! character is forged, an expired pass is expired and a signed token without its pass is forged.
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use facereko::access::Reason;
+use facereko::access::{Credential, Reason};
+use facereko::checks::Secret;
+use facereko::driver::{Answer, Command};
 use facereko::frame::Frame;
 use facereko::hw::simulated::Output;
 use facereko::qr_scan::{self, Pace};
-use facereko::store::{NewVisit, PassKind, Visit, VisitStatus};
+use facereko::store::{NewVisit, PassKind, Visit, VisitId, VisitStatus};
 use facereko::visitor::{Passes, QrToken, qr_png};
 use image::GrayImage;
 use time::OffsetDateTime;
@@ -209,6 +211,19 @@ async fn a_mailed_qr_pass_opens_once_and_changed_or_late_ones_do_not() {
     let two_hours_ago = OffsetDateTime::now_utc() - Duration::from_secs(7200);
     let late = passes(&app).issue_qr(&dave, Duration::from_secs(3600), 1, two_hours_ago).await.unwrap();
     assert_eq!(scan_until(&app, &drawn(&late), 4).await, Reason::PassExpired);
+
+    // Signed with the site's key but for no stored pass (forgotten, or the database made anew).
+    let key = passes(&app).key().await.unwrap().clone();
+    let until = (OffsetDateTime::now_utc() + Duration::from_secs(3600)).unix_timestamp();
+    let orphan = Secret::new(QrToken::new(&key, &door, VisitId(9999), until).to_string());
+    let answer = app
+        ._door
+        .link
+        .control
+        .ask(|reply| Command::PresentPass { credential: Credential::QrPass, secret: orphan, reply })
+        .await
+        .unwrap();
+    assert!(matches!(answer, Answer::Concluded { reason: Reason::PassForged, .. }), "{answer:?}");
     assert_eq!(relay_on(), 1, "nothing else opened the door");
 }
 
