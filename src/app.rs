@@ -1,6 +1,6 @@
 //! Wiring: the one place that starts the daemon's parts in order (store, engine, hardware, door
-//! driver, control socket, web app, face API, MQTT publisher, message deliverers) and stops them
-//! on one path.
+//! driver, control socket, web app, face API, MQTT publisher, message deliverers, QR pass scanner)
+//! and stops them on one path.
 
 use std::future::Future;
 use std::path::Path;
@@ -31,6 +31,7 @@ use crate::notify::rules::{NotifySections, Rule};
 use crate::notify::sms::{SmsError, SmsService, Texter};
 use crate::notify::sns::SnsTexter;
 use crate::photos::Photos;
+use crate::qr_scan;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
 use crate::visitor::{self, Desk, Passes};
@@ -288,6 +289,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
     let forgetting = desk.clone().map(|desk| tokio::spawn(visitor::keep_forgetting(desk)));
+    let qr_scanner = door.link.passes.clone().map(|passes| {
+        let (camera, control) = (Arc::clone(&door.link.camera), door.link.control.clone());
+        tokio::spawn(qr_scan::run(passes, camera, control, qr_scan::Pace::default()))
+    });
     let control_server =
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
@@ -318,7 +323,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(forgetting) {
+    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(forgetting).chain(qr_scanner) {
         task.abort();
     }
     match store.door().write_kept_rows().await {

@@ -24,6 +24,7 @@ pub mod models;
 mod names;
 pub mod notify;
 pub mod photos;
+pub mod qr_scan;
 pub mod schedule;
 pub mod serving;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The visitor's side of the door: a ring is kept with the door camera's photo and the owner is
-//! told with a signed link; the owner's decision is taken once, and a passcode goes to the visitor.
+//! told with a signed link; the owner's decision is taken once, and a passcode or a QR pass goes
+//! to the visitor.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
-use super::{Contact, Passes, VisitorError, valid_email, valid_mobile};
+use super::{Contact, Passes, VisitorError, qr_png, valid_email, valid_mobile};
 use crate::frame::Frame;
 use crate::notify::VisitorNotice;
 use crate::notify::delivery::{Courier, Outcome, Story};
@@ -56,12 +57,13 @@ impl Ring {
     }
 }
 
-/// How a passcode reached the visitor, or why it did not.
+/// How a passcode or a QR pass reached the visitor, or why it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
     /// Sent on `channel` to `to`.
     Delivered { channel: Channel, to: String },
-    /// It could not be sent; the owner may pass the code on themselves.
+    /// It could not be sent; the owner may pass the code (a passcode, or a QR pass's token) on
+    /// themselves.
     NotSent { code: String, problem: String },
 }
 
@@ -258,6 +260,53 @@ impl Desk {
             if problems.is_empty() { "the visitor left no way to reach them".into() } else { problems.join("; ") };
         tracing::warn!(visit = %visit.id, %problem, "cannot send the passcode to the visitor");
         Ok(Sent::NotSent { code, problem })
+    }
+
+    /// E-mails the visitor of an approved visit a QR pass to show to the door camera, good
+    /// `visitors.qr_uses` times within `visitors.qr_lifetime`.
+    pub async fn send_qr_pass(&self, visit: &Visit, now: OffsetDateTime) -> Result<Sent, VisitorError> {
+        let config = &self.passes.config;
+        let Some(email) = visit.email.clone() else {
+            tracing::warn!(visit = %visit.id, "cannot send a QR pass: the visitor left no e-mail address");
+            let problem = "the visitor left no e-mail address".to_owned();
+            return Ok(Sent::NotSent { code: String::new(), problem });
+        };
+        let token = self.passes.issue_qr(visit, config.qr_lifetime, config.qr_uses, now).await?;
+        let until = now + config.qr_lifetime;
+        let times = match config.qr_uses {
+            1 => "once".to_owned(),
+            uses => format!("up to {uses} times"),
+        };
+        let story = Story {
+            subject: format!("Your QR pass for {}", visit.door),
+            sentence: format!(
+                "Show this QR code to the door camera at {}, with your screen bright: it opens the door {times}, \
+                 until {} {:02}:{:02} UTC.",
+                visit.door,
+                until.date(),
+                until.hour(),
+                until.minute()
+            ),
+            link: None,
+        };
+        // The mail takes its picture from a file: one in the photos folder, deleted once sent.
+        let png = qr_png(&token)?;
+        let frame = Frame::from_bytes(png, "QR pass").map_err(|e| VisitorError::QrImage(e.to_string()))?;
+        let name = self.photos.save(&frame, now).map_err(|e| VisitorError::QrImage(e.to_string()))?;
+        let id = format!("qr-{}-{}", visit.id, now.unix_timestamp_nanos());
+        let contact = Contact::Email(email.clone());
+        let sent = self.send(&contact, &story, self.photos.path_of(&name).as_deref(), &id).await;
+        self.remove_photo(&name);
+        match sent {
+            Ok(channel) => {
+                tracing::info!(visit = %visit.id, "QR pass e-mailed to the visitor");
+                Ok(Sent::Delivered { channel, to: email })
+            }
+            Err(problem) => {
+                tracing::warn!(visit = %visit.id, %problem, "cannot send the QR pass to the visitor");
+                Ok(Sent::NotSent { code: token.to_string(), problem })
+            }
+        }
     }
 
     /// Deletes a visit, its passes and its photo at once.

@@ -302,6 +302,9 @@ pub async fn visit(
                 form.stack method="post" action=(format!("/visits/{id}{query}")) {
                     input type="hidden" name="csrf" value=(token);
                     button.primary type="submit" name="action" value="passcode" { "Send a passcode" }
+                    @if visit.email.is_some() {
+                        button type="submit" name="action" value="qr" { "Send a QR pass by e-mail" }
+                    }
                     button type="submit" name="action" value="open" { "Open the door now" }
                     button.danger type="submit" name="action" value="deny" { "Turn away" }
                 }
@@ -338,7 +341,7 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
     let desk = desk(state)?;
     let by = decider.name();
     let to = match action {
-        "passcode" => VisitStatus::Approved,
+        "passcode" | "qr" => VisitStatus::Approved,
         "open" => VisitStatus::Opened,
         "deny" => VisitStatus::Denied,
         other => return Err(WebError::BadRequest(format!("{other:?} is not a decision"))),
@@ -350,6 +353,20 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
     }
     tracing::info!(visit = %id, decision = %to, %by, "a visit was decided");
     match to {
+        VisitStatus::Approved if action == "qr" => match desk.send_qr_pass(&visit, now()).await.map_err(internal)? {
+            Sent::Delivered { to, .. } => Ok(outcome_page(
+                "QR pass sent",
+                &format!("A QR pass went to {to}; {} shows it to the door camera.", visit.name),
+            )),
+            Sent::NotSent { problem, .. } => {
+                // Undecided again, so that the owner can choose a passcode or open from afar.
+                desk.unclaim(id, VisitStatus::Approved, by, now()).await.map_err(internal)?;
+                Ok(outcome_page(
+                    "QR pass not sent",
+                    &format!("It could not be sent ({problem}). Send a passcode instead, or open the door now."),
+                ))
+            }
+        },
         VisitStatus::Approved => match desk.send_passcode(&visit, now()).await.map_err(internal)? {
             Sent::Delivered { channel, to } => {
                 Ok(outcome_page("Passcode sent", &format!("A passcode went to {} by {channel}.", to)))

@@ -1305,4 +1305,5 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
 
+mod qr;
 mod visitors;

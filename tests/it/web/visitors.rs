@@ -16,10 +16,10 @@ use crate::common::webhook::Receiver;
 
 const OWNER: &str = "owner@example.com";
 const MOBILE: &str = "+4915100000009";
-const WAIT: Duration = Duration::from_secs(20);
+pub(super) const WAIT: Duration = Duration::from_secs(20);
 
 /// Visitors on, the owner told by e-mail through `smtp`, passcodes texted through `sms`.
-fn with_visitors(config: &mut Config, smtp: &SmtpServer, sms: &Receiver) {
+pub(super) fn with_visitors(config: &mut Config, smtp: &SmtpServer, sms: &Receiver) {
     config.visitors.enabled = true;
     config.visitors.tell = vec![format!("email:{OWNER}")];
     config.web.listen = "127.0.0.1:0".into();
@@ -33,7 +33,7 @@ fn with_visitors(config: &mut Config, smtp: &SmtpServer, sms: &Receiver) {
 }
 
 /// The path of the approve link in the owner's latest mail.
-async fn approve_path(smtp: &SmtpServer, count: usize) -> String {
+pub(super) async fn approve_path(smtp: &SmtpServer, count: usize) -> String {
     let mail = smtp.wait_for_async(count, WAIT).await.remove(count - 1);
     assert_eq!(mail["rcpt_tos"], serde_json::json!([OWNER]));
     let text = mail["text"].as_str().unwrap().to_owned();
