@@ -288,7 +288,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let (door_id, public_url) = (config.door.id.clone(), config.web.public_url.clone());
         tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
-    let forgetting = desk.clone().map(|desk| tokio::spawn(visitor::keep_forgetting(desk)));
+    let tidying = desk.clone().map(|desk| tokio::spawn(visitor::keep_tidy(desk)));
     let qr_scanner = door.link.passes.clone().map(|passes| {
         let (camera, control) = (Arc::clone(&door.link.camera), door.link.control.clone());
         tokio::spawn(qr_scan::run(passes, camera, control, qr_scan::Pace::default()))
@@ -323,7 +323,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(forgetting).chain(qr_scanner) {
+    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(tidying).chain(qr_scanner) {
         task.abort();
     }
     match store.door().write_kept_rows().await {

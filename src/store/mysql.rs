@@ -1098,6 +1098,14 @@ impl Visits for MysqlStore {
         Ok(photo.flatten())
     }
 
+    async fn expire_visits(&self, undecided_before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visit_rows::EXPIRE_UNDECIDED, (to_millis(undecided_before),)).await.map_err(db_error)?;
+        let undecided = conn.affected_rows();
+        conn.exec_drop(visit_rows::EXPIRE_SPENT, (to_millis(now),)).await.map_err(db_error)?;
+        Ok(undecided + conn.affected_rows())
+    }
+
     async fn forget_visits_before(&self, cutoff: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         let cutoff = to_millis(cutoff);
         let mut conn = self.conn().await?;

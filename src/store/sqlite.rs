@@ -1252,6 +1252,16 @@ impl Visits for SqliteStore {
         .await
     }
 
+    async fn expire_visits(&self, undecided_before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.with_conn(move |conn| {
+            let undecided =
+                conn.execute(visit_rows::EXPIRE_UNDECIDED, [to_millis(undecided_before)]).map_err(db_error)?;
+            let spent = conn.execute(visit_rows::EXPIRE_SPENT, [to_millis(now)]).map_err(db_error)?;
+            Ok((undecided + spent) as u64)
+        })
+        .await
+    }
+
     async fn forget_visits_before(&self, cutoff: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         let cutoff = to_millis(cutoff);
         self.with_conn(move |conn| {

@@ -58,6 +58,13 @@ pub static PASSCODES_TO_LOCK: LazyLock<String> = LazyLock::new(|| {
 pub static LOCK_PASSCODES: LazyLock<String> =
     LazyLock::new(|| format!("UPDATE passes SET locked = 1 WHERE {} AND wrong_tries >= ?", *LIVE_PASSCODES));
 
+/// Value: the time (ms) a visit must have rung before to expire undecided.
+pub const EXPIRE_UNDECIDED: &str = "UPDATE visits SET status = 'expired' WHERE status = 'pending' AND at_ms < ?";
+/// Value: now (ms).
+pub const EXPIRE_SPENT: &str = "UPDATE visits SET status = 'expired' WHERE status = 'approved' AND NOT EXISTS \
+                                (SELECT 1 FROM passes WHERE passes.visit_id = visits.id AND passes.locked = 0 \
+                                AND passes.uses_left > 0 AND passes.expires_at_ms > ?)";
+
 // Forgetting a visit deletes its passes first rather than leaving them to the cascade, which
 // SQLite applies only while foreign keys are switched on. The value of these three: the visit id.
 pub const VISIT_PHOTO: &str = "SELECT photo FROM visits WHERE id = ?";

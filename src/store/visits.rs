@@ -143,6 +143,10 @@ pub trait Visits: Send + Sync {
     -> Result<Vec<VisitId>, StoreError>;
     /// Deletes the visit and its passes; returns its photo, for the caller to delete.
     async fn forget_visit(&self, id: VisitId) -> Result<Option<String>, StoreError>;
+    /// Marks `expired` the visits nobody decided that rang before `undecided_before`, and the
+    /// approved ones none of whose passes can open any more at `now` (ended, used up or locked);
+    /// returns how many.
+    async fn expire_visits(&self, undecided_before: OffsetDateTime, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// Deletes visits made before `cutoff` and their passes; returns their photos.
     async fn forget_visits_before(&self, cutoff: OffsetDateTime) -> Result<Vec<String>, StoreError>;
 }

@@ -318,6 +318,13 @@ impl Desk {
     }
 
     /// Deletes visits older than the retention period, with their photos; returns how many.
+    /// Marks expired the visits nobody decided while their link held, and the approved ones whose
+    /// passes can no longer open; returns how many.
+    pub async fn expire(&self, now: OffsetDateTime) -> Result<u64, VisitorError> {
+        let undecided_before = now - self.passes.config.approve_link_lifetime;
+        Ok(self.store().visits().expire_visits(undecided_before, now).await?)
+    }
+
     pub async fn forget_old(&self, now: OffsetDateTime) -> Result<usize, VisitorError> {
         let photos = self.store().visits().forget_visits_before(now - self.passes.config.retention).await?;
         for photo in &photos {

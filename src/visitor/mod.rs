@@ -457,12 +457,23 @@ impl Passes {
     }
 }
 
-/// Deletes visits past their retention period, hourly, until the task is aborted.
-pub async fn keep_forgetting(desk: Desk) {
-    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        hourly.tick().await;
-        match desk.forget_old(OffsetDateTime::now_utc()).await {
+/// Keeps the visits up to date until the task is aborted: every minute, visits nobody decided in
+/// time and approved ones whose passes can no longer open are marked expired; every hour, visits
+/// past their retention period are deleted.
+pub async fn keep_tidy(desk: Desk) {
+    let mut minutely = tokio::time::interval(Duration::from_secs(60));
+    for minute in 0u64.. {
+        minutely.tick().await;
+        let now = OffsetDateTime::now_utc();
+        match desk.expire(now).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "visits nobody decided in time, or whose passes ran out, expired"),
+            Err(e) => tracing::warn!(error = %e, "cannot mark expired visits; trying again in a minute"),
+        }
+        if minute % 60 != 0 {
+            continue;
+        }
+        match desk.forget_old(now).await {
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "visits past their retention period were deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old visits; trying again in an hour"),

@@ -348,6 +348,12 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
     };
     let visit =
         state.store().visits().visit(id).await?.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")))?;
+    if visit.status == VisitStatus::Expired {
+        return Ok(outcome_page(
+            "Expired",
+            "Nobody decided this visit in time; nothing was done. They can ring again.",
+        ));
+    }
     if !desk.claim(id, to, by, now()).await.map_err(internal)? {
         return Ok(outcome_page("Already decided", "Someone has already decided this visit; nothing was done."));
     }

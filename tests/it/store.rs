@@ -926,6 +926,38 @@ async fn forgetting_visits_deletes_their_passes_and_hands_back_photos(store: &dy
     assert!(visits.forget_visits_before(at(10)).await.unwrap().is_empty());
 }
 
+async fn visits_expire_undecided_or_with_no_pass_left_to_open(store: &dyn Store) {
+    let visits = store.visits();
+    let approve = |id| visits.move_visit(id, VisitStatus::Pending, VisitStatus::Approved, "ada", at(5));
+    let undecided_old = visits.add_visit(&ring(1, None)).await.unwrap().id;
+    let undecided_new = visits.add_visit(&ring(100, None)).await.unwrap().id;
+    let [live, spent, locked, ended] = [2, 3, 4, 6].map(|n| ring(n, None));
+    let mut approved = Vec::new();
+    for new in [live, spent, locked, ended] {
+        let id = visits.add_visit(&new).await.unwrap().id;
+        assert!(approve(id).await.unwrap());
+        approved.push(id);
+    }
+    let [live, spent, locked, ended] = approved[..] else { unreachable!() };
+    add_pass(store, live, "front", PassKind::Qr, at(1000), 1).await;
+    let used = add_pass(store, spent, "front", PassKind::Passcode, at(1000), 1).await;
+    assert!(visits.use_pass(used, at(60)).await.unwrap());
+    add_pass(store, locked, "front", PassKind::Passcode, at(1000), 1).await;
+    assert_eq!(visits.wrong_passcode("front", at(60), 1).await.unwrap(), [locked]);
+    add_pass(store, ended, "front", PassKind::Passcode, at(90), 1).await;
+
+    // Undecided before 50, and every approved visit but the live one by 100.
+    assert_eq!(visits.expire_visits(at(50), at(100)).await.unwrap(), 4);
+    let status = |id| async move { visits.visit(id).await.unwrap().unwrap().status };
+    assert_eq!(status(undecided_old).await, VisitStatus::Expired);
+    assert_eq!(status(undecided_new).await, VisitStatus::Pending);
+    assert_eq!(status(live).await, VisitStatus::Approved);
+    for id in [spent, locked, ended] {
+        assert_eq!(status(id).await, VisitStatus::Expired, "visit {id}");
+    }
+    assert_eq!(visits.expire_visits(at(50), at(100)).await.unwrap(), 0, "nothing twice");
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -991,4 +1023,5 @@ conformance!(
     of_two_racing_uses_of_a_last_use_one_wins,
     wrong_passcodes_lock_the_live_passcodes_at_their_door,
     forgetting_visits_deletes_their_passes_and_hands_back_photos,
+    visits_expire_undecided_or_with_no_pass_left_to_open,
 );

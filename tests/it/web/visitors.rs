@@ -194,6 +194,15 @@ async fn the_owner_opens_from_afar_and_visitor_pages_are_off_by_default() {
     let visit = &app.store.visits().list_visits(&VisitQuery::default()).await.unwrap()[0];
     assert_eq!((visit.status, visit.decided_by.as_deref()), (VisitStatus::Opened, Some(ADMIN)));
 
+    // A visit nobody decided in time expires, and its link then does nothing.
+    ring(&mut visitor, "Eve").await;
+    let late = approve_path(&smtp, 2).await;
+    let now = time::OffsetDateTime::now_utc();
+    app.store.visits().expire_visits(now + Duration::from_secs(3600), now).await.unwrap();
+    let expired = admin.post(late.split('?').next().unwrap(), &[("action", "open")]).await;
+    assert!(expired.text.contains("Nobody decided this visit in time"), "{}", expired.text);
+    assert_eq!(app.wait_for_rows(1).await.len(), 1, "the door did not open again");
+
     let off = App::simulated().await;
     let mut stranger = off.browser([192, 0, 2, 13]);
     assert_eq!(stranger.get("/visit").await.status, StatusCode::NOT_FOUND);
