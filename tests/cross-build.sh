@@ -37,7 +37,7 @@ check() {
     backends=$(qemu-aarch64 "$binary" hw list)
     grep -q "reader   simulated, mfrc522" <<<"$backends" || { echo "$backends"; exit 1; }
     local models="${FACEREKO_TEST_MODELS:?the models cache is set by tests/run.sh}"
-    local scratch
+    # Global, not local: the EXIT trap runs after check() has returned, under `set -u`.
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
     RUST_LOG=error qemu-aarch64 "$binary" --set data_dir="$scratch" --set engine.models_dir="$models" \
