@@ -164,6 +164,17 @@ impl App {
     async fn armed(&self) -> bool {
         self.state.control.status.borrow().armed
     }
+
+    /// Waits until the recorder, which writes in the background, has stored `armed` for the next start.
+    async fn wait_for_stored_armed(&self, armed: bool) {
+        for _ in 0..500 {
+            if self.store.door().armed().await.is_ok_and(|stored| stored == armed) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the store did not keep armed = {armed} for the next start");
+    }
 }
 
 struct Answer {
@@ -557,7 +568,7 @@ async fn arming_and_disarming_take_effect_in_the_running_door() {
 
     assert_eq!(admin.post("/disarm", &[]).await.location(), "/");
     assert!(!app.armed().await);
-    assert!(app.store.door().armed().await.is_ok_and(|armed| !armed), "stored for the next start");
+    app.wait_for_stored_armed(false).await;
     let page = admin.get("/").await.text;
     assert!(page.contains("Disarmed: taps are logged"), "{}", flash(&page));
     tokio::time::sleep(Duration::from_millis(20)).await;
