@@ -23,7 +23,7 @@ use crate::access::{Credential, Decision, Reason};
 use crate::capture;
 use crate::checks::Secret;
 use crate::driver::{Answer, Command};
-use crate::store::{KnownVisitor, StoreError, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
+use crate::store::{KnownVisitor, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
 use crate::visitor::{Desk, Ring, Sent, edited_details};
 use crate::voice::Utterance;
 
