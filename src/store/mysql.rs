@@ -1131,10 +1131,8 @@ async fn read_known_visitor(conn: &mut impl Queryable, id: VisitorId) -> Result<
 /// Whether the visitor is there, locking their row until the transaction ends (so that a forget
 /// at once waits rather than leaving a face or a link behind).
 async fn lock_known_visitor(tx: &mut impl Queryable, id: VisitorId) -> Result<bool, StoreError> {
-    let count: Option<i64> = tx
-        .exec_first(format!("{} FOR UPDATE", visitor_rows::COUNT_KNOWN_VISITOR), (id.0,))
-        .await
-        .map_err(db_error)?;
+    let count: Option<i64> =
+        tx.exec_first(format!("{} FOR UPDATE", visitor_rows::COUNT_KNOWN_VISITOR), (id.0,)).await.map_err(db_error)?;
     Ok(count.unwrap_or(0) > 0)
 }
 

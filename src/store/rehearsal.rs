@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
-    KnownVisitors, Settings, Store, StoreError, Visits,
+    AccessLog, Accounts, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
+    Schedules, Schema, Settings, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;

@@ -39,11 +39,13 @@ pub const TOUCH_KNOWN_VISITOR: &str = "UPDATE known_visitors SET last_visit_ms =
 pub const INSERT_VISITOR_FACE: &str =
     "INSERT INTO visitor_faces(visitor_id, kind, descriptor, added_ms) VALUES (?, ?, ?, ?)";
 /// The oldest of a visitor's faces to keep. Values: the visitor, how many to keep less one.
-pub const OLDEST_FACE_KEPT: &str = "SELECT id FROM visitor_faces WHERE visitor_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?";
+pub const OLDEST_FACE_KEPT: &str =
+    "SELECT id FROM visitor_faces WHERE visitor_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?";
 /// Values: the visitor, the oldest face kept.
 pub const DELETE_OLDER_FACES: &str = "DELETE FROM visitor_faces WHERE visitor_id = ? AND id < ?";
 /// Value: the kind.
-pub const SELECT_VISITOR_FACES: &str = "SELECT id, visitor_id, descriptor FROM visitor_faces WHERE kind = ? ORDER BY id";
+pub const SELECT_VISITOR_FACES: &str =
+    "SELECT id, visitor_id, descriptor FROM visitor_faces WHERE kind = ? ORDER BY id";
 
 /// Which visitors to forget: the one with an id, or those last here before a time (ms); each
 /// statement of [`ForgetVisitors`] takes that one value.

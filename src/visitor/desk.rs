@@ -18,8 +18,8 @@ use crate::notify::delivery::{Courier, Outcome, Story};
 use crate::photos::Photos;
 use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus};
 
-pub use known::{Recognised, edited_details};
 use known::Told;
+pub use known::{Recognised, edited_details};
 
 /// What the approve link allows.
 const DECIDE: &str = "decide";

@@ -1000,7 +1000,10 @@ async fn known_visitors_are_kept_edited_and_listed_last_here_first(store: &dyn S
     assert!(edited.auto_pass);
     visitors.set_auto_pass(alice.id, false).await.unwrap();
     assert!(!known(store, alice.id).await.auto_pass);
-    assert_eq!(message(visitors.update_known_visitor(VisitorId(999_999), &renamed).await), "no known visitor with id 999999");
+    assert_eq!(
+        message(visitors.update_known_visitor(VisitorId(999_999), &renamed).await),
+        "no known visitor with id 999999"
+    );
     assert_eq!(message(visitors.set_auto_pass(VisitorId(999_999), true).await), "no known visitor with id 999999");
 
     // A visit becomes theirs; a later one moves their last visit, an earlier one does not.
@@ -1012,7 +1015,10 @@ async fn known_visitors_are_kept_edited_and_listed_last_here_first(store: &dyn S
     assert_eq!((linked.last_visit, linked.visits), (at(30), 2));
     assert_eq!(store.visits().visit(later.id).await.unwrap().unwrap().visitor, Some(alice.id));
     assert_eq!(order(visitors.list_known_visitors().await.unwrap()), [alice.id, bob.id]);
-    assert_eq!(message(visitors.link_visit(later.id, VisitorId(999_999), at(40)).await), "no known visitor with id 999999");
+    assert_eq!(
+        message(visitors.link_visit(later.id, VisitorId(999_999), at(40)).await),
+        "no known visitor with id 999999"
+    );
     assert_eq!(message(visitors.link_visit(VisitId(999_999), bob.id, at(40)).await), "no visit with id 999999");
     assert_eq!(known(store, bob.id).await.last_visit, at(20), "a failed link changes nothing");
 }
@@ -1024,7 +1030,9 @@ async fn visitors_keep_their_newest_faces_per_model(store: &dyn Store) {
     let descriptor = |n: f32| vec![n, -0.5, 0.25, 1.0e-3];
     let mut added = Vec::new();
     for n in 1..=3 {
-        added.push(visitors.add_visitor_face(alice, "local/mobilefacenet", &descriptor(n as f32), at(n), 2).await.unwrap());
+        added.push(
+            visitors.add_visitor_face(alice, "local/mobilefacenet", &descriptor(n as f32), at(n), 2).await.unwrap(),
+        );
     }
     let bobs = visitors.add_visitor_face(bob, "local/mobilefacenet", &descriptor(9.0), at(4), 2).await.unwrap();
     visitors.add_visitor_face(bob, "local/dlib", &descriptor(8.0), at(5), 2).await.unwrap();
@@ -1053,7 +1061,12 @@ async fn forgetting_a_known_visitor_deletes_faces_visits_and_passes(store: &dyn 
     let alice = visitors.add_known_visitor(&visitor("Alice", None), at(0)).await.unwrap().id;
     let bob = visitors.add_known_visitor(&visitor("Bob", None), at(0)).await.unwrap().id;
     let mut visits = Vec::new();
-    for (n, photo, whose) in [(1, Some("a/1.jpg"), Some(alice)), (2, None, Some(alice)), (3, Some("b/3.jpg"), Some(bob)), (4, Some("c/4.jpg"), None)] {
+    for (n, photo, whose) in [
+        (1, Some("a/1.jpg"), Some(alice)),
+        (2, None, Some(alice)),
+        (3, Some("b/3.jpg"), Some(bob)),
+        (4, Some("c/4.jpg"), None),
+    ] {
         let visit = store.visits().add_visit(&ring(n, photo)).await.unwrap();
         add_pass(store, visit.id, "front", PassKind::Passcode, at(1000), 1).await;
         if let Some(whose) = whose {

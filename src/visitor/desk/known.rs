@@ -360,7 +360,11 @@ mod tests {
 
         let failed = Told::AutoPassFailed { known: &known, problem: "sms is not set up" };
         let failed = failed.story(&bob, 10, None, at(0));
-        assert!(failed.sentence.contains("could not be sent (sms is not set up). Open the link"), "{}", failed.sentence);
+        assert!(
+            failed.sentence.contains("could not be sent (sms is not set up). Open the link"),
+            "{}",
+            failed.sentence
+        );
     }
 
     #[test]

@@ -177,7 +177,8 @@ async fn a_forgotten_visitor_loses_faces_and_photos_at_once_and_the_rest_go_afte
     let refused = admin.post(&colins_page, &[("name", "Colin"), ("mobile", "0151"), ("email", "")]).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(flash(&refused.text).contains("country code"), "{}", refused.text);
-    let fields = [("name", "Colin P"), ("mobile", "+49 151 0000 0033"), ("email", "colin@example.com"), ("auto_pass", "on")];
+    let fields =
+        [("name", "Colin P"), ("mobile", "+49 151 0000 0033"), ("email", "colin@example.com"), ("auto_pass", "on")];
     assert_eq!(admin.post(&colins_page, &fields).await.location(), colins_page);
     let edited = app.store.known_visitors().known_visitor(colin).await.unwrap().unwrap();
     assert_eq!(
