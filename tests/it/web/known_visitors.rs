@@ -144,6 +144,27 @@ async fn a_visitor_let_in_is_named_next_time_and_auto_pass_sends_a_passcode_at_o
     let opened = phone.post("/door", &[("code", &code)]).await;
     assert!(opened.text.contains("Welcome, Tony. The door is open."), "{}", opened.text);
     assert_eq!(known(&app).await[0].visits, 3);
+
+    // Recognition follows the door's threshold as the settings page changes it: at 95, the photo
+    // 94.5 alike to his kept face is a stranger's, so nothing is sent and the owner decides.
+    let stricter = [
+        ("unlock_time", "1s"),
+        ("debounce", "10ms"),
+        ("match_threshold", "95"),
+        ("capture_frames", "5"),
+        ("capture_time_limit", "3s"),
+        ("engine_timeout", "5s"),
+        ("grant_beep", "2s"),
+        ("deny_beeps", "3"),
+        ("deny_beep", "150ms"),
+    ];
+    admin.get("/settings").await;
+    assert_eq!(admin.post("/settings", &stricter).await.location(), "/settings");
+    at_the_door(&app, TONY[1]);
+    ring(&app, [192, 0, 2, 24], "Tony", MOBILE).await;
+    let fifth = mail(&smtp, 5).await;
+    assert!(!fifth.contains("Known visitor") && fifth.contains("Open the link within"), "{fifth}");
+    assert_eq!(sms.requests().len(), 2, "no passcode without recognition");
 }
 
 #[tokio::test]
