@@ -173,7 +173,8 @@ pub fn visitor_desk(config: &Config, link: &DoorLink, couriers: Vec<Arc<dyn Cour
     match link.engine.on_device() {
         Some(engine) => Some(desk.with_known_faces(KnownFaces::new(engine, config.engine.match_threshold))),
         None => {
-            tracing::info!(engine = %config.engine.kind, "known visitors are kept but not recognised: the engine has no on-device models");
+            let engine = &config.engine.kind;
+            tracing::info!(%engine, "known visitors are kept but not recognised: the engine has no on-device models");
             Some(desk)
         }
     }

@@ -300,7 +300,8 @@ pub async fn visit(
             }
             dl {
                 @if let Some(known) = &known {
-                    dt { "Known visitor" } dd { (known.name) @if known.auto_pass { " " span.badge.granted { "auto-pass" } } }
+                    dt { "Known visitor" }
+                    dd { (known.name) @if known.auto_pass { " " span.badge.granted { "auto-pass" } } }
                 }
                 dt { "Rang" } dd { (time_cell(visit.at)) }
                 @if let Some(mobile) = &visit.mobile { dt { "Mobile" } dd { (mobile) } }
@@ -565,13 +566,17 @@ fn known_visitors(user: &User, known: &[KnownVisitor], retention: &str) -> Marku
                 p.muted { "Nobody yet: letting a visitor in keeps them for next time." }
             } @else {
                 div.table-wrap { table.history.known-visitors {
-                    thead { tr { th { "Name" } th { "Contact" } th { "Last visit" } th { "Visits" } th { "Auto-pass" } th {} } }
+                    thead { tr {
+                        th { "Name" } th { "Contact" } th { "Last visit" } th { "Visits" } th { "Auto-pass" } th {}
+                    } }
                     tbody {
                         @for visitor in known {
                             @let url = known_url(visitor.id);
                             tr {
                                 td data-label="Name" { a href=(url) { (visitor.name) } }
-                                td data-label="Contact" { (contact(visitor.mobile.as_deref(), visitor.email.as_deref())) }
+                                td data-label="Contact" {
+                                    (contact(visitor.mobile.as_deref(), visitor.email.as_deref()))
+                                }
                                 td data-label="Last visit" { (time_cell(visitor.last_visit)) }
                                 td data-label="Visits" { (visitor.visits) }
                                 td data-label="Auto-pass" {
@@ -581,11 +586,13 @@ fn known_visitors(user: &User, known: &[KnownVisitor], retention: &str) -> Marku
                                     } @else {
                                         span.badge { "off" } " "
                                         (post_button(user, &format!("{url}/auto-pass/on"), "Turn on", "quiet",
-                                            Some(&format!("Send {} a passcode whenever the door recognises them?", visitor.name))))
+                                            Some(&format!("Send {} a passcode whenever the door recognises them?",
+                                                visitor.name))))
                                     }
                                 }
                                 td { (post_button(user, &format!("{url}/forget"), "Forget", "danger",
-                                        Some(&format!("Delete {}, their faces, visits and photos now?", visitor.name)))) }
+                                        Some(&format!("Delete {}, their faces, visits and photos now?",
+                                            visitor.name)))) }
                             }
                         }
                     }
@@ -618,7 +625,8 @@ fn known_visitor_view(user: &User, flash: Option<Flash>, visitor: &KnownVisitor,
         h1 { (visitor.name) }
         section.card {
             p.hint {
-                "Last here " (time_cell(visitor.last_visit)) "; " (visitor.visits) " visit" @if visitor.visits != 1 { "s" }
+                "Last here " (time_cell(visitor.last_visit)) "; "
+                (visitor.visits) " visit" @if visitor.visits != 1 { "s" }
                 " and " (visitor.faces) " face" @if visitor.faces != 1 { "s" } " kept."
             }
             form.stack method="post" action=(url) {

@@ -184,7 +184,8 @@ impl Desk {
                 None
             }
             Err(e) => {
-                tracing::warn!(visit = %visit.id, error = %e, "cannot tell whether the visitor is known; told as unknown");
+                let visit = visit.id;
+                tracing::warn!(%visit, error = %e, "cannot tell whether the visitor is known; told as unknown");
                 None
             }
         }
@@ -260,7 +261,8 @@ impl Desk {
         let photo = match Frame::read(&path) {
             Ok(photo) => photo,
             Err(e) => {
-                tracing::warn!(visit = %visit.id, error = %e, "cannot read the visit's photo; the visitor is kept without a face");
+                let visit = visit.id;
+                tracing::warn!(%visit, error = %e, "cannot read the visit's photo; the visitor is kept without a face");
                 return Ok(None);
             }
         };
