@@ -34,7 +34,7 @@ use crate::photos::Photos;
 use crate::qr_scan;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
-use crate::visitor::{self, Desk, Passes};
+use crate::visitor::{self, Desk, KnownFaces, Passes};
 use crate::voice::VoiceConfig;
 use crate::web::{self, WebError, WebSetup, WebState};
 
@@ -165,10 +165,19 @@ pub fn start_door(
 }
 
 /// The desk that takes visitors' rings and the owner's decisions at the door behind `link`, when
-/// `visitors.enabled`; messages go through `couriers`.
+/// `visitors.enabled`; messages go through `couriers`. Known visitors are recognised with the
+/// engine's on-device models, when it has them.
 pub fn visitor_desk(config: &Config, link: &DoorLink, couriers: Vec<Arc<dyn Courier>>) -> Option<Desk> {
     let passes = link.passes.clone()?;
-    Some(Desk::new(passes, couriers, Photos::new(config.photos_dir()), config.web.public_url.clone()))
+    let desk = Desk::new(passes, couriers, Photos::new(config.photos_dir()), config.web.public_url.clone());
+    match link.engine.on_device() {
+        Some(engine) => Some(desk.with_known_faces(KnownFaces::new(engine, config.engine.match_threshold))),
+        None => {
+            let engine = &config.engine.kind;
+            tracing::info!(%engine, "known visitors are kept but not recognised: the engine has no on-device models");
+            Some(desk)
+        }
+    }
 }
 
 /// What the web app takes from `config`; no notification rules saved from it are in force.

@@ -5,7 +5,7 @@
 
 use super::Mode;
 use crate::access::{Credential, Decision, PassOutcome, Person, Reason};
-use crate::engine::SearchOutcome;
+use crate::engine::{SearchOutcome, clears_threshold};
 use crate::schedule::Admission;
 
 /// What to do once the card has been looked up.
@@ -35,7 +35,7 @@ pub fn after_face(holder: &Person, outcome: &SearchOutcome, threshold: f32) -> (
     match outcome {
         SearchOutcome::NoFace => (Decision::Denied, Reason::NoFace),
         SearchOutcome::NoCandidate { .. } => (Decision::Denied, Reason::FaceNotRecognised),
-        SearchOutcome::Candidate { similarity, .. } if similarity.is_nan() || *similarity < threshold => {
+        SearchOutcome::Candidate { similarity, .. } if !clears_threshold(*similarity, threshold) => {
             (Decision::Denied, Reason::FaceNotRecognised)
         }
         SearchOutcome::Candidate { person, .. } if *person != holder.id => (Decision::Denied, Reason::WrongPerson),

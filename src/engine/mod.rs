@@ -215,6 +215,12 @@ pub enum SearchOutcome {
     Candidate { person: PersonId, similarity: f32, face_confidence: f32 },
 }
 
+/// Whether a search's `similarity` is enough to take the face for the candidate's at `threshold`
+/// (`engine.match_threshold`); a similarity that is not a number never is.
+pub fn clears_threshold(similarity: f32, threshold: f32) -> bool {
+    !similarity.is_nan() && similarity >= threshold
+}
+
 /// One-to-one comparison of the largest face in each of two pictures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {

@@ -153,6 +153,12 @@ pub struct VisitorNotice {
     /// The door camera's photo, under the photos folder.
     pub photo: Option<String>,
     pub link: Option<String>,
+    /// The known visitor the door recognised, as the owner named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_visitor: Option<String>,
+    /// The known visitor is marked auto-pass and was sent a passcode: nothing to decide.
+    #[serde(default)]
+    pub passcode_sent: bool,
 }
 
 /// The topic suffix of [`VisitorNotice`]s.

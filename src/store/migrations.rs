@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_longer_settings"),
     migration!(7, "0007_schedules"),
     migration!(8, "0008_visits"),
+    migration!(9, "0009_known_visitors"),
 ];
 
 /// What a backend does for [`run`].

@@ -1,8 +1,10 @@
-//! Storage: people, cards, faces, the access log, settings, the notification outbox and visitors.
+//! Storage: people, cards, faces, the access log, settings, the notification outbox, visits and
+//! the visitors kept for next time.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
 
+pub mod known_visitors;
 pub mod legacy;
 mod migrations;
 pub mod mysql;
@@ -12,8 +14,10 @@ mod rows;
 mod schedule_rows;
 pub mod sqlite;
 mod visit_rows;
+mod visitor_rows;
 pub mod visits;
 
+pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
 use std::path::{Path, PathBuf};
@@ -438,6 +442,7 @@ pub trait Store: Send + Sync {
     fn accounts(&self) -> &dyn Accounts;
     fn settings(&self) -> &dyn Settings;
     fn visits(&self) -> &dyn Visits;
+    fn known_visitors(&self) -> &dyn KnownVisitors;
 }
 
 impl<T> Store for T
@@ -453,7 +458,8 @@ where
         + AccessLog
         + Accounts
         + Settings
-        + Visits,
+        + Visits
+        + KnownVisitors,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -489,6 +495,9 @@ where
         self
     }
     fn visits(&self) -> &dyn Visits {
+        self
+    }
+    fn known_visitors(&self) -> &dyn KnownVisitors {
         self
     }
 }

@@ -13,12 +13,14 @@ use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
 use super::visit_rows::{self, PassRow, VisitRow};
+use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
     Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
+use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -1117,5 +1119,144 @@ impl Visits for MysqlStore {
         tx.exec_drop(visit_rows::DELETE_OLD_VISITS, (cutoff,)).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(photos)
+    }
+}
+
+async fn read_known_visitor(conn: &mut impl Queryable, id: VisitorId) -> Result<Option<KnownVisitor>, StoreError> {
+    let found: Option<KnownVisitorRow> =
+        conn.exec_first(visitor_rows::SELECT_KNOWN_VISITOR.as_str(), (id.0,)).await.map_err(db_error)?;
+    Ok(found.map(KnownVisitorRow::into_known_visitor))
+}
+
+/// Whether the visitor is there, locking their row until the transaction ends (so that a forget
+/// at once waits rather than leaving a face or a link behind).
+async fn lock_known_visitor(tx: &mut impl Queryable, id: VisitorId) -> Result<bool, StoreError> {
+    let count: Option<i64> =
+        tx.exec_first(format!("{} FOR UPDATE", visitor_rows::COUNT_KNOWN_VISITOR), (id.0,)).await.map_err(db_error)?;
+    Ok(count.unwrap_or(0) > 0)
+}
+
+impl MysqlStore {
+    /// Forgets the visitors `statements` choose by `value`, in one transaction; returns how many
+    /// and their visits' photos.
+    async fn forget_visitors(&self, statements: &ForgetVisitors, value: i64) -> Result<(u64, Vec<String>), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        // FOR UPDATE: the visitors and visits deleted below are the ones read here, so no photo is left behind.
+        let count: Option<i64> =
+            tx.exec_first(format!("{} FOR UPDATE", statements.count), (value,)).await.map_err(db_error)?;
+        let photos: Vec<String> =
+            tx.exec(format!("{} FOR UPDATE", statements.photos), (value,)).await.map_err(db_error)?;
+        for delete in &statements.deletes {
+            tx.exec_drop(delete.as_str(), (value,)).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok((u64::try_from(count.unwrap_or(0)).unwrap_or(0), photos))
+    }
+}
+
+#[async_trait]
+impl KnownVisitors for MysqlStore {
+    async fn add_known_visitor(
+        &self,
+        details: &VisitorDetails,
+        last_visit: OffsetDateTime,
+    ) -> Result<KnownVisitor, StoreError> {
+        let mut conn = self.conn().await?;
+        let VisitorDetails { name, email, mobile } = details;
+        conn.exec_drop(visitor_rows::INSERT_KNOWN_VISITOR, (name, email, mobile, to_millis(last_visit)))
+            .await
+            .map_err(db_error)?;
+        let id = VisitorId(inserted_id(conn.last_insert_id())?);
+        read_known_visitor(&mut conn, id).await?.ok_or_else(|| visitor_rows::no_visitor(id))
+    }
+
+    async fn known_visitor(&self, id: VisitorId) -> Result<Option<KnownVisitor>, StoreError> {
+        read_known_visitor(&mut self.conn().await?, id).await
+    }
+
+    async fn list_known_visitors(&self) -> Result<Vec<KnownVisitor>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Vec<KnownVisitorRow> =
+            conn.query(visitor_rows::LIST_KNOWN_VISITORS.as_str()).await.map_err(db_error)?;
+        Ok(found.into_iter().map(KnownVisitorRow::into_known_visitor).collect())
+    }
+
+    async fn update_known_visitor(&self, id: VisitorId, details: &VisitorDetails) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let VisitorDetails { name, email, mobile } = details;
+        conn.exec_drop(visitor_rows::UPDATE_KNOWN_VISITOR, (name, email, mobile, id.0)).await.map_err(db_error)?;
+        if conn.affected_rows() == 0 { Err(visitor_rows::no_visitor(id)) } else { Ok(()) }
+    }
+
+    async fn set_auto_pass(&self, id: VisitorId, auto_pass: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(visitor_rows::SET_AUTO_PASS, (auto_pass, id.0)).await.map_err(db_error)?;
+        if conn.affected_rows() == 0 { Err(visitor_rows::no_visitor(id)) } else { Ok(()) }
+    }
+
+    async fn link_visit(&self, visit: VisitId, visitor: VisitorId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = to_millis(at);
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        if !lock_known_visitor(&mut tx, visitor).await? {
+            return Err(visitor_rows::no_visitor(visitor));
+        }
+        tx.exec_drop(visitor_rows::LINK_VISIT, (visitor.0, visit.0)).await.map_err(db_error)?;
+        if tx.affected_rows() == 0 {
+            return Err(visitor_rows::no_visit(visit));
+        }
+        tx.exec_drop(visitor_rows::TOUCH_KNOWN_VISITOR, (at, visitor.0, at)).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn add_visitor_face(
+        &self,
+        visitor: VisitorId,
+        kind: &str,
+        descriptor: &[f32],
+        at: OffsetDateTime,
+        keep: u32,
+    ) -> Result<i64, StoreError> {
+        rows::check_descriptor(descriptor)?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        if !lock_known_visitor(&mut tx, visitor).await? {
+            return Err(visitor_rows::no_visitor(visitor));
+        }
+        let blob = rows::descriptor_to_blob(descriptor);
+        tx.exec_drop(visitor_rows::INSERT_VISITOR_FACE, (visitor.0, kind, blob, to_millis(at)))
+            .await
+            .map_err(db_error)?;
+        let id = inserted_id(tx.last_insert_id())?;
+        let oldest_kept: Option<i64> =
+            tx.exec_first(visitor_rows::OLDEST_FACE_KEPT, (visitor.0, keep.max(1) - 1)).await.map_err(db_error)?;
+        if let Some(oldest_kept) = oldest_kept {
+            tx.exec_drop(visitor_rows::DELETE_OLDER_FACES, (visitor.0, oldest_kept)).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn visitor_faces(&self, kind: &str) -> Result<Vec<VisitorFace>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Vec<(i64, i64, Vec<u8>)> =
+            conn.exec(visitor_rows::SELECT_VISITOR_FACES, (kind,)).await.map_err(db_error)?;
+        Ok(found
+            .into_iter()
+            .map(|(id, visitor, blob)| VisitorFace {
+                id,
+                visitor: VisitorId(visitor),
+                descriptor: rows::blob_to_descriptor(&blob),
+            })
+            .collect())
+    }
+
+    async fn forget_known_visitor(&self, id: VisitorId) -> Result<Vec<String>, StoreError> {
+        Ok(self.forget_visitors(&visitor_rows::FORGET_ONE, id.0).await?.1)
+    }
+
+    async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
+        self.forget_visitors(&visitor_rows::FORGET_OLD, to_millis(cutoff)).await
     }
 }

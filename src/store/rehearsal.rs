@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, DoorPath, LeftoverFaces, Messages, Notices, Outbox, People, Removals, Schedules, Schema,
-    Settings, Store, StoreError, Visits,
+    AccessLog, Accounts, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
+    Schedules, Schema, Settings, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -96,5 +96,8 @@ impl Store for Rehearsal {
     }
     fn visits(&self) -> &dyn Visits {
         self.0.visits()
+    }
+    fn known_visitors(&self) -> &dyn KnownVisitors {
+        self.0.known_visitors()
     }
 }

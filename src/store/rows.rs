@@ -63,10 +63,16 @@ pub fn face_template(id: i64, descriptor: Option<Vec<u8>>, remote_id: Option<Str
 /// Refuses descriptors that could never match anything (NaN, infinities).
 pub fn check_template(template: &FaceTemplate) -> Result<(), StoreError> {
     match template {
-        FaceTemplate::Descriptor(values) if values.iter().any(|v| !v.is_finite()) => {
-            Err(StoreError::Conflict("the face descriptor has values that are not numbers".into()))
-        }
-        _ => Ok(()),
+        FaceTemplate::Descriptor(values) => check_descriptor(values),
+        FaceTemplate::Remote(_) => Ok(()),
+    }
+}
+
+/// Refuses a descriptor that could never match anything (NaN, infinities).
+pub fn check_descriptor(values: &[f32]) -> Result<(), StoreError> {
+    match values.iter().any(|v| !v.is_finite()) {
+        true => Err(StoreError::Conflict("the face descriptor has values that are not numbers".into())),
+        false => Ok(()),
     }
 }
 

@@ -12,12 +12,14 @@ use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
 use super::visit_rows::{self, PassRow, VisitRow};
+use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
     AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
     Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
+use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -1124,6 +1126,7 @@ fn visit_row(row: &Row<'_>) -> rusqlite::Result<VisitRow> {
         status: row.get("status")?,
         decided_by: row.get("decided_by")?,
         decided_at_ms: row.get("decided_at_ms")?,
+        visitor_id: row.get("visitor_id")?,
     })
 }
 
@@ -1277,6 +1280,176 @@ impl Visits for SqliteStore {
             Ok(photos)
         })
         .await
+    }
+}
+
+/// A known visitor from the columns of [`visitor_rows::SELECT_KNOWN_VISITOR`].
+fn known_visitor_row(row: &Row<'_>) -> rusqlite::Result<KnownVisitorRow> {
+    Ok(KnownVisitorRow {
+        id: row.get("id")?,
+        name: row.get("name")?,
+        email: row.get("email")?,
+        mobile: row.get("mobile")?,
+        auto_pass: row.get("auto_pass")?,
+        last_visit_ms: row.get("last_visit_ms")?,
+        visits: row.get("visits")?,
+        faces: row.get("faces")?,
+    })
+}
+
+fn read_known_visitor(conn: &Connection, id: VisitorId) -> Result<Option<KnownVisitor>, StoreError> {
+    let row = conn.query_row(&visitor_rows::SELECT_KNOWN_VISITOR, [id.0], known_visitor_row).optional();
+    Ok(row.map_err(db_error)?.map(KnownVisitorRow::into_known_visitor))
+}
+
+fn known_visitor_exists(conn: &Connection, id: VisitorId) -> Result<bool, StoreError> {
+    let count: i64 = conn.query_row(visitor_rows::COUNT_KNOWN_VISITOR, [id.0], |r| r.get(0)).map_err(db_error)?;
+    Ok(count > 0)
+}
+
+/// Forgets the visitors `statements` choose by `value`, in one transaction; returns how many and
+/// their visits' photos.
+fn forget_visitors(
+    conn: &mut Connection,
+    statements: &ForgetVisitors,
+    value: i64,
+) -> Result<(u64, Vec<String>), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+    let count: i64 = tx.query_row(&statements.count, [value], |r| r.get(0)).map_err(db_error)?;
+    let photos: Vec<String> = {
+        let mut stmt = tx.prepare(&statements.photos).map_err(db_error)?;
+        let photos = stmt.query_map([value], |r| r.get(0)).map_err(db_error)?;
+        photos.collect::<Result<_, _>>().map_err(db_error)?
+    };
+    for delete in &statements.deletes {
+        tx.execute(delete, [value]).map_err(db_error)?;
+    }
+    tx.commit().map_err(db_error)?;
+    Ok((u64::try_from(count).unwrap_or(0), photos))
+}
+
+#[async_trait]
+impl KnownVisitors for SqliteStore {
+    async fn add_known_visitor(
+        &self,
+        details: &VisitorDetails,
+        last_visit: OffsetDateTime,
+    ) -> Result<KnownVisitor, StoreError> {
+        let VisitorDetails { name, email, mobile } = details.clone();
+        self.with_conn(move |conn| {
+            conn.execute(visitor_rows::INSERT_KNOWN_VISITOR, params![name, email, mobile, to_millis(last_visit)])
+                .map_err(db_error)?;
+            let id = VisitorId(conn.last_insert_rowid());
+            read_known_visitor(conn, id)?.ok_or_else(|| visitor_rows::no_visitor(id))
+        })
+        .await
+    }
+
+    async fn known_visitor(&self, id: VisitorId) -> Result<Option<KnownVisitor>, StoreError> {
+        self.with_conn(move |conn| read_known_visitor(conn, id)).await
+    }
+
+    async fn list_known_visitors(&self) -> Result<Vec<KnownVisitor>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(&visitor_rows::LIST_KNOWN_VISITORS).map_err(db_error)?;
+            let rows = stmt.query_map([], known_visitor_row).map_err(db_error)?;
+            rows.map(|row| Ok(row.map_err(db_error)?.into_known_visitor())).collect()
+        })
+        .await
+    }
+
+    async fn update_known_visitor(&self, id: VisitorId, details: &VisitorDetails) -> Result<(), StoreError> {
+        let VisitorDetails { name, email, mobile } = details.clone();
+        self.with_conn(move |conn| {
+            let changed = conn
+                .execute(visitor_rows::UPDATE_KNOWN_VISITOR, params![name, email, mobile, id.0])
+                .map_err(db_error)?;
+            if changed == 0 { Err(visitor_rows::no_visitor(id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn set_auto_pass(&self, id: VisitorId, auto_pass: bool) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let changed = conn.execute(visitor_rows::SET_AUTO_PASS, params![auto_pass, id.0]).map_err(db_error)?;
+            if changed == 0 { Err(visitor_rows::no_visitor(id)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn link_visit(&self, visit: VisitId, visitor: VisitorId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = to_millis(at);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            if !known_visitor_exists(&tx, visitor)? {
+                return Err(visitor_rows::no_visitor(visitor));
+            }
+            if tx.execute(visitor_rows::LINK_VISIT, params![visitor.0, visit.0]).map_err(db_error)? == 0 {
+                return Err(visitor_rows::no_visit(visit));
+            }
+            tx.execute(visitor_rows::TOUCH_KNOWN_VISITOR, params![at, visitor.0, at]).map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn add_visitor_face(
+        &self,
+        visitor: VisitorId,
+        kind: &str,
+        descriptor: &[f32],
+        at: OffsetDateTime,
+        keep: u32,
+    ) -> Result<i64, StoreError> {
+        rows::check_descriptor(descriptor)?;
+        let (kind, blob, at) = (kind.to_owned(), rows::descriptor_to_blob(descriptor), to_millis(at));
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            if !known_visitor_exists(&tx, visitor)? {
+                return Err(visitor_rows::no_visitor(visitor));
+            }
+            tx.execute(visitor_rows::INSERT_VISITOR_FACE, params![visitor.0, kind, blob, at]).map_err(db_error)?;
+            let id = tx.last_insert_rowid();
+            let oldest_kept: Option<i64> = tx
+                .query_row(visitor_rows::OLDEST_FACE_KEPT, params![visitor.0, keep.max(1) - 1], |r| r.get(0))
+                .optional()
+                .map_err(db_error)?;
+            if let Some(oldest_kept) = oldest_kept {
+                tx.execute(visitor_rows::DELETE_OLDER_FACES, params![visitor.0, oldest_kept]).map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn visitor_faces(&self, kind: &str) -> Result<Vec<VisitorFace>, StoreError> {
+        let kind = kind.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(visitor_rows::SELECT_VISITOR_FACES).map_err(db_error)?;
+            let faces = stmt
+                .query_map([kind], |r| {
+                    let blob: Vec<u8> = r.get(2)?;
+                    Ok(VisitorFace {
+                        id: r.get(0)?,
+                        visitor: VisitorId(r.get(1)?),
+                        descriptor: rows::blob_to_descriptor(&blob),
+                    })
+                })
+                .map_err(db_error)?;
+            faces.collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn forget_known_visitor(&self, id: VisitorId) -> Result<Vec<String>, StoreError> {
+        let (_, photos) = self.with_conn(move |conn| forget_visitors(conn, &visitor_rows::FORGET_ONE, id.0)).await?;
+        Ok(photos)
+    }
+
+    async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
+        let cutoff = to_millis(cutoff);
+        self.with_conn(move |conn| forget_visitors(conn, &visitor_rows::FORGET_OLD, cutoff)).await
     }
 }
 

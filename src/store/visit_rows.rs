@@ -6,13 +6,15 @@ use std::sync::LazyLock;
 use mysql_async::prelude::FromRow;
 
 use super::StoreError;
+use super::known_visitors::VisitorId;
 use super::rows::{from_millis, to_millis};
 use super::visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus};
 
 /// How many visits a query that sets no limit gets.
 const DEFAULT_VISITS_LIMIT: u32 = 50;
 
-const VISIT_COLUMNS: &str = "id, door, at_ms, name, email, mobile, message, photo, status, decided_by, decided_at_ms";
+const VISIT_COLUMNS: &str =
+    "id, door, at_ms, name, email, mobile, message, photo, status, decided_by, decided_at_ms, visitor_id";
 const PASS_COLUMNS: &str = "id, visit_id, door, kind, secret_hash, expires_at_ms, uses_left, wrong_tries, locked";
 
 /// Writes a visit: the values of [`VisitRow::insert_values`].
@@ -122,6 +124,7 @@ pub struct VisitRow {
     pub status: String,
     pub decided_by: Option<String>,
     pub decided_at_ms: Option<i64>,
+    pub visitor_id: Option<i64>,
 }
 
 impl VisitRow {
@@ -139,6 +142,7 @@ impl VisitRow {
             status: VisitStatus::Pending.as_str().to_owned(),
             decided_by: None,
             decided_at_ms: None,
+            visitor_id: None,
         }
     }
 
@@ -171,6 +175,7 @@ impl VisitRow {
             status,
             decided_by: self.decided_by,
             decided_at: self.decided_at_ms.map(from_millis),
+            visitor: self.visitor_id.map(VisitorId),
         })
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use super::known_visitors::VisitorId;
 use crate::names::named_enum;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -68,6 +69,8 @@ pub struct Visit {
     pub decided_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub decided_at: Option<OffsetDateTime>,
+    /// The known visitor whose visit it was, once recognised or approved.
+    pub visitor: Option<VisitorId>,
 }
 
 named_enum! {

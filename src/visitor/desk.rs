@@ -1,6 +1,8 @@
 //! The visitor's side of the door: a ring is kept with the door camera's photo and the owner is
 //! told with a signed link; the owner's decision is taken once, and a passcode or a QR pass goes
-//! to the visitor.
+//! to the visitor. Visitors the owner let in are kept for next time ([`known`]).
+
+mod known;
 
 use std::sync::Arc;
 
@@ -8,12 +10,16 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
+use super::faces::KnownFaces;
 use super::{Contact, Passes, VisitorError, qr_png, valid_email, valid_mobile};
 use crate::frame::Frame;
 use crate::notify::VisitorNotice;
 use crate::notify::delivery::{Courier, Outcome, Story};
 use crate::photos::Photos;
 use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus};
+
+use known::Told;
+pub use known::{Recognised, edited_details};
 
 /// What the approve link allows.
 const DECIDE: &str = "decide";
@@ -67,6 +73,15 @@ pub enum Sent {
     NotSent { code: String, problem: String },
 }
 
+/// What the hourly tidy-up deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tidied {
+    /// Known visitors past their retention period, with their faces.
+    pub visitors: u64,
+    /// Photos of the visits deleted with them or for their own age.
+    pub photos: usize,
+}
+
 /// Takes rings, tells the owner and carries out the owner's decisions.
 #[derive(Clone)]
 pub struct Desk {
@@ -76,6 +91,8 @@ pub struct Desk {
     public_url: Option<String>,
     /// Rings, for the MQTT publisher.
     notices: broadcast::Sender<VisitorNotice>,
+    /// Recognises known visitors when they ring; without the on-device engine, nobody is.
+    faces: Option<KnownFaces>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -89,7 +106,12 @@ impl Desk {
     pub fn new(passes: Passes, couriers: Vec<Arc<dyn Courier>>, photos: Photos, public_url: Option<String>) -> Self {
         let public_url = public_url.map(|url| url.trim_end_matches('/').to_owned());
         let notices = broadcast::Sender::new(16);
-        Self { passes, couriers, photos, public_url, notices }
+        Self { passes, couriers, photos, public_url, notices, faces: None }
+    }
+
+    /// This desk, recognising known visitors with `faces`.
+    pub fn with_known_faces(self, faces: KnownFaces) -> Self {
+        Self { faces: Some(faces), ..self }
     }
 
     /// The notices of rings as they come, for the MQTT publisher.
@@ -105,10 +127,11 @@ impl Desk {
         self.passes.store.as_ref()
     }
 
-    /// Keeps the ring with its photo and tells the owner. Only the photo failing to save or the
-    /// visit failing to be stored is an error: a message that did not go is logged.
-    pub async fn ring(&self, ring: Ring, photo: Option<&Frame>, now: OffsetDateTime) -> Result<Visit, VisitorError> {
-        let photo = match photo.map(|frame| self.photos.save(frame, now)) {
+    /// Keeps the ring with its photo, recognises a known visitor in it and tells the owner (or,
+    /// for a known visitor marked auto-pass, sends a passcode first). Only the photo failing to
+    /// save or the visit failing to be stored is an error: a message that did not go is logged.
+    pub async fn ring(&self, ring: Ring, frame: Option<&Frame>, now: OffsetDateTime) -> Result<Visit, VisitorError> {
+        let photo = match frame.map(|frame| self.photos.save(frame, now)) {
             Some(Ok(name)) => Some(name),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "cannot keep the visitor's photo; the visit is kept without it");
@@ -118,9 +141,9 @@ impl Desk {
         };
         let Ring { name, email, mobile, message } = ring;
         let new = NewVisit { door: self.passes.door.clone(), at: now, name, email, mobile, message, photo };
-        let visit = self.store().visits().add_visit(&new).await?;
+        let mut visit = self.store().visits().add_visit(&new).await?;
         tracing::info!(visit = %visit.id, door = %visit.door, "a visitor rang");
-        self.tell_owners(&visit, now).await?;
+        self.welcome(&mut visit, frame, now).await?;
         Ok(visit)
     }
 
@@ -148,19 +171,10 @@ impl Desk {
         }
     }
 
-    async fn tell_owners(&self, visit: &Visit, now: OffsetDateTime) -> Result<(), VisitorError> {
+    async fn tell_owners(&self, visit: &Visit, told: &Told<'_>, now: OffsetDateTime) -> Result<(), VisitorError> {
         let link = self.decide_link(visit.id, now).await?;
         let minutes = self.passes.config.approve_link_lifetime.as_secs() / 60;
-        let said = visit.message.as_deref().map(|text| format!(" They wrote: \"{text}\".")).unwrap_or_default();
-        let story = Story {
-            subject: format!("FaceReko: {} is at {}", visit.name, visit.door),
-            sentence: format!(
-                "{} rang at {}.{said} Open the link within {minutes} minutes to let them in, send a passcode or \
-                 turn them away.",
-                visit.name, visit.door
-            ),
-            link,
-        };
+        let story = told.story(visit, minutes, link, now);
         let notice = VisitorNotice {
             visit: visit.id.0,
             time: visit.at.format(&Rfc3339).unwrap_or_default(),
@@ -169,6 +183,8 @@ impl Desk {
             message: visit.message.clone(),
             photo: visit.photo.clone(),
             link: story.link.clone(),
+            known_visitor: told.known().map(|known| known.visitor.name.clone()),
+            passcode_sent: matches!(told, Told::AutoPassed { .. }),
         };
         // Nobody listening (MQTT off) is the usual case.
         let _ = self.notices.send(notice);
@@ -228,6 +244,17 @@ impl Desk {
     /// Sends a new passcode to the visitor of an approved visit: by text message when they gave a
     /// mobile number and text messages are set up, else by e-mail.
     pub async fn send_passcode(&self, visit: &Visit, now: OffsetDateTime) -> Result<Sent, VisitorError> {
+        let contacts = [visit.mobile.clone().map(Contact::Sms), visit.email.clone().map(Contact::Email)];
+        self.send_passcode_to(visit, contacts.into_iter().flatten(), now).await
+    }
+
+    /// Sends a new passcode for `visit` to the first of `contacts` it reaches.
+    async fn send_passcode_to(
+        &self,
+        visit: &Visit,
+        contacts: impl IntoIterator<Item = Contact>,
+        now: OffsetDateTime,
+    ) -> Result<Sent, VisitorError> {
         let code = self.passes.issue_passcode(visit, now).await?;
         let until = now + self.passes.config.passcode_lifetime;
         let door_page = self.public_url.as_deref().map(|url| format!("{url}/door"));
@@ -241,9 +268,8 @@ impl Desk {
             ),
             link: door_page,
         };
-        let contacts = [visit.mobile.clone().map(Contact::Sms), visit.email.clone().map(Contact::Email)];
         let mut problems = Vec::new();
-        for contact in contacts.into_iter().flatten() {
+        for contact in contacts {
             let id = format!("pass-{}-{}", visit.id, now.unix_timestamp_nanos());
             match self.send(&contact, &story, None, &id).await {
                 Ok(channel) => {
@@ -317,7 +343,6 @@ impl Desk {
         Ok(())
     }
 
-    /// Deletes visits older than the retention period, with their photos; returns how many.
     /// Marks expired the visits nobody decided while their link held, and the approved ones whose
     /// passes can no longer open; returns how many.
     pub async fn expire(&self, now: OffsetDateTime) -> Result<u64, VisitorError> {
@@ -325,12 +350,16 @@ impl Desk {
         Ok(self.store().visits().expire_visits(undecided_before, now).await?)
     }
 
-    pub async fn forget_old(&self, now: OffsetDateTime) -> Result<usize, VisitorError> {
-        let photos = self.store().visits().forget_visits_before(now - self.passes.config.retention).await?;
+    /// Deletes known visitors last here before the retention period, with their faces, visits
+    /// and photos, and every other visit older than that with its photo.
+    pub async fn forget_old(&self, now: OffsetDateTime) -> Result<Tidied, VisitorError> {
+        let cutoff = now - self.passes.config.retention;
+        let (visitors, mut photos) = self.store().known_visitors().forget_visitors_before(cutoff).await?;
+        photos.extend(self.store().visits().forget_visits_before(cutoff).await?);
         for photo in &photos {
             self.remove_photo(photo);
         }
-        Ok(photos.len())
+        Ok(Tidied { visitors, photos: photos.len() })
     }
 
     fn remove_photo(&self, photo: &str) {

@@ -6,8 +6,13 @@
 //! with a key of this site's, and approve links and QR passes carry an HMAC of what they allow and
 //! until when. The key is made on first use and kept in the settings table, so every door of a
 //! site shares it.
+//!
+//! Visitors the owner let in are kept for next time, with descriptors of their faces, until the
+//! retention period after their last visit: a ring names a known visitor to the owner, and sends
+//! a passcode at once to one the owner marked auto-pass.
 
 mod desk;
+mod faces;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +25,11 @@ use tokio::sync::OnceCell;
 
 use crate::access::{Credential, PassCheck, PassOutcome};
 use crate::checks::{Checks, Secret};
+use crate::engine::EngineError;
 use crate::store::{NewPass, PassKind, Store, StoreError, StoredPass, Visit, VisitId, VisitStatus};
 
-pub use desk::{Desk, Ring, Sent};
+pub use desk::{Desk, Recognised, Ring, Sent, Tidied, edited_details};
+pub use faces::KnownFaces;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -54,7 +61,8 @@ pub struct VisitorsConfig {
     /// How long the link in the owner's message can decide the visit.
     #[serde(with = "humantime_serde")]
     pub approve_link_lifetime: Duration,
-    /// Visits, their photos and contacts are deleted this long after the visit.
+    /// Visits, their photos and contacts are deleted this long after the visit; known visitors,
+    /// with their faces and all their visits, this long after their last visit.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
     /// Who is told of a ring: "email:owner@example.com" or "sms:+4915112345678".
@@ -158,6 +166,8 @@ pub enum VisitorError {
     DamagedKey,
     #[error("cannot draw the QR pass: {0}")]
     QrImage(String),
+    #[error("cannot describe the visitor's face: {0}")]
+    Engine(#[from] EngineError),
 }
 
 /// The site's visitor key, kept in the settings table.
@@ -459,7 +469,7 @@ impl Passes {
 
 /// Keeps the visits up to date until the task is aborted: every minute, visits nobody decided in
 /// time and approved ones whose passes can no longer open are marked expired; every hour, visits
-/// past their retention period are deleted.
+/// and known visitors past their retention period are deleted.
 pub async fn keep_tidy(desk: Desk) {
     let mut minutely = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
@@ -474,8 +484,10 @@ pub async fn keep_tidy(desk: Desk) {
             continue;
         }
         match desk.forget_old(now).await {
-            Ok(0) => {}
-            Ok(forgotten) => tracing::info!(forgotten, "visits past their retention period were deleted"),
+            Ok(Tidied { visitors: 0, photos: 0 }) => {}
+            Ok(Tidied { visitors, photos }) => {
+                tracing::info!(visitors, photos, "visits and known visitors past their retention period were deleted")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot delete old visits; trying again in an hour"),
         }
     }

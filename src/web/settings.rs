@@ -264,6 +264,10 @@ pub async fn save(
         .command(|done| Command::Retune { settings, limits, engine_timeout, done })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
+    // Known visitors are recognised at the door's threshold.
+    if let Some(desk) = &state.0.desk {
+        desk.set_match_threshold(tuning.match_threshold);
+    }
     *state.0.tuning.write().expect("tuning lock") = tuning;
     tracing::info!(user = %user.username, "door settings changed from the web app");
     state.auth().set_flash(&user, Flash::ok("Settings saved; the door uses them from the next tap."));

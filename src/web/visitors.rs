@@ -1,8 +1,8 @@
 //! Visitors without a card: the visitor page `/visit` where they ring, the owner's decision page
 //! `/visits/{id}` behind the signed link in the owner's message, the virtual door `/door` where a
-//! passcode opens, and the Visitors list for admins. The public pages work without script and
-//! carry a double-submit token like the sign-in form; all of them answer 404 while
-//! `visitors.enabled` is off.
+//! passcode opens, and the Visitors list for admins with the known visitors (kept for next time:
+//! edit, auto-pass, forget). The public pages work without script and carry a double-submit token
+//! like the sign-in form; all of them answer 404 while `visitors.enabled` is off.
 
 use std::time::Duration;
 
@@ -17,14 +17,14 @@ use time::OffsetDateTime;
 use super::account::{check_form_token, form_token, with_form_cookie};
 use super::auth::{Admin, AdminForm, Button, ClientAddress, Flash, SESSION_COOKIE, SignInKey, User, cookie, minutes};
 use super::history::{image_response, read_photo};
-use super::views::{Section, bare_page, page, post_button, time_cell};
+use super::views::{Section, bare_page, csrf_field, page, post_button, time_cell};
 use super::{WebError, WebState};
 use crate::access::{Credential, Decision, Reason};
 use crate::capture;
 use crate::checks::Secret;
 use crate::driver::{Answer, Command};
-use crate::store::{VisitId, VisitQuery, VisitStatus};
-use crate::visitor::{Desk, Ring, Sent};
+use crate::store::{KnownVisitor, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
+use crate::visitor::{Desk, Ring, Sent, edited_details};
 use crate::voice::Utterance;
 
 /// The longest a ring waits for the door camera's photo.
@@ -282,6 +282,13 @@ pub async fn visit(
     let decider = decider(&state, &headers, id, link).await?;
     let visit = state.store().visits().visit(id).await.map_err(|e| WebError::from(e).into_response())?;
     let visit = visit.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")).into_response())?;
+    let known = match visit.visitor {
+        Some(visitor) => state.store().known_visitors().known_visitor(visitor).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, %visitor, "cannot read the known visitor of a visit");
+            None
+        }),
+        None => None,
+    };
     let (token, new_token) = form_token(&headers);
     let query = decider.query();
     let pending = visit.status == VisitStatus::Pending;
@@ -292,6 +299,10 @@ pub async fn visit(
                 img.visitor-photo src=(format!("/visits/{id}/photo{query}")) alt=(format!("{} at the door", visit.name));
             }
             dl {
+                @if let Some(known) = &known {
+                    dt { "Known visitor" }
+                    dd { (known.name) @if known.auto_pass { " " span.badge.granted { "auto-pass" } } }
+                }
                 dt { "Rang" } dd { (time_cell(visit.at)) }
                 @if let Some(mobile) = &visit.mobile { dt { "Mobile" } dd { (mobile) } }
                 @if let Some(email) = &visit.email { dt { "E-mail" } dd { (email) } }
@@ -360,10 +371,13 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
     tracing::info!(visit = %id, decision = %to, %by, "a visit was decided");
     match to {
         VisitStatus::Approved if action == "qr" => match desk.send_qr_pass(&visit, now()).await.map_err(internal)? {
-            Sent::Delivered { to, .. } => Ok(outcome_page(
-                "QR pass sent",
-                &format!("A QR pass went to {to}; {} shows it to the door camera.", visit.name),
-            )),
+            Sent::Delivered { to, .. } => {
+                keep_visitor(desk, &visit).await;
+                Ok(outcome_page(
+                    "QR pass sent",
+                    &format!("A QR pass went to {to}; {} shows it to the door camera.", visit.name),
+                ))
+            }
             Sent::NotSent { problem, .. } => {
                 // Undecided again, so that the owner can choose a passcode or open from afar.
                 desk.unclaim(id, VisitStatus::Approved, by, now()).await.map_err(internal)?;
@@ -373,15 +387,20 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
                 ))
             }
         },
-        VisitStatus::Approved => match desk.send_passcode(&visit, now()).await.map_err(internal)? {
-            Sent::Delivered { channel, to } => {
-                Ok(outcome_page("Passcode sent", &format!("A passcode went to {} by {channel}.", to)))
+        VisitStatus::Approved => {
+            let sent = desk.send_passcode(&visit, now()).await.map_err(internal)?;
+            // Approved either way: the owner passes on a code that could not be sent.
+            keep_visitor(desk, &visit).await;
+            match sent {
+                Sent::Delivered { channel, to } => {
+                    Ok(outcome_page("Passcode sent", &format!("A passcode went to {} by {channel}.", to)))
+                }
+                Sent::NotSent { code, problem } => Ok(outcome_page(
+                    "Passcode not sent",
+                    &format!("It could not be sent ({problem}). Tell {} the passcode yourself: {code}", visit.name),
+                )),
             }
-            Sent::NotSent { code, problem } => Ok(outcome_page(
-                "Passcode not sent",
-                &format!("It could not be sent ({problem}). Tell {} the passcode yourself: {code}", visit.name),
-            )),
-        },
+        }
         VisitStatus::Opened => {
             let answer = state
                 .control
@@ -390,6 +409,7 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
                 .map_err(internal)?;
             match answer {
                 Answer::Concluded { decision: Decision::Granted, .. } => {
+                    keep_visitor(desk, &visit).await;
                     Ok(outcome_page("Door open", &format!("The door is open for {}.", visit.name)))
                 }
                 other => {
@@ -403,6 +423,14 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
             }
         }
         _ => Ok(outcome_page("Turned away", &format!("{} was turned away.", visit.name))),
+    }
+}
+
+/// Keeps the visitor of a visit the owner approved for next time; the decision stands even when
+/// that fails.
+async fn keep_visitor(desk: &Desk, visit: &Visit) {
+    if let Err(e) = desk.keep_visitor(visit, now()).await {
+        tracing::warn!(visit = %visit.id, error = %e, "cannot keep the visitor for next time");
     }
 }
 
@@ -455,9 +483,13 @@ pub async fn list(
         text => Some(text.parse::<VisitStatus>().map_err(WebError::BadRequest)?),
     };
     let visits = state.store().visits().list_visits(&VisitQuery { limit: 100, offset: 0, status }).await?;
+    let known = state.store().known_visitors().list_known_visitors().await?;
+    let retention = humantime::format_duration(desk(&state)?.passes().config().retention).to_string();
     let body = html! {
         h1 { "Visitors" }
-        p.hint { "People who rang at the door. Visits and their photos are deleted after the retention period." }
+        (known_visitors(&user, &known, &retention))
+        h2 { "Visits" }
+        p.hint { "People who rang at the door. Visits and their photos are deleted " (retention) " after the visit." }
         form.filters method="get" action="/visitors" {
             label for="status" { "Status" }
             select #status name="status" {
@@ -479,10 +511,13 @@ pub async fn list(
                                 img.thumb src=(format!("/visits/{}/photo", visit.id)) alt="" loading="lazy";
                             }
                         }
-                        td data-label="Name" { a href=(format!("/visits/{}", visit.id)) { (visit.name) } }
-                        td data-label="Contact" {
-                            (visit.mobile.as_deref().unwrap_or("")) " " (visit.email.as_deref().unwrap_or(""))
+                        td data-label="Name" {
+                            a href=(format!("/visits/{}", visit.id)) { (visit.name) }
+                            @if let Some(visitor) = visit.visitor {
+                                " " a.badge href=(known_url(visitor)) title="A known visitor" { "known" }
+                            }
                         }
+                        td data-label="Contact" { (contact(visit.mobile.as_deref(), visit.email.as_deref())) }
                         td data-label="Rang" { (time_cell(visit.at)) }
                         td data-label="Status" {
                             (visit.status) @if let Some(by) = &visit.decided_by { " by " (by) }
@@ -505,5 +540,195 @@ pub async fn forget(
     desk(&state)?.forget(VisitId(id)).await.map_err(internal)?;
     tracing::info!(visit = id, by = %user.username, "a visit was forgotten");
     state.auth().set_flash(&user, Flash::ok("The visit, its photo and its contact are deleted."));
+    Ok(Redirect::to("/visitors").into_response())
+}
+
+// ---- Known visitors ---------------------------------------------------------------------------
+
+fn known_url(id: VisitorId) -> String {
+    format!("/visitors/known/{id}")
+}
+
+fn contact(mobile: Option<&str>, email: Option<&str>) -> String {
+    [mobile, email].into_iter().flatten().collect::<Vec<_>>().join(" ")
+}
+
+/// The known visitors' table on the Visitors page, each with their auto-pass switch and forget.
+fn known_visitors(user: &User, known: &[KnownVisitor], retention: &str) -> Markup {
+    html! {
+        section.card #known-visitors {
+            h2 { "Known visitors" }
+            p.hint { "Visitors you let in, kept with descriptors of their faces so that the door names them when \
+                      they ring again. A visitor marked auto-pass gets a passcode at once, and you are told \
+                      afterwards. Each is deleted with their faces, visits and photos " (retention) " after their \
+                      last visit." }
+            @if known.is_empty() {
+                p.muted { "Nobody yet: letting a visitor in keeps them for next time." }
+            } @else {
+                div.table-wrap { table.history.known-visitors {
+                    thead { tr {
+                        th { "Name" } th { "Contact" } th { "Last visit" } th { "Visits" } th { "Auto-pass" } th {}
+                    } }
+                    tbody {
+                        @for visitor in known {
+                            @let url = known_url(visitor.id);
+                            tr {
+                                td data-label="Name" { a href=(url) { (visitor.name) } }
+                                td data-label="Contact" {
+                                    (contact(visitor.mobile.as_deref(), visitor.email.as_deref()))
+                                }
+                                td data-label="Last visit" { (time_cell(visitor.last_visit)) }
+                                td data-label="Visits" { (visitor.visits) }
+                                td data-label="Auto-pass" {
+                                    @if visitor.auto_pass {
+                                        span.badge.granted { "on" } " "
+                                        (post_button(user, &format!("{url}/auto-pass/off"), "Turn off", "quiet", None))
+                                    } @else {
+                                        span.badge { "off" } " "
+                                        (post_button(user, &format!("{url}/auto-pass/on"), "Turn on", "quiet",
+                                            Some(&format!("Send {} a passcode whenever the door recognises them?",
+                                                visitor.name))))
+                                    }
+                                }
+                                td { (post_button(user, &format!("{url}/forget"), "Forget", "danger",
+                                        Some(&format!("Delete {}, their faces, visits and photos now?",
+                                            visitor.name)))) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+async fn known_visitor(state: &WebState, id: i64) -> Result<KnownVisitor, WebError> {
+    desk(state)?;
+    let found = state.store().known_visitors().known_visitor(VisitorId(id)).await?;
+    found.ok_or_else(|| WebError::NotFound(format!("there is no known visitor {id}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct KnownVisitorForm {
+    name: String,
+    email: String,
+    mobile: String,
+    /// "on" when the box is ticked; a form leaves an unticked box out.
+    auto_pass: String,
+}
+
+fn known_visitor_view(user: &User, flash: Option<Flash>, visitor: &KnownVisitor, form: &KnownVisitorForm) -> Markup {
+    let url = known_url(visitor.id);
+    let body = html! {
+        p { a href="/visitors" { "← Visitors" } }
+        h1 { (visitor.name) }
+        section.card {
+            p.hint {
+                "Last here " (time_cell(visitor.last_visit)) "; "
+                (visitor.visits) " visit" @if visitor.visits != 1 { "s" }
+                " and " (visitor.faces) " face" @if visitor.faces != 1 { "s" } " kept."
+            }
+            form.stack method="post" action=(url) {
+                (csrf_field(user))
+                label for="name" { "Name" }
+                input #name name="name" value=(form.name) maxlength="80" required;
+                label for="mobile" { "Mobile number (with country code)" }
+                input #mobile name="mobile" type="tel" value=(form.mobile) placeholder="+44 7700 900123";
+                label for="email" { "E-mail" }
+                input #email name="email" type="email" value=(form.email);
+                div.choices {
+                    label {
+                        input type="checkbox" name="auto_pass" value="on" checked[form.auto_pass == "on"];
+                        "Auto-pass: send a passcode at once whenever the door recognises them"
+                    }
+                }
+                button.primary type="submit" { "Save" }
+            }
+        }
+        section.card.danger-zone {
+            h2 { "Forget " (visitor.name) }
+            p { "Deletes their faces, their visits and those visits' photos now." }
+            (post_button(user, &format!("{url}/forget"), &format!("Forget {}", visitor.name), "danger",
+                Some(&format!("Delete {}, their faces, visits and photos now?", visitor.name))))
+        }
+    };
+    page(user, flash, Section::Visitors, &visitor.name, body)
+}
+
+pub async fn known_page(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+) -> Result<Markup, WebError> {
+    let flash = state.auth().take_flash(&user);
+    let visitor = known_visitor(&state, id).await?;
+    let form = KnownVisitorForm {
+        name: visitor.name.clone(),
+        email: visitor.email.clone().unwrap_or_default(),
+        mobile: visitor.mobile.clone().unwrap_or_default(),
+        auto_pass: if visitor.auto_pass { "on".into() } else { String::new() },
+    };
+    Ok(known_visitor_view(&user, flash, &visitor, &form))
+}
+
+pub async fn edit_known(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    AdminForm(user, form): AdminForm<KnownVisitorForm>,
+) -> Result<Response, WebError> {
+    let visitor = known_visitor(&state, id).await?;
+    let details = match edited_details(&form.name, &form.email, &form.mobile) {
+        Ok(details) => details,
+        Err(problem) => {
+            let page = known_visitor_view(&user, Some(Flash::error(problem)), &visitor, &form);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let visitors = state.store().known_visitors();
+    visitors.update_known_visitor(visitor.id, &details).await?;
+    visitors.set_auto_pass(visitor.id, form.auto_pass == "on").await?;
+    tracing::info!(visitor = %visitor.id, by = %user.username, "a known visitor was changed");
+    state.auth().set_flash(&user, Flash::ok(format!("{} is saved.", details.name)));
+    Ok(Redirect::to(&known_url(visitor.id)).into_response())
+}
+
+pub async fn set_auto_pass(
+    State(state): State<WebState>,
+    Path((id, switch)): Path<(i64, String)>,
+    AdminForm(user, _form): AdminForm<Button>,
+) -> Result<Response, WebError> {
+    let visitor = known_visitor(&state, id).await?;
+    let on = match switch.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return Err(WebError::BadRequest(format!("auto-pass is \"on\" or \"off\", not {other:?}"))),
+    };
+    state.store().known_visitors().set_auto_pass(visitor.id, on).await?;
+    tracing::info!(visitor = %visitor.id, auto_pass = on, by = %user.username, "auto-pass was switched");
+    let message = match on {
+        true => format!("{} gets a passcode at once whenever the door recognises them.", visitor.name),
+        false => format!("You decide again when {} rings.", visitor.name),
+    };
+    state.auth().set_flash(&user, Flash::ok(message));
+    Ok(Redirect::to("/visitors").into_response())
+}
+
+pub async fn forget_known(
+    State(state): State<WebState>,
+    Path(id): Path<i64>,
+    AdminForm(user, _form): AdminForm<Button>,
+) -> Result<Response, WebError> {
+    let desk = desk(&state)?;
+    let visitor = match known_visitor(&state, id).await {
+        Ok(visitor) => visitor,
+        // Forgotten already (a second click, or the hourly tidy-up): nothing is left to delete.
+        Err(WebError::NotFound(_)) => return Ok(Redirect::to("/visitors").into_response()),
+        Err(e) => return Err(e),
+    };
+    let photos = desk.forget_visitor(visitor.id).await.map_err(internal)?;
+    tracing::info!(visitor = %visitor.id, photos, by = %user.username, "a known visitor was forgotten");
+    let message = format!("{} is forgotten: their faces, visits and photos are deleted.", visitor.name);
+    state.auth().set_flash(&user, Flash::ok(message));
     Ok(Redirect::to("/visitors").into_response())
 }

@@ -12,8 +12,8 @@ use facereko::engine::FaceTemplate;
 use facereko::schedule::{Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
-    self, Channel, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, Store, StoreError, StoredPass, Visit,
-    VisitId, VisitQuery, VisitStatus,
+    self, Channel, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, Store, StoreError,
+    StoredPass, Visit, VisitId, VisitQuery, VisitStatus, VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
@@ -749,6 +749,7 @@ async fn visits_are_kept_and_listed_newest_first(store: &dyn Store) {
         status: VisitStatus::Pending,
         decided_by: None,
         decided_at: None,
+        visitor: None,
     };
     assert_eq!(first, expected);
     assert_eq!(visits.visit(first.id).await.unwrap(), Some(expected));
@@ -958,6 +959,160 @@ async fn visits_expire_undecided_or_with_no_pass_left_to_open(store: &dyn Store)
     assert_eq!(visits.expire_visits(at(50), at(100)).await.unwrap(), 0, "nothing twice");
 }
 
+fn visitor(name: &str, mobile: Option<&str>) -> VisitorDetails {
+    VisitorDetails {
+        name: name.into(),
+        email: Some(format!("{}@example.com", name.to_lowercase())),
+        mobile: mobile.map(Into::into),
+    }
+}
+
+async fn known(store: &dyn Store, id: VisitorId) -> KnownVisitor {
+    store.known_visitors().known_visitor(id).await.unwrap().expect("a known visitor")
+}
+
+async fn known_visitors_are_kept_edited_and_listed_last_here_first(store: &dyn Store) {
+    let visitors = store.known_visitors();
+    let alice = visitors.add_known_visitor(&visitor("Alice", Some("+4915100000001")), at(10)).await.unwrap();
+    let bob = visitors.add_known_visitor(&visitor("Bob", None), at(20)).await.unwrap();
+    let expected = KnownVisitor {
+        id: alice.id,
+        name: "Alice".into(),
+        email: Some("alice@example.com".into()),
+        mobile: Some("+4915100000001".into()),
+        auto_pass: false,
+        last_visit: at(10),
+        visits: 0,
+        faces: 0,
+    };
+    assert_eq!(alice, expected);
+    assert_eq!(known(store, alice.id).await, expected);
+    assert_eq!(visitors.known_visitor(VisitorId(999_999)).await.unwrap(), None);
+    let order = |list: Vec<KnownVisitor>| list.into_iter().map(|v| v.id).collect::<Vec<_>>();
+    assert_eq!(order(visitors.list_known_visitors().await.unwrap()), [bob.id, alice.id], "last here first");
+
+    let renamed = VisitorDetails { name: "Alice B".into(), email: None, mobile: Some("+4915100000009".into()) };
+    visitors.update_known_visitor(alice.id, &renamed).await.unwrap();
+    visitors.update_known_visitor(alice.id, &renamed).await.unwrap();
+    visitors.set_auto_pass(alice.id, true).await.unwrap();
+    let edited = known(store, alice.id).await;
+    assert_eq!((edited.name.as_str(), edited.email, edited.mobile), ("Alice B", None, renamed.mobile.clone()));
+    assert!(edited.auto_pass);
+    visitors.set_auto_pass(alice.id, false).await.unwrap();
+    assert!(!known(store, alice.id).await.auto_pass);
+    assert_eq!(
+        message(visitors.update_known_visitor(VisitorId(999_999), &renamed).await),
+        "no known visitor with id 999999"
+    );
+    assert_eq!(message(visitors.set_auto_pass(VisitorId(999_999), true).await), "no known visitor with id 999999");
+
+    // A visit becomes theirs; a later one moves their last visit, an earlier one does not.
+    let later = store.visits().add_visit(&ring(30, Some("visitors/30.jpg"))).await.unwrap();
+    let earlier = store.visits().add_visit(&ring(5, None)).await.unwrap();
+    visitors.link_visit(later.id, alice.id, later.at).await.unwrap();
+    visitors.link_visit(earlier.id, alice.id, earlier.at).await.unwrap();
+    let linked = known(store, alice.id).await;
+    assert_eq!((linked.last_visit, linked.visits), (at(30), 2));
+    assert_eq!(store.visits().visit(later.id).await.unwrap().unwrap().visitor, Some(alice.id));
+    assert_eq!(order(visitors.list_known_visitors().await.unwrap()), [alice.id, bob.id]);
+    assert_eq!(
+        message(visitors.link_visit(later.id, VisitorId(999_999), at(40)).await),
+        "no known visitor with id 999999"
+    );
+    assert_eq!(message(visitors.link_visit(VisitId(999_999), bob.id, at(40)).await), "no visit with id 999999");
+    assert_eq!(known(store, bob.id).await.last_visit, at(20), "a failed link changes nothing");
+}
+
+async fn visitors_keep_their_newest_faces_per_model(store: &dyn Store) {
+    let visitors = store.known_visitors();
+    let alice = visitors.add_known_visitor(&visitor("Alice", None), at(0)).await.unwrap().id;
+    let bob = visitors.add_known_visitor(&visitor("Bob", None), at(0)).await.unwrap().id;
+    let descriptor = |n: f32| vec![n, -0.5, 0.25, 1.0e-3];
+    let mut added = Vec::new();
+    for n in 1..=3 {
+        added.push(
+            visitors.add_visitor_face(alice, "local/mobilefacenet", &descriptor(n as f32), at(n), 2).await.unwrap(),
+        );
+    }
+    let bobs = visitors.add_visitor_face(bob, "local/mobilefacenet", &descriptor(9.0), at(4), 2).await.unwrap();
+    visitors.add_visitor_face(bob, "local/dlib", &descriptor(8.0), at(5), 2).await.unwrap();
+
+    let faces = visitors.visitor_faces("local/mobilefacenet").await.unwrap();
+    let found: Vec<(i64, VisitorId, Vec<f32>)> = faces.into_iter().map(|f| (f.id, f.visitor, f.descriptor)).collect();
+    assert_eq!(
+        found,
+        [(added[1], alice, descriptor(2.0)), (added[2], alice, descriptor(3.0)), (bobs, bob, descriptor(9.0))],
+        "the two newest of Alice's, oldest first, the values as given"
+    );
+    assert_eq!(visitors.visitor_faces("local/dlib").await.unwrap().len(), 1, "another model's faces apart");
+    assert!(visitors.visitor_faces("local/MOBILEFACENET").await.unwrap().is_empty(), "kinds are exact");
+    assert_eq!(known(store, alice).await.faces, 2);
+    assert_eq!(known(store, bob).await.faces, 2, "faces of every model count");
+
+    let nan = visitors.add_visitor_face(alice, "local/mobilefacenet", &[f32::NAN, 0.0], at(9), 2).await;
+    assert!(matches!(nan, Err(StoreError::Conflict(_))), "{nan:?}");
+    let nobody = visitors.add_visitor_face(VisitorId(999_999), "local/mobilefacenet", &descriptor(1.0), at(9), 2).await;
+    assert_eq!(message(nobody), "no known visitor with id 999999");
+    assert_eq!(visitors.visitor_faces("local/mobilefacenet").await.unwrap().len(), 3, "nothing added");
+}
+
+async fn forgetting_a_known_visitor_deletes_faces_visits_and_passes(store: &dyn Store) {
+    let visitors = store.known_visitors();
+    let alice = visitors.add_known_visitor(&visitor("Alice", None), at(0)).await.unwrap().id;
+    let bob = visitors.add_known_visitor(&visitor("Bob", None), at(0)).await.unwrap().id;
+    let mut visits = Vec::new();
+    for (n, photo, whose) in [
+        (1, Some("a/1.jpg"), Some(alice)),
+        (2, None, Some(alice)),
+        (3, Some("b/3.jpg"), Some(bob)),
+        (4, Some("c/4.jpg"), None),
+    ] {
+        let visit = store.visits().add_visit(&ring(n, photo)).await.unwrap();
+        add_pass(store, visit.id, "front", PassKind::Passcode, at(1000), 1).await;
+        if let Some(whose) = whose {
+            visitors.link_visit(visit.id, whose, visit.at).await.unwrap();
+        }
+        visits.push(visit.id);
+    }
+    for whose in [alice, bob] {
+        visitors.add_visitor_face(whose, "local/mobilefacenet", &[0.5, 0.5], at(9), 5).await.unwrap();
+    }
+
+    assert_eq!(visitors.forget_known_visitor(alice).await.unwrap(), ["a/1.jpg"], "photos only where taken");
+    assert_eq!(visitors.known_visitor(alice).await.unwrap(), None);
+    assert_eq!(listed(store, VisitQuery::default()).await, [visits[3], visits[2]], "their visits went with them");
+    let passes = store.visits().passes("front", PassKind::Passcode, at(0)).await.unwrap();
+    let mut pass_visits: Vec<VisitId> = passes.into_iter().map(|p| p.visit).collect();
+    pass_visits.sort();
+    assert_eq!(pass_visits, [visits[2], visits[3]], "and their visits' passes");
+    let faces = visitors.visitor_faces("local/mobilefacenet").await.unwrap();
+    assert_eq!(faces.iter().map(|f| f.visitor).collect::<Vec<_>>(), [bob], "and their faces");
+    assert!(visitors.forget_known_visitor(alice).await.unwrap().is_empty(), "forgotten already");
+    assert_eq!(known(store, bob).await.visits, 1, "Bob keeps his");
+}
+
+async fn known_visitors_past_retention_are_forgotten_with_their_visits(store: &dyn Store) {
+    let visitors = store.known_visitors();
+    let old = visitors.add_known_visitor(&visitor("Olga", None), at(0)).await.unwrap().id;
+    let recent = visitors.add_known_visitor(&visitor("Rita", None), at(0)).await.unwrap().id;
+    let old_visit = store.visits().add_visit(&ring(50, Some("o/50.jpg"))).await.unwrap();
+    visitors.link_visit(old_visit.id, old, old_visit.at).await.unwrap();
+    // Rita's first visit is as old as Olga's, but she came again at the cutoff.
+    let first = store.visits().add_visit(&ring(50, Some("r/50.jpg"))).await.unwrap();
+    let again = store.visits().add_visit(&ring(100, Some("r/100.jpg"))).await.unwrap();
+    visitors.link_visit(first.id, recent, first.at).await.unwrap();
+    visitors.link_visit(again.id, recent, again.at).await.unwrap();
+    visitors.add_visitor_face(old, "local/mobilefacenet", &[0.5, 0.5], at(50), 5).await.unwrap();
+
+    let (forgotten, photos) = visitors.forget_visitors_before(at(100)).await.unwrap();
+    assert_eq!((forgotten, photos), (1, vec!["o/50.jpg".to_owned()]));
+    assert_eq!(visitors.known_visitor(old).await.unwrap(), None);
+    assert!(visitors.visitor_faces("local/mobilefacenet").await.unwrap().is_empty());
+    assert_eq!(store.visits().visit(old_visit.id).await.unwrap(), None);
+    assert_eq!(known(store, recent).await.visits, 2, "the one here at the cutoff stays, with every visit");
+    assert_eq!(visitors.forget_visitors_before(at(100)).await.unwrap(), (0, Vec::new()));
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -969,7 +1124,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8]], "one of them applied everything, the other nothing");
+    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9]], "one of them applied everything, the other nothing");
 }
 
 /// A module named after a backend, with one test per conformance test run on that backend.
@@ -1024,4 +1179,8 @@ conformance!(
     wrong_passcodes_lock_the_live_passcodes_at_their_door,
     forgetting_visits_deletes_their_passes_and_hands_back_photos,
     visits_expire_undecided_or_with_no_pass_left_to_open,
+    known_visitors_are_kept_edited_and_listed_last_here_first,
+    visitors_keep_their_newest_faces_per_model,
+    forgetting_a_known_visitor_deletes_faces_visits_and_passes,
+    known_visitors_past_retention_are_forgotten_with_their_visits,
 );

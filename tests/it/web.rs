@@ -46,6 +46,8 @@ struct App {
     dir: tempfile::TempDir,
     /// What the simulated outputs did, the speaker's phrases among them.
     recorder: OutputRecorder,
+    /// The visitors' desk the app uses, when `visitors.enabled`.
+    desk: Option<facereko::visitor::Desk>,
     _door: RunningDoor,
 }
 
@@ -92,9 +94,10 @@ impl App {
         );
         let couriers = facereko::app::couriers(&config).unwrap();
         let desk = facereko::app::visitor_desk(&config, &door.link, couriers);
-        let setup = web::WebSetup { desk, ..facereko::app::web_setup(&config) };
+        let setup = web::WebSetup { desk: desk.clone(), ..facereko::app::web_setup(&config) };
         let state = WebState::new(setup, door.link.clone()).await;
-        Self { router: web::router(state.clone()), state, store, engine, config, dir, recorder, _door: door }
+        let router = web::router(state.clone());
+        Self { router, state, store, engine, config, dir, recorder, desk, _door: door }
     }
 
     async fn simulated() -> Self {
@@ -1316,5 +1319,6 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
 
+mod known_visitors;
 mod qr;
 mod visitors;

@@ -228,7 +228,8 @@ impl LocalEngine {
         })
     }
 
-    async fn describe(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
+    /// Describes the largest face, or `None` without a face, off the async threads.
+    pub async fn describe(&self, frame: &Frame, what: &str) -> Result<Option<DescribedFace>, EngineError> {
         let (engine, frame, what) = (self.clone(), frame.clone(), what.to_owned());
         tokio::task::spawn_blocking(move || engine.describe_blocking(&frame, &what))
             .await
@@ -247,12 +248,23 @@ impl LocalEngine {
 
 /// The enrolled person most similar to `descriptor` (made by `kind`), with the similarity.
 pub fn best_match(kind: &Kind, descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
-    gallery
-        .iter()
-        .filter_map(|stored| match &stored.template {
-            FaceTemplate::Descriptor(d) => Some((stored.person, similarity(kind, descriptor, d))),
-            FaceTemplate::Remote(_) => None,
-        })
+    let described = gallery.iter().filter_map(|stored| match &stored.template {
+        FaceTemplate::Descriptor(d) => Some((stored.person, d.as_slice())),
+        FaceTemplate::Remote(_) => None,
+    });
+    closest(kind, descriptor, described)
+}
+
+/// Whose of `candidates` (descriptors made by `kind`, each with whose it is) is most similar to
+/// `descriptor`, with the similarity: how enrolled people and known visitors are both searched.
+pub fn closest<'a, Id>(
+    kind: &Kind,
+    descriptor: &[f32],
+    candidates: impl IntoIterator<Item = (Id, &'a [f32])>,
+) -> Option<(Id, f32)> {
+    candidates
+        .into_iter()
+        .map(|(id, candidate)| (id, similarity(kind, descriptor, candidate)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 

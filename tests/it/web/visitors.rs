@@ -15,7 +15,7 @@ use crate::common::smtp::{Security, SmtpServer};
 use crate::common::webhook::Receiver;
 
 const OWNER: &str = "owner@example.com";
-const MOBILE: &str = "+4915100000009";
+pub(super) const MOBILE: &str = "+4915100000009";
 pub(super) const WAIT: Duration = Duration::from_secs(20);
 
 /// Visitors on, the owner told by e-mail through `smtp`, passcodes texted through `sms`.
@@ -43,7 +43,7 @@ pub(super) async fn approve_path(smtp: &SmtpServer, count: usize) -> String {
 }
 
 /// The passcode in the latest text message.
-fn texted_code(sms: &Receiver, count: usize) -> String {
+pub(super) fn texted_code(sms: &Receiver, count: usize) -> String {
     let request = sms.wait_for(count, WAIT).remove(count - 1);
     let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
     assert_eq!(body["to"], MOBILE);
