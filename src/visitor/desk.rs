@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
 use super::{Contact, Passes, VisitorError, qr_png, valid_email, valid_mobile};
+use crate::card::CardUid;
 use crate::frame::Frame;
 use crate::notify::VisitorNotice;
 use crate::notify::delivery::{Courier, Outcome, Story};
@@ -21,16 +22,55 @@ const DECIDE: &str = "decide";
 const MAX_NAME: usize = 80;
 const MAX_MESSAGE: usize = 500;
 
-/// What a visitor says about themselves when they ring, checked.
+/// How a ring came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingKind {
+    /// On the visitor page, with a name and a way to reach the visitor.
+    VisitPage,
+    /// The doorbell button: nobody said who they are, nor how to reach them.
+    Bell,
+    /// A card nobody enrolled, tapped while the door camera saw a face.
+    UnknownCard(CardUid),
+}
+
+impl RingKind {
+    /// How MQTT notices name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RingKind::VisitPage => "visit_page",
+            RingKind::Bell => "bell",
+            RingKind::UnknownCard(_) => "unknown_card",
+        }
+    }
+}
+
+/// What a visitor says about themselves when they ring, checked; or what the door knows of a
+/// ring without words (the bell, an unknown card).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ring {
     pub name: String,
     pub email: Option<String>,
     pub mobile: Option<String>,
     pub message: Option<String>,
+    pub kind: RingKind,
 }
 
 impl Ring {
+    /// A press of the doorbell button.
+    pub fn bell() -> Self {
+        Self::without_words("Someone at the door".into(), RingKind::Bell)
+    }
+
+    /// An unknown card tapped with a face in view.
+    pub fn unknown_card(card: CardUid) -> Self {
+        Self::without_words(format!("Unknown card {card}"), RingKind::UnknownCard(card))
+    }
+
+    /// A ring with no contact: the owner can open or turn away, but no passcode can reach anyone.
+    fn without_words(name: String, kind: RingKind) -> Self {
+        Self { name, email: None, mobile: None, message: None, kind }
+    }
+
     /// The visitor's words, tidied; the error says what to change.
     pub fn new(name: &str, email: &str, mobile: &str, message: &str) -> Result<Self, String> {
         let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
@@ -53,8 +93,13 @@ impl Ring {
         if message.as_deref().is_some_and(|text| text.chars().count() > MAX_MESSAGE) {
             return Err(format!("Please keep the message under {MAX_MESSAGE} characters."));
         }
-        Ok(Self { name: name.to_owned(), email, mobile, message })
+        Ok(Self { name: name.to_owned(), email, mobile, message, kind: RingKind::VisitPage })
     }
+}
+
+/// Whether the visitor left a way to reach them: without one, no passcode or pass can be sent.
+pub fn has_contact(visit: &Visit) -> bool {
+    visit.email.is_some() || visit.mobile.is_some()
 }
 
 /// How a passcode or a QR pass reached the visitor, or why it did not.
@@ -116,11 +161,11 @@ impl Desk {
             }
             None => None,
         };
-        let Ring { name, email, mobile, message } = ring;
+        let Ring { name, email, mobile, message, kind } = ring;
         let new = NewVisit { door: self.passes.door.clone(), at: now, name, email, mobile, message, photo };
         let visit = self.store().visits().add_visit(&new).await?;
-        tracing::info!(visit = %visit.id, door = %visit.door, "a visitor rang");
-        self.tell_owners(&visit, now).await?;
+        tracing::info!(visit = %visit.id, door = %visit.door, rang = kind.as_str(), "a visitor rang");
+        self.tell_owners(&visit, &kind, now).await?;
         Ok(visit)
     }
 
@@ -148,17 +193,28 @@ impl Desk {
         }
     }
 
-    async fn tell_owners(&self, visit: &Visit, now: OffsetDateTime) -> Result<(), VisitorError> {
+    async fn tell_owners(&self, visit: &Visit, kind: &RingKind, now: OffsetDateTime) -> Result<(), VisitorError> {
         let link = self.decide_link(visit.id, now).await?;
         let minutes = self.passes.config.approve_link_lifetime.as_secs() / 60;
         let said = visit.message.as_deref().map(|text| format!(" They wrote: \"{text}\".")).unwrap_or_default();
-        let story = Story {
-            subject: format!("FaceReko: {} is at {}", visit.name, visit.door),
-            sentence: format!(
-                "{} rang at {}.{said} Open the link within {minutes} minutes to let them in, send a passcode or \
-                 turn them away.",
-                visit.name, visit.door
+        let door = &visit.door;
+        let (subject, rang) = match kind {
+            RingKind::VisitPage => (format!("FaceReko: {} is at {door}", visit.name), format!("{} rang", visit.name)),
+            RingKind::Bell => (format!("FaceReko: someone rang the bell at {door}"), "Someone rang the bell".into()),
+            RingKind::UnknownCard(card) => (
+                format!("FaceReko: someone with an unknown card is at {door}"),
+                format!("Someone tapped the unknown card {card}"),
             ),
+        };
+        // A passcode needs a way to reach the visitor.
+        let choices = if has_contact(visit) {
+            "let them in, send a passcode or turn them away"
+        } else {
+            "let them in or turn them away"
+        };
+        let story = Story {
+            subject,
+            sentence: format!("{rang} at {door}.{said} Open the link within {minutes} minutes to {choices}."),
             link,
         };
         let notice = VisitorNotice {
@@ -169,6 +225,7 @@ impl Desk {
             message: visit.message.clone(),
             photo: visit.photo.clone(),
             link: story.link.clone(),
+            kind: kind.as_str().to_owned(),
         };
         // Nobody listening (MQTT off) is the usual case.
         let _ = self.notices.send(notice);
@@ -361,5 +418,20 @@ mod tests {
         assert!(Ring::new(&"B".repeat(81), "bob@example.com", "", "").is_err());
         assert!(Ring::new("Bob", "bob@example.com", "", &"x".repeat(501)).is_err());
         assert!(Ring::new("Bob\u{7}", "bob@example.com", "", "").is_err());
+        assert_eq!(ring.kind, RingKind::VisitPage);
+    }
+
+    #[test]
+    fn the_bell_and_an_unknown_card_ring_without_a_contact() {
+        let bell = Ring::bell();
+        assert_eq!(
+            (bell.name.as_str(), bell.email.as_deref(), bell.mobile.as_deref()),
+            ("Someone at the door", None, None)
+        );
+        let card: CardUid = "04a1b2c3".parse().unwrap();
+        let tapped = Ring::unknown_card(card.clone());
+        assert_eq!(tapped.name, "Unknown card 04A1B2C3");
+        assert_eq!(tapped.kind, RingKind::UnknownCard(card));
+        assert_eq!((tapped.kind.as_str(), bell.kind.as_str()), ("unknown_card", "bell"));
     }
 }
