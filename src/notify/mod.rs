@@ -153,6 +153,9 @@ pub struct VisitorNotice {
     /// The door camera's photo, under the photos folder.
     pub photo: Option<String>,
     pub link: Option<String>,
+    /// How the visitor rang: `visit_page`, `bell` or `unknown_card`.
+    #[serde(default)]
+    pub kind: String,
 }
 
 /// The topic suffix of [`VisitorNotice`]s.
