@@ -47,6 +47,8 @@ struct App {
     /// What the simulated outputs did, the speaker's phrases among them.
     recorder: OutputRecorder,
     _door: RunningDoor,
+    /// The doorbell's and unknown cards' rings, with visitors on.
+    _ringing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A picture with structure: what the simulated engine takes for a face.
@@ -81,7 +83,8 @@ impl App {
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
         let recorder = OutputRecorder::default();
-        let hardware = Hardware::simulated(&recorder, camera);
+        let mut hardware = Hardware::simulated(&recorder, camera);
+        let bell = hardware.bell.take();
         let door = facereko::app::start_door(
             &config,
             hardware,
@@ -92,9 +95,15 @@ impl App {
         );
         let couriers = facereko::app::couriers(&config).unwrap();
         let desk = facereko::app::visitor_desk(&config, &door.link, couriers);
-        let setup = web::WebSetup { desk, ..facereko::app::web_setup(&config) };
+        let ringer = facereko::app::ringer(&config, &door.link, desk.as_ref());
+        let ringing = ringer
+            .as_ref()
+            .map(|ringer| facereko::app::start_ringing(&config, ringer, bell, &door.link))
+            .unwrap_or_default();
+        let setup = web::WebSetup { desk, ringer, ..facereko::app::web_setup(&config) };
         let state = WebState::new(setup, door.link.clone()).await;
-        Self { router: web::router(state.clone()), state, store, engine, config, dir, recorder, _door: door }
+        let router = web::router(state.clone());
+        Self { router, state, store, engine, config, dir, recorder, _door: door, _ringing: ringing }
     }
 
     async fn simulated() -> Self {
@@ -1316,5 +1325,6 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
 
+mod doorbell;
 mod qr;
 mod visitors;
