@@ -329,6 +329,7 @@ async fn a_press_of_the_bell_is_a_home_assistant_doorbell_event() {
             ("email.port", &smtp_port),
             ("email.security", "\"plain\""),
             ("email.from", "\"door@example.com\""),
+            ("email.to", "[\"owner@example.com\"]"),
         ],
     );
     door.start();
