@@ -8,6 +8,7 @@ use rumqttc::{AsyncClient, Event, Packet};
 
 use crate::common::certs::set_mode;
 use crate::common::mosquitto::{Mosquitto, Subscriber};
+use crate::common::smtp::{Security, SmtpServer};
 use crate::common::{TestDoor, face};
 
 const ALICE_CARD: &str = "04A1B2C3";
@@ -270,27 +271,31 @@ fn ring_over_http(port: u16, fields: &[(&str, &str)]) -> u16 {
     answer.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
+/// [`door_for`] with visitors on: the web app on `port`, the owner told by e-mail through `smtp`.
+fn visitors_door(broker: &Mosquitto, smtp: &SmtpServer, port: u16, extra: &[(&str, &str)]) -> TestDoor {
+    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
+    let mut settings = vec![
+        ("web.listen", listen.as_str()),
+        ("web.public_url", "\"https://door.example.com\""),
+        ("visitors.enabled", "true"),
+        ("visitors.tell", "[\"email:owner@example.com\"]"),
+        ("email.server", "\"localhost\""),
+        ("email.port", smtp_port.as_str()),
+        ("email.security", "\"plain\""),
+        ("email.from", "\"door@example.com\""),
+        ("email.to", "[\"owner@example.com\"]"),
+    ];
+    settings.extend_from_slice(extra);
+    door_for(broker, &settings)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_visitors_ring_is_published_with_the_link_that_decides_it() {
     let broker = Mosquitto::start();
-    let smtp = crate::common::smtp::SmtpServer::start(crate::common::smtp::Security::Plain);
+    let smtp = SmtpServer::start(Security::Plain);
     let subscriber = Subscriber::connect(&broker, &["FaceReko/visitor"]).await;
     let port = crate::common::free_port();
-    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
-    let mut door = door_for(
-        &broker,
-        &[
-            ("web.listen", &listen),
-            ("web.public_url", "\"https://door.example.com\""),
-            ("visitors.enabled", "true"),
-            ("visitors.tell", "[\"email:owner@example.com\"]"),
-            ("email.server", "\"localhost\""),
-            ("email.port", &smtp_port),
-            ("email.security", "\"plain\""),
-            ("email.from", "\"door@example.com\""),
-            ("email.to", "[\"owner@example.com\"]"),
-        ],
-    );
+    let mut door = visitors_door(&broker, &smtp, port, &[]);
     door.start();
     door.wait_for("the web app", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let rang = ring_over_http(port, &[("name", "Bob"), ("email", "bob@example.com"), ("message", "Parcel")]);
@@ -312,26 +317,10 @@ async fn a_visitors_ring_is_published_with_the_link_that_decides_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_press_of_the_bell_is_a_home_assistant_doorbell_event() {
     let broker = Mosquitto::start();
-    let smtp = crate::common::smtp::SmtpServer::start(crate::common::smtp::Security::Plain);
+    let smtp = SmtpServer::start(Security::Plain);
     let subscriber =
         Subscriber::connect(&broker, &["homeassistant/event/#", "FaceReko/front/doorbell", "FaceReko/visitor"]).await;
-    let port = crate::common::free_port();
-    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
-    let mut door = door_for(
-        &broker,
-        &[
-            ("mqtt.home_assistant", "true"),
-            ("web.listen", &listen),
-            ("web.public_url", "\"https://door.example.com\""),
-            ("visitors.enabled", "true"),
-            ("visitors.tell", "[\"email:owner@example.com\"]"),
-            ("email.server", "\"localhost\""),
-            ("email.port", &smtp_port),
-            ("email.security", "\"plain\""),
-            ("email.from", "\"door@example.com\""),
-            ("email.to", "[\"owner@example.com\"]"),
-        ],
-    );
+    let mut door = visitors_door(&broker, &smtp, crate::common::free_port(), &[("mqtt.home_assistant", "true")]);
     door.start();
     subscriber
         .wait_until(
