@@ -340,7 +340,9 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "GET {path}");
         assert_eq!(answer.location(), "/login", "GET {path}");
     }
-    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"] {
+    for path in
+        ["/disarm", "/tap", "/ring", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"]
+    {
         let answer = stranger.post(path, &[("card", CARD), ("name", "Mallory")]).await;
         assert_eq!(answer.location(), "/login", "POST {path}");
     }
@@ -536,6 +538,7 @@ async fn viewers_see_everything_and_change_nothing() {
         "/arm".to_owned(),
         "/disarm".to_owned(),
         "/tap".to_owned(),
+        "/ring".to_owned(),
         "/people".to_owned(),
         format!("/people/{person}/remove"),
         format!("/people/{person}/cards"),

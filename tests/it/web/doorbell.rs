@@ -126,3 +126,14 @@ async fn unknown_cards_do_not_ring_when_turned_off() {
     assert!(visits(&app).await.is_empty());
     assert!(smtp.received().is_empty());
 }
+
+#[tokio::test]
+async fn without_visitors_the_dashboard_has_no_bell_and_a_press_says_why() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, facereko::accounts::Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    assert!(!admin.get("/").await.text.contains("Ring the bell"), "nothing would listen to it");
+    let pressed = admin.post("/ring", &[]).await;
+    assert_eq!(pressed.status, StatusCode::BAD_REQUEST);
+    assert!(pressed.text.contains("rings need visitors.enabled = true"), "{}", pressed.text);
+}
