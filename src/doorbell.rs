@@ -124,6 +124,11 @@ impl Ringer {
             tracing::debug!(%card, "an unknown card within the ring hold-off; the owner is not told again");
             return Ok(None);
         }
+        // Taps come first: with another attempt under way, the camera and the engine are its.
+        if self.control.status.borrow().busy {
+            tracing::debug!(%card, "an unknown card while another attempt is under way: no ring");
+            return Ok(None);
+        }
         let Some(capture) = self.burst().await else { return Ok(None) };
         if capture.face.is_none() {
             tracing::debug!(%card, "an unknown card with no face in view: no ring");
