@@ -401,7 +401,7 @@ url = "mysql://facereko@localhost/facereko"|' <<<"$text")"
     if [ "$CONFIG_FOR_PI" = yes ]; then
         text="$(sed -e 's|^leds = "simulated"$|leds = "gpio"|' -e 's|^buzzer = "simulated"$|buzzer = "gpio"|' \
             -e 's|^lock = "simulated"$|lock = "gpio"|' -e 's|^reader = "simulated"$|reader = "mfrc522"|' \
-            -e 's|^camera = "simulated"$|camera = "rpicam"|' \
+            -e 's|^camera = "simulated"$|camera = "rpicam"|' -e 's|^bell = "simulated"$|bell = "none"|' \
             -e 's|^camera = "/var/lib/facereko/sim-camera"$|# camera = "/var/lib/facereko/sim-camera"|' <<<"$text")"
     fi
     # The web app on every network: its accounts are made by the owner (no default credentials).

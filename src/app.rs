@@ -1,6 +1,6 @@
 //! Wiring: the one place that starts the daemon's parts in order (store, engine, hardware, door
-//! driver, control socket, web app, face API, MQTT publisher, message deliverers, QR pass scanner)
-//! and stops them on one path.
+//! driver, control socket, web app, face API, MQTT publisher, message deliverers, QR pass scanner,
+//! doorbell) and stops them on one path.
 
 use std::future::Future;
 use std::path::Path;
@@ -17,12 +17,13 @@ use crate::api::{self, ApiState};
 use crate::card::CardUid;
 use crate::config::{Config, ConfigError, Section};
 use crate::control;
+use crate::doorbell::{self, Ringer};
 use crate::driver::{DoorLink, DoorTuning, DriverError, Journal, JournalError, RunningDoor, Services, Setup, Status};
 use crate::engine::local::LocalEngine;
 use crate::engine::{self, EngineError, FaceEngine, hybrid, rekognition};
 use crate::enrolment;
 use crate::hw::simulated::OutputRecorder;
-use crate::hw::{Hardware, HwError, SafeOutputs};
+use crate::hw::{Bell, Hardware, HwError, SafeOutputs};
 use crate::notify::delivery::{self, Courier};
 use crate::notify::email::{EmailError, Mailer};
 use crate::notify::faults::{self, Fault, Findings};
@@ -180,6 +181,29 @@ pub fn visitor_desk(config: &Config, link: &DoorLink, couriers: Vec<Arc<dyn Cour
     }
 }
 
+/// What turns rings into visits at the door behind `link`, when there is a `desk` (visitors on).
+pub fn ringer(config: &Config, link: &DoorLink, desk: Option<&Desk>) -> Option<Ringer> {
+    desk.map(|desk| Ringer::new(desk.clone(), link, config.visitors.ring_hold_off))
+}
+
+/// The tasks that ring for the doorbell's presses and, with `visitors.unknown_card_rings`, for
+/// unknown cards tapped with a face in view; abort them to stop.
+pub fn start_ringing(
+    config: &Config,
+    ringer: &Ringer,
+    bell: Option<Box<dyn Bell>>,
+    link: &DoorLink,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(bell) = bell {
+        tasks.push(tokio::spawn(doorbell::listen(bell, ringer.clone())));
+    }
+    if config.visitors.unknown_card_rings {
+        tasks.push(tokio::spawn(doorbell::ring_for_unknown_cards(link.attempts.subscribe(), ringer.clone())));
+    }
+    tasks
+}
+
 /// What the web app takes from `config`; no notification rules saved from it are in force.
 pub fn web_setup(config: &Config) -> WebSetup {
     let simulated_camera = config.hardware.camera == crate::hw::simulated::NAME;
@@ -193,6 +217,7 @@ pub fn web_setup(config: &Config) -> WebSetup {
         file_voice: config.voice.clone(),
         voice: config.voice.clone(),
         desk: None,
+        ringer: None,
     }
 }
 
@@ -227,7 +252,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         return Err(ConfigError { problems }.into());
     }
     let _lock = lock?;
-    let hardware = outputs.with_inputs(&config.hardware)?;
+    let mut hardware = outputs.with_inputs(&config.hardware)?;
+    // The bell is not the door's: its presses ring through the visitors' desk (when there is one).
+    let bell = hardware.bell.take();
     let store = store::open(&config.database, &config.data_dir).await?;
     let journal = Journal::open(&config.journal_path())?;
     let mut config = with_saved_tuning(config, store.as_ref()).await;
@@ -269,6 +296,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     warn_of_faces_to_reindex(store.as_ref(), engine.as_ref()).await;
     let door = start_door(&config, hardware, Arc::clone(&store), engine, journal, armed);
     let desk = visitor_desk(&config, &door.link, couriers.clone());
+    let ringer = ringer(&config, &door.link, desk.as_ref());
+    let ringing = ringer.as_ref().map(|ringer| start_ringing(&config, ringer, bell, &door.link)).unwrap_or_default();
     let publisher = publisher.map(|publisher| {
         let status = door.link.control.status.clone();
         // Without visitors, a channel no one sends on.
@@ -306,7 +335,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
-            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, desk, ..web_setup(&config) };
+            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, desk, ringer, ..web_setup(&config) };
             let state = WebState::new(setup, door.link.clone()).await;
             Some(Server::start("web app", listener, web::router(state), config.web.connections))
         }
@@ -332,7 +361,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    for task in publisher.into_iter().chain(deliverers).chain(fault_watch).chain(tidying).chain(qr_scanner) {
+    let others = fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing);
+    for task in publisher.into_iter().chain(deliverers).chain(others) {
         task.abort();
     }
     match store.door().write_kept_rows().await {

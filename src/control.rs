@@ -1,5 +1,6 @@
 //! The control socket: a Unix socket speaking one JSON object per line, through which the CLI
-//! taps simulated cards, arms and disarms the door and reads its status.
+//! taps simulated cards, presses the simulated doorbell, arms and disarms the door and reads its
+//! status.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use crate::serving::{self, Limits, Slot};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ControlConfig {
-    /// Unix socket for `facereko tap|arm|disarm|status|healthcheck`; default `<data_dir>/control.sock`.
+    /// Unix socket for `facereko tap|ring|arm|disarm|status|healthcheck`; default `<data_dir>/control.sock`.
     pub socket: Option<PathBuf>,
     /// `[control.connections]`: the cap on open connections and how long one may wait to ask.
     pub connections: Limits,
@@ -62,7 +63,11 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Request {
-    Tap { card: CardUid },
+    Tap {
+        card: CardUid,
+    },
+    /// A press of the simulated doorbell.
+    Ring,
     Arm,
     Disarm,
     Status,
@@ -160,6 +165,16 @@ async fn answer(request: Request, handle: &ControlHandle) -> Response {
                 };
             };
             if let Err(e) = taps.tap(card).await {
+                return Response::Error { message: e.to_string() };
+            }
+        }
+        Request::Ring => {
+            let Some(presses) = &handle.presses else {
+                return Response::Error {
+                    message: "the doorbell is not simulated (hardware.bell); press the real button".into(),
+                };
+            };
+            if let Err(e) = presses.press().await {
                 return Response::Error { message: e.to_string() };
             }
         }

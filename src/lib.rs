@@ -13,6 +13,7 @@ pub mod checks;
 pub mod config;
 pub mod control;
 pub mod door;
+pub mod doorbell;
 pub mod driver;
 pub mod engine;
 pub mod enrolment;

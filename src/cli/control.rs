@@ -34,6 +34,12 @@ pub async fn tap(config: &Config, card: &CardUid) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn ring(config: &Config) -> Result<ExitCode> {
+    ask(config, &Request::Ring).await?;
+    println!("rang the bell; the owner is told and the Visitors page shows the visit");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn set_armed(config: &Config, armed: bool) -> Result<ExitCode> {
     let request = if armed { Request::Arm } else { Request::Disarm };
     match ask(config, &request).await {

@@ -54,6 +54,8 @@ pub enum Command {
         /// Card UID in hex, e.g. 04A1B2C3 or 04:a1:b2:c3
         card: CardUid,
     },
+    /// Press the running daemon's simulated doorbell: a visitor rings (needs visitors.enabled)
+    Ring,
     /// Arm the door: enrolled people can open it
     Arm,
     /// Disarm the door: taps are logged and nothing opens
@@ -544,6 +546,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tap { card } => control::tap(&config(CONTROL)?, card).await,
+        Command::Ring => control::ring(&config(CONTROL)?).await,
         Command::Arm => control::set_armed(&config(CONTROL)?, true).await,
         Command::Disarm => control::set_armed(&config(CONTROL)?, false).await,
         Command::Status { json } => control::status(&config(CONTROL)?, *json).await,

@@ -16,7 +16,7 @@ use crate::card::CardUid;
 use crate::checks::Secret;
 use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
-use crate::hw::simulated::SimTaps;
+use crate::hw::simulated::{SimPresses, SimTaps};
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
 use crate::notify::rules::Announcer;
 use crate::schedule::ScheduleClock;
@@ -112,6 +112,8 @@ pub struct ControlHandle {
     pub commands: mpsc::Sender<Command>,
     pub status: watch::Receiver<Status>,
     pub taps: Option<SimTaps>,
+    /// Presses the doorbell, when it is simulated.
+    pub presses: Option<SimPresses>,
     pub store: Arc<dyn Store>,
     pub reader_trouble: Trouble,
     pub clock: ScheduleClock,
@@ -166,6 +168,8 @@ pub struct DoorLink {
     pub announcer: watch::Receiver<Announcer>,
     /// Visitors' passes, when `visitors.enabled`; shared with the door, which checks them.
     pub passes: Option<Passes>,
+    /// The camera's burst after a tap as the door takes it now (the settings page may change it).
+    pub burst_limits: watch::Receiver<BurstLimits>,
 }
 
 /// A door driven in its own task.
@@ -177,7 +181,7 @@ pub struct RunningDoor {
 
 impl RunningDoor {
     pub fn start(setup: &Setup, hardware: Hardware, services: Services, armed: bool) -> Self {
-        let (camera, taps) = (Arc::clone(&hardware.camera), hardware.taps.clone());
+        let (camera, taps, presses) = (Arc::clone(&hardware.camera), hardware.taps.clone(), hardware.presses.clone());
         let (engine, store, clock) =
             (Arc::clone(&services.engine), Arc::clone(&services.store), services.clock.clone());
         let passes = services.passes.clone();
@@ -186,13 +190,14 @@ impl RunningDoor {
         let speaker_trouble = driver.voice.trouble();
         let (commands, commands_rx) = mpsc::channel(8);
         let link = DoorLink {
-            control: ControlHandle { commands, status, taps, store, reader_trouble, clock, speaker_trouble },
+            control: ControlHandle { commands, status, taps, presses, store, reader_trouble, clock, speaker_trouble },
             engine,
             camera,
             card_reads: driver.card_reads.clone(),
             attempts: driver.written.clone(),
             announcer: driver.announcer.subscribe(),
             passes,
+            burst_limits: driver.limits.subscribe(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(driver.run(reader, commands_rx, async {

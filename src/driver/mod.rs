@@ -113,7 +113,8 @@ pub struct Driver {
     door_id: String,
     /// Who is told of each attempt; the web app's settings page may change it while the door runs.
     announcer: watch::Sender<Announcer>,
-    limits: BurstLimits,
+    /// The camera's burst after a tap; the visitors' rings take their photo with the same.
+    limits: watch::Sender<BurstLimits>,
     engine_timeout: Duration,
     results_tx: mpsc::Sender<Event>,
     results_rx: mpsc::Receiver<Event>,
@@ -179,7 +180,7 @@ impl Driver {
             services,
             door_id: setup.tunable.door.id.clone(),
             announcer: watch::Sender::new(setup.announcer.clone()),
-            limits: setup.tunable.capture.limits(),
+            limits: watch::Sender::new(setup.tunable.capture.limits()),
             engine_timeout: setup.tunable.engine.timeout,
             results_tx,
             results_rx,
@@ -255,7 +256,7 @@ impl Driver {
                         settings.mode = self.door.settings().mode;
                         tracing::info!(?settings, ?limits, ?engine_timeout, "new door settings");
                         self.door.set_settings(settings);
-                        self.limits = limits;
+                        self.limits.send_replace(limits);
                         self.engine_timeout = engine_timeout;
                         let _ = done.send(());
                     }
@@ -422,7 +423,7 @@ impl Driver {
                 }
                 Effect::Capture { attempt } => {
                     let (camera, services, limits) =
-                        (Arc::clone(&self.camera), Arc::clone(&self.services), self.limits);
+                        (Arc::clone(&self.camera), Arc::clone(&self.services), *self.limits.borrow());
                     let voice = self.voice.clone();
                     let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
                     self.spawn_result(crashed, async move {

@@ -238,6 +238,8 @@ impl Rig {
             camera: camera.clone(),
             speaker: speaker(&recorder),
             taps: Some(taps.clone()),
+            bell: None,
+            presses: None,
         };
         let journal = Journal::open(&dir.path().join("attempts.journal")).expect("open the journal");
         let clock = Arc::new(SettableClock(true.into()));

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use super::config::HardwareConfig;
 use super::gpio::PinClaims;
-use super::simulated::{self, OutputRecorder, SimTaps};
+use super::simulated::{self, OutputRecorder, SimPresses, SimTaps};
 #[cfg(feature = "v4l2")]
 use super::v4l2;
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, LockRelay, Speaker, espeak, rpicam};
+use super::{Bell, Buzzer, Camera, CardReader, HwError, Indicators, LockRelay, Speaker, espeak, rpicam};
 #[cfg(feature = "pi")]
 use super::{gpio, mfrc522};
 use crate::checks::Checks;
@@ -35,6 +35,12 @@ pub type BuildOutput<T> = fn(&HardwareConfig, &OutputRecorder) -> Result<Box<T>,
 /// Builds a card reader, with the handle that feeds it taps when it is simulated.
 pub type BuildReader = fn(&HardwareConfig) -> Result<(Box<dyn CardReader>, Option<SimTaps>), HwError>;
 pub type BuildCamera = fn(&HardwareConfig) -> Result<Arc<dyn Camera>, HwError>;
+/// Builds the doorbell button (none for a door without one), with the handle that presses it
+/// when it is simulated.
+pub type BuildBell = fn(&HardwareConfig) -> Result<(Option<Box<dyn Bell>>, Option<SimPresses>), HwError>;
+
+/// The bell backend of a door without a doorbell button.
+pub const NO_BELL: &str = "none";
 
 /// A role and the backends compiled in for it, the simulated one first.
 pub struct Role<Build: 'static> {
@@ -155,16 +161,46 @@ pub const SPEAKERS: Role<BuildOutput<dyn Speaker>> = Role {
     ],
 };
 
+pub const BELLS: Role<BuildBell> = Role {
+    name: "bell",
+    backends: &[
+        Backend {
+            name: simulated::NAME,
+            build: |_| {
+                let (button, presses) = simulated::sim_bell();
+                Ok((Some(Box::new(button)), Some(presses)))
+            },
+            check: no_settings,
+        },
+        Backend { name: NO_BELL, build: |_| Ok((None, None)), check: no_settings },
+        #[cfg(feature = "pi")]
+        Backend {
+            name: gpio::NAME,
+            build: |hw| Ok((Some(Box::new(gpio::pi::bell(&hw.gpio)?)), None)),
+            check: |hw, checks, pins| hw.gpio.check_bell(checks, pins),
+        },
+    ],
+};
+
 /// The hardware roles, as named in the config (`hardware.<role>`).
-pub const ROLES: [&str; 6] = [LEDS.name, BUZZERS.name, LOCKS.name, READERS.name, CAMERAS.name, SPEAKERS.name];
+pub const ROLES: [&str; 7] =
+    [LEDS.name, BUZZERS.name, LOCKS.name, READERS.name, CAMERAS.name, SPEAKERS.name, BELLS.name];
 
 /// Backends compiled in for `role`, the simulated one first; none for a role that does not exist.
 pub fn backends_for(role: &str) -> Vec<&'static str> {
-    [LEDS.listing(), BUZZERS.listing(), LOCKS.listing(), READERS.listing(), CAMERAS.listing(), SPEAKERS.listing()]
-        .into_iter()
-        .find(|(name, _)| *name == role)
-        .map(|(_, backends)| backends)
-        .unwrap_or_default()
+    [
+        LEDS.listing(),
+        BUZZERS.listing(),
+        LOCKS.listing(),
+        READERS.listing(),
+        CAMERAS.listing(),
+        SPEAKERS.listing(),
+        BELLS.listing(),
+    ]
+    .into_iter()
+    .find(|(name, _)| *name == role)
+    .map(|(_, backends)| backends)
+    .unwrap_or_default()
 }
 
 fn no_settings(_: &HardwareConfig, _: &mut Checks, _: &mut PinClaims) {}
@@ -230,6 +266,8 @@ mod tests {
             "camera" if cfg!(feature = "v4l2") => vec!["simulated", "rpicam", "v4l2"],
             "camera" => vec!["simulated", "rpicam"],
             "speaker" => vec!["simulated", "espeak"],
+            "bell" if cfg!(feature = "pi") => vec!["simulated", "none", "gpio"],
+            "bell" => vec!["simulated", "none"],
             _ => vec!["simulated"],
         };
         for role in ROLES {

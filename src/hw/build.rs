@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::backends::{BUZZERS, CAMERAS, LEDS, LOCKS, READERS, SPEAKERS};
+use super::backends::{BELLS, BUZZERS, CAMERAS, LEDS, LOCKS, READERS, SPEAKERS};
 use super::config::HardwareConfig;
-use super::simulated::{self, OutputRecorder, SimTaps};
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Speaker};
+use super::simulated::{self, OutputRecorder, SimPresses, SimTaps};
+use super::{Bell, Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Speaker};
 
 /// The hardware of one door.
 pub struct Hardware {
@@ -17,6 +17,11 @@ pub struct Hardware {
     pub speaker: Box<dyn Speaker>,
     /// Present when the reader is simulated: the control socket feeds it taps.
     pub taps: Option<SimTaps>,
+    /// The doorbell button, unless the door has none. Not the door's: whoever turns presses into
+    /// rings takes it before the door starts.
+    pub bell: Option<Box<dyn Bell>>,
+    /// Present when the bell is simulated: the control socket and the dashboard press it.
+    pub presses: Option<SimPresses>,
 }
 
 /// The door's outputs, driven to their safe state: what a start does before anything else that
@@ -45,7 +50,8 @@ impl SafeOutputs {
         let camera = camera_from_config(config)?;
         let Self { indicators, buzzer, relay, recorder } = self;
         let speaker = (SPEAKERS.find(&config.speaker)?.build)(config, &recorder)?;
-        Ok(Hardware { indicators, buzzer, relay, reader, camera, speaker, taps })
+        let (bell, presses) = (BELLS.find(&config.bell)?.build)(config)?;
+        Ok(Hardware { indicators, buzzer, relay, reader, camera, speaker, taps, bell, presses })
     }
 }
 
@@ -65,6 +71,7 @@ impl Hardware {
     /// (a file, or a folder with a subfolder per card UID).
     pub fn simulated(recorder: &OutputRecorder, pictures: std::path::PathBuf) -> Self {
         let (reader, taps) = simulated::sim_reader();
+        let (bell, presses) = simulated::sim_bell();
         Self {
             indicators: Box::new(simulated::SimIndicators::new(recorder)),
             buzzer: Box::new(simulated::SimBuzzer::new(recorder)),
@@ -73,6 +80,8 @@ impl Hardware {
             camera: Arc::new(simulated::SimCamera::new(pictures)),
             speaker: Box::new(simulated::SimSpeaker::new(recorder)),
             taps: Some(taps),
+            bell: Some(Box::new(bell)),
+            presses: Some(presses),
         }
     }
 }
@@ -120,6 +129,7 @@ mod tests {
         config.simulated.outputs_log = Some(log.clone());
         let hardware = SafeOutputs::from_config(&config).unwrap().with_inputs(&config).unwrap();
         assert!(hardware.taps.is_some(), "the simulated reader takes taps");
+        assert!(hardware.bell.is_some() && hardware.presses.is_some(), "the simulated bell is pressed from afar");
         let outputs: Vec<String> = std::fs::read_to_string(&log)
             .unwrap()
             .lines()

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::backends::{BUZZERS, CAMERAS, Choice, LEDS, LOCKS, READERS, SPEAKERS};
+use super::backends::{BELLS, BUZZERS, CAMERAS, Choice, LEDS, LOCKS, READERS, SPEAKERS};
 use super::gpio::{self, PinClaims};
 use super::simulated::{self, SimulatedConfig};
 use super::{espeak, mfrc522, rpicam};
@@ -18,7 +18,10 @@ pub struct HardwareConfig {
     pub reader: String,
     pub camera: String,
     pub speaker: String,
-    /// Pins of the `gpio` LEDs, buzzer and relay.
+    /// The doorbell button: `simulated` (pressed by `facereko ring` and the dashboard), `gpio`, or
+    /// `none`. A press rings like the visitor page when `visitors.enabled`.
+    pub bell: String,
+    /// Pins of the `gpio` LEDs, buzzer, relay and bell button.
     pub gpio: gpio::GpioPins,
     /// Wiring and timing of the `mfrc522` card reader.
     pub mfrc522: mfrc522::Mfrc522Settings,
@@ -42,6 +45,7 @@ impl Default for HardwareConfig {
             reader: sim(),
             camera: sim(),
             speaker: sim(),
+            bell: sim(),
             gpio: gpio::GpioPins::default(),
             mfrc522: mfrc522::Mfrc522Settings::default(),
             rpicam: rpicam::StreamSettings::default(),
@@ -55,7 +59,7 @@ impl Default for HardwareConfig {
 
 impl HardwareConfig {
     /// Every role with the backend chosen for it, in [`super::ROLES`] order.
-    fn choices(&self) -> [Choice<'_>; 6] {
+    fn choices(&self) -> [Choice<'_>; 7] {
         [
             LEDS.choice(&self.leds),
             BUZZERS.choice(&self.buzzer),
@@ -63,6 +67,7 @@ impl HardwareConfig {
             READERS.choice(&self.reader),
             CAMERAS.choice(&self.camera),
             SPEAKERS.choice(&self.speaker),
+            BELLS.choice(&self.bell),
         ]
     }
 
@@ -124,9 +129,12 @@ mod tests {
             lock: gpio::NAME.into(),
             reader: mfrc522::NAME.into(),
             camera: rpicam::NAME.into(),
+            bell: gpio::NAME.into(),
             ..HardwareConfig::default()
         };
         hw.gpio.red_led = 30;
+        hw.gpio.bell = 16;
+        hw.gpio.bell_debounce = Duration::from_secs(2);
         hw.gpio.green_led = 30;
         hw.gpio.buzzer = 25;
         hw.mfrc522.clock_hz = 5;
@@ -145,8 +153,8 @@ mod tests {
             [
                 "hardware.gpio.red_led: BCM 30 is not on the 40-pin header; use 2 to 27",
                 "hardware.gpio.green_led: BCM 30 is not on the 40-pin header; use 2 to 27",
-                "hardware.gpio.green_led: BCM 30 is already hardware.gpio.red_led; give each output its own pin",
-                "hardware.mfrc522.reset_pin: BCM 25 is already hardware.gpio.buzzer; give each output its own pin",
+                "hardware.gpio.green_led: BCM 30 is already hardware.gpio.red_led; give each part its own pin",
+                "hardware.mfrc522.reset_pin: BCM 25 is already hardware.gpio.buzzer; give each part its own pin",
                 "hardware.mfrc522.clock_hz: 5 Hz is out of range; use 100000 to 10000000 (1000000 is safe on \
                  jumper wires)",
                 "hardware.mfrc522.poll_interval: 0s is out of range; use a duration from 10ms to 1s (e.g. \"10s\", \
@@ -154,6 +162,8 @@ mod tests {
                 "hardware.mfrc522.health_interval: 0s is out of range; use a duration from 1s to 10m (e.g. \"10s\", \
                  \"500ms\")",
                 "hardware.rpicam: the frame size 0×480 is empty",
+                "hardware.gpio.bell: BCM 16 is already hardware.gpio.relay; give each part its own pin",
+                "hardware.gpio.bell_debounce: 2s is out of range; use a duration from 5ms to 1s (e.g. \"10s\", \"500ms\")",
                 "hardware.simulated.camera: \"/nonexistent/pictures\" does not exist; point it at a picture file or \
                  a folder of pictures",
             ]
@@ -169,10 +179,17 @@ mod tests {
             reader: simulated::NAME.into(),
             camera: simulated::NAME.into(),
             speaker: simulated::NAME.into(),
+            bell: simulated::NAME.into(),
             simulated: SimulatedConfig::default(),
             ..all_wrong()
         };
         assert_eq!(problems(&simulated), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_door_without_a_bell_button_checks_no_bell_settings() {
+        let hw = HardwareConfig { bell: super::super::backends::NO_BELL.into(), ..all_wrong() };
+        assert!(!problems(&hw).iter().any(|problem| problem.contains("bell")), "{:?}", problems(&hw));
     }
 
     #[test]

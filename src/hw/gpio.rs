@@ -1,20 +1,27 @@
-//! LEDs, buzzer and lock relay on GPIO lines, written against embedded-hal's `OutputPin` so the
-//! logic runs off the Pi; the Raspberry Pi constructor (rppal) is behind the `pi` feature.
+//! LEDs, buzzer and lock relay on GPIO lines, written against embedded-hal's `OutputPin`, and the
+//! doorbell button against its `InputPin`, so the logic runs off the Pi; the Raspberry Pi
+//! constructors (rppal) are behind the `pi` feature.
 //!
 //! Every output starts at its safe level (set before the line becomes an output, so that an
 //! active-low relay is never energised for a moment) and is driven there again when it is
 //! dropped, which also happens while a panic unwinds: relay de-energised, buzzer silent,
 //! red on, green off.
 
-use embedded_hal::digital::OutputPin;
+use std::time::{Duration, Instant};
 
-use super::{Buzzer, HwError, Indicators, Lights, Lock, LockRelay};
+use async_trait::async_trait;
+use embedded_hal::digital::{InputPin, OutputPin};
+use tokio::sync::mpsc;
+
+use super::debounce::Debounce;
+use super::{Bell, Buzzer, HwError, Indicators, Lights, Lock, LockRelay};
 use crate::checks::Checks;
 
 pub const NAME: &str = "gpio";
 
-/// BCM numbers and active levels of the outputs. The defaults are the original FaceReko wiring
-/// (red 21, green 20, buzzer 26) plus a relay on 16.
+/// BCM numbers and active levels of the outputs, and the doorbell button's pin. The defaults are
+/// the original FaceReko wiring (red 21, green 20, buzzer 26) plus a relay on 16 and a bell
+/// button on 17.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct GpioPins {
@@ -24,11 +31,24 @@ pub struct GpioPins {
     pub relay: u8,
     /// Most relay boards for the Pi switch on a low input; set false for those.
     pub relay_active_high: bool,
+    /// The doorbell button, wired between this pin and ground (the pin's pull-up holds it high).
+    pub bell: u8,
+    /// How long the button's level must hold to count: its contacts bounce when pressed.
+    #[serde(with = "humantime_serde")]
+    pub bell_debounce: Duration,
 }
 
 impl Default for GpioPins {
     fn default() -> Self {
-        Self { red_led: 21, green_led: 20, buzzer: 26, relay: 16, relay_active_high: true }
+        Self {
+            red_led: 21,
+            green_led: 20,
+            buzzer: 26,
+            relay: 16,
+            relay_active_high: true,
+            bell: 17,
+            bell_debounce: Duration::from_millis(50),
+        }
     }
 }
 
@@ -46,10 +66,19 @@ impl GpioPins {
     pub fn check_relay(&self, checks: &mut Checks, pins: &mut PinClaims) {
         pins.claim("hardware.gpio.relay", self.relay, checks);
     }
+
+    pub fn check_bell(&self, checks: &mut Checks, pins: &mut PinClaims) {
+        pins.claim("hardware.gpio.bell", self.bell, checks);
+        checks.duration("hardware.gpio.bell_debounce", self.bell_debounce, BELL_POLL, Duration::from_secs(1));
+    }
 }
 
+/// How often the bell button's level is read: well inside any debounce time, and a few hundred
+/// reads a second cost a Pi nothing worth measuring.
+pub const BELL_POLL: Duration = Duration::from_millis(5);
+
 /// The header pins the chosen backends of all roles use, so that `config check` refuses two
-/// outputs on one pin whichever backends they belong to.
+/// parts (outputs, the bell button, the reader's reset line) on one pin whichever roles they play.
 #[derive(Debug, Default)]
 pub struct PinClaims(Vec<(&'static str, u8)>);
 
@@ -59,7 +88,7 @@ impl PinClaims {
     pub fn claim(&mut self, key: &'static str, pin: u8, checks: &mut Checks) {
         checks.check(pin <= 27, key, format!("BCM {pin} is not on the 40-pin header; use 2 to 27"));
         if let Some((other, _)) = self.0.iter().find(|(_, claimed)| *claimed == pin) {
-            checks.check(false, key, format!("BCM {pin} is already {other}; give each output its own pin"));
+            checks.check(false, key, format!("BCM {pin} is already {other}; give each part its own pin"));
         }
         self.0.push((key, pin));
     }
@@ -153,6 +182,50 @@ impl<P: OutputPin> Drop for GpioRelay<P> {
     }
 }
 
+/// A doorbell button on an input line that reads low while pressed (wired to ground, with the
+/// pull-up on). A thread of its own reads the line every [`BELL_POLL`] and debounces it; presses
+/// reach [`Bell::next_press`] through a channel. The thread ends when the bell is dropped.
+pub struct GpioBell {
+    presses: mpsc::Receiver<Result<(), HwError>>,
+}
+
+impl GpioBell {
+    pub fn start<P: InputPin + Send + 'static>(mut pin: P, debounce: Duration, poll: Duration) -> Self {
+        let (tx, presses) = mpsc::channel(4);
+        std::thread::Builder::new()
+            .name("doorbell".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let mut button = None;
+                while !tx.is_closed() {
+                    let pressed = match pin.is_low() {
+                        Ok(low) => low,
+                        Err(e) => {
+                            let detail = format!("cannot read the button's pin: {e:?}");
+                            let _ = tx.blocking_send(Err(HwError::Io { role: "bell", detail }));
+                            return;
+                        }
+                    };
+                    let button = button.get_or_insert_with(|| Debounce::new(debounce, pressed));
+                    if button.feed(started.elapsed(), pressed) {
+                        // A full queue means rings are under way already: the press can go.
+                        let _ = tx.try_send(Ok(()));
+                    }
+                    std::thread::sleep(poll);
+                }
+            })
+            .expect("a thread starts");
+        Self { presses }
+    }
+}
+
+#[async_trait]
+impl Bell for GpioBell {
+    async fn next_press(&mut self) -> Result<(), HwError> {
+        self.presses.recv().await.unwrap_or_else(|| Err(HwError::Io { role: "bell", detail: "stopped".into() }))
+    }
+}
+
 /// Raspberry Pi pins through rppal, with messages that say how to fix the usual problems.
 #[cfg(feature = "pi")]
 pub mod pi {
@@ -196,6 +269,13 @@ pub mod pi {
 
     pub fn relay(pins: &GpioPins) -> Result<GpioRelay<OutputPin>, HwError> {
         GpioRelay::open(output("lock", pins.relay), pins.relay_active_high)
+    }
+
+    /// The bell button's pin as an input with the Pi's own pull-up: released reads high, pressed
+    /// (shorted to ground) low, and a loose wire never rings.
+    pub fn bell(pins: &GpioPins) -> Result<GpioBell, HwError> {
+        let pin = Gpio::new().and_then(|gpio| gpio.get(pins.bell)).map_err(|e| unavailable("bell", e))?;
+        Ok(GpioBell::start(pin.into_input_pullup(), pins.bell_debounce, BELL_POLL))
     }
 }
 
@@ -272,6 +352,48 @@ mod tests {
             lock.set(Lock::Unlocked).unwrap();
         }
         assert_eq!(relay.levels(), [true, false, true], "opened high, energised low, dropped high");
+    }
+
+    /// A button's line: low while `pressed` is set, as a button to ground with a pull-up reads.
+    #[derive(Clone, Default)]
+    struct Button(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Button {
+        fn set(&self, pressed: bool) {
+            self.0.store(pressed, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl embedded_hal::digital::ErrorType for Button {
+        type Error = Infallible;
+    }
+
+    impl InputPin for Button {
+        fn is_high(&mut self) -> Result<bool, Infallible> {
+            Ok(!self.0.load(std::sync::atomic::Ordering::SeqCst))
+        }
+        fn is_low(&mut self) -> Result<bool, Infallible> {
+            Ok(self.0.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
+    /// Whether the bell reports a press within 300 ms (real time: the bell reads on a thread).
+    async fn next(bell: &mut GpioBell) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), bell.next_press()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_held_button_rings_once_and_again_after_a_release() {
+        let button = Button::default();
+        let mut bell = GpioBell::start(button.clone(), Duration::from_millis(20), Duration::from_millis(1));
+        assert!(!next(&mut bell).await, "nothing pressed yet");
+        button.set(true);
+        assert!(next(&mut bell).await, "held past the debounce time: a press");
+        assert!(!next(&mut bell).await, "still held: no second press");
+        button.set(false);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        button.set(true);
+        assert!(next(&mut bell).await, "released and pressed again");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Hardware roles: indicator LEDs, buzzer, lock relay, card reader, camera and speaker.
+//! Hardware roles: indicator LEDs, buzzer, lock relay, card reader, camera, speaker and doorbell
+//! button.
 //!
 //! Each role is one trait. Backends are chosen by name in the config (`hardware.<role>`); the
 //! simulated ones are always compiled in, real Pi backends sit beside them behind features.
@@ -8,6 +9,7 @@ mod backends;
 pub mod beeper;
 mod build;
 pub mod config;
+pub mod debounce;
 pub mod espeak;
 mod fresh;
 pub mod gpio;
@@ -66,6 +68,9 @@ pub enum HwError {
     Io { role: &'static str, detail: String },
     #[error("the card reader has stopped")]
     ReaderClosed,
+    /// Nothing takes the simulated doorbell's presses: rings need `visitors.enabled`.
+    #[error("nothing listens to the doorbell: rings need visitors.enabled = true")]
+    BellUnheard,
 }
 
 /// Red/green LEDs. Implementations drop to [`Lights::SAFE`] when dropped.
@@ -92,6 +97,13 @@ pub trait CardReader: Send {
     fn trouble(&self) -> Trouble {
         Trouble::default()
     }
+}
+
+/// A doorbell push button at the door.
+#[async_trait]
+pub trait Bell: Send {
+    /// Waits for the next press, debounced: one press, one return.
+    async fn next_press(&mut self) -> Result<(), HwError>;
 }
 
 /// Why a device is failing now, if it is: set by the device's own thread, read by whoever

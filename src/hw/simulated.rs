@@ -1,5 +1,6 @@
 //! Simulated hardware: outputs that record what they were told (the speaker what it said), a
-//! reader fed with taps from the control socket, and a camera that serves picture files.
+//! reader fed with taps from the control socket, a doorbell pressed from there too, and a camera
+//! that serves picture files.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
+use super::{Bell, Buzzer, Camera, CardReader, HwError, Indicators, Lights, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
 use crate::card::CardUid;
 use crate::checks::Checks;
 use crate::frame::Frame;
@@ -299,6 +300,37 @@ pub fn sim_reader() -> (SimReader, SimTaps) {
 impl CardReader for SimReader {
     async fn next_uid(&mut self) -> Result<CardUid, HwError> {
         self.0.recv().await.ok_or(HwError::ReaderClosed)
+    }
+}
+
+/// Presses a [`SimBellButton`]; cheap to clone into the control socket and the web app.
+#[derive(Clone)]
+pub struct SimPresses(mpsc::Sender<()>);
+
+impl SimPresses {
+    /// One press; an error when nothing listens to the bell (visitors are off).
+    pub async fn press(&self) -> Result<(), HwError> {
+        self.0.send(()).await.map_err(|_| HwError::BellUnheard)
+    }
+}
+
+/// A doorbell button pressed through [`SimPresses`]; already debounced.
+pub struct SimBellButton(mpsc::Receiver<()>);
+
+/// A simulated doorbell button and the handle that presses it.
+pub fn sim_bell() -> (SimBellButton, SimPresses) {
+    let (tx, rx) = mpsc::channel(4);
+    (SimBellButton(rx), SimPresses(tx))
+}
+
+#[async_trait]
+impl Bell for SimBellButton {
+    async fn next_press(&mut self) -> Result<(), HwError> {
+        // The handles live as long as the door; without them no press can come.
+        match self.0.recv().await {
+            Some(()) => Ok(()),
+            None => std::future::pending().await,
+        }
     }
 }
 

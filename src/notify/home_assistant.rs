@@ -1,11 +1,12 @@
 //! Home Assistant MQTT discovery: the door shows up as a device with a "last access" sensor
-//! (its attributes are the last notification) and a lock sensor, both marked unavailable by the
-//! broker (last will) when FaceReko goes away. Everything is retained, so Home Assistant picks
-//! it up whenever it starts.
+//! (its attributes are the last notification), a lock sensor and a doorbell event, all marked
+//! unavailable by the broker (last will) when FaceReko goes away. The discovery messages are
+//! retained, so Home Assistant picks them up whenever it starts; the doorbell's events are not
+//! (a ring is news only when it happens).
 
 use serde_json::json;
 
-use super::{MqttConfig, slug};
+use super::{MqttConfig, VisitorNotice, slug};
 use crate::hw::Lock;
 
 pub struct HomeAssistant {
@@ -37,6 +38,27 @@ impl HomeAssistant {
 
     fn lock_topic(&self) -> String {
         format!("{}/lock", self.base)
+    }
+
+    fn doorbell_topic(&self) -> String {
+        format!("{}/doorbell", self.base)
+    }
+
+    /// The doorbell entity's event for a ring (the visitor page, the button or an unknown card),
+    /// with what the visitor notice says, for automations to use: (topic, payload), not retained.
+    pub fn ring_event(&self, notice: &VisitorNotice) -> (String, Vec<u8>) {
+        let event = json!({
+            "event_type": "ring",
+            "visit": notice.visit,
+            "name": notice.name,
+            "kind": notice.kind,
+            "known_visitor": notice.known_visitor,
+            "passcode_sent": notice.passcode_sent,
+            "time": notice.time,
+            "photo": notice.photo,
+            "link": notice.link,
+        });
+        (self.doorbell_topic(), serde_json::to_vec(&event).expect("ring events serialise"))
     }
 
     /// The retained lock state message.
@@ -88,6 +110,17 @@ impl HomeAssistant {
                     "payload_off": "locked",
                 }),
             ),
+            // Home Assistant's MQTT event platform: a doorbell whose one event is a ring.
+            entity(
+                "event",
+                "doorbell",
+                json!({
+                    "name": "Doorbell",
+                    "device_class": "doorbell",
+                    "event_types": ["ring"],
+                    "state_topic": self.doorbell_topic(),
+                }),
+            ),
         ]
     }
 }
@@ -107,5 +140,36 @@ mod tests {
         assert_eq!(sensor["availability_topic"], "FaceReko/front_door/availability");
         assert_eq!(sensor["device"]["name"], "FaceReko front door");
         assert_eq!(ha.lock_state(Lock::Unlocked), ("FaceReko/front_door/lock".to_owned(), b"unlocked".to_vec()));
+        assert_eq!(messages[2].0, "homeassistant/event/facereko_front_door/doorbell/config");
+        let doorbell: serde_json::Value = serde_json::from_slice(&messages[2].1).unwrap();
+        assert_eq!(doorbell["device_class"], "doorbell");
+        assert_eq!(doorbell["event_types"], json!(["ring"]));
+        assert_eq!(doorbell["state_topic"], "FaceReko/front_door/doorbell");
+        assert_eq!(doorbell["unique_id"], "facereko_front_door_doorbell");
+    }
+
+    #[test]
+    fn a_ring_is_a_doorbell_event_with_the_visits_name_and_link() {
+        let ha = HomeAssistant::new(&MqttConfig::default(), "front");
+        let notice = VisitorNotice {
+            visit: 7,
+            time: "2026-12-06T18:32:01Z".into(),
+            door: "front".into(),
+            name: "Someone at the door".into(),
+            message: None,
+            photo: Some("2026/12/06/a.jpg".into()),
+            link: Some("https://door.example.com/visits/7?until=1&sig=ab".into()),
+            kind: "bell".into(),
+            known_visitor: Some("Alice".into()),
+            passcode_sent: false,
+        };
+        let (topic, payload) = ha.ring_event(&notice);
+        assert_eq!(topic, "FaceReko/front/doorbell");
+        let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(event["event_type"], "ring");
+        assert_eq!(event["name"], "Someone at the door");
+        assert_eq!(event["link"], "https://door.example.com/visits/7?until=1&sig=ab");
+        assert_eq!(event["kind"], "bell");
+        assert_eq!(event["known_visitor"], "Alice", "automations may greet a known visitor");
     }
 }

@@ -153,6 +153,9 @@ pub struct VisitorNotice {
     /// The door camera's photo, under the photos folder.
     pub photo: Option<String>,
     pub link: Option<String>,
+    /// How the visitor rang: `visit_page`, `bell` or `unknown_card`.
+    #[serde(default)]
+    pub kind: String,
     /// The known visitor the door recognised, as the owner named them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_visitor: Option<String>,

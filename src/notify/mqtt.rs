@@ -414,6 +414,9 @@ impl Publisher {
         }
         let payload = serde_json::to_vec(&notice).expect("visitor notices serialise");
         self.enqueue(Sent::Other, self.config.topic(VISITOR_TOPIC), false, payload);
+        if let Some((topic, event)) = self.home_assistant.as_ref().map(|ha| ha.ring_event(&notice)) {
+            self.enqueue(Sent::Other, topic, false, event);
+        }
     }
 
     fn enqueue(&mut self, what: Sent, topic: String, retain: bool, payload: Vec<u8>) {

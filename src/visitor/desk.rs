@@ -11,12 +11,13 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::broadcast;
 
 use super::faces::KnownFaces;
-use super::{Contact, Passes, VisitorError, qr_png, valid_email, valid_mobile};
+use super::{Contact, Passes, VisitorError, qr_png};
+use crate::card::CardUid;
 use crate::frame::Frame;
 use crate::notify::VisitorNotice;
 use crate::notify::delivery::{Courier, Outcome, Story};
 use crate::photos::Photos;
-use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus};
+use crate::store::{Channel, NewVisit, Visit, VisitId, VisitStatus, VisitorDetails};
 
 use known::Told;
 pub use known::{Recognised, edited_details};
@@ -27,40 +28,72 @@ const DECIDE: &str = "decide";
 const MAX_NAME: usize = 80;
 const MAX_MESSAGE: usize = 500;
 
-/// What a visitor says about themselves when they ring, checked.
+/// How a ring came about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingKind {
+    /// On the visitor page, with a name and a way to reach the visitor.
+    VisitPage,
+    /// The doorbell button: nobody said who they are, nor how to reach them.
+    Bell,
+    /// A card nobody enrolled, tapped while the door camera saw a face.
+    UnknownCard(CardUid),
+}
+
+impl RingKind {
+    /// How MQTT notices name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RingKind::VisitPage => "visit_page",
+            RingKind::Bell => "bell",
+            RingKind::UnknownCard(_) => "unknown_card",
+        }
+    }
+}
+
+/// What a visitor says about themselves when they ring, checked; or what the door knows of a
+/// ring without words (the bell, an unknown card).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ring {
     pub name: String,
     pub email: Option<String>,
     pub mobile: Option<String>,
     pub message: Option<String>,
+    pub kind: RingKind,
 }
 
 impl Ring {
+    /// A press of the doorbell button.
+    pub fn bell() -> Self {
+        Self::without_words("Someone at the door".into(), RingKind::Bell)
+    }
+
+    /// An unknown card tapped with a face in view.
+    pub fn unknown_card(card: CardUid) -> Self {
+        Self::without_words(format!("Unknown card {card}"), RingKind::UnknownCard(card))
+    }
+
+    /// A ring with no contact: the owner can open or turn away, but no passcode can reach anyone.
+    fn without_words(name: String, kind: RingKind) -> Self {
+        Self { name, email: None, mobile: None, message: None, kind }
+    }
+
     /// The visitor's words, tidied; the error says what to change.
     pub fn new(name: &str, email: &str, mobile: &str, message: &str) -> Result<Self, String> {
-        let optional = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-            return Err(format!("Please give your name (up to {MAX_NAME} characters)."));
-        }
-        let email = optional(email);
-        if email.as_deref().is_some_and(|email| !valid_email(email)) {
-            return Err("That e-mail address does not look right.".into());
-        }
-        let mobile = optional(mobile).map(|number| number.replace([' ', '-'], ""));
-        if mobile.as_deref().is_some_and(|number| !valid_mobile(number)) {
-            return Err("Please give the mobile number with its country code, e.g. +44 7700 900123.".into());
-        }
+        let VisitorDetails { name, email, mobile } = edited_details(name, email, mobile)?;
         if email.is_none() && mobile.is_none() {
             return Err("Please give an e-mail address or a mobile number, so a passcode can reach you.".into());
         }
-        let message = optional(message);
+        let message = Some(message.trim().to_owned()).filter(|text| !text.is_empty());
         if message.as_deref().is_some_and(|text| text.chars().count() > MAX_MESSAGE) {
             return Err(format!("Please keep the message under {MAX_MESSAGE} characters."));
         }
-        Ok(Self { name: name.to_owned(), email, mobile, message })
+        Ok(Self { name, email, mobile, message, kind: RingKind::VisitPage })
     }
+}
+
+/// Whether the visitor left a way to reach them: without one, no passcode or pass can be sent.
+pub fn has_contact(visit: &Visit) -> bool {
+    visit.email.is_some() || visit.mobile.is_some()
 }
 
 /// How a passcode or a QR pass reached the visitor, or why it did not.
@@ -139,11 +172,11 @@ impl Desk {
             }
             None => None,
         };
-        let Ring { name, email, mobile, message } = ring;
+        let Ring { name, email, mobile, message, kind } = ring;
         let new = NewVisit { door: self.passes.door.clone(), at: now, name, email, mobile, message, photo };
         let mut visit = self.store().visits().add_visit(&new).await?;
-        tracing::info!(visit = %visit.id, door = %visit.door, "a visitor rang");
-        self.welcome(&mut visit, frame, now).await?;
+        tracing::info!(visit = %visit.id, door = %visit.door, rang = kind.as_str(), "a visitor rang");
+        self.welcome(&mut visit, &kind, frame, now).await?;
         Ok(visit)
     }
 
@@ -171,10 +204,16 @@ impl Desk {
         }
     }
 
-    async fn tell_owners(&self, visit: &Visit, told: &Told<'_>, now: OffsetDateTime) -> Result<(), VisitorError> {
+    async fn tell_owners(
+        &self,
+        visit: &Visit,
+        kind: &RingKind,
+        told: &Told<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), VisitorError> {
         let link = self.decide_link(visit.id, now).await?;
         let minutes = self.passes.config.approve_link_lifetime.as_secs() / 60;
-        let story = told.story(visit, minutes, link, now);
+        let story = told.story(visit, kind, minutes, link, now);
         let notice = VisitorNotice {
             visit: visit.id.0,
             time: visit.at.format(&Rfc3339).unwrap_or_default(),
@@ -183,6 +222,7 @@ impl Desk {
             message: visit.message.clone(),
             photo: visit.photo.clone(),
             link: story.link.clone(),
+            kind: kind.as_str().to_owned(),
             known_visitor: told.known().map(|known| known.visitor.name.clone()),
             passcode_sent: matches!(told, Told::AutoPassed { .. }),
         };
@@ -390,5 +430,20 @@ mod tests {
         assert!(Ring::new(&"B".repeat(81), "bob@example.com", "", "").is_err());
         assert!(Ring::new("Bob", "bob@example.com", "", &"x".repeat(501)).is_err());
         assert!(Ring::new("Bob\u{7}", "bob@example.com", "", "").is_err());
+        assert_eq!(ring.kind, RingKind::VisitPage);
+    }
+
+    #[test]
+    fn the_bell_and_an_unknown_card_ring_without_a_contact() {
+        let bell = Ring::bell();
+        assert_eq!(
+            (bell.name.as_str(), bell.email.as_deref(), bell.mobile.as_deref()),
+            ("Someone at the door", None, None)
+        );
+        let card: CardUid = "04a1b2c3".parse().unwrap();
+        let tapped = Ring::unknown_card(card.clone());
+        assert_eq!(tapped.name, "Unknown card 04A1B2C3");
+        assert_eq!(tapped.kind, RingKind::UnknownCard(card));
+        assert_eq!((tapped.kind.as_str(), bell.kind.as_str()), ("unknown_card", "bell"));
     }
 }

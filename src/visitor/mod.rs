@@ -28,7 +28,7 @@ use crate::checks::{Checks, Secret};
 use crate::engine::EngineError;
 use crate::store::{NewPass, PassKind, Store, StoreError, StoredPass, Visit, VisitId, VisitStatus};
 
-pub use desk::{Desk, Recognised, Ring, Sent, Tidied, edited_details};
+pub use desk::{Desk, Recognised, Ring, RingKind, Sent, Tidied, edited_details, has_contact};
 pub use faces::KnownFaces;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -67,6 +67,11 @@ pub struct VisitorsConfig {
     pub retention: Duration,
     /// Who is told of a ring: "email:owner@example.com" or "sms:+4915112345678".
     pub tell: Vec<String>,
+    /// After a ring, presses of the doorbell and unknown cards ring again only this much later.
+    #[serde(with = "humantime_serde")]
+    pub ring_hold_off: Duration,
+    /// An unknown card tapped while the door camera sees a face rings like the doorbell.
+    pub unknown_card_rings: bool,
 }
 
 impl Default for VisitorsConfig {
@@ -80,6 +85,8 @@ impl Default for VisitorsConfig {
             approve_link_lifetime: Duration::from_secs(10 * 60),
             retention: Duration::from_secs(30 * 86400),
             tell: Vec::new(),
+            ring_hold_off: Duration::from_secs(30),
+            unknown_card_rings: true,
         }
     }
 }
@@ -102,6 +109,7 @@ impl VisitorsConfig {
         );
         checks.duration("visitors.approve_link_lifetime", self.approve_link_lifetime, minutes(1), days(1));
         checks.duration("visitors.retention", self.retention, days(1), days(366));
+        checks.duration("visitors.ring_hold_off", self.ring_hold_off, Duration::from_secs(1), minutes(10));
         for (i, recipient) in self.tell.iter().enumerate() {
             checks.check(
                 Contact::parse(recipient).is_some(),
@@ -621,5 +629,16 @@ mod tests {
         let mut checks = Checks::default();
         config.check(&mut checks);
         assert_eq!(checks.into_problems().len(), 1);
+    }
+
+    #[test]
+    fn the_ring_hold_off_is_checked_with_its_key() {
+        let mut checks = Checks::default();
+        VisitorsConfig { ring_hold_off: Duration::ZERO, ..VisitorsConfig::default() }.check(&mut checks);
+        let problems: Vec<String> = checks.into_problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            ["visitors.ring_hold_off: 0s is out of range; use a duration from 1s to 10m (e.g. \"10s\", \"500ms\")"]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The dashboard: the door's state, live; arm and disarm; simulated taps; the latest attempts.
+//! The dashboard: the door's state, live; arm and disarm; simulated taps and doorbell presses;
+//! the latest attempts.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -141,12 +142,28 @@ fn simulated_taps(user: &User, cards: &BTreeMap<CardUid, Option<String>>) -> Mar
     }
 }
 
+/// The simulated doorbell's button, for admins while visitors ring.
+fn simulated_bell(user: &User) -> Markup {
+    html! {
+        section.card {
+            h2 { "Simulate the doorbell" }
+            p.hint { "The doorbell is simulated: press it and the owner is told, with the door camera's photo." }
+            form.inline method="post" action="/ring" {
+                (csrf_field(user))
+                button.primary type="submit" { "Ring the bell" }
+            }
+        }
+    }
+}
+
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
     let status = state.control.current_status().await;
     let taps = match (&state.control.taps, user.is_admin()) {
         (Some(_), true) => Some(tappable_cards(&state).await?),
         _ => None,
     };
+    // Without visitors nothing listens to the bell: no button that cannot ring.
+    let bell_button = user.is_admin() && state.control.presses.is_some() && state.0.ringer.is_some();
     let recent = history::recent_rows(&state, 5).await?;
     let arm_forms = html! {
         @if user.is_admin() {
@@ -188,6 +205,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
             (tile("Notifications waiting", "backlog", &backlog_text(&status), html! {}))
         }
         @if let Some(cards) = &taps { (simulated_taps(&user, cards)) }
+        @if bell_button { (simulated_bell(&user)) }
         section.card {
             div.section-head {
                 h2 { "Latest attempts" }
@@ -247,6 +265,20 @@ pub async fn tap(
         &user,
         Flash::ok(format!("Tapped card {card}; the attempt appears below as soon as it is decided.")),
     );
+    Ok(Redirect::to("/").into_response())
+}
+
+/// Presses the simulated doorbell, as `facereko ring` does.
+pub async fn ring(
+    State(state): State<WebState>,
+    AdminForm(user, _form): AdminForm<Button>,
+) -> Result<Response, WebError> {
+    let Some(presses) = &state.control.presses else {
+        return Err(WebError::BadRequest("the doorbell is not simulated (hardware.bell); press the real one".into()));
+    };
+    presses.press().await.map_err(|e| WebError::BadRequest(e.to_string()))?;
+    tracing::info!(user = %user.username, "the simulated doorbell was pressed from the web app");
+    state.auth().set_flash(&user, Flash::ok("Rang the bell; the owner is told unless it rang moments ago."));
     Ok(Redirect::to("/").into_response())
 }
 

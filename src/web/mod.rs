@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::checks::Checks;
+use crate::doorbell::Ringer;
 use crate::driver::{DoorLink, DoorTuning, Tunable};
 use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
@@ -154,6 +155,9 @@ pub struct WebSetup {
     pub voice: VoiceConfig,
     /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
     pub desk: Option<Desk>,
+    /// Takes the visitor page's rings (and, with a simulated bell, the dashboard's presses) to
+    /// the desk, when `visitors.enabled`.
+    pub ringer: Option<Ringer>,
 }
 
 struct Inner {
@@ -177,6 +181,7 @@ struct Inner {
     auth: auth::Auth,
     /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
     desk: Option<Desk>,
+    ringer: Option<Ringer>,
 }
 
 impl std::ops::Deref for WebState {
@@ -219,6 +224,7 @@ impl WebState {
             simulated_camera,
             auth,
             desk: setup.desk,
+            ringer: setup.ringer,
         }))
     }
 
@@ -249,6 +255,7 @@ pub fn router(state: WebState) -> Router {
         .route("/arm", post(dashboard::arm))
         .route("/disarm", post(dashboard::disarm))
         .route("/tap", post(dashboard::tap))
+        .route("/ring", post(dashboard::ring))
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", post(account::logout))
         .route("/setup", get(account::setup_page).post(account::setup))

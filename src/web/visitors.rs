@@ -4,8 +4,6 @@
 //! edit, auto-pass, forget). The public pages work without script and carry a double-submit token
 //! like the sign-in form; all of them answer 404 while `visitors.enabled` is off.
 
-use std::time::Duration;
-
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,18 +18,18 @@ use super::history::{image_response, read_photo};
 use super::views::{Section, bare_page, csrf_field, page, post_button, time_cell};
 use super::{WebError, WebState};
 use crate::access::{Credential, Decision, Reason};
-use crate::capture;
 use crate::checks::Secret;
+use crate::doorbell::Ringer;
 use crate::driver::{Answer, Command};
 use crate::store::{KnownVisitor, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
-use crate::visitor::{Desk, Ring, Sent, edited_details};
-use crate::voice::Utterance;
-
-/// The longest a ring waits for the door camera's photo.
-const PHOTO_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::visitor::{Desk, Ring, Sent, edited_details, has_contact};
 
 fn desk(state: &WebState) -> Result<&Desk, WebError> {
     state.0.desk.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
+}
+
+fn ringer(state: &WebState) -> Result<&Ringer, WebError> {
+    state.0.ringer.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
 }
 
 fn now() -> OffsetDateTime {
@@ -88,7 +86,7 @@ pub async fn ring(
     headers: HeaderMap,
     Form(form): Form<VisitForm>,
 ) -> Result<Response, WebError> {
-    let desk = desk(&state)?;
+    let ringer = ringer(&state)?;
     check_form_token(&headers, &form.csrf)?;
     let ring = match Ring::new(&form.name, &form.email, &form.mobile, &form.message) {
         Ok(ring) => ring,
@@ -100,9 +98,7 @@ pub async fn ring(
     let _counted = state.auth().attempt(vec![SignInKey::ring(address)]).await.map_err(|wait| {
         WebError::TooManyAttempts(format!("the owner has been told often from here; try again in {}", minutes(wait)))
     })?;
-    let photo = door_photo(&state).await;
-    let visit = desk.ring(ring, photo.as_ref(), now()).await.map_err(internal)?;
-    let _ = state.control.command(|done| Command::Say { utterance: Utterance::VisitorRang, done }).await;
+    let visit = ringer.ring(ring).await.map_err(internal)?;
     Ok(bare_page(
         "The owner has been told",
         html! {
@@ -114,24 +110,6 @@ pub async fn ring(
         },
     )
     .into_response())
-}
-
-/// The best frame of a burst of the door camera; a ring goes on without one.
-async fn door_photo(state: &WebState) -> Option<crate::frame::Frame> {
-    let tuning = state.0.tuning.read().expect("tuning lock").clone();
-    let limits = state.0.door_config.with_tuning(&tuning).capture.limits();
-    let burst = capture::burst(state.camera.as_ref(), state.engine.as_ref(), limits, || {});
-    match tokio::time::timeout(PHOTO_TIMEOUT, burst).await {
-        Ok(Ok(capture)) => Some(capture.frame),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "no photo of the visitor: the door camera failed");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("no photo of the visitor: the door camera gave none in time");
-            None
-        }
-    }
 }
 
 fn internal(e: impl std::fmt::Display) -> WebError {
@@ -312,7 +290,12 @@ pub async fn visit(
             @if pending {
                 form.stack method="post" action=(format!("/visits/{id}{query}")) {
                     input type="hidden" name="csrf" value=(token);
-                    button.primary type="submit" name="action" value="passcode" { "Send a passcode" }
+                    @if has_contact(&visit) {
+                        button.primary type="submit" name="action" value="passcode" { "Send a passcode" }
+                    } @else {
+                        p.hint { "They left no way to reach them, so no passcode can be sent: open the door or turn \
+                                  them away." }
+                    }
                     @if visit.email.is_some() {
                         button type="submit" name="action" value="qr" { "Send a QR pass by e-mail" }
                     }
@@ -359,6 +342,11 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
     };
     let visit =
         state.store().visits().visit(id).await?.ok_or_else(|| WebError::NotFound(format!("there is no visit {id}")))?;
+    if action == "passcode" && !has_contact(&visit) {
+        return Err(WebError::BadRequest(
+            "this visitor left no way to reach them: open the door or turn them away".into(),
+        ));
+    }
     if visit.status == VisitStatus::Expired {
         return Ok(outcome_page(
             "Expired",

@@ -133,6 +133,7 @@ fn commands_without_a_daemon_say_so() {
     let health = door.run(&["healthcheck"]);
     assert_refused(&health, "unhealthy: facereko is not running");
     assert_refused(&door.run(&["tap", "04A1B2C3"]), "facereko is not running");
+    assert_refused(&door.run(&["ring"]), "facereko is not running");
     // Arming needs no daemon: it is stored for the next start.
     assert!(door.ok(&["disarm"]).contains("it will start disarmed"));
 }
@@ -146,6 +147,7 @@ fn migrate_is_idempotent_and_example_is_printed() {
     assert!(example.contains("[door]") && example.contains("unlock_time = \"10s\""));
     let backends = door.ok(&["hw", "list"]);
     assert!(backends.contains("camera   simulated, rpicam, v4l2"), "{backends}");
+    assert!(backends.contains("bell     simulated, none, gpio"), "{backends}");
 }
 
 #[test]
@@ -175,6 +177,10 @@ fn gpio_outputs_off_a_pi_are_explained() {
     assert_refused(&door.run(&["run"]), "lock backend \"gpio\" is not available: this is not a Raspberry Pi");
     let reader = TestDoor::new(&[("hardware.reader", "\"mfrc522\"")]);
     assert_refused(&reader.run(&["hw", "read-card"]), "this is not a Raspberry Pi");
+    // The bell button's pin is claimed with the outputs'.
+    let bell =
+        TestDoor::new(&[("hardware.lock", "\"gpio\""), ("hardware.bell", "\"gpio\""), ("hardware.gpio.bell", "16")]);
+    assert_refused(&bell.run(&["config", "check"]), "hardware.gpio.bell: BCM 16 is already hardware.gpio.relay");
     let clash = TestDoor::new(&[("hardware.leds", "\"gpio\""), ("hardware.gpio.green_led", "21")]);
     assert_refused(
         &clash.run(&["config", "check"]),

@@ -96,6 +96,9 @@ fn taps_are_decided_actuated_and_logged_and_a_restart_keeps_state() {
     assert_eq!(door.log_rows().len(), 5, "the log survives a restart");
     door.ok(&["arm"]);
     assert_eq!(door.tap_and_wait(ALICE_CARD)["decision"], "granted");
+    let rang = door.run(&["ring"]);
+    let said = String::from_utf8_lossy(&rang.stderr);
+    assert!(!rang.status.success() && said.contains("rings need visitors.enabled = true"), "{said}");
     door.stop();
 }
 

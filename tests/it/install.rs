@@ -311,9 +311,10 @@ fn config_for_a_pi_names_the_real_hardware() {
     assert!(output.contains("skipped (--root: the running system's firmware is left alone)"), "{output}");
     let config_path = r.join("etc/facereko/config.toml");
     let config = std::fs::read_to_string(&config_path).unwrap();
-    for line in
-        ["leds = \"gpio\"", "buzzer = \"gpio\"", "lock = \"gpio\"", "reader = \"mfrc522\"", "camera = \"rpicam\""]
-    {
+    let lines =
+        ["leds = \"gpio\"", "buzzer = \"gpio\"", "lock = \"gpio\"", "reader = \"mfrc522\"", "camera = \"rpicam\""];
+    // A bell button only once one is wired (bell = "gpio").
+    for line in lines.iter().chain(&["bell = \"none\""]) {
         assert!(config.contains(&format!("\n{line}\n")), "{line} missing:\n{config}");
     }
     assert!(!r.join("var/lib/facereko/sim-camera").exists(), "no simulated camera on a Pi");

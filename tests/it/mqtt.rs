@@ -8,6 +8,7 @@ use rumqttc::{AsyncClient, Event, Packet};
 
 use crate::common::certs::set_mode;
 use crate::common::mosquitto::{Mosquitto, Subscriber};
+use crate::common::smtp::{Security, SmtpServer};
 use crate::common::{TestDoor, face};
 
 const ALICE_CARD: &str = "04A1B2C3";
@@ -270,27 +271,31 @@ fn ring_over_http(port: u16, fields: &[(&str, &str)]) -> u16 {
     answer.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
+/// [`door_for`] with visitors on: the web app on `port`, the owner told by e-mail through `smtp`.
+fn visitors_door(broker: &Mosquitto, smtp: &SmtpServer, port: u16, extra: &[(&str, &str)]) -> TestDoor {
+    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
+    let mut settings = vec![
+        ("web.listen", listen.as_str()),
+        ("web.public_url", "\"https://door.example.com\""),
+        ("visitors.enabled", "true"),
+        ("visitors.tell", "[\"email:owner@example.com\"]"),
+        ("email.server", "\"localhost\""),
+        ("email.port", smtp_port.as_str()),
+        ("email.security", "\"plain\""),
+        ("email.from", "\"door@example.com\""),
+        ("email.to", "[\"owner@example.com\"]"),
+    ];
+    settings.extend_from_slice(extra);
+    door_for(broker, &settings)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_visitors_ring_is_published_with_the_link_that_decides_it() {
     let broker = Mosquitto::start();
-    let smtp = crate::common::smtp::SmtpServer::start(crate::common::smtp::Security::Plain);
+    let smtp = SmtpServer::start(Security::Plain);
     let subscriber = Subscriber::connect(&broker, &["FaceReko/visitor"]).await;
     let port = crate::common::free_port();
-    let (listen, smtp_port) = (format!("\"127.0.0.1:{port}\""), smtp.port.to_string());
-    let mut door = door_for(
-        &broker,
-        &[
-            ("web.listen", &listen),
-            ("web.public_url", "\"https://door.example.com\""),
-            ("visitors.enabled", "true"),
-            ("visitors.tell", "[\"email:owner@example.com\"]"),
-            ("email.server", "\"localhost\""),
-            ("email.port", &smtp_port),
-            ("email.security", "\"plain\""),
-            ("email.from", "\"door@example.com\""),
-            ("email.to", "[\"owner@example.com\"]"),
-        ],
-    );
+    let mut door = visitors_door(&broker, &smtp, port, &[]);
     door.start();
     door.wait_for("the web app", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let rang = ring_over_http(port, &[("name", "Bob"), ("email", "bob@example.com"), ("message", "Parcel")]);
@@ -307,4 +312,52 @@ async fn a_visitors_ring_is_published_with_the_link_that_decides_it() {
     // The same link as in the owner's mail.
     let mail = smtp.wait_for_async(1, Duration::from_secs(20)).await.remove(0);
     assert!(mail["text"].as_str().unwrap().contains(link), "{mail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_press_of_the_bell_is_a_home_assistant_doorbell_event() {
+    let broker = Mosquitto::start();
+    let smtp = SmtpServer::start(Security::Plain);
+    let subscriber =
+        Subscriber::connect(&broker, &["homeassistant/event/#", "FaceReko/front/doorbell", "FaceReko/visitor"]).await;
+    let mut door = visitors_door(&broker, &smtp, crate::common::free_port(), &[("mqtt.home_assistant", "true")]);
+    door.start();
+    subscriber
+        .wait_until(
+            "the doorbell's discovery",
+            || door.daemon_log(),
+            |messages| messages.iter().any(|m| m.topic == "homeassistant/event/facereko_front/doorbell/config"),
+        )
+        .await;
+    let discovery = subscriber.messages().into_iter().find(|m| m.topic.ends_with("/doorbell/config")).unwrap();
+    let config = discovery.json();
+    assert_eq!(
+        (config["device_class"].as_str(), config["event_types"].clone()),
+        (Some("doorbell"), serde_json::json!(["ring"]))
+    );
+    assert_eq!(config["state_topic"], "FaceReko/front/doorbell");
+
+    // `facereko ring` presses the running daemon's simulated bell through the control socket.
+    assert!(door.ok(&["ring"]).contains("rang the bell"));
+    subscriber
+        .wait_until(
+            "the ring's event",
+            || door.daemon_log(),
+            |messages| messages.iter().any(|m| m.topic == "FaceReko/front/doorbell"),
+        )
+        .await;
+    let messages = subscriber.messages();
+    let event = messages.iter().find(|m| m.topic == "FaceReko/front/doorbell").unwrap().json();
+    assert_eq!(event["event_type"], "ring");
+    assert_eq!(event["name"], "Someone at the door");
+    assert_eq!(event["kind"], "bell");
+    let link = event["link"].as_str().unwrap();
+    assert!(link.starts_with("https://door.example.com/visits/1?until="), "{event}");
+    let notice = messages.iter().find(|m| m.topic == "FaceReko/visitor").map(|m| m.json()).unwrap();
+    assert_eq!((notice["kind"].as_str(), notice["link"].as_str()), (Some("bell"), Some(link)));
+    let mail = smtp.wait_for_async(1, Duration::from_secs(20)).await.remove(0);
+    assert!(mail["text"].as_str().unwrap().contains(link), "the owner's mail has the same link: {mail}");
+    door.wait_for("the door to say the owner was told", || {
+        std::fs::read_to_string(door.path("outputs.jsonl")).unwrap_or_default().contains("The owner has been told")
+    });
 }

@@ -49,6 +49,8 @@ struct App {
     /// The visitors' desk the app uses, when `visitors.enabled`.
     desk: Option<facereko::visitor::Desk>,
     _door: RunningDoor,
+    /// The doorbell's and unknown cards' rings, with visitors on.
+    _ringing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A picture with structure: what the simulated engine takes for a face.
@@ -83,7 +85,8 @@ impl App {
         let store = store::open(&config.database, &config.data_dir).await.unwrap();
         let engine = engine::build(&config.engine).unwrap();
         let recorder = OutputRecorder::default();
-        let hardware = Hardware::simulated(&recorder, camera);
+        let mut hardware = Hardware::simulated(&recorder, camera);
+        let bell = hardware.bell.take();
         let door = facereko::app::start_door(
             &config,
             hardware,
@@ -94,10 +97,15 @@ impl App {
         );
         let couriers = facereko::app::couriers(&config).unwrap();
         let desk = facereko::app::visitor_desk(&config, &door.link, couriers);
-        let setup = web::WebSetup { desk: desk.clone(), ..facereko::app::web_setup(&config) };
+        let ringer = facereko::app::ringer(&config, &door.link, desk.as_ref());
+        let ringing = ringer
+            .as_ref()
+            .map(|ringer| facereko::app::start_ringing(&config, ringer, bell, &door.link))
+            .unwrap_or_default();
+        let setup = web::WebSetup { desk: desk.clone(), ringer, ..facereko::app::web_setup(&config) };
         let state = WebState::new(setup, door.link.clone()).await;
         let router = web::router(state.clone());
-        Self { router, state, store, engine, config, dir, recorder, desk, _door: door }
+        Self { router, state, store, engine, config, dir, recorder, desk, _door: door, _ringing: ringing }
     }
 
     async fn simulated() -> Self {
@@ -334,7 +342,9 @@ async fn nothing_is_shown_or_changed_without_signing_in() {
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "GET {path}");
         assert_eq!(answer.location(), "/login", "GET {path}");
     }
-    for path in ["/disarm", "/tap", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"] {
+    for path in
+        ["/disarm", "/tap", "/ring", "/people", "/people/1/remove", "/people/1/limits", "/schedules", "/settings"]
+    {
         let answer = stranger.post(path, &[("card", CARD), ("name", "Mallory")]).await;
         assert_eq!(answer.location(), "/login", "POST {path}");
     }
@@ -530,6 +540,7 @@ async fn viewers_see_everything_and_change_nothing() {
         "/arm".to_owned(),
         "/disarm".to_owned(),
         "/tap".to_owned(),
+        "/ring".to_owned(),
         "/people".to_owned(),
         format!("/people/{person}/remove"),
         format!("/people/{person}/cards"),
@@ -1319,6 +1330,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
 
+mod doorbell;
 mod known_visitors;
 mod qr;
 mod visitors;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::{Desk, MAX_NAME, Sent};
+use super::{Desk, MAX_NAME, RingKind, Sent, has_contact};
 use crate::frame::Frame;
 use crate::notify::delivery::Story;
 use crate::store::{Channel, KnownVisitor, Visit, VisitStatus, VisitorDetails, VisitorId};
@@ -53,21 +53,45 @@ impl Told<'_> {
         }
     }
 
-    /// The owner's message: who is known, who rang and what they wrote, then what there is to do
-    /// with the link (valid `minutes`).
-    pub(super) fn story(&self, visit: &Visit, minutes: u64, link: Option<String>, now: OffsetDateTime) -> Story {
+    /// The owner's message: who is known, who rang (and how) and what they wrote, then what there
+    /// is to do with the link (valid `minutes`).
+    pub(super) fn story(
+        &self,
+        visit: &Visit,
+        kind: &RingKind,
+        minutes: u64,
+        link: Option<String>,
+        now: OffsetDateTime,
+    ) -> Story {
+        let door = &visit.door;
         let said = visit.message.as_deref().map(|text| format!(" They wrote: \"{text}\".")).unwrap_or_default();
-        let rang = format!("{} rang at {}.{said}", visit.name, visit.door);
-        let decide =
-            format!("Open the link within {minutes} minutes to let them in, send a passcode or turn them away.");
+        let (stranger_subject, rang) = match kind {
+            RingKind::VisitPage => (format!("FaceReko: {} is at {door}", visit.name), format!("{} rang", visit.name)),
+            RingKind::Bell => (format!("FaceReko: someone rang the bell at {door}"), "Someone rang the bell".into()),
+            RingKind::UnknownCard(card) => (
+                format!("FaceReko: someone with an unknown card is at {door}"),
+                format!("Someone tapped the unknown card {card}"),
+            ),
+        };
+        let rang = format!("{rang} at {door}.{said}");
+        // A passcode needs a way to reach the visitor.
+        let choices = if has_contact(visit) {
+            "let them in, send a passcode or turn them away"
+        } else {
+            "let them in or turn them away"
+        };
+        let decide = format!("Open the link within {minutes} minutes to {choices}.");
         let introduced = |known: &Recognised| {
             format!("Known visitor: {}, last here {}.", known.visitor.name, ago(known.visitor.last_visit, now))
         };
-        let (who, sentence) = match self {
-            Told::Stranger => (visit.name.clone(), format!("{rang} {decide}")),
-            Told::Known(known) => (known.visitor.name.clone(), format!("{} {rang} {decide}", introduced(known))),
+        let (subject, sentence) = match self {
+            Told::Stranger => (stranger_subject, format!("{rang} {decide}")),
+            Told::Known(known) => (
+                format!("FaceReko: {} is at {door}", known.visitor.name),
+                format!("{} {rang} {decide}", introduced(known)),
+            ),
             Told::AutoPassed { known, channel, to } => (
-                known.visitor.name.clone(),
+                format!("FaceReko: {} is at {door} and was sent a passcode", known.visitor.name),
                 format!(
                     "{} {rang} You marked them auto-pass, so a passcode was sent to {to} by {channel}: there is \
                      nothing to decide. The link shows the visit.",
@@ -75,16 +99,12 @@ impl Told<'_> {
                 ),
             ),
             Told::AutoPassFailed { known, problem } => (
-                known.visitor.name.clone(),
+                format!("FaceReko: {} is at {door}", known.visitor.name),
                 format!(
                     "{} {rang} You marked them auto-pass, but the passcode could not be sent ({problem}). {decide}",
                     introduced(known)
                 ),
             ),
-        };
-        let subject = match self {
-            Told::AutoPassed { .. } => format!("FaceReko: {who} is at {} and was sent a passcode", visit.door),
-            _ => format!("FaceReko: {who} is at {}", visit.door),
         };
         Story { subject, sentence, link }
     }
@@ -113,8 +133,9 @@ fn details(visit: &Visit, kept: Option<&KnownVisitor>) -> VisitorDetails {
     }
 }
 
-/// A known visitor's name and contact as the owner typed them, tidied; the error says what to
-/// change. Unlike a ring, no contact is needed: without one, auto-pass falls back to asking.
+/// A visitor's name and contact as typed (by the visitor when ringing, by the owner when editing
+/// a known visitor), tidied; the error says what to change. No contact is needed here: a ring
+/// asks for one, while a known visitor without one makes auto-pass fall back to asking.
 pub fn edited_details(name: &str, email: &str, mobile: &str) -> Result<VisitorDetails, String> {
     let typed = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
     let fits = |name: &String| name.chars().count() <= MAX_NAME && !name.chars().any(char::is_control);
@@ -138,6 +159,7 @@ impl Desk {
     pub(super) async fn welcome(
         &self,
         visit: &mut Visit,
+        kind: &RingKind,
         frame: Option<&Frame>,
         now: OffsetDateTime,
     ) -> Result<(), VisitorError> {
@@ -146,9 +168,9 @@ impl Desk {
             _ => None,
         };
         match &known {
-            None => self.tell_owners(visit, &Told::Stranger, now).await,
-            Some(known) if known.visitor.auto_pass => self.auto_pass(visit, known, now).await,
-            Some(known) => self.tell_owners(visit, &Told::Known(known), now).await,
+            None => self.tell_owners(visit, kind, &Told::Stranger, now).await,
+            Some(known) if known.visitor.auto_pass => self.auto_pass(visit, kind, known, now).await,
+            Some(known) => self.tell_owners(visit, kind, &Told::Known(known), now).await,
         }
     }
 
@@ -208,20 +230,26 @@ impl Desk {
     /// Approves the visit of a known visitor marked auto-pass and sends a passcode to the contact
     /// kept for them (not what the ring says: a look-alike must not receive it), then tells the
     /// owner. When it cannot be sent, the visit is undecided again and the owner decides.
-    async fn auto_pass(&self, visit: &Visit, known: &Recognised, now: OffsetDateTime) -> Result<(), VisitorError> {
+    async fn auto_pass(
+        &self,
+        visit: &Visit,
+        kind: &RingKind,
+        known: &Recognised,
+        now: OffsetDateTime,
+    ) -> Result<(), VisitorError> {
         if !self.claim(visit.id, VisitStatus::Approved, AUTO_PASS, now).await? {
-            return self.tell_owners(visit, &Told::Known(known), now).await;
+            return self.tell_owners(visit, kind, &Told::Known(known), now).await;
         }
         let kept = &known.visitor;
         let contacts = [kept.mobile.clone().map(Contact::Sms), kept.email.clone().map(Contact::Email)];
         match self.send_passcode_to(visit, contacts.into_iter().flatten(), now).await? {
             Sent::Delivered { channel, to } => {
                 tracing::info!(visit = %visit.id, visitor = %kept.id, %channel, "auto-pass: a passcode was sent");
-                self.tell_owners(visit, &Told::AutoPassed { known, channel, to: &to }, now).await
+                self.tell_owners(visit, kind, &Told::AutoPassed { known, channel, to: &to }, now).await
             }
             Sent::NotSent { problem, .. } => {
                 self.unclaim(visit.id, VisitStatus::Approved, AUTO_PASS, now).await?;
-                self.tell_owners(visit, &Told::AutoPassFailed { known, problem: &problem }, now).await
+                self.tell_owners(visit, kind, &Told::AutoPassFailed { known, problem: &problem }, now).await
             }
         }
     }
@@ -343,25 +371,25 @@ mod tests {
     fn the_owner_is_told_who_is_known_and_whether_there_is_anything_to_decide() {
         let bob = visit("Bob", None, Some("+4915100000002"));
         let link = Some("https://door.example.com/visits/7?until=1&sig=00".to_owned());
-        let stranger = Told::Stranger.story(&bob, 10, link.clone(), at(0));
+        let stranger = Told::Stranger.story(&bob, &RingKind::VisitPage, 10, link.clone(), at(0));
         assert_eq!(stranger.subject, "FaceReko: Bob is at front");
         assert!(stranger.sentence.starts_with("Bob rang at front. They wrote: \"Parcel\". Open the link within 10"));
 
         let known = alice(false);
-        let named = Told::Known(&known).story(&bob, 10, link.clone(), at(0));
+        let named = Told::Known(&known).story(&bob, &RingKind::VisitPage, 10, link.clone(), at(0));
         assert_eq!(named.subject, "FaceReko: Alice is at front");
         assert!(named.sentence.starts_with("Known visitor: Alice, last here 3 days ago. Bob rang at front."));
         assert!(named.sentence.contains("Open the link within 10 minutes"), "{}", named.sentence);
 
         let passed = Told::AutoPassed { known: &known, channel: Channel::Sms, to: "+4915100000001" };
-        let passed = passed.story(&bob, 10, link.clone(), at(0));
+        let passed = passed.story(&bob, &RingKind::VisitPage, 10, link.clone(), at(0));
         assert_eq!(passed.subject, "FaceReko: Alice is at front and was sent a passcode");
         assert!(passed.sentence.contains("a passcode was sent to +4915100000001 by sms"), "{}", passed.sentence);
         assert!(!passed.sentence.contains("within 10 minutes"), "nothing to decide: {}", passed.sentence);
         assert_eq!(passed.link, link, "the link still shows the visit");
 
         let failed = Told::AutoPassFailed { known: &known, problem: "sms is not set up" };
-        let failed = failed.story(&bob, 10, None, at(0));
+        let failed = failed.story(&bob, &RingKind::VisitPage, 10, None, at(0));
         assert!(
             failed.sentence.contains("could not be sent (sms is not set up). Open the link"),
             "{}",
