@@ -71,8 +71,8 @@ pub trait KnownVisitors: Send + Sync {
     async fn update_known_visitor(&self, id: VisitorId, details: &VisitorDetails) -> Result<(), StoreError>;
     /// NotFound if there is no such visitor.
     async fn set_auto_pass(&self, id: VisitorId, auto_pass: bool) -> Result<(), StoreError>;
-    /// Makes `visit` one of `visitor`'s, and `at` their last visit unless a later one is known.
-    /// NotFound if either is gone.
+    /// Makes `visit` one of `visitor`'s, and `at` their last visit unless a later one is known. A
+    /// visit that left no contact takes the visitor's. NotFound if either is gone.
     async fn link_visit(&self, visit: VisitId, visitor: VisitorId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Adds a face that `kind` described, then keeps only the visitor's `keep` newest faces;
     /// returns the new face's id. NotFound if there is no such visitor.

@@ -1206,6 +1206,7 @@ impl KnownVisitors for MysqlStore {
         if tx.affected_rows() == 0 {
             return Err(visitor_rows::no_visit(visit));
         }
+        tx.exec_drop(visitor_rows::FILL_VISIT_CONTACT, (visitor.0, visitor.0, visit.0)).await.map_err(db_error)?;
         tx.exec_drop(visitor_rows::TOUCH_KNOWN_VISITOR, (at, visitor.0, at)).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }

@@ -1387,6 +1387,7 @@ impl KnownVisitors for SqliteStore {
             if tx.execute(visitor_rows::LINK_VISIT, params![visitor.0, visit.0]).map_err(db_error)? == 0 {
                 return Err(visitor_rows::no_visit(visit));
             }
+            tx.execute(visitor_rows::FILL_VISIT_CONTACT, params![visitor.0, visitor.0, visit.0]).map_err(db_error)?;
             tx.execute(visitor_rows::TOUCH_KNOWN_VISITOR, params![at, visitor.0, at]).map_err(db_error)?;
             tx.commit().map_err(db_error)
         })

@@ -31,6 +31,10 @@ pub const SET_AUTO_PASS: &str = "UPDATE known_visitors SET auto_pass = ? WHERE i
 pub const COUNT_KNOWN_VISITOR: &str = "SELECT COUNT(*) FROM known_visitors WHERE id = ?";
 /// Values: the visitor, the visit.
 pub const LINK_VISIT: &str = "UPDATE visits SET visitor_id = ? WHERE id = ?";
+/// Values: the visitor twice, the visit. A visit that left no contact (the bell, an unknown card)
+/// takes the visitor's, so that a passcode can reach them; one that left its own keeps it.
+pub const FILL_VISIT_CONTACT: &str = "UPDATE visits SET email = (SELECT email FROM known_visitors WHERE id = ?), \
+     mobile = (SELECT mobile FROM known_visitors WHERE id = ?) WHERE id = ? AND email IS NULL AND mobile IS NULL";
 /// Values: the visit's time (ms), the visitor, the visit's time again: a later visit already
 /// known stays their last.
 pub const TOUCH_KNOWN_VISITOR: &str = "UPDATE known_visitors SET last_visit_ms = ? WHERE id = ? AND last_visit_ms < ?";

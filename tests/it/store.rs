@@ -1021,6 +1021,15 @@ async fn known_visitors_are_kept_edited_and_listed_last_here_first(store: &dyn S
     );
     assert_eq!(message(visitors.link_visit(VisitId(999_999), bob.id, at(40)).await), "no visit with id 999999");
     assert_eq!(known(store, bob.id).await.last_visit, at(20), "a failed link changes nothing");
+
+    // A ring without words (the bell) takes the visitor's contact; one with its own keeps it.
+    let bell = NewVisit { email: None, mobile: None, ..ring(50, None) };
+    let bell = store.visits().add_visit(&bell).await.unwrap();
+    visitors.link_visit(bell.id, alice.id, bell.at).await.unwrap();
+    let reachable = store.visits().visit(bell.id).await.unwrap().unwrap();
+    assert_eq!((reachable.email, reachable.mobile), (None, renamed.mobile.clone()));
+    let own = store.visits().visit(later.id).await.unwrap().unwrap();
+    assert_eq!(own.mobile.as_deref(), Some("+447700900123"), "its own contact stays");
 }
 
 async fn visitors_keep_their_newest_faces_per_model(store: &dyn Store) {

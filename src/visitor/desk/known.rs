@@ -224,6 +224,10 @@ impl Desk {
         let Some(visitor) = visitors.known_visitor(id).await? else { return Ok(None) };
         visitors.link_visit(visit.id, id, visit.at).await?;
         visit.visitor = Some(id);
+        if !has_contact(visit) {
+            // As the store did: a passcode can now reach them.
+            (visit.email, visit.mobile) = (visitor.email.clone(), visitor.mobile.clone());
+        }
         Ok(Some(Recognised { visitor, similarity }))
     }
 
