@@ -6,6 +6,9 @@
 #   tests/cross-build.sh          build, then check the binary under qemu
 #   tests/cross-build.sh build    only build (tests/run.sh starts this first, beside its own build)
 #   tests/cross-build.sh check    only run the built binary under qemu (needs the face models)
+#
+# CI builds the `pi-check` profile (Cargo.toml says why); FACEREKO_PI_PROFILE=release builds the
+# binary to install on a Pi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +16,8 @@ say() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 target=aarch64-unknown-linux-gnu
-binary="${CARGO_TARGET_DIR:-target}/$target/release/facereko"
+profile="${FACEREKO_PI_PROFILE:-pi-check}"
+binary="${CARGO_TARGET_DIR:-target}/$target/$profile/facereko"
 
 build() {
     local packages=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu qemu-user)
@@ -23,11 +27,11 @@ build() {
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
     fi
-    say "cargo build --release --target $target"
+    say "cargo build --profile $profile --target $target"
     RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
-        /usr/bin/cargo build --release --locked --target "$target" --bin facereko
+        /usr/bin/cargo build --profile "$profile" --locked --target "$target" --bin facereko
 }
 
 check() {

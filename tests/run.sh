@@ -80,7 +80,7 @@ clippy_driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driv
     || die "clippy-driver not found: rustup component add clippy"
 linted() { RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"; }
 
-# The release cross-build for the Pi starts first and runs beside everything else at the lowest
+# The cross-build for the Pi starts first and runs beside everything else at the lowest
 # priority, in its own folder under target/ so that neither build waits for the other's lock: it
 # takes the CPU the test build leaves idle (one crate compiling on one core, links) and the tests
 # leave idle (they mostly wait on servers, sockets and the browser).
