@@ -218,10 +218,9 @@ impl Notification {
 }
 
 fn shown_uid(uid: &CardUid, shown: CardUidShown) -> Option<String> {
-    let text = uid.as_str();
     match shown {
-        CardUidShown::Full => Some(text.to_owned()),
-        CardUidShown::Masked => Some(format!("****{}", &text[text.len().saturating_sub(4)..])),
+        CardUidShown::Full => Some(uid.as_str().to_owned()),
+        CardUidShown::Masked => Some(uid.masked()),
         CardUidShown::Hidden => None,
     }
 }

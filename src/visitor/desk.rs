@@ -67,9 +67,10 @@ impl Ring {
         Self::without_words("Someone at the door".into(), RingKind::Bell)
     }
 
-    /// An unknown card tapped with a face in view.
+    /// An unknown card tapped with a face in view. The owner's messages show it masked, as they
+    /// show cards in access notifications; the history has the whole number.
     pub fn unknown_card(card: CardUid) -> Self {
-        Self::without_words(format!("Unknown card {card}"), RingKind::UnknownCard(card))
+        Self::without_words(format!("Unknown card {}", card.masked()), RingKind::UnknownCard(card))
     }
 
     /// A ring with no contact: the owner can open or turn away, but no passcode can reach anyone.
@@ -442,7 +443,7 @@ mod tests {
         );
         let card: CardUid = "04a1b2c3".parse().unwrap();
         let tapped = Ring::unknown_card(card.clone());
-        assert_eq!(tapped.name, "Unknown card 04A1B2C3");
+        assert_eq!(tapped.name, "Unknown card ****B2C3", "masked, as in access notifications");
         assert_eq!(tapped.kind, RingKind::UnknownCard(card));
         assert_eq!((tapped.kind.as_str(), bell.kind.as_str()), ("unknown_card", "bell"));
     }

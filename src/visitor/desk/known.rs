@@ -70,7 +70,7 @@ impl Told<'_> {
             RingKind::Bell => (format!("FaceReko: someone rang the bell at {door}"), "Someone rang the bell".into()),
             RingKind::UnknownCard(card) => (
                 format!("FaceReko: someone with an unknown card is at {door}"),
-                format!("Someone tapped the unknown card {card}"),
+                format!("Someone tapped the unknown card {}", card.masked()),
             ),
         };
         let rang = format!("{rang} at {door}.{said}");
