@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState, notifications, users, voice};
+use super::{WebError, WebState, api_keys, notifications, users, voice};
 use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
@@ -144,6 +144,7 @@ fn view(
     notifications: Markup,
     voice: Markup,
     accounts: Markup,
+    keys: Markup,
 ) -> Markup {
     let admin = user.is_admin();
     let body = html! {
@@ -174,6 +175,7 @@ fn view(
         (notifications)
         (voice)
         (accounts)
+        (keys)
     };
     frame(user, flash, Section::Settings, "Settings", body)
 }
@@ -225,7 +227,8 @@ async fn render_parts(
 ) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
     let accounts = users::section(state, user).await?;
-    let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts);
+    let keys = api_keys::section(state, user).await?;
+    let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts, keys);
     Ok((status, page).into_response())
 }
 
@@ -252,7 +255,8 @@ pub async fn save(
         let notifications = notifications::current(&state, &user);
         let voice = voice::current(&state, &user);
         let accounts = users::section(&state, &user).await?;
-        let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts);
+        let keys = api_keys::section(&state, &user).await?;
+        let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts, keys);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;
