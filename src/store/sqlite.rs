@@ -1455,47 +1455,6 @@ impl KnownVisitors for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::access::{Decision, Reason, StageTimings};
-
-    /// Every column holds a value of its own, so that values written to the wrong column show.
-    #[tokio::test]
-    async fn an_attempt_reads_back_as_it_was_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap();
-        store.migrate().await.unwrap();
-        let alice = store.add_person("Alice").await.unwrap();
-        let event = AccessEvent {
-            event_id: "event-1".into(),
-            at: rows::from_millis(1_800_000_000_123),
-            door: "front".into(),
-            card_uid: Some("04A1B2C3".parse().unwrap()),
-            person_id: Some(alice.id),
-            person_name: Some("Alice".into()),
-            decision: Decision::Granted,
-            reason: Reason::CardAndFace,
-            similarity: Some(97.25),
-            confidence: Some(0.875),
-            engine: Some("simulated".into()),
-            photo: Some("2027/01/15/1.jpg".into()),
-            timings: StageTimings {
-                read_ms: 3,
-                capture_ms: Some(120),
-                match_ms: Some(60),
-                actuate_ms: 1,
-                total_ms: 190,
-            },
-            detail: Some("a note".into()),
-        };
-        let id = store.record_attempt(&event, &Notices::MQTT).await.unwrap();
-        assert_eq!(store.log_entry(id).await.unwrap(), Some(LogEntry { id, event: event.clone() }));
-        assert_eq!(store.record_attempt(&event, &Notices::MQTT).await.unwrap(), id, "a replay adds nothing");
-        assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 1);
-    }
-}
-
 #[async_trait]
 impl ApiKeys for SqliteStore {
     async fn add_api_key(&self, name: &str, key_hash: &str) -> Result<ApiKey, StoreError> {
@@ -1544,5 +1503,46 @@ impl ApiKeys for SqliteStore {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{Decision, Reason, StageTimings};
+
+    /// Every column holds a value of its own, so that values written to the wrong column show.
+    #[tokio::test]
+    async fn an_attempt_reads_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        let alice = store.add_person("Alice").await.unwrap();
+        let event = AccessEvent {
+            event_id: "event-1".into(),
+            at: rows::from_millis(1_800_000_000_123),
+            door: "front".into(),
+            card_uid: Some("04A1B2C3".parse().unwrap()),
+            person_id: Some(alice.id),
+            person_name: Some("Alice".into()),
+            decision: Decision::Granted,
+            reason: Reason::CardAndFace,
+            similarity: Some(97.25),
+            confidence: Some(0.875),
+            engine: Some("simulated".into()),
+            photo: Some("2027/01/15/1.jpg".into()),
+            timings: StageTimings {
+                read_ms: 3,
+                capture_ms: Some(120),
+                match_ms: Some(60),
+                actuate_ms: 1,
+                total_ms: 190,
+            },
+            detail: Some("a note".into()),
+        };
+        let id = store.record_attempt(&event, &Notices::MQTT).await.unwrap();
+        assert_eq!(store.log_entry(id).await.unwrap(), Some(LogEntry { id, event: event.clone() }));
+        assert_eq!(store.record_attempt(&event, &Notices::MQTT).await.unwrap(), id, "a replay adds nothing");
+        assert_eq!(store.access_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap().len(), 1);
     }
 }

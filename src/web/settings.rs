@@ -144,7 +144,6 @@ fn view(
     notifications: Markup,
     voice: Markup,
     accounts: Markup,
-    keys: Markup,
 ) -> Markup {
     let admin = user.is_admin();
     let body = html! {
@@ -175,7 +174,6 @@ fn view(
         (notifications)
         (voice)
         (accounts)
-        (keys)
     };
     frame(user, flash, Section::Settings, "Settings", body)
 }
@@ -226,10 +224,16 @@ async fn render_parts(
     voice: Markup,
 ) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
+    let accounts = accounts_and_keys(state, user).await?;
+    let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts);
+    Ok((status, page).into_response())
+}
+
+/// The web accounts, then the face API's keys.
+async fn accounts_and_keys(state: &WebState, user: &User) -> Result<Markup, WebError> {
     let accounts = users::section(state, user).await?;
     let keys = api_keys::section(state, user).await?;
-    let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts, keys);
-    Ok((status, page).into_response())
+    Ok(html! { (accounts) (keys) })
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
@@ -254,9 +258,8 @@ pub async fn save(
         let flash = Flash::error("Nothing was saved: fix the values marked below.");
         let notifications = notifications::current(&state, &user);
         let voice = voice::current(&state, &user);
-        let accounts = users::section(&state, &user).await?;
-        let keys = api_keys::section(&state, &user).await?;
-        let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts, keys);
+        let accounts = accounts_and_keys(&state, &user).await?;
+        let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let json = serde_json::to_string(&tuning).map_err(|e| WebError::Internal(e.to_string()))?;

@@ -11,9 +11,10 @@ pub fn warnings(face: &ExaminedFace, picture: &str) -> Vec<String> {
     let quality = &face.quality;
     let mut warnings = Vec::new();
     if quality.eye_distance < MIN_EYE_DISTANCE || face.looked_closer {
+        let how = if face.looked_closer { "found only in an enlarged part of the picture, " } else { "" };
         warnings.push(format!(
-            "small face on {picture}: {:.0} px between the eyes (from {MIN_EYE_DISTANCE:.0} compares best); use a \
-             larger or closer picture",
+            "small face on {picture}: {how}{:.0} px between the eyes ({MIN_EYE_DISTANCE:.0} or more compares best); \
+             use a larger or closer picture",
             quality.eye_distance
         ));
     }
