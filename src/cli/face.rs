@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use facereko::config::Config;
 use facereko::engine::local::embedder::Kind;
-use facereko::engine::local::{self, Descriptor, LocalEngine};
+use facereko::engine::local::{self, Descriptor, LocalEngine, one_to_one};
 use facereko::engine::{self, DetectedFace};
 use facereko::eval;
 use facereko::frame::Frame;
@@ -28,18 +28,29 @@ pub async fn compare(config: &Config, args: &CompareArgs) -> Result<ExitCode> {
     let engine = engine::build(&config.engine).context("cannot start the face engine")?;
     let first = Frame::read(&args.first)?;
     let second = Frame::read(&args.second)?;
-    let comparison = engine
-        .compare(&first, &second)
-        .await
-        .with_context(|| format!("comparing {} with {}", args.first.display(), args.second.display()))?;
+    let context = || format!("comparing {} with {}", args.first.display(), args.second.display());
+    // The on-device engine examines both faces as the comparison API does, with its warnings.
+    let (comparison, warnings) = match engine.on_device().filter(|_| engine.name() == local::NAME) {
+        Some(local) => {
+            let (a_name, b_name) = (args.first.display().to_string(), args.second.display().to_string());
+            let a = local.examine(&first, &a_name).await.with_context(context)?;
+            let b = local.examine(&second, &b_name).await.with_context(context)?;
+            let mut warnings = one_to_one::warnings(&a, &a_name);
+            warnings.extend(one_to_one::warnings(&b, &b_name));
+            let similarity = local.similarity(&a.descriptor, &b.descriptor);
+            (engine::Comparison { similarity, first: a.face, second: b.face }, warnings)
+        }
+        None => (engine.compare(&first, &second).await.with_context(context)?, Vec::new()),
+    };
     let threshold = config.engine.match_threshold;
-    let matched = comparison.similarity >= threshold;
+    let matched = engine::clears_threshold(comparison.similarity, threshold);
     if args.json {
         let report = json!({
             "similarity": comparison.similarity,
             "match": matched,
             "threshold": threshold,
             "faces": [face_json(&args.first, &comparison.first), face_json(&args.second, &comparison.second)],
+            "warnings": warnings,
         });
         println!("{report}");
     } else {
@@ -58,6 +69,9 @@ pub async fn compare(config: &Config, args: &CompareArgs) -> Result<ExitCode> {
                 face.height,
                 face.confidence
             );
+        }
+        for warning in &warnings {
+            println!("  warning: {warning}");
         }
     }
     Ok(ExitCode::SUCCESS)

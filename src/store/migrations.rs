@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_schedules"),
     migration!(8, "0008_visits"),
     migration!(9, "0009_known_visitors"),
+    migration!(10, "0010_api_keys"),
 ];
 
 /// What a backend does for [`run`].

@@ -1,9 +1,10 @@
-//! Storage: people, cards, faces, the access log, settings, the notification outbox, visits and
-//! the visitors kept for next time.
+//! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
+//! visitors kept for next time and the face API's keys.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
 
+pub mod api_keys;
 pub mod known_visitors;
 pub mod legacy;
 mod migrations;
@@ -17,6 +18,7 @@ mod visit_rows;
 mod visitor_rows;
 pub mod visits;
 
+pub use api_keys::{ApiKey, ApiKeys};
 pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
@@ -443,6 +445,7 @@ pub trait Store: Send + Sync {
     fn settings(&self) -> &dyn Settings;
     fn visits(&self) -> &dyn Visits;
     fn known_visitors(&self) -> &dyn KnownVisitors;
+    fn api_keys(&self) -> &dyn ApiKeys;
 }
 
 impl<T> Store for T
@@ -459,7 +462,8 @@ where
         + Accounts
         + Settings
         + Visits
-        + KnownVisitors,
+        + KnownVisitors
+        + ApiKeys,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -498,6 +502,9 @@ where
         self
     }
     fn known_visitors(&self) -> &dyn KnownVisitors {
+        self
+    }
+    fn api_keys(&self) -> &dyn ApiKeys {
         self
     }
 }

@@ -20,6 +20,7 @@ use super::{
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
     Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
+use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1259,5 +1260,50 @@ impl KnownVisitors for MysqlStore {
 
     async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
         self.forget_visitors(&visitor_rows::FORGET_OLD, to_millis(cutoff)).await
+    }
+}
+
+#[async_trait]
+impl ApiKeys for MysqlStore {
+    async fn add_api_key(&self, name: &str, key_hash: &str) -> Result<ApiKey, StoreError> {
+        let mut conn = self.conn().await?;
+        let created_ms = now_ms();
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO api_keys(name, key_hash, created_ms) VALUES (?, ?, ?)",
+                (name, key_hash, created_ms),
+            )
+            .await;
+        match inserted {
+            Ok(()) => {
+                let id = inserted_id(conn.last_insert_id())?;
+                Ok(rows::api_key_row((id, name.to_owned(), key_hash.to_owned(), created_ms, None)))
+            }
+            Err(e) if is_duplicate(&e) => Err(rows::api_key_exists()),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut conn = self.conn().await?;
+        let keys: Vec<rows::ApiKeyRow> = conn
+            .query("SELECT id, name, key_hash, created_ms, last_used_ms FROM api_keys ORDER BY id")
+            .await
+            .map_err(db_error)?;
+        Ok(keys.into_iter().map(rows::api_key_row).collect())
+    }
+
+    async fn api_key_used(&self, id: i64, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("UPDATE api_keys SET last_used_ms = ? WHERE id = ?", (to_millis(at), id)).await.map_err(db_error)
+    }
+
+    async fn revoke_api_key(&self, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop("DELETE FROM api_keys WHERE id = ?", (id,)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::no_api_key(id)),
+            _ => Ok(()),
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
+    AccessLog, Accounts, ApiKeys, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
     Schedules, Schema, Settings, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
@@ -99,5 +99,8 @@ impl Store for Rehearsal {
     }
     fn known_visitors(&self) -> &dyn KnownVisitors {
         self.0.known_visitors()
+    }
+    fn api_keys(&self) -> &dyn ApiKeys {
+        self.0.api_keys()
     }
 }

@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
-    Schedules, Schema, Settings, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People,
+    Removals, Schedules, Schema, Settings, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -823,6 +823,9 @@ impl Store for ResilientStore {
     }
     fn known_visitors(&self) -> &dyn KnownVisitors {
         self.shared.server.known_visitors()
+    }
+    fn api_keys(&self) -> &dyn ApiKeys {
+        self.shared.server.api_keys()
     }
 }
 

@@ -97,6 +97,21 @@ pub fn no_face(id: i64) -> StoreError {
     StoreError::NotFound(format!("no face with id {id}"))
 }
 
+pub fn no_api_key(id: i64) -> StoreError {
+    StoreError::NotFound(format!("there is no API key {id}"))
+}
+
+pub fn api_key_exists() -> StoreError {
+    StoreError::Conflict("that API key is kept already".into())
+}
+
+/// An `api_keys` row as both backends read it: id, name, hash, created and last used (ms).
+pub type ApiKeyRow = (i64, String, String, i64, Option<i64>);
+
+pub fn api_key_row((id, name, key_hash, created_ms, last_used_ms): ApiKeyRow) -> super::ApiKey {
+    super::ApiKey { id, name, key_hash, created: from_millis(created_ms), last_used: last_used_ms.map(from_millis) }
+}
+
 pub fn no_user(username: &str) -> StoreError {
     StoreError::NotFound(format!("no user named {username:?}"))
 }

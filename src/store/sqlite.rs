@@ -19,6 +19,7 @@ use super::{
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
     Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
+use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1451,6 +1452,57 @@ impl KnownVisitors for SqliteStore {
     async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
         let cutoff = to_millis(cutoff);
         self.with_conn(move |conn| forget_visitors(conn, &visitor_rows::FORGET_OLD, cutoff)).await
+    }
+}
+
+#[async_trait]
+impl ApiKeys for SqliteStore {
+    async fn add_api_key(&self, name: &str, key_hash: &str) -> Result<ApiKey, StoreError> {
+        let (name, key_hash, created_ms) = (name.to_owned(), key_hash.to_owned(), now_ms());
+        self.with_conn(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO api_keys(name, key_hash, created_ms) VALUES (?1, ?2, ?3)",
+                params![name, key_hash, created_ms],
+            );
+            match inserted {
+                Ok(_) => Ok(rows::api_key_row((conn.last_insert_rowid(), name, key_hash, created_ms, None))),
+                Err(e) if is_constraint_violation(&e) => Err(rows::api_key_exists()),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, name, key_hash, created_ms, last_used_ms FROM api_keys ORDER BY id")
+                .map_err(db_error)?;
+            let keys = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+                .map_err(db_error)?;
+            keys.map(|row| row.map(rows::api_key_row)).collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn api_key_used(&self, id: i64, at: OffsetDateTime) -> Result<(), StoreError> {
+        let at = to_millis(at);
+        self.with_conn(move |conn| {
+            conn.execute("UPDATE api_keys SET last_used_ms = ?1 WHERE id = ?2", params![at, id]).map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            match conn.execute("DELETE FROM api_keys WHERE id = ?1", [id]).map_err(db_error)? {
+                0 => Err(rows::no_api_key(id)),
+                _ => Ok(()),
+            }
+        })
+        .await
     }
 }
 

@@ -5,10 +5,12 @@
 //! [`router`] builds the whole app from a [`WebState`], so tests send requests straight to it.
 
 mod account;
+mod api_keys;
 mod assets;
 mod auth;
 mod dashboard;
 mod error;
+mod face_api;
 mod history;
 mod notifications;
 mod people;
@@ -182,6 +184,8 @@ struct Inner {
     /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
     desk: Option<Desk>,
     ringer: Option<Ringer>,
+    /// Places for the face API's comparisons running at once.
+    comparisons: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for WebState {
@@ -225,6 +229,7 @@ impl WebState {
             auth,
             desk: setup.desk,
             ringer: setup.ringer,
+            comparisons: tokio::sync::Semaphore::new(face_api::CONCURRENT_COMPARISONS),
         }))
     }
 
@@ -284,6 +289,14 @@ pub fn router(state: WebState) -> Router {
         .route("/settings/voice", post(voice::save))
         .route("/settings/voice/reset", post(voice::reset))
         .route("/settings/voice/say", post(voice::say))
+        .route("/settings/api-keys", post(api_keys::create))
+        .route("/settings/api-keys/{id}/revoke", post(api_keys::revoke))
+        .route("/api/v1/compare", post(face_api::compare).layer(DefaultBodyLimit::max(face_api::MAX_BODY_BYTES)))
+        .route(
+            "/api/v1/verification/verify",
+            post(face_api::verify).layer(DefaultBodyLimit::max(face_api::MAX_BODY_BYTES)),
+        )
+        .route("/api/v1/openapi.json", get(face_api::openapi))
         .route("/accounts", post(users::add))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))

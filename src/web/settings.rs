@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState, notifications, users, voice};
+use super::{WebError, WebState, api_keys, notifications, users, voice};
 use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
@@ -224,9 +224,16 @@ async fn render_parts(
     voice: Markup,
 ) -> Result<Response, WebError> {
     let tuning = state.0.tuning.read().expect("tuning lock").clone();
-    let accounts = users::section(state, user).await?;
+    let accounts = accounts_and_keys(state, user).await?;
     let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts);
     Ok((status, page).into_response())
+}
+
+/// The web accounts, then the face API's keys.
+async fn accounts_and_keys(state: &WebState, user: &User) -> Result<Markup, WebError> {
+    let accounts = users::section(state, user).await?;
+    let keys = api_keys::section(state, user).await?;
+    Ok(html! { (accounts) (keys) })
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
@@ -251,7 +258,7 @@ pub async fn save(
         let flash = Flash::error("Nothing was saved: fix the values marked below.");
         let notifications = notifications::current(&state, &user);
         let voice = voice::current(&state, &user);
-        let accounts = users::section(&state, &user).await?;
+        let accounts = accounts_and_keys(&state, &user).await?;
         let page = view(&user, Some(flash), &typed, &errors, notifications, voice, accounts);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }

@@ -1122,6 +1122,35 @@ async fn known_visitors_past_retention_are_forgotten_with_their_visits(store: &d
     assert_eq!(visitors.forget_visitors_before(at(100)).await.unwrap(), (0, Vec::new()));
 }
 
+async fn api_keys_are_kept_as_hashes_used_and_revoked(store: &dyn Store) {
+    let keys = store.api_keys();
+    assert_eq!(keys.list_api_keys().await.unwrap(), Vec::new());
+    let (hash_a, hash_b) = ("a".repeat(64), "b".repeat(64));
+    let first = keys.add_api_key("Door kiosk", &hash_a).await.unwrap();
+    let second = keys.add_api_key("Door kiosk", &hash_b).await.unwrap();
+    assert_ne!(first.id, second.id, "names may repeat");
+    assert_eq!((first.name.as_str(), first.key_hash.as_str(), first.last_used), ("Door kiosk", hash_a.as_str(), None));
+    let again = keys.add_api_key("Copy", &hash_a).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{}", message(again));
+
+    keys.api_key_used(second.id, at(42)).await.unwrap();
+    let listed = keys.list_api_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], first, "oldest first, read back as made");
+    assert_eq!(
+        (listed[1].id, listed[1].key_hash.as_str(), listed[1].last_used),
+        (second.id, hash_b.as_str(), Some(at(42)))
+    );
+    assert!((listed[0].created - OffsetDateTime::now_utc()).abs() < time::Duration::minutes(5));
+
+    keys.revoke_api_key(first.id).await.unwrap();
+    let left: Vec<i64> = keys.list_api_keys().await.unwrap().iter().map(|k| k.id).collect();
+    assert_eq!(left, [second.id]);
+    let gone = keys.revoke_api_key(first.id).await;
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{}", message(gone));
+    keys.api_key_used(first.id, at(50)).await.expect("a key revoked meanwhile is no error");
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -1133,7 +1162,11 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     let (a, b) = tokio::join!(first.schema().migrate(), second.schema().migrate());
     let mut applied = [a.unwrap(), b.unwrap()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9]], "one of them applied everything, the other nothing");
+    assert_eq!(
+        applied,
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+        "one of them applied everything, the other nothing"
+    );
 }
 
 /// A module named after a backend, with one test per conformance test run on that backend.
@@ -1192,4 +1225,5 @@ conformance!(
     visitors_keep_their_newest_faces_per_model,
     forgetting_a_known_visitor_deletes_faces_visits_and_passes,
     known_visitors_past_retention_are_forgotten_with_their_visits,
+    api_keys_are_kept_as_hashes_used_and_revoked,
 );

@@ -1331,6 +1331,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
 }
 
 mod doorbell;
+mod face_api;
 mod known_visitors;
 mod qr;
 mod visitors;

@@ -133,6 +133,51 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// Faces in `image` looked for more closely, for a face too small to be found in the whole
+    /// picture scaled to the canvas (the portrait on a photographed ID card): the picture is
+    /// searched in overlapping parts of half its width and height, and whole, each enlarged to
+    /// fill the canvas. Boxes and landmarks are in `image`'s pixels; overlaps merged.
+    pub fn detect_closer(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
+        let (width, height) = image.dimensions();
+        if width < 2 || height < 2 {
+            return Ok(Vec::new());
+        }
+        let (part_w, part_h) = (width.div_ceil(2), height.div_ceil(2));
+        let mut parts = vec![(0, 0, width, height)];
+        for y in [0, (height - part_h) / 2, height - part_h] {
+            for x in [0, (width - part_w) / 2, width - part_w] {
+                parts.push((x, y, part_w, part_h));
+            }
+        }
+        let mut found = Vec::new();
+        for (x, y, w, h) in parts {
+            let enlarge = CANVAS as f32 / w.max(h) as f32;
+            if enlarge <= 1.0 && (w, h) == (width, height) {
+                // The whole picture already fills the canvas: `detect` saw it as it is.
+                continue;
+            }
+            let part = image::imageops::crop_imm(image, x, y, w, h).to_image();
+            let (scaled_w, scaled_h) =
+                (((w as f32 * enlarge).round() as u32).max(1), ((h as f32 * enlarge).round() as u32).max(1));
+            let scaled = image::imageops::resize(&part, scaled_w, scaled_h, FilterType::CatmullRom);
+            let back = |(px, py): (f32, f32)| (x as f32 + px / enlarge, y as f32 + py / enlarge);
+            for detection in self.detect(&scaled)? {
+                let (left, top) = back((detection.left, detection.top));
+                found.push(Detection {
+                    left,
+                    top,
+                    width: detection.width / enlarge,
+                    height: detection.height / enlarge,
+                    score: detection.score,
+                    landmarks: detection.landmarks.map(back),
+                });
+            }
+        }
+        Ok(suppress_overlaps(found))
+    }
+}
+
 /// One output as a 4-D array view.
 fn four_d(value: &TValue) -> Result<tract_ndarray::ArrayView4<'_, f32>, DetectorError> {
     value

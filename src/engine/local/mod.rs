@@ -4,6 +4,7 @@
 pub mod align;
 pub mod detector;
 pub mod embedder;
+pub mod one_to_one;
 pub mod quality;
 
 use std::path::Path;
@@ -81,6 +82,19 @@ pub struct FacesInPicture {
     pub others: Vec<DetectedFace>,
 }
 
+/// The largest face of a picture compared one to one (an ID photo with a selfie): described,
+/// measured, and with how many faces the picture holds.
+#[derive(Debug, Clone)]
+pub struct ExaminedFace {
+    pub face: DetectedFace,
+    pub descriptor: Descriptor,
+    pub quality: Quality,
+    /// Faces found in the picture, this one included.
+    pub faces: usize,
+    /// Found only by looking at enlarged parts of the picture: a small face.
+    pub looked_closer: bool,
+}
+
 fn to_detected(detection: &Detection) -> DetectedFace {
     DetectedFace {
         x: detection.left.max(0.0).round() as u32,
@@ -151,6 +165,56 @@ impl LocalEngine {
         Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
     }
 
+    /// [`Self::analyse`], looking at enlarged parts of the picture when the whole shows no face;
+    /// says whether it had to.
+    fn analyse_closely(&self, frame: &Frame, what: &str) -> Result<(Analysis, bool), EngineError> {
+        let mut analysis = self.analyse(frame, what)?;
+        if !analysis.detections.is_empty() {
+            return Ok((analysis, false));
+        }
+        let mut found = self
+            .on_engine_cores(|| self.0.detector.detect_closer(&analysis.image))
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        found.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        analysis.detections = found.into();
+        Ok((analysis, true))
+    }
+
+    /// Describes and measures the largest face, looking closer for a small one; NoFace without
+    /// one. Blocking.
+    pub fn examine_blocking(&self, frame: &Frame, what: &str) -> Result<ExaminedFace, EngineError> {
+        let (analysis, looked_closer) = self.analyse_closely(frame, what)?;
+        let largest = analysis.detections.first().ok_or_else(|| EngineError::NoFace { what: what.to_owned() })?;
+        let described = self.describe_detection(&analysis.image, largest)?;
+        Ok(ExaminedFace {
+            face: described.face,
+            descriptor: described.descriptor,
+            quality: Quality::measure(&analysis.image, largest),
+            faces: analysis.detections.len(),
+            looked_closer,
+        })
+    }
+
+    /// [`Self::examine_blocking`] off the async threads.
+    pub async fn examine(&self, frame: &Frame, what: &str) -> Result<ExaminedFace, EngineError> {
+        let (engine, frame, what) = (self.clone(), frame.clone(), what.to_owned());
+        tokio::task::spawn_blocking(move || engine.examine_blocking(&frame, &what))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face analysis failed: {e}")))?
+    }
+
+    /// Like [`Self::analyse_faces_blocking`], looking closer for small faces when the whole
+    /// picture shows none.
+    pub fn analyse_faces_closely_blocking(
+        &self,
+        frame: &Frame,
+        what: &str,
+        limit: usize,
+    ) -> Result<FacesInPicture, EngineError> {
+        let (analysis, _) = self.analyse_closely(frame, what)?;
+        self.faces_in(&analysis, limit)
+    }
+
     /// Finds every face, largest first; blocking (run it off the async threads).
     pub fn detect_blocking(&self, frame: &Frame, what: &str) -> Result<Vec<DetectedFace>, EngineError> {
         let analysis = self.analyse(frame, what)?;
@@ -214,6 +278,10 @@ impl LocalEngine {
         limit: usize,
     ) -> Result<FacesInPicture, EngineError> {
         let analysis = self.analyse(frame, what)?;
+        self.faces_in(&analysis, limit)
+    }
+
+    fn faces_in(&self, analysis: &Analysis, limit: usize) -> Result<FacesInPicture, EngineError> {
         let split = limit.min(analysis.detections.len());
         let (to_describe, others) = analysis.detections.split_at(split);
         let described = to_describe
