@@ -188,6 +188,21 @@ impl App {
     }
 }
 
+/// Every field of the settings page's door form, with `match_threshold`, as the tests post it.
+fn door_settings(match_threshold: &str) -> [(&'static str, &str); 9] {
+    [
+        ("unlock_time", "1s"),
+        ("debounce", "10ms"),
+        ("match_threshold", match_threshold),
+        ("capture_frames", "5"),
+        ("capture_time_limit", "3s"),
+        ("engine_timeout", "5s"),
+        ("grant_beep", "2s"),
+        ("deny_beeps", "3"),
+        ("deny_beep", "150ms"),
+    ]
+}
+
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -876,19 +891,7 @@ async fn settings_are_checked_saved_and_used_by_the_running_door() {
 
     let page = admin.get("/settings").await.text;
     assert!(page.contains("value=\"1s\"") && page.contains("value=\"90\""), "current values shown");
-    let mut fields: Vec<(String, String)> = [
-        ("unlock_time", "1s"),
-        ("debounce", "10ms"),
-        ("match_threshold", "90"),
-        ("capture_frames", "5"),
-        ("capture_time_limit", "3s"),
-        ("engine_timeout", "5s"),
-        ("grant_beep", "2s"),
-        ("deny_beeps", "3"),
-        ("deny_beep", "150ms"),
-    ]
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .to_vec();
+    let mut fields: Vec<(String, String)> = door_settings("90").map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec();
     let mut post = async |browser: &mut Browser<'_>, changes: &[(&str, &str)]| {
         for (key, value) in changes {
             fields.iter_mut().find(|(k, _)| k == key).unwrap().1 = (*value).to_owned();

@@ -147,17 +147,7 @@ async fn a_visitor_let_in_is_named_next_time_and_auto_pass_sends_a_passcode_at_o
 
     // Recognition follows the door's threshold as the settings page changes it: at 95, the photo
     // 94.5 alike to his kept face is a stranger's, so nothing is sent and the owner decides.
-    let stricter = [
-        ("unlock_time", "1s"),
-        ("debounce", "10ms"),
-        ("match_threshold", "95"),
-        ("capture_frames", "5"),
-        ("capture_time_limit", "3s"),
-        ("engine_timeout", "5s"),
-        ("grant_beep", "2s"),
-        ("deny_beeps", "3"),
-        ("deny_beep", "150ms"),
-    ];
+    let stricter = super::door_settings("95");
     admin.get("/settings").await;
     assert_eq!(admin.post("/settings", &stricter).await.location(), "/settings");
     at_the_door(&app, TONY[1]);
