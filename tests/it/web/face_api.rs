@@ -187,8 +187,8 @@ async fn an_engine_without_on_device_models_answers_503() {
     assert!(reply.json["error"].as_str().unwrap().contains("no on-device models"), "{}", reply.json);
 }
 
-/// Same person (lfw10 and diverse) matches, different people of the same group do not; multipart
-/// and JSON agree.
+/// Same person (lfw10 and every group of diverse) matches, different people of the same group do
+/// not; multipart and JSON agree.
 #[tokio::test]
 async fn the_same_person_matches_and_different_people_do_not() {
     let app = local_app().await;
@@ -197,9 +197,11 @@ async fn the_same_person_matches_and_different_people_do_not() {
         ("lfw10/George_W_Bush/George_W_Bush_0001.jpg", "lfw10/George_W_Bush/George_W_Bush_0002.jpg", true),
         ("diverse/jackie_chan/1.jpg", "diverse/jackie_chan/2.jpg", true),
         ("diverse/halle_berry/1.jpg", "diverse/halle_berry/2.jpg", true),
+        ("diverse/benazir_bhutto/1.jpg", "diverse/benazir_bhutto/2.jpg", true),
         ("lfw10/George_W_Bush/George_W_Bush_0001.jpg", "lfw10/Tony_Blair/Tony_Blair_0001.jpg", false),
         ("diverse/jackie_chan/1.jpg", "diverse/hu_jintao/1.jpg", false),
         ("diverse/halle_berry/1.jpg", "diverse/angela_bassett/1.jpg", false),
+        ("diverse/salman_rushdie/1.jpg", "diverse/pervez_musharraf/1.jpg", false),
     ];
     for (id_image, selfie, same) in pairs {
         let reply = compare_json(&app, &key, &read(id_image), &read(selfie)).await;
