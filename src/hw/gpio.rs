@@ -190,7 +190,11 @@ pub struct GpioBell {
 }
 
 impl GpioBell {
-    pub fn start<P: InputPin + Send + 'static>(mut pin: P, debounce: Duration, poll: Duration) -> Self {
+    pub fn start<P: InputPin + Send + 'static>(
+        mut pin: P,
+        debounce: Duration,
+        poll: Duration,
+    ) -> Result<Self, HwError> {
         let (tx, presses) = mpsc::channel(4);
         std::thread::Builder::new()
             .name("doorbell".into())
@@ -214,8 +218,11 @@ impl GpioBell {
                     std::thread::sleep(poll);
                 }
             })
-            .expect("a thread starts");
-        Self { presses }
+            .map_err(|e| HwError::Io {
+                role: "bell",
+                detail: format!("cannot start the thread that reads the button: {e}"),
+            })?;
+        Ok(Self { presses })
     }
 }
 
@@ -275,7 +282,7 @@ pub mod pi {
     /// (shorted to ground) low, and a loose wire never rings.
     pub fn bell(pins: &GpioPins) -> Result<GpioBell, HwError> {
         let pin = Gpio::new().and_then(|gpio| gpio.get(pins.bell)).map_err(|e| unavailable("bell", e))?;
-        Ok(GpioBell::start(pin.into_input_pullup(), pins.bell_debounce, BELL_POLL))
+        GpioBell::start(pin.into_input_pullup(), pins.bell_debounce, BELL_POLL)
     }
 }
 
@@ -385,7 +392,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_button_rings_once_and_again_after_a_release() {
         let button = Button::default();
-        let mut bell = GpioBell::start(button.clone(), Duration::from_millis(20), Duration::from_millis(1));
+        let mut bell = GpioBell::start(button.clone(), Duration::from_millis(20), Duration::from_millis(1)).unwrap();
         assert!(!next(&mut bell).await, "nothing pressed yet");
         button.set(true);
         assert!(next(&mut bell).await, "held past the debounce time: a press");
