@@ -213,7 +213,13 @@ impl TestDoor {
     /// A door with the on-device engine and the fetched test models.
     pub fn with_local_engine() -> Self {
         let models = format!("{:?}", models_dir().display().to_string());
-        Self::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &models)])
+        // The camera's time limit covers decoding the frame while the models load: on a loaded
+        // test machine that took over the default 3 s, and these tests are not about the limit.
+        Self::new(&[
+            ("engine.kind", "\"local\""),
+            ("engine.models_dir", &models),
+            ("door.capture_time_limit", "\"20s\""),
+        ])
     }
 
     /// Sets an environment variable for every command run from now on.
