@@ -1,5 +1,5 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
-//! visitors kept for next time and the face API's keys.
+//! visitors kept for next time, the face API's keys and the sign-in log.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
@@ -13,6 +13,8 @@ pub mod rehearsal;
 pub mod resilient;
 mod rows;
 mod schedule_rows;
+mod sign_in_rows;
+pub mod sign_ins;
 pub mod sqlite;
 mod visit_rows;
 mod visitor_rows;
@@ -20,6 +22,7 @@ pub mod visits;
 
 pub use api_keys::{ApiKey, ApiKeys};
 pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+pub use sign_ins::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SignIns};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
 use std::path::{Path, PathBuf};
@@ -446,6 +449,7 @@ pub trait Store: Send + Sync {
     fn visits(&self) -> &dyn Visits;
     fn known_visitors(&self) -> &dyn KnownVisitors;
     fn api_keys(&self) -> &dyn ApiKeys;
+    fn sign_ins(&self) -> &dyn SignIns;
 }
 
 impl<T> Store for T
@@ -463,7 +467,8 @@ where
         + Settings
         + Visits
         + KnownVisitors
-        + ApiKeys,
+        + ApiKeys
+        + SignIns,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -505,6 +510,9 @@ where
         self
     }
     fn api_keys(&self) -> &dyn ApiKeys {
+        self
+    }
+    fn sign_ins(&self) -> &dyn SignIns {
         self
     }
 }

@@ -12,6 +12,7 @@ use super::migrations::{self, Migration, Migrator};
 use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
+use super::sign_in_rows::{self, SignInRow};
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
@@ -22,6 +23,7 @@ use super::{
 };
 use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -1305,5 +1307,44 @@ impl ApiKeys for MysqlStore {
             0 => Err(rows::no_api_key(id)),
             _ => Ok(()),
         }
+    }
+}
+
+#[async_trait]
+impl SignIns for MysqlStore {
+    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError> {
+        let values: [Value; 6] = sign_in_rows::insert_values(attempt);
+        let mut conn = self.conn().await?;
+        conn.exec_drop(sign_in_rows::INSERT_SIGN_IN, Vec::from(values)).await.map_err(db_error)?;
+        inserted_id(conn.last_insert_id())
+    }
+
+    async fn sign_ins(&self, query: &SignInQuery) -> Result<Vec<SignInEntry>, StoreError> {
+        let (sql, values) = sign_in_rows::page::<Value>(query);
+        let mut conn = self.conn().await?;
+        let found: Vec<SignInRow> = conn.exec(sql, values).await.map_err(db_error)?;
+        found.into_iter().map(SignInRow::into_entry).collect()
+    }
+
+    async fn count_sign_ins(&self, query: &SignInQuery) -> Result<u64, StoreError> {
+        let (sql, values) = sign_in_rows::count::<Value>(query);
+        let mut conn = self.conn().await?;
+        let count: Option<u64> = conn.exec_first(sql, values).await.map_err(db_error)?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn prune_sign_ins(&self, cutoff: OffsetDateTime, keep: u64) -> Result<u64, StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(sign_in_rows::DELETE_BEFORE, (to_millis(cutoff),)).await.map_err(db_error)?;
+        let old = conn.affected_rows();
+        let newest: Option<Option<u64>> = conn.query_first(sign_in_rows::NEWEST_ID).await.map_err(db_error)?;
+        let surplus = match newest.flatten() {
+            Some(newest) if newest > keep => {
+                conn.exec_drop(sign_in_rows::DELETE_UP_TO, (newest - keep,)).await.map_err(db_error)?;
+                conn.affected_rows()
+            }
+            _ => 0,
+        };
+        Ok(old + surplus)
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     AccessLog, Accounts, ApiKeys, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
-    Schedules, Schema, Settings, Store, StoreError, Visits,
+    Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -102,5 +102,8 @@ impl Store for Rehearsal {
     }
     fn api_keys(&self) -> &dyn ApiKeys {
         self.0.api_keys()
+    }
+    fn sign_ins(&self) -> &dyn SignIns {
+        self.0.sign_ins()
     }
 }

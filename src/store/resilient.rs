@@ -23,7 +23,7 @@ use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
     AccessLog, Accounts, ApiKeys, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People,
-    Removals, Schedules, Schema, Settings, Store, StoreError, Visits,
+    Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -826,6 +826,9 @@ impl Store for ResilientStore {
     }
     fn api_keys(&self) -> &dyn ApiKeys {
         self.shared.server.api_keys()
+    }
+    fn sign_ins(&self) -> &dyn SignIns {
+        self.shared.server.sign_ins()
     }
 }
 

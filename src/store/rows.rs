@@ -97,6 +97,11 @@ pub fn no_face(id: i64) -> StoreError {
     StoreError::NotFound(format!("no face with id {id}"))
 }
 
+/// A stored value this version cannot read.
+pub fn bad_column(table: &str, id: i64, column: &str, problem: String) -> StoreError {
+    StoreError::Database(format!("{table} row {id}, column {column}: {problem}"))
+}
+
 pub fn no_api_key(id: i64) -> StoreError {
     StoreError::NotFound(format!("there is no API key {id}"))
 }

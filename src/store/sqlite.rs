@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
+use super::sign_in_rows::{self, SignInRow};
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
@@ -21,6 +22,7 @@ use super::{
 };
 use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -1501,6 +1503,69 @@ impl ApiKeys for SqliteStore {
                 0 => Err(rows::no_api_key(id)),
                 _ => Ok(()),
             }
+        })
+        .await
+    }
+}
+
+/// A logged attempt from the columns of [`sign_in_rows::page`].
+fn sign_in_row(row: &Row<'_>) -> rusqlite::Result<SignInRow> {
+    Ok(SignInRow {
+        id: row.get("id")?,
+        at_ms: row.get("at_ms")?,
+        account: row.get("account")?,
+        method: row.get("method")?,
+        outcome: row.get("outcome")?,
+        address: row.get("address")?,
+        user_agent: row.get("user_agent")?,
+    })
+}
+
+#[async_trait]
+impl SignIns for SqliteStore {
+    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError> {
+        let values: [Value; 6] = sign_in_rows::insert_values(attempt);
+        self.with_conn(move |conn| {
+            conn.execute(sign_in_rows::INSERT_SIGN_IN, rusqlite::params_from_iter(values)).map_err(db_error)?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn sign_ins(&self, query: &SignInQuery) -> Result<Vec<SignInEntry>, StoreError> {
+        let (sql, values) = sign_in_rows::page::<Value>(query);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(db_error)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), sign_in_row).map_err(db_error)?;
+            rows.map(|row| row.map_err(db_error)?.into_entry()).collect()
+        })
+        .await
+    }
+
+    async fn count_sign_ins(&self, query: &SignInQuery) -> Result<u64, StoreError> {
+        let (sql, values) = sign_in_rows::count::<Value>(query);
+        self.with_conn(move |conn| {
+            let count: i64 =
+                conn.query_row(&sql, rusqlite::params_from_iter(values), |row| row.get(0)).map_err(db_error)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn prune_sign_ins(&self, cutoff: OffsetDateTime, keep: u64) -> Result<u64, StoreError> {
+        let cutoff = to_millis(cutoff);
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let old = conn.execute(sign_in_rows::DELETE_BEFORE, [cutoff]).map_err(db_error)?;
+            let newest: Option<i64> =
+                conn.query_row(sign_in_rows::NEWEST_ID, [], |row| row.get(0)).map_err(db_error)?;
+            let surplus = match newest {
+                Some(newest) if newest > keep => {
+                    conn.execute(sign_in_rows::DELETE_UP_TO, [newest - keep]).map_err(db_error)?
+                }
+                _ => 0,
+            };
+            Ok((old + surplus) as u64)
         })
         .await
     }

@@ -7,7 +7,7 @@ use mysql_async::prelude::FromRow;
 
 use super::StoreError;
 use super::known_visitors::VisitorId;
-use super::rows::{from_millis, to_millis};
+use super::rows::{bad_column, from_millis, to_millis};
 use super::visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus};
 
 /// How many visits a query that sets no limit gets.
@@ -104,10 +104,6 @@ pub fn pass_values<V: From<String> + From<i64>>(pass: &NewPass) -> [V; 6] {
         to_millis(pass.expires_at).into(),
         i64::from(pass.uses).into(),
     ]
-}
-
-fn bad_column(table: &str, id: i64, column: &str, problem: String) -> StoreError {
-    StoreError::Database(format!("{table} row {id}, column {column}: {problem}"))
 }
 
 /// A `visits` row as both backends store it.

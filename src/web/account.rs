@@ -10,9 +10,11 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, minutes, same_secret};
+use super::sign_ins::{self, Caller};
 use super::views::{bare_page, capitalised};
 use super::{WebError, WebState};
 use crate::accounts::{self, Role};
+use crate::store::{SignInMethod, SignInOutcome};
 
 /// The double-submit token of the sign-in and setup forms: the browser's cookie, or a new one.
 pub(super) fn form_token(headers: &HeaderMap) -> (String, Option<String>) {
@@ -98,11 +100,18 @@ pub async fn login(
 ) -> Result<Response, WebError> {
     check_form_token(&headers, &form.csrf)?;
     let username = form.username.trim().to_owned();
+    let caller = || Caller { address, headers: &headers };
     let keys = vec![SignInKey::account(&username), SignInKey::address(address)];
-    let attempt = state.auth().attempt(keys).await.map_err(|wait| {
-        tracing::warn!(user = %username, ?address, "sign-in refused: too many failures from this address");
-        WebError::TooManyAttempts(format!("too many failed sign-ins from here; try again in {}", minutes(wait)))
-    })?;
+    let attempt = match state.auth().attempt(keys).await {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::warn!(user = %username, ?address, "sign-in refused: too many failures from this address");
+            sign_ins::remember(&state, caller(), &username, SignInMethod::Password, SignInOutcome::TooManyAttempts)
+                .await;
+            let message = format!("too many failed sign-ins from here; try again in {}", minutes(wait));
+            return Err(WebError::TooManyAttempts(message));
+        }
+    };
     let account = state.store().accounts().user_by_name(&username).await?;
     let hash = account.as_ref().map_or_else(|| accounts::decoy_hash().to_owned(), |a| a.password_hash.clone());
     let password = form.password;
@@ -110,6 +119,13 @@ pub async fn login(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let role = account.as_ref().and_then(|a| a.role.parse::<Role>().ok());
+    let outcome = match (&account, role, matches) {
+        (None, _, _) => SignInOutcome::UnknownAccount,
+        (Some(_), _, false) => SignInOutcome::WrongPassword,
+        (Some(_), None, true) => SignInOutcome::UnusableAccount,
+        (Some(_), Some(_), true) => SignInOutcome::Succeeded,
+    };
+    sign_ins::remember(&state, caller(), &username, SignInMethod::Password, outcome).await;
     match (account, role, matches) {
         (Some(account), Some(role), true) => {
             attempt.succeeded();
@@ -209,13 +225,22 @@ pub async fn setup(
         return refuse("The two passwords differ.".into());
     }
     // Guessing the code counts against the address like guessing a password.
-    let attempt = state.auth().attempt(vec![SignInKey::address(address)]).await.map_err(|wait| {
-        WebError::TooManyAttempts(format!("too many wrong setup codes; try again in {}", minutes(wait)))
-    })?;
+    let caller = || Caller { address, headers: &headers };
+    let attempt = match state.auth().attempt(vec![SignInKey::address(address)]).await {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            sign_ins::remember(&state, caller(), &username, SignInMethod::SetupCode, SignInOutcome::TooManyAttempts)
+                .await;
+            let message = format!("too many wrong setup codes; try again in {}", minutes(wait));
+            return Err(WebError::TooManyAttempts(message));
+        }
+    };
     if !state.auth().take_setup_code(&form.code) {
+        sign_ins::remember(&state, caller(), &username, SignInMethod::SetupCode, SignInOutcome::WrongSetupCode).await;
         return refuse("That is not the setup code from the log (it works only once).".into());
     }
     attempt.succeeded();
+    sign_ins::remember(&state, caller(), &username, SignInMethod::SetupCode, SignInOutcome::Succeeded).await;
     let password = form.password.clone();
     let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
         .await

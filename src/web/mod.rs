@@ -16,6 +16,7 @@ mod notifications;
 mod people;
 mod schedules;
 mod settings;
+mod sign_ins;
 mod users;
 mod views;
 mod visitors;
@@ -298,6 +299,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/api/v1/openapi.json", get(face_api::openapi))
         .route("/accounts", post(users::add))
+        .route("/sign-ins", get(sign_ins::page))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))
         .route("/visit", get(visitors::visit_page).post(visitors::ring))

@@ -2,15 +2,17 @@
 //! password.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User, minutes};
+use super::sign_ins::{self, Caller};
 use super::views::{capitalised, csrf_field, post_button};
 use super::{WebError, WebState, settings};
 use crate::accounts::{self, Role};
+use crate::store::{SignInMethod, SignInOutcome};
 
 const ROLES: &[(Role, &str)] =
     &[(Role::Viewer, "viewer: looks at the dashboard and history"), (Role::Admin, "admin: changes everything")];
@@ -36,6 +38,7 @@ pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> 
                     }
                 }
                 @if admin {
+                    p { a href="/sign-ins" { "Sign-in log" } " · every attempt to sign in, from where and how it ended" }
                     form.stack method="post" action="/accounts" {
                         (csrf_field(user))
                         label for="new-username" { "New account's username" }
@@ -166,13 +169,27 @@ pub struct PasswordForm {
 pub async fn change_password(
     State(state): State<WebState>,
     ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
     SignedForm(user, form): SignedForm<PasswordForm>,
 ) -> Result<Response, WebError> {
-    // Guessing the current password here counts like guessing it at sign-in.
+    // Guessing the current password here counts, and is logged, like guessing it at sign-in.
+    let remember = |outcome| {
+        sign_ins::remember(
+            &state,
+            Caller { address, headers: &headers },
+            &user.username,
+            SignInMethod::PasswordCheck,
+            outcome,
+        )
+    };
     let keys = vec![SignInKey::account(&user.username), SignInKey::address(address)];
-    let attempt = state.auth().attempt(keys).await.map_err(|wait| {
-        WebError::TooManyAttempts(format!("too many wrong passwords; try again in {}", minutes(wait)))
-    })?;
+    let attempt = match state.auth().attempt(keys).await {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            remember(SignInOutcome::TooManyAttempts).await;
+            return Err(WebError::TooManyAttempts(format!("too many wrong passwords; try again in {}", minutes(wait))));
+        }
+    };
     let account = state
         .store()
         .accounts()
@@ -184,9 +201,11 @@ pub async fn change_password(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     if !matches {
+        remember(SignInOutcome::WrongPassword).await;
         return refuse(&state, &user, "The current password is not right; nothing was changed.").await;
     }
     attempt.succeeded();
+    remember(SignInOutcome::Succeeded).await;
     let hash = match new_hash(&form.password, &form.confirm).await? {
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,

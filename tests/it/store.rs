@@ -12,8 +12,9 @@ use facereko::engine::FaceTemplate;
 use facereko::schedule::{Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
-    self, Channel, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, Store, StoreError,
-    StoredPass, Visit, VisitId, VisitQuery, VisitStatus, VisitorDetails, VisitorId,
+    self, Channel, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, SignInAttempt, SignInEntry,
+    SignInMethod, SignInOutcome, SignInQuery, Store, StoreError, StoredPass, Visit, VisitId, VisitQuery, VisitStatus,
+    VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
@@ -1151,6 +1152,71 @@ async fn api_keys_are_kept_as_hashes_used_and_revoked(store: &dyn Store) {
     keys.api_key_used(first.id, at(50)).await.expect("a key revoked meanwhile is no error");
 }
 
+fn attempt(n: i64, account: &str, method: SignInMethod, outcome: SignInOutcome) -> SignInAttempt {
+    SignInAttempt {
+        at: at(n),
+        account: account.to_owned(),
+        method,
+        outcome,
+        address: Some(if n % 2 == 0 { "192.0.2.7".parse().unwrap() } else { "2001:db8::1".parse().unwrap() }),
+        user_agent: (n != 3).then(|| format!("Browser {n}")),
+    }
+}
+
+/// When `entry` was logged, in seconds after [`at`]'s zero.
+fn second(entry: &SignInEntry) -> i64 {
+    (entry.attempt.at - at(0)).whole_seconds()
+}
+
+async fn sign_ins_are_logged_filtered_paged_and_pruned(store: &dyn Store) {
+    let log = store.sign_ins();
+    let everything = SignInQuery { limit: 100, ..SignInQuery::default() };
+    assert_eq!(log.sign_ins(&everything).await.unwrap(), Vec::new());
+    let made = [
+        attempt(1, "alice", SignInMethod::Password, SignInOutcome::WrongPassword),
+        attempt(2, "Alice", SignInMethod::Password, SignInOutcome::Succeeded),
+        attempt(3, "mallory", SignInMethod::Password, SignInOutcome::UnknownAccount),
+        attempt(4, "admin", SignInMethod::SetupCode, SignInOutcome::WrongSetupCode),
+        attempt(5, "alice", SignInMethod::PasswordCheck, SignInOutcome::TooManyAttempts),
+    ];
+    let mut ids = Vec::new();
+    for attempt in &made {
+        ids.push(log.record_sign_in(attempt).await.unwrap());
+    }
+    let read = log.sign_ins(&everything).await.unwrap();
+    let newest_first: Vec<SignInAttempt> = made.iter().rev().cloned().collect();
+    assert_eq!(read.iter().map(|e| e.attempt.clone()).collect::<Vec<_>>(), newest_first, "read back as written");
+    assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), ids.iter().rev().copied().collect::<Vec<_>>());
+
+    let accounts = |query: SignInQuery| async move {
+        let found = store.sign_ins().sign_ins(&SignInQuery { limit: 100, ..query.clone() }).await.unwrap();
+        let count = store.sign_ins().count_sign_ins(&query).await.unwrap();
+        assert_eq!(count, found.len() as u64, "the count agrees with the rows for {query:?}");
+        found.into_iter().map(|e| (second(&e), e.attempt.account)).collect::<Vec<_>>()
+    };
+    let alice = SignInQuery { account: Some("ALICE".into()), ..SignInQuery::default() };
+    assert_eq!(accounts(alice.clone()).await, [(5, "alice".into()), (2, "Alice".into()), (1, "alice".into())]);
+    let by_password = SignInQuery { method: Some(SignInMethod::Password), ..alice };
+    assert_eq!(accounts(by_password.clone()).await, [(2, "Alice".into()), (1, "alice".into())]);
+    let failed = SignInQuery { outcome: Some(SignInOutcome::WrongPassword), ..by_password };
+    assert_eq!(accounts(failed).await, [(1, "alice".into())]);
+    let page = log.sign_ins(&SignInQuery { limit: 2, offset: 1, ..SignInQuery::default() }).await.unwrap();
+    assert_eq!(page.iter().map(second).collect::<Vec<_>>(), [4, 3]);
+
+    let long = SignInAttempt { user_agent: Some("x".repeat(1000)), ..made[0].clone() };
+    let long_id = log.record_sign_in(&long).await.unwrap();
+    let read = log.sign_ins(&everything).await.unwrap();
+    let long = read.iter().find(|e| e.id == long_id).unwrap();
+    assert_eq!(long.attempt.user_agent.as_ref().map(String::len), Some(255), "an overlong user agent is cut");
+
+    assert_eq!(log.prune_sign_ins(at(3), 100).await.unwrap(), 3, "every attempt before the cutoff");
+    let left: Vec<i64> = log.sign_ins(&everything).await.unwrap().iter().map(second).collect();
+    assert_eq!(left, [5, 4, 3]);
+    assert_eq!(log.prune_sign_ins(at(0), 1).await.unwrap(), 2, "only the newest one is kept");
+    let left: Vec<i64> = log.sign_ins(&everything).await.unwrap().iter().map(second).collect();
+    assert_eq!(left, [5]);
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -1164,7 +1230,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]],
         "one of them applied everything, the other nothing"
     );
 }
@@ -1226,4 +1292,5 @@ conformance!(
     forgetting_a_known_visitor_deletes_faces_visits_and_passes,
     known_visitors_past_retention_are_forgotten_with_their_visits,
     api_keys_are_kept_as_hashes_used_and_revoked,
+    sign_ins_are_logged_filtered_paged_and_pruned,
 );

@@ -23,7 +23,7 @@ use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
 use facereko::notify::rules::{NotifySections, Rule};
-use facereko::store::{self, Channel, LogQuery, Notices, Store};
+use facereko::store::{self, Channel, LogQuery, Notices, SignInMethod, SignInOutcome, SignInQuery, Store};
 use facereko::voice::VoiceConfig;
 use facereko::web::{self, WebState};
 use futures_util::StreamExt;
@@ -35,6 +35,8 @@ const ADMIN: &str = "ada";
 const VIEWER: &str = "victor";
 const PASSWORD: &str = "a long enough passphrase";
 const CARD: &str = "04A1B2C3";
+/// The user agent every test browser sends.
+const TEST_AGENT: &str = "FaceReko tests (like Chromium)";
 
 /// A running door with the web app in front of it.
 struct App {
@@ -228,7 +230,7 @@ struct Browser<'a> {
 
 impl Browser<'_> {
     async fn send(&mut self, method: Method, path: &str, content_type: Option<String>, body: Vec<u8>) -> Answer {
-        let mut request = Request::builder().method(method).uri(path);
+        let mut request = Request::builder().method(method).uri(path).header(header::USER_AGENT, TEST_AGENT);
         if !self.cookies.is_empty() {
             let cookies: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             request = request.header(header::COOKIE, cookies.join("; "));
@@ -433,6 +435,55 @@ async fn signing_in_needs_the_right_password_and_the_form_cookie() {
     let out = browser.post("/logout", &[]).await;
     assert_eq!(out.location(), "/login");
     assert_eq!(browser.get("/").await.location(), "/login", "signed out");
+}
+
+#[tokio::test]
+async fn every_sign_in_attempt_is_logged_and_admins_read_it() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    let mut stranger = app.browser([10, 0, 0, 9]);
+    stranger.sign_in(ADMIN, "a guess").await;
+    stranger.sign_in("nobody", "a guess").await;
+    let mut viewer = app.browser([10, 0, 0, 8]);
+    assert_eq!(viewer.sign_in(VIEWER, PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(viewer.get("/sign-ins").await.status, StatusCode::FORBIDDEN, "admins only");
+    let mut admin = app.browser([10, 0, 0, 7]);
+    admin.sign_in(ADMIN, PASSWORD).await;
+    admin.get("/settings").await;
+    let check = admin.post("/account/password", &[("current", "not it"), ("password", "x"), ("confirm", "x")]).await;
+    assert_eq!(check.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let logged = app.store.sign_ins().sign_ins(&SignInQuery { limit: 10, ..SignInQuery::default() }).await.unwrap();
+    let seen: Vec<_> = logged
+        .iter()
+        .rev()
+        .map(|e| {
+            let a = &e.attempt;
+            (a.account.as_str(), a.method, a.outcome, a.address.map(|ip| ip.to_string()), a.user_agent.as_deref())
+        })
+        .collect();
+    let from = |last: u8| Some(format!("10.0.0.{last}"));
+    assert_eq!(
+        seen,
+        [
+            (ADMIN, SignInMethod::Password, SignInOutcome::WrongPassword, from(9), Some(TEST_AGENT)),
+            ("nobody", SignInMethod::Password, SignInOutcome::UnknownAccount, from(9), Some(TEST_AGENT)),
+            (VIEWER, SignInMethod::Password, SignInOutcome::Succeeded, from(8), Some(TEST_AGENT)),
+            (ADMIN, SignInMethod::Password, SignInOutcome::Succeeded, from(7), Some(TEST_AGENT)),
+            (ADMIN, SignInMethod::PasswordCheck, SignInOutcome::WrongPassword, from(7), Some(TEST_AGENT)),
+        ]
+    );
+
+    let page = admin.get("/sign-ins").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("5 attempts") && page.text.contains("unknown_account"), "{}", page.text);
+    assert!(page.text.contains("10.0.0.9") && page.text.contains(TEST_AGENT));
+    let filtered = admin.get(&format!("/sign-ins?account={}&outcome=wrong_password", ADMIN.to_uppercase())).await;
+    assert!(filtered.text.contains("2 attempts"), "either case finds the account: {}", filtered.text);
+    let bad = admin.get("/sign-ins?method=carrier-pigeon").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(admin.get("/settings").await.text.contains("href=\"/sign-ins\""), "linked from the accounts");
 }
 
 #[tokio::test]

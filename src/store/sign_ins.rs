@@ -1,0 +1,85 @@
+//! The sign-in log: every attempt to sign in to the web app or to prove a password again, who it
+//! claimed to be, how, from where and how it ended, for admins to review.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::names::named_enum;
+
+named_enum! {
+    /// How someone tried to prove who they are.
+    pub enum SignInMethod {
+        /// User name and password on the sign-in page.
+        Password = "password",
+        /// The one-time setup code from the log, creating the first admin.
+        SetupCode = "setup_code",
+        /// The current password, asked again before it is changed.
+        PasswordCheck = "password_check",
+    }
+}
+
+named_enum! {
+    /// How an attempt ended.
+    pub enum SignInOutcome {
+        Succeeded = "succeeded",
+        WrongPassword = "wrong_password",
+        /// No account has the name given (the page says only "wrong user name or password").
+        UnknownAccount = "unknown_account",
+        /// The account's stored role is not one this version knows.
+        UnusableAccount = "unusable_account",
+        WrongSetupCode = "wrong_setup_code",
+        /// Refused before the password was looked at: too many failures from the address.
+        TooManyAttempts = "too_many_attempts",
+    }
+}
+
+impl SignInOutcome {
+    pub fn succeeded(self) -> bool {
+        self == Self::Succeeded
+    }
+}
+
+/// One attempt, as the web app saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInAttempt {
+    pub at: OffsetDateTime,
+    /// The account name as it was typed (trimmed), whether or not such an account exists.
+    pub account: String,
+    pub method: SignInMethod,
+    pub outcome: SignInOutcome,
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// A logged attempt and its row id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInEntry {
+    pub id: i64,
+    pub attempt: SignInAttempt,
+}
+
+/// Which attempts to read, newest first; `None` matches anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignInQuery {
+    /// At most this many; 0 means the backends' default page.
+    pub limit: u32,
+    pub offset: u32,
+    /// The account name as typed, ASCII case-insensitive.
+    pub account: Option<String>,
+    pub method: Option<SignInMethod>,
+    pub outcome: Option<SignInOutcome>,
+}
+
+#[async_trait]
+pub trait SignIns: Send + Sync {
+    /// Logs `attempt`; the row id.
+    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError>;
+    async fn sign_ins(&self, query: &SignInQuery) -> Result<Vec<SignInEntry>, StoreError>;
+    /// How many attempts `query` matches, whatever its limit and offset.
+    async fn count_sign_ins(&self, query: &SignInQuery) -> Result<u64, StoreError>;
+    /// Deletes the attempts before `cutoff` and all but the newest `keep` others; how many went.
+    async fn prune_sign_ins(&self, cutoff: OffsetDateTime, keep: u64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,173 @@
+//! The sign-in log: every attempt to sign in or to prove a password again is written down as it
+//! ends, and admins read it on a page with filters.
+
+use std::net::IpAddr;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, header};
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::auth::Admin;
+use super::views::{Section, page as frame, time_cell};
+use super::{WebError, WebState};
+use crate::store::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery};
+
+const PAGE_SIZE: u32 = 50;
+/// Attempts older than this are deleted as new ones come in.
+const KEPT_FOR: time::Duration = time::Duration::days(365);
+/// At most this many attempts are kept, so that a flood of refused guesses cannot fill the disk.
+const MOST_KEPT: u64 = 100_000;
+/// The log is pruned at every this many attempts rather than at each, which would double the writes.
+const PRUNE_EVERY: i64 = 100;
+
+/// Who tried to sign in, from where and with what: read from the request.
+pub struct Caller<'a> {
+    pub address: Option<IpAddr>,
+    pub headers: &'a HeaderMap,
+}
+
+/// Writes down an attempt. The log is the owner's view, not a gate: when the database cannot take
+/// it, the attempt still ends as it did and the daemon's log says so.
+pub async fn remember(
+    state: &WebState,
+    caller: Caller<'_>,
+    account: &str,
+    method: SignInMethod,
+    outcome: SignInOutcome,
+) {
+    let attempt = SignInAttempt {
+        at: OffsetDateTime::now_utc(),
+        account: account.to_owned(),
+        method,
+        outcome,
+        address: caller.address,
+        user_agent: caller.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok()).map(str::to_owned),
+    };
+    let log = state.store().sign_ins();
+    match log.record_sign_in(&attempt).await {
+        Ok(id) if id % PRUNE_EVERY == 0 => {
+            if let Err(e) = log.prune_sign_ins(attempt.at - KEPT_FOR, MOST_KEPT).await {
+                tracing::warn!(error = %e, "could not prune the sign-in log");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, account, %method, %outcome, "could not log a sign-in attempt"),
+    }
+}
+
+/// The filters as the form and the links carry them; empty means "any".
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Filters {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    account: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    method: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    outcome: String,
+    #[serde(skip_serializing)]
+    page: Option<u32>,
+}
+
+impl Filters {
+    fn query(&self) -> Result<SignInQuery, WebError> {
+        let text = |value: &str| Some(value.trim()).filter(|v| !v.is_empty()).map(str::to_owned);
+        let bad = |field: &str, detail: String| WebError::BadRequest(format!("filter {field}: {detail}"));
+        Ok(SignInQuery {
+            account: text(&self.account),
+            method: text(&self.method).map(|m| m.parse()).transpose().map_err(|e| bad("method", e))?,
+            outcome: text(&self.outcome).map(|o| o.parse()).transpose().map_err(|e| bad("outcome", e))?,
+            ..SignInQuery::default()
+        })
+    }
+}
+
+fn row(entry: &SignInEntry) -> Markup {
+    let a = &entry.attempt;
+    let badge = if a.outcome.succeeded() { "badge granted" } else { "badge denied" };
+    html! {
+        tr data-id=(entry.id) {
+            td data-label="Time" { (time_cell(a.at)) }
+            td data-label="Account" { (a.account) }
+            td data-label="Method" { (a.method) }
+            td data-label="Outcome" { span class=(badge) { (a.outcome) } }
+            td data-label="Address" { @if let Some(address) = a.address { code { (address) } } @else { "—" } }
+            td.agent data-label="Browser" title=[a.user_agent.as_deref()] { (a.user_agent.as_deref().unwrap_or("—")) }
+        }
+    }
+}
+
+fn select(name: &str, label: &str, current: &str, options: &[&str]) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        select id=(name) name=(name) {
+            option value="" { "any" }
+            @for option in options {
+                option value=(option) selected[*option == current] { (option) }
+            }
+        }
+    }
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    Admin(user): Admin,
+    Query(filters): Query<Filters>,
+) -> Result<Markup, WebError> {
+    let query = filters.query()?;
+    let log = state.store().sign_ins();
+    let total = log.count_sign_ins(&query).await?;
+    let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE))).unwrap_or(u32::MAX).max(1);
+    let page = filters.page.unwrap_or(1).clamp(1, pages);
+    let entries = log.sign_ins(&SignInQuery { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, ..query }).await?;
+    let methods: Vec<&str> = SignInMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let outcomes: Vec<&str> = SignInOutcome::ALL.iter().map(|o| o.as_str()).collect();
+    let encoded = serde_urlencoded::to_string(&filters).unwrap_or_default();
+    let link = |page: u32| {
+        let separator = if encoded.is_empty() { "" } else { "&" };
+        format!("/sign-ins?{encoded}{separator}page={page}")
+    };
+    let body = html! {
+        div.page-head { h1 { "Sign-in log" } }
+        p.muted { "Every attempt to sign in to this web app, or to prove a password again before changing it, \
+                   whether it worked or not. Kept for a year, at most " (MOST_KEPT) " attempts." }
+        details.card.filters open[!encoded.is_empty()] {
+            summary { "Filter" @if !encoded.is_empty() { span.muted { " (active)" } } }
+            form.filter-grid method="get" action="/sign-ins" {
+                div {
+                    label for="account" { "Account" }
+                    input #account name="account" value=(filters.account) autocomplete="off";
+                }
+                div { (select("method", "Method", &filters.method, &methods)) }
+                div { (select("outcome", "Outcome", &filters.outcome, &outcomes)) }
+                div.filter-actions {
+                    button.primary type="submit" { "Filter" }
+                    a href="/sign-ins" { "Clear" }
+                }
+            }
+        }
+        p.muted { span #sign-in-total { (total) " attempt" @if total != 1 { "s" } } }
+        div.table-wrap {
+            table #sign-ins.history {
+                thead { tr {
+                    th { "Time" } th { "Account" } th { "Method" } th { "Outcome" } th { "Address" } th { "Browser" }
+                } }
+                tbody {
+                    @for entry in &entries { (row(entry)) }
+                    @if entries.is_empty() { tr.empty { td colspan="6" { "No sign-in attempts." } } }
+                }
+            }
+        }
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } } @else { span {} }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } } @else { span {} }
+            }
+        }
+    };
+    let flash = state.auth().take_flash(&user);
+    Ok(frame(&user, flash, Section::Settings, "Sign-in log", body))
+}
