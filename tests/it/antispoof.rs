@@ -29,7 +29,9 @@ fn face_box([left, top, width, height]: [f32; 4]) -> Detection {
 
 /// The picture `antispoof_reference.py` calls the pattern: no decoder involved.
 fn pattern() -> RgbImage {
-    RgbImage::from_fn(320, 240, |x, y| image::Rgb([0u32, 1, 2].map(|c| ((x * 7 + y * 13 + c * 61 + (x * y) / 5) % 256) as u8)))
+    RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([0u32, 1, 2].map(|c| ((x * 7 + y * 13 + c * 61 + (x * y) / 5) % 256) as u8))
+    })
 }
 
 #[test]
@@ -72,7 +74,10 @@ fn real_photo_sets() -> Vec<(String, Vec<String>)> {
             .map(|path| format!("{folder}/{}", name(path)))
             .collect()
     };
-    let lfw = sorted_entries(&root.join("lfw10")).iter().flat_map(|person| pictures_under(&format!("lfw10/{}", name(person)))).collect();
+    let lfw = sorted_entries(&root.join("lfw10"))
+        .iter()
+        .flat_map(|person| pictures_under(&format!("lfw10/{}", name(person))))
+        .collect();
     let mut sets = vec![("lfw10".to_owned(), lfw)];
     let readme = std::fs::read_to_string(root.join("diverse/README.md")).unwrap();
     for group in ["black", "east_asian", "south_asian"] {

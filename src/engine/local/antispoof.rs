@@ -2,16 +2,17 @@
 //! a screen held up to the camera, from a crop around the face.
 //!
 //! The model is `fr_liveness.onnx` from the npm package `faceplugin-face-recognition-js` (a small
-//! MiniFASNet-style network). It looks at the face with a wide margin, where a bezel, a paper edge,
+//! network, of the MiniFASNet family by its layers). It looks at the face with a wide margin, where a bezel, a paper edge,
 //! moiré or a print's flat tones show: the crop is a square of [`CROP_SCALE`] face-box heights
 //! around the box's centre, kept inside the picture, resized to 128×128, colours in 0..255 in the
 //! order blue, green, red. Of its three outputs, the first is "live". It is one signal among the
 //! liveness checks, never a verdict on its own (README, "Face models", has what it misses).
 //!
 //! The package's own JavaScript feeds it red, green, blue, and so did the first measurement (it
-//! lost a third of real photos). The network is of the MiniFASNet family, whose training reads
-//! pictures with OpenCV, in blue-green-red order; fed that way it keeps 95% of lfw10's real photos
-//! instead of 68% and separates every synthetic attack better (`tests/python/antispoof_reference.py`).
+//! lost a third of real photos). Networks of its family are trained on pictures read with OpenCV,
+//! in blue-green-red order; fed that way it keeps 95% of lfw10's real photos at 0.5 instead of 68%,
+//! separates synthetic screen replays better and the other synthetic attacks about as well
+//! (`tests/python/antispoof_reference.py attacks … bgr|rgb`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -149,7 +150,9 @@ impl AntiSpoof {
         let outputs = self.plan.run(tvec!(tensor.into())).map_err(run)?;
         let values = outputs[0].to_plain_array_view::<f32>().map_err(run)?;
         let values: Vec<f32> = values.iter().copied().collect();
-        values.try_into().map_err(|v: Vec<f32>| AntiSpoofError::Run(format!("expected {CLASSES} outputs, got {}", v.len())))
+        values
+            .try_into()
+            .map_err(|v: Vec<f32>| AntiSpoofError::Run(format!("expected {CLASSES} outputs, got {}", v.len())))
     }
 
     /// How likely `face` in `image` is live, 0–1: the softmax of the logits' first.
