@@ -56,6 +56,8 @@ stage() {
     # The conffile: the example config adapted as install.sh writes it (SQLite; on arm64 a Pi's hardware).
     bash install.sh --print-config --no-mariadb "$@" >"$dir/config.toml"
     "$host" generate man --dir "$dir/man"
+    # Compressed as Debian wants them (cargo-deb compresses only files it does not find built).
+    gzip -9n "$dir/man/"*.1
     "$host" generate completions bash >"$dir/facereko.bash"
     "$host" generate completions zsh >"$dir/_facereko"
 }
@@ -94,7 +96,7 @@ pi() {
     stage "$build" "$host_bin" --pi
     local fast=()
     [ "$profile" = release ] || fast=(--fast)
-    CARGO_TARGET_DIR="$pi_target_dir" package arm64 --profile "$profile" --target "$pi_triple" "${fast[@]}"
+    CARGO_TARGET_DIR="$pi_target_dir" package arm64 --variant pi --profile "$profile" --target "$pi_triple" "${fast[@]}"
     CARGO_TARGET_DIR="$pi_target_dir" package mariadb-arm64 --variant mariadb --profile "$profile" --target "$pi_triple" "${fast[@]}"
 }
 

@@ -375,11 +375,11 @@ pub fn fetch_files<'a>(
 
     // The network client only when the network is used.
     enum Supplier<'f> {
-        Network(Downloader),
+        Network(Box<Downloader>),
         Folder(&'f Path),
     }
     let supplier = match origin {
-        Origin::Registries => Supplier::Network(Downloader::new()?),
+        Origin::Registries => Supplier::Network(Box::new(Downloader::new()?)),
         Origin::Folder(folder) => Supplier::Folder(folder),
     };
     for package in &packages {

@@ -28,6 +28,32 @@ fn amd64_package() -> PathBuf {
 }
 
 #[test]
+fn packaging_scripts_pass_shellcheck() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scripts = [
+        "packaging/deb.sh",
+        "packaging/setup-lib.sh",
+        "packaging/deb/postinst",
+        "packaging/deb/prerm",
+        "packaging/deb/postrm",
+        "packaging/deb-mariadb/postinst",
+        "packaging/deb-mariadb/postrm",
+        "tests/cross-build.sh",
+    ];
+    let output = Command::new("shellcheck")
+        .current_dir(repo)
+        .args(scripts)
+        .output()
+        .expect("shellcheck is missing: install it with `apt-get install shellcheck` (tests/run.sh does)");
+    assert!(
+        output.status.success(),
+        "shellcheck found problems:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn the_package_installs_upgrades_keeping_the_config_and_purges_on_a_throwaway_copy_of_this_machine() {
     let deb = amd64_package();
     let host_state = || {
@@ -57,37 +83,38 @@ sed -i 's/^Version: \(.*\)-[0-9]*$/Version: \1-99/' "$O/layer/next/DEBIAN/contro
 printf '\n# a setting of the next version\n' >>"$O/layer/next/etc/facereko/config.toml"
 dpkg-deb --root-owner-group -Zgzip -z1 --build "$O/layer/next" "$M/opt/facereko-next.deb" >/dev/null
 
+# Inside the copy with a clean environment: the test's own FACEREKO_* settings stay out.
+inside() { env -i PATH="$PATH" HOME=/root LANG=C.UTF-8 chroot "$M" "$@"; }
 run() { local name="$1"; shift; "$@" >"$O/$name.txt" 2>&1; }
-run install chroot "$M" dpkg --install /opt/facereko.deb
-run groups chroot "$M" id -nG facereko
-chroot "$M" getent passwd facereko >"$O/passwd.txt"
-chroot "$M" stat -c '%n %U:%G %a' /etc/facereko /etc/facereko/config.toml /var/lib/facereko \
+run install inside dpkg --install /opt/facereko.deb
+run groups inside id -nG facereko
+inside getent passwd facereko >"$O/passwd.txt"
+inside stat -c '%n %U:%G %a' /etc/facereko /etc/facereko/config.toml /var/lib/facereko \
     /var/lib/facereko/models /usr/bin/facereko /lib/systemd/system/facereko.service >"$O/owners.txt"
 systemctl --root="$M" is-enabled facereko.service >"$O/enabled.txt" 2>&1 || true
-run fetch chroot "$M" facereko models fetch --from /opt/models
-run check chroot "$M" facereko config check
-run man chroot "$M" sh -c 'ls /usr/share/man/man1/facereko.1.gz /usr/share/man/man1/facereko-models-fetch.1.gz \
+run fetch inside facereko models fetch --from /opt/models
+run check inside facereko config check
+run man inside sh -c 'ls /usr/share/man/man1/facereko.1.gz /usr/share/man/man1/facereko-models-fetch.1.gz \
     /usr/share/bash-completion/completions/facereko /usr/share/zsh/vendor-completions/_facereko'
 
-printf '[door]\nid = "back door"\n' >"$O/edit.toml"
-# The owner's edit: a door of their own, at the end of the installed config.
-cat "$O/edit.toml" >>"$M/etc/facereko/config.toml"
+# The owner's edit: a door of their own.
+sed -i 's/^id = "front"$/id = "back-door"/' "$M/etc/facereko/config.toml"
 cp "$M/etc/facereko/config.toml" "$O/edited.toml"
 # --force-confold, as an unattended upgrade answers dpkg's question about a changed conffile.
-run upgrade chroot "$M" dpkg --force-confold --install /opt/facereko-next.deb
+run upgrade inside dpkg --force-confold --install /opt/facereko-next.deb
 cp "$M/etc/facereko/config.toml" "$O/after-upgrade.toml"
 ls "$M/etc/facereko" >"$O/etc-after-upgrade.txt"
-chroot "$M" dpkg-query -W -f='${Version}' facereko >"$O/version.txt"
+inside dpkg-query -W -f='${Version}' facereko >"$O/version.txt"
 
-run remove chroot "$M" dpkg --remove facereko
+run remove inside dpkg --remove facereko
 ls -A "$M/var/lib/facereko" >"$O/data-after-remove.txt"
 ls -A "$M/etc/facereko" >"$O/etc-after-remove.txt"
-run purge chroot "$M" dpkg --purge facereko
+run purge inside dpkg --purge facereko
 for path in /etc/facereko /var/lib/facereko /usr/bin/facereko /lib/systemd/system/facereko.service \
     /etc/systemd/system/multi-user.target.wants/facereko.service /etc/systemd/system/facereko.service; do
     if [ -e "$M$path" ] || [ -L "$M$path" ]; then echo "$path"; fi
 done >"$O/left.txt"
-chroot "$M" dpkg-query -W -f='${db:Status-Abbrev}' facereko >"$O/status.txt" 2>&1 || true
+inside dpkg-query -W -f='${db:Status-Abbrev}' facereko >"$O/status.txt" 2>&1 || true
 "#;
     let status = Command::new("unshare")
         .args(["--mount", "bash", "-c", script])
@@ -132,6 +159,7 @@ chroot "$M" dpkg-query -W -f='${db:Status-Abbrev}' facereko >"$O/status.txt" 2>&
 
     // Upgraded: the owner's config is kept, the new version's is put beside it.
     assert_eq!(read("version.txt"), format!("{}-99", env!("CARGO_PKG_VERSION")));
+    assert!(read("edited.toml").contains("\nid = \"back-door\"\n"), "{}", read("edited.toml"));
     assert_eq!(read("after-upgrade.toml"), read("edited.toml"), "the upgrade replaced the edited config");
     assert!(read("etc-after-upgrade.txt").contains("config.toml.dpkg-dist"), "{}", read("etc-after-upgrade.txt"));
     assert!(!read("upgrade.txt").contains("not started"), "the models are there now:\n{}", read("upgrade.txt"));
