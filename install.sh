@@ -125,6 +125,7 @@ DOC_FILE=/usr/share/doc/facereko/README.md
 
 # Reporting (step, ok, changed, ...), file attributes and the MariaDB setup are shared with the
 # facereko-mariadb package's postinst.
+[ -f "$SOURCE_DIR/packaging/setup-lib.sh" ] || die "$SOURCE_DIR/packaging/setup-lib.sh is missing: run install.sh from a FaceReko checkout"
 # shellcheck source=SCRIPTDIR/packaging/setup-lib.sh
 . "$SOURCE_DIR/packaging/setup-lib.sh"
 REBOOT_FOR=()

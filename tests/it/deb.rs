@@ -14,9 +14,9 @@ use crate::common;
 fn amd64_package() -> PathBuf {
     let target = Path::new(common::BIN).parent().and_then(Path::parent).expect("the binary is in <target>/debug");
     let recorded = target.join("debian/amd64.path");
-    let deb = std::fs::read_to_string(&recorded)
-        .map(|path| PathBuf::from(path.trim()))
-        .unwrap_or_else(|_| panic!("no amd64 package ({} is missing): run `bash packaging/deb.sh host`", recorded.display()));
+    let deb = std::fs::read_to_string(&recorded).map(|path| PathBuf::from(path.trim())).unwrap_or_else(|_| {
+        panic!("no amd64 package ({} is missing): run `bash packaging/deb.sh host`", recorded.display())
+    });
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     assert!(
         modified(&deb) >= modified(Path::new(common::BIN)),
@@ -129,7 +129,11 @@ inside dpkg-query -W -f='${db:Status-Abbrev}' facereko >"$O/status.txt" 2>&1 || 
             .map(|step| format!("--- {step}:\n{}", read(&format!("{step}.txt"))))
             .join("\n")
     };
-    assert!(status.success(), "the package's install, upgrade or purge failed (it needs root, as dpkg does):\n{}", all());
+    assert!(
+        status.success(),
+        "the package's install, upgrade or purge failed (it needs root, as dpkg does):\n{}",
+        all()
+    );
 
     // Installed: the user and its groups, the files with their owners and modes, the unit enabled.
     let install = read("install.txt");
