@@ -101,7 +101,7 @@ pi() {
 }
 
 check_pi() {
-    local deb scratch
+    local deb
     deb="$(cat "$out/arm64.path" 2>/dev/null)" || die "no arm64 package: run packaging/deb.sh pi first"
     say "checking $deb"
     local info
@@ -121,12 +121,13 @@ check_pi() {
         ./usr/share/doc/facereko/README.md ./usr/share/doc/facereko/copyright; do
         grep -q " $path$" <<<"$contents" || die "the package lacks $path"
     done
-    scratch="$(mktemp -d)"
-    trap 'rm -rf "$scratch"' EXIT
-    dpkg-deb --extract "$deb" "$scratch"
-    grep -q '^reader = "mfrc522"$' "$scratch/etc/facereko/config.toml" || die "the arm64 conffile is not for a Pi's hardware"
+    # Global, not local: the EXIT trap runs after check_pi has returned, under `set -u`.
+    unpacked="$(mktemp -d)"
+    trap 'rm -rf "$unpacked"' EXIT
+    dpkg-deb --extract "$deb" "$unpacked"
+    grep -q '^reader = "mfrc522"$' "$unpacked/etc/facereko/config.toml" || die "the arm64 conffile is not for a Pi's hardware"
     # The packaged (stripped) binary itself, as tests/cross-build.sh checks the built one.
-    CARGO_TARGET_DIR="$pi_target_dir" FACEREKO_PI_BINARY="$scratch/usr/bin/facereko" bash tests/cross-build.sh check
+    CARGO_TARGET_DIR="$pi_target_dir" FACEREKO_PI_BINARY="$unpacked/usr/bin/facereko" bash tests/cross-build.sh check
 }
 
 case "${1:-}" in
