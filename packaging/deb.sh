@@ -21,11 +21,12 @@ say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'deb.sh: error: %s\n' "$*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-target_dir="${CARGO_TARGET_DIR:-target}"
+# Absolute, since the packages' paths are recorded for tests/it/deb.rs.
+target_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 out="$target_dir/debian"
 pi_triple=aarch64-unknown-linux-gnu
 # The cross-build's own folder, as tests/run.sh gives it (CARGO_TARGET_DIR=target/cross).
-pi_target_dir="${FACEREKO_PI_TARGET_DIR:-$target_dir/cross}"
+pi_target_dir="$(realpath -m "${FACEREKO_PI_TARGET_DIR:-$target_dir/cross}")"
 # cargo-deb's version is pinned: what lintian says depends on how it lays the package out.
 cargo_deb_version=3.8.0
 
