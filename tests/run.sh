@@ -107,6 +107,11 @@ say "face models in $models_cache"
 "${CARGO_TARGET_DIR:-target}/debug/facereko" models fetch --dir "$models_cache"
 export FACEREKO_TEST_MODELS="$models_cache"
 
+# The amd64 Debian package from the test build's binary (nothing is compiled; cargo-deb and
+# lintian are installed once), checked by lintian; tests/it/deb.rs installs it in a throw-away root.
+say "Debian package for amd64, from the test build"
+bash packaging/deb.sh host
+
 say "cargo test"
 linted cargo test --all-targets --locked
 
@@ -115,4 +120,6 @@ cross_ok=yes
 wait "$cross_build" || cross_ok=no
 cat "$cross_log"
 [ "$cross_ok" = yes ] || die "the aarch64 cross-build failed (its output is above)"
-CARGO_TARGET_DIR="$cross_target" bash tests/cross-build.sh check
+# The arm64 Debian package from the cross-build, checked by lintian; its binary then recognises a
+# face under qemu-aarch64 (tests/cross-build.sh check on the packaged binary).
+FACEREKO_PI_TARGET_DIR="$cross_target" bash packaging/deb.sh pi

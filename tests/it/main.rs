@@ -13,7 +13,7 @@ mod browser;
 mod camera;
 mod cli;
 mod daemon;
-
+mod deb;
 mod email;
 mod engine;
 mod face_cli;

