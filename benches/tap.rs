@@ -1,7 +1,7 @@
 //! Tap latency: how long from a card tap until the relay is energised, through the real driver,
 //! SQLite store and capture, with the simulated engine and with the on-device engine and each of
-//! its embedders, a real face picture on the simulated camera; and the cost of the pure state
-//! machine alone. Run with `cargo bench --bench tap`; the on-device engine's models come from
+//! its embedders, a real face picture on the simulated camera, with the liveness checks off and
+//! on; and the cost of the pure state machine and of the liveness checks alone. Run with `cargo bench --bench tap`; the on-device engine's models come from
 //! `facereko models fetch` (`FACEREKO_TEST_MODELS`).
 
 #[path = "../tests/common/mod.rs"]
@@ -22,6 +22,7 @@ use facereko::engine::{DetectedFace, EngineConfig, FaceEngine, SearchOutcome, si
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::{Output, OutputRecorder, SimTaps};
+use facereko::liveness::{Burst, BurstFrame, Liveness, LivenessConfig, Mode};
 use facereko::models::ModelPaths;
 use facereko::schedule::Admission;
 use facereko::store::{LogQuery, Store, sqlite::SqliteStore};
@@ -34,7 +35,7 @@ fn state_machine_alone() {
     let card: CardUid = "04A1B2C3".parse().unwrap();
     let holder = Person { id: PersonId(1), name: "Alice".into() };
     let frame = Frame::from_bytes(vec![0xFF, 0xD8, 0xFF, 0xE0], "bench").unwrap();
-    let face = DetectedFace { x: 0, y: 0, width: 100, height: 100, confidence: 99.0 };
+    let face = DetectedFace { x: 0, y: 0, width: 100, height: 100, confidence: 99.0, landmarks: None };
     let mut door = Door::new(config.tunable().door_settings(), true);
     let mut now = Instant::now();
     let rounds = runs(100_000, 100) as u32;
@@ -46,13 +47,34 @@ fn state_machine_alone() {
             other => panic!("unexpected {other:?}"),
         };
         door.handle(Event::CardResolved { attempt, holder: Ok(Some(holder.clone())), admission: Admission::Open }, now);
-        door.handle(Event::Captured { attempt, result: Ok(Capture { frame: frame.clone(), face: Some(face) }) }, now);
+        door.handle(
+            Event::Captured { attempt, result: Ok(Capture { frame: frame.clone(), face: Some(face), liveness: None }) },
+            now,
+        );
         let outcome = SearchOutcome::Candidate { person: holder.id, similarity: 99.0, face_confidence: 99.0 };
         door.handle(Event::Matched { attempt, result: Ok(outcome) }, now);
         door.handle(Event::TimerFired(facereko::door::Timer::Relock), now);
     }
     let per_attempt = started.elapsed() / rounds;
     println!("state machine, one granted attempt (5 events): {:.2} µs", per_attempt.as_secs_f64() * 1e6);
+}
+
+/// The liveness checks alone on a burst of five 640×480 frames with their landmarks, as the door
+/// runs them after the burst (the frames' face detection is the burst's, not counted here).
+fn liveness_checks_alone(camera: &Path, models_dir: &Path) {
+    let engine = EngineConfig { models_dir: models_dir.to_owned(), ..Default::default() }.on_device().unwrap();
+    let frame = Frame::read(camera).unwrap();
+    let face = engine.detect_blocking(&frame, "the frame").unwrap().remove(0);
+    let burst = Burst { frames: (0..5).map(|_| BurstFrame::new(frame.clone(), face)).collect() };
+    let liveness = Liveness::build(&LivenessConfig::default(), models_dir).unwrap();
+    // The border check reads a few thousand pixels: milliseconds, not microseconds.
+    let rounds = runs(2_000, 50) as u32;
+    let started = StdInstant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(liveness.assess(&burst));
+    }
+    let per_burst = started.elapsed() / rounds;
+    println!("liveness checks ({:?}) on a 5-frame burst: {:.2} µs", liveness, per_burst.as_secs_f64() * 1e6);
 }
 
 /// Polls `done` until it holds: the recorder timestamps every switch, so polling slowly costs the
@@ -69,6 +91,8 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// the picture on the simulated camera.
 struct Variant {
     label: String,
+    /// `liveness.mode`: with the checks on, the burst gathers `liveness.frames` faces.
+    liveness: Mode,
     engine: Arc<dyn FaceEngine>,
     enrolled: PathBuf,
     camera: PathBuf,
@@ -97,6 +121,7 @@ impl DoorUnderTest {
         // most genuine pairs at the default threshold (README, "Accuracy"), Obama's two photos among
         // them. The threshold changes the decision only, not the work done.
         config.engine.match_threshold = 50.0;
+        config.liveness.mode = variant.liveness;
 
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap());
         store.schema().migrate().await.unwrap();
@@ -171,6 +196,7 @@ fn variants(models_dir: &Path, camera: &Path) -> Vec<Variant> {
     let picture = common::face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
     let simulated = Variant {
         label: "simulated engine, 250×250 JPEG".into(),
+        liveness: Mode::Off,
         engine: Arc::new(SimulatedEngine),
         enrolled: picture.clone(),
         camera: picture,
@@ -186,12 +212,23 @@ fn variants(models_dir: &Path, camera: &Path) -> Vec<Variant> {
         };
         Variant {
             label: format!("on-device engine, {}, {threads} thread(s), 640×480 frame", kind.name),
+            liveness: Mode::Off,
             engine: Arc::new(config.on_device().unwrap_or_else(|e| panic!("{e}"))),
             enrolled: common::sample("obama.jpg"),
             camera: camera.to_owned(),
         }
     });
-    std::iter::once(simulated).chain(on_device).collect()
+    // The default embedder on every core, with the liveness checks on (`log`): the burst goes on
+    // to `liveness.frames` faces (the same frame again here) and the checks run.
+    let config = EngineConfig { models_dir: models_dir.to_owned(), ..Default::default() };
+    let checked = Variant {
+        label: format!("on-device engine, {}, default threads, 640×480 frame, liveness log", config.embedder),
+        liveness: Mode::Log,
+        engine: Arc::new(config.on_device().unwrap_or_else(|e| panic!("{e}"))),
+        enrolled: common::sample("obama.jpg"),
+        camera: camera.to_owned(),
+    };
+    std::iter::once(simulated).chain(on_device).chain([checked]).collect()
 }
 
 /// Times taps on a door per variant, taking turns, so that other work on the machine weighs on
@@ -204,6 +241,7 @@ async fn tap_to_relay() {
     let photo = Frame::read(&common::sample("obama2.jpg")).unwrap();
     std::fs::write(&camera, camera_frame(&photo, &detector).bytes()).unwrap();
 
+    liveness_checks_alone(&camera, &models_dir);
     let mut doors = Vec::new();
     for variant in variants(&models_dir, &camera) {
         doors.push(DoorUnderTest::start(variant).await);

@@ -71,6 +71,9 @@ named_enum! {
         PasscodeLocked = "passcode_locked",
         /// The owner opened the door for a visitor from afar.
         VisitorOpened = "visitor_opened",
+        /// Card and face matched, but a liveness check took the face for a picture (a print or
+        /// a screen) and `liveness.mode = "enforce"`.
+        SpoofSuspected = "spoof_suspected",
     }
 }
 

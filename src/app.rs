@@ -24,6 +24,7 @@ use crate::engine::{self, EngineError, FaceEngine, hybrid, rekognition};
 use crate::enrolment;
 use crate::hw::simulated::OutputRecorder;
 use crate::hw::{Bell, Hardware, HwError, SafeOutputs};
+use crate::liveness::Liveness;
 use crate::notify::delivery::{self, Courier};
 use crate::notify::email::{EmailError, Mailer};
 use crate::notify::faults::{self, Fault, Findings};
@@ -145,6 +146,15 @@ async fn warn_of_faces_to_reindex(store: &dyn Store, engine: &dyn FaceEngine) {
     }
 }
 
+/// The liveness checks `config` names; a check that cannot be loaded leaves them all off, said
+/// loudly in the log (they are deny-only: without them the door is as before).
+fn liveness(config: &Config) -> Liveness {
+    Liveness::build(&config.liveness, &config.engine.models_dir).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the liveness checks are off: a check cannot be loaded");
+        Liveness::off()
+    })
+}
+
 /// The door `config` describes, driven in a task of its own on `hardware`, with its photos in
 /// the data directory; it first logs what `journal` holds from earlier runs.
 /// [`RunningDoor::until`] stops it and waits until it is locked.
@@ -161,7 +171,8 @@ pub fn start_door(
         .enabled
         .then(|| Passes::new(config.door.id.clone(), config.visitors.clone(), Arc::clone(&store)));
     let photos = Photos::new(config.photos_dir());
-    let services = Services { store, engine, photos, journal, clock: config.schedule.clock(), passes };
+    let liveness = Arc::new(liveness(config));
+    let services = Services { store, engine, photos, journal, clock: config.schedule.clock(), passes, liveness };
     RunningDoor::start(&driver_setup(config), hardware, services, armed)
 }
 
@@ -577,6 +588,7 @@ pub async fn simulate_attempt(
         journal,
         clock: config.schedule.clock(),
         passes: None,
+        liveness: Arc::new(liveness(&config)),
     };
     // Its phrases are only recorded, by the simulated speaker, and kept with the scratch.
     let setup = Setup { clips_dir: scratch.path().join("voice"), ..driver_setup(&config) };

@@ -9,6 +9,7 @@ use crate::checks::Checks;
 use crate::door::Capture;
 use crate::engine::{DetectedFace, FaceEngine};
 use crate::hw::{BurstLimits, Camera};
+use crate::liveness::{Burst, BurstFrame, Gathering};
 
 /// `[capture]`: the burst of frames taken after a tap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,12 +61,37 @@ pub async fn burst(
     limits: BurstLimits,
     no_face_yet: impl FnOnce(),
 ) -> Result<Capture, String> {
+    Ok(burst_for_liveness(camera, engine, limits, Gathering::BEST_FACE, no_face_yet).await?.best)
+}
+
+/// What a burst took: the best frame, which the door matches, and every frame with a face, which
+/// the liveness checks compare.
+#[derive(Debug)]
+pub struct Taken {
+    pub best: Capture,
+    pub burst: Burst,
+}
+
+/// [`burst`] that goes on after the first confident face until `gathering.faces` frames showed a
+/// face (within the same frame and time limits), keeping them all, `gathering.pace` apart.
+pub async fn burst_for_liveness(
+    camera: &dyn Camera,
+    engine: &dyn FaceEngine,
+    limits: BurstLimits,
+    gathering: Gathering,
+    no_face_yet: impl FnOnce(),
+) -> Result<Taken, String> {
+    let faces_wanted = gathering.faces;
     let deadline = Instant::now() + limits.time_limit;
     let mut best: Option<Capture> = None;
+    let mut with_faces = Burst::default();
     let mut last_error = None;
     let mut no_face_yet = Some(no_face_yet);
     for taken in 1..=limits.max_frames {
         let remaining = || deadline.saturating_duration_since(Instant::now());
+        if !with_faces.frames.is_empty() && !gathering.pace.is_zero() {
+            tokio::time::sleep(gathering.pace.min(remaining())).await;
+        }
         let frame = match tokio::time::timeout(remaining(), camera.frame()).await {
             Err(_) => break,
             Ok(Err(e)) => {
@@ -91,6 +117,11 @@ pub async fn burst(
         {
             prompt();
         }
+        if let Some(face) = face
+            && faces_wanted > 1
+        {
+            with_faces.frames.push(BurstFrame::new(frame.clone(), face));
+        }
         // On a tie the newer frame wins: it is the one the engine analysed last.
         let better = match (&face, best.as_ref().and_then(|b| b.face.as_ref())) {
             (Some(new), Some(old)) => score(new) >= score(old),
@@ -99,13 +130,16 @@ pub async fn burst(
             (None, kept) => kept.is_none(),
         };
         if better {
-            best = Some(Capture { frame, face });
+            best = Some(Capture { frame, face, liveness: None });
         }
-        if best.as_ref().and_then(|b| b.face).is_some_and(|f| f.confidence >= CONFIDENT_FACE) {
+        let confident = best.as_ref().and_then(|b| b.face).is_some_and(|f| f.confidence >= CONFIDENT_FACE);
+        if confident && (faces_wanted <= 1 || with_faces.frames.len() >= faces_wanted as usize) {
             break;
         }
     }
-    best.ok_or_else(|| last_error.unwrap_or_else(|| "the camera gave no frame within the time limit".into()))
+    let best =
+        best.ok_or_else(|| last_error.unwrap_or_else(|| "the camera gave no frame within the time limit".into()))?;
+    Ok(Taken { best, burst: with_faces })
 }
 
 #[cfg(test)]
@@ -172,6 +206,7 @@ mod tests {
                     width: u32::from(width),
                     height: u32::from(width),
                     confidence: f32::from(confidence),
+                    landmarks: None,
                 }]),
                 [2] => Err(EngineError::BadImage { what: "the frame".into(), detail: "truncated".into() }),
                 _ => Ok(Vec::new()),
@@ -252,6 +287,37 @@ mod tests {
         assert!(result.unwrap_err().contains("lens cap"));
         let (result, _) = run(&[Shot::Corrupt, Shot::Face(95, 50)], 2).await;
         assert!(result.unwrap().face.is_some(), "one bad frame is skipped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn for_liveness_the_burst_goes_on_until_enough_frames_show_a_face() {
+        let camera = ScriptedCamera(Mutex::new(vec![
+            Shot::Face(95, 50),
+            Shot::Empty,
+            Shot::Face(90, 60),
+            Shot::Face(99, 40),
+            Shot::Face(97, 70),
+        ]));
+        let limits = BurstLimits { max_frames: 5, time_limit: Duration::from_secs(3) };
+        let three = Gathering { faces: 3, pace: Duration::ZERO };
+        let taken = burst_for_liveness(&camera, &ByteEngine, limits, three, || {}).await.unwrap();
+        assert_eq!(taken.best.face.unwrap().confidence, 99.0, "the best face is still the one matched");
+        let widths: Vec<u32> = taken.burst.frames.iter().map(|f| f.face.width).collect();
+        assert_eq!(widths, [50, 60, 40], "every frame with a face, in order, until three");
+        assert_eq!(camera.0.lock().unwrap().len(), 1, "stopped once three frames showed a face");
+
+        let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50), Shot::Empty]));
+        let taken = burst_for_liveness(&camera, &ByteEngine, limits, three, || {}).await.unwrap();
+        assert_eq!(taken.burst.frames.len(), 1, "the frame limit still ends the burst");
+        assert!(taken.best.face.is_some());
+
+        // Asked for a head turn, the frames are kept a pace apart, so the turn can happen.
+        let started = Instant::now();
+        let paced = Gathering { faces: 3, pace: Duration::from_millis(250) };
+        let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50); 3]));
+        let taken = burst_for_liveness(&camera, &ByteEngine, limits, paced, || {}).await.unwrap();
+        assert_eq!(taken.burst.frames.len(), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(500), "two paces between three frames");
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,6 +14,7 @@ use crate::door::{DoorConfig, Mode};
 use crate::driver::Tunable;
 use crate::engine::EngineConfig;
 use crate::hw::HardwareConfig;
+use crate::liveness::LivenessConfig;
 use crate::notify::MqttConfig;
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig, NotifySections};
@@ -42,6 +43,8 @@ pub struct Config {
     /// Time zone and clock for people's and cards' time limits.
     pub schedule: ScheduleConfig,
     pub capture: CaptureConfig,
+    /// The checks that tell a face from a picture of one, on the capture's burst.
+    pub liveness: LivenessConfig,
     pub engine: EngineConfig,
     pub database: DatabaseConfig,
     pub hardware: HardwareConfig,
@@ -72,6 +75,7 @@ impl Default for Config {
             door: DoorConfig::default(),
             schedule: ScheduleConfig::default(),
             capture: CaptureConfig::default(),
+            liveness: LivenessConfig::default(),
             engine: EngineConfig::default(),
             database: DatabaseConfig::default(),
             hardware: HardwareConfig::default(),
@@ -179,6 +183,8 @@ impl Config {
         }
         if uses(Section::Capture) {
             self.capture.check(&mut checks);
+            self.liveness.check(&mut checks);
+            self.liveness.check_capture(self.capture.frames, &mut checks);
         }
         if uses(Section::Engine) {
             self.engine.check(&mut checks);
@@ -591,6 +597,8 @@ mod tests {
                 "door.id",
                 "door.unlock_time",
                 "capture.frames",
+                // With the default liveness checks on, the burst must hold their frames.
+                "liveness.frames",
                 "engine.kind",
                 "engine.match_threshold",
                 "database.url",

@@ -21,6 +21,7 @@ mod errors;
 pub mod eval;
 pub mod frame;
 pub mod hw;
+pub mod liveness;
 pub mod models;
 mod names;
 pub mod notify;

@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn boxes_are_fractions_of_the_picture() {
-        let face = DetectedFace { x: 100, y: 50, width: 200, height: 100, confidence: 99.0 };
+        let face = DetectedFace { x: 100, y: 50, width: 200, height: 100, confidence: 99.0, landmarks: None };
         assert_eq!(ratio_box(&face, 400, 200), RatioBox { left: 0.25, top: 0.25, width: 0.5, height: 0.5 });
     }
 }

@@ -64,6 +64,22 @@ pub async fn snapshot(config: &Config, file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `frames` frames one after the other into `dir`, as fast as the camera gives them (as the door's
+/// burst takes them).
+pub async fn snapshot_burst(config: &Config, dir: &Path, frames: u8) -> Result<ExitCode> {
+    refuse_if_daemon_runs(config).await?;
+    let camera = camera_from_config(&config.hardware)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let started = std::time::Instant::now();
+    for i in 0..frames {
+        let frame = camera.frame().await.context("the camera gave no picture")?;
+        let file = dir.join(format!("frame-{i:02}.{}", frame.format().extension()));
+        std::fs::write(&file, frame.bytes()).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    println!("saved {frames} frames in {:.2} s to {}", started.elapsed().as_secs_f64(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn read_card(config: &Config) -> Result<ExitCode> {
     if config.hardware.reader == simulated::NAME {
         bail!(

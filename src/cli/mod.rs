@@ -8,6 +8,7 @@ mod demo;
 mod face;
 mod generate;
 mod hw;
+mod liveness;
 mod models;
 mod schedule;
 mod user;
@@ -85,6 +86,12 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure recognition accuracy on labelled pictures and suggest a threshold
     Eval(EvalArgs),
+    /// Measure the liveness checks on bursts: FOLDER/live and FOLDER/attack, one folder of frames
+    /// per burst; reports APCER (attacks let through) and BPCER (live faces refused) per check
+    EvalLiveness(EvalLivenessArgs),
+    /// Liveness tools: synthetic attack bursts
+    #[command(subcommand)]
+    Liveness(LivenessCommand),
     /// Rehearse one attempt through the real pipeline with a simulated reader and camera (nothing is logged or sent)
     Simulate(SimulateArgs),
     /// Try the whole door: simulated hardware, on-device engine, sample people, the web app and taps from the keyboard
@@ -395,6 +402,52 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct EvalLivenessArgs {
+    /// A folder with `live/` and `attack/`, each holding one folder of frames per burst (e.g. from
+    /// `facereko hw snapshot --burst` or `facereko liveness make-attacks`)
+    pub folder: PathBuf,
+    /// Also write each burst's verdict and score per check to this CSV file
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// One JSON object with the rates per check
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LivenessCommand {
+    /// Make SYNTHETIC attack bursts from photos: each photo moved by a simulated hand as a flat
+    /// picture, alone (photo), on a phone screen (screen) and printed (print)
+    ///
+    /// Writes OUT/attack/<person>-<photo>-<attack>/frame-NN.jpg and OUT/SYNTHETIC.txt. They are not
+    /// real attacks; use them to see what the checks catch, and record real ones at your door.
+    MakeAttacks(MakeAttacksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MakeAttacksArgs {
+    /// Folders of photos, one per person, or folders of such folders
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    /// Where to write the bursts
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Frames per burst
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(2..=30))]
+    pub frames: u8,
+    /// Use at most this many photos of each person
+    #[arg(long, value_name = "N")]
+    pub per_person: Option<u16>,
+    /// Also write live stand-ins (not live captures): each photo still with camera noise, and
+    /// each person's different photos as the frames of one burst
+    #[arg(long)]
+    pub stand_ins: bool,
+    /// Write grey frames, as an infrared camera gives them
+    #[arg(long)]
+    pub grey: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 pub enum GalleryScore {
     Best,
@@ -459,8 +512,15 @@ pub enum HwCommand {
     List,
     /// Blink each LED, beep, and click the lock relay (stop the daemon first)
     TestOutputs,
-    /// Save one picture from the camera
-    Snapshot { file: PathBuf },
+    /// Save one picture from the camera, or with --burst a folder of frames
+    Snapshot {
+        /// The picture, or with --burst the folder (created) for frame-NN.jpg
+        file: PathBuf,
+        /// Take this many frames one after the other, as the door does after a tap (for
+        /// `facereko eval-liveness`: record yourself into live/<name>)
+        #[arg(long, value_name = "FRAMES", value_parser = clap::value_parser!(u8).range(1..=60))]
+        burst: Option<u8>,
+    },
     /// Print the UID of each card tapped on the reader (stop the daemon first)
     ReadCard,
     /// Say a phrase on the speaker, in the configured voice (stop the daemon first)
@@ -542,7 +602,7 @@ impl Cli {
 
 /// Runs the command; the returned code is the process exit code.
 pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
-    use Section::{Control, DataDir, Database, Door, Engine, Hardware, Messages, Mqtt, Voice, Web};
+    use Section::{Capture, Control, DataDir, Database, Door, Engine, Hardware, Messages, Mqtt, Voice, Web};
     use std::process::ExitCode;
     // What each command checks: only the sections it uses, so that stand-alone commands work
     // before the daemon is set up; `config check` and `run` check everything.
@@ -557,7 +617,10 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Config(ConfigCommand::Check) => Ok(admin::config_check(&cli.sources()).await),
         Command::Demo(args) => demo::demo(args).await,
         Command::Hw(HwCommand::TestOutputs) => hw::test_outputs(&config(&[DataDir, Control, Hardware])?).await,
-        Command::Hw(HwCommand::Snapshot { file }) => hw::snapshot(&config(&[Hardware])?, file).await,
+        Command::Hw(HwCommand::Snapshot { file, burst: None }) => hw::snapshot(&config(&[Hardware])?, file).await,
+        Command::Hw(HwCommand::Snapshot { file, burst: Some(frames) }) => {
+            hw::snapshot_burst(&config(&[Hardware])?, file, *frames).await
+        }
         Command::Hw(HwCommand::ReadCard) => hw::read_card(&config(&[DataDir, Control, Hardware])?).await,
         Command::Hw(HwCommand::Say { text }) => hw::say(&config(&[DataDir, Control, Hardware, Voice])?, text).await,
         Command::Hw(HwCommand::List) => {
@@ -584,6 +647,8 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Log(args) => admin::log(&config(Section::STORE)?, args).await,
         Command::Compare(args) => face::compare(&config(&[Engine])?, args).await,
         Command::Eval(args) => face::eval(&config(&[Engine])?, args).await,
+        Command::EvalLiveness(args) => liveness::eval_liveness(&config(&[Engine, Capture])?, args).await,
+        Command::Liveness(LivenessCommand::MakeAttacks(args)) => liveness::make_attacks(args),
         Command::Simulate(args) => face::simulate(&config(Section::ALL)?, args).await,
         Command::Db(DbCommand::Migrate) => admin::migrate(&config(Section::STORE)?).await,
         Command::Db(DbCommand::ImportLegacy { url, password_file }) => {

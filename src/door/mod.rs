@@ -20,6 +20,7 @@ use crate::checks::Secret;
 use crate::engine::{DetectedFace, SearchOutcome};
 use crate::frame::Frame;
 use crate::hw::{BeepPattern, Lights, Lock};
+use crate::liveness::Assessment;
 use crate::names::named_enum;
 use crate::schedule::Admission;
 use policy::CardStep;
@@ -57,11 +58,13 @@ pub enum Timer {
     Relock,
 }
 
-/// What capturing found: the best frame, and its face if there was one.
+/// What capturing found: the best frame, and its face if there was one; with the liveness
+/// checks on, what they said of the whole burst.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
     pub frame: Frame,
     pub face: Option<DetectedFace>,
+    pub liveness: Option<Assessment>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +173,8 @@ struct Attempt {
     timings: StageTimings,
     photo: Option<Frame>,
     face_confidence: Option<f32>,
+    /// What the liveness checks said of the burst, when they ran.
+    liveness: Option<Box<Assessment>>,
 }
 
 #[derive(Debug)]
@@ -306,6 +311,7 @@ impl Door {
             timings: StageTimings::default(),
             photo: None,
             face_confidence: None,
+            liveness: None,
         });
         id
     }
@@ -415,13 +421,14 @@ impl Door {
         }
         match result {
             Err(detail) => self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now),
-            Ok(Capture { frame, face: None }) => {
+            Ok(Capture { frame, face: None, .. }) => {
                 attempt.photo = Some(frame);
                 self.conclude(Decision::Denied, Reason::NoFace, Some(holder), None, None, now)
             }
-            Ok(Capture { frame, face: Some(face) }) => {
+            Ok(Capture { frame, face: Some(face), liveness }) => {
                 attempt.photo = Some(frame.clone());
                 attempt.face_confidence = Some(face.confidence);
+                attempt.liveness = liveness.map(Box::new);
                 attempt.stage = Stage::Matching { holder, since: now };
                 vec![Effect::Match { attempt: id, frame }]
             }
@@ -452,7 +459,10 @@ impl Door {
             SearchOutcome::NoFace => None,
         };
         let (decision, reason) = policy::after_face(&holder, &outcome, threshold);
-        self.conclude(decision, reason, Some(holder), similarity, None, now)
+        let (decision, reason) = policy::after_liveness(decision, reason, attempt.liveness.as_deref());
+        // The checks' scores go with the row whatever the verdict, so the owner can judge them.
+        let detail = attempt.liveness.as_deref().map(Assessment::summary);
+        self.conclude(decision, reason, Some(holder), similarity, detail, now)
     }
 
     /// Ends the attempt in progress: its report, then the outputs for the verdict (the driver

@@ -6,6 +6,7 @@
 use super::Mode;
 use crate::access::{Credential, Decision, PassOutcome, Person, Reason};
 use crate::engine::{SearchOutcome, clears_threshold};
+use crate::liveness::Assessment;
 use crate::schedule::Admission;
 
 /// What to do once the card has been looked up.
@@ -40,6 +41,15 @@ pub fn after_face(holder: &Person, outcome: &SearchOutcome, threshold: f32) -> (
         }
         SearchOutcome::Candidate { person, .. } if *person != holder.id => (Decision::Denied, Reason::WrongPerson),
         SearchOutcome::Candidate { .. } => (Decision::Granted, Reason::CardAndFace),
+    }
+}
+
+/// The liveness checks can only take a grant away: a face that matched is denied as a picture
+/// when a check says so and `liveness.mode` enforces; every other verdict stands.
+pub fn after_liveness(decision: Decision, reason: Reason, liveness: Option<&Assessment>) -> (Decision, Reason) {
+    match (decision, liveness) {
+        (Decision::Granted, Some(assessment)) if assessment.denies() => (Decision::Denied, Reason::SpoofSuspected),
+        _ => (decision, reason),
     }
 }
 
@@ -97,6 +107,27 @@ mod tests {
         }
         let unknown = CardStep::Conclude(Decision::Denied, Reason::UnknownCard);
         assert_eq!(after_card(Mode::CardAndFace, None, expired, true), unknown, "no photo for an unknown card");
+    }
+
+    #[test]
+    fn liveness_only_turns_an_enforced_spoof_grant_into_a_denial() {
+        use crate::liveness::{Finding, Verdict};
+        let assessment = |enforced, verdict| Assessment {
+            enforced,
+            findings: vec![Finding { check: "geometry", verdict, score: 0.0, detail: String::new() }],
+            took: std::time::Duration::ZERO,
+            frames: 5,
+        };
+        let granted = (Decision::Granted, Reason::CardAndFace);
+        let spoof = assessment(true, Verdict::Spoof);
+        assert_eq!(after_liveness(granted.0, granted.1, Some(&spoof)), (Decision::Denied, Reason::SpoofSuspected));
+        assert_eq!(after_liveness(granted.0, granted.1, Some(&assessment(false, Verdict::Spoof))), granted, "log");
+        for verdict in [Verdict::Live, Verdict::Undecided] {
+            assert_eq!(after_liveness(granted.0, granted.1, Some(&assessment(true, verdict))), granted);
+        }
+        assert_eq!(after_liveness(granted.0, granted.1, None), granted, "off");
+        let wrong = (Decision::Denied, Reason::WrongPerson);
+        assert_eq!(after_liveness(wrong.0, wrong.1, Some(&spoof)), wrong, "a denial keeps its own reason");
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn photo() -> Frame {
 
 /// The face the camera burst found; its confidence differs from the engine's on purpose.
 fn face() -> DetectedFace {
-    DetectedFace { x: 10, y: 20, width: 200, height: 240, confidence: 97.5 }
+    DetectedFace { x: 10, y: 20, width: 200, height: 240, confidence: 97.5, landmarks: None }
 }
 
 fn candidate(person: &Person, similarity: f32) -> SearchOutcome {
@@ -57,7 +57,7 @@ fn candidate(person: &Person, similarity: f32) -> SearchOutcome {
 }
 
 fn with_face() -> Result<Capture, String> {
-    Ok(Capture { frame: photo(), face: Some(face()) })
+    Ok(Capture { frame: photo(), face: Some(face()), liveness: None })
 }
 
 /// The report of the one `Record` among `effects`.
@@ -156,6 +156,43 @@ fn open_for_alice(door: &mut Door) {
     let effects = matched(door, attempt, Ok(candidate(&alice(), 97.0)));
     assert_eq!(report(&effects).decision, Decision::Granted, "{effects:?}");
     assert!(door.is_unlocked());
+}
+
+/// A burst the geometry check took for a picture, in `enforce` or `log` mode.
+fn judged_a_picture(enforced: bool) -> Result<Capture, String> {
+    use crate::liveness::{Finding, Verdict};
+    let finding = Finding { check: "geometry", verdict: Verdict::Spoof, score: 0.004, detail: "flat".into() };
+    let liveness = Assessment { enforced, findings: vec![finding], took: Duration::ZERO, frames: 5 };
+    Ok(Capture { liveness: Some(liveness), ..with_face().unwrap() })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_picture_that_matches_is_denied_only_when_liveness_is_enforced() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    for (enforced, decision, reason) in
+        [(true, Decision::Denied, Reason::SpoofSuspected), (false, Decision::Granted, Reason::CardAndFace)]
+    {
+        let attempt = tap(&mut door, ALICE_CARD);
+        resolve_to_capture(&mut door, attempt, alice());
+        assert_eq!(
+            capture(&mut door, attempt, judged_a_picture(enforced)),
+            [Effect::Match { attempt, frame: photo() }]
+        );
+        let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+        let report = report(&effects);
+        assert_eq!((report.decision, report.reason), (decision, reason), "enforced: {enforced}");
+        let detail = report.detail.as_deref().unwrap_or_default();
+        assert!(detail.contains("geometry spoof 0.004 (flat)"), "the check and its score are logged: {detail}");
+        assert_eq!(door.is_unlocked(), !enforced);
+        advance(Duration::from_secs(3)).await;
+    }
+    // A face of someone else stays `wrong_person`, picture or not.
+    let attempt = tap(&mut door, BOB_CARD);
+    resolve_to_capture(&mut door, attempt, bob());
+    capture(&mut door, attempt, judged_a_picture(true));
+    let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+    assert_eq!(report(&effects).reason, Reason::WrongPerson);
 }
 
 #[tokio::test(start_paused = true)]
@@ -274,7 +311,7 @@ async fn no_face_in_the_burst_is_denied_and_keeps_the_photo() {
     let attempt = tap(&mut door, ALICE_CARD);
     resolve_to_capture(&mut door, attempt, alice());
     advance(ms(3000)).await;
-    let effects = capture(&mut door, attempt, Ok(Capture { frame: photo(), face: None }));
+    let effects = capture(&mut door, attempt, Ok(Capture { frame: photo(), face: None, liveness: None }));
     let expected = AttemptReport {
         person: Some(alice()),
         photo: Some(photo()),

@@ -22,9 +22,10 @@ use tokio::time::Instant;
 use crate::access::{AccessEvent, Decision, Person, Reason, StageTimings};
 use crate::capture;
 use crate::card::CardUid;
-use crate::door::{AttemptReport, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
+use crate::door::{AttemptReport, Capture, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
 use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
+use crate::liveness::{Challenge, Liveness};
 use crate::notify::rules::Announcer;
 use crate::photos::Photos;
 use crate::schedule::{Admission, ScheduleClock};
@@ -91,6 +92,8 @@ pub struct Services {
     pub clock: ScheduleClock,
     /// Visitors' passes, when `visitors.enabled`.
     pub passes: Option<Passes>,
+    /// The checks that tell a face from a picture of one, run on each tap's burst.
+    pub liveness: Arc<Liveness>,
 }
 
 /// The attempt under way, as the journal knows it.
@@ -427,8 +430,23 @@ impl Driver {
                     let voice = self.voice.clone();
                     let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
                     self.spawn_result(crashed, async move {
+                        let gathering = services.liveness.gathering();
+                        if services.liveness.challenge() == Challenge::Turn {
+                            voice.say(Utterance::TurnHead);
+                        }
                         let look = move || voice.say(Utterance::LookAtCamera);
-                        let result = capture::burst(camera.as_ref(), services.engine.as_ref(), limits, look).await;
+                        let taken = capture::burst_for_liveness(
+                            camera.as_ref(),
+                            services.engine.as_ref(),
+                            limits,
+                            gathering,
+                            look,
+                        )
+                        .await;
+                        let result = match taken {
+                            Ok(taken) => Ok(judge_liveness(&services.liveness, taken).await),
+                            Err(e) => Err(e),
+                        };
                         Event::Captured { attempt, result }
                     });
                 }
@@ -607,6 +625,28 @@ impl Driver {
         );
         let _ = self.writes.send(Write::Attempt(Box::new(pending)));
     }
+}
+
+/// The burst's best frame with what the liveness checks said of the whole burst (none when they
+/// are off or no frame showed a face). The checks run off the async threads.
+async fn judge_liveness(liveness: &Arc<Liveness>, taken: capture::Taken) -> Capture {
+    let capture::Taken { best, burst } = taken;
+    if !liveness.is_on() || best.face.is_none() {
+        return best;
+    }
+    let checks = Arc::clone(liveness);
+    let assessment = match tokio::task::spawn_blocking(move || checks.assess(&burst)).await {
+        Ok(assessment) => assessment,
+        Err(e) => {
+            // Deny-only checks that crashed deny nothing; the crash is logged.
+            tracing::error!(error = %e, "the liveness checks failed");
+            None
+        }
+    };
+    if let Some(assessment) = &assessment {
+        tracing::info!(took_us = assessment.took.as_micros(), summary = %assessment.summary(), "liveness");
+    }
+    Capture { liveness: assessment, ..best }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

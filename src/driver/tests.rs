@@ -86,7 +86,7 @@ impl FaceEngine for ScriptedEngine {
         if blank {
             return Ok(Vec::new());
         }
-        Ok(vec![DetectedFace { x: 0, y: 0, width: 64, height: 64, confidence: 99.5 }])
+        Ok(vec![DetectedFace { x: 0, y: 0, width: 64, height: 64, confidence: 99.5, landmarks: None }])
     }
 
     async fn enroll(&self, _person: crate::access::PersonId, _image: &Frame) -> Result<FaceTemplate, EngineError> {
@@ -250,6 +250,7 @@ impl Rig {
             journal,
             clock: ScheduleClock { zone: jiff::tz::TimeZone::UTC, sync: clock.clone() },
             passes: None,
+            liveness: Arc::new(crate::liveness::Liveness::off()),
         };
         let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);

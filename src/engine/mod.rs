@@ -176,6 +176,10 @@ pub struct DetectedFace {
     pub width: u32,
     pub height: u32,
     pub confidence: f32,
+    /// Left eye, right eye, nose tip, left and right mouth corner (as seen in the image), in
+    /// pixels, from engines that find them (the on-device one); the liveness checks use them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmarks: Option<[(f32, f32); 5]>,
 }
 
 impl DetectedFace {

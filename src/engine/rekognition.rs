@@ -166,6 +166,7 @@ fn pixel_box(bounds: Option<&BoundingBox>, confidence: Option<f32>, width: u32, 
         width: (ratio(bounds.and_then(BoundingBox::width)) * w).round() as u32,
         height: (ratio(bounds.and_then(BoundingBox::height)) * h).round() as u32,
         confidence: confidence.unwrap_or(0.0),
+        landmarks: None,
     }
 }
 

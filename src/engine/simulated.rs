@@ -40,7 +40,7 @@ fn analyse(frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
     if stddev < BLANK_STDDEV {
         return Ok(Analysis { face: None, descriptor: Vec::new() });
     }
-    let face = DetectedFace { x: 0, y: 0, width, height, confidence: FACE_CONFIDENCE };
+    let face = DetectedFace { x: 0, y: 0, width, height, confidence: FACE_CONFIDENCE, landmarks: None };
     Ok(Analysis { face: Some(face), descriptor: centred.iter().map(|v| v / norm).collect() })
 }
 

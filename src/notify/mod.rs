@@ -272,6 +272,7 @@ pub fn reason_in_words(reason: Reason) -> &'static str {
         Reason::PasscodeWrong => "a wrong passcode was typed",
         Reason::PasscodeLocked => "the passcode is locked after too many wrong tries",
         Reason::VisitorOpened => "the owner opened for a visitor",
+        Reason::SpoofSuspected => "the face looked like a photo or a screen, not a person",
     }
 }
 

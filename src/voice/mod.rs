@@ -25,6 +25,8 @@ named_enum! {
     pub enum PhraseKey {
         /// After a tap, when the first frame shows no face.
         LookAtCamera = "look_at_camera",
+        /// After a tap, with `liveness.challenge = "turn"`: the person is asked for a small head turn.
+        TurnHead = "turn_head",
         Granted = "granted",
         Denied = "denied",
         /// A tap while the door is disarmed.
@@ -40,6 +42,7 @@ named_enum! {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Utterance {
     LookAtCamera,
+    TurnHead,
     Granted { name: String },
     Denied { reason: Reason },
     Disarmed,
@@ -63,6 +66,7 @@ impl Utterance {
     pub fn key(&self) -> PhraseKey {
         match self {
             Utterance::LookAtCamera => PhraseKey::LookAtCamera,
+            Utterance::TurnHead => PhraseKey::TurnHead,
             Utterance::Granted { .. } => PhraseKey::Granted,
             Utterance::Denied { .. } => PhraseKey::Denied,
             Utterance::Disarmed => PhraseKey::Disarmed,
@@ -75,6 +79,7 @@ impl Utterance {
     pub fn example(key: PhraseKey, name: &str) -> Utterance {
         match key {
             PhraseKey::LookAtCamera => Utterance::LookAtCamera,
+            PhraseKey::TurnHead => Utterance::TurnHead,
             PhraseKey::Granted => Utterance::Granted { name: name.to_owned() },
             PhraseKey::Denied => Utterance::Denied { reason: Reason::UnknownCard },
             PhraseKey::Disarmed => Utterance::Disarmed,
@@ -89,6 +94,7 @@ impl Utterance {
 #[serde(default)]
 pub struct Phrases {
     pub look_at_camera: String,
+    pub turn_head: String,
     pub granted: String,
     pub denied: String,
     pub disarmed: String,
@@ -103,6 +109,7 @@ impl Default for Phrases {
     fn default() -> Self {
         Self {
             look_at_camera: "Please look at the camera".into(),
+            turn_head: "Please turn your head a little".into(),
             granted: "Welcome, {name}".into(),
             denied: "Access denied. {reason}".into(),
             disarmed: "The door is disarmed".into(),
@@ -117,6 +124,7 @@ impl Phrases {
     pub fn get(&self, key: PhraseKey) -> &str {
         match key {
             PhraseKey::LookAtCamera => &self.look_at_camera,
+            PhraseKey::TurnHead => &self.turn_head,
             PhraseKey::Granted => &self.granted,
             PhraseKey::Denied => &self.denied,
             PhraseKey::Disarmed => &self.disarmed,
@@ -128,6 +136,7 @@ impl Phrases {
     pub fn get_mut(&mut self, key: PhraseKey) -> &mut String {
         match key {
             PhraseKey::LookAtCamera => &mut self.look_at_camera,
+            PhraseKey::TurnHead => &mut self.turn_head,
             PhraseKey::Granted => &mut self.granted,
             PhraseKey::Denied => &mut self.denied,
             PhraseKey::Disarmed => &mut self.disarmed,
@@ -267,8 +276,13 @@ impl VoiceConfig {
 
     /// Every text the door may say to these people: what is rendered ahead of time.
     pub fn every_text<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
-        let mut utterances =
-            vec![Utterance::LookAtCamera, Utterance::Disarmed, Utterance::VisitorRang, Utterance::PasscodeWrong];
+        let mut utterances = vec![
+            Utterance::LookAtCamera,
+            Utterance::TurnHead,
+            Utterance::Disarmed,
+            Utterance::VisitorRang,
+            Utterance::PasscodeWrong,
+        ];
         utterances.extend(Reason::ALL.iter().filter(|r| r.denies()).map(|&reason| Utterance::Denied { reason }));
         utterances.extend(names.into_iter().map(|name| Utterance::Granted { name: name.clone() }));
         let mut texts: Vec<String> = Vec::new();
@@ -409,6 +423,7 @@ mod tests {
             texts,
             [
                 "Please look at the camera",
+                "Please turn your head a little",
                 "The door is disarmed",
                 "The owner has been told",
                 "That code is not right",
@@ -453,7 +468,7 @@ mod tests {
                 "voice.phrases.reasons.no_such: \"no_such\" is not one of: card_and_face, card_only, unknown_card, no_face, \
                  face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed, \
                  outside_schedule, not_yet_valid, expired, clock_not_synced, pass_ok, pass_expired, pass_used, \
-                 pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened",
+                 pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened, spoof_suspected",
             ]
         );
     }

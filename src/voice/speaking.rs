@@ -303,7 +303,7 @@ mod tests {
         let recorder = OutputRecorder::default();
         let voice = Voice::start(Box::new(SimSpeaker::new(&recorder)), VoiceConfig::default(), dir.path().into());
         voice.know_names(vec!["Alice".into()]);
-        wait_for("the phrases to be rendered", || std::fs::read_dir(dir.path()).map_or(0, Iterator::count) == 6);
+        wait_for("the phrases to be rendered", || std::fs::read_dir(dir.path()).map_or(0, Iterator::count) == 7);
         voice.say(Utterance::LookAtCamera);
         voice.say(Utterance::Granted { name: "Alice".into() });
         voice.say(Utterance::Denied { reason: Reason::WrongPerson });

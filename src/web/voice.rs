@@ -71,6 +71,7 @@ const FIELDS: &[Field] = &[
 fn phrase_label(key: PhraseKey) -> &'static str {
     match key {
         PhraseKey::LookAtCamera => "No face in the first frame",
+        PhraseKey::TurnHead => "Asking for a head turn (liveness.challenge)",
         PhraseKey::Granted => "Granted",
         PhraseKey::Denied => "Denied",
         PhraseKey::Disarmed => "Tap while disarmed",

@@ -196,6 +196,12 @@ fn hardware_tools_drive_the_configured_backends_and_step_aside_for_the_daemon() 
     let snapshot = door.path("snap.jpg");
     assert!(door.ok(&["hw", "snapshot", snapshot.to_str().unwrap()]).contains("250×250"));
     assert_eq!(std::fs::read(&snapshot).unwrap(), std::fs::read(&picture).unwrap());
+    // A burst for `eval-liveness`: the frames one after the other, numbered.
+    let burst = door.path("bursts/live/me-1");
+    assert!(door.ok(&["hw", "snapshot", "--burst", "3", burst.to_str().unwrap()]).contains("saved 3 frames"));
+    for frame in ["frame-00.jpg", "frame-01.jpg", "frame-02.jpg"] {
+        assert_eq!(std::fs::read(burst.join(frame)).unwrap(), std::fs::read(&picture).unwrap(), "{frame}");
+    }
 
     door.ok(&["hw", "test-outputs"]);
     assert_eq!(switches_of(&door, "relay"), [false, true, false], "the relay clicks once and ends locked");

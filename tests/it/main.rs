@@ -20,6 +20,7 @@ mod face_cli;
 mod faults;
 mod install;
 mod legacy_import;
+mod liveness;
 mod models;
 mod mqtt;
 mod mysql_outage;

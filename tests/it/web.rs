@@ -1339,6 +1339,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
         ("speed", "150"),
         ("quiet_hours", ""),
         ("phrase.look_at_camera", "Please look at the camera"),
+        ("phrase.turn_head", "Please turn your head a little"),
         ("phrase.granted", "Hello {name}"),
         ("phrase.denied", "Access denied. {reason}"),
         ("phrase.disarmed", ""),

@@ -104,6 +104,7 @@ fn to_detected(detection: &Detection) -> DetectedFace {
         width: detection.width.max(0.0).round() as u32,
         height: detection.height.max(0.0).round() as u32,
         confidence: (detection.score * 100.0).clamp(0.0, 100.0),
+        landmarks: Some(detection.landmarks),
     }
 }
 

@@ -42,7 +42,7 @@ mod tests {
 
     fn examined(eye_distance: f32, sharpness: f32, yaw_degrees: f32, faces: usize) -> ExaminedFace {
         ExaminedFace {
-            face: DetectedFace { x: 0, y: 0, width: 100, height: 120, confidence: 99.0 },
+            face: DetectedFace { x: 0, y: 0, width: 100, height: 120, confidence: 99.0, landmarks: None },
             descriptor: Vec::new(),
             quality: Quality { eye_distance, sharpness, yaw_degrees },
             faces,
