@@ -25,7 +25,7 @@ use crate::card::CardUid;
 use crate::door::{AttemptReport, Capture, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
 use crate::engine::FaceEngine;
 use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
-use crate::liveness::{Challenge, Liveness};
+use crate::liveness::{BurstFrame, Challenge, Liveness};
 use crate::notify::rules::Announcer;
 use crate::photos::Photos;
 use crate::schedule::{Admission, ScheduleClock};
@@ -630,9 +630,11 @@ impl Driver {
 /// The burst's best frame with what the liveness checks said of the whole burst (none when they
 /// are off or no frame showed a face). The checks run off the async threads.
 async fn judge_liveness(liveness: &Arc<Liveness>, taken: capture::Taken) -> Capture {
-    let capture::Taken { best, burst } = taken;
-    if !liveness.is_on() || best.face.is_none() {
-        return best;
+    let capture::Taken { best, mut burst } = taken;
+    let Some(face) = best.face.filter(|_| liveness.is_on()) else { return best };
+    if burst.frames.is_empty() {
+        // A burst that stopped at the first good face (`log` mode): the checks look at that frame.
+        burst.frames.push(BurstFrame::new(best.frame.clone(), face));
     }
     let checks = Arc::clone(liveness);
     let assessment = match tokio::task::spawn_blocking(move || checks.assess(&burst)).await {

@@ -11,6 +11,7 @@ pub mod attacks;
 pub mod border;
 pub mod eval;
 pub mod geometry;
+pub mod model;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -59,6 +60,7 @@ pub struct LivenessConfig {
     pub checks: Vec<String>,
     pub geometry: geometry::GeometryConfig,
     pub border: border::BorderConfig,
+    pub model: model::ModelConfig,
 }
 
 impl Default for LivenessConfig {
@@ -67,9 +69,10 @@ impl Default for LivenessConfig {
             mode: Mode::Log,
             frames: 5,
             challenge: Challenge::Nothing,
-            checks: CHECKS.iter().map(|entry| entry.name.to_owned()).collect(),
+            checks: DEFAULT_CHECKS.iter().map(|name| (*name).to_owned()).collect(),
             geometry: geometry::GeometryConfig::default(),
             border: border::BorderConfig::default(),
+            model: model::ModelConfig::default(),
         }
     }
 }
@@ -100,6 +103,7 @@ impl LivenessConfig {
         );
         self.geometry.check(checks);
         self.border.check(checks);
+        self.model.check(checks);
     }
 
     /// What this section asks of `[capture]`: a burst long enough for the checks.
@@ -202,7 +206,12 @@ pub struct CheckEntry {
 pub const CHECKS: &[CheckEntry] = &[
     CheckEntry { name: geometry::NAME, build: geometry::build },
     CheckEntry { name: border::NAME, build: border::build },
+    CheckEntry { name: model::NAME, build: model::build },
 ];
+
+/// The checks that run unless `liveness.checks` says otherwise: those that cost a tap only
+/// milliseconds. The model is named to run (see [`model`]).
+pub const DEFAULT_CHECKS: &[&str] = &[geometry::NAME, border::NAME];
 
 /// Time between the frames kept for the checks while the person turns their head: five frames
 /// then span a second, time for a small turn after the door asks for one.
@@ -261,7 +270,9 @@ impl Liveness {
 
     /// How the burst should gather frames for the checks.
     pub fn gathering(&self) -> Gathering {
-        if !self.is_on() {
+        // Only checks that can deny may make a tap wait for more frames: in `log` mode they score
+        // the frames the door takes anyway, so that logging never slows the door down.
+        if !self.enforces() {
             return Gathering::BEST_FACE;
         }
         let pace = if self.challenge == Challenge::Turn { TURN_PACE } else { Duration::ZERO };
@@ -272,9 +283,13 @@ impl Liveness {
         self.mode != Mode::Off && !self.checks.is_empty()
     }
 
-    /// What the person is asked to do: nothing while the checks are off.
+    fn enforces(&self) -> bool {
+        self.mode == Mode::Enforce && !self.checks.is_empty()
+    }
+
+    /// What the person is asked to do: nothing unless the checks are enforced.
     pub fn challenge(&self) -> Challenge {
-        if self.is_on() { self.challenge } else { Challenge::Nothing }
+        if self.enforces() { self.challenge } else { Challenge::Nothing }
     }
 
     /// Runs every check on the burst (blocking: run it off the async threads); `None` when off.
@@ -351,11 +366,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_logs_with_every_check_and_fits_the_default_burst() {
+    fn the_default_logs_with_the_cheap_checks_and_fits_the_default_burst() {
         let config = LivenessConfig::default();
         assert_eq!(config.mode, Mode::Log);
         assert!(problems(&config).is_empty(), "{:?}", problems(&config));
-        assert_eq!(config.checks, check_names());
+        assert_eq!(config.checks, DEFAULT_CHECKS);
     }
 
     #[test]
