@@ -64,6 +64,8 @@ pub async fn burst(
     let mut best: Option<Capture> = None;
     let mut last_error = None;
     let mut no_face_yet = Some(no_face_yet);
+    // The largest face of the last frame the engine read.
+    let mut previous: Option<DetectedFace> = None;
     for taken in 1..=limits.max_frames {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         let frame = match tokio::time::timeout(remaining(), camera.frame()).await {
@@ -74,7 +76,14 @@ pub async fn burst(
             }
             Ok(Ok(frame)) => frame,
         };
-        let face = match tokio::time::timeout(remaining(), engine.detect(&frame)).await {
+        // After a frame with a face, the engine may look only around it.
+        let detection = async {
+            match &previous {
+                Some(previous) => engine.detect_following(&frame, previous).await,
+                None => engine.detect(&frame).await,
+            }
+        };
+        let face = match tokio::time::timeout(remaining(), detection).await {
             // The door matches the largest face, which engines list first; judge the frame by it.
             Ok(Ok(faces)) => faces.into_iter().next(),
             Ok(Err(e)) => {
@@ -84,6 +93,7 @@ pub async fn burst(
             }
             Err(_) => break,
         };
+        previous = face;
         // Only the first frame read counts: a face lost later is not worth a word.
         if let Some(prompt) = no_face_yet.take()
             && face.is_none()
@@ -156,8 +166,12 @@ mod tests {
         }
     }
 
-    /// Reads the face back out of the frame bytes.
-    struct ByteEngine;
+    /// Reads the face back out of the frame bytes; notes the width of each previous face a frame
+    /// was to be looked at around.
+    #[derive(Default)]
+    struct ByteEngine {
+        following: Mutex<Vec<u32>>,
+    }
 
     #[async_trait]
     impl FaceEngine for ByteEngine {
@@ -177,6 +191,14 @@ mod tests {
                 _ => Ok(Vec::new()),
             }
         }
+        async fn detect_following(
+            &self,
+            image: &Frame,
+            previous: &DetectedFace,
+        ) -> Result<Vec<DetectedFace>, EngineError> {
+            self.following.lock().unwrap().push(previous.width);
+            self.detect(image).await
+        }
         async fn enroll(&self, _: PersonId, _: &Frame) -> Result<FaceTemplate, EngineError> {
             unreachable!("capture never enrols")
         }
@@ -194,7 +216,7 @@ mod tests {
     async fn run(shots: &[Shot], max_frames: u32) -> (Result<Capture, String>, usize) {
         let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
         let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
-        let result = burst(&camera, &ByteEngine, limits, || {}).await;
+        let result = burst(&camera, &ByteEngine::default(), limits, || {}).await;
         let left = camera.0.lock().unwrap().len();
         (result, shots.len() - left)
     }
@@ -204,7 +226,7 @@ mod tests {
         let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
         let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
         let asked = std::sync::atomic::AtomicUsize::new(0);
-        let _ = burst(&camera, &ByteEngine, limits, || {
+        let _ = burst(&camera, &ByteEngine::default(), limits, || {
             asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })
         .await;
@@ -225,6 +247,16 @@ mod tests {
         let (result, taken) = run(&[Shot::Empty, Shot::Face(95, 50), Shot::Face(99, 90)], 5).await;
         assert_eq!(result.unwrap().face.unwrap().confidence, 95.0);
         assert_eq!(taken, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_frame_with_a_face_the_next_is_looked_at_around_it() {
+        let shots = [Shot::Empty, Shot::Face(60, 50), Shot::Face(70, 40), Shot::Empty, Shot::Face(95, 30)];
+        let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
+        let engine = ByteEngine::default();
+        let limits = BurstLimits { max_frames: 5, time_limit: Duration::from_secs(3) };
+        assert_eq!(burst(&camera, &engine, limits, || {}).await.unwrap().face.unwrap().confidence, 95.0);
+        assert_eq!(*engine.following.lock().unwrap(), [50, 40], "around the face just before; after none, everywhere");
     }
 
     #[tokio::test(start_paused = true)]

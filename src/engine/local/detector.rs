@@ -7,9 +7,21 @@ use image::RgbImage;
 use image::imageops::FilterType;
 use tract_onnx::prelude::*;
 
-/// Frames are scaled so their longest side fits this square canvas (a multiple of 32, as the
-/// network needs); door-distance faces stay well above the detector's minimum size.
+/// Frames are scaled so their longest side fits this many pixels; door-distance faces stay well
+/// above the detector's minimum size.
 pub const CANVAS: usize = 320;
+/// The canvases (width, height) the network is planned for, each a multiple of 32 as the network
+/// needs: a picture is run on the smallest that holds it scaled. A 4:3 camera frame scaled to
+/// 320×240 needs only 320×256, a fifth less work than the square; portrait photos get the same.
+/// The last is for [`Detector::detect_in`]: a region around a face the frame before showed.
+const CANVASES: [(usize, usize); 4] = [(CANVAS, CANVAS), (CANVAS, 256), (256, CANVAS), (REGION_CANVAS, REGION_CANVAS)];
+/// The side a region around a known face is shrunk to: it spans [`REGION_SPAN`] face widths, so
+/// a face at door distance is still about 80 pixels wide there, and the work is a quarter of the
+/// whole frame's.
+pub const REGION_CANVAS: usize = 160;
+/// How many times the known face's size the region around it spans, for the face's movement
+/// between two frames and the context the network needs around a face.
+pub const REGION_SPAN: f32 = 2.0;
 /// Heat-map cells above this are face centres.
 const MIN_SCORE: f32 = 0.5;
 /// Overlapping boxes above this intersection-over-union are one face.
@@ -43,6 +55,21 @@ impl Detection {
         self.width * self.height
     }
 
+    /// This detection in a part of a picture, scaled by `factor`, in the whole picture's pixels,
+    /// the part's top-left corner at (`x`, `y`).
+    fn mapped(self, x: u32, y: u32, factor: f32) -> Self {
+        let back = |(px, py): (f32, f32)| (x as f32 + px * factor, y as f32 + py * factor);
+        let (left, top) = back((self.left, self.top));
+        Self {
+            left,
+            top,
+            width: self.width * factor,
+            height: self.height * factor,
+            landmarks: self.landmarks.map(back),
+            ..self
+        }
+    }
+
     fn iou(&self, other: &Detection) -> f32 {
         let x1 = self.left.max(other.left);
         let y1 = self.top.max(other.top);
@@ -53,46 +80,110 @@ impl Detection {
     }
 }
 
+/// The network made ready for one input size.
+struct Plan {
+    width: usize,
+    height: usize,
+    runnable: Arc<TypedRunnableModel>,
+}
+
 pub struct Detector {
-    plan: Arc<TypedRunnableModel>,
+    /// One per canvas, the first for pictures none holds.
+    plans: Vec<Plan>,
 }
 
 impl Detector {
     pub fn load(path: &Path) -> Result<Self, DetectorError> {
+        Self::load_for(path, &CANVASES)
+    }
+
+    /// [`Detector::load`] planned for `canvases` (width, height; multiples of 32) only, the first
+    /// taking the pictures no canvas holds: for measuring what each canvas costs.
+    pub fn load_for(path: &Path, canvases: &[(usize, usize)]) -> Result<Self, DetectorError> {
         let failed = |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
-        let mut model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
-        // The file pins a 32×32 input and matching outputs: give the real input and let tract infer the rest.
-        model.set_input_fact(0, f32::fact([1, 3, CANVAS, CANVAS]).into()).map_err(failed)?;
-        for output in 0..model.outputs.len() {
-            model.set_output_fact(output, InferenceFact::default()).map_err(failed)?;
+        if canvases.is_empty() {
+            let detail = "no canvas to plan the network for".to_owned();
+            return Err(DetectorError::Load { path: path.display().to_string(), detail });
         }
-        let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(failed)?;
-        Ok(Self { plan })
+        let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
+        let plans = canvases
+            .iter()
+            .map(|&(width, height)| {
+                // The file pins a 32×32 input and matching outputs: give the real input and let
+                // tract infer the rest.
+                let mut model = model.clone();
+                model.set_input_fact(0, f32::fact([1, 3, height, width]).into())?;
+                for output in 0..model.outputs.len() {
+                    model.set_output_fact(output, InferenceFact::default())?;
+                }
+                let runnable = model.into_optimized()?.into_runnable()?;
+                Ok(Plan { width, height, runnable })
+            })
+            .collect::<TractResult<_>>()
+            .map_err(failed)?;
+        Ok(Self { plans })
+    }
+
+    /// The smallest plan whose canvas holds a picture of `width`×`height`.
+    fn plan_for(&self, width: u32, height: u32) -> &Plan {
+        self.plans
+            .iter()
+            .filter(|plan| plan.width >= width as usize && plan.height >= height as usize)
+            .min_by_key(|plan| plan.width * plan.height)
+            .unwrap_or(&self.plans[0])
     }
 
     /// Faces in `image`, highest score first, overlapping detections merged.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
+        self.detect_fitting(image, CANVAS)
+    }
+
+    /// Faces in the square region around the box `(left, top, width, height)` of a face found in
+    /// the frame before (in `image`'s pixels), looked at on the small [`REGION_CANVAS`]; boxes and
+    /// landmarks in `image`'s pixels.
+    pub fn detect_in(
+        &self,
+        image: &RgbImage,
+        (left, top, face_width, face_height): (f32, f32, f32, f32),
+    ) -> Result<Vec<Detection>, DetectorError> {
         let (width, height) = image.dimensions();
         if width == 0 || height == 0 {
             return Ok(Vec::new());
         }
-        // Shrink large frames to fit; never enlarge small ones (it blurs the landmarks).
-        let scale = (CANVAS as f32 / width.max(height) as f32).min(1.0);
-        let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, CANVAS as u32);
-        let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, CANVAS as u32);
+        let side = ((face_width.max(face_height) * REGION_SPAN).round() as u32).clamp(1, width.min(height));
+        let centre = |start: f32, size: f32, limit: u32| {
+            ((start + size / 2.0 - side as f32 / 2.0).round().max(0.0) as u32).min(limit - side)
+        };
+        let (x, y) = (centre(left, face_width, width), centre(top, face_height, height));
+        let region = image::imageops::crop_imm(image, x, y, side, side).to_image();
+        let found = self.detect_fitting(&region, REGION_CANVAS)?;
+        Ok(found.into_iter().map(|detection| detection.mapped(x, y, 1.0)).collect())
+    }
+
+    /// Faces in `image` shrunk (never enlarged: it blurs the landmarks) so that its longest side
+    /// fits `side`.
+    fn detect_fitting(&self, image: &RgbImage, side: usize) -> Result<Vec<Detection>, DetectorError> {
+        let (width, height) = image.dimensions();
+        if width == 0 || height == 0 {
+            return Ok(Vec::new());
+        }
+        let scale = (side as f32 / width.max(height) as f32).min(1.0);
+        let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, side as u32);
+        let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, side as u32);
         let scaled = image::imageops::resize(image, scaled_w, scaled_h, FilterType::Triangle);
 
         // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
-        let plane = CANVAS * CANVAS;
+        let plan = self.plan_for(scaled_w, scaled_h);
+        let plane = plan.width * plan.height;
         let mut planar = vec![0f32; 3 * plane];
         for (x, y, pixel) in scaled.enumerate_pixels() {
             for channel in 0..3 {
-                planar[channel * plane + y as usize * CANVAS + x as usize] = f32::from(pixel.0[channel]);
+                planar[channel * plane + y as usize * plan.width + x as usize] = f32::from(pixel.0[channel]);
             }
         }
-        let input =
-            Tensor::from_shape(&[1, 3, CANVAS, CANVAS], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
-        let outputs = self.plan.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
+        let input = Tensor::from_shape(&[1, 3, plan.height, plan.width], &planar)
+            .map_err(|e| DetectorError::Run(e.to_string()))?;
+        let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
         let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
             return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
         };
@@ -161,18 +252,7 @@ impl Detector {
             let (scaled_w, scaled_h) =
                 (((w as f32 * enlarge).round() as u32).max(1), ((h as f32 * enlarge).round() as u32).max(1));
             let scaled = image::imageops::resize(&part, scaled_w, scaled_h, FilterType::CatmullRom);
-            let back = |(px, py): (f32, f32)| (x as f32 + px / enlarge, y as f32 + py / enlarge);
-            for detection in self.detect(&scaled)? {
-                let (left, top) = back((detection.left, detection.top));
-                found.push(Detection {
-                    left,
-                    top,
-                    width: detection.width / enlarge,
-                    height: detection.height / enlarge,
-                    score: detection.score,
-                    landmarks: detection.landmarks.map(back),
-                });
-            }
+            found.extend(self.detect(&scaled)?.into_iter().map(|detection| detection.mapped(x, y, 1.0 / enlarge)));
         }
         Ok(suppress_overlaps(found))
     }
