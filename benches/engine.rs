@@ -330,30 +330,6 @@ fn main() {
     let frame = camera_frame(&read_frame(&samples.join("obama2.jpg")), &detector);
     let photo_size = decode_rgb(&photo, "obama.jpg").unwrap().dimensions();
 
-    // Detection on the square canvas every picture had before against the smallest that holds it.
-    let square = Detector::load_for(&paths.detector, &[(detector::CANVAS, detector::CANVAS)]).unwrap();
-    let lfw = read_frame(&common::face("lfw10/Tony_Blair/Tony_Blair_0001.jpg"));
-    let canvases: Vec<(String, Stats, Stats)> =
-        [("640×480 frame", &frame), ("obama.jpg", &photo), ("LFW 250×250", &lfw)]
-            .into_iter()
-            .map(|(what, picture)| {
-                let image = decode_rgb(picture, what).unwrap();
-                let (width, height) = image.dimensions();
-                let [on_square, fitted] = [&square, &detector].map(|detector| {
-                    Stats::of(
-                        (0..runs(50, 2))
-                            .map(|_| {
-                                let started = Instant::now();
-                                assert!(!detector.detect(black_box(&image)).unwrap().is_empty(), "a face in {what}");
-                                started.elapsed()
-                            })
-                            .collect(),
-                    )
-                });
-                (format!("{what} ({width}×{height})"), on_square, fitted)
-            })
-            .collect();
-
     // A later frame of a burst: only the region around the face of the frame before is looked at.
     // What it changes for the embedders: how far the landmarks move, how alike the descriptors stay.
     let image = decode_rgb(&frame, "the 640×480 frame").unwrap();
@@ -428,11 +404,7 @@ fn main() {
             println!("  {stage:<34} {a:>18} {b:>22}");
         }
     }
-    println!("  {:<34} {:>18} {:>22}", "detection, one thread", "square 320×320", "smallest canvas");
-    for (what, on_square, fitted) in &canvases {
-        println!("  {what:<34} {on_square:>18} {fitted:>22}");
-    }
-    println!("  {:<34} {:>18} {region:>22}", "640×480 frame, around its face", "");
+    println!("  {:<34} {region:>18}", "detection around the frame's face");
     println!(
         "    (region of {}×{} px shrunk to {}: landmarks move by at most {landmark_shift:.1} px; descriptors of the \
          two alignments agree at cosine {})",

@@ -399,12 +399,10 @@ fn pattern_chip() -> image::RgbImage {
     })
 }
 
-/// Our own 112×112 chip of the largest face in a sample picture, found on the square canvas the
-/// reference chips were made with (the engine now runs a portrait photo on a smaller one).
+/// Our own 112×112 chip of the largest face in a sample picture.
 fn arcface_chip(name: &str) -> image::RgbImage {
-    use facereko::engine::local::align;
-    use facereko::engine::local::detector::{CANVAS, Detector};
-    let detector = Detector::load_for(&models_dir().join(facereko::models::DETECTOR), &[(CANVAS, CANVAS)]).unwrap();
+    use facereko::engine::local::{align, detector::Detector};
+    let detector = Detector::load(&models_dir().join(facereko::models::DETECTOR)).unwrap();
     let image = engine::decode_rgb(&read(&sample(name)), name).unwrap();
     let faces = detector.detect(&image).unwrap();
     let largest = faces.iter().max_by(|a, b| a.area().total_cmp(&b.area())).expect("a face");
