@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use facereko::access::PersonId;
 use facereko::engine::local::antispoof::AntiSpoof;
-use facereko::engine::local::detector::Detector;
-use facereko::engine::local::embedder::{EMBEDDERS, Embedder};
+use facereko::engine::local::detector::{self, Detector};
+use facereko::engine::local::embedder::{EMBEDDERS, Embedder, Kind};
 use facereko::engine::local::{self, LocalEngine, align, best_match};
 use facereko::engine::{FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace, decode_rgb};
 use facereko::frame::Frame;
@@ -175,9 +175,31 @@ fn random_faces(rng: &mut SplitMix64, count: usize, first_id: i64, len: usize) -
 }
 
 /// What a gallery of `faces` descriptors occupies: the slice of `StoredFace` plus one heap
-/// vector of `DESCRIPTOR_LEN` `f32` per face (allocator overhead not counted).
+/// vector of `DESCRIPTOR_LEN` `f32` per face, and the matrix's row of `DESCRIPTOR_LEN` bytes with
+/// its index and scales ([`MATRIX_ROW_EXTRA`]); allocator overhead not counted.
 fn gallery_bytes(faces: usize) -> u64 {
-    (faces * (size_of::<StoredFace>() + DESCRIPTOR_LEN * size_of::<f32>())) as u64
+    (faces * (size_of::<StoredFace>() + DESCRIPTOR_LEN * size_of::<f32>() + DESCRIPTOR_LEN + MATRIX_ROW_EXTRA)) as u64
+}
+
+/// A matrix row's face index, scale and L1 norm.
+const MATRIX_ROW_EXTRA: usize = size_of::<usize>() + 2 * size_of::<f32>();
+
+/// How the door searched before the gallery kept a matrix: every face's own vector, one by one.
+fn scan_every_face(kind: &Kind, descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
+    let described = gallery.iter().filter_map(|stored| match &stored.template {
+        FaceTemplate::Descriptor(d) => Some((stored.person, d.as_slice())),
+        FaceTemplate::Remote(_) => None,
+    });
+    local::closest(kind, descriptor, described)
+}
+
+/// One gallery size's 1:N search times.
+struct OneToN {
+    faces: usize,
+    matrix: Stats,
+    scan: Stats,
+    built: Duration,
+    runs: usize,
 }
 
 /// Passed to a child copy of this program, which builds only the 100k gallery and prints how much
@@ -279,24 +301,33 @@ fn main() {
     let (hwm_loaded, rss_loaded) = (memory("VmHWM"), memory("VmRSS"));
 
     // 1:N search over galleries of random unit descriptors, before anything else takes memory, so
-    // that the high-water mark is the engine plus the largest gallery.
+    // that the high-water mark is the engine plus the largest gallery: the gallery's quantised
+    // matrix (`best_match`, the search the door runs) against a scan of every face's own vector
+    // (`closest`, how the door searched before), which must agree.
     let mut rng = SplitMix64(0x5EED_FACE);
     let mut one_to_n = Vec::new();
     let (mut hwm_gallery, mut rss_gallery) = (String::new(), String::new());
     for (faces, measured) in [(1_000, 2_000), (10_000, 300), (100_000, 50)] {
-        let gallery: Gallery = random_faces(&mut rng, faces, 1_000, DESCRIPTOR_LEN).into();
+        let stored = random_faces(&mut rng, faces, 1_000, DESCRIPTOR_LEN);
+        let started = Instant::now();
+        let gallery: Gallery = stored.into();
+        let built = started.elapsed();
         // Kept from the last, largest gallery.
         (hwm_gallery, rss_gallery) = (memory("VmHWM"), memory("VmRSS"));
-        let query = rng.unit_descriptor(DESCRIPTOR_LEN);
-        assert!(best_match(engine.embedder(), &query, &gallery).is_some_and(|(_, s)| (0.0..=100.0).contains(&s)));
         let search_runs = runs(measured, 3);
-        let mut timings = Vec::with_capacity(search_runs);
+        let (mut matrix, mut scan) = (Vec::with_capacity(search_runs), Vec::with_capacity(search_runs));
         for _ in 0..search_runs {
+            let query = rng.unit_descriptor(DESCRIPTOR_LEN);
             let started = Instant::now();
-            black_box(best_match(engine.embedder(), black_box(&query), &gallery));
-            timings.push(started.elapsed());
+            let found = black_box(best_match(engine.embedder(), black_box(&query), &gallery));
+            matrix.push(started.elapsed());
+            let started = Instant::now();
+            let scanned = black_box(scan_every_face(engine.embedder(), black_box(&query), &gallery));
+            scan.push(started.elapsed());
+            assert_eq!(found, scanned, "the matrix search and the scan of every face disagree");
+            assert!(found.is_some_and(|(_, s)| (0.0..=100.0).contains(&s)));
         }
-        one_to_n.push((faces, Stats::of(timings), search_runs));
+        one_to_n.push(OneToN { faces, matrix: Stats::of(matrix), scan: Stats::of(scan), built, runs: search_runs });
     }
 
     // A second copy of the two networks, for timing each stage on its own.
@@ -320,6 +351,32 @@ fn main() {
     let photo = read_frame(&samples.join("obama.jpg"));
     let frame = camera_frame(&read_frame(&samples.join("obama2.jpg")), &detector);
     let photo_size = decode_rgb(&photo, "obama.jpg").unwrap().dimensions();
+
+    // A later frame of a burst: only the region around the face of the frame before is looked at.
+    // What it changes for the embedders: how far the landmarks move, how alike the descriptors stay.
+    let image = decode_rgb(&frame, "the 640×480 frame").unwrap();
+    let whole = largest(&detector.detect(&image).unwrap()).expect("a face in the frame");
+    let around = (whole.left, whole.top, whole.width, whole.height);
+    let region = Stats::of(
+        (0..runs(50, 2))
+            .map(|_| {
+                let started = Instant::now();
+                black_box(detector.detect_in(black_box(&image), around).unwrap());
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let near = largest(&detector.detect_in(&image, around).unwrap()).expect("the face is found around itself");
+    let landmark_shift =
+        whole.landmarks.iter().zip(&near.landmarks).map(|(a, b)| (a.0 - b.0).hypot(a.1 - b.1)).fold(0.0, f32::max);
+    let region_agreement: Vec<(&str, f32)> = embedders
+        .iter()
+        .map(|(embedder, _)| {
+            let template = &embedder.kind().template;
+            let [a, b] = [&whole, &near].map(|d| embedder.embed(&align::chip(&image, &d.landmarks, template)).unwrap());
+            (embedder.kind().name, facereko::engine::cosine(&a, &b))
+        })
+        .collect();
 
     // Per stage, on both pictures, with each embedder.
     let stage_runs = runs(50, 2);
@@ -375,6 +432,15 @@ fn main() {
     }
     println!("  {:<34} {live_on_frame:>18} {live_on_photo:>22}", "anti-spoofing (AntiSpoof::live_score)");
     println!("    (live score {live_score_frame:.3} on the frame, {live_score_photo:.3} on the photo)");
+    println!("  {:<34} {region:>18}", "detection around the frame's face");
+    println!(
+        "    (region of {}×{} px shrunk to {}: landmarks move by at most {landmark_shift:.1} px; descriptors of the \
+         two alignments agree at cosine {})",
+        (whole.width.max(whole.height) * detector::REGION_SPAN).round(),
+        (whole.width.max(whole.height) * detector::REGION_SPAN).round(),
+        detector::REGION_CANVAS,
+        region_agreement.iter().map(|(name, c)| format!("{c:.4} ({name})")).collect::<Vec<_>>().join(", ")
+    );
     for Searches { embedder, threads, cold, warm, gallery_len, similarity, face_confidence } in &searches {
         println!("  LocalEngine::search, {embedder}, {threads} thread(s)");
         println!("  {:<34} {cold:>18}", "  cold (a frame not seen before)");
@@ -384,15 +450,20 @@ fn main() {
         );
     }
     println!();
-    println!("1:N search (best_match over random unit {DESCRIPTOR_LEN}-d descriptors):");
-    println!("  {:>8} {:>14} {:>14} {:>14} {:>10}", "faces", "median ms", "p95 ms", "ns per face", "runs");
-    for (faces, stats, count) in &one_to_n {
+    println!("1:N search over random unit {DESCRIPTOR_LEN}-d descriptors, a new query each run:");
+    println!(
+        "  {:>8} {:>22} {:>12} {:>24} {:>12} {:>10} {:>6}",
+        "faces", "matrix: median / p95", "ns per face", "every face: median / p95", "ns per face", "build ms", "runs"
+    );
+    for OneToN { faces, matrix, scan, built, runs } in &one_to_n {
+        let per_face = |stats: &Stats| stats.median.as_secs_f64() * 1e9 / *faces as f64;
         println!(
-            "  {faces:>8} {:>14.3} {:>14.3} {:>14.1} {:>10}",
-            ms(stats.median),
-            ms(stats.p95),
-            stats.median.as_secs_f64() * 1e9 / *faces as f64,
-            count
+            "  {faces:>8} {:>22} {:>12.1} {:>24} {:>12.1} {:>10.1} {runs:>6}",
+            matrix.to_string(),
+            per_face(matrix),
+            scan.to_string(),
+            per_face(scan),
+            ms(*built),
         );
     }
     println!();
@@ -411,11 +482,12 @@ fn main() {
     println!("  {:<48} {:>13}   (VmRSS now {rss_gallery})", "peak RSS (VmHWM) with the 100k gallery", hwm_gallery);
     println!("  {:<48} {:>13}", "peak RSS (VmHWM) at the end (+ copies of models)", hwm_end);
     println!(
-        "  {:<48} {:>9.1} MiB  ({} B StoredFace + {} B descriptor per face)",
+        "  {:<48} {:>9.1} MiB  ({} B StoredFace + {} B descriptor + {} B matrix row per face)",
         "100k gallery, estimated from its element count",
         mib(gallery_bytes(100_000)),
         size_of::<StoredFace>(),
-        DESCRIPTOR_LEN * size_of::<f32>()
+        DESCRIPTOR_LEN * size_of::<f32>(),
+        DESCRIPTOR_LEN + MATRIX_ROW_EXTRA
     );
     match measured_gallery_rss() {
         Some(bytes) => println!("  {:<48} {:>9.1} MiB", "100k gallery, VmRSS growth in a fresh process", mib(bytes)),

@@ -1,8 +1,11 @@
-//! Tap latency: how long from a card tap until the relay is energised, through the real driver,
-//! SQLite store and capture, with the simulated engine and with the on-device engine and each of
-//! its embedders, a real face picture on the simulated camera, with the liveness checks off and
-//! on; and the cost of the pure state machine and of the liveness checks alone. Run with `cargo bench --bench tap`; the on-device engine's models come from
-//! `facereko models fetch` (`FACEREKO_TEST_MODELS`).
+//! Tap latency: how long from a card tap until the relay is energised and until the attempt's row
+//! is in the log, through the real driver, SQLite store and capture, with the simulated engine and
+//! with the on-device engine and each of its embedders, with the liveness checks off and on; and
+//! the cost of the pure state machine and of the liveness checks alone. The on-device doors see
+//! real photos: one person of `../shared/facedata/deepface` is enrolled from one photo, and the
+//! simulated camera serves 640×480 frames made from her other photos, a different one first at
+//! each tap. Run with `cargo bench --bench tap`; the models come from `facereko models fetch`
+//! (`FACEREKO_TEST_MODELS`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use facereko::access::{Person, PersonId, StageTimings};
+use facereko::access::{Decision, Person, PersonId, StageTimings};
 use facereko::card::CardUid;
 use facereko::config::Config;
 use facereko::door::{Capture, Door, Effect, Event};
@@ -22,7 +25,7 @@ use facereko::engine::{DetectedFace, EngineConfig, FaceEngine, SearchOutcome, si
 use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::{Output, OutputRecorder, SimTaps};
-use facereko::liveness::{Burst, BurstFrame, Liveness, LivenessConfig, Mode};
+use facereko::liveness::{Burst, BurstFrame, Liveness, LivenessConfig, Mode, check_names};
 use facereko::models::ModelPaths;
 use facereko::schedule::Admission;
 use facereko::store::{LogQuery, Store, sqlite::SqliteStore};
@@ -60,21 +63,25 @@ fn state_machine_alone() {
 }
 
 /// The liveness checks alone on a burst of five 640×480 frames with their landmarks, as the door
-/// runs them after the burst (the frames' face detection is the burst's, not counted here).
-fn liveness_checks_alone(camera: &Path, models_dir: &Path) {
+/// runs them after the burst (the frames' face detection is the burst's, not counted here): the
+/// default checks, then every check (the trained model too).
+fn liveness_checks_alone(frame: &Path, models_dir: &Path) {
     let engine = EngineConfig { models_dir: models_dir.to_owned(), ..Default::default() }.on_device().unwrap();
-    let frame = Frame::read(camera).unwrap();
+    let frame = Frame::read(frame).unwrap();
     let face = engine.detect_blocking(&frame, "the frame").unwrap().remove(0);
     let burst = Burst { frames: (0..5).map(|_| BurstFrame::new(frame.clone(), face)).collect() };
-    let liveness = Liveness::build(&LivenessConfig::default(), models_dir).unwrap();
-    // The border check reads a few thousand pixels: milliseconds, not microseconds.
-    let rounds = runs(2_000, 50) as u32;
-    let started = StdInstant::now();
-    for _ in 0..rounds {
-        std::hint::black_box(liveness.assess(&burst));
+    let every_check: Vec<String> = check_names().into_iter().map(str::to_owned).collect();
+    for checks in [LivenessConfig::default().checks, every_check] {
+        let liveness = Liveness::build(&LivenessConfig { checks, ..LivenessConfig::default() }, models_dir).unwrap();
+        // The border check reads a few thousand pixels and the model runs a network: milliseconds.
+        let rounds = runs(500, 5) as u32;
+        let started = StdInstant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(liveness.assess(&burst));
+        }
+        let per_burst = started.elapsed() / rounds;
+        println!("liveness checks ({liveness:?}) on a 5-frame burst: {:.2} ms", per_burst.as_secs_f64() * 1e3);
     }
-    let per_burst = started.elapsed() / rounds;
-    println!("liveness checks ({:?}) on a 5-frame burst: {:.2} µs", liveness, per_burst.as_secs_f64() * 1e6);
 }
 
 /// Polls `done` until it holds: the recorder timestamps every switch, so polling slowly costs the
@@ -88,7 +95,7 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
 }
 
 /// What decides the taps of one door: the engine, the picture enrolled for the card holder and
-/// the picture on the simulated camera.
+/// what the simulated camera serves (a picture, or a folder of scenes per card).
 struct Variant {
     label: String,
     /// `liveness.mode`: with the checks on, the burst gathers `liveness.frames` faces.
@@ -96,18 +103,21 @@ struct Variant {
     engine: Arc<dyn FaceEngine>,
     enrolled: PathBuf,
     camera: PathBuf,
+    /// The holder's cards, tapped in turn (each may have its own scene on the camera).
+    cards: Vec<CardUid>,
 }
 
-/// A running door with its own SQLite store and simulated hardware, the holder of `card` enrolled,
-/// and the times its taps took until the relay was energised.
+/// A running door with its own SQLite store and simulated hardware, the holder of `cards`
+/// enrolled, and the times its taps took until the relay was energised and the row logged.
 struct DoorUnderTest {
     label: String,
     door: RunningDoor,
     taps: SimTaps,
     recorder: OutputRecorder,
     store: Arc<SqliteStore>,
-    card: CardUid,
-    samples: Vec<Duration>,
+    cards: Vec<CardUid>,
+    to_relay: Vec<Duration>,
+    to_log: Vec<Duration>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -126,8 +136,9 @@ impl DoorUnderTest {
         let store = Arc::new(SqliteStore::open(&dir.path().join("facereko.db")).await.unwrap());
         store.schema().migrate().await.unwrap();
         let alice = store.people().add_person("Alice").await.unwrap();
-        let card: CardUid = "04A1B2C3".parse().unwrap();
-        store.people().add_card(&card, alice.id).await.unwrap();
+        for card in &variant.cards {
+            store.people().add_card(card, alice.id).await.unwrap();
+        }
         let enrolled = Frame::read(&variant.enrolled).unwrap();
         let photos = common::photos(&config);
         facereko::enrolment::enrol_face(store.as_ref(), variant.engine.as_ref(), &photos, &alice, &enrolled)
@@ -139,48 +150,77 @@ impl DoorUnderTest {
         let door =
             facereko::app::start_door(&config, hardware, store.clone(), variant.engine, common::journal(&config), true);
         let taps = door.link.control.taps.clone().expect("simulated hardware has a tap handle");
-        Self { label: variant.label, door, taps, recorder, store, card, samples: Vec::new(), _data_dir: dir }
+        Self {
+            label: variant.label,
+            door,
+            taps,
+            recorder,
+            store,
+            cards: variant.cards,
+            to_relay: Vec::new(),
+            to_log: Vec::new(),
+            _data_dir: dir,
+        }
     }
 
     fn relay_switches(&self) -> usize {
         self.recorder.changes().iter().filter(|c| c.output == Output::Relay && c.on).count()
     }
 
-    /// One tap, timed until the relay is energised; returns once the door has locked again.
-    async fn time_tap(&mut self) {
+    /// Tap `n`, timed until the relay is energised and until its row is in the log; returns once
+    /// the door has locked again.
+    async fn time_tap(&mut self, n: usize) {
         let opened_before = self.relay_switches();
+        let mut attempts = self.door.link.attempts.subscribe();
+        let logged = tokio::spawn(async move {
+            let written = attempts.recv().await;
+            (Instant::now(), written.map(|event| event.decision))
+        });
         let tapped = Instant::now();
-        self.taps.tap(self.card.clone()).await.unwrap();
+        self.taps.tap(self.cards[n % self.cards.len()].clone()).await.unwrap();
         wait_until("the relay is energised", || self.relay_switches() > opened_before).await;
         let opened = self.recorder.changes().iter().rev().find(|c| c.output == Output::Relay && c.on).unwrap().at;
-        self.samples.push(opened - tapped);
+        self.to_relay.push(opened - tapped);
+        let (logged_at, decision) = tokio::time::timeout(Duration::from_secs(10), logged)
+            .await
+            .expect("the attempt is logged within 10 s")
+            .unwrap();
+        assert_eq!(decision.ok(), Some(Decision::Granted), "the logged attempt is the grant");
+        self.to_log.push(logged_at - tapped);
         wait_until("the relay is released", || !self.recorder.is_on(Output::Relay)).await;
     }
 
     /// Stops the door and prints its tap times with the capture and match times it logged.
     async fn report(self) {
-        let Self { label, door, store, mut samples, .. } = self;
+        let Self { label, door, store, to_relay, to_log, .. } = self;
         door.until(async {}).await.unwrap();
-        samples.sort();
-        println!(
-            "tap → relay energised, {label}: median {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} taps)",
-            ms(percentile(&samples, 0.5)),
-            ms(percentile(&samples, 0.95)),
-            ms(*samples.last().unwrap()),
-            samples.len(),
-        );
-        let query = LogQuery { limit: samples.len() as u32, ..LogQuery::default() };
+        let taps = to_relay.len();
+        println!("{label} ({taps} taps):");
+        for (what, mut samples) in [("tap → relay energised", to_relay), ("tap → row in the log", to_log)] {
+            samples.sort();
+            println!(
+                "  {what:<22} median {:>6.1} ms, p95 {:>6.1} ms, max {:>6.1} ms",
+                ms(percentile(&samples, 0.5)),
+                ms(percentile(&samples, 0.95)),
+                ms(*samples.last().unwrap()),
+            );
+        }
+        let query = LogQuery { limit: taps as u32, ..LogQuery::default() };
         let logged = store.log().access_log(&query).await.unwrap();
         let median_of = |stage: fn(&StageTimings) -> Option<u32>| {
             let mut values: Vec<u32> = logged.iter().filter_map(|entry| stage(&entry.event.timings)).collect();
             values.sort_unstable();
             values.get(values.len() / 2).map_or_else(|| "-".to_owned(), |v| format!("{v} ms"))
         };
+        let mut similarities: Vec<f32> = logged.iter().filter_map(|entry| entry.event.similarity).collect();
+        similarities.sort_by(f32::total_cmp);
         println!(
-            "  as logged: capture {}, match {} (medians), similarity {:.1}",
+            "  as logged: capture {}, match {}, actuate {} (medians); similarity {:.1}–{:.1}",
             median_of(|t| t.capture_ms),
             median_of(|t| t.match_ms),
-            logged.first().and_then(|entry| entry.event.similarity).unwrap_or(f32::NAN)
+            median_of(|t| Some(t.actuate_ms)),
+            similarities.first().unwrap_or(&f32::NAN),
+            similarities.last().unwrap_or(&f32::NAN),
         );
     }
 }
@@ -189,10 +229,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The person of `deepface` whose photos the on-device doors use: the first enrolled, the others
+/// on the camera.
+const ENROLLED_PHOTO: &str = "deepface/img1.jpg";
+const CAMERA_PHOTOS: &[&str] =
+    &["deepface/img2.jpg", "deepface/img4.jpg", "deepface/img5.jpg", "deepface/img6.jpg", "deepface/img7.jpg"];
+
+/// A camera folder with one scene per card: the 640×480 frames made from [`CAMERA_PHOTOS`], each
+/// card's starting with another of them (the camera serves a scene's pictures in name order,
+/// from the first at every tap).
+fn camera_scenes(folder: &Path, detector: &Detector) -> Vec<CardUid> {
+    let frames: Vec<Frame> =
+        CAMERA_PHOTOS.iter().map(|photo| camera_frame(&Frame::read(&common::face(photo)).unwrap(), detector)).collect();
+    (0..frames.len())
+        .map(|first| {
+            let card: CardUid = format!("04A1B2{first:02X}").parse().unwrap();
+            let scene = folder.join(card.as_str());
+            std::fs::create_dir_all(&scene).unwrap();
+            for k in 0..frames.len() {
+                let frame = &frames[(first + k) % frames.len()];
+                std::fs::write(scene.join(format!("{k}.jpg")), frame.bytes()).unwrap();
+            }
+            card
+        })
+        .collect()
+}
+
 /// The simulated engine on a 250×250 LFW picture (enrolled and on the camera), and the on-device
-/// engine with each embedder: Obama's photo enrolled, a 640×480 frame made from another photo of
-/// him on the camera.
-fn variants(models_dir: &Path, camera: &Path) -> Vec<Variant> {
+/// engine with each embedder on the `deepface` photos.
+fn variants(models_dir: &Path, camera: &Path, cards: &[CardUid]) -> Vec<Variant> {
     let picture = common::face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
     let simulated = Variant {
         label: "simulated engine, 250×250 JPEG".into(),
@@ -200,6 +265,7 @@ fn variants(models_dir: &Path, camera: &Path) -> Vec<Variant> {
         engine: Arc::new(SimulatedEngine),
         enrolled: picture.clone(),
         camera: picture,
+        cards: vec!["04A1B2C3".parse().unwrap()],
     };
     // One core, as every tap ran before engine.threads, and the default: every core (at most 4).
     let cores = [1, local::default_threads()];
@@ -211,44 +277,44 @@ fn variants(models_dir: &Path, camera: &Path) -> Vec<Variant> {
             ..Default::default()
         };
         Variant {
-            label: format!("on-device engine, {}, {threads} thread(s), 640×480 frame", kind.name),
+            label: format!("on-device engine, {}, {threads} thread(s), 640×480 frames", kind.name),
             liveness: Mode::Off,
             engine: Arc::new(config.on_device().unwrap_or_else(|e| panic!("{e}"))),
-            enrolled: common::sample("obama.jpg"),
+            enrolled: common::face(ENROLLED_PHOTO),
             camera: camera.to_owned(),
+            cards: cards.to_vec(),
         }
     });
-    // The default embedder on every core, with the liveness checks on (`log`): the burst goes on
-    // to `liveness.frames` faces (the same frame again here) and the checks run.
+    // The default embedder on every core with the liveness checks on: `log` scores the frames the
+    // burst took anyway, `enforce` goes on to `liveness.frames` faces first.
     let config = EngineConfig { models_dir: models_dir.to_owned(), ..Default::default() };
-    let checked = Variant {
-        label: format!("on-device engine, {}, default threads, 640×480 frame, liveness log", config.embedder),
-        liveness: Mode::Log,
+    let checked = [Mode::Log, Mode::Enforce].map(|mode| Variant {
+        label: format!("on-device engine, {}, default threads, 640×480 frames, liveness {mode}", config.embedder),
+        liveness: mode,
         engine: Arc::new(config.on_device().unwrap_or_else(|e| panic!("{e}"))),
-        enrolled: common::sample("obama.jpg"),
+        enrolled: common::face(ENROLLED_PHOTO),
         camera: camera.to_owned(),
-    };
-    std::iter::once(simulated).chain(on_device).chain([checked]).collect()
+        cards: cards.to_vec(),
+    });
+    std::iter::once(simulated).chain(on_device).chain(checked).collect()
 }
 
 /// Times taps on a door per variant, taking turns, so that other work on the machine weighs on
 /// every variant alike.
 async fn tap_to_relay() {
     let models_dir = common::models_dir();
-    let frames = tempfile::tempdir().unwrap();
-    let camera = frames.path().join("obama2-640x480.jpg");
+    let camera = tempfile::tempdir().unwrap();
     let detector = Detector::load(&ModelPaths::check(&models_dir).unwrap().detector).unwrap();
-    let photo = Frame::read(&common::sample("obama2.jpg")).unwrap();
-    std::fs::write(&camera, camera_frame(&photo, &detector).bytes()).unwrap();
+    let cards = camera_scenes(camera.path(), &detector);
 
-    liveness_checks_alone(&camera, &models_dir);
+    liveness_checks_alone(&camera.path().join(cards[0].as_str()).join("0.jpg"), &models_dir);
     let mut doors = Vec::new();
-    for variant in variants(&models_dir, &camera) {
+    for variant in variants(&models_dir, camera.path(), &cards) {
         doors.push(DoorUnderTest::start(variant).await);
     }
-    for _ in 0..runs(200, 2) {
+    for n in 0..runs(200, 2) {
         for door in &mut doors {
-            door.time_tap().await;
+            door.time_tap(n).await;
         }
     }
     if let Some(load) = load_average() {

@@ -87,6 +87,8 @@ pub async fn burst_for_liveness(
     let mut with_faces = Burst::default();
     let mut last_error = None;
     let mut no_face_yet = Some(no_face_yet);
+    // The largest face of the last frame the engine read.
+    let mut previous: Option<DetectedFace> = None;
     for taken in 1..=limits.max_frames {
         let remaining = || deadline.saturating_duration_since(Instant::now());
         if !with_faces.frames.is_empty() && !gathering.pace.is_zero() {
@@ -100,7 +102,14 @@ pub async fn burst_for_liveness(
             }
             Ok(Ok(frame)) => frame,
         };
-        let face = match tokio::time::timeout(remaining(), engine.detect(&frame)).await {
+        // After a frame with a face, the engine may look only around it.
+        let detection = async {
+            match &previous {
+                Some(previous) => engine.detect_following(&frame, previous).await,
+                None => engine.detect(&frame).await,
+            }
+        };
+        let face = match tokio::time::timeout(remaining(), detection).await {
             // The door matches the largest face, which engines list first; judge the frame by it.
             Ok(Ok(faces)) => faces.into_iter().next(),
             Ok(Err(e)) => {
@@ -110,6 +119,7 @@ pub async fn burst_for_liveness(
             }
             Err(_) => break,
         };
+        previous = face;
         // Only the first frame read counts: a face lost later is not worth a word.
         if let Some(prompt) = no_face_yet.take()
             && face.is_none()
@@ -190,8 +200,12 @@ mod tests {
         }
     }
 
-    /// Reads the face back out of the frame bytes.
-    struct ByteEngine;
+    /// Reads the face back out of the frame bytes; notes the width of each previous face a frame
+    /// was to be looked at around.
+    #[derive(Default)]
+    struct ByteEngine {
+        following: Mutex<Vec<u32>>,
+    }
 
     #[async_trait]
     impl FaceEngine for ByteEngine {
@@ -212,6 +226,14 @@ mod tests {
                 _ => Ok(Vec::new()),
             }
         }
+        async fn detect_following(
+            &self,
+            image: &Frame,
+            previous: &DetectedFace,
+        ) -> Result<Vec<DetectedFace>, EngineError> {
+            self.following.lock().unwrap().push(previous.width);
+            self.detect(image).await
+        }
         async fn enroll(&self, _: PersonId, _: &Frame) -> Result<FaceTemplate, EngineError> {
             unreachable!("capture never enrols")
         }
@@ -229,7 +251,7 @@ mod tests {
     async fn run(shots: &[Shot], max_frames: u32) -> (Result<Capture, String>, usize) {
         let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
         let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
-        let result = burst(&camera, &ByteEngine, limits, || {}).await;
+        let result = burst(&camera, &ByteEngine::default(), limits, || {}).await;
         let left = camera.0.lock().unwrap().len();
         (result, shots.len() - left)
     }
@@ -239,7 +261,7 @@ mod tests {
         let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
         let limits = BurstLimits { max_frames, time_limit: Duration::from_secs(3) };
         let asked = std::sync::atomic::AtomicUsize::new(0);
-        let _ = burst(&camera, &ByteEngine, limits, || {
+        let _ = burst(&camera, &ByteEngine::default(), limits, || {
             asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         })
         .await;
@@ -260,6 +282,16 @@ mod tests {
         let (result, taken) = run(&[Shot::Empty, Shot::Face(95, 50), Shot::Face(99, 90)], 5).await;
         assert_eq!(result.unwrap().face.unwrap().confidence, 95.0);
         assert_eq!(taken, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_frame_with_a_face_the_next_is_looked_at_around_it() {
+        let shots = [Shot::Empty, Shot::Face(60, 50), Shot::Face(70, 40), Shot::Empty, Shot::Face(95, 30)];
+        let camera = ScriptedCamera(Mutex::new(shots.to_vec()));
+        let engine = ByteEngine::default();
+        let limits = BurstLimits { max_frames: 5, time_limit: Duration::from_secs(3) };
+        assert_eq!(burst(&camera, &engine, limits, || {}).await.unwrap().face.unwrap().confidence, 95.0);
+        assert_eq!(*engine.following.lock().unwrap(), [50, 40], "around the face just before; after none, everywhere");
     }
 
     #[tokio::test(start_paused = true)]
@@ -300,14 +332,14 @@ mod tests {
         ]));
         let limits = BurstLimits { max_frames: 5, time_limit: Duration::from_secs(3) };
         let three = Gathering { faces: 3, pace: Duration::ZERO };
-        let taken = burst_for_liveness(&camera, &ByteEngine, limits, three, || {}).await.unwrap();
+        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, three, || {}).await.unwrap();
         assert_eq!(taken.best.face.unwrap().confidence, 99.0, "the best face is still the one matched");
         let widths: Vec<u32> = taken.burst.frames.iter().map(|f| f.face.width).collect();
         assert_eq!(widths, [50, 60, 40], "every frame with a face, in order, until three");
         assert_eq!(camera.0.lock().unwrap().len(), 1, "stopped once three frames showed a face");
 
         let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50), Shot::Empty]));
-        let taken = burst_for_liveness(&camera, &ByteEngine, limits, three, || {}).await.unwrap();
+        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, three, || {}).await.unwrap();
         assert_eq!(taken.burst.frames.len(), 1, "the frame limit still ends the burst");
         assert!(taken.best.face.is_some());
 
@@ -315,7 +347,7 @@ mod tests {
         let started = Instant::now();
         let paced = Gathering { faces: 3, pace: Duration::from_millis(250) };
         let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50); 3]));
-        let taken = burst_for_liveness(&camera, &ByteEngine, limits, paced, || {}).await.unwrap();
+        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, paced, || {}).await.unwrap();
         assert_eq!(taken.burst.frames.len(), 3);
         assert_eq!(started.elapsed(), Duration::from_millis(500), "two paces between three frames");
     }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use facereko::config::Config;
 use facereko::engine::local::embedder::Kind;
 use facereko::engine::local::{self, Descriptor, LocalEngine, one_to_one};
-use facereko::engine::{self, DetectedFace};
+use facereko::engine::{self, DetectedFace, cosine};
 use facereko::eval;
 use facereko::frame::Frame;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -137,10 +137,6 @@ async fn describe_all(
     })
     .await?;
     Ok((described, skipped, started.elapsed().as_secs_f64() * 1000.0 / count.max(1) as f64))
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The unit-length mean of several descriptors.

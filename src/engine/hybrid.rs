@@ -25,6 +25,9 @@ pub struct HybridEngine {
     template_kind: String,
     /// How long the cloud may take before the on-device engine decides.
     fallback_after: std::time::Duration,
+    /// The last gallery searched and the on-device engine's view of it, made once per gallery:
+    /// decoding every template's descriptor again at each search would cost more than the search.
+    local_view: std::sync::Mutex<Option<(Gallery, Gallery)>>,
 }
 
 fn encode_template(face_id: &str, descriptor: &[f32]) -> String {
@@ -78,7 +81,20 @@ fn score(outcome: &SearchOutcome) -> Option<f32> {
 impl HybridEngine {
     pub fn new(cloud: RekognitionEngine, local: LocalEngine, fallback_after: std::time::Duration) -> Self {
         let template_kind = super::on_device_kind(NAME, local.embedder().name);
-        Self { cloud, local, template_kind, fallback_after }
+        Self { cloud, local, template_kind, fallback_after, local_view: std::sync::Mutex::default() }
+    }
+
+    /// `gallery` as the on-device engine reads it, made again only when the gallery changed.
+    fn local_view(&self, gallery: &Gallery) -> Gallery {
+        let mut kept = self.local_view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kept.as_ref() {
+            Some((source, view)) if source.is_same(gallery) => view.clone(),
+            _ => {
+                let view = local_gallery(gallery);
+                *kept = Some((gallery.clone(), view.clone()));
+                view
+            }
+        }
     }
 
     /// The cloud's answer, or why the on-device engine must decide.
@@ -120,6 +136,10 @@ impl FaceEngine for HybridEngine {
         self.local.detect(image).await
     }
 
+    async fn detect_following(&self, image: &Frame, previous: &DetectedFace) -> Result<Vec<DetectedFace>, EngineError> {
+        self.local.detect_following(image, previous).await
+    }
+
     async fn check_enrolment(&self, image: &Frame) -> Result<(), EngineError> {
         self.local.check_enrolment(image).await
     }
@@ -145,7 +165,7 @@ impl FaceEngine for HybridEngine {
 
     async fn search(&self, image: &Frame, gallery: &Gallery) -> Result<SearchOutcome, EngineError> {
         // The on-device search also tells whether there is a face at all: no face, no cloud call.
-        let on_device = self.local.search(image, &local_gallery(gallery)).await?;
+        let on_device = self.local.search(image, &self.local_view(gallery)).await?;
         if on_device == SearchOutcome::NoFace {
             return Ok(on_device);
         }

@@ -5,6 +5,7 @@
 //! back in a [`Gallery`] at search time. Engines that keep faces server-side (AWS Rekognition
 //! collections) return [`FaceTemplate::Remote`] with their face id and ignore the gallery.
 
+mod gallery;
 pub mod hybrid;
 pub mod local;
 pub mod rekognition;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::PersonId;
 use crate::checks::Checks;
 use crate::frame::Frame;
+pub use gallery::{Gallery, cosine};
 
 /// `[engine]`: which face engine decides and how strict it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,9 +207,6 @@ pub struct StoredFace {
     pub template: FaceTemplate,
 }
 
-/// The enrolled faces of the current engine, shared cheaply with searches in flight.
-pub type Gallery = Arc<[StoredFace]>;
-
 /// The result of searching a picture against the enrolled faces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SearchOutcome {
@@ -264,6 +263,17 @@ pub trait FaceEngine: Send + Sync {
 
     /// Faces in the picture, largest first. An empty list is a normal answer.
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError>;
+
+    /// Faces in a frame of a burst whose previous frame showed `previous` (its largest face),
+    /// largest first. A face moves little between frames, so an engine may look only around it
+    /// while a face is there; the default looks at the whole frame.
+    async fn detect_following(
+        &self,
+        image: &Frame,
+        _previous: &DetectedFace,
+    ) -> Result<Vec<DetectedFace>, EngineError> {
+        self.detect(image).await
+    }
 
     /// Refuses an enrolment picture whose one face is too small, blurred or turned away, saying
     /// why. Engines with on-device models measure it; the others accept every picture.

@@ -256,6 +256,13 @@ impl FaceEngine for RekognitionEngine {
         self.face_check.clone()
     }
 
+    async fn detect_following(&self, image: &Frame, previous: &DetectedFace) -> Result<Vec<DetectedFace>, EngineError> {
+        match &self.face_check {
+            Some(local) => local.detect_following(image, previous).await,
+            None => self.detect(image).await,
+        }
+    }
+
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
         if let Some(local) = &self.face_check {
             return local.detect(image).await;

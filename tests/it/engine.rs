@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 use facereko::access::PersonId;
 use facereko::config::Config;
 use facereko::engine::local::LocalEngine;
-use facereko::engine::{self, EngineConfig, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace};
+use facereko::engine::{
+    self, DetectedFace, EngineConfig, EngineError, FaceEngine, FaceTemplate, Gallery, SearchOutcome, StoredFace,
+};
 use facereko::enrolment::{self, EnrolError};
 use facereko::frame::Frame;
 use image::{DynamicImage, ImageFormat};
@@ -438,6 +440,32 @@ fn mobilefacenet_matches_the_reference_runtime() {
         let cosine: f32 = ours.iter().zip(&expected).map(|(a, b)| a * b / norm).sum();
         assert!(cosine >= 0.9999, "{name}: cosine {cosine} with the TFLite runtime's output");
     }
+}
+
+/// A later frame of a burst is looked at only around the face of the frame before: the face is
+/// found there again, in nearly the same place and described nearly alike; when no face is near
+/// the one before, the whole frame is looked at after all.
+#[tokio::test]
+async fn a_burst_finds_the_face_again_around_where_it_was() {
+    let picture = read(&sample("obama.jpg"));
+    let whole = engine().detect(&picture).await.unwrap();
+    let face = whole[0];
+    let near = engine().detect_following(&picture, &face).await.unwrap();
+    assert_eq!(near.len(), 1, "{near:?}");
+    let tolerance = face.width / 20;
+    for (a, b) in [(near[0].x, face.x), (near[0].y, face.y), (near[0].width, face.width), (near[0].height, face.height)]
+    {
+        assert!(a.abs_diff(b) <= tolerance, "{near:?} against {face:?}");
+    }
+    let around = engine().describe(&picture, "the burst's frame").await.unwrap().unwrap();
+    let copy = frame(picture.bytes().to_vec());
+    let cold = engine().describe(&copy, "a copy").await.unwrap().unwrap();
+    let similarity = engine().similarity(&around.descriptor, &cold.descriptor);
+    assert!(similarity >= 97.0, "described from the region and from the whole frame: {similarity}");
+
+    let elsewhere = DetectedFace { x: 0, y: 0, width: 30, height: 30, confidence: 90.0 };
+    let found = engine().detect_following(&picture, &elsewhere).await.unwrap();
+    assert_eq!(found, whole, "nothing near the corner: the whole frame is looked at");
 }
 
 /// `picture` as a PNG after `change`.

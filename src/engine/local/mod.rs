@@ -114,7 +114,7 @@ pub fn similarity(kind: &Kind, a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return 0.0;
     }
-    kind.similarity(a.iter().zip(b).map(|(x, y)| x * y).sum())
+    kind.similarity(super::cosine(a, b))
 }
 
 impl LocalEngine {
@@ -161,11 +161,19 @@ impl LocalEngine {
 
     fn analyse(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
         let image = decode_rgb(frame, what)?;
-        let mut found = self
-            .on_engine_cores(|| self.0.detector.detect(&image))
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        found.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        let found = self.run_detector(|detector| detector.detect(&image))?;
         Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
+    }
+
+    /// Runs the detector on the engine's cores; faces largest first.
+    fn run_detector(
+        &self,
+        detect: impl FnOnce(&Detector) -> Result<Vec<Detection>, detector::DetectorError>,
+    ) -> Result<Vec<Detection>, EngineError> {
+        let mut found =
+            self.on_engine_cores(|| detect(&self.0.detector)).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        found.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        Ok(found)
     }
 
     /// [`Self::analyse`], looking at enlarged parts of the picture when the whole shows no face;
@@ -175,10 +183,7 @@ impl LocalEngine {
         if !analysis.detections.is_empty() {
             return Ok((analysis, false));
         }
-        let mut found = self
-            .on_engine_cores(|| self.0.detector.detect_closer(&analysis.image))
-            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
-        found.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        let found = self.run_detector(|detector| detector.detect_closer(&analysis.image))?;
         analysis.detections = found.into();
         Ok((analysis, true))
     }
@@ -223,6 +228,26 @@ impl LocalEngine {
         let analysis = self.analyse(frame, what)?;
         let faces = analysis.detections.iter().map(to_detected).collect();
         self.remember(analysis);
+        Ok(faces)
+    }
+
+    /// Finds faces in a frame of a burst whose previous frame showed `previous`: first only in the
+    /// region around it, on a small canvas, and in the whole frame when none is there. Faces
+    /// elsewhere in the frame are not looked for while one is near; blocking.
+    pub fn detect_following_blocking(
+        &self,
+        frame: &Frame,
+        previous: &DetectedFace,
+        what: &str,
+    ) -> Result<Vec<DetectedFace>, EngineError> {
+        let image = decode_rgb(frame, what)?;
+        let around = (previous.x as f32, previous.y as f32, previous.width as f32, previous.height as f32);
+        let mut found = self.run_detector(|detector| detector.detect_in(&image, around))?;
+        if found.is_empty() {
+            found = self.run_detector(|detector| detector.detect(&image))?;
+        }
+        let faces = found.iter().map(to_detected).collect();
+        self.remember(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() });
         Ok(faces)
     }
 
@@ -319,11 +344,7 @@ impl LocalEngine {
 
 /// The enrolled person most similar to `descriptor` (made by `kind`), with the similarity.
 pub fn best_match(kind: &Kind, descriptor: &[f32], gallery: &Gallery) -> Option<(PersonId, f32)> {
-    let described = gallery.iter().filter_map(|stored| match &stored.template {
-        FaceTemplate::Descriptor(d) => Some((stored.person, d.as_slice())),
-        FaceTemplate::Remote(_) => None,
-    });
-    closest(kind, descriptor, described)
+    gallery.nearest(descriptor).map(|(face, cosine)| (face.person, kind.similarity(cosine)))
 }
 
 /// Whose of `candidates` (descriptors made by `kind`, each with whose it is) is most similar to
@@ -356,6 +377,13 @@ impl FaceEngine for LocalEngine {
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
         let (engine, frame) = (self.clone(), image.clone());
         tokio::task::spawn_blocking(move || engine.detect_blocking(&frame, "the picture"))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
+    }
+
+    async fn detect_following(&self, image: &Frame, previous: &DetectedFace) -> Result<Vec<DetectedFace>, EngineError> {
+        let (engine, frame, previous) = (self.clone(), image.clone(), *previous);
+        tokio::task::spawn_blocking(move || engine.detect_following_blocking(&frame, &previous, "the picture"))
             .await
             .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
     }
