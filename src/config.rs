@@ -207,10 +207,10 @@ impl Config {
             self.engine.check_rekognition(&mut checks);
         }
         if uses(Section::Api) {
-            self.api.check(&mut checks);
+            self.api.check(&self.data_dir, &mut checks);
         }
         if uses(Section::Web) {
-            self.web.check(&mut checks);
+            self.web.check(&self.data_dir, &mut checks);
             self.visitors.check(&mut checks);
             if self.visitors.enabled {
                 self.check_visitors_reach(&mut checks);

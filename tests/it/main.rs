@@ -29,5 +29,6 @@ mod sms;
 mod sns;
 mod store;
 mod systemd;
+mod tls;
 mod voice;
 mod web;
