@@ -375,8 +375,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let web = match web_listener {
         Some(listener) => {
             let authority = web_tls.as_ref().and_then(ServerTls::authority);
-            let setup =
-                WebSetup { notify: file_notify, saved_rules, file_voice, desk, ringer, authority, ..web_setup(&config) };
+            let setup = WebSetup {
+                notify: file_notify,
+                saved_rules,
+                file_voice,
+                desk,
+                ringer,
+                authority,
+                ..web_setup(&config)
+            };
             let state = WebState::new(setup, door.link.clone()).await;
             let tls = web_tls
                 .as_ref()

@@ -235,8 +235,9 @@ pub async fn redirect_to_https(request: axum::extract::Request) -> Response {
             let path = request.uri().path_and_query().map_or("/", |path| path.as_str());
             Redirect::temporary(&format!("https://{host}{path}")).into_response()
         }
-        None => (StatusCode::BAD_REQUEST, "This port speaks https: open https://<this address>/ instead.\n")
-            .into_response(),
+        None => {
+            (StatusCode::BAD_REQUEST, "This port speaks https: open https://<this address>/ instead.\n").into_response()
+        }
     }
 }
 

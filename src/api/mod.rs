@@ -249,6 +249,7 @@ mod tests {
             ],
             max_image_bytes: 1,
             connections: Limits::default(),
+            ..ApiConfig::default()
         };
         assert_eq!(
             keys_of(&problems(&config)),

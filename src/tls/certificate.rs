@@ -46,7 +46,9 @@ fn pem_error(path: &Path, error: rustls::pki_types::pem::Error, expected: &str) 
     let path = path.display().to_string();
     match error {
         rustls::pki_types::pem::Error::Io(e) => TlsError::Read { path, detail: e.to_string() },
-        rustls::pki_types::pem::Error::NoItemsFound => TlsError::Invalid { path, detail: format!("holds no {expected}") },
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            TlsError::Invalid { path, detail: format!("holds no {expected}") }
+        }
         other => TlsError::Invalid { path, detail: format!("is not {expected}: {other:?}") },
     }
 }

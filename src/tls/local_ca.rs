@@ -188,7 +188,8 @@ impl LocalCa {
         tracing::info!(names = %names.join(", "), until = %params.not_after.date(), "issued the server certificate");
         let provider = rustls::crypto::aws_lc_rs::default_provider();
         let key_der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        CertifiedKey::from_der(vec![cert.der().clone()], key_der, &provider).map_err(|e| TlsError::Generate(e.to_string()))
+        CertifiedKey::from_der(vec![cert.der().clone()], key_der, &provider)
+            .map_err(|e| TlsError::Generate(e.to_string()))
     }
 }
 
@@ -221,7 +222,8 @@ fn write_replacing(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsErr
     let failed = |e: std::io::Error| TlsError::Write { path: path.display().to_string(), detail: e.to_string() };
     let temporary = path.with_extension("new");
     let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temporary).map_err(failed)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&temporary).map_err(failed)?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(failed)?;
     // The mode given at creation is narrowed by the umask; a public certificate must be readable.
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode)).map_err(failed)?;

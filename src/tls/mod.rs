@@ -105,7 +105,9 @@ impl TlsSettings<'_> {
             checks.check(
                 false,
                 &format!("{section}.tls"),
-                format!("{cert_key} and {key_key} are used only with {section}.tls = \"files\"; set it, or remove them"),
+                format!(
+                    "{cert_key} and {key_key} are used only with {section}.tls = \"files\"; set it, or remove them"
+                ),
             );
         }
     }
@@ -152,7 +154,7 @@ impl Served {
 
 /// Where a listener's certificate comes from.
 enum Source {
-    Authority { ca: LocalCa, extra_names: Vec<String> },
+    Authority { ca: Box<LocalCa>, extra_names: Vec<String> },
     Files { cert: PathBuf, key: PathBuf, modified: Option<(SystemTime, SystemTime)> },
 }
 
@@ -174,7 +176,7 @@ impl ServerTls {
         let ca = LocalCa::open_or_create(&data_dir.join(TLS_DIR), now)?;
         let names = with_extra(machine_names(), &extra_names);
         let (certified, _) = ca.server_certificate(&names, now)?;
-        Self::serving(certified, Source::Authority { ca, extra_names })
+        Self::serving(certified, Source::Authority { ca: Box::new(ca), extra_names })
     }
 
     /// TLS with the owner's certificate chain and key.
@@ -252,7 +254,9 @@ impl ServerTls {
             match self.refresh(OffsetDateTime::now_utc()) {
                 Ok(true) => tracing::info!(listener = name, "now serving a new TLS certificate"),
                 Ok(false) => {}
-                Err(e) => tracing::error!(listener = name, error = %e, "cannot renew the TLS certificate; serving the current one"),
+                Err(e) => {
+                    tracing::error!(listener = name, error = %e, "cannot renew the TLS certificate; serving the current one")
+                }
             }
         }
     }

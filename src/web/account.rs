@@ -86,7 +86,12 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
     let (token, new_token) = form_token(&headers);
     // While the database is away the page still shows; signing in then says why it fails.
     let no_accounts = matches!(state.store().accounts().list_users().await, Ok(users) if users.is_empty());
-    Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts, state.has_own_certificate())))
+    Ok(with_form_cookie(
+        &state,
+        StatusCode::OK,
+        new_token,
+        login_form(&token, "", None, no_accounts, state.has_own_certificate()),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -126,7 +131,13 @@ pub async fn login(
         }
         _ => {
             tracing::warn!(user = %username, ?address, "failed sign-in");
-            let page = login_form(&form.csrf, &username, Some("Wrong user name or password."), false, state.has_own_certificate());
+            let page = login_form(
+                &form.csrf,
+                &username,
+                Some("Wrong user name or password."),
+                false,
+                state.has_own_certificate(),
+            );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }
     }

@@ -62,7 +62,12 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
             ("SCREENSHOTS", screenshots.display().to_string()),
         ];
         let check = run_flow(root, &door, "tls-check.mjs", &env);
-        assert!(check.succeeded(), "the browser's TLS check ({expect}) {}\n--- daemon log:\n{}", check.report(), door.daemon_log());
+        assert!(
+            check.succeeded(),
+            "the browser's TLS check ({expect}) {}\n--- daemon log:\n{}",
+            check.report(),
+            door.daemon_log()
+        );
     }
 
     let photo = face("lfw10/George_W_Bush/George_W_Bush_0001.jpg");

@@ -44,7 +44,8 @@ fn https_get(port: u16, name: &str, roots: RootCertStore, path: &str) -> Result<
     let socket = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = rustls::StreamOwned::new(connection, socket);
-    write!(tls, "GET {path} HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     // A server that closes without close_notify still sent its whole answer.
     if let Err(e) = tls.read_to_end(&mut bytes)
@@ -135,7 +136,14 @@ fn the_door_serves_https_with_its_own_authority_trusted_only_by_those_who_instal
     let untrusted = https_get(port, "localhost", RootCertStore::empty(), "/login").err().expect("refused");
     assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
     let url = format!("https://localhost:{port}/login");
-    let curl = |extra: &[&str]| Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"]).args(extra).arg(&url).output().unwrap();
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
     let refused = curl(&[]);
     assert_eq!(refused.status.code(), Some(60), "curl refuses an unknown authority: {refused:?}");
     let trusted = curl(&["--cacert", ca.to_str().unwrap()]);
@@ -216,7 +224,11 @@ fn a_certificate_near_expiry_is_replaced_while_serving_without_a_restart() {
     assert!(new.not_after - now > SERVER_LIFETIME - Duration::from_secs(60), "valid for the full lifetime");
     assert_eq!(new.issuer, old.issuer, "from the same authority: nothing to install again");
     let on_disk = std::fs::read(data_dir.path().join(TLS_DIR).join("server.pem")).unwrap();
-    assert_eq!(CertificateDer::from_pem_slice(&on_disk).unwrap().to_vec(), after.certificate, "kept for the next start");
+    assert_eq!(
+        CertificateDer::from_pem_slice(&on_disk).unwrap().to_vec(),
+        after.certificate,
+        "kept for the next start"
+    );
 
     assert!(!tls.refresh(now + Duration::from_secs(3600)).unwrap(), "a fresh certificate stays");
     assert_eq!(served("/").certificate, after.certificate);
@@ -244,17 +256,32 @@ fn the_owners_certificate_files_are_served_and_checked() {
         assert!(!output.status.success(), "refused");
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    let missing = check(&[("web.tls", "\"files\""), ("web.tls_cert", "\"/nonexistent/cert.pem\""), ("web.tls_key", key.as_str())]);
+    let missing = check(&[
+        ("web.tls", "\"files\""),
+        ("web.tls_cert", "\"/nonexistent/cert.pem\""),
+        ("web.tls_key", key.as_str()),
+    ]);
     assert!(missing.contains("web.tls_cert: cannot read /nonexistent/cert.pem"), "{missing}");
-    let mismatched = check(&[("web.tls", "\"files\""), ("web.tls_cert", cert.as_str()), ("web.tls_key", other_key.as_str())]);
-    assert!(mismatched.contains("web.tls_key:") && mismatched.contains("is not the private key of the certificate"), "{mismatched}");
+    let mismatched =
+        check(&[("web.tls", "\"files\""), ("web.tls_cert", cert.as_str()), ("web.tls_key", other_key.as_str())]);
+    assert!(
+        mismatched.contains("web.tls_key:") && mismatched.contains("is not the private key of the certificate"),
+        "{mismatched}"
+    );
     let half = check(&[("web.tls", "\"files\""), ("web.tls_cert", cert.as_str())]);
     assert!(half.contains("web.tls: \"files\" needs web.tls_cert"), "{half}");
 
     let expired_dir = tempfile::tempdir().unwrap();
     let (expired_cert, expired_key) = expired_certificate(expired_dir.path());
-    let expired = check(&[("web.tls", "\"files\""), ("web.tls_cert", expired_cert.as_str()), ("web.tls_key", expired_key.as_str())]);
-    assert!(expired.contains("web.tls_cert:") && expired.contains("the certificate expired on 2025-01-31"), "{expired}");
+    let expired = check(&[
+        ("web.tls", "\"files\""),
+        ("web.tls_cert", expired_cert.as_str()),
+        ("web.tls_key", expired_key.as_str()),
+    ]);
+    assert!(
+        expired.contains("web.tls_cert:") && expired.contains("the certificate expired on 2025-01-31"),
+        "{expired}"
+    );
 }
 
 /// A self-signed certificate for localhost that expired on 2025-01-31, and its key; their paths as
