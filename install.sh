@@ -690,7 +690,7 @@ finish() {
             printf 'It serves https with its own certificate authority, made at the first start: install it once on\n'
             printf 'each phone and computer from http://%s.local:%s/certificate (compare its fingerprint with\n' \
                 "$(hostname)" "${web##*:}"
-            printf '`journalctl -u facereko | grep fingerprint`).\n'
+            printf 'journalctl -u facereko | grep fingerprint).\n'
         fi
         printf 'Make its first admin\n'
         printf 'account first, %s; there is no default account:\n\n' "$how"
