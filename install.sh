@@ -586,13 +586,25 @@ finish() {
         admin="sudo -u $USER_NAME facereko"
         how="as the service user (it owns the database and the control socket)"
     fi
-    local web
+    local web tls config_text
     # The config as installed; in a dry run, as it would be written.
-    web="$({ if [ -r "$R$CONFIG_FILE" ]; then cat "$R$CONFIG_FILE"; else generated_config; fi; } \
-        | sed -n '/^\[web\]$/,/^\[/ s|^listen = "\(.*\)"$|\1|p' | head -n 1)" || web=""
+    config_text="$(if [ -r "$R$CONFIG_FILE" ]; then cat "$R$CONFIG_FILE"; else generated_config; fi)" || config_text=""
+    web="$(sed -n '/^\[web\]$/,/^\[/ s|^listen = "\(.*\)"$|\1|p' <<<"$config_text" | head -n 1)" || web=""
+    tls="$(sed -n '/^\[web\]$/,/^\[/ s|^tls = "\(.*\)"$|\1|p' <<<"$config_text" | head -n 1)" || tls=""
     if [ -n "$web" ]; then
-        printf '\nThe web app listens on %s (http://%s:%s/ from this network). Make its first admin\n' \
-            "$web" "$(hostname)" "${web##*:}"
+        if [ -n "$tls" ] && [ "$tls" != off ]; then
+            printf '\nThe web app listens on %s (https://%s.local:%s/ from this network).\n' \
+                "$web" "$(hostname)" "${web##*:}"
+        else
+            printf '\nThe web app listens on %s (http://%s:%s/ from this network).\n' "$web" "$(hostname)" "${web##*:}"
+        fi
+        if [ "$tls" = self ]; then
+            printf 'It serves https with its own certificate authority, made at the first start: install it once on\n'
+            printf 'each phone and computer from http://%s.local:%s/certificate (compare its fingerprint with\n' \
+                "$(hostname)" "${web##*:}"
+            printf 'journalctl -u facereko | grep fingerprint).\n'
+        fi
+        printf 'Make its first admin\n'
         printf 'account first, %s; there is no default account:\n\n' "$how"
         printf '  %s user add admin     # asks for the password twice\n' "$admin"
     else

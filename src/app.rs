@@ -36,6 +36,7 @@ use crate::photos::Photos;
 use crate::qr_scan;
 use crate::serving::{self, Limits};
 use crate::store::{self, Store, StoreError};
+use crate::tls::{self, ServerTls, TlsError, TlsMode, TlsSettings};
 use crate::visitor::{self, Desk, KnownFaces, Passes};
 use crate::voice::VoiceConfig;
 use crate::web::{self, WebError, WebSetup, WebState};
@@ -68,6 +69,8 @@ pub enum AppError {
     ApiCollections(#[from] api::collections::CollectionsError),
     #[error("cannot listen on {address}: {detail}")]
     ApiListen { address: String, detail: String },
+    #[error("{section}.tls: {source}")]
+    Tls { section: &'static str, source: TlsError },
     #[error(transparent)]
     Door(#[from] DriverError),
     #[error(transparent)]
@@ -229,7 +232,35 @@ pub fn web_setup(config: &Config) -> WebSetup {
         voice: config.voice.clone(),
         desk: None,
         ringer: None,
+        authority: None,
     }
+}
+
+/// The TLS a listener's `settings` ask for: the door's own certificate authority in the data
+/// directory (its server certificate also naming the host of `web.public_url`), or the
+/// owner's files.
+pub fn server_tls(config: &Config, settings: &TlsSettings<'_>) -> Result<Option<ServerTls>, AppError> {
+    let failed = |source| AppError::Tls { section: settings.section, source };
+    let tls = match (settings.mode, settings.cert, settings.key) {
+        (TlsMode::Off, _, _) => return Ok(None),
+        (TlsMode::SelfSigned, _, _) => {
+            let public_host = config.web.public_url.as_deref().and_then(|url| url.parse::<axum::http::Uri>().ok());
+            let extra_names = public_host.and_then(|uri| uri.host().map(str::to_owned)).into_iter().collect();
+            ServerTls::self_signed(&config.data_dir, extra_names, time::OffsetDateTime::now_utc()).map_err(failed)?
+        }
+        (TlsMode::Files, Some(cert), Some(key)) => ServerTls::from_files(cert, key).map_err(failed)?,
+        (TlsMode::Files, _, _) => return Err(failed(TlsError::Setup("tls_cert and tls_key must both be set".into()))),
+    };
+    if let Some(authority) = tls.authority() {
+        tracing::info!(
+            fingerprint = %authority.fingerprint,
+            name = %authority.name,
+            "{}: https with the door's own certificate authority; install its certificate on each phone and computer \
+             from the sign-in page (/certificate) after comparing this fingerprint",
+            settings.section
+        );
+    }
+    Ok(Some(tls))
 }
 
 /// Deletes the collection's copies of faces that removals could not delete (the cloud was away),
@@ -290,8 +321,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         true => Some(web::bind(&config.web).await?),
         false => None,
     };
+    let web_tls = match config.web.enabled() {
+        true => server_tls(&config, &config.web.tls_settings())?,
+        false => None,
+    };
     let api = match config.api.enabled() {
         true => Some(prepare_api(&config, engine.as_ref()).await?),
+        false => None,
+    };
+    let api_tls = match config.api.enabled() {
+        true => server_tls(&config, &config.api.tls_settings())?,
         false => None,
     };
     // Made before the door starts so a bad certificate stops the daemon at once, with the reason.
@@ -346,15 +385,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(control::serve(control_listener, door.link.control.clone(), config.control.connections));
     let web = match web_listener {
         Some(listener) => {
-            let setup = WebSetup { notify: file_notify, saved_rules, file_voice, desk, ringer, ..web_setup(&config) };
+            let authority = web_tls.as_ref().and_then(ServerTls::authority);
+            let setup = WebSetup {
+                notify: file_notify,
+                saved_rules,
+                file_voice,
+                desk,
+                ringer,
+                authority,
+                ..web_setup(&config)
+            };
             let state = WebState::new(setup, door.link.clone()).await;
-            Some(Server::start("web app", listener, web::router(state), config.web.connections))
+            let tls = web_tls
+                .as_ref()
+                .map(|server| serving::Tls { acceptor: server.acceptor(), plain: web::plain_router(state.clone()) });
+            Some(Server::start("web app", listener, web::router(state), tls, config.web.connections))
         }
         None => None,
     };
     let api = api.map(|(listener, state)| {
-        Server::start("Rekognition-compatible API", listener, api::router(state), config.api.connections)
+        let tls = api_tls.as_ref().map(|server| serving::Tls::redirecting(server.acceptor()));
+        Server::start(API_NAME, listener, api::router(state), tls, config.api.connections)
     });
+    let renewals: Vec<JoinHandle<()>> = [("web app", web_tls), (API_NAME, api_tls)]
+        .into_iter()
+        .filter_map(|(name, server)| Some(tokio::spawn(server?.keep_current(name, tls::REFRESH_PERIOD))))
+        .collect();
 
     tracing::info!(
         door = %config.door.id,
@@ -363,6 +419,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         armed,
         socket = %socket_path.display(),
         web = %config.web.listen,
+        web_tls = %config.web.tls,
         "facereko is running"
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -372,7 +429,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    let others = fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing);
+    let others = fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing).chain(renewals);
     for task in publisher.into_iter().chain(deliverers).chain(others) {
         task.abort();
     }
@@ -391,9 +448,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 pub async fn serve_api(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
     let engine = config.engine.on_device().map_err(AppError::ApiEngine)?;
     let (listener, state) = open_api(config, engine).await?;
-    let server = Server::start("Rekognition-compatible API", listener, api::router(state), config.api.connections);
+    let tls = server_tls(config, &config.api.tls_settings())?;
+    let serving = tls.as_ref().map(|server| serving::Tls::redirecting(server.acceptor()));
+    let server = Server::start(API_NAME, listener, api::router(state), serving, config.api.connections);
+    let renewal = tls.map(|server| tokio::spawn(server.keep_current(API_NAME, tls::REFRESH_PERIOD)));
     shutdown.await;
     server.stop().await;
+    if let Some(renewal) = renewal {
+        renewal.abort();
+    }
     Ok(())
 }
 
@@ -415,6 +478,8 @@ async fn open_api(config: &Config, engine: LocalEngine) -> Result<(TcpListener, 
     Ok((listener, state))
 }
 
+const API_NAME: &str = "Rekognition-compatible API";
+
 /// How long requests in flight get to finish when the daemon stops.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -426,12 +491,20 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(name: &'static str, listener: TcpListener, router: Router, limits: Limits) -> Self {
+    /// Serves `router` on `listener`, over TLS when `tls` is given.
+    pub fn start(
+        name: &'static str,
+        listener: TcpListener,
+        router: Router,
+        tls: Option<serving::Tls>,
+        limits: Limits,
+    ) -> Self {
         if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, max_connections = limits.max, "{name} listening");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!(%address, scheme, max_connections = limits.max, "{name} listening");
         }
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serving::serve_http(name, listener, router, limits, async {
+        let task = tokio::spawn(serving::serve_http(name, listener, router, tls, limits, async {
             let _ = stopped.await;
         }));
         Self { name, stop, task }

@@ -213,10 +213,10 @@ impl Config {
             self.engine.check_rekognition(&mut checks);
         }
         if uses(Section::Api) {
-            self.api.check(&mut checks);
+            self.api.check(&self.data_dir, &mut checks);
         }
         if uses(Section::Web) {
-            self.web.check(&mut checks);
+            self.web.check(&self.data_dir, &mut checks);
             self.visitors.check(&mut checks);
             if self.visitors.enabled {
                 self.check_visitors_reach(&mut checks);
@@ -631,7 +631,9 @@ mod tests {
         assert_eq!(loaded.config.capture, defaults.capture);
         assert_eq!(loaded.config.engine, defaults.engine);
         assert_eq!(loaded.config.mqtt, defaults.mqtt);
-        assert_eq!(loaded.config.web, defaults.web);
+        // Installed configs serve https with the door's own authority; an unset key stays off (README, "HTTPS").
+        let web = crate::web::WebConfig { tls: crate::tls::TlsMode::SelfSigned, ..defaults.web.clone() };
+        assert_eq!(loaded.config.web, web);
         assert_eq!(loaded.config.api, defaults.api);
         assert_eq!(loaded.config.control, defaults.control);
         assert_eq!(loaded.config.voice, defaults.voice);

@@ -2,7 +2,9 @@
 //! connections that makes room by closing the oldest idle one, a deadline for each request's
 //! head, and an accept loop that backs off instead of spinning when accepting fails (out of file
 //! descriptors). Without these, a thousand idle connections from anyone who can reach the port
-//! took every file descriptor, and with them the camera and the control socket.
+//! took every file descriptor, and with them the camera and the control socket. A listener that
+//! speaks TLS keeps all of these, the handshake within the same deadline, and answers plain HTTP
+//! on the same port with a redirect to https.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,14 +20,19 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
+use axum::http::uri::Authority;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::checks::Checks;
@@ -132,28 +139,112 @@ pub async fn accept_loop<L, F, Fut>(
     while tasks.join_next().await.is_some() {}
 }
 
+/// How a listener speaks TLS: its acceptor, and what answers plain HTTP sent to the same port.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    /// Answers plain HTTP: [`Tls::redirecting`] sends everything to https.
+    pub plain: Router,
+}
+
+impl Tls {
+    pub fn redirecting(acceptor: TlsAcceptor) -> Self {
+        Self { acceptor, plain: Router::new().fallback(redirect_to_https) }
+    }
+}
+
 /// Serves `router` over HTTP/1.1 on `listener` within `limits` until `shutdown` completes, then
-/// lets requests in flight finish. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+/// lets requests in flight finish. With `tls`, connections speak TLS, and plain HTTP on the same
+/// port is answered by `tls.plain`. Handlers see the peer as `ConnectInfo<SocketAddr>`.
 pub async fn serve_http(
     name: &'static str,
     listener: TcpListener,
     router: Router,
+    tls: Option<Tls>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let header_timeout = limits.header_timeout;
     accept_loop(name, listener, limits, shutdown, move |stream, peer, slot| {
-        serve_http_connection(stream, peer, router.clone(), slot, limits.header_timeout)
+        let (router, tls) = (router.clone(), tls.clone());
+        async move {
+            match tls {
+                None => serve_http_connection(stream, peer, router, slot, header_timeout).await,
+                Some(tls) => serve_tls_connection(stream, peer, router, tls, slot, header_timeout).await,
+            }
+        }
     })
     .await;
 }
 
-async fn serve_http_connection(
+/// The first byte of every TLS connection: the record type of its handshake.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A connection to a TLS port, once it has said what it speaks.
+enum Opened {
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Plain HTTP (a browser given `http://`, or just `host:port`).
+    Plain(TcpStream),
+}
+
+/// Serves one connection to a TLS port: a TLS handshake, or plain HTTP that `tls.plain` answers
+/// (with a redirect to https). Its first byte and the whole handshake must arrive within `header_timeout`, as a
+/// request head must, and the connection may be closed for room meanwhile: a handshake left
+/// hanging holds a place no longer than an idle connection.
+async fn serve_tls_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
+    tls: Tls,
     slot: Slot,
     header_timeout: Duration,
 ) {
+    let opened = tokio::select! {
+        opened = open_tls(stream, &tls.acceptor) => opened,
+        () = tokio::time::sleep(header_timeout) => {
+            tracing::debug!(%peer, "no TLS handshake within the header timeout");
+            return;
+        }
+        _ = slot.closing() => return,
+    };
+    match opened {
+        Ok(Opened::Tls(stream)) => serve_http_connection(*stream, peer, router, slot, header_timeout).await,
+        Ok(Opened::Plain(stream)) => serve_http_connection(stream, peer, tls.plain, slot, header_timeout).await,
+        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+    }
+}
+
+async fn open_tls(stream: TcpStream, tls: &TlsAcceptor) -> io::Result<Opened> {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if first[0] == TLS_HANDSHAKE {
+        Ok(Opened::Tls(Box::new(tls.accept(stream).await?)))
+    } else {
+        Ok(Opened::Plain(stream))
+    }
+}
+
+/// Plain HTTP on a TLS port: the same address over https. Temporary (307), so that browsers do
+/// not remember it should TLS be turned off later; the method and body are kept.
+pub async fn redirect_to_https(request: axum::extract::Request) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|host| host.to_str().ok());
+    match host.and_then(|host| host.parse::<Authority>().ok()) {
+        Some(host) => {
+            let path = request.uri().path_and_query().map_or("/", |path| path.as_str());
+            Redirect::temporary(&format!("https://{host}{path}")).into_response()
+        }
+        None => {
+            (StatusCode::BAD_REQUEST, "This port speaks https: open https://<this address>/ instead.\n").into_response()
+        }
+    }
+}
+
+async fn serve_http_connection<S>(stream: S, peer: SocketAddr, router: Router, slot: Slot, header_timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = slot.activity();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         // Busy from the last byte of the request until the last byte of the answer (a live

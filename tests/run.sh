@@ -54,6 +54,10 @@ command -v aplay >/dev/null || { say "installing alsa-utils (voice tests)"; apt_
 [ -x /usr/bin/chromium ] || { say "installing Chromium (browser test)"; apt_install chromium; }
 command -v node >/dev/null || { say "installing Node.js (browser test)"; apt_install nodejs; }
 command -v npm >/dev/null || { say "installing npm (browser test)"; apt_install npm; }
+# The browser test trusts the door's own certificate authority in an NSS store of its own
+# (certutil), as a Linux owner would; the TLS tests also use curl as a client.
+command -v certutil >/dev/null || { say "installing libnss3-tools (browser test over https)"; apt_install libnss3-tools; }
+command -v curl >/dev/null || { say "installing curl (TLS tests)"; apt_install curl; }
 e2e=tests/e2e
 if [ ! -d "$e2e/node_modules/playwright-core" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
     say "installing playwright-core (browser test)"

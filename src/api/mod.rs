@@ -10,7 +10,7 @@ pub mod error;
 pub mod operations;
 pub mod sigv4;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Checks;
 use crate::engine::local::LocalEngine;
 use crate::serving::{self, Limits};
+use crate::tls::{TlsMode, TlsSettings};
 use collections::Collections;
 use error::ApiError;
 pub use sigv4::AccessKey;
@@ -45,6 +46,10 @@ pub struct ApiConfig {
     pub max_image_bytes: usize,
     /// `[api.connections]`: the cap on open connections and the request-head timeout.
     pub connections: Limits,
+    /// As `web.tls`: "off", "self" (the door's own certificate authority) or "files".
+    pub tls: TlsMode,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +61,9 @@ impl Default for ApiConfig {
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             // Its clients are programs of one's own, not browsers.
             connections: Limits { max: 64, ..Limits::default() },
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -65,7 +73,13 @@ impl ApiConfig {
         !self.listen.trim().is_empty()
     }
 
-    pub fn check(&self, checks: &mut Checks) {
+    pub fn tls_settings(&self) -> TlsSettings<'_> {
+        TlsSettings { section: "api", mode: self.tls, cert: self.tls_cert.as_deref(), key: self.tls_key.as_deref() }
+    }
+
+    /// The problems of `[api]`; TLS files and the local certificate authority (in `data_dir`)
+    /// are read to check them.
+    pub fn check(&self, data_dir: &Path, checks: &mut Checks) {
         checks.listen_address("api.listen", &self.listen, "\"127.0.0.1:8787\" (empty turns the API off)");
         if self.enabled() {
             checks.check(
@@ -92,6 +106,9 @@ impl ApiConfig {
             ),
         );
         self.connections.check("api", checks);
+        if self.enabled() {
+            self.tls_settings().check(data_dir, checks);
+        }
         for (i, key) in self.access_keys.iter().enumerate() {
             let id_ok = (16..=128).contains(&key.access_key_id.len())
                 && key.access_key_id.chars().all(|c| c.is_ascii_alphanumeric());
@@ -193,7 +210,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    serving::serve_http("Rekognition-compatible API", listener, router(state), limits, shutdown).await;
+    serving::serve_http("Rekognition-compatible API", listener, router(state), None, limits, shutdown).await;
 }
 
 #[cfg(test)]
@@ -203,7 +220,7 @@ mod tests {
 
     fn problems(config: &ApiConfig) -> Vec<Problem> {
         let mut checks = Checks::default();
-        config.check(&mut checks);
+        config.check(Path::new("/nonexistent"), &mut checks);
         checks.into_problems()
     }
 
@@ -232,6 +249,7 @@ mod tests {
             ],
             max_image_bytes: 1,
             connections: Limits::default(),
+            ..ApiConfig::default()
         };
         assert_eq!(
             keys_of(&problems(&config)),

@@ -11,6 +11,7 @@ use facereko::frame::Frame;
 use facereko::notify::delivery::{self, Outcome};
 use facereko::photos::Photos;
 use facereko::store::{self, Channel, LogQuery, Store, legacy};
+use facereko::tls::{self, TlsMode};
 use facereko::{hw, store::StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -101,9 +102,19 @@ pub async fn config_check(sources: &Sources) -> ExitCode {
             if c.database.password.is_some() {
                 println!("  database password: set (not shown)");
             }
-            match c.web.enabled() {
-                true => println!("  web app: http://{}/", c.web.listen.trim()),
-                false => println!("  web app: off (set web.listen, e.g. \"0.0.0.0:8080\")"),
+            let listen = c.web.listen.trim();
+            match (c.web.enabled(), c.web.tls) {
+                (false, _) => println!("  web app: off (set web.listen, e.g. \"0.0.0.0:8080\")"),
+                (true, TlsMode::Off) => println!("  web app: http://{listen}/ (web.tls = \"off\": plain HTTP)"),
+                (true, TlsMode::SelfSigned) => println!(
+                    "  web app: https://{listen}/ with the door's own certificate authority ({}); phones install it \
+                     from /certificate",
+                    c.data_dir.join(tls::TLS_DIR).display()
+                ),
+                (true, TlsMode::Files) => println!(
+                    "  web app: https://{listen}/ with {}",
+                    c.web.tls_cert.as_deref().map(|path| path.display().to_string()).unwrap_or_default()
+                ),
             }
             for warning in unreachable_servers(c).await {
                 println!("warning: {warning}");

@@ -50,7 +50,8 @@ pub(super) fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), W
     }
 }
 
-fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: bool) -> Markup {
+/// The sign-in page; `own_certificate` when the door serves https with its own authority.
+fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: bool, own_certificate: bool) -> Markup {
     bare_page(
         "Sign in",
         html! {
@@ -72,6 +73,12 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
                     input #password name="password" type="password" autocomplete="current-password" required;
                     button.primary type="submit" { "Sign in" }
                 }
+                @if own_certificate {
+                    p.hint {
+                        "Does your browser warn about this site? "
+                        a href="/certificate" { "Install the door's certificate" } " once on this device."
+                    }
+                }
             }
         },
     )
@@ -81,7 +88,12 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
     let (token, new_token) = form_token(&headers);
     // While the database is away the page still shows; signing in then says why it fails.
     let no_accounts = matches!(state.store().accounts().list_users().await, Ok(users) if users.is_empty());
-    Ok(with_form_cookie(&state, StatusCode::OK, new_token, login_form(&token, "", None, no_accounts)))
+    Ok(with_form_cookie(
+        &state,
+        StatusCode::OK,
+        new_token,
+        login_form(&token, "", None, no_accounts, state.has_own_certificate()),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -135,7 +147,13 @@ pub async fn login(
         }
         _ => {
             tracing::warn!(user = %username, ?address, "failed sign-in");
-            let page = login_form(&form.csrf, &username, Some("Wrong user name or password."), false);
+            let page = login_form(
+                &form.csrf,
+                &username,
+                Some("Wrong user name or password."),
+                false,
+                state.has_own_certificate(),
+            );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }
     }

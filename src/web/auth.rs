@@ -114,7 +114,7 @@ impl Auth {
     pub fn new(config: &WebConfig) -> Self {
         Self {
             lifetime: config.session_lifetime,
-            secure: config.secure_cookies,
+            secure: config.secure(),
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             proxies: TrustedProxies::new(&config.trusted_proxies),

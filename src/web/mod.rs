@@ -8,6 +8,7 @@ mod account;
 mod api_keys;
 mod assets;
 mod auth;
+mod certificate;
 mod dashboard;
 mod error;
 mod face_api;
@@ -22,7 +23,7 @@ mod views;
 mod visitors;
 mod voice;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
 use crate::serving::Limits;
 use crate::store::Store;
+use crate::tls::{CaCertificate, TlsMode, TlsSettings};
 use crate::visitor::Desk;
 use crate::voice::VoiceConfig;
 pub use error::WebError;
@@ -54,7 +56,14 @@ pub struct WebConfig {
     pub listen: String,
     /// Largest photo upload, in bytes.
     pub max_upload_bytes: usize,
-    /// Mark cookies `Secure`: set when a TLS reverse proxy serves the app over https.
+    /// How the app speaks: plain HTTP ("off", e.g. behind a TLS reverse proxy), https with the
+    /// door's own certificate authority ("self") or with the owner's files ("files").
+    pub tls: TlsMode,
+    /// With `tls = "files"`: the certificate chain (PEM, the server's first).
+    pub tls_cert: Option<PathBuf>,
+    /// With `tls = "files"`: its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Mark cookies `Secure` behind a TLS reverse proxy; with `tls` on they always are.
     pub secure_cookies: bool,
     /// Sign-ins last this long.
     #[serde(with = "humantime_serde")]
@@ -77,6 +86,9 @@ impl Default for WebConfig {
         Self {
             listen: String::new(),
             max_upload_bytes: 10 * 1024 * 1024,
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
             secure_cookies: false,
             session_lifetime: Duration::from_secs(12 * 3600),
             tap_timeout: Duration::from_secs(30),
@@ -92,7 +104,18 @@ impl WebConfig {
         !self.listen.trim().is_empty()
     }
 
-    pub fn check(&self, checks: &mut Checks) {
+    pub fn tls_settings(&self) -> TlsSettings<'_> {
+        TlsSettings { section: "web", mode: self.tls, cert: self.tls_cert.as_deref(), key: self.tls_key.as_deref() }
+    }
+
+    /// Whether cookies must be `Secure`: served over TLS, here or by a proxy in front.
+    pub fn secure(&self) -> bool {
+        self.secure_cookies || self.tls != TlsMode::Off
+    }
+
+    /// The problems of `[web]`; TLS files and the local certificate authority (in `data_dir`)
+    /// are read to check them.
+    pub fn check(&self, data_dir: &Path, checks: &mut Checks) {
         checks.listen_address(
             "web.listen",
             &self.listen,
@@ -123,6 +146,9 @@ impl WebConfig {
             );
         }
         self.connections.check("web", checks);
+        if self.enabled() {
+            self.tls_settings().check(data_dir, checks);
+        }
         if let Some(url) = &self.public_url {
             let uri = url.parse::<axum::http::Uri>();
             checks.check(
@@ -161,6 +187,8 @@ pub struct WebSetup {
     /// Takes the visitor page's rings (and, with a simulated bell, the dashboard's presses) to
     /// the desk, when `visitors.enabled`.
     pub ringer: Option<Ringer>,
+    /// The door's certificate authority, offered for download, with `web.tls = "self"`.
+    pub authority: Option<CaCertificate>,
 }
 
 struct Inner {
@@ -185,6 +213,8 @@ struct Inner {
     /// Visitors' rings and the owner's decisions, when `visitors.enabled`.
     desk: Option<Desk>,
     ringer: Option<Ringer>,
+    /// The door's certificate authority, with `web.tls = "self"`.
+    authority: Option<CaCertificate>,
     /// Places for the face API's comparisons running at once.
     comparisons: tokio::sync::Semaphore,
 }
@@ -230,6 +260,7 @@ impl WebState {
             auth,
             desk: setup.desk,
             ringer: setup.ringer,
+            authority: setup.authority,
             comparisons: tokio::sync::Semaphore::new(face_api::CONCURRENT_COMPARISONS),
         }))
     }
@@ -249,6 +280,11 @@ impl WebState {
 
     fn config(&self) -> &WebConfig {
         &self.0.config
+    }
+
+    /// Whether the app serves https with the door's own certificate authority.
+    fn has_own_certificate(&self) -> bool {
+        self.0.authority.is_some()
     }
 }
 
@@ -312,9 +348,26 @@ pub fn router(state: WebState) -> Router {
         .route("/visitors/known/{id}/auto-pass/{switch}", post(visitors::set_auto_pass))
         .route("/visitors/known/{id}/forget", post(visitors::forget_known))
         .route("/static/{file}", get(assets::serve))
+        .merge(certificate_routes())
         .fallback(error::not_found)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// What answers plain HTTP on the app's TLS port: the door's certificate (so a phone can fetch it
+/// before it trusts https here) and a redirect to https for everything else.
+pub fn plain_router(state: WebState) -> Router {
+    certificate_routes()
+        .route("/static/{file}", get(assets::serve))
+        .fallback(crate::serving::redirect_to_https)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+fn certificate_routes() -> Router<WebState> {
+    Router::new()
+        .route("/certificate", get(certificate::page))
+        .route(certificate::DOWNLOAD_PATH, get(certificate::download))
 }
 
 /// Headers every answer carries: no framing, no sniffing, scripts and styles only from us.
@@ -354,7 +407,7 @@ mod tests {
             ..WebConfig::default()
         };
         let mut checks = Checks::default();
-        config.check(&mut checks);
+        config.check(Path::new("/nonexistent"), &mut checks);
         let problems = checks.into_problems();
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["web.trusted_proxies[2]", "web.connections.max"]);

@@ -1,7 +1,9 @@
 //! The web app in a real browser: Debian's Chromium, driven by `tests/e2e/door-flow.mjs`
 //! (playwright-core), against the real daemon with the on-device engine. An admin signs in, adds a
 //! person with a photo and a card, watches the live history while a simulated tap is let in,
-//! disarms, and signs out. `bash tests/run.sh` installs Chromium and playwright-core.
+//! disarms, and signs out, over https with the door's own certificate authority trusted the way
+//! a Linux owner trusts it (an NSS store). `bash tests/run.sh` installs Chromium, playwright-core
+//! and certutil.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -14,6 +16,7 @@ use crate::common::webhook::Receiver;
 use crate::common::{TestDoor, face, free_port, models_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const CERTUTIL: &str = "/usr/bin/certutil";
 const CARD: &str = "04A1B2C3";
 const PERSON: &str = "George W Bush";
 const USER: &str = "e2e-admin";
@@ -31,18 +34,48 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
     let port = free_port();
     let models = format!("{:?}", models_dir().display().to_string());
     let listen = format!("\"127.0.0.1:{port}\"");
-    let mut door =
-        TestDoor::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &models), ("web.listen", &listen)]);
+    let mut door = TestDoor::new(&[
+        ("engine.kind", "\"local\""),
+        ("engine.models_dir", &models),
+        ("web.listen", &listen),
+        ("web.tls", "\"self\""),
+    ]);
     // A different picture of the man than the one enrolled: the engine must really match faces.
     door.show_for_card(CARD, &face("lfw10/George_W_Bush/George_W_Bush_0002.jpg"));
     let password = add_admin(&door);
     door.start();
-    wait_for_sign_in_page(&door, port);
+    // Plain HTTP on the app's port is sent to https.
+    wait_for_web_app(&door, port, "307");
 
     let screenshots = fresh_dir(&root.join("target/e2e-screenshots"));
+    let base_url = format!("https://localhost:{port}");
+    // Chromium refuses the door until its authority is trusted; nothing here ignores certificate
+    // errors. Trusted, http:// leads to the sign-in page over https with a Secure cookie.
+    let untrusting = door.path("browser-home-untrusting");
+    std::fs::create_dir_all(&untrusting).unwrap();
+    let trusting = home_trusting(&door, &door.path("tls/ca.pem"));
+    for (expect, home) in [("refused", &untrusting), ("trusted", &trusting)] {
+        let env = [
+            ("HTTPS_URL", base_url.clone()),
+            ("EXPECT", expect.to_owned()),
+            ("HOME", home.display().to_string()),
+            ("SCREENSHOTS", screenshots.display().to_string()),
+        ];
+        let check = run_flow(root, &door, "tls-check.mjs", &env);
+        assert!(
+            check.succeeded(),
+            "the browser's TLS check ({expect}) {}\n--- daemon log:\n{}",
+            check.report(),
+            door.daemon_log()
+        );
+    }
+
     let photo = face("lfw10/George_W_Bush/George_W_Bush_0001.jpg");
     let env = [
-        ("BASE_URL", format!("http://127.0.0.1:{port}")),
+        ("BASE_URL", base_url),
+        ("HOME", trusting.display().to_string()),
+        // The flow's own requests outside the browser (after sign-out) go through Node's TLS.
+        ("NODE_EXTRA_CA_CERTS", door.path("tls/ca.pem").display().to_string()),
         ("FACEREKO_E2E_USER", USER.to_owned()),
         ("FACEREKO_E2E_PASSWORD", password),
         ("FACEREKO_E2E_PHOTO", photo.display().to_string()),
@@ -101,7 +134,7 @@ fn a_visitor_rings_is_approved_and_comes_in_with_a_passcode_in_the_browser() {
     door.show_for_card("default", &face("diverse/ai_sugiyama/1.jpg"));
     let password = add_admin(&door);
     door.start();
-    wait_for_sign_in_page(&door, port);
+    wait_for_web_app(&door, port, "200");
     let screenshots = fresh_dir(&root.join("target/e2e-screenshots/visitor"));
     let part = |part: &str, extra: &[(&str, String)]| {
         let mut env = vec![
@@ -168,6 +201,9 @@ fn require_browser_tools(root: &Path) {
     if Command::new("node").arg("--version").output().is_err() {
         missing.push("Node.js (`sudo apt-get install nodejs npm`)".to_owned());
     }
+    if !Path::new(CERTUTIL).is_file() {
+        missing.push(format!("certutil at {CERTUTIL} (`sudo apt-get install libnss3-tools`)"));
+    }
     if !root.join("tests/e2e/node_modules/playwright-core").is_dir() {
         missing.push("playwright-core in tests/e2e/node_modules (`npm ci --prefix tests/e2e`)".to_owned());
     }
@@ -189,16 +225,33 @@ fn add_admin(door: &TestDoor) -> String {
     password
 }
 
-/// Waits until the web app answers `GET /login` (the daemon's health check can answer before the
-/// web server listens), and requires that answer to be the sign-in page.
-fn wait_for_sign_in_page(door: &TestDoor, port: u16) {
+/// Waits until the web app answers a plain-HTTP `GET /login` (the daemon's health check can
+/// answer before the web server listens), and requires the answer's status to be `expected`:
+/// 200 for the sign-in page, 307 for the redirect to https.
+fn wait_for_web_app(door: &TestDoor, port: u16, expected: &str) {
     let mut status = None;
     door.wait_for("the web app to answer GET /login", || {
         status = http_status(port, "/login");
         status.is_some()
     });
     let status = status.unwrap();
-    assert_eq!(status.split(' ').nth(1), Some("200"), "GET /login answered `{status}`, not the sign-in page");
+    assert_eq!(status.split(' ').nth(1), Some(expected), "GET /login answered `{status}`");
+}
+
+/// A home folder whose NSS certificate store (`.pki/nssdb`, where Chromium on Linux looks)
+/// trusts the certificate authority in `ca` for websites, as `certutil` sets it up for an owner.
+fn home_trusting(door: &TestDoor, ca: &Path) -> PathBuf {
+    let home = door.path("browser-home");
+    let store = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&store).unwrap();
+    let database = format!("sql:{}", store.display());
+    let certutil = |args: &[&str]| {
+        let output = Command::new(CERTUTIL).args(args).output().unwrap();
+        assert!(output.status.success(), "certutil {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    certutil(&["-N", "-d", &database, "--empty-password"]);
+    certutil(&["-A", "-d", &database, "-t", "C,,", "-n", "FaceReko door", "-i", ca.to_str().unwrap()]);
+    home
 }
 
 /// The status line of a plain `GET path` on the loopback port, or `None` while nothing answers.

@@ -31,5 +31,6 @@ mod sms;
 mod sns;
 mod store;
 mod systemd;
+mod tls;
 mod voice;
 mod web;
