@@ -463,7 +463,7 @@ async fn a_burst_finds_the_face_again_around_where_it_was() {
     let similarity = engine().similarity(&around.descriptor, &cold.descriptor);
     assert!(similarity >= 97.0, "described from the region and from the whole frame: {similarity}");
 
-    let elsewhere = DetectedFace { x: 0, y: 0, width: 30, height: 30, confidence: 90.0 };
+    let elsewhere = DetectedFace { x: 0, y: 0, width: 30, height: 30, confidence: 90.0, landmarks: None };
     let found = engine().detect_following(&picture, &elsewhere).await.unwrap();
     assert_eq!(found, whole, "nothing near the corner: the whole frame is looked at");
 }
