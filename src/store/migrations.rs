@@ -43,7 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_visits"),
     migration!(9, "0009_known_visitors"),
     migration!(10, "0010_api_keys"),
-    migration!(12, "0012_sign_ins"),
+    migration!(11, "0011_sign_ins"),
 ];
 
 /// What a backend does for [`run`].

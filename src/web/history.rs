@@ -11,7 +11,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use super::auth::Signed;
-use super::views::{Section, decision_badge, page as frame, time_cell};
+use super::views::{Paging, Section, decision_badge, filter_select, page as frame, pager, time_cell};
 use super::{WebError, WebState};
 use crate::access::{Decision, Reason};
 use crate::store::{LogEntry, LogQuery};
@@ -165,18 +165,6 @@ pub async fn recent_rows(state: &WebState, limit: u32) -> Result<Vec<LogEntry>, 
     Ok(state.store().log().access_log(&LogQuery { limit, ..LogQuery::default() }).await?)
 }
 
-fn select(name: &str, label: &str, current: &str, options: &[String]) -> Markup {
-    html! {
-        label for=(name) { (label) }
-        select id=(name) name=(name) {
-            option value="" { "any" }
-            @for option in options {
-                option value=(option) selected[option == current] { (option) }
-            }
-        }
-    }
-}
-
 pub async fn page(
     State(state): State<WebState>,
     Signed(user): Signed,
@@ -184,10 +172,9 @@ pub async fn page(
 ) -> Result<Markup, WebError> {
     let query = filters.query()?;
     let total = state.store().log().count_access_log(&query).await?;
-    let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE))).unwrap_or(u32::MAX).max(1);
-    let page = filters.page.unwrap_or(1).clamp(1, pages);
+    let paging = Paging::new(filters.page, total, PAGE_SIZE);
     let entries =
-        state.store().log().access_log(&LogQuery { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, ..query }).await?;
+        state.store().log().access_log(&LogQuery { limit: PAGE_SIZE, offset: paging.offset, ..query }).await?;
     let mut people: Vec<String> = state.store().people().list_people().await?.into_iter().map(|p| p.name).collect();
     if !filters.person.is_empty() && !people.contains(&filters.person) {
         // Someone removed since: their attempts keep the name.
@@ -196,11 +183,7 @@ pub async fn page(
     let decisions: Vec<String> = Decision::ALL.iter().map(|d| d.as_str().to_owned()).collect();
     let reasons: Vec<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
     let encoded = filters.encoded();
-    let link = |page: u32| {
-        let separator = if encoded.is_empty() { "" } else { "&" };
-        format!("/history?{encoded}{separator}page={page}")
-    };
-    let live_src = (page == 1).then(|| format!("/history/rows?{encoded}"));
+    let live_src = (paging.page == 1).then(|| format!("/history/rows?{encoded}"));
     let body = html! {
         div.page-head {
             h1 { "Access history" }
@@ -210,13 +193,13 @@ pub async fn page(
             summary { "Filter" @if !encoded.is_empty() { span.muted { " (active)" } } }
             form.filter-grid method="get" action="/history" {
                 input type="hidden" name="tz" value=(filters.tz.unwrap_or(0)) data-tz;
-                div { (select("person", "Person", &filters.person, &people)) }
+                div { (filter_select("person", "Person", &filters.person, &people)) }
                 div {
                     label for="card" { "Card" }
                     input #card name="card" value=(filters.card) placeholder="04A1B2C3";
                 }
-                div { (select("decision", "Decision", &filters.decision, &decisions)) }
-                div { (select("reason", "Reason", &filters.reason, &reasons)) }
+                div { (filter_select("decision", "Decision", &filters.decision, &decisions)) }
+                div { (filter_select("reason", "Reason", &filters.reason, &reasons)) }
                 div { label for="from" { "From" } input #from type="date" name="from" value=(filters.from); }
                 div { label for="to" { "To" } input #to type="date" name="to" value=(filters.to); }
                 div.filter-actions {
@@ -227,16 +210,10 @@ pub async fn page(
         }
         p.muted {
             span #history-total { (total) " attempt" @if total != 1 { "s" } }
-            @if page == 1 { " · new ones appear by themselves" }
+            @if paging.page == 1 { " · new ones appear by themselves" }
         }
         (table(entries, live_src.as_deref()))
-        @if pages > 1 {
-            nav.pager aria-label="Pages" {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } } @else { span {} }
-                span { "Page " (page) " of " (pages) }
-                @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } } @else { span {} }
-            }
-        }
+        (pager(paging, "/history", &encoded))
     };
     let flash = state.auth().take_flash(&user);
     Ok(frame(&user, flash, Section::History, "History", body))

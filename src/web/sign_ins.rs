@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::auth::Admin;
-use super::views::{Section, page as frame, time_cell};
+use super::views::{Paging, Section, filter_select, page as frame, pager, time_cell};
 use super::{WebError, WebState};
 use crate::store::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery};
 
@@ -99,18 +99,6 @@ fn row(entry: &SignInEntry) -> Markup {
     }
 }
 
-fn select(name: &str, label: &str, current: &str, options: &[&str]) -> Markup {
-    html! {
-        label for=(name) { (label) }
-        select id=(name) name=(name) {
-            option value="" { "any" }
-            @for option in options {
-                option value=(option) selected[*option == current] { (option) }
-            }
-        }
-    }
-}
-
 pub async fn page(
     State(state): State<WebState>,
     Admin(user): Admin,
@@ -119,16 +107,11 @@ pub async fn page(
     let query = filters.query()?;
     let log = state.store().sign_ins();
     let total = log.count_sign_ins(&query).await?;
-    let pages = u32::try_from(total.div_ceil(u64::from(PAGE_SIZE))).unwrap_or(u32::MAX).max(1);
-    let page = filters.page.unwrap_or(1).clamp(1, pages);
-    let entries = log.sign_ins(&SignInQuery { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, ..query }).await?;
+    let paging = Paging::new(filters.page, total, PAGE_SIZE);
+    let entries = log.sign_ins(&SignInQuery { limit: PAGE_SIZE, offset: paging.offset, ..query }).await?;
     let methods: Vec<&str> = SignInMethod::ALL.iter().map(|m| m.as_str()).collect();
     let outcomes: Vec<&str> = SignInOutcome::ALL.iter().map(|o| o.as_str()).collect();
     let encoded = serde_urlencoded::to_string(&filters).unwrap_or_default();
-    let link = |page: u32| {
-        let separator = if encoded.is_empty() { "" } else { "&" };
-        format!("/sign-ins?{encoded}{separator}page={page}")
-    };
     let body = html! {
         div.page-head { h1 { "Sign-in log" } }
         p.muted { "Every attempt to sign in to this web app, or to prove a password again before changing it, \
@@ -140,8 +123,8 @@ pub async fn page(
                     label for="account" { "Account" }
                     input #account name="account" value=(filters.account) autocomplete="off";
                 }
-                div { (select("method", "Method", &filters.method, &methods)) }
-                div { (select("outcome", "Outcome", &filters.outcome, &outcomes)) }
+                div { (filter_select("method", "Method", &filters.method, &methods)) }
+                div { (filter_select("outcome", "Outcome", &filters.outcome, &outcomes)) }
                 div.filter-actions {
                     button.primary type="submit" { "Filter" }
                     a href="/sign-ins" { "Clear" }
@@ -160,13 +143,7 @@ pub async fn page(
                 }
             }
         }
-        @if pages > 1 {
-            nav.pager aria-label="Pages" {
-                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } } @else { span {} }
-                span { "Page " (page) " of " (pages) }
-                @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } } @else { span {} }
-            }
-        }
+        (pager(paging, "/sign-ins", &encoded))
     };
     let flash = state.auth().take_flash(&user);
     Ok(frame(&user, flash, Section::Settings, "Sign-in log", body))

@@ -141,3 +141,53 @@ pub fn capitalised(message: &str) -> String {
     let mut chars = message.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
+
+/// Which page of a filtered, newest-first list is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// From 1.
+    pub page: u32,
+    pub pages: u32,
+    /// Rows before this page's first.
+    pub offset: u32,
+}
+
+impl Paging {
+    /// The `requested` page (the first when none) of `total` rows, `size` a page, moved inside the list.
+    pub fn new(requested: Option<u32>, total: u64, size: u32) -> Self {
+        let pages = u32::try_from(total.div_ceil(u64::from(size))).unwrap_or(u32::MAX).max(1);
+        let page = requested.unwrap_or(1).clamp(1, pages);
+        Self { page, pages, offset: (page - 1).saturating_mul(size) }
+    }
+}
+
+/// Links to the newer and older pages under a list, nothing for a single page. `path` is the
+/// list's address and `filters` its query string without the page.
+pub fn pager(paging: Paging, path: &str, filters: &str) -> Markup {
+    let separator = if filters.is_empty() { "" } else { "&" };
+    let link = |page: u32| format!("{path}?{filters}{separator}page={page}");
+    let Paging { page, pages, .. } = paging;
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } } @else { span {} }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } } @else { span {} }
+            }
+        }
+    }
+}
+
+/// A filter's drop-down: "any" first, then `options`, with `current` selected.
+pub fn filter_select(name: &str, label: &str, current: &str, options: &[impl AsRef<str>]) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        select id=(name) name=(name) {
+            option value="" { "any" }
+            @for option in options {
+                @let option = option.as_ref();
+                option value=(option) selected[option == current] { (option) }
+            }
+        }
+    }
+}

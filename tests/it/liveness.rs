@@ -63,14 +63,20 @@ fn liveness_detail(row: &Value) -> &str {
     row["detail"].as_str().unwrap_or_default()
 }
 
-#[test]
-fn a_flat_picture_of_the_holder_is_denied_when_enforced_and_a_head_in_other_poses_is_granted() {
-    let mut door = door_in("enforce");
+/// A running door in `mode` with the holder enrolled, and the row of a tap with the holder's photo
+/// moved before the camera as a flat picture.
+fn tap_the_picture(mode: &str) -> (TestDoor, Value) {
+    let mut door = door_in(mode);
     enrol_holder(&door);
     show_burst(&door, &attack_burst(&door));
     door.start();
-
     let attack = door.tap_and_wait(CARD);
+    (door, attack)
+}
+
+#[test]
+fn a_flat_picture_of_the_holder_is_denied_when_enforced_and_a_head_in_other_poses_is_granted() {
+    let (mut door, attack) = tap_the_picture("enforce");
     assert_eq!(
         (attack["decision"].as_str(), attack["reason"].as_str()),
         (Some("denied"), Some("spoof_suspected")),
@@ -98,11 +104,7 @@ fn a_flat_picture_of_the_holder_is_denied_when_enforced_and_a_head_in_other_pose
 
 #[test]
 fn in_log_mode_the_picture_is_granted_and_its_scores_logged() {
-    let mut door = door_in("log");
-    enrol_holder(&door);
-    show_burst(&door, &attack_burst(&door));
-    door.start();
-    let attack = door.tap_and_wait(CARD);
+    let (mut door, attack) = tap_the_picture("log");
     assert_eq!(
         (attack["decision"].as_str(), attack["reason"].as_str()),
         (Some("granted"), Some("card_and_face")),

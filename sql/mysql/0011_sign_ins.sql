@@ -1,4 +1,4 @@
--- FaceReko schema, version 12 (MySQL / MariaDB): every attempt to sign in to the web app, for admins to review.
+-- FaceReko schema, version 11 (MySQL / MariaDB): every attempt to sign in to the web app, for admins to review.
 
 CREATE TABLE IF NOT EXISTS sign_ins (
     id         BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,

@@ -1,4 +1,4 @@
--- FaceReko schema, version 12 (SQLite): every attempt to sign in to the web app, for admins to review.
+-- FaceReko schema, version 11 (SQLite): every attempt to sign in to the web app, for admins to review.
 
 CREATE TABLE sign_ins (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
