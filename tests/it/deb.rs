@@ -159,7 +159,7 @@ inside dpkg-query -W -f='${db:Status-Abbrev}' facereko >"$O/status.txt" 2>&1 || 
     assert!(read("fetch.txt").contains("from /opt/models"), "{}", read("fetch.txt"));
     let check = read("check.txt");
     assert!(check.contains("config file: /etc/facereko/config.toml") && check.contains("configuration OK"), "{check}");
-    assert!(check.contains("web app: http://0.0.0.0:8080/"), "{check}");
+    assert!(check.contains("web app: https://0.0.0.0:8080/"), "the installed config serves HTTPS: {check}");
 
     // Upgraded: the owner's config is kept, the new version's is put beside it.
     assert_eq!(read("version.txt"), format!("{}-99", env!("CARGO_PKG_VERSION")));
