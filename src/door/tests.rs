@@ -823,6 +823,24 @@ async fn a_card_outside_its_limits_is_refused_before_the_camera() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_door_the_holder_may_not_use_refuses_before_the_camera_even_with_proof_photos_on() {
+    let reason = Reason::NotAllowedHere;
+    for (mode, capture_when_closed) in [(Mode::CardAndFace, false), (Mode::CardAndFace, true), (Mode::CardOnly, true)] {
+        let settings = DoorSettings { mode, capture_when_closed, ..settings() };
+        let mut door = Door::new(settings.clone(), true);
+        let tapped_at = Instant::now();
+        let attempt = tap(&mut door, ALICE_CARD);
+        advance(ms(20)).await;
+        let effects = resolve_within_limits(&mut door, attempt, Ok(Some(alice())), Admission::Closed(reason));
+        let mut expected = bare_report(tapped_at, ALICE_CARD, Decision::Denied, reason);
+        expected.person = Some(alice());
+        expected.timings = StageTimings { read_ms: 20, total_ms: 20, ..StageTimings::default() };
+        assert_eq!(effects, denied(&settings, expected), "{mode} mode, capture_when_closed {capture_when_closed}");
+        assert!(!door.is_busy());
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_card_can_still_be_photographed_as_proof() {
     let settings = DoorSettings { capture_when_closed: true, ..settings() };
     let mut door = Door::new(settings.clone(), true);

@@ -190,12 +190,12 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
     door.start();
     subscriber
         .wait_until(
-            "discovery and availability",
+            "discovery and the door's state",
             || door.daemon_log(),
             |messages| {
                 messages.iter().any(|m| m.topic == "homeassistant/sensor/facereko_front/last_access/config")
                     && messages.iter().any(|m| m.topic == "homeassistant/binary_sensor/facereko_front/lock/config")
-                    && messages.iter().any(|m| m.topic == "FaceReko/front/availability" && m.payload == b"online")
+                    && messages.iter().any(|m| m.topic == "FaceReko/front/state" && m.json()["state"] == "online")
             },
         )
         .await;
@@ -215,7 +215,71 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
         .wait_until(
             "the broker to announce the door offline",
             || broker.log(),
-            |messages| messages.iter().any(|m| m.topic == "FaceReko/front/availability" && m.payload == b"offline"),
+            |messages| messages.iter().any(|m| m.topic == "FaceReko/front/state" && m.payload == b"offline"),
+        )
+        .await;
+}
+
+/// The newest message on `topic`, as JSON (`null` for a payload that is not, such as `offline`).
+fn newest(messages: &[crate::common::mosquitto::Received], topic: &str) -> Option<serde_json::Value> {
+    messages.iter().rev().find(|m| m.topic == topic).map(|m| m.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_door_keeps_its_state_retained_and_the_broker_says_offline_when_it_is_killed() {
+    const STATE: &str = "FaceReko/front/state";
+    let broker = Mosquitto::start();
+    let mut door = door_for(&broker, &[]);
+    door.start();
+    let subscriber = Subscriber::connect(&broker, &[STATE]).await;
+    subscriber
+        .wait_until(
+            "the door's state",
+            || door.daemon_log(),
+            |messages| {
+                newest(messages, STATE).is_some_and(|state| state["state"] == "online" && state["armed"] == true)
+            },
+        )
+        .await;
+    let state = newest(&subscriber.messages(), STATE).unwrap();
+    assert_eq!(state["lock"], "locked");
+    assert_eq!(
+        (state["reader"]["backend"].as_str(), state["camera"]["backend"].as_str()),
+        (Some("simulated"), Some("simulated"))
+    );
+    assert_eq!((state["engine"].as_str(), state["backlog"].as_u64()), (Some("simulated"), Some(0)));
+    // A dashboard that connects later gets the state at once: it is retained.
+    let (late, mut events) = AsyncClient::new(broker.client_options("late-dashboard", Some("subscriber")), 4);
+    late.subscribe(STATE, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let retained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(publish))) => return publish,
+                Ok(_) => {}
+                Err(e) => panic!("the late dashboard lost the broker: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the retained state arrives");
+    assert!(retained.retain, "{retained:?}");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&retained.payload).unwrap()["state"], "online");
+
+    door.ok(&["disarm"]);
+    subscriber
+        .wait_until(
+            "the state to say disarmed",
+            || door.daemon_log(),
+            |messages| newest(messages, STATE).is_some_and(|state| state["armed"] == false),
+        )
+        .await;
+
+    door.kill();
+    subscriber
+        .wait_until(
+            "the last will",
+            || broker.log(),
+            |messages| messages.iter().rev().find(|m| m.topic == STATE).is_some_and(|m| m.payload == b"offline"),
         )
         .await;
 }
