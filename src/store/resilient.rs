@@ -902,7 +902,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn changed_limits_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
+    async fn changed_limits_and_door_rights_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
         let dir = tempfile::tempdir().unwrap();
         let store = quiet_store(dir.path()).await;
         let alice = store.people().add_person("Alice").await.unwrap();
@@ -911,24 +911,12 @@ mod tests {
         let schedule = store.schedules().save_schedule("Cleaners", &[window], false).await.unwrap();
         let limits = Limits { schedule: Some(schedule.id), ..Limits::default() };
         store.schedules().set_person_limits(alice.id, &limits).await.unwrap();
-
-        let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
-        assert_eq!(copied.people, [(alice.id, limits)], "no refresh was needed");
-        store.shared.went_offline(&StoreError::Unreachable("gone".into()));
-        assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
-    }
-
-    #[tokio::test]
-    async fn changed_door_rights_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = quiet_store(dir.path()).await;
-        let alice = store.people().add_person("Alice").await.unwrap();
-        store.shared.refresh().await.unwrap();
-        let front = [DoorRight { door: "front".into(), schedule: None }];
+        let front = [DoorRight { door: "front".into(), schedule: Some(schedule.id) }];
         store.schedules().set_door_rights(alice.id, Some(&front)).await.unwrap();
 
         let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
-        assert_eq!(copied.door_rights(alice.id), Some(&front[..]), "no refresh was needed");
+        assert_eq!(copied.people, [(alice.id, limits)], "no refresh was needed");
+        assert_eq!(copied.door_rights(alice.id), Some(&front[..]));
         store.shared.went_offline(&StoreError::Unreachable("gone".into()));
         assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
     }
