@@ -66,6 +66,10 @@ pub struct MqttConfig {
     /// Publish Home Assistant discovery messages (retained) under `discovery_prefix`.
     pub home_assistant: bool,
     pub discovery_prefix: String,
+    /// Keep the door's state retained on `<topic_prefix>/<door>/state`, `offline` by last will:
+    /// what a site of several doors watches. Off by default, so that a broker policy written for
+    /// the notifications alone (AWS IoT Core's) keeps letting the door in.
+    pub door_state: bool,
 }
 
 impl Default for MqttConfig {
@@ -84,6 +88,7 @@ impl Default for MqttConfig {
             outbox_limit: 10_000,
             home_assistant: false,
             discovery_prefix: "homeassistant".into(),
+            door_state: false,
         }
     }
 }
@@ -130,6 +135,16 @@ impl MqttConfig {
     /// One of this door's own topics: `<topic_prefix>/<door>/<leaf>`.
     pub fn door_topic(&self, door: &str, leaf: &str) -> String {
         door_topic(&self.topic_prefix, door, leaf)
+    }
+
+    /// Where the broker says [`OFFLINE`] when the door goes away (its last will): the door's state
+    /// topic, or without it Home Assistant's availability topic; `None` when neither is on.
+    pub fn offline_topic(&self, door: &str) -> Option<String> {
+        match (self.door_state, self.home_assistant) {
+            (true, _) => Some(self.door_topic(door, "state")),
+            (false, true) => Some(self.door_topic(door, "availability")),
+            (false, false) => None,
+        }
     }
 }
 

@@ -188,8 +188,10 @@ pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyErr
         (None, Some(_)) => return Err(NotifyError::Config("mqtt.password is set without mqtt.username".into())),
         (None, None) => {}
     }
-    // The broker tells the site (and Home Assistant) that the door is gone, however it went.
-    options.set_last_will(LastWill::new(config.door_topic(door, "state"), OFFLINE, QoS::AtLeastOnce, true));
+    // The broker tells the site (or Home Assistant) that the door is gone, however it went.
+    if let Some(topic) = config.offline_topic(door) {
+        options.set_last_will(LastWill::new(topic, OFFLINE, QoS::AtLeastOnce, true));
+    }
     Ok(options)
 }
 
@@ -218,7 +220,7 @@ pub struct Publisher {
     last_lock: Option<Lock>,
     /// The door's newest state, and the state topic's payload the broker has now (none after a
     /// reconnect, so it is published again).
-    door_state: Option<DoorState>,
+    latest_state: Option<DoorState>,
     published_state: Option<Vec<u8>>,
     /// Rings that came while the broker was away, published once it is back if still fresh.
     waiting_rings: VecDeque<(Instant, VisitorNotice)>,
@@ -242,7 +244,7 @@ impl Publisher {
             last_taken: 0,
             delivered_since_prune: 0,
             last_lock: None,
-            door_state: None,
+            latest_state: None,
             published_state: None,
             waiting_rings: VecDeque::new(),
         })
@@ -259,7 +261,7 @@ impl Publisher {
         state_of: fn(&S) -> DoorState,
         mut visitors: broadcast::Receiver<VisitorNotice>,
     ) {
-        self.door_state = Some(state_of(&door.borrow_and_update()));
+        self.latest_state = Some(state_of(&door.borrow_and_update()));
         self.prune().await;
         let mut backoff = FIRST_BACKOFF;
         let mut sweep = tokio::time::interval(SWEEP);
@@ -294,7 +296,7 @@ impl Publisher {
                     }
                     let state = state_of(&door.borrow_and_update());
                     self.publish_lock(state.lock);
-                    self.door_state = Some(state);
+                    self.latest_state = Some(state);
                     self.publish_state().await;
                 }
                 Ok(notice) = visitors.recv() => self.publish_visitor(notice),
@@ -309,7 +311,11 @@ impl Publisher {
                 tracing::info!(broker = %self.config.url, "connected to the MQTT broker");
                 self.connected = true;
                 self.forget_in_flight();
-                let announcements = self.home_assistant.as_ref().map(HomeAssistant::discovery);
+                let announcements = self.home_assistant.as_ref().map(|ha| {
+                    let mut messages = ha.discovery();
+                    messages.extend(ha.online());
+                    messages
+                });
                 for (topic, payload) in announcements.unwrap_or_default() {
                     self.enqueue(Sent::Other, topic, true, payload);
                 }
@@ -415,7 +421,9 @@ impl Publisher {
 
     /// Publishes the door's state, retained, when it says something the broker does not have yet.
     async fn publish_state(&mut self) {
-        let Some(state) = self.door_state.as_ref().filter(|_| self.connected) else { return };
+        let Some(state) = self.latest_state.as_ref().filter(|_| self.connected && self.config.door_state) else {
+            return;
+        };
         let backlog = match self.store.door().outbox_backlog().await {
             Ok(backlog) => Some(backlog),
             Err(e) => {

@@ -190,12 +190,12 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
     door.start();
     subscriber
         .wait_until(
-            "discovery and the door's state",
+            "discovery and availability",
             || door.daemon_log(),
             |messages| {
                 messages.iter().any(|m| m.topic == "homeassistant/sensor/facereko_front/last_access/config")
                     && messages.iter().any(|m| m.topic == "homeassistant/binary_sensor/facereko_front/lock/config")
-                    && messages.iter().any(|m| m.topic == "FaceReko/front/state" && m.json()["state"] == "online")
+                    && messages.iter().any(|m| m.topic == "FaceReko/front/availability" && m.payload == b"online")
             },
         )
         .await;
@@ -215,7 +215,7 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
         .wait_until(
             "the broker to announce the door offline",
             || broker.log(),
-            |messages| messages.iter().any(|m| m.topic == "FaceReko/front/state" && m.payload == b"offline"),
+            |messages| messages.iter().any(|m| m.topic == "FaceReko/front/availability" && m.payload == b"offline"),
         )
         .await;
 }
@@ -229,9 +229,10 @@ fn newest(messages: &[crate::common::mosquitto::Received], topic: &str) -> Optio
 async fn the_door_keeps_its_state_retained_and_the_broker_says_offline_when_it_is_killed() {
     const STATE: &str = "FaceReko/front/state";
     let broker = Mosquitto::start();
-    let mut door = door_for(&broker, &[]);
+    const SENSOR: &str = "homeassistant/sensor/facereko_front/last_access/config";
+    let mut door = door_for(&broker, &[("mqtt.door_state", "true"), ("mqtt.home_assistant", "true")]);
     door.start();
-    let subscriber = Subscriber::connect(&broker, &[STATE]).await;
+    let subscriber = Subscriber::connect(&broker, &[STATE, SENSOR, "FaceReko/front/availability"]).await;
     subscriber
         .wait_until(
             "the door's state",
@@ -273,6 +274,11 @@ async fn the_door_keeps_its_state_retained_and_the_broker_says_offline_when_it_i
             |messages| newest(messages, STATE).is_some_and(|state| state["armed"] == false),
         )
         .await;
+
+    // Home Assistant follows the state topic, which carries the one last will.
+    let sensor = newest(&subscriber.messages(), SENSOR).expect("the retained discovery message");
+    assert_eq!(sensor["availability"][0]["topic"], STATE);
+    assert!(!subscriber.messages().iter().any(|m| m.topic.ends_with("/availability")), "no second availability");
 
     door.kill();
     subscriber
