@@ -16,17 +16,23 @@ pub const SEEN_EVERY: Duration = Duration::from_secs(60);
 pub async fn keep_registered(store: Arc<dyn Store>, door: SiteDoor) {
     let mut rounds = tokio::time::interval(SEEN_EVERY);
     rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut registered = false;
+    let (mut registered, mut failing) = (false, false);
     loop {
         rounds.tick().await;
         let seen = SiteDoor { last_seen: OffsetDateTime::now_utc(), ..door.clone() };
         match store.doors().register_door(&seen).await {
-            Ok(()) if !registered => {
-                registered = true;
-                tracing::info!(door = %door.id, "registered this door with the site's database");
+            Ok(()) => {
+                if !registered {
+                    tracing::info!(door = %door.id, "registered this door with the site's database");
+                }
+                (registered, failing) = (true, false);
             }
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, door = %door.id, "cannot note this door as seen in the database"),
+            // Once per outage: the store says more about the database being away.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, door = %door.id, "cannot note this door as seen in the database; trying every minute");
+            }
+            Err(e) => tracing::debug!(error = %e, "still cannot note this door as seen"),
         }
     }
 }
