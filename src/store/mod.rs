@@ -361,7 +361,8 @@ pub trait People: Send + Sync {
     async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError>;
 }
 
-/// Changing when people and cards may open the door; read back through [`DoorPath::access_rules`].
+/// Changing when people and cards may open the door, and which doors of a site a person may use;
+/// read back through [`DoorPath::access_rules`].
 #[async_trait]
 pub trait Schedules: Send + Sync {
     /// Creates the schedule `name` (ASCII case ignored) or replaces its windows and holiday rule.
