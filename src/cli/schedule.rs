@@ -224,6 +224,10 @@ pub async fn person_doors(store: &dyn Store, person: &Person, change: Option<Opt
             })
             .transpose()?;
         store.schedules().set_door_rights(person.id, rights.as_deref()).await?;
+        let registered = store.doors().list_doors().await?;
+        for right in rights.iter().flatten().filter(|right| !registered.iter().any(|door| door.id == right.door)) {
+            eprintln!("note: no door {:?} has registered yet (a door registers when its daemon starts)", right.door);
+        }
     }
     let rules = store.door().access_rules().await?;
     println!("{}: {}", person.name, describe_doors(rules.door_rights(person.id), &rules));

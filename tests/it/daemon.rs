@@ -185,8 +185,10 @@ fn a_person_kept_to_other_doors_is_denied_here_before_the_camera_from_the_next_t
     door.start();
 
     // Changed by another process while the daemon runs, as another door's web app would.
-    let kept = door.ok(&["person", "doors", "Alice", "--door", "garage"]);
-    assert_eq!(kept.trim(), "Alice: only garage");
+    let kept = door.run(&["person", "doors", "Alice", "--door", "garage"]);
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), "Alice: only garage");
+    let note = String::from_utf8_lossy(&kept.stderr);
+    assert!(note.contains("no door \"garage\" has registered yet"), "a typo shows: {note}");
     let refused = door.tap_and_wait(ALICE_CARD);
     assert_eq!((refused["decision"].as_str(), refused["reason"].as_str()), (Some("denied"), Some("not_allowed_here")));
     assert_eq!(refused["person_name"], "Alice");
