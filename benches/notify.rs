@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use facereko::access::{AccessEvent, StageTimings};
 use facereko::hw::Lock;
-use facereko::notify::MqttConfig;
 use facereko::notify::delivery;
 use facereko::notify::email::{EmailConfig, Mailer, Security};
 use facereko::notify::mqtt::Publisher;
+use facereko::notify::{DoorState, MqttConfig, PartState};
 use facereko::photos::Photos;
 use facereko::store::{Channel, Notices, Recipient, Store, sqlite::SqliteStore};
 use tokio::sync::{broadcast, watch};
@@ -66,10 +66,16 @@ async fn run() {
         store.door().record_attempt(&event(n), &Notices::MQTT).await.unwrap();
     }
     let (written, woken) = broadcast::channel(64);
-    let (_lock, lock_rx) = watch::channel(Lock::Locked);
+    let (_state, state_rx) = watch::channel(DoorState {
+        armed: true,
+        lock: Lock::Locked,
+        reader: PartState { backend: "simulated".into(), error: None },
+        camera: PartState { backend: "simulated".into(), error: None },
+        engine: "simulated".into(),
+    });
     let publisher = Publisher::new(config(&broker), "front".into(), store.clone()).unwrap();
     let drain_started = Instant::now();
-    let task = tokio::spawn(publisher.run(woken, lock_rx, |lock: &Lock| *lock, broadcast::channel(1).1));
+    let task = tokio::spawn(publisher.run(woken, state_rx, DoorState::clone, broadcast::channel(1).1));
     wait_for_backlog(store.as_ref(), 0).await;
     let drained = drain_started.elapsed();
     println!(

@@ -74,6 +74,8 @@ named_enum! {
         /// Card and face matched, but a liveness check took the face for a picture (a print or
         /// a screen) and `liveness.mode = "enforce"`.
         SpoofSuspected = "spoof_suspected",
+        /// The card holder is kept to other doors of the site (refused before the camera).
+        NotAllowedHere = "not_allowed_here",
     }
 }
 

@@ -32,10 +32,12 @@ use crate::notify::mqtt::{NotifyError, Publisher};
 use crate::notify::rules::{NotifySections, Rule};
 use crate::notify::sms::{SmsError, SmsService, Texter};
 use crate::notify::sns::SnsTexter;
+use crate::notify::{DoorState, PartState};
 use crate::photos::Photos;
 use crate::qr_scan;
 use crate::serving::{self, Limits};
-use crate::store::{self, Store, StoreError};
+use crate::site;
+use crate::store::{self, SiteDoor, Store, StoreError};
 use crate::tls::{self, ServerTls, TlsError, TlsMode, TlsSettings};
 use crate::visitor::{self, Desk, KnownFaces, Passes};
 use crate::voice::VoiceConfig;
@@ -265,6 +267,36 @@ pub fn server_tls(config: &Config, settings: &TlsSettings<'_>) -> Result<Option<
 
 /// Deletes the collection's copies of faces that removals could not delete (the cloud was away),
 /// beside the door: they no longer match, so nothing waits for this.
+/// What the door publishes of itself on its MQTT state topic.
+fn door_state(status: &Status) -> DoorState {
+    let part = |backend: &str, error: &Option<String>| PartState { backend: backend.to_owned(), error: error.clone() };
+    DoorState {
+        armed: status.armed,
+        lock: status.lock,
+        reader: part(&status.reader, &status.reader_error),
+        camera: part(&status.camera, &status.camera_error),
+        engine: status.engine.clone(),
+    }
+}
+
+/// This door as the site's list shows it: where its web app answers (the public address when one
+/// is set, otherwise this machine's name and the port it listens on) and what it runs.
+fn site_door(config: &Config) -> SiteDoor {
+    let web = &config.web;
+    let listening = web.enabled().then(|| {
+        let scheme = if web.tls == TlsMode::Off { "http" } else { "https" };
+        let port = web.listen.rsplit_once(':').map_or("", |(_, port)| port);
+        format!("{scheme}://{}:{port}", tls::host_name())
+    });
+    SiteDoor {
+        id: config.door.id.clone(),
+        name: config.door.display_name().to_owned(),
+        web_address: web.public_url.clone().or(listening),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        last_seen: time::OffsetDateTime::now_utc(),
+    }
+}
+
 async fn delete_leftovers(store: Arc<dyn Store>, engine: Arc<dyn FaceEngine>) {
     match enrolment::delete_leftovers(store.as_ref(), engine.as_ref()).await {
         Ok(0) => {}
@@ -352,8 +384,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let status = door.link.control.status.clone();
         // Without visitors, a channel no one sends on.
         let rings = desk.as_ref().map_or_else(|| broadcast::channel(1).1, Desk::notices);
-        let lock_of = |status: &Status| status.lock;
-        tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, lock_of, rings))
+        tokio::spawn(publisher.run(door.link.attempts.subscribe(), status, door_state, rings))
     });
     let sources = delivery_sources(&config);
     let deliverers: Vec<JoinHandle<()>> = couriers
@@ -377,6 +408,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::spawn(faults::watch(couriers.clone(), recipients, door_id, public_url, config.notify.fault_after, look))
     });
     let tidying = desk.clone().map(|desk| tokio::spawn(visitor::keep_tidy(desk)));
+    let registration = tokio::spawn(site::keep_registered(Arc::clone(&store), site_door(&config)));
     let qr_scanner = door.link.passes.clone().map(|passes| {
         let (camera, control) = (Arc::clone(&door.link.camera), door.link.control.clone());
         tokio::spawn(qr_scan::run(passes, camera, control, qr_scan::Pace::default()))
@@ -429,7 +461,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    let others = fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing).chain(renewals);
+    let others =
+        fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing).chain(renewals).chain([registration]);
     for task in publisher.into_iter().chain(deliverers).chain(others) {
         task.abort();
     }

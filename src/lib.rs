@@ -29,6 +29,7 @@ pub mod photos;
 pub mod qr_scan;
 pub mod schedule;
 pub mod serving;
+pub mod site;
 pub mod store;
 pub mod tls;
 pub mod visitor;

@@ -269,6 +269,15 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
             let person = existing_person(store.as_ref(), name).await?;
             super::schedule::set_person_limits(config, store.as_ref(), &person, limits).await?;
         }
+        PersonCommand::Doors { name, doors, every, no_door } => {
+            let person = existing_person(store.as_ref(), name).await?;
+            let change = match (doors.is_empty(), *every, *no_door) {
+                (true, false, false) => None,
+                (_, true, _) => Some(None),
+                _ => Some(Some(doors.as_slice())),
+            };
+            super::schedule::person_doors(store.as_ref(), &person, change).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -253,6 +253,20 @@ pub enum PersonCommand {
         #[command(flatten)]
         limits: LimitsArgs,
     },
+    /// Show or set which doors of the site a person may use (every door until they are kept to some)
+    Doors {
+        name: String,
+        /// Keep them to this door (its door.id), with a schedule there if given: "garage" or
+        /// "garage@Office hours"; repeatable, and the list replaces the current one
+        #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
+        doors: Vec<String>,
+        /// Let them use every door again
+        #[arg(long, conflicts_with = "no_door")]
+        every: bool,
+        /// Keep them off every door
+        #[arg(long)]
+        no_door: bool,
+    },
 }
 
 /// Time limits; each given one replaces the current value, `none` lifts it.

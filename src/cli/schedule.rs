@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use facereko::access::Person;
 use facereko::card::CardUid;
 use facereko::config::Config;
-use facereko::schedule::{self, AccessRules, Holiday, Limits};
+use facereko::schedule::{self, AccessRules, DoorRight, Holiday, Limits};
 use facereko::store::Store;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -176,15 +176,62 @@ async fn changed(store: &dyn Store, zone: &TimeZone, mut limits: Limits, args: &
         limits.schedule = if name.eq_ignore_ascii_case(NONE) {
             None
         } else {
-            let rules = store.door().access_rules().await?;
-            let found = rules.schedules.iter().find(|s| s.name.eq_ignore_ascii_case(name.trim()));
-            match found {
-                Some(schedule) => Some(schedule.id),
-                None => bail!("no schedule named {name:?}; see `facereko schedule list`"),
-            }
+            Some(schedule_named(&store.door().access_rules().await?, name)?)
         };
     }
     Ok(limits)
+}
+
+fn schedule_named(rules: &AccessRules, name: &str) -> Result<i64> {
+    match rules.schedules.iter().find(|s| s.name.eq_ignore_ascii_case(name.trim())) {
+        Some(schedule) => Ok(schedule.id),
+        None => bail!("no schedule named {name:?}; see `facereko schedule list`"),
+    }
+}
+
+/// The doors a person may use, as people read them.
+fn describe_doors(rights: Option<&[DoorRight]>, rules: &AccessRules) -> String {
+    let Some(rights) = rights else { return "every door".into() };
+    if rights.is_empty() {
+        return "no door".into();
+    }
+    let doors: Vec<String> = rights
+        .iter()
+        .map(|right| match right.schedule.map(|id| rules.schedule(id).map_or("?", |s| s.name.as_str())) {
+            Some(schedule) => format!("{} (schedule {schedule})", right.door),
+            None => right.door.clone(),
+        })
+        .collect();
+    format!("only {}", doors.join(", "))
+}
+
+/// `person doors`: with `change`, keeps the person to `DOOR[@SCHEDULE]` doors (`None`: every door
+/// again); then shows where they may go.
+pub async fn person_doors(store: &dyn Store, person: &Person, change: Option<Option<&[String]>>) -> Result<()> {
+    if let Some(doors) = change {
+        let rules = store.door().access_rules().await?;
+        let rights = doors
+            .map(|doors| {
+                doors
+                    .iter()
+                    .map(|text| {
+                        let (door, schedule) =
+                            text.split_once('@').map_or((text.as_str(), None), |(d, s)| (d, Some(s)));
+                        let schedule = schedule.map(|name| schedule_named(&rules, name)).transpose()?;
+                        Ok(DoorRight { door: door.trim().to_owned(), schedule })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?;
+        store.schedules().set_door_rights(person.id, rights.as_deref()).await?;
+        let registered = store.doors().list_doors().await?;
+        for right in rights.iter().flatten().filter(|right| !registered.iter().any(|door| door.id == right.door)) {
+            eprintln!("note: no door {:?} has registered yet (a door registers when its daemon starts)", right.door);
+        }
+    }
+    let rules = store.door().access_rules().await?;
+    println!("{}: {}", person.name, describe_doors(rules.door_rights(person.id), &rules));
+    Ok(())
 }
 
 pub async fn set_person_limits(config: &Config, store: &dyn Store, person: &Person, args: &LimitsArgs) -> Result<()> {

@@ -13,6 +13,8 @@ use crate::hw::BeepPattern;
 #[serde(default)]
 pub struct DoorConfig {
     pub id: String,
+    /// What people call the door on a site of several, e.g. "Garage"; empty: its id.
+    pub name: String,
     pub mode: Mode,
     #[serde(with = "humantime_serde")]
     pub unlock_time: Duration,
@@ -50,6 +52,7 @@ impl Default for DoorConfig {
     fn default() -> Self {
         Self {
             id: "front".into(),
+            name: String::new(),
             mode: Mode::CardAndFace,
             unlock_time: Duration::from_secs(10),
             debounce: Duration::from_secs(2),
@@ -63,6 +66,14 @@ impl Default for DoorConfig {
 }
 
 impl DoorConfig {
+    /// What people call the door: its name, or its id without one.
+    pub fn display_name(&self) -> &str {
+        match self.name.trim() {
+            "" => &self.id,
+            name => name,
+        }
+    }
+
     /// The state machine's settings; `match_threshold` comes from the engine's section.
     pub fn settings(&self, match_threshold: f32) -> DoorSettings {
         DoorSettings {
@@ -81,6 +92,7 @@ impl DoorConfig {
             && self.id.len() <= 32
             && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         checks.check(id_ok, "door.id", format!("{:?} must be 1-32 letters, digits, '-' or '_'", self.id));
+        checks.check(self.name.chars().count() <= 100, "door.name", "is too long; keep it under 100 characters");
         checks.duration("door.unlock_time", self.unlock_time, Duration::from_secs(1), Duration::from_secs(300));
         checks.duration("door.debounce", self.debounce, Duration::ZERO, Duration::from_secs(60));
         checks.duration("door.grant_beep", self.grant_beep, Duration::ZERO, Duration::from_secs(10));

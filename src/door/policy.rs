@@ -20,10 +20,14 @@ pub enum CardStep {
 }
 
 /// A card outside its time limits is refused before the camera is asked, unless the owner wants
-/// a photo of whoever tried (`door.capture_when_closed`).
+/// a photo of whoever tried (`door.capture_when_closed`). A card whose holder may not use this
+/// door is always refused before the camera: they are known, just kept to other doors.
 pub fn after_card(mode: Mode, holder: Option<&Person>, admission: Admission, capture_when_closed: bool) -> CardStep {
     match (holder, admission, mode) {
         (None, _, _) => CardStep::Conclude(Decision::Denied, Reason::UnknownCard),
+        (Some(_), Admission::Closed(Reason::NotAllowedHere), _) => {
+            CardStep::Conclude(Decision::Denied, Reason::NotAllowedHere)
+        }
         (Some(_), Admission::Closed(reason), _) if capture_when_closed => CardStep::CaptureThenDeny(reason),
         (Some(_), Admission::Closed(reason), _) => CardStep::Conclude(Decision::Denied, reason),
         (Some(_), Admission::Open, Mode::CardOnly) => CardStep::Conclude(Decision::Granted, Reason::CardOnly),
@@ -107,6 +111,17 @@ mod tests {
         }
         let unknown = CardStep::Conclude(Decision::Denied, Reason::UnknownCard);
         assert_eq!(after_card(Mode::CardAndFace, None, expired, true), unknown, "no photo for an unknown card");
+    }
+
+    #[test]
+    fn a_door_the_holder_may_not_use_refuses_before_the_camera_in_every_mode() {
+        let not_here = Admission::Closed(Reason::NotAllowedHere);
+        let denied = CardStep::Conclude(Decision::Denied, Reason::NotAllowedHere);
+        for (mode, capture_when_closed) in
+            [(Mode::CardAndFace, false), (Mode::CardAndFace, true), (Mode::CardOnly, true)]
+        {
+            assert_eq!(after_card(mode, Some(&alice()), not_here, capture_when_closed), denied, "{mode:?}");
+        }
     }
 
     #[test]

@@ -803,22 +803,34 @@ async fn new_settings_apply_to_the_next_step_without_a_restart() {
     );
 }
 
+/// Alice's card, resolved 20 ms after the tap as closed for `reason`, is denied at once: no camera.
+async fn assert_refused_before_the_camera(settings: DoorSettings, reason: Reason) {
+    let mut door = Door::new(settings.clone(), true);
+    let tapped_at = Instant::now();
+    let attempt = tap(&mut door, ALICE_CARD);
+    advance(ms(20)).await;
+    let effects = resolve_within_limits(&mut door, attempt, Ok(Some(alice())), Admission::Closed(reason));
+    let mut expected = bare_report(tapped_at, ALICE_CARD, Decision::Denied, reason);
+    expected.person = Some(alice());
+    expected.timings = StageTimings { read_ms: 20, total_ms: 20, ..StageTimings::default() };
+    assert_eq!(effects, denied(&settings, expected), "{reason} in {} mode", settings.mode);
+    assert!(!door.is_busy());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_card_outside_its_limits_is_refused_before_the_camera() {
     for reason in [Reason::OutsideSchedule, Reason::NotYetValid, Reason::Expired, Reason::ClockNotSynced] {
         for mode in [Mode::CardAndFace, Mode::CardOnly] {
-            let settings = DoorSettings { mode, ..settings() };
-            let mut door = Door::new(settings.clone(), true);
-            let tapped_at = Instant::now();
-            let attempt = tap(&mut door, ALICE_CARD);
-            advance(ms(20)).await;
-            let effects = resolve_within_limits(&mut door, attempt, Ok(Some(alice())), Admission::Closed(reason));
-            let mut expected = bare_report(tapped_at, ALICE_CARD, Decision::Denied, reason);
-            expected.person = Some(alice());
-            expected.timings = StageTimings { read_ms: 20, total_ms: 20, ..StageTimings::default() };
-            assert_eq!(effects, denied(&settings, expected), "{reason} in {mode} mode");
-            assert!(!door.is_busy());
+            assert_refused_before_the_camera(DoorSettings { mode, ..settings() }, reason).await;
         }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_door_the_holder_may_not_use_refuses_before_the_camera_even_with_proof_photos_on() {
+    for (mode, capture_when_closed) in [(Mode::CardAndFace, false), (Mode::CardAndFace, true), (Mode::CardOnly, true)] {
+        let settings = DoorSettings { mode, capture_when_closed, ..settings() };
+        assert_refused_before_the_camera(settings, Reason::NotAllowedHere).await;
     }
 }
 

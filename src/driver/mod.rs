@@ -51,11 +51,12 @@ fn card_only_ends_at(door: &DoorConfig) -> Option<Instant> {
     Some(Instant::now() + Duration::try_from(left).unwrap_or(Duration::ZERO))
 }
 
-/// The card's holder and what the time limits of holder and card say about it now.
-async fn look_up(services: &Services, uid: &CardUid) -> Result<(Option<Person>, Admission), StoreError> {
+/// The card's holder and what the holder's door rights and the time limits of holder and card say
+/// about it at `door_id` now.
+async fn look_up(services: &Services, door_id: &str, uid: &CardUid) -> Result<(Option<Person>, Admission), StoreError> {
     let door = services.store.door();
     let Some(holder) = door.card_holder(uid).await? else { return Ok((None, Admission::Open)) };
-    let admission = services.clock.admit(&door.access_rules().await?, holder.id, uid);
+    let admission = services.clock.admit(&door.access_rules().await?, door_id, holder.id, uid);
     Ok((Some(holder), admission))
 }
 
@@ -405,22 +406,22 @@ impl Driver {
                 Effect::LookUpCard { attempt, uid } => {
                     self.begin_attempt(Some(&uid));
                     self.camera.on_tap(&uid);
-                    let services = Arc::clone(&self.services);
+                    let (services, door_id) = (Arc::clone(&self.services), self.door_id.clone());
                     let crashed = Event::CardResolved {
                         attempt,
                         holder: Err("the card look-up failed".into()),
                         admission: Admission::Open,
                     };
                     self.spawn_result(crashed, async move {
-                        let (holder, admission) = match tokio::time::timeout(LOOKUP_TIMEOUT, look_up(&services, &uid))
-                            .await
-                        {
-                            Ok(Ok((holder, admission))) => (Ok(holder), admission),
-                            Ok(Err(e)) => (Err(e.to_string()), Admission::Open),
-                            Err(_) => {
-                                (Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")), Admission::Open)
-                            }
-                        };
+                        let (holder, admission) =
+                            match tokio::time::timeout(LOOKUP_TIMEOUT, look_up(&services, &door_id, &uid)).await {
+                                Ok(Ok((holder, admission))) => (Ok(holder), admission),
+                                Ok(Err(e)) => (Err(e.to_string()), Admission::Open),
+                                Err(_) => (
+                                    Err(format!("the database did not answer within {LOOKUP_TIMEOUT:?}")),
+                                    Admission::Open,
+                                ),
+                            };
                         Event::CardResolved { attempt, holder, admission }
                     });
                 }

@@ -30,7 +30,7 @@ use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};
 use crate::notify::sms::SmsConfig;
 use crate::photos::Photos;
-use crate::schedule::{ClockSync, Limits, ScheduleClock, Weekdays, Window};
+use crate::schedule::{ClockSync, DoorRight, Limits, ScheduleClock, Weekdays, Window};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{LogEntry, LogQuery, Store};
 use crate::voice::VoiceConfig;
@@ -757,6 +757,32 @@ async fn without_a_synchronised_clock_only_people_without_limits_get_in() {
     rig.tap(ALICE_CARD).await;
     let third = rig.rows(3).await.remove(2);
     assert_eq!((third.event.decision, third.event.reason), (Decision::Granted, Reason::CardAndFace));
+    rig.shut_down().await;
+}
+
+/// The door's rights are read on every tap, so a change made anywhere (another door's web app on
+/// the shared database) holds from the next tap on.
+#[tokio::test(start_paused = true)]
+async fn a_holder_kept_to_other_doors_is_denied_here_before_the_camera() {
+    let door = DoorConfig { unlock_time: UNLOCK, capture_when_closed: true, ..DoorConfig::default() };
+    let mut rig = Rig::start_with(true, door).await;
+    rig.grant_alice();
+    let garage = [DoorRight { door: "garage".into(), schedule: None }];
+    rig.store.schedules().set_door_rights(rig.alice.id, Some(&garage)).await.unwrap();
+
+    rig.tap(ALICE_CARD).await;
+    let first = rig.first_row().await;
+    assert_eq!((first.event.decision, first.event.reason), (Decision::Denied, Reason::NotAllowedHere));
+    assert_eq!(first.event.person_name.as_deref(), Some("Alice"));
+    assert_eq!(rig.camera.frames.load(Ordering::Relaxed), 0, "the camera was never asked, proof photos or not");
+    assert!(!rig.ever_on(Output::Relay));
+
+    let both = [DoorRight { door: "front".into(), schedule: None }, garage[0].clone()];
+    rig.store.schedules().set_door_rights(rig.alice.id, Some(&both)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    rig.tap(ALICE_CARD).await;
+    let second = rig.rows(2).await.remove(1);
+    assert_eq!((second.event.decision, second.event.reason), (Decision::Granted, Reason::CardAndFace));
     rig.shut_down().await;
 }
 

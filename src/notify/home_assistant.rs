@@ -1,47 +1,56 @@
 //! Home Assistant MQTT discovery: the door shows up as a device with a "last access" sensor
 //! (its attributes are the last notification), a lock sensor and a doorbell event, all marked
-//! unavailable by the broker (last will) when FaceReko goes away. The discovery messages are
+//! unavailable by the broker (last will) when FaceReko goes away: on the door's state topic when
+//! `mqtt.door_state` is on, otherwise on an availability topic of their own. The discovery messages are
 //! retained, so Home Assistant picks them up whenever it starts; the doorbell's events are not
 //! (a ring is news only when it happens).
 
 use serde_json::json;
 
-use super::{MqttConfig, VisitorNotice, slug};
+use super::{MqttConfig, OFFLINE, VisitorNotice, door_topic, slug};
 use crate::hw::Lock;
 
 pub struct HomeAssistant {
     discovery_prefix: String,
-    /// Our own topics for this door: `<topic_prefix>/<door>`.
-    base: String,
+    /// Our own topics for this door are `<topic_prefix>/<door>/…`.
+    topic_prefix: String,
+    /// The topic the last will sets `offline`, and whether it is the door's state topic (which
+    /// says more than `online` while the door runs).
+    availability: (String, bool),
     slug: String,
     door: String,
 }
 
 impl HomeAssistant {
     pub fn new(config: &MqttConfig, door: &str) -> Self {
-        let slug = slug(door);
         Self {
             discovery_prefix: config.discovery_prefix.clone(),
-            base: format!("{}/{slug}", config.topic_prefix),
-            slug,
+            topic_prefix: config.topic_prefix.clone(),
+            availability: (
+                config.offline_topic(door).unwrap_or_else(|| config.door_topic(door, "availability")),
+                config.door_state,
+            ),
+            slug: slug(door),
             door: door.to_owned(),
         }
     }
 
-    pub fn availability_topic(&self) -> String {
-        format!("{}/availability", self.base)
+    /// The availability topic and its `online` message, when the door's state does not say it.
+    pub fn online(&self) -> Option<(String, Vec<u8>)> {
+        let (topic, via_state) = &self.availability;
+        (!via_state).then(|| (topic.clone(), b"online".to_vec()))
     }
 
     pub fn last_event_topic(&self) -> String {
-        format!("{}/last_event", self.base)
+        door_topic(&self.topic_prefix, &self.door, "last_event")
     }
 
     fn lock_topic(&self) -> String {
-        format!("{}/lock", self.base)
+        door_topic(&self.topic_prefix, &self.door, "lock")
     }
 
     fn doorbell_topic(&self) -> String {
-        format!("{}/doorbell", self.base)
+        door_topic(&self.topic_prefix, &self.door, "doorbell")
     }
 
     /// The doorbell entity's event for a ring (the visitor page, the button or an unknown card),
@@ -79,10 +88,17 @@ impl HomeAssistant {
             "model": "card and face door",
             "sw_version": env!("CARGO_PKG_VERSION"),
         });
-        let availability = self.availability_topic();
+        let availability = match &self.availability {
+            // The door's state JSON while it runs, the broker's `offline` once it is gone.
+            (topic, true) => json!([{
+                "topic": topic,
+                "value_template": format!("{{{{ '{OFFLINE}' if value == '{OFFLINE}' else 'online' }}}}"),
+            }]),
+            (topic, false) => json!([{ "topic": topic }]),
+        };
         let entity = |component: &str, object: &str, mut config: serde_json::Value| {
             config["unique_id"] = json!(format!("facereko_{}_{object}", self.slug));
-            config["availability_topic"] = json!(availability);
+            config["availability"] = availability.clone();
             config["device"] = device.clone();
             let topic = format!("{}/{component}/facereko_{}/{object}/config", self.discovery_prefix, self.slug);
             (topic, serde_json::to_vec(&config).expect("discovery config serialises"))
@@ -137,7 +153,8 @@ mod tests {
         assert_eq!(messages[1].0, "homeassistant/binary_sensor/facereko_front_door/lock/config");
         let sensor: serde_json::Value = serde_json::from_slice(&messages[0].1).unwrap();
         assert_eq!(sensor["state_topic"], "FaceReko/front_door/last_event");
-        assert_eq!(sensor["availability_topic"], "FaceReko/front_door/availability");
+        assert_eq!(sensor["availability"], json!([{"topic": "FaceReko/front_door/availability"}]));
+        assert_eq!(ha.online(), Some(("FaceReko/front_door/availability".to_owned(), b"online".to_vec())));
         assert_eq!(sensor["device"]["name"], "FaceReko front door");
         assert_eq!(ha.lock_state(Lock::Unlocked), ("FaceReko/front_door/lock".to_owned(), b"unlocked".to_vec()));
         assert_eq!(messages[2].0, "homeassistant/event/facereko_front_door/doorbell/config");
@@ -146,6 +163,15 @@ mod tests {
         assert_eq!(doorbell["event_types"], json!(["ring"]));
         assert_eq!(doorbell["state_topic"], "FaceReko/front_door/doorbell");
         assert_eq!(doorbell["unique_id"], "facereko_front_door_doorbell");
+    }
+
+    #[test]
+    fn with_the_door_state_on_availability_follows_the_state_topic() {
+        let ha = HomeAssistant::new(&MqttConfig { door_state: true, ..MqttConfig::default() }, "front");
+        let sensor: serde_json::Value = serde_json::from_slice(&ha.discovery()[0].1).unwrap();
+        let template = "{{ 'offline' if value == 'offline' else 'online' }}";
+        assert_eq!(sensor["availability"], json!([{"topic": "FaceReko/front/state", "value_template": template}]));
+        assert_eq!(ha.online(), None, "the state says it");
     }
 
     #[test]

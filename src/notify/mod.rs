@@ -27,6 +27,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::access::{AccessEvent, Decision, Reason};
 use crate::card::CardUid;
 use crate::checks::{Checks, Problem, Secret};
+use crate::hw::Lock;
 
 /// How much of a card's UID notifications show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,10 @@ pub struct MqttConfig {
     /// Publish Home Assistant discovery messages (retained) under `discovery_prefix`.
     pub home_assistant: bool,
     pub discovery_prefix: String,
+    /// Keep the door's state retained on `<topic_prefix>/<door>/state`, `offline` by last will:
+    /// what a site of several doors watches. Off by default, so that a broker policy written for
+    /// the notifications alone (AWS IoT Core's) keeps letting the door in.
+    pub door_state: bool,
 }
 
 impl Default for MqttConfig {
@@ -83,6 +88,7 @@ impl Default for MqttConfig {
             outbox_limit: 10_000,
             home_assistant: false,
             discovery_prefix: "homeassistant".into(),
+            door_state: false,
         }
     }
 }
@@ -124,6 +130,62 @@ impl MqttConfig {
 
     pub fn topic(&self, kind: &str) -> String {
         format!("{}/{kind}", self.topic_prefix)
+    }
+
+    /// One of this door's own topics: `<topic_prefix>/<door>/<leaf>`.
+    pub fn door_topic(&self, door: &str, leaf: &str) -> String {
+        door_topic(&self.topic_prefix, door, leaf)
+    }
+
+    /// Where the broker says [`OFFLINE`] when the door goes away (its last will): the door's state
+    /// topic, or without it Home Assistant's availability topic; `None` when neither is on.
+    pub fn offline_topic(&self, door: &str) -> Option<String> {
+        match (self.door_state, self.home_assistant) {
+            (true, _) => Some(self.door_topic(door, "state")),
+            (false, true) => Some(self.door_topic(door, "availability")),
+            (false, false) => None,
+        }
+    }
+}
+
+/// `<prefix>/<door>/<leaf>`, the door reduced to its [`slug`].
+pub fn door_topic(prefix: &str, door: &str, leaf: &str) -> String {
+    format!("{prefix}/{}/{leaf}", slug(door))
+}
+
+/// What the broker puts on a door's state topic (retained) when the door goes away: its last will.
+pub const OFFLINE: &str = "offline";
+
+/// A part of the door (the card reader, the camera): its backend and, while it fails, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartState {
+    pub backend: String,
+    pub error: Option<String>,
+}
+
+/// What a running door says of itself, retained on `<topic_prefix>/<door>/state` for a site's
+/// other doors and dashboards; the broker replaces it with [`OFFLINE`] when the door goes away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DoorState {
+    pub armed: bool,
+    pub lock: Lock,
+    pub reader: PartState,
+    pub camera: PartState,
+    pub engine: String,
+}
+
+impl DoorState {
+    /// The state topic's JSON while the door runs, with its notifications not yet delivered
+    /// (`null` when the database could not say).
+    pub fn online_payload(&self, backlog: Option<u64>) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Online<'a> {
+            state: &'static str,
+            #[serde(flatten)]
+            door: &'a DoorState,
+            backlog: Option<u64>,
+        }
+        serde_json::to_vec(&Online { state: "online", door: self, backlog }).expect("door states serialise")
     }
 }
 
@@ -273,6 +335,7 @@ pub fn reason_in_words(reason: Reason) -> &'static str {
         Reason::PasscodeLocked => "the passcode is locked after too many wrong tries",
         Reason::VisitorOpened => "the owner opened for a visitor",
         Reason::SpoofSuspected => "the face looked like a photo or a screen, not a person",
+        Reason::NotAllowedHere => "the card holder may not use this door",
     }
 }
 

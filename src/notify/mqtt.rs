@@ -17,7 +17,7 @@ use rumqttc::{
 use tokio::sync::{broadcast, watch};
 
 use super::home_assistant::HomeAssistant;
-use super::{MqttConfig, Notification, VISITOR_TOPIC, VisitorNotice, kind_of, test_event};
+use super::{DoorState, MqttConfig, Notification, OFFLINE, VISITOR_TOPIC, VisitorNotice, kind_of, test_event};
 use crate::access::AccessEvent;
 use crate::hw::Lock;
 use crate::store::{OutboxItem, Store};
@@ -188,9 +188,9 @@ pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyErr
         (None, Some(_)) => return Err(NotifyError::Config("mqtt.password is set without mqtt.username".into())),
         (None, None) => {}
     }
-    if config.home_assistant {
-        let ha = HomeAssistant::new(config, door);
-        options.set_last_will(LastWill::new(ha.availability_topic(), "offline", QoS::AtLeastOnce, true));
+    // The broker tells the site (or Home Assistant) that the door is gone, however it went.
+    if let Some(topic) = config.offline_topic(door) {
+        options.set_last_will(LastWill::new(topic, OFFLINE, QoS::AtLeastOnce, true));
     }
     Ok(options)
 }
@@ -218,6 +218,10 @@ pub struct Publisher {
     last_taken: i64,
     delivered_since_prune: u32,
     last_lock: Option<Lock>,
+    /// The door's newest state, and the state topic's payload the broker has now (none after a
+    /// reconnect, so it is published again).
+    latest_state: Option<DoorState>,
+    published_state: Option<Vec<u8>>,
     /// Rings that came while the broker was away, published once it is back if still fresh.
     waiting_rings: VecDeque<(Instant, VisitorNotice)>,
 }
@@ -240,20 +244,24 @@ impl Publisher {
             last_taken: 0,
             delivered_since_prune: 0,
             last_lock: None,
+            latest_state: None,
+            published_state: None,
             waiting_rings: VecDeque::new(),
         })
     }
 
-    /// Runs until the task is dropped. `written` wakes it for each new log row; `lock_of` reads
-    /// the lock from each new `door` state, for Home Assistant.
-    /// `visitors` brings the notices of visitors' rings, published as they come.
+    /// Runs until the task is dropped. `written` wakes it for each new log row; `state_of` reads
+    /// what the door says of itself from each new `door` status: published retained on the door's
+    /// state topic, with the lock for Home Assistant. `visitors` brings the notices of visitors'
+    /// rings, published as they come.
     pub async fn run<S>(
         mut self,
         mut written: broadcast::Receiver<AccessEvent>,
         mut door: watch::Receiver<S>,
-        lock_of: fn(&S) -> Lock,
+        state_of: fn(&S) -> DoorState,
         mut visitors: broadcast::Receiver<VisitorNotice>,
     ) {
+        self.latest_state = Some(state_of(&door.borrow_and_update()));
         self.prune().await;
         let mut backoff = FIRST_BACKOFF;
         let mut sweep = tokio::time::interval(SWEEP);
@@ -277,13 +285,19 @@ impl Publisher {
                     }
                     self.send_pending().await;
                 }
-                _ = sweep.tick() => self.send_pending().await,
+                _ = sweep.tick() => {
+                    self.send_pending().await;
+                    // The backlog changes without the door's status changing.
+                    self.publish_state().await;
+                }
                 changed = door.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let lock = lock_of(&door.borrow_and_update());
-                    self.publish_lock(lock);
+                    let state = state_of(&door.borrow_and_update());
+                    self.publish_lock(state.lock);
+                    self.latest_state = Some(state);
+                    self.publish_state().await;
                 }
                 Ok(notice) = visitors.recv() => self.publish_visitor(notice),
             }
@@ -299,12 +313,14 @@ impl Publisher {
                 self.forget_in_flight();
                 let announcements = self.home_assistant.as_ref().map(|ha| {
                     let mut messages = ha.discovery();
-                    messages.push((ha.availability_topic(), b"online".to_vec()));
+                    messages.extend(ha.online());
                     messages
                 });
                 for (topic, payload) in announcements.unwrap_or_default() {
                     self.enqueue(Sent::Other, topic, true, payload);
                 }
+                self.published_state = None;
+                self.publish_state().await;
                 if let Some(lock) = self.last_lock.take() {
                     self.publish_lock(lock);
                 }
@@ -400,6 +416,25 @@ impl Publisher {
             && self.connected
         {
             self.enqueue(Sent::Other, topic, true, payload);
+        }
+    }
+
+    /// Publishes the door's state, retained, when it says something the broker does not have yet.
+    async fn publish_state(&mut self) {
+        let Some(state) = self.latest_state.as_ref().filter(|_| self.connected && self.config.door_state) else {
+            return;
+        };
+        let backlog = match self.store.door().outbox_backlog().await {
+            Ok(backlog) => Some(backlog),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot count the outbox for the door's state");
+                None
+            }
+        };
+        let payload = state.online_payload(backlog);
+        if self.published_state.as_ref() != Some(&payload) {
+            self.published_state = Some(payload.clone());
+            self.enqueue(Sent::Other, self.config.door_topic(&self.door, "state"), true, payload);
         }
     }
 

@@ -6,6 +6,9 @@
 //! through it (Europe/Berlin; in America/New_York the repeated hour is 01:00–02:00). A window
 //! whose end is not after its start runs past midnight and belongs to the day it starts on, also
 //! for holidays. A person's limits and their card's limits both apply, so a card can only narrow.
+//!
+//! On a site of several doors a person may also be kept to some doors ([`DoorRight`]), each with
+//! its own schedule that narrows further; people never restricted may use every door.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -129,10 +132,10 @@ pub struct ScheduleClock {
 }
 
 impl ScheduleClock {
-    /// Whether `card` of `person` opens now, by the system clock.
-    pub fn admit(&self, rules: &AccessRules, person: PersonId, card: &CardUid) -> Admission {
+    /// Whether `card` of `person` opens `door` now, by the system clock.
+    pub fn admit(&self, rules: &AccessRules, door: &str, person: PersonId, card: &CardUid) -> Admission {
         let clock = if self.sync.is_synchronised() { ClockState::Synchronised } else { ClockState::Unsynchronised };
-        rules.admit(person, card, Timestamp::now(), &self.zone, clock)
+        rules.admit(door, person, card, Timestamp::now(), &self.zone, clock)
     }
 }
 
@@ -142,12 +145,13 @@ pub enum ClockState {
     Unsynchronised,
 }
 
-/// What the time limits say about a card at one moment.
+/// What the door rights and time limits say about a card at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Admission {
     Open,
-    /// Refused with `outside_schedule`, `not_yet_valid`, `expired` or `clock_not_synced`.
+    /// Refused with `not_allowed_here`, `outside_schedule`, `not_yet_valid`, `expired` or
+    /// `clock_not_synced`.
     Closed(Reason),
 }
 
@@ -368,7 +372,15 @@ impl Limits {
     }
 }
 
-/// Everything the door needs to judge a card's time limits, read from the store in one piece.
+/// A door a restricted person may use (a `door.id`), with the schedule they follow there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DoorRight {
+    pub door: String,
+    pub schedule: Option<i64>,
+}
+
+/// Everything the door needs to judge a card's time limits and the doors it may open, read from
+/// the store in one piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessRules {
     pub schedules: Vec<Schedule>,
@@ -376,9 +388,25 @@ pub struct AccessRules {
     /// Only people and cards with some limit are listed.
     pub people: Vec<(PersonId, Limits)>,
     pub cards: Vec<(CardUid, Limits)>,
+    /// Only people kept to some doors are listed, with those doors (none: no door at all).
+    /// Defaulted so that a local copy saved before sites existed still reads.
+    #[serde(default)]
+    pub doors: Vec<(PersonId, Vec<DoorRight>)>,
 }
 
 impl AccessRules {
+    /// The doors a person is kept to; `None` when they may use every door.
+    pub fn door_rights(&self, person: PersonId) -> Option<&[DoorRight]> {
+        self.doors.iter().find(|(id, _)| *id == person).map(|(_, rights)| rights.as_slice())
+    }
+
+    /// What using `door` adds to a person's limits (its schedule); `None` when they may not use it.
+    fn door_limits(&self, person: PersonId, door: &str) -> Option<Limits> {
+        let Some(rights) = self.door_rights(person) else { return Some(Limits::default()) };
+        let right = rights.iter().find(|right| right.door == door)?;
+        Some(Limits { schedule: right.schedule, ..Limits::default() })
+    }
+
     pub fn person_limits(&self, person: PersonId) -> Limits {
         self.people.iter().find(|(id, _)| *id == person).map(|(_, limits)| *limits).unwrap_or_default()
     }
@@ -395,25 +423,28 @@ impl AccessRules {
         self.holidays.iter().any(|h| h.covers(day))
     }
 
-    /// The person's limits and the card's (none without a card).
-    fn limits_of(&self, person: PersonId, card: Option<&CardUid>) -> [Limits; 2] {
-        [self.person_limits(person), card.map(|card| self.card_limits(card)).unwrap_or_default()]
+    /// The person's limits, the card's (none without a card) and those of the door they use.
+    fn limits_of(&self, person: PersonId, card: Option<&CardUid>, door: Limits) -> [Limits; 3] {
+        [self.person_limits(person), card.map(|card| self.card_limits(card)).unwrap_or_default(), door]
     }
 
-    /// Whether `card` of `person` opens at `now`. Without a trusted clock only cards and people
-    /// with no limits open: any limit could be judged on a wrong date.
+    /// Whether `card` of `person` opens `door` at `now`. A door the person may not use is closed
+    /// whatever the time; without a trusted clock only cards and people with no limits open: any
+    /// limit could be judged on a wrong date.
     pub fn admit(
         &self,
+        door: &str,
         person: PersonId,
         card: &CardUid,
         now: Timestamp,
         zone: &TimeZone,
         clock: ClockState,
     ) -> Admission {
-        self.admit_within(self.limits_of(person, Some(card)), now, zone, clock)
+        let Some(door) = self.door_limits(person, door) else { return Admission::Closed(Reason::NotAllowedHere) };
+        self.admit_within(self.limits_of(person, Some(card), door), now, zone, clock)
     }
 
-    fn admit_within(&self, limits: [Limits; 2], now: Timestamp, zone: &TimeZone, clock: ClockState) -> Admission {
+    fn admit_within(&self, limits: [Limits; 3], now: Timestamp, zone: &TimeZone, clock: ClockState) -> Admission {
         if limits.iter().all(Limits::is_unlimited) {
             return Admission::Open;
         }
@@ -450,6 +481,7 @@ impl AccessRules {
 
     /// The first moment from `now` on (within about a year) at which `card` of `person` opens, or
     /// the person by their own limits without a card, assuming a trusted clock; `None` if never.
+    /// Schedules of single doors are left out: this is the person's time, whichever door.
     pub fn next_open(
         &self,
         person: PersonId,
@@ -457,7 +489,7 @@ impl AccessRules {
         now: Timestamp,
         zone: &TimeZone,
     ) -> Option<Timestamp> {
-        let limits = self.limits_of(person, card);
+        let limits = self.limits_of(person, card, Limits::default());
         let opens = |at: Timestamp| self.admit_within(limits, at, zone, ClockState::Synchronised) == Admission::Open;
         if opens(now) {
             return Some(now);

@@ -5,6 +5,7 @@ use jiff::tz::TimeZone;
 use super::*;
 
 const PERSON: PersonId = PersonId(1);
+const DOOR: &str = "front";
 
 fn card() -> CardUid {
     "04A1B2C3".parse().unwrap()
@@ -38,7 +39,7 @@ fn person_on(schedules: Vec<Schedule>) -> AccessRules {
 }
 
 fn admission(rules: &AccessRules, zone_name: &str, moment: &str) -> Admission {
-    rules.admit(PERSON, &card(), at(moment), &zone(zone_name), ClockState::Synchronised)
+    rules.admit(DOOR, PERSON, &card(), at(moment), &zone(zone_name), ClockState::Synchronised)
 }
 
 const OPEN: Admission = Admission::Open;
@@ -229,7 +230,11 @@ fn a_card_narrows_its_holder_and_never_widens() {
     let other: CardUid = "04FFFFFF".parse().unwrap();
     let clock = ClockState::Synchronised;
     let utc = zone("UTC");
-    assert_eq!(rules.admit(PERSON, &other, at("2026-06-03T10:00:00Z"), &utc, clock), OPEN, "the person's own limits");
+    assert_eq!(
+        rules.admit(DOOR, PERSON, &other, at("2026-06-03T10:00:00Z"), &utc, clock),
+        OPEN,
+        "the person's own limits"
+    );
 }
 
 #[test]
@@ -238,11 +243,11 @@ fn without_a_synchronised_clock_only_the_unlimited_get_in() {
     let (now, utc) = (at("2026-06-03T13:00:00Z"), zone("UTC"));
     let stranger = PersonId(2);
     assert_eq!(
-        rules.admit(PERSON, &card(), now, &utc, ClockState::Unsynchronised),
+        rules.admit(DOOR, PERSON, &card(), now, &utc, ClockState::Unsynchronised),
         Admission::Closed(Reason::ClockNotSynced)
     );
-    assert_eq!(rules.admit(stranger, &card(), now, &utc, ClockState::Unsynchronised), OPEN);
-    assert_eq!(rules.admit(PERSON, &card(), now, &utc, ClockState::Synchronised), OPEN);
+    assert_eq!(rules.admit(DOOR, stranger, &card(), now, &utc, ClockState::Unsynchronised), OPEN);
+    assert_eq!(rules.admit(DOOR, PERSON, &card(), now, &utc, ClockState::Synchronised), OPEN);
 }
 
 #[test]
@@ -312,4 +317,32 @@ fn moments_are_read_with_an_offset_or_in_the_zone() {
     let error = parse_moment("next tuesday", &berlin).unwrap_err();
     assert!(error.contains("is not a date and time"), "{error}");
     assert_eq!(local_time(at("2026-06-14T16:00:00Z"), &berlin), "2026-06-14 18:00:00");
+}
+
+#[test]
+fn people_kept_to_some_doors_are_not_allowed_at_the_others() {
+    let front_hours = |schedule| DoorRight { door: DOOR.into(), schedule };
+    let mut rules = person_on(vec![schedule(1, &["daily 00:00-24:00"]), schedule(2, &["mon 09:00-17:00"])]);
+    let (utc, clock) = (zone("UTC"), ClockState::Synchronised);
+    // 2026-06-01 is a Monday.
+    let (monday_noon, monday_night) = (at("2026-06-01T12:00:00Z"), at("2026-06-01T20:00:00Z"));
+    assert_eq!(rules.admit("garage", PERSON, &card(), monday_noon, &utc, clock), OPEN, "not kept: every door");
+
+    rules.doors = vec![(PERSON, vec![front_hours(None)])];
+    assert_eq!(rules.admit(DOOR, PERSON, &card(), monday_noon, &utc, clock), OPEN);
+    let not_here = Admission::Closed(Reason::NotAllowedHere);
+    assert_eq!(rules.admit("garage", PERSON, &card(), monday_noon, &utc, clock), not_here);
+    assert_eq!(
+        rules.admit("garage", PERSON, &card(), monday_noon, &utc, ClockState::Unsynchronised),
+        not_here,
+        "a door right needs no clock"
+    );
+    assert_eq!(rules.admit("garage", PersonId(2), &card(), monday_noon, &utc, clock), OPEN, "others are not kept");
+
+    rules.doors = vec![(PERSON, vec![front_hours(Some(2))])];
+    assert_eq!(rules.admit(DOOR, PERSON, &card(), monday_noon, &utc, clock), OPEN);
+    assert_eq!(rules.admit(DOOR, PERSON, &card(), monday_night, &utc, clock), OUTSIDE, "the door's schedule narrows");
+
+    rules.doors = vec![(PERSON, Vec::new())];
+    assert_eq!(rules.admit(DOOR, PERSON, &card(), monday_noon, &utc, clock), not_here, "kept to no door: none");
 }

@@ -1,5 +1,5 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
-//! visitors kept for next time, the face API's keys and the sign-in log.
+//! visitors kept for next time, the face API's keys, the sign-in log and the doors of a site.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
@@ -15,6 +15,7 @@ mod rows;
 mod schedule_rows;
 mod sign_in_rows;
 pub mod sign_ins;
+mod site_rows;
 pub mod sqlite;
 mod visit_rows;
 mod visitor_rows;
@@ -35,7 +36,7 @@ use crate::access::{AccessEvent, Decision, Person, PersonId, Reason};
 use crate::card::CardUid;
 use crate::checks::{Checks, Secret};
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
 
 /// `[database]`: where people, cards, faces and the access log are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +220,20 @@ pub struct MessageCounts {
     pub last_problem: Option<String>,
 }
 
+/// A door of the site as its daemon registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteDoor {
+    /// Its `door.id`.
+    pub id: String,
+    pub name: String,
+    /// Where its web app answers, if it serves one.
+    pub web_address: Option<String>,
+    /// The facereko version it runs.
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: time::OffsetDateTime,
+}
+
 /// A login account for the web app. `role` is `admin` for every account so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -346,7 +361,8 @@ pub trait People: Send + Sync {
     async fn replace_template(&self, id: i64, kind: &str, template: &FaceTemplate) -> Result<(), StoreError>;
 }
 
-/// Changing when people and cards may open the door; read back through [`DoorPath::access_rules`].
+/// Changing when people and cards may open the door, and which doors of a site a person may use;
+/// read back through [`DoorPath::access_rules`].
 #[async_trait]
 pub trait Schedules: Send + Sync {
     /// Creates the schedule `name` (ASCII case ignored) or replaces its windows and holiday rule.
@@ -366,6 +382,20 @@ pub trait Schedules: Send + Sync {
     async fn set_person_limits(&self, person: PersonId, limits: &Limits) -> Result<(), StoreError>;
     /// Replaces a card's own limits, which narrow its holder's. NotFound for an unknown card or schedule.
     async fn set_card_limits(&self, uid: &CardUid, limits: &Limits) -> Result<(), StoreError>;
+    /// Keeps a person to the doors of `rights` (an empty list: no door), or with `None` lets them
+    /// use every door again. NotFound for an unknown person or schedule; Conflict for a door
+    /// listed twice.
+    async fn set_door_rights(&self, person: PersonId, rights: Option<&[DoorRight]>) -> Result<(), StoreError>;
+}
+
+/// The doors of a site, each registered by its own daemon.
+#[async_trait]
+pub trait Doors: Send + Sync {
+    /// Adds the door's row or replaces it: the daemon says who it is at start and that it is
+    /// still there every so often (`last_seen`).
+    async fn register_door(&self, door: &SiteDoor) -> Result<(), StoreError>;
+    /// Every registered door, by id.
+    async fn list_doors(&self) -> Result<Vec<SiteDoor>, StoreError>;
 }
 
 /// Removing people, cards and faces: apart from [`People`] because a store that keeps a local copy
@@ -450,6 +480,7 @@ pub trait Store: Send + Sync {
     fn known_visitors(&self) -> &dyn KnownVisitors;
     fn api_keys(&self) -> &dyn ApiKeys;
     fn sign_ins(&self) -> &dyn SignIns;
+    fn doors(&self) -> &dyn Doors;
 }
 
 impl<T> Store for T
@@ -468,7 +499,8 @@ where
         + Visits
         + KnownVisitors
         + ApiKeys
-        + SignIns,
+        + SignIns
+        + Doors,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -513,6 +545,9 @@ where
         self
     }
     fn sign_ins(&self) -> &dyn SignIns {
+        self
+    }
+    fn doors(&self) -> &dyn Doors {
         self
     }
 }

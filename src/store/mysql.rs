@@ -13,13 +13,14 @@ use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
 use super::sign_in_rows::{self, SignInRow};
+use super::site_rows;
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
-    AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
+    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
-    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
-    Visit, VisitId, VisitQuery, VisitStatus, Visits,
+    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, SiteDoor, StoreError, StoredPass,
+    User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
@@ -28,7 +29,7 @@ use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
 
 /// How long `migrate` waits for another facereko that is migrating the same database.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -872,6 +873,7 @@ async fn read_access_rules(conn: &mut impl Queryable) -> Result<AccessRules, Sto
         holidays: conn.query(schedule_rows::SELECT_HOLIDAYS).await.map_err(db_error)?,
         people: conn.query(schedule_rows::SELECT_PERSON_LIMITS).await.map_err(db_error)?,
         cards: conn.query(schedule_rows::SELECT_CARD_LIMITS).await.map_err(db_error)?,
+        doors: conn.query(schedule_rows::SELECT_DOOR_RIGHTS).await.map_err(db_error)?,
     }
     .into_rules()
 }
@@ -947,7 +949,7 @@ impl Schedules for MysqlStore {
             .await
             .map_err(db_error)?
             .ok_or_else(|| schedule_rows::no_schedule(name))?;
-        let users = count(&mut tx, schedule_rows::SCHEDULE_USERS, (id, id)).await?;
+        let users = count(&mut tx, schedule_rows::SCHEDULE_USERS, (id, id, id)).await?;
         if users > 0 {
             return Err(schedule_rows::schedule_in_use(name, users));
         }
@@ -1007,6 +1009,28 @@ impl Schedules for MysqlStore {
             tx.exec_drop(schedule_rows::INSERT_CARD_LIMITS, (uid.as_str(), from, until, schedule))
                 .await
                 .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn set_door_rights(&self, person: PersonId, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        if let Some(rights) = rights {
+            schedule_rows::check_door_rights(rights)?;
+        }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        if count(&mut tx, schedule_rows::PERSON_EXISTS, (person.0,)).await? == 0 {
+            return Err(rows::no_person(person));
+        }
+        tx.exec_drop(schedule_rows::DELETE_DOOR_RESTRICTION, (person.0,)).await.map_err(db_error)?;
+        if let Some(rights) = rights {
+            tx.exec_drop(schedule_rows::INSERT_DOOR_RESTRICTION, (person.0,)).await.map_err(db_error)?;
+            for right in rights {
+                check_schedule_id(&mut tx, &Limits { schedule: right.schedule, ..Limits::default() }).await?;
+                tx.exec_drop(schedule_rows::INSERT_DOOR_RIGHT, (person.0, &right.door, right.schedule))
+                    .await
+                    .map_err(db_error)?;
+            }
         }
         tx.commit().await.map_err(db_error)
     }
@@ -1262,6 +1286,27 @@ impl KnownVisitors for MysqlStore {
 
     async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
         self.forget_visitors(&visitor_rows::FORGET_OLD, to_millis(cutoff)).await
+    }
+}
+
+#[async_trait]
+impl Doors for MysqlStore {
+    async fn register_door(&self, door: &SiteDoor) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "INSERT INTO doors(id, name, web_address, version, last_seen_ms) VALUES (?, ?, ?, ?, ?)
+             ON DUPLICATE KEY UPDATE name = VALUES(name), web_address = VALUES(web_address),
+                 version = VALUES(version), last_seen_ms = VALUES(last_seen_ms)",
+            site_rows::door_row(door),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn list_doors(&self) -> Result<Vec<SiteDoor>, StoreError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<site_rows::DoorRow> = conn.query(site_rows::SELECT_DOORS).await.map_err(db_error)?;
+        Ok(rows.into_iter().map(site_rows::site_door).collect())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! [`ResilientStore`] wraps the server's store and keeps a local SQLite file in `data_dir` with
 //! (a) a copy of what decisions need (cards with their holders, enrolled faces, the armed state,
-//! the schedules, holidays and time limits),
+//! the schedules, holidays, time limits and door rights),
 //! refreshed whenever the server answers, and (b) a spool of access-log rows written while the
 //! server could not be reached. A background task retries with back-off and writes the spool to
 //! the server, oldest first, when it answers again; `record_attempt` is idempotent by `event_id`,
@@ -22,14 +22,14 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, ApiKeys, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People,
-    Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox,
+    People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
 
 /// The local copy and spool, in `data_dir`.
 pub const CACHE_FILE: &str = "database-cache.db";
@@ -779,11 +779,17 @@ impl Schedules for ResilientStore {
         self.shared.copy_rules_now().await;
         Ok(())
     }
+
+    async fn set_door_rights(&self, person: PersonId, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.schedules().set_door_rights(person, rights).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
 }
 
-/// Serves the door's path, migrations, removals and schedule changes itself; everything else goes to the
-/// server as it is (changes to people, cards, accounts and settings need the server, and no
-/// decision needs the settings, so they are not copied).
+/// Serves the door's path, migrations, removals and schedule and door-right changes itself;
+/// everything else goes to the server as it is (changes to people, cards, accounts, settings and
+/// the doors' rows need the server, and no decision needs them, so they are not copied).
 impl Store for ResilientStore {
     fn schema(&self) -> &dyn Schema {
         self
@@ -829,6 +835,9 @@ impl Store for ResilientStore {
     }
     fn sign_ins(&self) -> &dyn SignIns {
         self.shared.server.sign_ins()
+    }
+    fn doors(&self) -> &dyn Doors {
+        self.shared.server.doors()
     }
 }
 
@@ -893,7 +902,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn changed_limits_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
+    async fn changed_limits_and_door_rights_reach_the_local_copy_at_once_and_answer_while_the_server_is_away() {
         let dir = tempfile::tempdir().unwrap();
         let store = quiet_store(dir.path()).await;
         let alice = store.people().add_person("Alice").await.unwrap();
@@ -902,10 +911,23 @@ mod tests {
         let schedule = store.schedules().save_schedule("Cleaners", &[window], false).await.unwrap();
         let limits = Limits { schedule: Some(schedule.id), ..Limits::default() };
         store.schedules().set_person_limits(alice.id, &limits).await.unwrap();
+        let front = [DoorRight { door: "front".into(), schedule: Some(schedule.id) }];
+        store.schedules().set_door_rights(alice.id, Some(&front)).await.unwrap();
 
         let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
         assert_eq!(copied.people, [(alice.id, limits)], "no refresh was needed");
+        assert_eq!(copied.door_rights(alice.id), Some(&front[..]));
         store.shared.went_offline(&StoreError::Unreachable("gone".into()));
         assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
+    }
+
+    #[tokio::test]
+    async fn a_local_copy_saved_before_door_rights_still_reads_as_every_door() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = quiet_store(dir.path()).await;
+        let old = r#"{"schedules":[],"holidays":[],"people":[],"cards":[]}"#;
+        store.shared.local.0.run(move |c| set_cached(c, ACCESS_RULES_KEY, old).map_err(db_error)).await.unwrap();
+        let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
+        assert_eq!(copied, AccessRules::default());
     }
 }

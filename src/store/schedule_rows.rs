@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use super::StoreError;
 use super::rows::parse_card;
 use crate::access::PersonId;
-use crate::schedule::{AccessRules, DayMinute, Holiday, Limits, Schedule, Weekdays, Window};
+use crate::schedule::{AccessRules, DayMinute, DoorRight, Holiday, Limits, Schedule, Weekdays, Window};
 
 pub const SELECT_SCHEDULES: &str = "SELECT id, name, open_on_holidays FROM schedules ORDER BY id";
 pub const SELECT_WINDOWS: &str =
@@ -24,7 +24,8 @@ pub const DELETE_WINDOWS: &str = "DELETE FROM schedule_windows WHERE schedule_id
 pub const INSERT_HOLIDAY: &str = "INSERT INTO holidays(name, first_day, last_day, yearly) VALUES (?, ?, ?, ?)";
 pub const DELETE_HOLIDAY: &str = "DELETE FROM holidays WHERE id = ?";
 pub const SCHEDULE_USERS: &str = "SELECT (SELECT COUNT(*) FROM person_limits WHERE schedule_id = ?)
-                                        + (SELECT COUNT(*) FROM card_limits WHERE schedule_id = ?)";
+                                        + (SELECT COUNT(*) FROM card_limits WHERE schedule_id = ?)
+                                        + (SELECT COUNT(*) FROM door_rights WHERE schedule_id = ?)";
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE id = ?";
 pub const SCHEDULE_EXISTS: &str = "SELECT COUNT(*) FROM schedules WHERE id = ?";
 pub const PERSON_EXISTS: &str = "SELECT COUNT(*) FROM people WHERE id = ?";
@@ -35,6 +36,14 @@ pub const INSERT_PERSON_LIMITS: &str =
     "INSERT INTO person_limits(person_id, valid_from_ms, valid_until_ms, schedule_id) VALUES (?, ?, ?, ?)";
 pub const INSERT_CARD_LIMITS: &str =
     "INSERT INTO card_limits(uid, valid_from_ms, valid_until_ms, schedule_id) VALUES (?, ?, ?, ?)";
+/// Every person kept to some doors, with each of those doors (none: a row of NULLs).
+pub const SELECT_DOOR_RIGHTS: &str = "SELECT r.person_id, d.door_id, d.schedule_id FROM door_restrictions r
+                                      LEFT JOIN door_rights d ON d.person_id = r.person_id
+                                      ORDER BY r.person_id, d.door_id";
+/// Lifts a person's door restriction; their door rights go with it.
+pub const DELETE_DOOR_RESTRICTION: &str = "DELETE FROM door_restrictions WHERE person_id = ?";
+pub const INSERT_DOOR_RESTRICTION: &str = "INSERT INTO door_restrictions(person_id) VALUES (?)";
+pub const INSERT_DOOR_RIGHT: &str = "INSERT INTO door_rights(person_id, door_id, schedule_id) VALUES (?, ?, ?)";
 
 /// A `schedules` row: id, name, open on holidays.
 pub type ScheduleRow = (i64, String, bool);
@@ -44,6 +53,8 @@ pub type WindowRow = (i64, u8, u16, u16);
 pub type HolidayRow = (i64, String, String, String, bool);
 /// A `person_limits` or `card_limits` row: whose, valid from and until (ms), schedule.
 pub type LimitsRow<K> = (K, Option<i64>, Option<i64>, Option<i64>);
+/// A [`SELECT_DOOR_RIGHTS`] row: person, door and schedule (no door for a person kept to none).
+pub type DoorRightRow = (i64, Option<String>, Option<i64>);
 
 /// The rows of every table behind [`AccessRules`], as read in one transaction.
 #[derive(Debug, Default)]
@@ -53,6 +64,7 @@ pub struct RulesRows {
     pub holidays: Vec<HolidayRow>,
     pub people: Vec<LimitsRow<i64>>,
     pub cards: Vec<LimitsRow<String>>,
+    pub doors: Vec<DoorRightRow>,
 }
 
 fn bad(what: impl std::fmt::Display) -> StoreError {
@@ -101,7 +113,17 @@ impl RulesRows {
             .into_iter()
             .map(|(uid, from, until, schedule)| Ok((parse_card(&uid)?, limits((from, until, schedule))?)))
             .collect::<Result<_, StoreError>>()?;
-        Ok(AccessRules { schedules, holidays, people, cards })
+        let mut doors: Vec<(PersonId, Vec<DoorRight>)> = Vec::new();
+        for (person, door, schedule) in self.doors {
+            let person = PersonId(person);
+            if doors.last().is_none_or(|(last, _)| *last != person) {
+                doors.push((person, Vec::new()));
+            }
+            if let (Some(door), Some((_, rights))) = (door, doors.last_mut()) {
+                rights.push(DoorRight { door, schedule });
+            }
+        }
+        Ok(AccessRules { schedules, holidays, people, cards, doors })
     }
 }
 
@@ -145,6 +167,19 @@ pub fn check_holiday(holiday: &Holiday) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Each door once, each named as a `door.id` can be.
+pub fn check_door_rights(rights: &[DoorRight]) -> Result<(), StoreError> {
+    if let Some(bad) = rights.iter().find(|right| right.door.is_empty() || right.door.chars().count() > 32) {
+        return Err(StoreError::Conflict(format!("{:?} is not a door id (1 to 32 characters)", bad.door)));
+    }
+    let mut doors: Vec<&str> = rights.iter().map(|right| right.door.as_str()).collect();
+    doors.sort_unstable();
+    match doors.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(StoreError::Conflict(format!("door {:?} is listed twice", pair[0]))),
+        None => Ok(()),
+    }
 }
 
 pub fn check_limits(limits: &Limits) -> Result<(), StoreError> {

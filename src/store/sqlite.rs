@@ -12,13 +12,14 @@ use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
 use super::sign_in_rows::{self, SignInRow};
+use super::site_rows;
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
-    AccessLog, Accounts, Card, Channel, DoorPath, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
+    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
     MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
-    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, StoreError, StoredPass, User,
-    Visit, VisitId, VisitQuery, VisitStatus, Visits,
+    PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, SiteDoor, StoreError, StoredPass,
+    User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use super::{ApiKey, ApiKeys};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
@@ -27,7 +28,7 @@ use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
 
 /// A new access-log row; a replayed `event_id` changes nothing.
 static INSERT_LOG_ROW: LazyLock<String> =
@@ -977,6 +978,7 @@ fn read_access_rules(conn: &Connection) -> Result<AccessRules, StoreError> {
         })?,
         people: all_rows(conn, schedule_rows::SELECT_PERSON_LIMITS, limits_row)?,
         cards: all_rows(conn, schedule_rows::SELECT_CARD_LIMITS, limits_row)?,
+        doors: all_rows(conn, schedule_rows::SELECT_DOOR_RIGHTS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
     }
     .into_rules()
 }
@@ -1044,7 +1046,7 @@ impl Schedules for SqliteStore {
                 .optional()
                 .map_err(db_error)?
                 .ok_or_else(|| schedule_rows::no_schedule(&name))?;
-            let users = count(&tx, schedule_rows::SCHEDULE_USERS, [id, id])?;
+            let users = count(&tx, schedule_rows::SCHEDULE_USERS, [id, id, id])?;
             if users > 0 {
                 return Err(schedule_rows::schedule_in_use(&name, users));
             }
@@ -1108,6 +1110,30 @@ impl Schedules for SqliteStore {
                 let (from, until, schedule) = schedule_rows::limits_columns(&limits);
                 tx.execute(schedule_rows::INSERT_CARD_LIMITS, params![uid.as_str(), from, until, schedule])
                     .map_err(db_error)?;
+            }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn set_door_rights(&self, person: PersonId, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        if let Some(rights) = rights {
+            schedule_rows::check_door_rights(rights)?;
+        }
+        let rights = rights.map(<[DoorRight]>::to_vec);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            if count(&tx, schedule_rows::PERSON_EXISTS, [person.0])? == 0 {
+                return Err(rows::no_person(person));
+            }
+            tx.execute(schedule_rows::DELETE_DOOR_RESTRICTION, [person.0]).map_err(db_error)?;
+            if let Some(rights) = rights {
+                tx.execute(schedule_rows::INSERT_DOOR_RESTRICTION, [person.0]).map_err(db_error)?;
+                for right in &rights {
+                    check_schedule_id(&tx, &Limits { schedule: right.schedule, ..Limits::default() })?;
+                    tx.execute(schedule_rows::INSERT_DOOR_RIGHT, params![person.0, right.door, right.schedule])
+                        .map_err(db_error)?;
+                }
             }
             tx.commit().map_err(db_error)
         })
@@ -1454,6 +1480,34 @@ impl KnownVisitors for SqliteStore {
     async fn forget_visitors_before(&self, cutoff: OffsetDateTime) -> Result<(u64, Vec<String>), StoreError> {
         let cutoff = to_millis(cutoff);
         self.with_conn(move |conn| forget_visitors(conn, &visitor_rows::FORGET_OLD, cutoff)).await
+    }
+}
+
+#[async_trait]
+impl Doors for SqliteStore {
+    async fn register_door(&self, door: &SiteDoor) -> Result<(), StoreError> {
+        let (id, name, web_address, version, last_seen_ms) = site_rows::door_row(door);
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO doors(id, name, web_address, version, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, web_address = excluded.web_address,
+                     version = excluded.version, last_seen_ms = excluded.last_seen_ms",
+                params![id, name, web_address, version, last_seen_ms],
+            )
+            .map(drop)
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn list_doors(&self) -> Result<Vec<SiteDoor>, StoreError> {
+        self.with_conn(|conn| {
+            let rows = all_rows(conn, site_rows::SELECT_DOORS, |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            Ok(rows.into_iter().map(site_rows::site_door).collect())
+        })
+        .await
     }
 }
 

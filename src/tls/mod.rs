@@ -23,7 +23,7 @@ pub use tokio_rustls::TlsAcceptor;
 use crate::checks::Checks;
 pub use certificate::{Parsed, read_certified_key};
 pub use local_ca::{CA_FILE, CaCertificate, LocalCa, RENEW_BEFORE, SERVER_LIFETIME, TLS_DIR};
-pub use machine::machine_names;
+pub use machine::{host_name, machine_names};
 
 /// Installs the process-wide TLS crypto provider once; rustls cannot pick one by itself when
 /// more than one is compiled in, and rumqttc's TLS connect fails without one.

@@ -468,7 +468,8 @@ mod tests {
                 "voice.phrases.reasons.no_such: \"no_such\" is not one of: card_and_face, card_only, unknown_card, no_face, \
                  face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed, \
                  outside_schedule, not_yet_valid, expired, clock_not_synced, pass_ok, pass_expired, pass_used, \
-                 pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened, spoof_suspected",
+                 pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened, spoof_suspected, \
+                 not_allowed_here",
             ]
         );
     }

@@ -10,6 +10,7 @@ mod assets;
 mod auth;
 mod certificate;
 mod dashboard;
+mod doors;
 mod error;
 mod face_api;
 mod history;
@@ -316,6 +317,7 @@ pub fn router(state: WebState) -> Router {
         .route("/people/{id}/cards/tap", post(people::bind_tapped_card))
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
         .route("/people/{id}/limits", post(schedules::set_person_limits))
+        .route("/people/{id}/doors", post(doors::set_person_doors))
         .route("/schedules", get(schedules::page).post(schedules::save))
         .route("/schedules/{id}/remove", post(schedules::remove))
         .route("/schedules/holidays", post(schedules::add_holiday))

@@ -1,5 +1,6 @@
 //! People, their faces and cards: add, enrol photos (uploaded or from the door camera), bind cards
 //! (typed or tapped), remove. Removing a person removes their biometric data from the engine too.
+//! Their time limits and the doors they may use have sections of their own.
 
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
@@ -126,6 +127,7 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
     let cards = state.store().people().person_cards(person.id).await?;
     let faces = state.store().people().person_faces(person.id).await?;
     let rules = state.store().door().access_rules().await?;
+    let doors = state.store().doors().list_doors().await?;
     let engine = state.engine.template_kind();
     let url = person_url(person.id);
     let max_mib = state.config().max_upload_bytes as f64 / (1024.0 * 1024.0);
@@ -205,6 +207,7 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
             }
         }
         (super::schedules::person_section(state, user, person.id, &cards, &rules))
+        (super::doors::person_section(user, person.id, &doors, &rules))
         @if admin {
             section.card.danger-zone {
                 h2 { "Remove " (person.name) }

@@ -175,6 +175,39 @@ fn enrolment_changes_while_running_apply_at_the_next_tap() {
 }
 
 #[test]
+fn a_person_kept_to_other_doors_is_denied_here_before_the_camera_from_the_next_tap() {
+    let mut door = TestDoor::new(&[("door.debounce", "\"0s\""), ("door.capture_when_closed", "true")]);
+    let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
+    door.ok(&["enroll", "--person", "Alice", "--card", ALICE_CARD, alice.to_str().unwrap()]);
+    door.show_for_card(ALICE_CARD, &alice);
+    let shown = door.ok(&["person", "doors", "Alice"]);
+    assert_eq!(shown.trim(), "Alice: every door", "one-door installs are unchanged");
+    door.start();
+
+    // Changed by another process while the daemon runs, as another door's web app would.
+    let kept = door.run(&["person", "doors", "Alice", "--door", "garage"]);
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), "Alice: only garage");
+    let note = String::from_utf8_lossy(&kept.stderr);
+    assert!(note.contains("no door \"garage\" has registered yet"), "a typo shows: {note}");
+    let refused = door.tap_and_wait(ALICE_CARD);
+    assert_eq!((refused["decision"].as_str(), refused["reason"].as_str()), (Some("denied"), Some("not_allowed_here")));
+    assert_eq!(refused["person_name"], "Alice");
+    assert!(
+        refused["photo"].is_null() && refused["timings"]["capture_ms"].is_null(),
+        "no camera, proof photos or not: {refused}"
+    );
+
+    door.ok(&["person", "doors", "Alice", "--door", "garage", "--door", "front"]);
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "card_and_face");
+    door.wait_for("the door to relock", || !door.is_on("relay"));
+    door.ok(&["person", "doors", "Alice", "--no-door"]);
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "not_allowed_here", "kept to no door: none");
+    assert_eq!(door.ok(&["person", "doors", "Alice", "--every"]).trim(), "Alice: every door");
+    assert_eq!(door.tap_and_wait(ALICE_CARD)["reason"], "card_and_face");
+    door.stop();
+}
+
+#[test]
 fn hangup_interrupt_and_quit_lock_the_open_door_too() {
     let alice = face("lfw10/Tony_Blair/Tony_Blair_0001.jpg");
     for signal in ["HUP", "INT", "QUIT"] {

@@ -27,6 +27,7 @@ mod mysql_outage;
 mod reader;
 mod rekognition_api;
 mod rekognition_door;
+mod site;
 mod sms;
 mod sns;
 mod store;

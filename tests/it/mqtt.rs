@@ -220,6 +220,76 @@ async fn home_assistant_sees_the_door_its_last_event_and_when_it_goes_away() {
         .await;
 }
 
+/// The newest message on `topic`, as JSON (`null` for a payload that is not, such as `offline`).
+fn newest(messages: &[crate::common::mosquitto::Received], topic: &str) -> Option<serde_json::Value> {
+    messages.iter().rev().find(|m| m.topic == topic).map(|m| m.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_door_keeps_its_state_retained_and_the_broker_says_offline_when_it_is_killed() {
+    const STATE: &str = "FaceReko/front/state";
+    let broker = Mosquitto::start();
+    const SENSOR: &str = "homeassistant/sensor/facereko_front/last_access/config";
+    let mut door = door_for(&broker, &[("mqtt.door_state", "true"), ("mqtt.home_assistant", "true")]);
+    door.start();
+    let subscriber = Subscriber::connect(&broker, &[STATE, SENSOR, "FaceReko/front/availability"]).await;
+    subscriber
+        .wait_until(
+            "the door's state",
+            || door.daemon_log(),
+            |messages| {
+                newest(messages, STATE).is_some_and(|state| state["state"] == "online" && state["armed"] == true)
+            },
+        )
+        .await;
+    let state = newest(&subscriber.messages(), STATE).unwrap();
+    assert_eq!(state["lock"], "locked");
+    assert_eq!(
+        (state["reader"]["backend"].as_str(), state["camera"]["backend"].as_str()),
+        (Some("simulated"), Some("simulated"))
+    );
+    assert_eq!((state["engine"].as_str(), state["backlog"].as_u64()), (Some("simulated"), Some(0)));
+    // A dashboard that connects later gets the state at once: it is retained.
+    let (late, mut events) = AsyncClient::new(broker.client_options("late-dashboard", Some("subscriber")), 4);
+    late.subscribe(STATE, rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let retained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(publish))) => return publish,
+                Ok(_) => {}
+                Err(e) => panic!("the late dashboard lost the broker: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the retained state arrives");
+    assert!(retained.retain, "{retained:?}");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&retained.payload).unwrap()["state"], "online");
+
+    door.ok(&["disarm"]);
+    subscriber
+        .wait_until(
+            "the state to say disarmed",
+            || door.daemon_log(),
+            |messages| newest(messages, STATE).is_some_and(|state| state["armed"] == false),
+        )
+        .await;
+
+    // Home Assistant follows the state topic, which carries the one last will.
+    let sensor = newest(&subscriber.messages(), SENSOR).expect("the retained discovery message");
+    assert_eq!(sensor["availability"][0]["topic"], STATE);
+    assert!(!subscriber.messages().iter().any(|m| m.topic.ends_with("/availability")), "no second availability");
+
+    door.kill();
+    subscriber
+        .wait_until(
+            "the last will",
+            || broker.log(),
+            |messages| messages.iter().rev().find(|m| m.topic == STATE).is_some_and(|m| m.payload == b"offline"),
+        )
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_local_broker_takes_a_username_and_a_password_from_a_file() {
     let broker = Mosquitto::start_with_password("door", "correct horse");

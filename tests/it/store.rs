@@ -9,12 +9,12 @@ use facereko::access::{AccessEvent, Decision, Reason, StageTimings};
 use facereko::card::CardUid;
 use facereko::checks::Secret;
 use facereko::engine::FaceTemplate;
-use facereko::schedule::{Holiday, Limits, Window};
+use facereko::schedule::{DoorRight, Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
     self, Channel, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, SignInAttempt, SignInEntry,
-    SignInMethod, SignInOutcome, SignInQuery, Store, StoreError, StoredPass, Visit, VisitId, VisitQuery, VisitStatus,
-    VisitorDetails, VisitorId,
+    SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit, VisitId, VisitQuery,
+    VisitStatus, VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
@@ -682,6 +682,64 @@ async fn limits_narrow_people_and_cards_and_keep_their_schedule(store: &dyn Stor
     assert!(store.door().access_rules().await.unwrap().cards.is_empty());
 }
 
+fn right(door: &str, schedule: Option<i64>) -> DoorRight {
+    DoorRight { door: door.into(), schedule }
+}
+
+async fn door_rights_keep_people_to_listed_doors_until_lifted(store: &dyn Store) {
+    let (alice, bob, carol) = (
+        store.people().add_person("Alice").await.unwrap(),
+        store.people().add_person("Bob").await.unwrap(),
+        store.people().add_person("Carol").await.unwrap(),
+    );
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!(rules.door_rights(alice.id), None, "people start free to use every door");
+
+    let hours =
+        store.schedules().save_schedule("Garage hours", &windows(&["mon-fri 07:00-19:00"]), false).await.unwrap();
+    let alices = [right("garage", Some(hours.id)), right("front", None)];
+    store.schedules().set_door_rights(alice.id, Some(&alices)).await.unwrap();
+    store.schedules().set_door_rights(bob.id, Some(&[])).await.unwrap();
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!(rules.door_rights(alice.id), Some(&[right("front", None), right("garage", Some(hours.id))][..]));
+    assert_eq!(rules.door_rights(bob.id), Some(&[][..]), "kept to no door at all");
+    assert_eq!(rules.door_rights(carol.id), None);
+
+    let in_use = message(store.schedules().remove_schedule("Garage hours").await);
+    assert!(in_use.contains("is followed by 1"), "{in_use}");
+    let missing = [right("front", Some(hours.id + 100))];
+    assert!(message(store.schedules().set_door_rights(alice.id, Some(&missing)).await).contains("no schedule"));
+    let twice = [right("front", None), right("front", Some(hours.id))];
+    assert!(message(store.schedules().set_door_rights(alice.id, Some(&twice)).await).contains("listed twice"));
+    assert!(message(store.schedules().set_door_rights(PersonId(9999), None).await).contains("no person"));
+    assert_eq!(store.door().access_rules().await.unwrap(), rules, "refusals change nothing");
+
+    // Lifting the restriction frees the schedule; a removed person's rights go with them.
+    store.schedules().set_door_rights(alice.id, None).await.unwrap();
+    store.removals().remove_person(bob.id).await.unwrap();
+    assert!(store.door().access_rules().await.unwrap().doors.is_empty());
+    store.schedules().remove_schedule("Garage hours").await.unwrap();
+}
+
+fn site_door(id: &str, version: &str, seen: i64) -> SiteDoor {
+    SiteDoor {
+        id: id.into(),
+        name: format!("The {id} door"),
+        web_address: Some(format!("https://{id}.example:8443")),
+        version: version.into(),
+        last_seen: at(seen),
+    }
+}
+
+async fn doors_register_themselves_and_stay_one_row_each(store: &dyn Store) {
+    assert!(store.doors().list_doors().await.unwrap().is_empty());
+    store.doors().register_door(&site_door("garage", "1.0.0", 0)).await.unwrap();
+    store.doors().register_door(&site_door("front", "1.0.0", 0)).await.unwrap();
+    let upgraded = SiteDoor { web_address: None, ..site_door("front", "1.1.0", 60) };
+    store.doors().register_door(&upgraded).await.unwrap();
+    assert_eq!(store.doors().list_doors().await.unwrap(), [upgraded, site_door("garage", "1.0.0", 0)]);
+}
+
 /// A moment `seconds` after a fixed start, whole milliseconds as the store keeps them.
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap() + time::Duration::milliseconds(250)
@@ -1230,7 +1288,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]],
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]],
         "one of them applied everything, the other nothing"
     );
 }
@@ -1278,6 +1336,8 @@ conformance!(
     settings_are_kept_apart_from_the_daemons_own,
     schedules_and_holidays_are_saved_replaced_and_removed,
     limits_narrow_people_and_cards_and_keep_their_schedule,
+    door_rights_keep_people_to_listed_doors_until_lifted,
+    doors_register_themselves_and_stay_one_row_each,
     visits_are_kept_and_listed_newest_first,
     a_visit_query_without_a_limit_gets_fifty,
     a_visit_moves_on_only_from_where_it_stands,

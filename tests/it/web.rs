@@ -23,6 +23,7 @@ use facereko::frame::Frame;
 use facereko::hw::Hardware;
 use facereko::hw::simulated::OutputRecorder;
 use facereko::notify::rules::{NotifySections, Rule};
+use facereko::schedule::DoorRight;
 use facereko::store::{self, Channel, LogQuery, Notices, SignInMethod, SignInOutcome, SignInQuery, Store};
 use facereko::voice::VoiceConfig;
 use facereko::web::{self, WebState};
@@ -1307,6 +1308,51 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     let refused = admin.post(&format!("/schedules/{cleaners}/remove"), &[]).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
+}
+
+#[tokio::test]
+async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_again() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    for (id, name) in [("front", "Front door"), ("garage", "Garage")] {
+        let door = store::SiteDoor {
+            id: id.into(),
+            name: name.into(),
+            web_address: None,
+            version: "1".into(),
+            last_seen: time::OffsetDateTime::now_utc(),
+        };
+        app.store.doors().register_door(&door).await.unwrap();
+    }
+    let office = ["mon-fri 08:00-18:00".parse().unwrap()];
+    let hours = app.store.schedules().save_schedule("Office", &office, false).await.unwrap().id.to_string();
+    let kim = app.store.people().add_person("Kim").await.unwrap();
+    let person_page = format!("/people/{}", kim.id);
+    let mut admin = app.signed_in(ADMIN).await;
+    let page = admin.get(&person_page).await.text;
+    assert!(page.contains("Every door of the site.") && page.contains("Garage"), "{page}");
+
+    let garage_hours =
+        [("rights", "listed"), ("door", "garage"), ("schedule.garage", hours.as_str()), ("schedule.front", "")];
+    let saved = admin.post(&format!("{person_page}/doors"), &garage_hours).await;
+    assert_eq!(saved.location(), format!("{person_page}#doors"));
+    let rules = app.store.door().access_rules().await.unwrap();
+    let garage = DoorRight { door: "garage".into(), schedule: Some(hours.parse().unwrap()) };
+    assert_eq!(rules.door_rights(kim.id), Some(&[garage][..]));
+    let page = admin.get(&person_page).await.text;
+    assert!(page.contains("Only: <strong>Garage</strong> (schedule Office)."), "{page}");
+
+    let mut viewer = app.signed_in(VIEWER).await;
+    let shown = viewer.get(&person_page).await.text;
+    assert!(shown.contains("Only: ") && !shown.contains("Save doors"), "viewers see, never change");
+    let refused = viewer.post(&format!("{person_page}/doors"), &[("rights", "every")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    admin.post(&format!("{person_page}/doors"), &[("rights", "listed")]).await;
+    assert_eq!(app.store.door().access_rules().await.unwrap().door_rights(kim.id), Some(&[][..]), "no door");
+    admin.post(&format!("{person_page}/doors"), &[("rights", "every"), ("door", "front")]).await;
+    assert_eq!(app.store.door().access_rules().await.unwrap().door_rights(kim.id), None, "every door again");
 }
 
 /// Waits (in real time: the voice has a thread of its own) until the door has said `count` phrases.
