@@ -73,6 +73,7 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
                     input #password name="password" type="password" autocomplete="current-password" required;
                     button.primary type="submit" { "Sign in" }
                 }
+                (super::face_sign_in::login_section())
                 @if own_certificate {
                     p.hint {
                         "Does your browser warn about this site? "
