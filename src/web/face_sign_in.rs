@@ -155,7 +155,7 @@ async fn attempt(
         (SignInOutcome::Succeeded, Some(role)) => {
             throttle.succeeded();
             tracing::info!(user = %account.username, %role, ?similarity, ?address, "signed in with a face");
-            let cookie = state.auth().sign_in(&account, role, None);
+            let cookie = state.auth().sign_in_at_most(&account, role);
             Ok(([(header::SET_COOKIE, cookie)], answer(StatusCode::OK, json!({ "redirect": "/" }))).into_response())
         }
         _ => {
@@ -174,12 +174,10 @@ async fn attempt(
 const NOT_RECOGNISED: &str =
     "Your face was not recognised for this account (or face sign-in is not on for it). Sign in with your password.";
 
-/// The role a face sign-in gives: the account's own, at most the link's.
+/// The role a face sign-in gives: the account's own, at most the link's (viewer when the link's
+/// is not a role this version knows).
 fn at_most(own: Role, link: &FaceLink) -> Role {
-    match (own, link.max_role.parse::<Role>()) {
-        (Role::Admin, Ok(Role::Admin)) => Role::Admin,
-        _ => Role::Viewer,
-    }
+    own.at_most(link.max_role.parse().unwrap_or(Role::Viewer))
 }
 
 /// One frame's largest face and how alike it is to the person's best enrolled face.
