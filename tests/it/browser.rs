@@ -24,7 +24,7 @@ const USER: &str = "e2e-admin";
 const VISITOR: &str = "Ai";
 /// What Chromium's fake camera shows for face sign-in: another picture of the enrolled man, and
 /// a stranger.
-const OWNER_ON_CAMERA: &str = "lfw10/George_W_Bush/George_W_Bush_0003.jpg";
+const OWNER_ON_CAMERA: &str = "lfw10/George_W_Bush/George_W_Bush_0005.jpg";
 const STRANGER_ON_CAMERA: &str = "lfw10/Colin_Powell/Colin_Powell_0001.jpg";
 /// The fake camera's picture size.
 const CAMERA_SIZE: (u32, u32) = (640, 480);
