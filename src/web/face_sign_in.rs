@@ -300,7 +300,7 @@ pub fn login_section() -> Markup {
 pub async fn own_card(state: &WebState, user: &User) -> Result<Markup, WebError> {
     let link = state.store().face_links().face_link(&user.username).await?;
     let person = match &link {
-        Some(link) => state.store().people().list_people().await?.into_iter().find(|p| p.id == link.person),
+        Some(link) => state.store().people().person(link.person).await?,
         None => None,
     };
     Ok(html! {

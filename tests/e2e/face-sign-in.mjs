@@ -82,6 +82,7 @@ async function owner(page) {
   await expectText(page, '.flash', containing('linked for face sign-in'), 'the link confirmed');
   await click(page, 'Turn face sign-in on');
   await expectText(page, '.flash', containing('face sign-in is on'), 'face sign-in turned on');
+  await screenshotBoth(page, env.screenshots, 'face-sign-in-settings');
   await click(page, 'Sign out');
   await expectPath(page, /^\/login$/, 'the sign-in page after signing out');
 
