@@ -176,7 +176,7 @@ impl WebConfig {
 }
 
 /// The default `web.face_sign_in_threshold`: see README, "Face sign-in", for how it was measured.
-pub const FACE_SIGN_IN_THRESHOLD: f32 = 95.0;
+pub const FACE_SIGN_IN_THRESHOLD: f32 = 93.0;
 
 /// Everything the pages work with; cheap to clone.
 #[derive(Clone)]
