@@ -7,6 +7,7 @@
 //! its similarity and a small picture of the face.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -27,7 +28,7 @@ use crate::door::Capture;
 use crate::engine::local::LocalEngine;
 use crate::engine::{DetectedFace, FaceTemplate, clears_threshold};
 use crate::frame::Frame;
-use crate::liveness::{Burst, BurstFrame};
+use crate::liveness::{Burst, BurstFrame, Challenge, TURN_PACE};
 use crate::store::{FaceLink, PersonSummary, SignInOutcome};
 
 /// The most frames a burst may carry; the page sends [`BURST_FRAMES`].
@@ -36,6 +37,8 @@ pub const MAX_FRAMES: usize = 10;
 pub const BURST_FRAMES: usize = 5;
 /// The largest burst: ten webcam JPEGs of up to about 400 KB each, and the form's fields.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Time between the page's frames of a still face; a face asked to turn takes the door's pace.
+const STILL_PACE: Duration = Duration::from_millis(150);
 /// The side of the square picture of the face kept in the sign-in log.
 const THUMBNAIL_SIDE: u32 = 96;
 /// Room kept around the face's box in that picture, as a share of the box.
@@ -281,13 +284,20 @@ async fn thumbnail(frame: &Frame, face: &DetectedFace) -> Option<Vec<u8>> {
 }
 
 /// The sign-in page's part: the camera's preview and the button; the app's script drives it.
-pub fn login_section() -> Markup {
+/// When the door's liveness checks enforce a head turn, the page asks for one too and spreads
+/// the frames over about a second, as the door does.
+pub fn login_section(challenge: Challenge) -> Markup {
+    let turn = challenge == Challenge::Turn;
+    let (ask, pace) =
+        if turn { ("Turn your head a little…", TURN_PACE) } else { ("Look at the camera…", STILL_PACE) };
     html! {
-        div #face-sign-in data-frames=(BURST_FRAMES) {
+        div #face-sign-in data-frames=(BURST_FRAMES) data-pace=(pace.as_millis()) data-ask=(ask) {
             h2 { "Sign in with your face" }
             p.hint {
-                "Type your username above, then look at the camera. Works for accounts whose owner turned \
-                 face sign-in on; it gives the viewer role unless an admin allowed more."
+                "Type your username above, then look at the camera"
+                @if turn { " and turn your head a little when asked" }
+                ". Works for accounts whose owner turned face sign-in on; it gives the viewer role unless an \
+                 admin allowed more."
             }
             video #face-preview autoplay muted playsinline hidden {}
             button.secondary #face-start type="button" { "Sign in with your face" }

@@ -102,7 +102,7 @@ function faceSignIn() {
       preview.hidden = false;
       await preview.play();
       while (!preview.videoWidth) await pause(50);
-      status.textContent = "Look at the camera…";
+      status.textContent = section.dataset.ask;
       await pause(600);
       const canvas = document.createElement("canvas");
       canvas.width = preview.videoWidth;
@@ -113,7 +113,7 @@ function faceSignIn() {
       for (let i = 0; i < Number(section.dataset.frames); i++) {
         canvas.getContext("2d").drawImage(preview, 0, 0);
         body.append("frame", await frame(canvas), `frame-${i}.jpg`);
-        await pause(150);
+        await pause(Number(section.dataset.pace));
       }
       status.textContent = "Checking…";
       const answer = await fetch("/login/face", { method: "POST", body, credentials: "same-origin" });

@@ -7,7 +7,8 @@
 use axum::http::StatusCode;
 use facereko::accounts::Role;
 use facereko::engine;
-use facereko::store::{SignInMethod, SignInOutcome, SignInQuery};
+use facereko::liveness;
+use facereko::store::{FaceLink, SignInMethod, SignInOutcome, SignInQuery};
 
 use super::{ADMIN, App, Browser, VIEWER, flash};
 use crate::common;
@@ -171,6 +172,42 @@ async fn the_owner_signs_in_with_their_face_as_a_viewer_and_a_stranger_is_refuse
     let add = [("username", "maria"), ("role", "viewer"), ("password", super::PASSWORD), ("confirm", super::PASSWORD)];
     let added = again.post("/accounts", &add).await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "the account's own role: {}", added.text);
+}
+
+/// Links `account` to a new person enrolled with `ENROLLED[0]`, as an admin does, and turns face
+/// sign-in on, as the account does.
+async fn linked_and_on(app: &App, account: &str) {
+    let person = app.enrol(OWNER, "04A1B2C3", &read(ENROLLED[0])).await.to_string();
+    let mut admin = app.signed_in(ADMIN).await;
+    admin.get("/settings").await;
+    let link = [("person", person.as_str()), ("max_role", "viewer")];
+    assert_eq!(admin.post(&format!("/accounts/{account}/face"), &link).await.status, StatusCode::SEE_OTHER);
+    let linked = app.store.face_links().face_link(account).await.unwrap().unwrap();
+    app.store.face_links().set_face_link(account, &FaceLink { enabled: true, ..linked }).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_still_photo_of_the_owner_is_refused_when_liveness_enforces_a_head_turn() {
+    let app = App::start(engine::local::NAME, |config| {
+        config.liveness.mode = liveness::Mode::Enforce;
+        config.liveness.challenge = liveness::Challenge::Turn;
+    })
+    .await;
+    app.add_user(ADMIN, Role::Admin).await;
+    linked_and_on(&app, ADMIN).await;
+    let mut browser = app.browser([10, 0, 0, 30]);
+    let page = browser.get("/login").await;
+    assert!(page.text.contains("turn your head a little when asked"), "the page asks for the turn the door asks for");
+    assert!(page.text.contains("data-pace=\"250\""), "and spreads the frames as the door does");
+    // The same photo five times: the owner's face, held still.
+    let still = vec![read(OWNER_BURST[0]); 5];
+    let refused = face_sign_in(&mut browser, ADMIN, &still).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+    assert!(refused.text.contains("looked like a photo"), "{}", refused.text);
+    let attempt = &face_attempts(&app).await[0];
+    assert_eq!(attempt.attempt.outcome, SignInOutcome::SpoofSuspected);
+    let similarity = attempt.attempt.similarity.unwrap();
+    assert!(similarity >= app.config.web.face_sign_in_threshold, "the face itself matched: {similarity}");
 }
 
 #[tokio::test(start_paused = true)]
