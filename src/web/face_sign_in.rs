@@ -150,10 +150,13 @@ async fn attempt(
         let _turn = state.0.comparisons.acquire().await.map_err(|e| WebError::Internal(e.to_string()))?;
         judge(state, &engine, link.person, posted.frames).await?
     };
-    let outcome = judged.outcome;
+    let role = account.role.parse::<Role>().ok().map(|own| at_most(own, &link));
+    let outcome = match (judged.outcome, role) {
+        (SignInOutcome::Succeeded, None) => SignInOutcome::UnusableAccount,
+        (outcome, _) => outcome,
+    };
     let similarity = judged.seen.similarity;
     remember(outcome, judged.seen).await;
-    let role = account.role.parse::<Role>().ok().map(|own| at_most(own, &link));
     match (outcome, role) {
         (SignInOutcome::Succeeded, Some(role)) => {
             throttle.succeeded();
@@ -446,6 +449,19 @@ mod tests {
 
     fn link(max_role: &str) -> FaceLink {
         FaceLink { person: PersonId(1), enabled: true, max_role: max_role.into() }
+    }
+
+    #[test]
+    fn a_burst_scores_its_median_frame_so_one_lucky_frame_does_not_carry_it() {
+        let frame = Frame::from_bytes(vec![0xFF, 0xD8, 0xFF, 0xE0], "test frame").unwrap();
+        let face = DetectedFace { x: 0, y: 0, width: 10, height: 10, confidence: 99.0, landmarks: None };
+        let burst = |scores: &[f32]| -> Vec<Described> {
+            scores.iter().map(|&similarity| Described { frame: frame.clone(), face, similarity }).collect()
+        };
+        assert_eq!(burst_similarity(&burst(&[40.0, 99.0, 94.0, 93.5, 10.0])), 93.5);
+        assert_eq!(burst_similarity(&burst(&[96.0, 92.0])), 92.0, "of two, the lower");
+        assert_eq!(burst_similarity(&burst(&[95.0])), 95.0);
+        assert_eq!(burst_similarity(&[]), 0.0);
     }
 
     #[test]
