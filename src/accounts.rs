@@ -28,6 +28,14 @@ impl Role {
             Role::Viewer => "viewer",
         }
     }
+
+    /// This role, or `ceiling` when that allows less.
+    pub fn at_most(self, ceiling: Role) -> Role {
+        match (self, ceiling) {
+            (Role::Admin, Role::Admin) => Role::Admin,
+            _ => Role::Viewer,
+        }
+    }
 }
 
 impl fmt::Display for Role {

@@ -18,6 +18,7 @@ use crate::door::{DoorSettings, Mode};
 use crate::engine::FaceEngine;
 use crate::hw::simulated::{SimPresses, SimTaps};
 use crate::hw::{BurstLimits, Camera, Hardware, HwError, Lock, Trouble};
+use crate::liveness::Liveness;
 use crate::notify::rules::Announcer;
 use crate::schedule::ScheduleClock;
 use crate::store::{Channel, MessageCounts, Store};
@@ -170,6 +171,8 @@ pub struct DoorLink {
     pub passes: Option<Passes>,
     /// The camera's burst after a tap as the door takes it now (the settings page may change it).
     pub burst_limits: watch::Receiver<BurstLimits>,
+    /// The door's liveness checks, for others that judge a burst as the door does (face sign-in).
+    pub liveness: Arc<Liveness>,
 }
 
 /// A door driven in its own task.
@@ -184,7 +187,7 @@ impl RunningDoor {
         let (camera, taps, presses) = (Arc::clone(&hardware.camera), hardware.taps.clone(), hardware.presses.clone());
         let (engine, store, clock) =
             (Arc::clone(&services.engine), Arc::clone(&services.store), services.clock.clone());
-        let passes = services.passes.clone();
+        let (passes, liveness) = (services.passes.clone(), Arc::clone(&services.liveness));
         let (driver, reader, status) = Driver::new(setup, hardware, services, armed);
         let reader_trouble = reader.trouble();
         let speaker_trouble = driver.voice.trouble();
@@ -198,6 +201,7 @@ impl RunningDoor {
             announcer: driver.announcer.subscribe(),
             passes,
             burst_limits: driver.limits.subscribe(),
+            liveness,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(driver.run(reader, commands_rx, async {

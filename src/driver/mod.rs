@@ -629,8 +629,9 @@ impl Driver {
 }
 
 /// The burst's best frame with what the liveness checks said of the whole burst (none when they
-/// are off or no frame showed a face). The checks run off the async threads.
-async fn judge_liveness(liveness: &Arc<Liveness>, taken: capture::Taken) -> Capture {
+/// are off or no frame showed a face). The checks run off the async threads. Face sign-in judges
+/// its bursts from the browser's camera with it too.
+pub async fn judge_liveness(liveness: &Arc<Liveness>, taken: capture::Taken) -> Capture {
     let capture::Taken { best, mut burst } = taken;
     let Some(face) = best.face.filter(|_| liveness.is_on()) else { return best };
     if burst.frames.is_empty() {

@@ -215,7 +215,7 @@ pub const DEFAULT_CHECKS: &[&str] = &[geometry::NAME, border::NAME];
 
 /// Time between the frames kept for the checks while the person turns their head: five frames
 /// then span a second, time for a small turn after the door asks for one.
-const TURN_PACE: Duration = Duration::from_millis(250);
+pub const TURN_PACE: Duration = Duration::from_millis(250);
 
 /// What the tap's burst gathers for the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

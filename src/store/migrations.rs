@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_known_visitors"),
     migration!(10, "0010_api_keys"),
     migration!(11, "0011_sign_ins"),
+    migration!(13, "0013_face_sign_in"),
     migration!(14, "0014_site"),
 ];
 
@@ -76,12 +77,13 @@ pub async fn run(backend: &mut impl Migrator) -> Result<Vec<u32>, StoreError> {
 mod tests {
     use super::*;
 
-    /// Versions are handed out to branches ahead of merging, so one may wait for its neighbours;
-    /// the runner only needs them to rise.
     #[test]
-    fn versions_rise_from_one() {
+    fn versions_rise_by_one_from_one() {
+        // 12 is the passkeys' migration, made on its own branch; this list drops when both merge.
+        const ON_ANOTHER_BRANCH: &[u32] = &[12];
         let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
-        assert_eq!(versions.first(), Some(&1));
-        assert!(versions.windows(2).all(|pair| pair[0] < pair[1]), "{versions:?}");
+        let newest = versions.last().copied().unwrap_or(0);
+        let expected: Vec<u32> = (1..=newest).filter(|v| !ON_ANOTHER_BRANCH.contains(v)).collect();
+        assert_eq!(versions, expected);
     }
 }

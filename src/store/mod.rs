@@ -1,10 +1,12 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
-//! visitors kept for next time, the face API's keys, the sign-in log and the doors of a site.
+//! visitors kept for next time, the face API's keys, the sign-in log, face sign-in's links and the
+//! doors of a site.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
 
 pub mod api_keys;
+pub mod face_links;
 pub mod known_visitors;
 pub mod legacy;
 mod migrations;
@@ -22,6 +24,7 @@ mod visitor_rows;
 pub mod visits;
 
 pub use api_keys::{ApiKey, ApiKeys};
+pub use face_links::{FaceLink, FaceLinks};
 pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 pub use sign_ins::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SignIns};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
@@ -481,6 +484,7 @@ pub trait Store: Send + Sync {
     fn api_keys(&self) -> &dyn ApiKeys;
     fn sign_ins(&self) -> &dyn SignIns;
     fn doors(&self) -> &dyn Doors;
+    fn face_links(&self) -> &dyn FaceLinks;
 }
 
 impl<T> Store for T
@@ -500,7 +504,8 @@ where
         + KnownVisitors
         + ApiKeys
         + SignIns
-        + Doors,
+        + Doors
+        + FaceLinks,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -548,6 +553,9 @@ where
         self
     }
     fn doors(&self) -> &dyn Doors {
+        self
+    }
+    fn face_links(&self) -> &dyn FaceLinks {
         self
     }
 }

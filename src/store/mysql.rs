@@ -23,6 +23,7 @@ use super::{
     User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use super::{ApiKey, ApiKeys};
+use super::{FaceLink, FaceLinks};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
@@ -77,6 +78,12 @@ pub(super) fn db_error(e: mysql_async::Error) -> StoreError {
 
 fn is_duplicate(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.code == ER_DUP_ENTRY)
+}
+
+/// A row names a parent row that is not there (`ER_NO_REFERENCED_ROW_2`).
+fn is_missing_parent(e: &mysql_async::Error) -> bool {
+    const ER_NO_REFERENCED_ROW_2: u16 = 1452;
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_NO_REFERENCED_ROW_2)
 }
 
 fn inserted_id(id: Option<u64>) -> Result<i64, StoreError> {
@@ -1357,11 +1364,17 @@ impl ApiKeys for MysqlStore {
 
 #[async_trait]
 impl SignIns for MysqlStore {
-    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError> {
-        let values: [Value; 6] = sign_in_rows::insert_values(attempt);
+    async fn record_sign_in(&self, attempt: &SignInAttempt, thumbnail: Option<&[u8]>) -> Result<i64, StoreError> {
+        let values: [Value; 8] = sign_in_rows::insert_values(attempt, thumbnail);
         let mut conn = self.conn().await?;
         conn.exec_drop(sign_in_rows::INSERT_SIGN_IN, Vec::from(values)).await.map_err(db_error)?;
         inserted_id(conn.last_insert_id())
+    }
+
+    async fn sign_in_thumbnail(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<Option<Vec<u8>>> = conn.exec_first(sign_in_rows::THUMBNAIL, (id,)).await.map_err(db_error)?;
+        Ok(found.flatten())
     }
 
     async fn sign_ins(&self, query: &SignInQuery) -> Result<Vec<SignInEntry>, StoreError> {
@@ -1391,5 +1404,75 @@ impl SignIns for MysqlStore {
             _ => 0,
         };
         Ok(old + surplus)
+    }
+}
+
+/// A face link as [`FaceLinks`] reads it: person, enabled, most role.
+type FaceLinkRow = (i64, bool, String);
+
+fn face_link_row((person, enabled, max_role): FaceLinkRow) -> FaceLink {
+    FaceLink { person: PersonId(person), enabled, max_role }
+}
+
+#[async_trait]
+impl FaceLinks for MysqlStore {
+    async fn face_link(&self, username: &str) -> Result<Option<FaceLink>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Option<FaceLinkRow> = conn
+            .exec_first(
+                "SELECT f.person_id, f.enabled, f.max_role FROM face_sign_in f JOIN users u ON u.id = f.user_id \
+                 WHERE u.username_key = ?",
+                (rows::name_key(username),),
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(found.map(face_link_row))
+    }
+
+    async fn face_links(&self) -> Result<Vec<(String, FaceLink)>, StoreError> {
+        let mut conn = self.conn().await?;
+        let found: Vec<(String, i64, bool, String)> = conn
+            .query(
+                "SELECT u.username, f.person_id, f.enabled, f.max_role FROM face_sign_in f \
+                 JOIN users u ON u.id = f.user_id ORDER BY u.username",
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(found
+            .into_iter()
+            .map(|(name, person, enabled, role)| (name, face_link_row((person, enabled, role))))
+            .collect())
+    }
+
+    async fn set_face_link(&self, username: &str, link: &FaceLink) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let user: Option<i64> = conn
+            .exec_first("SELECT id FROM users WHERE username_key = ?", (rows::name_key(username),))
+            .await
+            .map_err(db_error)?;
+        let user = user.ok_or_else(|| rows::no_user(username))?;
+        let written = conn
+            .exec_drop(
+                "INSERT INTO face_sign_in(user_id, person_id, enabled, max_role) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE person_id = VALUES(person_id), enabled = VALUES(enabled), \
+                 max_role = VALUES(max_role)",
+                (user, link.person.0, link.enabled, &link.max_role),
+            )
+            .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if is_missing_parent(&e) => Err(rows::no_person(link.person)),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn remove_face_link(&self, username: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "DELETE f FROM face_sign_in f JOIN users u ON u.id = f.user_id WHERE u.username_key = ?",
+            (rows::name_key(username),),
+        )
+        .await
+        .map_err(db_error)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, ApiKeys, DoorPath, Doors, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People,
-    Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox,
+    People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -108,5 +108,8 @@ impl Store for Rehearsal {
     }
     fn doors(&self) -> &dyn Doors {
         self.0.doors()
+    }
+    fn face_links(&self) -> &dyn FaceLinks {
+        self.0.face_links()
     }
 }

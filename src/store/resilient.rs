@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox,
-    People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices,
+    Outbox, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -838,6 +838,9 @@ impl Store for ResilientStore {
     }
     fn doors(&self) -> &dyn Doors {
         self.shared.server.doors()
+    }
+    fn face_links(&self) -> &dyn FaceLinks {
+        self.shared.server.face_links()
     }
 }
 

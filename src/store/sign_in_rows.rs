@@ -13,8 +13,10 @@ const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_USER_AGENT_CHARS: usize = 255;
 
 /// Writes an attempt: the values of [`insert_values`].
-pub const INSERT_SIGN_IN: &str =
-    "INSERT INTO sign_ins(at_ms, account, method, outcome, address, user_agent) VALUES (?, ?, ?, ?, ?, ?)";
+pub const INSERT_SIGN_IN: &str = "INSERT INTO sign_ins(at_ms, account, method, outcome, address, user_agent, \
+                                  similarity, thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/// Value: the row id.
+pub const THUMBNAIL: &str = "SELECT thumbnail FROM sign_ins WHERE id = ?";
 /// Value: the cutoff (ms).
 pub const DELETE_BEFORE: &str = "DELETE FROM sign_ins WHERE at_ms < ?";
 /// The newest row id; attempts are numbered in the order they were logged.
@@ -23,8 +25,12 @@ pub const NEWEST_ID: &str = "SELECT MAX(id) FROM sign_ins";
 pub const DELETE_UP_TO: &str = "DELETE FROM sign_ins WHERE id <= ?";
 
 /// The values of [`INSERT_SIGN_IN`], in its order; an overlong user agent is cut.
-pub fn insert_values<V: From<String> + From<Option<String>> + From<i64>>(attempt: &SignInAttempt) -> [V; 6] {
-    let user_agent = attempt.user_agent.as_ref().map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+pub fn insert_values<V>(attempt: &SignInAttempt, thumbnail: Option<&[u8]>) -> [V; 8]
+where
+    V: From<String> + From<Option<String>> + From<i64> + From<Option<f64>> + From<Option<Vec<u8>>>,
+{
+    let user_agent: Option<String> =
+        attempt.user_agent.as_ref().map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
     [
         to_millis(attempt.at).into(),
         attempt.account.clone().into(),
@@ -32,6 +38,8 @@ pub fn insert_values<V: From<String> + From<Option<String>> + From<i64>>(attempt
         attempt.outcome.as_str().to_owned().into(),
         attempt.address.map(|address| address.to_string()).into(),
         user_agent.into(),
+        attempt.similarity.map(f64::from).into(),
+        thumbnail.map(<[u8]>::to_vec).into(),
     ]
 }
 
@@ -61,7 +69,8 @@ pub fn page<V: From<String> + From<i64>>(query: &SignInQuery) -> (String, Vec<V>
     let limit = if query.limit == 0 { DEFAULT_LIMIT } else { query.limit };
     values.extend([i64::from(limit).into(), i64::from(query.offset).into()]);
     let sql = format!(
-        "SELECT id, at_ms, account, method, outcome, address, user_agent FROM sign_ins {clause} \
+        "SELECT id, at_ms, account, method, outcome, address, user_agent, similarity, \
+         (thumbnail IS NOT NULL) AS has_thumbnail FROM sign_ins {clause} \
          ORDER BY at_ms DESC, id DESC LIMIT ? OFFSET ?"
     );
     (sql, values)
@@ -83,6 +92,8 @@ pub struct SignInRow {
     pub outcome: String,
     pub address: Option<String>,
     pub user_agent: Option<String>,
+    pub similarity: Option<f64>,
+    pub has_thumbnail: i64,
 }
 
 impl SignInRow {
@@ -105,7 +116,9 @@ impl SignInRow {
                 outcome,
                 address,
                 user_agent: self.user_agent,
+                similarity: self.similarity.map(|s| s as f32),
             },
+            has_thumbnail: self.has_thumbnail != 0,
         })
     }
 }

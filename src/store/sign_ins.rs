@@ -18,6 +18,8 @@ named_enum! {
         SetupCode = "setup_code",
         /// The current password, asked again before it is changed.
         PasswordCheck = "password_check",
+        /// A burst from the browser's camera compared with the linked person's enrolled faces.
+        Face = "face",
     }
 }
 
@@ -33,6 +35,14 @@ named_enum! {
         WrongSetupCode = "wrong_setup_code",
         /// Refused before the password was looked at: too many failures from the address.
         TooManyAttempts = "too_many_attempts",
+        /// The account has no face sign-in: not linked to a person, or not turned on.
+        FaceSignInOff = "face_sign_in_off",
+        /// No frame of the burst showed a face.
+        NoFace = "no_face",
+        /// The face is not the linked person's (below the face sign-in threshold).
+        FaceNotMatched = "face_not_matched",
+        /// The face matched but the liveness checks, enforced, took it for a picture.
+        SpoofSuspected = "spoof_suspected",
     }
 }
 
@@ -52,6 +62,9 @@ pub struct SignInAttempt {
     pub outcome: SignInOutcome,
     pub address: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// How alike the face was to the account's person (0–100), for face attempts that got as
+    /// far as comparing.
+    pub similarity: Option<f32>,
 }
 
 /// A logged attempt and its row id.
@@ -59,6 +72,8 @@ pub struct SignInAttempt {
 pub struct SignInEntry {
     pub id: i64,
     pub attempt: SignInAttempt,
+    /// A small picture of the face was kept ([`SignIns::sign_in_thumbnail`]).
+    pub has_thumbnail: bool,
 }
 
 /// Which attempts to read, newest first; `None` matches anything.
@@ -75,8 +90,10 @@ pub struct SignInQuery {
 
 #[async_trait]
 pub trait SignIns: Send + Sync {
-    /// Logs `attempt`; the row id.
-    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError>;
+    /// Logs `attempt`, with a small JPEG of the face for face attempts; the row id.
+    async fn record_sign_in(&self, attempt: &SignInAttempt, thumbnail: Option<&[u8]>) -> Result<i64, StoreError>;
+    /// The small picture of attempt `id`'s face, if it has one.
+    async fn sign_in_thumbnail(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError>;
     async fn sign_ins(&self, query: &SignInQuery) -> Result<Vec<SignInEntry>, StoreError>;
     /// How many attempts `query` matches, whatever its limit and offset.
     async fn count_sign_ins(&self, query: &SignInQuery) -> Result<u64, StoreError>;

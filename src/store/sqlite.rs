@@ -22,6 +22,7 @@ use super::{
     User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
 use super::{ApiKey, ApiKeys};
+use super::{FaceLink, FaceLinks};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
 use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
@@ -1572,16 +1573,27 @@ fn sign_in_row(row: &Row<'_>) -> rusqlite::Result<SignInRow> {
         outcome: row.get("outcome")?,
         address: row.get("address")?,
         user_agent: row.get("user_agent")?,
+        similarity: row.get("similarity")?,
+        has_thumbnail: row.get("has_thumbnail")?,
     })
 }
 
 #[async_trait]
 impl SignIns for SqliteStore {
-    async fn record_sign_in(&self, attempt: &SignInAttempt) -> Result<i64, StoreError> {
-        let values: [Value; 6] = sign_in_rows::insert_values(attempt);
+    async fn record_sign_in(&self, attempt: &SignInAttempt, thumbnail: Option<&[u8]>) -> Result<i64, StoreError> {
+        let values: [Value; 8] = sign_in_rows::insert_values(attempt, thumbnail);
         self.with_conn(move |conn| {
             conn.execute(sign_in_rows::INSERT_SIGN_IN, rusqlite::params_from_iter(values)).map_err(db_error)?;
             Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn sign_in_thumbnail(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_conn(move |conn| {
+            let found: Option<Option<Vec<u8>>> =
+                conn.query_row(sign_in_rows::THUMBNAIL, [id], |row| row.get(0)).optional().map_err(db_error)?;
+            Ok(found.flatten())
         })
         .await
     }
@@ -1620,6 +1632,82 @@ impl SignIns for SqliteStore {
                 _ => 0,
             };
             Ok((old + surplus) as u64)
+        })
+        .await
+    }
+}
+
+fn face_link_row(row: &Row<'_>) -> rusqlite::Result<FaceLink> {
+    Ok(FaceLink {
+        person: PersonId(row.get("person_id")?),
+        enabled: row.get("enabled")?,
+        max_role: row.get("max_role")?,
+    })
+}
+
+#[async_trait]
+impl FaceLinks for SqliteStore {
+    async fn face_link(&self, username: &str) -> Result<Option<FaceLink>, StoreError> {
+        let username = username.to_owned();
+        self.with_conn(move |conn| {
+            conn.query_row(
+                "SELECT f.person_id, f.enabled, f.max_role FROM face_sign_in f JOIN users u ON u.id = f.user_id \
+                 WHERE u.username = ?1",
+                [username],
+                face_link_row,
+            )
+            .optional()
+            .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn face_links(&self) -> Result<Vec<(String, FaceLink)>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT u.username, f.person_id, f.enabled, f.max_role FROM face_sign_in f \
+                     JOIN users u ON u.id = f.user_id ORDER BY u.username",
+                )
+                .map_err(db_error)?;
+            let links = stmt.query_map([], |row| Ok((row.get("username")?, face_link_row(row)?))).map_err(db_error)?;
+            links.collect::<Result<_, _>>().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn set_face_link(&self, username: &str, link: &FaceLink) -> Result<(), StoreError> {
+        let (username, link) = (username.to_owned(), link.clone());
+        self.with_conn(move |conn| {
+            let user: Option<i64> = conn
+                .query_row("SELECT id FROM users WHERE username = ?1", [&username], |row| row.get(0))
+                .optional()
+                .map_err(db_error)?;
+            let user = user.ok_or_else(|| rows::no_user(&username))?;
+            let written = conn.execute(
+                "INSERT INTO face_sign_in(user_id, person_id, enabled, max_role) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(user_id) DO UPDATE SET person_id = excluded.person_id, enabled = excluded.enabled, \
+                 max_role = excluded.max_role",
+                params![user, link.person.0, link.enabled, link.max_role],
+            );
+            match written {
+                Ok(_) => Ok(()),
+                Err(e) if is_constraint_violation(&e) => Err(rows::no_person(link.person)),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn remove_face_link(&self, username: &str) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "DELETE FROM face_sign_in WHERE user_id IN (SELECT id FROM users WHERE username = ?1)",
+                [username],
+            )
+            .map_err(db_error)?;
+            Ok(())
         })
         .await
     }

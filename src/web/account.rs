@@ -14,6 +14,7 @@ use super::sign_ins::{self, Caller};
 use super::views::{bare_page, capitalised};
 use super::{WebError, WebState};
 use crate::accounts::{self, Role};
+use crate::liveness::Challenge;
 use crate::store::{SignInMethod, SignInOutcome};
 
 /// The double-submit token of the sign-in and setup forms: the browser's cookie, or a new one.
@@ -50,8 +51,16 @@ pub(super) fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), W
     }
 }
 
-/// The sign-in page; `own_certificate` when the door serves https with its own authority.
-fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: bool, own_certificate: bool) -> Markup {
+/// The sign-in page; `own_certificate` when the door serves https with its own authority; what
+/// face sign-in asks of the person.
+fn login_form(
+    token: &str,
+    username: &str,
+    error: Option<&str>,
+    no_accounts: bool,
+    own_certificate: bool,
+    challenge: Challenge,
+) -> Markup {
     bare_page(
         "Sign in",
         html! {
@@ -73,6 +82,7 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
                     input #password name="password" type="password" autocomplete="current-password" required;
                     button.primary type="submit" { "Sign in" }
                 }
+                (super::face_sign_in::login_section(challenge))
                 @if own_certificate {
                     p.hint {
                         "Does your browser warn about this site? "
@@ -92,7 +102,7 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
         &state,
         StatusCode::OK,
         new_token,
-        login_form(&token, "", None, no_accounts, state.has_own_certificate()),
+        login_form(&token, "", None, no_accounts, state.has_own_certificate(), state.liveness.challenge()),
     ))
 }
 
@@ -153,6 +163,7 @@ pub async fn login(
                 Some("Wrong user name or password."),
                 false,
                 state.has_own_certificate(),
+                state.liveness.challenge(),
             );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }

@@ -62,6 +62,8 @@ struct Session {
     role: Role,
     /// The account's password hash at sign-in: a changed password ends the session.
     password_hash: String,
+    /// The most this session gives whatever the account's role (a face sign-in's), if anything.
+    ceiling: Option<Role>,
     csrf: String,
     expires: Instant,
     flash: Option<Flash>,
@@ -151,6 +153,15 @@ impl Auth {
 
     /// Starts a session, with `flash` for its first page; returns the cookie that names it.
     pub fn sign_in(&self, account: &crate::store::User, role: Role, flash: Option<Flash>) -> String {
+        self.start(account, role, None, flash)
+    }
+
+    /// Starts a session that never gives more than `role`, even if the account's role grows.
+    pub fn sign_in_at_most(&self, account: &crate::store::User, role: Role) -> String {
+        self.start(account, role, Some(role), None)
+    }
+
+    fn start(&self, account: &crate::store::User, role: Role, ceiling: Option<Role>, flash: Option<Flash>) -> String {
         let token = random_token(32);
         let now = Instant::now();
         let mut sessions = self.sessions.lock().expect("sessions lock");
@@ -164,6 +175,7 @@ impl Auth {
             username: account.username.clone(),
             role,
             password_hash: account.password_hash.clone(),
+            ceiling,
             csrf: random_token(32),
             expires: now + self.lifetime,
             flash,
@@ -194,7 +206,11 @@ impl Auth {
     pub(super) async fn user(&self, token: &str, store: &dyn crate::store::Store) -> Option<User> {
         let session = self.session(token)?;
         let role = match store.accounts().user_by_name(&session.username).await {
-            Ok(Some(account)) if account.password_hash == session.password_hash => account.role.parse().ok(),
+            Ok(Some(account)) if account.password_hash == session.password_hash => account
+                .role
+                .parse::<Role>()
+                .ok()
+                .map(|role| session.ceiling.map_or(role, |ceiling| role.at_most(ceiling))),
             Ok(_) => None,
             Err(_) => Some(session.role),
         };

@@ -13,6 +13,7 @@ mod dashboard;
 mod doors;
 mod error;
 mod face_api;
+mod face_sign_in;
 mod history;
 mod notifications;
 mod people;
@@ -77,6 +78,9 @@ pub struct WebConfig {
     pub trusted_proxies: Vec<String>,
     /// `[web.connections]`: the cap on open connections and the request-head timeout.
     pub connections: Limits,
+    /// The similarity (0–100, the on-device engine's scale) a face sign-in needs: stricter than
+    /// the door's `engine.match_threshold`, since a web page has no card to go with the face.
+    pub face_sign_in_threshold: f32,
     /// How people reach the web app from elsewhere, e.g. "https://door.example.com": e-mails and
     /// text messages link to the attempt there. Unset: they carry no link.
     pub public_url: Option<String>,
@@ -95,6 +99,7 @@ impl Default for WebConfig {
             tap_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             connections: Limits::default(),
+            face_sign_in_threshold: FACE_SIGN_IN_THRESHOLD,
             public_url: None,
         }
     }
@@ -147,6 +152,16 @@ impl WebConfig {
             );
         }
         self.connections.check("web", checks);
+        let least = crate::engine::local::embedder::CALIBRATED_THRESHOLD;
+        checks.check(
+            (least..=100.0).contains(&self.face_sign_in_threshold),
+            "web.face_sign_in_threshold",
+            format!(
+                "{} is out of range; use {least} (the on-device engine's calibration point: no stranger of the \
+                 shared test sets passed it) to 100 (default {FACE_SIGN_IN_THRESHOLD})",
+                self.face_sign_in_threshold
+            ),
+        );
         if self.enabled() {
             self.tls_settings().check(data_dir, checks);
         }
@@ -160,6 +175,9 @@ impl WebConfig {
         }
     }
 }
+
+/// The default `web.face_sign_in_threshold`: see README, "Face sign-in", for how it was measured.
+pub const FACE_SIGN_IN_THRESHOLD: f32 = 93.0;
 
 /// Everything the pages work with; cheap to clone.
 #[derive(Clone)]
@@ -300,6 +318,9 @@ pub fn router(state: WebState) -> Router {
         .route("/tap", post(dashboard::tap))
         .route("/ring", post(dashboard::ring))
         .route("/login", get(account::login_page).post(account::login))
+        .route("/login/face", post(face_sign_in::sign_in).layer(DefaultBodyLimit::max(face_sign_in::MAX_BODY_BYTES)))
+        .route("/account/face-sign-in", post(face_sign_in::switch))
+        .route("/accounts/{name}/face", post(face_sign_in::link))
         .route("/logout", post(account::logout))
         .route("/setup", get(account::setup_page).post(account::setup))
         .route("/history", get(history::page))
@@ -338,6 +359,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/v1/openapi.json", get(face_api::openapi))
         .route("/accounts", post(users::add))
         .route("/sign-ins", get(sign_ins::page))
+        .route("/sign-ins/{id}/face", get(sign_ins::face))
         .route("/accounts/{name}/remove", post(users::remove))
         .route("/account/password", post(users::change_password))
         .route("/visit", get(visitors::visit_page).post(visitors::ring))
@@ -414,5 +436,22 @@ mod tests {
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["web.trusted_proxies[2]", "web.connections.max"]);
         assert!(problems[0].message.contains("10.0.0.0/24"), "says how to write one: {}", problems[0].message);
+    }
+
+    #[test]
+    fn the_face_sign_in_threshold_is_never_below_the_engines_calibration_point() {
+        let problems = |threshold: f32| {
+            let config = WebConfig { face_sign_in_threshold: threshold, ..WebConfig::default() };
+            let mut checks = Checks::default();
+            config.check(Path::new("/nonexistent"), &mut checks);
+            checks.into_problems().into_iter().map(|p| format!("{}: {}", p.key, p.message)).collect::<Vec<_>>()
+        };
+        assert!(problems(FACE_SIGN_IN_THRESHOLD).is_empty(), "{:?}", problems(FACE_SIGN_IN_THRESHOLD));
+        assert!(problems(100.0).is_empty());
+        for wrong in [89.9, 100.5, f32::NAN] {
+            let found = problems(wrong);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(found[0].starts_with("web.face_sign_in_threshold: ") && found[0].contains("use 90"), "{found:?}");
+        }
     }
 }

@@ -37,16 +37,45 @@ pub async fn remember(
     method: SignInMethod,
     outcome: SignInOutcome,
 ) {
-    let attempt = SignInAttempt {
+    write(state, attempt(caller, account, method, outcome), None).await;
+}
+
+/// What a face attempt saw: how alike the face was and a small picture of it, when it got that far.
+#[derive(Debug, Default)]
+pub struct FaceSeen {
+    pub similarity: Option<f32>,
+    pub thumbnail: Option<Vec<u8>>,
+}
+
+/// [`remember`] for a face attempt, with what it saw.
+pub async fn remember_face(
+    state: &WebState,
+    caller: Caller<'_>,
+    account: &str,
+    outcome: SignInOutcome,
+    seen: FaceSeen,
+) {
+    let attempt =
+        SignInAttempt { similarity: seen.similarity, ..attempt(caller, account, SignInMethod::Face, outcome) };
+    write(state, attempt, seen.thumbnail.as_deref()).await;
+}
+
+fn attempt(caller: Caller<'_>, account: &str, method: SignInMethod, outcome: SignInOutcome) -> SignInAttempt {
+    SignInAttempt {
         at: OffsetDateTime::now_utc(),
         account: account.to_owned(),
         method,
         outcome,
         address: caller.address,
         user_agent: caller.headers.get(header::USER_AGENT).and_then(|agent| agent.to_str().ok()).map(str::to_owned),
-    };
+        similarity: None,
+    }
+}
+
+async fn write(state: &WebState, attempt: SignInAttempt, thumbnail: Option<&[u8]>) {
+    let (account, method, outcome) = (&attempt.account, attempt.method, attempt.outcome);
     let log = state.store().sign_ins();
-    match log.record_sign_in(&attempt).await {
+    match log.record_sign_in(&attempt, thumbnail).await {
         Ok(id) if id % PRUNE_EVERY == 0 => {
             if let Err(e) = log.prune_sign_ins(attempt.at - KEPT_FOR, MOST_KEPT).await {
                 tracing::warn!(error = %e, "could not prune the sign-in log");
@@ -94,6 +123,13 @@ fn row(entry: &SignInEntry) -> Markup {
             td data-label="Method" { (a.method) }
             td data-label="Outcome" { span class=(badge) { (a.outcome) } }
             td data-label="Address" { @if let Some(address) = a.address { code { (address) } } @else { "—" } }
+            td data-label="Face" {
+                @if entry.has_thumbnail {
+                    img.thumb.face-thumb src=(format!("/sign-ins/{}/face", entry.id)) alt="The face of the attempt" loading="lazy";
+                }
+                @if let Some(similarity) = a.similarity { span.similarity { (format!("{similarity:.1}")) } }
+                @if !entry.has_thumbnail && a.similarity.is_none() { "—" }
+            }
             td.agent data-label="Browser" title=[a.user_agent.as_deref()] { (a.user_agent.as_deref().unwrap_or("—")) }
         }
     }
@@ -115,7 +151,8 @@ pub async fn page(
     let body = html! {
         div.page-head { h1 { "Sign-in log" } }
         p.muted { "Every attempt to sign in to this web app, or to prove a password again before changing it, \
-                   whether it worked or not. Kept for a year, at most " (MOST_KEPT) " attempts." }
+                   whether it worked or not; face attempts with how alike the face was (0–100) and a small \
+                   picture of it. Kept for a year, at most " (MOST_KEPT) " attempts." }
         details.card.filters open[!encoded.is_empty()] {
             summary { "Filter" @if !encoded.is_empty() { span.muted { " (active)" } } }
             form.filter-grid method="get" action="/sign-ins" {
@@ -135,11 +172,11 @@ pub async fn page(
         div.table-wrap {
             table #sign-ins.history {
                 thead { tr {
-                    th { "Time" } th { "Account" } th { "Method" } th { "Outcome" } th { "Address" } th { "Browser" }
+                    th { "Time" } th { "Account" } th { "Method" } th { "Outcome" } th { "Address" } th { "Face" } th { "Browser" }
                 } }
                 tbody {
                     @for entry in &entries { (row(entry)) }
-                    @if entries.is_empty() { tr.empty { td colspan="6" { "No sign-in attempts." } } }
+                    @if entries.is_empty() { tr.empty { td colspan="7" { "No sign-in attempts." } } }
                 }
             }
         }
@@ -147,4 +184,19 @@ pub async fn page(
     };
     let flash = state.auth().take_flash(&user);
     Ok(frame(&user, flash, Section::Settings, "Sign-in log", body))
+}
+
+/// The small picture of a face attempt: admins only, as the log is.
+pub async fn face(
+    State(state): State<WebState>,
+    Admin(_user): Admin,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<axum::response::Response, WebError> {
+    let thumbnail = state
+        .store()
+        .sign_ins()
+        .sign_in_thumbnail(id)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("attempt {id} kept no picture")))?;
+    Ok(super::history::image_response(thumbnail, "image/jpeg"))
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User, minutes};
 use super::sign_ins::{self, Caller};
 use super::views::{capitalised, csrf_field, post_button};
-use super::{WebError, WebState, settings};
+use super::{WebError, WebState, face_sign_in, settings};
 use crate::accounts::{self, Role};
 use crate::store::{SignInMethod, SignInOutcome};
 
@@ -21,6 +21,9 @@ const ROLES: &[(Role, &str)] =
 pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> {
     let accounts = state.store().accounts().list_users().await?;
     let admin = user.is_admin();
+    let links = state.store().face_links().face_links().await?;
+    let people = if admin { state.store().people().list_people().await? } else { Vec::new() };
+    let own_face = face_sign_in::own_card(state, user).await?;
     Ok(html! {
         div.two-columns #accounts {
             section.card {
@@ -33,6 +36,9 @@ pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> 
                             @if admin && !account.username.eq_ignore_ascii_case(&user.username) {
                                 (post_button(user, &format!("/accounts/{}/remove", account.username), "Remove", "quiet danger-text",
                                     Some(&format!("Remove the account {}?", account.username))))
+                            }
+                            @if admin {
+                                (face_sign_in::link_form(user, &account.username, links_of(&links, &account.username), &people))
                             }
                         }
                     }
@@ -70,8 +76,14 @@ pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> 
                     button.secondary type="submit" { "Change password" }
                 }
             }
+            (own_face)
         }
     })
+}
+
+/// The face sign-in link of account `name`, if it has one.
+fn links_of<'a>(links: &'a [(String, crate::store::FaceLink)], name: &str) -> Option<&'a crate::store::FaceLink> {
+    links.iter().find(|(account, _)| account.eq_ignore_ascii_case(name)).map(|(_, link)| link)
 }
 
 /// The settings page again with `message` as an error and 422: nothing was changed.

@@ -180,7 +180,10 @@ export function watchBrowser(page, name) {
   });
 }
 
-/** A headless Chromium; each launch has a fresh, temporary user-data dir, deleted afterwards. */
-export function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+/**
+ * A headless Chromium, with `extraArgs` (such as a fake camera's); each launch has a fresh,
+ * temporary user-data dir, deleted afterwards.
+ */
+export function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }

@@ -2,8 +2,9 @@
 //! (playwright-core), against the real daemon with the on-device engine. An admin signs in, adds a
 //! person with a photo and a card, watches the live history while a simulated tap is let in,
 //! disarms, and signs out, over https with the door's own certificate authority trusted the way
-//! a Linux owner trusts it (an NSS store). `bash tests/run.sh` installs Chromium, playwright-core
-//! and certutil.
+//! a Linux owner trusts it (an NSS store); then signs in with the person's face from Chromium's
+//! fake camera (`tests/e2e/face-sign-in.mjs`), and a stranger's face is refused. `bash
+//! tests/run.sh` installs Chromium, playwright-core and certutil.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -21,6 +22,12 @@ const CARD: &str = "04A1B2C3";
 const PERSON: &str = "George W Bush";
 const USER: &str = "e2e-admin";
 const VISITOR: &str = "Ai";
+/// What Chromium's fake camera shows for face sign-in: another picture of the enrolled man, and
+/// a stranger.
+const OWNER_ON_CAMERA: &str = "lfw10/George_W_Bush/George_W_Bush_0005.jpg";
+const STRANGER_ON_CAMERA: &str = "lfw10/Colin_Powell/Colin_Powell_0001.jpg";
+/// The fake camera's picture size.
+const CAMERA_SIZE: (u32, u32) = (640, 480);
 const VISITOR_MOBILE: &str = "+4915100000042";
 const VISITOR_SUBJECT: &str = "FaceReko: Ai is at front";
 /// The whole browser flow; each of its waits is at most 15 s, so this only stops a hung run.
@@ -77,7 +84,7 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
         // The flow's own requests outside the browser (after sign-out) go through Node's TLS.
         ("NODE_EXTRA_CA_CERTS", door.path("tls/ca.pem").display().to_string()),
         ("FACEREKO_E2E_USER", USER.to_owned()),
-        ("FACEREKO_E2E_PASSWORD", password),
+        ("FACEREKO_E2E_PASSWORD", password.clone()),
         ("FACEREKO_E2E_PHOTO", photo.display().to_string()),
         ("FACEREKO_E2E_CARD", CARD.to_owned()),
         ("FACEREKO_E2E_PERSON", PERSON.to_owned()),
@@ -87,6 +94,29 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
     assert!(
         flow.succeeded(),
         "the browser flow {}\n--- screenshots in {}\n--- daemon log:\n{}",
+        flow.report(),
+        screenshots.display(),
+        door.daemon_log()
+    );
+
+    // Face sign-in from the browser's camera: the enrolled man's face, then a stranger's.
+    let (owner_video, stranger_video) = (door.path("owner.y4m"), door.path("stranger.y4m"));
+    write_y4m(&face(OWNER_ON_CAMERA), &owner_video);
+    write_y4m(&face(STRANGER_ON_CAMERA), &stranger_video);
+    let env = [
+        ("BASE_URL", format!("https://localhost:{port}")),
+        ("HOME", trusting.display().to_string()),
+        ("FACEREKO_E2E_USER", USER.to_owned()),
+        ("FACEREKO_E2E_PASSWORD", password),
+        ("FACEREKO_E2E_PERSON", PERSON.to_owned()),
+        ("OWNER_VIDEO", owner_video.display().to_string()),
+        ("STRANGER_VIDEO", stranger_video.display().to_string()),
+        ("SCREENSHOTS", screenshots.display().to_string()),
+    ];
+    let flow = run_flow(root, &door, "face-sign-in.mjs", &env);
+    assert!(
+        flow.succeeded(),
+        "the face sign-in flow {}\n--- screenshots in {}\n--- daemon log:\n{}",
         flow.report(),
         screenshots.display(),
         door.daemon_log()
@@ -190,6 +220,51 @@ fn a_visitor_rings_is_approved_and_comes_in_with_a_passcode_in_the_browser() {
     );
     let relay_opened = door.output_switches().iter().filter(|(output, on)| output == "relay" && *on).count();
     assert_eq!(relay_opened, 1, "the relay opened once: {:?}", door.output_switches());
+}
+
+/// Writes `picture`, centred on a grey [`CAMERA_SIZE`] canvas, as a video for Chromium's fake
+/// camera (`--use-file-for-fake-video-capture`), which plays it in a loop. The format is
+/// YUV4MPEG2: a header line (size, frame rate, progressive, square pixels; 4:2:0 by default),
+/// then per frame `FRAME` and the I420 planes: Y at full size, then U and V at half width and
+/// height, each value BT.601 in the studio range. Made here with the `image` crate rather than
+/// with ffmpeg, which the test machines need not have.
+fn write_y4m(picture: &Path, out: &Path) {
+    use image::imageops::{self, FilterType};
+    let (width, height) = CAMERA_SIZE;
+    let photo = image::open(picture).unwrap().to_rgb8();
+    let scale = (width as f32 / photo.width() as f32).min(height as f32 / photo.height() as f32);
+    let (w, h) = ((photo.width() as f32 * scale) as u32, (photo.height() as f32 * scale) as u32);
+    let photo = imageops::resize(&photo, w, h, FilterType::Triangle);
+    let mut canvas = image::RgbImage::from_pixel(width, height, image::Rgb([128, 128, 128]));
+    imageops::overlay(&mut canvas, &photo, i64::from((width - w) / 2), i64::from((height - h) / 2));
+    let rgb = |x: u32, y: u32| canvas.get_pixel(x, y).0.map(f32::from);
+    let luma: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).map(move |x| (x, y)))
+        .map(|(x, y)| {
+            let [r, g, b] = rgb(x, y);
+            (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8
+        })
+        .collect();
+    // Each chroma value is the mean of a 2×2 block.
+    let chroma = |weights: [f32; 3]| -> Vec<u8> {
+        (0..height / 2)
+            .flat_map(|y| (0..width / 2).map(move |x| (x, y)))
+            .map(|(x, y)| {
+                let block = [(0, 0), (1, 0), (0, 1), (1, 1)].map(|(dx, dy)| rgb(2 * x + dx, 2 * y + dy));
+                let [r, g, b] = [0, 1, 2].map(|c| block.iter().map(|p| p[c]).sum::<f32>() / 4.0);
+                (128.0 + weights[0] * r + weights[1] * g + weights[2] * b).round().clamp(0.0, 255.0) as u8
+            })
+            .collect()
+    };
+    let (u, v) = (chroma([-0.148, -0.291, 0.439]), chroma([0.439, -0.368, -0.071]));
+    let mut video = format!("YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1\n").into_bytes();
+    for _ in 0..2 {
+        video.extend(b"FRAME\n");
+        for plane in [&luma, &u, &v] {
+            video.extend_from_slice(plane);
+        }
+    }
+    std::fs::write(out, video).unwrap();
 }
 
 /// Fails, never skips, when the browser or its driver is missing: a skipped test reads as a pass.

@@ -12,9 +12,9 @@ use facereko::engine::FaceTemplate;
 use facereko::schedule::{DoorRight, Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
-    self, Channel, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, SignInAttempt, SignInEntry,
-    SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit, VisitId, VisitQuery,
-    VisitStatus, VisitorDetails, VisitorId,
+    self, Channel, FaceLink, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, SignInAttempt,
+    SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit, VisitId,
+    VisitQuery, VisitStatus, VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
@@ -1218,6 +1218,7 @@ fn attempt(n: i64, account: &str, method: SignInMethod, outcome: SignInOutcome) 
         outcome,
         address: Some(if n % 2 == 0 { "192.0.2.7".parse().unwrap() } else { "2001:db8::1".parse().unwrap() }),
         user_agent: (n != 3).then(|| format!("Browser {n}")),
+        similarity: None,
     }
 }
 
@@ -1239,7 +1240,7 @@ async fn sign_ins_are_logged_filtered_paged_and_pruned(store: &dyn Store) {
     ];
     let mut ids = Vec::new();
     for attempt in &made {
-        ids.push(log.record_sign_in(attempt).await.unwrap());
+        ids.push(log.record_sign_in(attempt, None).await.unwrap());
     }
     let read = log.sign_ins(&everything).await.unwrap();
     let newest_first: Vec<SignInAttempt> = made.iter().rev().cloned().collect();
@@ -1262,7 +1263,7 @@ async fn sign_ins_are_logged_filtered_paged_and_pruned(store: &dyn Store) {
     assert_eq!(page.iter().map(second).collect::<Vec<_>>(), [4, 3]);
 
     let long = SignInAttempt { user_agent: Some("x".repeat(1000)), ..made[0].clone() };
-    let long_id = log.record_sign_in(&long).await.unwrap();
+    let long_id = log.record_sign_in(&long, None).await.unwrap();
     let read = log.sign_ins(&everything).await.unwrap();
     let long = read.iter().find(|e| e.id == long_id).unwrap();
     assert_eq!(long.attempt.user_agent.as_ref().map(String::len), Some(255), "an overlong user agent is cut");
@@ -1273,6 +1274,70 @@ async fn sign_ins_are_logged_filtered_paged_and_pruned(store: &dyn Store) {
     assert_eq!(log.prune_sign_ins(at(0), 1).await.unwrap(), 2, "only the newest one is kept");
     let left: Vec<i64> = log.sign_ins(&everything).await.unwrap().iter().map(second).collect();
     assert_eq!(left, [5]);
+}
+
+async fn face_attempts_keep_their_similarity_and_thumbnail(store: &dyn Store) {
+    let log = store.sign_ins();
+    let face = SignInAttempt {
+        similarity: Some(93.25),
+        ..attempt(1, "alice", SignInMethod::Face, SignInOutcome::FaceNotMatched)
+    };
+    let thumbnail = [0xFF_u8, 0xD8, 0xFF, 0x00, 0x01, 0xFE];
+    let with_picture = log.record_sign_in(&face, Some(&thumbnail)).await.unwrap();
+    let without =
+        log.record_sign_in(&attempt(2, "alice", SignInMethod::Face, SignInOutcome::NoFace), None).await.unwrap();
+    let read = log.sign_ins(&SignInQuery { method: Some(SignInMethod::Face), ..SignInQuery::default() }).await.unwrap();
+    let found: Vec<(i64, Option<f32>, bool)> =
+        read.iter().map(|e| (e.id, e.attempt.similarity, e.has_thumbnail)).collect();
+    assert_eq!(found, [(without, None, false), (with_picture, Some(93.25), true)]);
+    assert_eq!(read[1].attempt, face, "read back as written");
+    assert_eq!(log.sign_in_thumbnail(with_picture).await.unwrap().as_deref(), Some(&thumbnail[..]), "bytes intact");
+    assert_eq!(log.sign_in_thumbnail(without).await.unwrap(), None);
+    assert_eq!(log.sign_in_thumbnail(without + 100).await.unwrap(), None, "no such attempt");
+}
+
+async fn accounts_are_linked_to_people_for_face_sign_in(store: &dyn Store) {
+    let links = store.face_links();
+    let alice = store.people().add_person("Alice").await.unwrap();
+    let bob = store.people().add_person("Bob").await.unwrap();
+    store.accounts().add_user("alice", "hash", "admin").await.unwrap();
+    store.accounts().add_user("bob", "hash", "viewer").await.unwrap();
+    assert_eq!(links.face_link("alice").await.unwrap(), None, "no link until an admin makes one");
+    assert_eq!(links.face_links().await.unwrap(), Vec::new());
+
+    let linked = FaceLink { person: alice.id, enabled: false, max_role: "viewer".into() };
+    links.set_face_link("ALICE", &linked).await.unwrap();
+    assert_eq!(links.face_link("Alice").await.unwrap(), Some(linked.clone()), "names regardless of ASCII case");
+    let turned_on = FaceLink { enabled: true, max_role: "admin".into(), ..linked };
+    links.set_face_link("alice", &turned_on).await.unwrap();
+    links.set_face_link("bob", &FaceLink { person: bob.id, enabled: true, max_role: "viewer".into() }).await.unwrap();
+    let all = links.face_links().await.unwrap();
+    assert_eq!(
+        all.iter().map(|(name, link)| (name.as_str(), link.person)).collect::<Vec<_>>(),
+        [("alice", alice.id), ("bob", bob.id)]
+    );
+    assert_eq!(all[0].1, turned_on, "replaced, not added");
+
+    let nobody = links.set_face_link("carol", &turned_on).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{}", message(nobody));
+    let no_person =
+        links.set_face_link("alice", &FaceLink { person: PersonId(alice.id.0 + 100), ..turned_on.clone() }).await;
+    assert!(matches!(no_person, Err(StoreError::NotFound(_))), "{}", message(no_person));
+    assert_eq!(links.face_link("alice").await.unwrap(), Some(turned_on), "a refused change changes nothing");
+
+    // Removing the person or the account removes the link.
+    store.removals().remove_person(bob.id).await.unwrap();
+    assert_eq!(links.face_link("bob").await.unwrap(), None);
+    store.accounts().remove_user("alice").await.unwrap();
+    assert_eq!(links.face_links().await.unwrap(), Vec::new());
+    store.accounts().add_user("carol", "hash", "viewer").await.unwrap();
+    links
+        .set_face_link("carol", &FaceLink { person: alice.id, enabled: true, max_role: "viewer".into() })
+        .await
+        .unwrap();
+    links.remove_face_link("CAROL").await.unwrap();
+    links.remove_face_link("carol").await.expect("removing no link is no error");
+    assert_eq!(links.face_link("carol").await.unwrap(), None);
 }
 
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
@@ -1288,7 +1353,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14]],
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]],
         "one of them applied everything, the other nothing"
     );
 }
@@ -1353,4 +1418,6 @@ conformance!(
     known_visitors_past_retention_are_forgotten_with_their_visits,
     api_keys_are_kept_as_hashes_used_and_revoked,
     sign_ins_are_logged_filtered_paged_and_pruned,
+    face_attempts_keep_their_similarity_and_thumbnail,
+    accounts_are_linked_to_people_for_face_sign_in,
 );

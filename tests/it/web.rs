@@ -1433,6 +1433,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
 
 mod doorbell;
 mod face_api;
+mod face_sign_in;
 mod known_visitors;
 mod qr;
 mod visitors;

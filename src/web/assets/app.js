@@ -1,4 +1,5 @@
-// FaceReko web app: local times, confirmations, and live updates from the server's event feed.
+// FaceReko web app: local times, confirmations, live updates from the server's event feed, and
+// face sign-in from the browser's camera.
 "use strict";
 
 function localTimes(root) {
@@ -70,6 +71,68 @@ function connectLiveFeed() {
   });
 }
 
+// Face sign-in: the camera's preview, a short burst of JPEG frames from a canvas, posted with the
+// sign-in form's token and the user name typed above.
+function faceSignIn() {
+  const section = document.getElementById("face-sign-in");
+  if (!section) return;
+  const button = document.getElementById("face-start");
+  const preview = document.getElementById("face-preview");
+  const status = document.getElementById("face-status");
+  const form = document.querySelector("form[action='/login']");
+  if (!navigator.mediaDevices?.getUserMedia) {
+    status.textContent = "This browser gives pages no camera here (it needs https).";
+    button.disabled = true;
+    return;
+  }
+  const frame = (canvas) => new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  button.addEventListener("click", async () => {
+    const username = form.querySelector("[name=username]").value.trim();
+    if (!username) {
+      status.textContent = "Type your username first.";
+      return;
+    }
+    button.disabled = true;
+    let stream;
+    try {
+      status.textContent = "Starting the camera…";
+      stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, facingMode: "user" } });
+      preview.srcObject = stream;
+      preview.hidden = false;
+      await preview.play();
+      while (!preview.videoWidth) await pause(50);
+      status.textContent = section.dataset.ask;
+      await pause(600);
+      const canvas = document.createElement("canvas");
+      canvas.width = preview.videoWidth;
+      canvas.height = preview.videoHeight;
+      const body = new FormData();
+      body.append("csrf", form.querySelector("[name=csrf]").value);
+      body.append("username", username);
+      for (let i = 0; i < Number(section.dataset.frames); i++) {
+        canvas.getContext("2d").drawImage(preview, 0, 0);
+        body.append("frame", await frame(canvas), `frame-${i}.jpg`);
+        await pause(Number(section.dataset.pace));
+      }
+      status.textContent = "Checking…";
+      const answer = await fetch("/login/face", { method: "POST", body, credentials: "same-origin" });
+      const reply = await answer.json().catch(() => ({ error: `Sign-in failed (${answer.status}).` }));
+      if (answer.ok && reply.redirect) {
+        location.assign(reply.redirect);
+        return;
+      }
+      status.textContent = reply.error;
+    } catch (e) {
+      status.textContent = `The camera cannot be used: ${e.message}`;
+    } finally {
+      for (const track of stream?.getTracks() ?? []) track.stop();
+      preview.hidden = true;
+      button.disabled = false;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   const offset = String(-new Date().getTimezoneOffset());
@@ -97,4 +160,5 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   connectLiveFeed();
+  faceSignIn();
 });
