@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_known_visitors"),
     migration!(10, "0010_api_keys"),
     migration!(11, "0011_sign_ins"),
+    migration!(12, "0012_passkeys"),
 ];
 
 /// What a backend does for [`run`].

@@ -1,5 +1,5 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
-//! visitors kept for next time, the face API's keys and the sign-in log.
+//! visitors kept for next time, the face API's keys, the sign-in log and the accounts' passkeys.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
@@ -9,6 +9,7 @@ pub mod known_visitors;
 pub mod legacy;
 mod migrations;
 pub mod mysql;
+pub mod passkeys;
 pub mod rehearsal;
 pub mod resilient;
 mod rows;
@@ -22,6 +23,7 @@ pub mod visits;
 
 pub use api_keys::{ApiKey, ApiKeys};
 pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+pub use passkeys::{NewPasskey, Passkeys, StoredPasskey};
 pub use sign_ins::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SignIns};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
@@ -450,6 +452,7 @@ pub trait Store: Send + Sync {
     fn known_visitors(&self) -> &dyn KnownVisitors;
     fn api_keys(&self) -> &dyn ApiKeys;
     fn sign_ins(&self) -> &dyn SignIns;
+    fn passkeys(&self) -> &dyn Passkeys;
 }
 
 impl<T> Store for T
@@ -468,7 +471,8 @@ where
         + Visits
         + KnownVisitors
         + ApiKeys
-        + SignIns,
+        + SignIns
+        + Passkeys,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -513,6 +517,9 @@ where
         self
     }
     fn sign_ins(&self) -> &dyn SignIns {
+        self
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
         self
     }
 }

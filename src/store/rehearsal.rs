@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, ApiKeys, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People, Removals,
-    Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, Passkeys, People,
+    Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -105,5 +105,8 @@ impl Store for Rehearsal {
     }
     fn sign_ins(&self) -> &dyn SignIns {
         self.0.sign_ins()
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
+        self.0.passkeys()
     }
 }

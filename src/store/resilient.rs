@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, ApiKeys, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, People,
-    Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, Card, DoorPath, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox, Passkeys,
+    People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -829,6 +829,9 @@ impl Store for ResilientStore {
     }
     fn sign_ins(&self) -> &dyn SignIns {
         self.shared.server.sign_ins()
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
+        self.shared.server.passkeys()
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, minutes, same_secret};
 use super::sign_ins::{self, Caller};
 use super::views::{bare_page, capitalised};
-use super::{WebError, WebState};
+use super::{WebError, WebState, passkeys};
 use crate::accounts::{self, Role};
 use crate::store::{SignInMethod, SignInOutcome};
 
@@ -51,7 +51,14 @@ pub(super) fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), W
 }
 
 /// The sign-in page; `own_certificate` when the door serves https with its own authority.
-fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: bool, own_certificate: bool) -> Markup {
+fn login_form(
+    token: &str,
+    username: &str,
+    error: Option<&str>,
+    no_accounts: bool,
+    own_certificate: bool,
+    passkey: Markup,
+) -> Markup {
     bare_page(
         "Sign in",
         html! {
@@ -73,6 +80,7 @@ fn login_form(token: &str, username: &str, error: Option<&str>, no_accounts: boo
                     input #password name="password" type="password" autocomplete="current-password" required;
                     button.primary type="submit" { "Sign in" }
                 }
+                @if !no_accounts { (passkey) }
                 @if own_certificate {
                     p.hint {
                         "Does your browser warn about this site? "
@@ -92,7 +100,14 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
         &state,
         StatusCode::OK,
         new_token,
-        login_form(&token, "", None, no_accounts, state.has_own_certificate()),
+        login_form(
+            &token,
+            "",
+            None,
+            no_accounts,
+            state.has_own_certificate(),
+            passkeys::sign_in_button(&state, &headers, &token),
+        ),
     ))
 }
 
@@ -153,6 +168,7 @@ pub async fn login(
                 Some("Wrong user name or password."),
                 false,
                 state.has_own_certificate(),
+                passkeys::sign_in_button(&state, &headers, &form.csrf),
             );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }

@@ -126,6 +126,7 @@ impl App {
             cookies: BTreeMap::new(),
             address: SocketAddr::from((address, 40000)),
             forwarded_for: None,
+            host: None,
             csrf: String::new(),
         }
     }
@@ -225,6 +226,8 @@ struct Browser<'a> {
     address: SocketAddr,
     /// Sent as `X-Forwarded-For`, as a reverse proxy would.
     forwarded_for: Option<String>,
+    /// The name the browser sent the requests to (`Host`), if any.
+    host: Option<&'static str>,
     csrf: String,
 }
 
@@ -240,6 +243,9 @@ impl Browser<'_> {
         }
         if let Some(client) = &self.forwarded_for {
             request = request.header("x-forwarded-for", client);
+        }
+        if let Some(host) = self.host {
+            request = request.header(header::HOST, host);
         }
         let mut request = request.body(Body::from(body)).unwrap();
         request.extensions_mut().insert(ConnectInfo(self.address));
@@ -298,6 +304,11 @@ impl Browser<'_> {
         }
         body.extend(format!("--{boundary}--\r\n").as_bytes());
         self.send(Method::POST, path, Some(format!("multipart/form-data; boundary={boundary}")), body).await
+    }
+
+    /// Posts JSON as the page script does.
+    async fn post_json(&mut self, path: &str, body: serde_json::Value) -> Answer {
+        self.send(Method::POST, path, Some("application/json".into()), body.to_string().into_bytes()).await
     }
 
     async fn sign_in(&mut self, name: &str, password: &str) -> Answer {
@@ -1389,4 +1400,5 @@ mod doorbell;
 mod face_api;
 mod known_visitors;
 mod qr;
+mod step_up;
 mod visitors;
