@@ -272,6 +272,8 @@ async function signOut(context, page) {
  */
 async function passkeys(context, page) {
   step('attach a virtual authenticator to the tab (DevTools WebAuthn domain)');
+  // Browsers answer WebAuthn only in the focused tab; the history tab was opened last.
+  await page.bringToFront();
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
