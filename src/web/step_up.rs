@@ -54,6 +54,16 @@ async fn prove(
     Ok(outcome.succeeded())
 }
 
+/// The account of `user` as stored now.
+pub async fn own_account(state: &WebState, user: &User) -> Result<crate::store::User, WebError> {
+    state
+        .store()
+        .accounts()
+        .user_by_name(&user.username)
+        .await?
+        .ok_or_else(|| WebError::NotFound("your account no longer exists".into()))
+}
+
 /// Whether `password` is `user`'s (see [`prove`]).
 pub async fn check_password(
     state: &WebState,
@@ -62,12 +72,7 @@ pub async fn check_password(
     password: &str,
 ) -> Result<bool, WebError> {
     let verify = async {
-        let account = state
-            .store()
-            .accounts()
-            .user_by_name(&user.username)
-            .await?
-            .ok_or_else(|| WebError::NotFound("your account no longer exists".into()))?;
+        let account = own_account(state, user).await?;
         let (hash, password) = (account.password_hash, password.to_owned());
         let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &password))
             .await

@@ -177,12 +177,7 @@ pub async fn change_password(
     if !step_up::check_password(&state, &user, caller, &form.current).await? {
         return refuse(&state, &user, "The current password is not right; nothing was changed.").await;
     }
-    let account = state
-        .store()
-        .accounts()
-        .user_by_name(&user.username)
-        .await?
-        .ok_or_else(|| WebError::NotFound("your account no longer exists".into()))?;
+    let account = step_up::own_account(&state, &user).await?;
     let hash = match new_hash(&form.password, &form.confirm).await? {
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,

@@ -138,18 +138,22 @@ async function passkeyAnswer(optionsUrl, csrf) {
   const response = credential.response;
   return {
     ceremony,
-    credential: {
-      id: credential.id,
-      rawId: base64url.encode(credential.rawId),
-      type: credential.type,
-      extensions: credential.getClientExtensionResults(),
-      response: {
-        authenticatorData: base64url.encode(response.authenticatorData),
-        clientDataJSON: base64url.encode(response.clientDataJSON),
-        signature: base64url.encode(response.signature),
-        userHandle: response.userHandle ? base64url.encode(response.userHandle) : null,
-      },
-    },
+    credential: credentialJSON(credential, {
+      authenticatorData: base64url.encode(response.authenticatorData),
+      signature: base64url.encode(response.signature),
+      userHandle: response.userHandle ? base64url.encode(response.userHandle) : null,
+    }),
+  };
+}
+
+/// A new or used credential as the server reads it, with `response`'s own fields.
+function credentialJSON(credential, response) {
+  return {
+    id: credential.id,
+    rawId: base64url.encode(credential.rawId),
+    type: credential.type,
+    extensions: credential.getClientExtensionResults(),
+    response: { clientDataJSON: base64url.encode(credential.response.clientDataJSON), ...response },
   };
 }
 
@@ -165,16 +169,9 @@ async function registerPasskey(form) {
   await postJSON("/account/passkeys", {
     csrf,
     ceremony,
-    credential: {
-      id: credential.id,
-      rawId: base64url.encode(credential.rawId),
-      type: credential.type,
-      extensions: credential.getClientExtensionResults(),
-      response: {
-        attestationObject: base64url.encode(credential.response.attestationObject),
-        clientDataJSON: base64url.encode(credential.response.clientDataJSON),
-      },
-    },
+    credential: credentialJSON(credential, {
+      attestationObject: base64url.encode(credential.response.attestationObject),
+    }),
   });
   location.reload();
 }

@@ -10,7 +10,10 @@ use facereko::engine;
 use facereko::store::{SignInMethod, SignInOutcome, SignInQuery};
 use serde_json::json;
 
-use super::{ADMIN, App, PASSWORD, VIEWER, flash};
+use super::visitors::{MOBILE, approve_path, with_visitors};
+use super::{ADMIN, App, Browser, PASSWORD, VIEWER, flash};
+use crate::common::smtp::{Security, SmtpServer};
+use crate::common::webhook::Receiver;
 
 /// The methods and outcomes logged so far, oldest first.
 async fn logged(app: &App) -> Vec<(SignInMethod, SignInOutcome)> {
@@ -74,6 +77,44 @@ async fn changing_accounts_asks_for_the_password_again_once_the_sign_in_is_old()
         ],
         "the viewer was refused before any check"
     );
+}
+
+async fn ring(visitor: &mut Browser<'_>, name: &str) {
+    visitor.get("/visit").await;
+    let answer = visitor.post("/visit", &[("name", name), ("mobile", MOBILE), ("email", ""), ("message", "Hi")]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn opening_for_a_visitor_from_an_old_sign_in_asks_first_and_the_owners_link_does_not() {
+    let smtp = SmtpServer::start(Security::Plain);
+    let sms = Receiver::start(&[]);
+    let app = App::start(engine::simulated::NAME, |config| {
+        with_visitors(config, &smtp, &sms);
+        config.web.step_up_after = Duration::ZERO;
+    })
+    .await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut visitor = app.browser([192, 0, 2, 12]);
+    ring(&mut visitor, "Dan").await;
+    let link = approve_path(&smtp, 1).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    let unsigned = link.split('?').next().unwrap().to_owned();
+    admin.get(&unsigned).await;
+    let asked = admin.post(&unsigned, &[("action", "open")]).await;
+    assert_eq!(asked.status, StatusCode::FORBIDDEN, "{}", asked.text);
+    assert!(asked.text.contains("Confirm it is you") && asked.text.contains(r#"name="action" value="open""#));
+    assert!(app.log().await.is_empty(), "the door did not open");
+    let opened = admin.post(&unsigned, &[("action", "open"), ("step_up_password", PASSWORD)]).await;
+    assert!(opened.text.contains("The door is open for Dan"), "{}", opened.text);
+
+    // The signed link from the owner's mail is its own proof.
+    ring(&mut visitor, "Eve").await;
+    let link = approve_path(&smtp, 2).await;
+    let mut owner = app.browser([192, 0, 2, 30]);
+    owner.get(&link).await;
+    let turned_away = owner.post(&link, &[("action", "deny")]).await;
+    assert!(turned_away.text.contains("Eve was turned away"), "{}", turned_away.text);
 }
 
 #[tokio::test]
