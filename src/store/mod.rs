@@ -1,6 +1,6 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
-//! visitors kept for next time, the face API's keys, the sign-in log, face sign-in's links and the
-//! doors of a site.
+//! visitors kept for next time, the face API's keys, the sign-in log, the accounts' passkeys, face
+//! sign-in's links and the doors of a site.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
@@ -11,6 +11,7 @@ pub mod known_visitors;
 pub mod legacy;
 mod migrations;
 pub mod mysql;
+pub mod passkeys;
 pub mod rehearsal;
 pub mod resilient;
 mod rows;
@@ -26,6 +27,7 @@ pub mod visits;
 pub use api_keys::{ApiKey, ApiKeys};
 pub use face_links::{FaceLink, FaceLinks};
 pub use known_visitors::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+pub use passkeys::{NewPasskey, Passkeys, StoredPasskey};
 pub use sign_ins::{SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SignIns};
 pub use visits::{NewPass, NewVisit, PassKind, StoredPass, Visit, VisitId, VisitQuery, VisitStatus, Visits};
 
@@ -485,6 +487,7 @@ pub trait Store: Send + Sync {
     fn sign_ins(&self) -> &dyn SignIns;
     fn doors(&self) -> &dyn Doors;
     fn face_links(&self) -> &dyn FaceLinks;
+    fn passkeys(&self) -> &dyn Passkeys;
 }
 
 impl<T> Store for T
@@ -505,7 +508,8 @@ where
         + ApiKeys
         + SignIns
         + Doors
-        + FaceLinks,
+        + FaceLinks
+        + Passkeys,
 {
     fn schema(&self) -> &dyn Schema {
         self
@@ -556,6 +560,9 @@ where
         self
     }
     fn face_links(&self) -> &dyn FaceLinks {
+        self
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
         self
     }
 }

@@ -25,6 +25,7 @@ use super::{
 use super::{ApiKey, ApiKeys};
 use super::{FaceLink, FaceLinks};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+use super::{NewPasskey, Passkeys, StoredPasskey};
 use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1357,6 +1358,82 @@ impl ApiKeys for MysqlStore {
         conn.exec_drop("DELETE FROM api_keys WHERE id = ?", (id,)).await.map_err(db_error)?;
         match conn.affected_rows() {
             0 => Err(rows::no_api_key(id)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl MysqlStore {
+    /// The passkeys `condition` (a `WHERE` clause of [`rows::PASSKEY_SELECT`]) picks, oldest first.
+    async fn select_passkeys(&self, condition: &str, value: Value) -> Result<Vec<StoredPasskey>, StoreError> {
+        let mut conn = self.conn().await?;
+        let sql = format!("{} WHERE {condition} ORDER BY p.id", rows::PASSKEY_SELECT);
+        let found: Vec<rows::PasskeyRow> = conn.exec(sql, (value,)).await.map_err(db_error)?;
+        Ok(found.into_iter().map(rows::passkey_row).collect())
+    }
+}
+
+#[async_trait]
+impl Passkeys for MysqlStore {
+    async fn add_passkey(&self, passkey: &NewPasskey<'_>) -> Result<StoredPasskey, StoreError> {
+        let mut conn = self.conn().await?;
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO passkeys(user_handle, credential_id, name, credential, created_ms, user_id) \
+                 SELECT ?, ?, ?, ?, ?, id FROM users WHERE username_key = ?",
+                (
+                    passkey.user_handle,
+                    passkey.credential_id.to_vec(),
+                    passkey.name,
+                    passkey.credential,
+                    now_ms(),
+                    rows::name_key(passkey.username),
+                ),
+            )
+            .await;
+        match inserted {
+            Ok(()) if conn.affected_rows() == 0 => Err(rows::no_user(passkey.username)),
+            Ok(()) => {
+                let id = inserted_id(conn.last_insert_id())?;
+                drop(conn);
+                self.select_passkeys("p.id = ?", Value::from(id))
+                    .await?
+                    .pop()
+                    .ok_or_else(|| rows::no_user(passkey.username))
+            }
+            Err(e) if is_duplicate(&e) => Err(rows::passkey_exists()),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn passkeys_of(&self, username: &str) -> Result<Vec<StoredPasskey>, StoreError> {
+        self.select_passkeys("u.username_key = ?", Value::from(rows::name_key(username))).await
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &[u8]) -> Result<Option<StoredPasskey>, StoreError> {
+        Ok(self.select_passkeys("p.credential_id = ?", Value::from(credential_id.to_vec())).await?.pop())
+    }
+
+    async fn passkey_used(&self, id: i64, at: OffsetDateTime, credential: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "UPDATE passkeys SET last_used_ms = ?, credential = ? WHERE id = ?",
+            (to_millis(at), credential, id),
+        )
+        .await
+        .map_err(db_error)
+    }
+
+    async fn remove_passkey(&self, username: &str, id: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            "DELETE FROM passkeys WHERE id = ? AND user_id = (SELECT id FROM users WHERE username_key = ?)",
+            (id, rows::name_key(username)),
+        )
+        .await
+        .map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(rows::no_passkey(username, id)),
             _ => Ok(()),
         }
     }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{
     AccessLog, Accounts, ApiKeys, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox,
-    People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -111,5 +111,8 @@ impl Store for Rehearsal {
     }
     fn face_links(&self) -> &dyn FaceLinks {
         self.0.face_links()
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
+        self.0.passkeys()
     }
 }

@@ -23,7 +23,7 @@ use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
     AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices,
-    Outbox, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    Outbox, Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -841,6 +841,9 @@ impl Store for ResilientStore {
     }
     fn face_links(&self) -> &dyn FaceLinks {
         self.shared.server.face_links()
+    }
+    fn passkeys(&self) -> &dyn Passkeys {
+        self.shared.server.passkeys()
     }
 }
 

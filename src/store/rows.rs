@@ -117,6 +117,36 @@ pub fn api_key_row((id, name, key_hash, created_ms, last_used_ms): ApiKeyRow) ->
     super::ApiKey { id, name, key_hash, created: from_millis(created_ms), last_used: last_used_ms.map(from_millis) }
 }
 
+/// Every passkey with its account's name; `WHERE` clauses follow.
+pub const PASSKEY_SELECT: &str = "SELECT p.id, u.username, p.user_handle, p.credential_id, p.name, p.credential, \
+     p.created_ms, p.last_used_ms FROM passkeys p JOIN users u ON u.id = p.user_id";
+
+/// A `passkeys` row with its account's name, as [`PASSKEY_SELECT`] reads it.
+pub type PasskeyRow = (i64, String, String, Vec<u8>, String, String, i64, Option<i64>);
+
+pub fn passkey_row(
+    (id, username, user_handle, credential_id, name, credential, created_ms, last_used_ms): PasskeyRow,
+) -> super::StoredPasskey {
+    super::StoredPasskey {
+        id,
+        username,
+        user_handle,
+        credential_id,
+        name,
+        credential,
+        created: from_millis(created_ms),
+        last_used: last_used_ms.map(from_millis),
+    }
+}
+
+pub fn passkey_exists() -> StoreError {
+    StoreError::Conflict("that passkey is kept already".into())
+}
+
+pub fn no_passkey(username: &str, id: i64) -> StoreError {
+    StoreError::NotFound(format!("{username:?} has no passkey {id}"))
+}
+
 pub fn no_user(username: &str) -> StoreError {
     StoreError::NotFound(format!("no user named {username:?}"))
 }

@@ -1,4 +1,4 @@
-//! The sign-in log: every attempt to sign in to the web app or to prove a password again, who it
+//! The sign-in log: every attempt to sign in to the web app or to prove who one is again, who it
 //! claimed to be, how, from where and how it ended, for admins to review.
 
 use std::net::IpAddr;
@@ -16,10 +16,14 @@ named_enum! {
         Password = "password",
         /// The one-time setup code from the log, creating the first admin.
         SetupCode = "setup_code",
-        /// The current password, asked again before it is changed.
+        /// The password asked again: before it is changed, or as a step-up before a sensitive action.
         PasswordCheck = "password_check",
         /// A burst from the browser's camera compared with the linked person's enrolled faces.
         Face = "face",
+        /// A passkey on the sign-in page.
+        Passkey = "passkey",
+        /// A passkey as a step-up before a sensitive action.
+        PasskeyCheck = "passkey_check",
     }
 }
 
@@ -33,6 +37,11 @@ named_enum! {
         /// The account's stored role is not one this version knows.
         UnusableAccount = "unusable_account",
         WrongSetupCode = "wrong_setup_code",
+        /// A passkey that no account here has (removed, or made for another site).
+        UnknownPasskey = "unknown_passkey",
+        /// The passkey's answer did not hold: a wrong signature, origin or challenge, or one that
+        /// came too late or twice.
+        PasskeyRefused = "passkey_refused",
         /// Refused before the password was looked at: too many failures from the address.
         TooManyAttempts = "too_many_attempts",
         /// The account has no face sign-in: not linked to a person, or not turned on.

@@ -24,6 +24,7 @@ use super::{
 use super::{ApiKey, ApiKeys};
 use super::{FaceLink, FaceLinks};
 use super::{KnownVisitor, KnownVisitors, VisitorDetails, VisitorFace, VisitorId};
+use super::{NewPasskey, Passkeys, StoredPasskey};
 use super::{SignInAttempt, SignInEntry, SignInQuery, SignIns};
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
@@ -1556,6 +1557,91 @@ impl ApiKeys for SqliteStore {
         self.with_conn(move |conn| {
             match conn.execute("DELETE FROM api_keys WHERE id = ?1", [id]).map_err(db_error)? {
                 0 => Err(rows::no_api_key(id)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+}
+
+fn passkey_row(row: &Row<'_>) -> rusqlite::Result<StoredPasskey> {
+    let columns =
+        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?);
+    Ok(rows::passkey_row(columns))
+}
+
+/// The passkeys `condition` (a `WHERE` clause of [`rows::PASSKEY_SELECT`]) picks, oldest first.
+fn select_passkeys(conn: &Connection, condition: &str, value: Value) -> Result<Vec<StoredPasskey>, StoreError> {
+    let sql = format!("{} WHERE {condition} ORDER BY p.id", rows::PASSKEY_SELECT);
+    let mut stmt = conn.prepare(&sql).map_err(db_error)?;
+    let found = stmt.query_map([value], passkey_row).map_err(db_error)?;
+    found.collect::<Result<_, _>>().map_err(db_error)
+}
+
+#[async_trait]
+impl Passkeys for SqliteStore {
+    async fn add_passkey(&self, passkey: &NewPasskey<'_>) -> Result<StoredPasskey, StoreError> {
+        let username = passkey.username.to_owned();
+        let columns = (
+            passkey.user_handle.to_owned(),
+            passkey.credential_id.to_vec(),
+            passkey.name.to_owned(),
+            passkey.credential.to_owned(),
+            now_ms(),
+        );
+        self.with_conn(move |conn| {
+            let (user_handle, credential_id, name, credential, created_ms) = columns;
+            let inserted = conn.execute(
+                "INSERT INTO passkeys(user_handle, credential_id, name, credential, created_ms, user_id) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, id FROM users WHERE username = ?6",
+                params![user_handle, credential_id, name, credential, created_ms, username],
+            );
+            match inserted {
+                Ok(0) => Err(rows::no_user(&username)),
+                Ok(_) => select_passkeys(conn, "p.id = ?1", Value::Integer(conn.last_insert_rowid()))?
+                    .pop()
+                    .ok_or_else(|| rows::no_user(&username)),
+                Err(e) if is_constraint_violation(&e) => Err(rows::passkey_exists()),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn passkeys_of(&self, username: &str) -> Result<Vec<StoredPasskey>, StoreError> {
+        let username = Value::Text(username.to_owned());
+        self.with_conn(move |conn| select_passkeys(conn, "u.username = ?1", username)).await
+    }
+
+    async fn passkey_by_credential(&self, credential_id: &[u8]) -> Result<Option<StoredPasskey>, StoreError> {
+        let credential_id = Value::Blob(credential_id.to_vec());
+        self.with_conn(move |conn| Ok(select_passkeys(conn, "p.credential_id = ?1", credential_id)?.pop())).await
+    }
+
+    async fn passkey_used(&self, id: i64, at: OffsetDateTime, credential: &str) -> Result<(), StoreError> {
+        let (at, credential) = (to_millis(at), credential.to_owned());
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE passkeys SET last_used_ms = ?1, credential = ?2 WHERE id = ?3",
+                params![at, credential, id],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_passkey(&self, username: &str, id: i64) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.with_conn(move |conn| {
+            let removed = conn
+                .execute(
+                    "DELETE FROM passkeys WHERE id = ?1 AND user_id = (SELECT id FROM users WHERE username = ?2)",
+                    params![id, username],
+                )
+                .map_err(db_error)?;
+            match removed {
+                0 => Err(rows::no_passkey(&username, id)),
                 _ => Ok(()),
             }
         })

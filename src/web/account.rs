@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::auth::{Button, ClientAddress, FORM_COOKIE, SignInKey, SignedForm, cookie, minutes, same_secret};
 use super::sign_ins::{self, Caller};
 use super::views::{bare_page, capitalised};
-use super::{WebError, WebState};
+use super::{WebError, WebState, passkeys};
 use crate::accounts::{self, Role};
 use crate::liveness::Challenge;
 use crate::store::{SignInMethod, SignInOutcome};
@@ -52,7 +52,7 @@ pub(super) fn check_form_token(headers: &HeaderMap, given: &str) -> Result<(), W
 }
 
 /// The sign-in page; `own_certificate` when the door serves https with its own authority; what
-/// face sign-in asks of the person.
+/// face sign-in asks of the person; the passkey button.
 fn login_form(
     token: &str,
     username: &str,
@@ -60,6 +60,7 @@ fn login_form(
     no_accounts: bool,
     own_certificate: bool,
     challenge: Challenge,
+    passkey: Markup,
 ) -> Markup {
     bare_page(
         "Sign in",
@@ -82,6 +83,7 @@ fn login_form(
                     input #password name="password" type="password" autocomplete="current-password" required;
                     button.primary type="submit" { "Sign in" }
                 }
+                @if !no_accounts { (passkey) }
                 (super::face_sign_in::login_section(challenge))
                 @if own_certificate {
                     p.hint {
@@ -102,7 +104,15 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
         &state,
         StatusCode::OK,
         new_token,
-        login_form(&token, "", None, no_accounts, state.has_own_certificate(), state.liveness.challenge()),
+        login_form(
+            &token,
+            "",
+            None,
+            no_accounts,
+            state.has_own_certificate(),
+            state.liveness.challenge(),
+            passkeys::sign_in_button(&state, &headers, &token),
+        ),
     ))
 }
 
@@ -164,6 +174,7 @@ pub async fn login(
                 false,
                 state.has_own_certificate(),
                 state.liveness.challenge(),
+                passkeys::sign_in_button(&state, &headers, &form.csrf),
             );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())
         }

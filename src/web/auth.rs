@@ -66,6 +66,8 @@ struct Session {
     ceiling: Option<Role>,
     csrf: String,
     expires: Instant,
+    /// When the user last proved who they are: signed in, or passed a step-up.
+    checked: Instant,
     flash: Option<Flash>,
 }
 
@@ -76,6 +78,8 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub csrf: String,
+    /// When the user last proved who they are: signed in, or passed a step-up.
+    checked: Instant,
 }
 
 impl User {
@@ -86,6 +90,11 @@ impl User {
     /// Refuses a form whose token is not this session's.
     pub fn check_csrf(&self, token: &str) -> Result<(), WebError> {
         if same_secret(token, &self.csrf) { Ok(()) } else { Err(WebError::Csrf) }
+    }
+
+    /// Whether the user proved who they are less than `within` ago.
+    pub fn checked_within(&self, within: Duration) -> bool {
+        self.checked.elapsed() < within
     }
 }
 
@@ -178,6 +187,7 @@ impl Auth {
             ceiling,
             csrf: random_token(32),
             expires: now + self.lifetime,
+            checked: now,
             flash,
         };
         sessions.insert(token.clone(), session);
@@ -218,7 +228,20 @@ impl Auth {
             self.sessions.lock().expect("sessions lock").remove(token);
             return None;
         };
-        Some(User { token: token.to_owned(), username: session.username, role, csrf: session.csrf })
+        Some(User {
+            token: token.to_owned(),
+            username: session.username,
+            role,
+            csrf: session.csrf,
+            checked: session.checked,
+        })
+    }
+
+    /// Notes that `user` has just proved who they are again (a step-up).
+    pub fn checked_again(&self, user: &User) {
+        if let Some(session) = self.sessions.lock().expect("sessions lock").get_mut(&user.token) {
+            session.checked = Instant::now();
+        }
     }
 
     /// Whether `user`'s session still stands, checked as for a new request.
@@ -438,14 +461,23 @@ struct CsrfToken {
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct Button {}
 
-/// Reads a form posted by `user`, refusing it unless it carries the session's CSRF token; the
-/// handlers behind [`SignedForm`] and [`AdminForm`] therefore cannot forget the check.
-async fn checked_form<T: DeserializeOwned>(user: &User, request: Request, state: &WebState) -> Result<T, Response> {
+/// The body of a form posted by `user`, refused unless it carries the session's CSRF token; the
+/// handlers behind [`SignedForm`], [`AdminForm`] and the step-up's forms therefore cannot forget
+/// the check.
+pub(super) async fn signed_body(user: &User, request: Request, state: &WebState) -> Result<Bytes, Response> {
     let body = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
-    let bad = |e: serde_urlencoded::de::Error| WebError::BadRequest(format!("not a valid form: {e}")).into_response();
-    let token: CsrfToken = serde_urlencoded::from_bytes(&body).map_err(bad)?;
+    let token: CsrfToken = serde_urlencoded::from_bytes(&body).map_err(bad_form)?;
     user.check_csrf(&token.csrf).map_err(IntoResponse::into_response)?;
-    serde_urlencoded::from_bytes(&body).map_err(bad)
+    Ok(body)
+}
+
+pub(super) fn bad_form(e: serde_urlencoded::de::Error) -> Response {
+    WebError::BadRequest(format!("not a valid form: {e}")).into_response()
+}
+
+async fn checked_form<T: DeserializeOwned>(user: &User, request: Request, state: &WebState) -> Result<T, Response> {
+    let body = signed_body(user, request, state).await?;
+    serde_urlencoded::from_bytes(&body).map_err(bad_form)
 }
 
 /// A form posted by any signed-in user, its CSRF token checked.

@@ -16,10 +16,12 @@ mod face_api;
 mod face_sign_in;
 mod history;
 mod notifications;
+mod passkeys;
 mod people;
 mod schedules;
 mod settings;
 mod sign_ins;
+mod step_up;
 mod users;
 mod views;
 mod visitors;
@@ -70,6 +72,10 @@ pub struct WebConfig {
     /// Sign-ins last this long.
     #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
+    /// Opening the door from afar, deciding visits and changing accounts ask for the password or a
+    /// passkey again once the last sign-in or check is this old.
+    #[serde(with = "humantime_serde")]
+    pub step_up_after: Duration,
     /// How long "tap the card now" waits for a card.
     #[serde(with = "humantime_serde")]
     pub tap_timeout: Duration,
@@ -96,6 +102,7 @@ impl Default for WebConfig {
             tls_key: None,
             secure_cookies: false,
             session_lifetime: Duration::from_secs(12 * 3600),
+            step_up_after: Duration::from_secs(5 * 60),
             tap_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             connections: Limits::default(),
@@ -137,6 +144,14 @@ impl WebConfig {
             (Duration::from_secs(300)..=Duration::from_secs(30 * 86400)).contains(&lifetime),
             "web.session_lifetime",
             format!("{} is out of range; use 5m to 30days", humantime::format_duration(lifetime)),
+        );
+        checks.check(
+            self.step_up_after <= Duration::from_secs(3600),
+            "web.step_up_after",
+            format!(
+                "{} is out of range; use 0s (ask every time) to 1h (default 5m)",
+                humantime::format_duration(self.step_up_after)
+            ),
         );
         let tap = self.tap_timeout;
         checks.check(
@@ -236,6 +251,8 @@ struct Inner {
     authority: Option<CaCertificate>,
     /// Places for the face API's comparisons running at once.
     comparisons: tokio::sync::Semaphore,
+    /// The sites passkeys are made for and the passkey ceremonies under way.
+    passkeys: passkeys::Passkeys,
 }
 
 impl std::ops::Deref for WebState {
@@ -265,6 +282,7 @@ impl WebState {
             Err(e) => tracing::warn!(error = %e, "cannot tell whether web accounts exist; no setup code this time"),
         }
         let simulated_camera = setup.demo_pictures.filter(|path| path.is_dir());
+        let passkeys = passkeys::Passkeys::new(&setup.web);
         Self(Arc::new(Inner {
             config: setup.web,
             tuning: RwLock::new(setup.tunable.tuning()),
@@ -281,6 +299,7 @@ impl WebState {
             ringer: setup.ringer,
             authority: setup.authority,
             comparisons: tokio::sync::Semaphore::new(face_api::CONCURRENT_COMPARISONS),
+            passkeys,
         }))
     }
 
@@ -299,6 +318,10 @@ impl WebState {
 
     fn config(&self) -> &WebConfig {
         &self.0.config
+    }
+
+    fn passkeys(&self) -> &passkeys::Passkeys {
+        &self.0.passkeys
     }
 
     /// Whether the app serves https with the door's own certificate authority.
@@ -321,6 +344,12 @@ pub fn router(state: WebState) -> Router {
         .route("/login/face", post(face_sign_in::sign_in).layer(DefaultBodyLimit::max(face_sign_in::MAX_BODY_BYTES)))
         .route("/account/face-sign-in", post(face_sign_in::switch))
         .route("/accounts/{name}/face", post(face_sign_in::link))
+        .route("/login/passkey/options", post(passkeys::sign_in_options))
+        .route("/login/passkey", post(passkeys::sign_in))
+        .route("/confirm/passkey/options", post(passkeys::check_options))
+        .route("/account/passkeys/options", post(passkeys::register_options))
+        .route("/account/passkeys", post(passkeys::register))
+        .route("/account/passkeys/{id}/remove", post(passkeys::remove))
         .route("/logout", post(account::logout))
         .route("/setup", get(account::setup_page).post(account::setup))
         .route("/history", get(history::page))

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
 use super::views::{Section, csrf_field, page as frame};
-use super::{WebError, WebState, api_keys, notifications, users, voice};
+use super::{WebError, WebState, api_keys, notifications, passkeys, users, voice};
 use crate::driver::{Command, DoorTuning};
 
 /// One setting on the page: its form field, its config key, and where it lives in [`DoorTuning`].
@@ -229,11 +229,12 @@ async fn render_parts(
     Ok((status, page).into_response())
 }
 
-/// The web accounts, then the face API's keys.
+/// The web accounts, the user's passkeys, then the face API's keys.
 async fn accounts_and_keys(state: &WebState, user: &User) -> Result<Markup, WebError> {
     let accounts = users::section(state, user).await?;
+    let passkeys = passkeys::section(state, user).await?;
     let keys = api_keys::section(state, user).await?;
-    Ok(html! { (accounts) (keys) })
+    Ok(html! { (accounts) (passkeys) (keys) })
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {

@@ -23,6 +23,7 @@ const MOST_KEPT: u64 = 100_000;
 const PRUNE_EVERY: i64 = 100;
 
 /// Who tried to sign in, from where and with what: read from the request.
+#[derive(Clone, Copy)]
 pub struct Caller<'a> {
     pub address: Option<IpAddr>,
     pub headers: &'a HeaderMap,
@@ -150,7 +151,7 @@ pub async fn page(
     let encoded = serde_urlencoded::to_string(&filters).unwrap_or_default();
     let body = html! {
         div.page-head { h1 { "Sign-in log" } }
-        p.muted { "Every attempt to sign in to this web app, or to prove a password again before changing it, \
+        p.muted { "Every attempt to sign in to this web app, or to prove who one is again (a password change, a step-up), \
                    whether it worked or not; face attempts with how alike the face was (0–100) and a small \
                    picture of it. Kept for a year, at most " (MOST_KEPT) " attempts." }
         details.card.filters open[!encoded.is_empty()] {

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::auth::{AdminForm, Button, ClientAddress, Flash, SignInKey, SignedForm, User, minutes};
-use super::sign_ins::{self, Caller};
+use super::auth::{Button, ClientAddress, Flash, SignedForm, User};
+use super::sign_ins::Caller;
+use super::step_up::{self, ConfirmedAdminForm};
 use super::views::{capitalised, csrf_field, post_button};
 use super::{WebError, WebState, face_sign_in, settings};
 use crate::accounts::{self, Role};
-use crate::store::{SignInMethod, SignInOutcome};
 
 const ROLES: &[(Role, &str)] =
     &[(Role::Viewer, "viewer: looks at the dashboard and history"), (Role::Admin, "admin: changes everything")];
@@ -123,7 +123,7 @@ pub struct AddForm {
 
 pub async fn add(
     State(state): State<WebState>,
-    AdminForm(user, form): AdminForm<AddForm>,
+    ConfirmedAdminForm(user, form): ConfirmedAdminForm<AddForm>,
 ) -> Result<Response, WebError> {
     let username = match accounts::clean_username(&form.username) {
         Ok(name) => name.to_owned(),
@@ -150,7 +150,7 @@ pub async fn add(
 pub async fn remove(
     State(state): State<WebState>,
     Path(name): Path<String>,
-    AdminForm(user, _form): AdminForm<Button>,
+    ConfirmedAdminForm(user, _form): ConfirmedAdminForm<Button>,
 ) -> Result<Response, WebError> {
     // Only admins remove accounts and never their own, so an admin always remains.
     if name.eq_ignore_ascii_case(&user.username) {
@@ -185,39 +185,11 @@ pub async fn change_password(
     SignedForm(user, form): SignedForm<PasswordForm>,
 ) -> Result<Response, WebError> {
     // Guessing the current password here counts, and is logged, like guessing it at sign-in.
-    let remember = |outcome| {
-        sign_ins::remember(
-            &state,
-            Caller { address, headers: &headers },
-            &user.username,
-            SignInMethod::PasswordCheck,
-            outcome,
-        )
-    };
-    let keys = vec![SignInKey::account(&user.username), SignInKey::address(address)];
-    let attempt = match state.auth().attempt(keys).await {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            remember(SignInOutcome::TooManyAttempts).await;
-            return Err(WebError::TooManyAttempts(format!("too many wrong passwords; try again in {}", minutes(wait))));
-        }
-    };
-    let account = state
-        .store()
-        .accounts()
-        .user_by_name(&user.username)
-        .await?
-        .ok_or_else(|| WebError::NotFound("your account no longer exists".into()))?;
-    let (hash, current) = (account.password_hash.clone(), form.current.clone());
-    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&hash, &current))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    if !matches {
-        remember(SignInOutcome::WrongPassword).await;
+    let caller = Caller { address, headers: &headers };
+    if !step_up::check_password(&state, &user, caller, &form.current).await? {
         return refuse(&state, &user, "The current password is not right; nothing was changed.").await;
     }
-    attempt.succeeded();
-    remember(SignInOutcome::Succeeded).await;
+    let account = step_up::own_account(&state, &user).await?;
     let hash = match new_hash(&form.password, &form.confirm).await? {
         Ok(hash) => hash,
         Err(message) => return refuse(&state, &user, message).await,

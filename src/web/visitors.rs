@@ -5,8 +5,9 @@
 //! like the sign-in form; all of them answer 404 while `visitors.enabled` is off.
 
 use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use super::account::{check_form_token, form_token, with_form_cookie};
 use super::auth::{Admin, AdminForm, Button, ClientAddress, Flash, SESSION_COOKIE, SignInKey, User, cookie, minutes};
 use super::history::{image_response, read_photo};
 use super::views::{Section, bare_page, csrf_field, page, post_button, time_cell};
-use super::{WebError, WebState};
+use super::{WebError, WebState, step_up};
 use crate::access::{Credential, Decision, Reason};
 use crate::checks::Secret;
 use crate::doorbell::Ringer;
@@ -322,12 +323,20 @@ pub async fn decide(
     State(state): State<WebState>,
     Path(id): Path<i64>,
     Query(link): Query<LinkQuery>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
-    Form(form): Form<DecideForm>,
+    uri: Uri,
+    body: Bytes,
 ) -> Result<Response, Response> {
     let id = VisitId(id);
     let decider = decider(&state, &headers, id, link).await?;
+    let form: DecideForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| WebError::BadRequest(format!("not a valid form: {e}")).into_response())?;
     check_form_token(&headers, &form.csrf).map_err(IntoResponse::into_response)?;
+    // The owner's signed link is a proof of its own; a session may be an old one left open.
+    if let Decider::Admin(user) = &decider {
+        step_up::require_for_body(&state, user, address, &headers, &uri.to_string(), &body).await?;
+    }
     decide_as(&state, id, &decider, &form.action).await.map_err(IntoResponse::into_response)
 }
 

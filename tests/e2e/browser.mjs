@@ -105,6 +105,7 @@ export async function describe(page) {
         labels: texts('label'),
         buttons: texts('button, input[type=submit]'),
         flash: texts('.flash'),
+        passkeyStatus: texts('[data-passkey-status]'),
       };
     });
     return `${page.url()} ${JSON.stringify(summary)}`;

@@ -1,6 +1,7 @@
 // The FaceReko web app in a real browser, as a door's administrator uses it: sign in, add a
 // person with a photo and a card, watch the live history while a simulated tap is let in, disarm,
-// sign out. Run by tests/it/browser.rs against a real daemon; every input comes from the environment.
+// add a passkey (Chromium's virtual authenticator), sign in with it, pass a step-up with it, sign
+// out. Run by tests/it/browser.rs against a real daemon; every input comes from the environment.
 //
 // Exits non-zero with a message saying what was expected and what was seen on the first failure.
 // Each wait is at most 15 s: the daemon runs on loopback, so a longer wait would only hide a bug.
@@ -264,6 +265,65 @@ async function signOut(context, page) {
   }
 }
 
+/**
+ * Adds a passkey from the settings page with a virtual authenticator (a platform one that verifies
+ * its user, as a phone's screen lock does), signs out and back in with it, then adds an account,
+ * which asks for a fresh check (the door runs with web.step_up_after = "0s"), passed with it.
+ */
+async function passkeys(context, page) {
+  step('attach a virtual authenticator to the tab (DevTools WebAuthn domain)');
+  // Browsers answer WebAuthn only in the focused tab; the history tab was opened last.
+  await page.bringToFront();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+
+  step('add the passkey "E2E key" on the settings page');
+  await open(page, '/settings');
+  await fill(page, 'Name of the new passkey', 'E2E key');
+  await click(page, 'Add a passkey');
+  await expectText(page, '.flash', containing('Added the passkey E2E key'), 'a message that the passkey was added');
+  await expectText(page, '#passkey-list', containing('E2E key'), 'the passkey listed, never used');
+  await expectText(page, '#passkey-list', containing('never used'), 'the passkey listed, never used');
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  if (credentials.length !== 1 || !credentials[0].isResidentCredential) {
+    throw new Error(`expected one discoverable credential in the authenticator; got ${JSON.stringify(credentials)}`);
+  }
+
+  step('sign out, then sign in with the passkey alone');
+  await click(page, 'Sign out');
+  await expectPath(page, /^\/login$/, 'the sign-in page after signing out');
+  await click(page, 'Sign in with a passkey');
+  await expectText(page, '#armed-state', exactly('Disarmed'), 'the dashboard, signed in by the passkey');
+
+  step('add a viewer account: the step-up asks, and the passkey answers');
+  await open(page, '/settings');
+  await fill(page, "New account's username", 'e2e-viewer');
+  await fill(page, 'Their password', 'viewer-password-1');
+  await fill(page, 'Their password again', 'viewer-password-1');
+  await click(page, 'Add account');
+  await expectText(page, 'h1', exactly('Confirm it is you'), 'the step-up page');
+  await screenshotBoth(page, 'step-up');
+  await click(page, 'Use a passkey instead');
+  await expectText(page, '.flash', containing('Added the viewer account e2e-viewer'), 'the account added');
+  await expectText(page, '#passkey-list', containing('last used'), 'the passkey listed as used');
+
+  step('the sign-in log shows the passkey sign-in and check');
+  for (const method of ['passkey', 'passkey_check']) {
+    await open(page, `/sign-ins?method=${method}&outcome=succeeded`);
+    await expectText(page, '#sign-in-total', exactly('1 attempt'), `one successful ${method} attempt logged`);
+  }
+}
+
 async function main() {
   await mkdir(env.screenshots, { recursive: true });
   // chromium.launch gives every run a fresh, temporary user-data dir and deletes it afterwards.
@@ -283,6 +343,7 @@ async function main() {
     await watchGrantedTap(context, pages.main, pages.history);
     await watchDisarmedTap(pages.main, pages.history);
     await screenshotPages(pages.main, personPath);
+    await passkeys(context, pages.main);
     await signOut(context, pages.main);
     console.log('door flow passed');
   } catch (error) {

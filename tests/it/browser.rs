@@ -1,10 +1,11 @@
 //! The web app in a real browser: Debian's Chromium, driven by `tests/e2e/door-flow.mjs`
 //! (playwright-core), against the real daemon with the on-device engine. An admin signs in, adds a
 //! person with a photo and a card, watches the live history while a simulated tap is let in,
-//! disarms, and signs out, over https with the door's own certificate authority trusted the way
-//! a Linux owner trusts it (an NSS store); then signs in with the person's face from Chromium's
-//! fake camera (`tests/e2e/face-sign-in.mjs`), and a stranger's face is refused. `bash
-//! tests/run.sh` installs Chromium, playwright-core and certutil.
+//! disarms, adds a passkey, signs in with it and passes a step-up with it, and signs out, over
+//! https with the door's own certificate authority trusted the way a Linux owner trusts it (an NSS
+//! store); then signs in with the person's face from Chromium's fake camera
+//! (`tests/e2e/face-sign-in.mjs`), and a stranger's face is refused. `bash tests/run.sh` installs
+//! Chromium, playwright-core and certutil.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -46,6 +47,8 @@ fn an_admin_enrols_a_person_in_the_browser_and_sees_them_let_in_live() {
         ("engine.models_dir", &models),
         ("web.listen", &listen),
         ("web.tls", "\"self\""),
+        // Every account change asks for a fresh check, so the flow's passkey passes one.
+        ("web.step_up_after", "\"0s\""),
     ]);
     // A different picture of the man than the one enrolled: the engine must really match faces.
     door.show_for_card(CARD, &face("lfw10/George_W_Bush/George_W_Bush_0002.jpg"));

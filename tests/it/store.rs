@@ -12,9 +12,9 @@ use facereko::engine::FaceTemplate;
 use facereko::schedule::{DoorRight, Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
-    self, Channel, FaceLink, KnownVisitor, LogQuery, NewPass, NewVisit, Notices, PassKind, Recipient, SignInAttempt,
-    SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit, VisitId,
-    VisitQuery, VisitStatus, VisitorDetails, VisitorId,
+    self, Channel, FaceLink, KnownVisitor, LogQuery, NewPass, NewPasskey, NewVisit, Notices, PassKind, Recipient,
+    SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit,
+    VisitId, VisitQuery, VisitStatus, VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
@@ -1340,6 +1340,52 @@ async fn accounts_are_linked_to_people_for_face_sign_in(store: &dyn Store) {
     assert_eq!(links.face_link("carol").await.unwrap(), None);
 }
 
+fn passkey<'a>(username: &'a str, credential_id: &'a [u8], name: &'a str) -> NewPasskey<'a> {
+    NewPasskey { username, user_handle: "5f0c5a6e-handle", credential_id, name, credential: "{\"counter\":0}" }
+}
+
+async fn passkeys_belong_to_an_account_are_found_by_credential_and_go_with_it(store: &dyn Store) {
+    let accounts = store.accounts();
+    accounts.add_user("Ada", "hash", "admin").await.unwrap();
+    accounts.add_user("grace", "hash", "viewer").await.unwrap();
+    let keys = store.passkeys();
+    assert_eq!(keys.passkeys_of("ada").await.unwrap(), Vec::new());
+    // Credential ids are bytes of any value, up to 1023 of them.
+    let (phone_id, laptop_id, graces_id) = ([0u8, 255, 10, 13].to_vec(), vec![7u8; 1023], b"grace".to_vec());
+    let phone = keys.add_passkey(&passkey("ada", &phone_id, "Phone")).await.unwrap();
+    assert_eq!(
+        (phone.username.as_str(), phone.name.as_str(), phone.credential_id.as_slice(), phone.last_used),
+        ("Ada", "Phone", phone_id.as_slice(), None),
+        "the account's name as stored"
+    );
+    assert_eq!((phone.user_handle.as_str(), phone.credential.as_str()), ("5f0c5a6e-handle", "{\"counter\":0}"));
+    assert!((phone.created - OffsetDateTime::now_utc()).abs() < time::Duration::minutes(5));
+    let laptop = keys.add_passkey(&passkey("ADA", &laptop_id, "Phone")).await.unwrap();
+    keys.add_passkey(&passkey("grace", &graces_id, "Key")).await.unwrap();
+    let again = keys.add_passkey(&passkey("grace", &phone_id, "Copy")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{}", message(again));
+    let nobody = keys.add_passkey(&passkey("mallory", b"new", "Key")).await;
+    assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{}", message(nobody));
+
+    let ids = |found: Vec<facereko::store::StoredPasskey>| found.iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(keys.passkeys_of("ADA").await.unwrap()), [phone.id, laptop.id], "oldest first; names repeat");
+    assert_eq!(keys.passkey_by_credential(&phone_id).await.unwrap(), Some(phone.clone()));
+    assert_eq!(keys.passkey_by_credential(&laptop_id[..1022]).await.unwrap(), None, "the whole id must match");
+
+    keys.passkey_used(phone.id, at(42), "{\"counter\":5}").await.unwrap();
+    let used = keys.passkey_by_credential(&phone_id).await.unwrap().unwrap();
+    assert_eq!((used.last_used, used.credential.as_str()), (Some(at(42)), "{\"counter\":5}"));
+
+    let not_hers = keys.remove_passkey("grace", phone.id).await;
+    assert!(matches!(not_hers, Err(StoreError::NotFound(_))), "{}", message(not_hers));
+    keys.remove_passkey("ada", phone.id).await.unwrap();
+    assert_eq!(ids(keys.passkeys_of("ada").await.unwrap()), [laptop.id]);
+    keys.passkey_used(phone.id, at(50), "{}").await.expect("a passkey removed meanwhile is no error");
+    accounts.remove_user("ada").await.unwrap();
+    assert_eq!(keys.passkey_by_credential(&laptop_id).await.unwrap(), None, "gone with the account");
+    assert_eq!(ids(keys.passkeys_of("grace").await.unwrap()).len(), 1, "others' stay");
+}
+
 /// Two daemons starting at once on a new database: one migrates, the other waits for its lock.
 #[tokio::test]
 async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
@@ -1353,7 +1399,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]],
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]],
         "one of them applied everything, the other nothing"
     );
 }
@@ -1420,4 +1466,5 @@ conformance!(
     sign_ins_are_logged_filtered_paged_and_pruned,
     face_attempts_keep_their_similarity_and_thumbnail,
     accounts_are_linked_to_people_for_face_sign_in,
+    passkeys_belong_to_an_account_are_found_by_credential_and_go_with_it,
 );

@@ -127,6 +127,7 @@ impl App {
             cookies: BTreeMap::new(),
             address: SocketAddr::from((address, 40000)),
             forwarded_for: None,
+            host: None,
             csrf: String::new(),
         }
     }
@@ -226,6 +227,8 @@ struct Browser<'a> {
     address: SocketAddr,
     /// Sent as `X-Forwarded-For`, as a reverse proxy would.
     forwarded_for: Option<String>,
+    /// The name the browser sent the requests to (`Host`), if any.
+    host: Option<&'static str>,
     csrf: String,
 }
 
@@ -241,6 +244,9 @@ impl Browser<'_> {
         }
         if let Some(client) = &self.forwarded_for {
             request = request.header("x-forwarded-for", client);
+        }
+        if let Some(host) = self.host {
+            request = request.header(header::HOST, host);
         }
         let mut request = request.body(Body::from(body)).unwrap();
         request.extensions_mut().insert(ConnectInfo(self.address));
@@ -299,6 +305,11 @@ impl Browser<'_> {
         }
         body.extend(format!("--{boundary}--\r\n").as_bytes());
         self.send(Method::POST, path, Some(format!("multipart/form-data; boundary={boundary}")), body).await
+    }
+
+    /// Posts JSON as the page script does.
+    async fn post_json(&mut self, path: &str, body: serde_json::Value) -> Answer {
+        self.send(Method::POST, path, Some("application/json".into()), body.to_string().into_bytes()).await
     }
 
     async fn sign_in(&mut self, name: &str, password: &str) -> Answer {
@@ -1436,4 +1447,5 @@ mod face_api;
 mod face_sign_in;
 mod known_visitors;
 mod qr;
+mod step_up;
 mod visitors;

@@ -162,3 +162,120 @@ document.addEventListener("DOMContentLoaded", () => {
   connectLiveFeed();
   faceSignIn();
 });
+
+// ---- Passkeys (WebAuthn): the browser's half. The server keeps each ceremony's state and
+// answers in JSON; binary values travel as base64url.
+const base64url = {
+  decode(text) {
+    const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+    return Uint8Array.from(binary, (c) => c.charCodeAt(0)).buffer;
+  },
+  encode(buffer) {
+    const binary = String.fromCharCode(...new Uint8Array(buffer));
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  },
+};
+
+function passkeysUsable() {
+  return window.isSecureContext && "PublicKeyCredential" in window;
+}
+
+async function postJSON(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || `The server answered ${response.status}.`);
+  return answer;
+}
+
+/// Asks the browser for a passkey's answer to the options the server sent from `optionsUrl`.
+async function passkeyAnswer(optionsUrl, csrf) {
+  const { ceremony, options } = await postJSON(optionsUrl, { csrf });
+  const publicKey = options.publicKey;
+  publicKey.challenge = base64url.decode(publicKey.challenge);
+  for (const allowed of publicKey.allowCredentials || []) allowed.id = base64url.decode(allowed.id);
+  const credential = await navigator.credentials.get({ publicKey });
+  const response = credential.response;
+  return {
+    ceremony,
+    credential: credentialJSON(credential, {
+      authenticatorData: base64url.encode(response.authenticatorData),
+      signature: base64url.encode(response.signature),
+      userHandle: response.userHandle ? base64url.encode(response.userHandle) : null,
+    }),
+  };
+}
+
+/// A new or used credential as the server reads it, with `response`'s own fields.
+function credentialJSON(credential, response) {
+  return {
+    id: credential.id,
+    rawId: base64url.encode(credential.rawId),
+    type: credential.type,
+    extensions: credential.getClientExtensionResults(),
+    response: { clientDataJSON: base64url.encode(credential.response.clientDataJSON), ...response },
+  };
+}
+
+async function registerPasskey(form) {
+  const csrf = form.dataset.csrf;
+  const name = form.querySelector("input[name=name]").value;
+  const { ceremony, options } = await postJSON("/account/passkeys/options", { csrf, name });
+  const publicKey = options.publicKey;
+  publicKey.challenge = base64url.decode(publicKey.challenge);
+  publicKey.user.id = base64url.decode(publicKey.user.id);
+  for (const excluded of publicKey.excludeCredentials || []) excluded.id = base64url.decode(excluded.id);
+  const credential = await navigator.credentials.create({ publicKey });
+  await postJSON("/account/passkeys", {
+    csrf,
+    ceremony,
+    credential: credentialJSON(credential, {
+      attestationObject: base64url.encode(credential.response.attestationObject),
+    }),
+  });
+  location.reload();
+}
+
+/// Runs `action` for `control` (a button or form), saying what went wrong beside it.
+function passkeyControl(control, event, action) {
+  const status = control.closest("div, form").querySelector("[data-passkey-status]");
+  if (!passkeysUsable()) {
+    if (status) status.textContent = "This browser cannot use passkeys here: they need HTTPS (or localhost).";
+    control.querySelector("button")?.setAttribute("disabled", "");
+    if (control.tagName === "BUTTON") control.disabled = true;
+    return;
+  }
+  control.addEventListener(event, (e) => {
+    e.preventDefault();
+    if (status) status.textContent = "Waiting for your passkey…";
+    action().catch((error) => {
+      if (status) status.textContent = error.name === "NotAllowedError" ? "Cancelled, or no passkey here." : error.message;
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("[data-passkey-sign-in]")) {
+    passkeyControl(button, "click", async () => {
+      const answer = await passkeyAnswer("/login/passkey/options", button.dataset.csrf);
+      const { redirect } = await postJSON("/login/passkey", { csrf: button.dataset.csrf, ...answer });
+      location.assign(redirect);
+    });
+  }
+  for (const button of document.querySelectorAll("[data-passkey-check]")) {
+    passkeyControl(button, "click", async () => {
+      const answer = await passkeyAnswer("/confirm/passkey/options", button.dataset.csrf);
+      const form = document.getElementById("step-up-form");
+      form.elements.step_up_ceremony.value = answer.ceremony;
+      form.elements.step_up_passkey.value = JSON.stringify(answer.credential);
+      form.submit();
+    });
+  }
+  for (const form of document.querySelectorAll("form[data-passkey-register]")) {
+    passkeyControl(form, "submit", () => registerPasskey(form));
+  }
+});
