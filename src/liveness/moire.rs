@@ -225,7 +225,7 @@ mod tests {
         let plain = moire.peak_in(&face_picture(None), &face()).unwrap();
         assert!(plain < MoireConfig::default().peak, "a face without stripes: {plain}");
         let striped = moire.peak_in(&face_picture(Some((0.23, 0.09, 0.06))), &face()).unwrap();
-        assert!(striped > 10.0 * MoireConfig::default().peak, "6 % stripes: {striped}, plain {plain}");
+        assert!(striped > MoireConfig::default().peak, "6 % stripes: {striped}, plain {plain}");
     }
 
     #[test]
