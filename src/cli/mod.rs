@@ -432,7 +432,8 @@ pub struct EvalLivenessArgs {
 #[derive(Debug, Subcommand)]
 pub enum LivenessCommand {
     /// Make SYNTHETIC attack bursts from photos: each photo moved by a simulated hand as a flat
-    /// picture, alone (photo), on a phone screen (screen) and printed (print)
+    /// picture, alone (photo), on a phone screen (screen), on a phone with a lamp mirrored in its
+    /// glass (glare) and printed (print)
     ///
     /// Writes OUT/attack/<person>-<photo>-<attack>/frame-NN.jpg and OUT/SYNTHETIC.txt. They are not
     /// real attacks; use them to see what the checks catch, and record real ones at your door.

@@ -18,6 +18,8 @@ named_enum! {
         Screen = "screen",
         /// The photo printed on paper: lower contrast, warmer, a white paper edge.
         Print = "print",
+        /// The phone of `screen` with a lamp mirrored in its glass: a bright band across it.
+        Glare = "glare",
     }
 }
 
@@ -59,22 +61,51 @@ pub fn seed_of(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The picture as it is held up: the photo with what surrounds it (bezel, paper), and the part
-/// that glows (the screen) for the moiré.
+/// The picture as it is held up: the photo with what surrounds it (bezel, paper), the part that
+/// glows (the screen) for the moiré, and a lamp's reflection on its glass.
 struct Presented {
     picture: RgbImage,
     /// The screen's rectangle (x, y, width, height) in `picture`, for the moiré.
     screen: Option<(u32, u32, u32, u32)>,
+    glare: Option<Band>,
+}
+
+/// A straight band of reflected light across the picture (its coordinates), `slant` pixels
+/// across per pixel down, through (`centre`, the picture's middle height).
+struct Band {
+    slant: f64,
+    centre: f64,
+    half_width: f64,
+}
+
+impl Band {
+    /// How much of the lamp's light reaches (u, v) of a picture `height` high: full in the band's
+    /// middle, fading over its outer third.
+    fn strength(&self, u: f64, v: f64, height: f64) -> f64 {
+        let across = (u - self.centre - self.slant * (v - height / 2.0)).abs();
+        ((self.half_width - across) / (self.half_width / 3.0)).clamp(0.0, 1.0)
+    }
 }
 
 fn clamp_u8(value: f64) -> u8 {
     value.round().clamp(0.0, 255.0) as u8
 }
 
-fn present(photo: &RgbImage, attack: Attack) -> Presented {
+fn present(photo: &RgbImage, attack: Attack, dice: &mut Dice) -> Presented {
     let (w, h) = photo.dimensions();
     match attack {
-        Attack::Photo => Presented { picture: photo.clone(), screen: None },
+        Attack::Photo => Presented { picture: photo.clone(), screen: None, glare: None },
+        Attack::Glare => {
+            // A band of light at a slant, 6–14 % of the picture's width, somewhere across the face.
+            let shown = present(photo, Attack::Screen, dice);
+            let width = f64::from(shown.picture.width());
+            let glare = Band {
+                slant: dice.between(-0.6, 0.6),
+                centre: width * dice.between(0.35, 0.65),
+                half_width: width * dice.between(0.03, 0.07),
+            };
+            Presented { glare: Some(glare), ..shown }
+        }
         Attack::Screen => {
             // A phone held upright: the photo fills the screen's width, the bezel is dark grey.
             let border = (w / 14).max(4);
@@ -96,7 +127,7 @@ fn present(photo: &RgbImage, attack: Attack) -> Presented {
                     Rgb([clamp_u8(r * 0.94), clamp_u8(g * 0.98), clamp_u8(b * 1.06 + 6.0)]),
                 );
             }
-            Presented { picture, screen: Some((sx, sy, screen_w, screen_h)) }
+            Presented { picture, screen: Some((sx, sy, screen_w, screen_h)), glare: None }
         }
         Attack::Print => {
             // Ink on paper: blacks are grey, whites are the paper's, colours a little washed out.
@@ -110,7 +141,7 @@ fn present(photo: &RgbImage, attack: Attack) -> Presented {
                 let printed: [u8; 3] = std::array::from_fn(|i| clamp_u8(35.0 + ink[i] / 255.0 * (paper[i] - 50.0)));
                 picture.put_pixel(margin + x, margin + y, Rgb(printed));
             }
-            Presented { picture, screen: None }
+            Presented { picture, screen: None, glare: None }
         }
     }
 }
@@ -197,7 +228,7 @@ fn wall(dice: &mut Dice) -> impl Fn(u32, u32) -> [f64; 3] + use<> {
 /// jitter on top, and the picture 200–320 px wide in a 640×480 frame.
 pub fn burst(photo: &RgbImage, attack: Attack, frames: usize, seed: u64) -> Vec<RgbImage> {
     let mut dice = Dice::new(seed ^ seed_of(attack.as_str()));
-    let presented = present(photo, attack);
+    let presented = present(photo, attack, &mut dice);
     let (w, h) = presented.picture.dimensions();
     let shown_width = dice.between(200.0, 320.0) * f64::from(w) / f64::from(photo.width());
     let distance = FOCAL * f64::from(w) / shown_width;
@@ -240,6 +271,11 @@ pub fn burst(photo: &RgbImage, attack: Attack, frames: usize, seed: u64) -> Vec<
                         if on_screen {
                             let wave = (std::f64::consts::TAU * (moire.0 * fx + moire.1 * fy) + phase).sin();
                             colour = colour.map(|c| c * (1.0 + moire.2 * wave));
+                        }
+                        // The reflection is on the glass, over the screen's pixels and their moiré.
+                        if let Some(band) = &presented.glare {
+                            let light = 255.0 * band.strength(u, v, f64::from(h));
+                            colour = colour.map(|c| c + light);
                         }
                         colour
                     }
@@ -297,12 +333,12 @@ mod tests {
     #[test]
     fn a_print_has_less_contrast_and_a_paper_edge() {
         let photo = checkerboard();
-        let printed = present(&photo, Attack::Print).picture;
+        let printed = present(&photo, Attack::Print, &mut Dice::new(1)).picture;
         let greys: Vec<u8> = printed.pixels().map(|p| p.0[1]).collect();
         let (darkest, lightest) = (greys.iter().min().unwrap(), greys.iter().max().unwrap());
         assert!(*darkest >= 30 && *lightest <= 242, "ink is never black, paper never white: {darkest}..{lightest}");
         assert_eq!(printed.get_pixel(1, 1).0, [246, 242, 230], "the paper's edge");
-        let screen = present(&photo, Attack::Screen);
+        let screen = present(&photo, Attack::Screen, &mut Dice::new(1));
         assert_eq!(screen.picture.get_pixel(1, 1).0, [18, 18, 22], "the bezel");
     }
 

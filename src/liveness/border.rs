@@ -12,7 +12,7 @@ use std::path::Path;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::{Burst, Check, Finding, LivenessConfig, LivenessError, Verdict};
+use super::{Burst, Check, Finding, LivenessConfig, LivenessError, Verdict, luma};
 use crate::checks::Checks;
 use crate::engine::DetectedFace;
 
@@ -82,10 +82,7 @@ impl Grey<'_> {
         }
         let (x0, y0) = (x as u32, y as u32);
         let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-        let luma = |px, py| {
-            let [r, g, b] = self.0.get_pixel(px, py).0.map(f32::from);
-            0.299 * r + 0.587 * g + 0.114 * b
-        };
+        let luma = |px, py| luma(self.0.get_pixel(px, py).0);
         let top = luma(x0, y0) * (1.0 - fx) + luma(x0 + 1, y0) * fx;
         let bottom = luma(x0, y0 + 1) * (1.0 - fx) + luma(x0 + 1, y0 + 1) * fx;
         Some(top * (1.0 - fy) + bottom * fy)

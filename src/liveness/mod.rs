@@ -11,7 +11,9 @@ pub mod attacks;
 pub mod border;
 pub mod eval;
 pub mod geometry;
+pub mod glare;
 pub mod model;
+pub mod moire;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -60,6 +62,8 @@ pub struct LivenessConfig {
     pub checks: Vec<String>,
     pub geometry: geometry::GeometryConfig,
     pub border: border::BorderConfig,
+    pub moire: moire::MoireConfig,
+    pub glare: glare::GlareConfig,
     pub model: model::ModelConfig,
 }
 
@@ -72,6 +76,8 @@ impl Default for LivenessConfig {
             checks: DEFAULT_CHECKS.iter().map(|name| (*name).to_owned()).collect(),
             geometry: geometry::GeometryConfig::default(),
             border: border::BorderConfig::default(),
+            moire: moire::MoireConfig::default(),
+            glare: glare::GlareConfig::default(),
             model: model::ModelConfig::default(),
         }
     }
@@ -103,6 +109,8 @@ impl LivenessConfig {
         );
         self.geometry.check(checks);
         self.border.check(checks);
+        self.moire.check(checks);
+        self.glare.check(checks);
         self.model.check(checks);
     }
 
@@ -133,6 +141,11 @@ pub enum LivenessError {
     Read { path: String, detail: String },
     #[error("{0}")]
     Eval(String),
+}
+
+/// The grey level (0–255) of an RGB pixel, as the checks that read grey see it.
+fn luma([r, g, b]: [u8; 3]) -> f32 {
+    0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
 }
 
 /// One frame of the burst with the face the engine found in it.
@@ -206,12 +219,14 @@ pub struct CheckEntry {
 pub const CHECKS: &[CheckEntry] = &[
     CheckEntry { name: geometry::NAME, build: geometry::build },
     CheckEntry { name: border::NAME, build: border::build },
+    CheckEntry { name: moire::NAME, build: moire::build },
+    CheckEntry { name: glare::NAME, build: glare::build },
     CheckEntry { name: model::NAME, build: model::build },
 ];
 
 /// The checks that run unless `liveness.checks` says otherwise: those that cost a tap only
 /// milliseconds. The model is named to run (see [`model`]).
-pub const DEFAULT_CHECKS: &[&str] = &[geometry::NAME, border::NAME];
+pub const DEFAULT_CHECKS: &[&str] = &[geometry::NAME, border::NAME, moire::NAME, glare::NAME];
 
 /// Time between the frames kept for the checks while the person turns their head: five frames
 /// then span a second, time for a small turn after the door asks for one.
