@@ -13,8 +13,8 @@ use facereko::schedule::{DoorRight, Holiday, Limits, Window};
 use facereko::store::DatabaseConfig;
 use facereko::store::{
     self, Channel, FaceLink, KnownVisitor, LogQuery, NewPass, NewPasskey, NewVisit, Notices, PassKind, Recipient,
-    SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass, Visit,
-    VisitId, VisitQuery, VisitStatus, VisitorDetails, VisitorId,
+    SignInAttempt, SignInEntry, SignInMethod, SignInOutcome, SignInQuery, SiteDoor, Store, StoreError, StoredPass,
+    Visit, VisitId, VisitQuery, VisitStatus, VisitorDetails, VisitorId,
 };
 use time::OffsetDateTime;
 
