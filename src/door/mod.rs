@@ -257,7 +257,8 @@ impl Door {
         vec![Effect::SetLock(Lock::Locked), Effect::StopBeeping, Effect::SetLights(self.idle_lights())]
     }
 
-    fn idle_lights(&self) -> Lights {
+    /// What the LEDs show between attempts: red while armed.
+    pub fn idle_lights(&self) -> Lights {
         Lights { red: self.armed, green: false }
     }
 

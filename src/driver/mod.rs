@@ -24,7 +24,7 @@ use crate::capture;
 use crate::card::CardUid;
 use crate::door::{AttemptReport, Capture, Door, DoorConfig, DoorSettings, Effect, Event, Mode, Timer};
 use crate::engine::FaceEngine;
-use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lock, LockRelay};
+use crate::hw::{Beeper, BurstLimits, Camera, CardReader, Hardware, HwError, Indicators, Lights, Lock, LockRelay};
 use crate::liveness::{BurstFrame, Challenge, Liveness};
 use crate::notify::rules::Announcer;
 use crate::photos::Photos;
@@ -43,6 +43,8 @@ pub use tuning::{DoorTuning, Tunable};
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a door in card-only mode says so in the log.
 const CARD_ONLY_REMINDER: Duration = Duration::from_secs(3600);
+/// Both LEDs at once (amber on a two-colour LED) while the door asks for a head turn.
+const ASK_TO_TURN: Lights = Lights { red: true, green: true };
 
 /// The moment card-only mode ends, on the monotonic clock, when the door is in it and it has an end.
 fn card_only_ends_at(door: &DoorConfig) -> Option<Instant> {
@@ -107,6 +109,8 @@ struct OpenAttempt {
 pub struct Driver {
     door: Door,
     indicators: Box<dyn Indicators>,
+    /// The LEDs show [`ASK_TO_TURN`] until the burst is in; the door's own lights follow.
+    asking_to_turn: bool,
     beeper: Beeper,
     relay: Box<dyn LockRelay>,
     camera: Arc<dyn Camera>,
@@ -176,6 +180,7 @@ impl Driver {
         let driver = Self {
             door,
             indicators: hardware.indicators,
+            asking_to_turn: false,
             beeper: Beeper::new(hardware.buzzer),
             relay: hardware.relay,
             camera: hardware.camera,
@@ -364,6 +369,10 @@ impl Driver {
 
     fn feed(&mut self, event: Event) {
         let now = Instant::now();
+        if self.asking_to_turn && matches!(event, Event::Captured { .. }) {
+            self.asking_to_turn = false;
+            self.show(self.door.idle_lights());
+        }
         let effects = self.door.handle(event, now);
         self.apply(effects, now);
         self.status.send_if_modified(|status| {
@@ -377,17 +386,19 @@ impl Driver {
         });
     }
 
+    fn show(&mut self, lights: Lights) {
+        if let Err(e) = self.indicators.set(lights) {
+            tracing::warn!(error = %e, "cannot set the LEDs");
+        }
+    }
+
     fn apply(&mut self, effects: Vec<Effect>, now: Instant) {
         // A verdict's report comes before its outputs: it is on disk before the relay moves, and
         // actuating is timed from the report, its flush included, to the end of the batch.
         let mut concluded = None;
         for effect in effects {
             match effect {
-                Effect::SetLights(lights) => {
-                    if let Err(e) = self.indicators.set(lights) {
-                        tracing::warn!(error = %e, "cannot set the LEDs");
-                    }
-                }
+                Effect::SetLights(lights) => self.show(lights),
                 Effect::SetLock(lock) => {
                     if let Err(e) = self.relay.set(lock) {
                         tracing::error!(error = %e, ?lock, "cannot switch the lock relay");
@@ -426,6 +437,12 @@ impl Driver {
                     });
                 }
                 Effect::Capture { attempt } => {
+                    if self.services.liveness.challenge() == Challenge::Turn {
+                        // The turn prompt for those who cannot hear the voice; the verdict's
+                        // lights replace it.
+                        self.show(ASK_TO_TURN);
+                        self.asking_to_turn = true;
+                    }
                     let (camera, services, limits) =
                         (Arc::clone(&self.camera), Arc::clone(&self.services), *self.limits.borrow());
                     let voice = self.voice.clone();

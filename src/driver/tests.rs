@@ -26,6 +26,7 @@ use crate::hw::simulated::{
     Output, OutputRecorder, SimBuzzer, SimIndicators, SimRelay, SimSpeaker, SimTaps, sim_reader,
 };
 use crate::hw::{Camera, HwError, Lock, LockRelay, Pcm, Speaker, VoiceSpec};
+use crate::liveness::{Challenge, Liveness, LivenessConfig};
 use crate::notify::email::EmailConfig;
 use crate::notify::rules::{Announcer, NotifyConfig};
 use crate::notify::sms::SmsConfig;
@@ -199,6 +200,16 @@ impl Rig {
         door: DoorConfig,
         speaker: impl FnOnce(&OutputRecorder) -> Box<dyn Speaker>,
     ) -> Self {
+        Self::start_judging(armed, door, speaker, Liveness::off()).await
+    }
+
+    /// With `liveness` judging the bursts.
+    async fn start_judging(
+        armed: bool,
+        door: DoorConfig,
+        speaker: impl FnOnce(&OutputRecorder) -> Box<dyn Speaker>,
+        liveness: Liveness,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = Setup {
             tunable: Tunable { door, capture: CaptureConfig::default(), engine: EngineConfig::default() },
@@ -250,7 +261,7 @@ impl Rig {
             journal,
             clock: ScheduleClock { zone: jiff::tz::TimeZone::UTC, sync: clock.clone() },
             passes: None,
-            liveness: Arc::new(crate::liveness::Liveness::off()),
+            liveness: Arc::new(liveness),
         };
         let (driver, reader, status) = Driver::new(&setup, hardware, services, armed);
         let (commands, commands_rx) = mpsc::channel(8);
@@ -887,4 +898,37 @@ async fn a_speaker_that_hangs_holds_up_neither_the_relay_nor_the_next_attempt() 
     *release.0.lock().unwrap() = true;
     release.1.notify_all();
     rig.shut_down().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn asked_for_a_head_turn_the_door_lights_both_leds_until_the_verdict() {
+    let turn = LivenessConfig {
+        mode: crate::liveness::Mode::Enforce,
+        challenge: Challenge::Turn,
+        ..LivenessConfig::default()
+    };
+    let liveness = Liveness::build(&turn, std::path::Path::new("/no/models")).expect("checks without a model");
+    let door = DoorConfig { unlock_time: UNLOCK, ..DoorConfig::default() };
+    let rig = Rig::start_judging(true, door, |recorder| Box::new(SimSpeaker::new(recorder)), liveness).await;
+    rig.tap(ALICE_CARD).await;
+    // The burst looks for faces until the capture's time limit (seconds, not the usual polls).
+    for _ in 0..100 {
+        if !rig.log().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = rig.first_row().await;
+    assert_eq!(row.event.reason, Reason::NoFace, "the scripted engine finds no face");
+    let (mut red, mut green, mut both) = (false, false, false);
+    for change in rig.recorder.changes() {
+        match change.output {
+            Output::RedLed => red = change.on,
+            Output::GreenLed => green = change.on,
+            _ => {}
+        }
+        both |= red && green;
+    }
+    assert!(both, "red and green together asked for the turn: {:?}", rig.recorder.changes());
+    rig.wait_until("the verdict's lights replace it", |r| r.is_on(Output::RedLed) && !r.is_on(Output::GreenLed)).await;
 }
