@@ -195,6 +195,8 @@ pub struct Start {
     csrf: String,
     /// What the owner calls a new passkey.
     name: String,
+    /// The account's password, needed when the session was last proved before `web.step_up_after`.
+    password: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -250,6 +252,9 @@ pub async fn section(state: &WebState, user: &User) -> Result<Markup, WebError> 
             form.stack data-passkey-register data-csrf=(user.csrf) {
                 label for="passkey-name" { "Name of the new passkey" }
                 input #passkey-name name="name" required maxlength=(MAX_NAME_CHARS) placeholder="e.g. Phone" autocomplete="off";
+                label for="passkey-password" { "Your password" }
+                input #passkey-password name="password" type="password" autocomplete="current-password";
+                p.hint { "Asked when you signed in or confirmed it more than a few minutes ago." }
                 button.secondary type="submit" { "Add a passkey" }
                 p.hint data-passkey-status role="status" {}
             }
@@ -277,6 +282,7 @@ fn start_registration(
 pub async fn register_options(
     State(state): State<WebState>,
     SignedJson(user): SignedJson,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Json(start): Json<Start>,
 ) -> Result<Response, Response> {
@@ -287,6 +293,19 @@ pub async fn register_options(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("Name the passkey in 1 to {MAX_NAME_CHARS} characters."),
         ));
+    }
+    // A passkey is a way in that outlives the session: one taken over must not add its own.
+    if !user.checked_within(state.config().step_up_after) {
+        if start.password.is_empty() {
+            return Err(refuse(StatusCode::FORBIDDEN, "Adding a passkey needs your password too."));
+        }
+        let caller = Caller { address, headers: &headers };
+        if !super::step_up::check_password(&state, &user, caller, &start.password)
+            .await
+            .map_err(IntoResponse::into_response)?
+        {
+            return Err(refuse(StatusCode::UNAUTHORIZED, "That is not your password; no passkey was added."));
+        }
     }
     let passkeys = &state.passkeys();
     let (host, party) = passkeys.party(&headers).map_err(|why| refuse(StatusCode::CONFLICT, why))?;

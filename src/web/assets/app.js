@@ -224,7 +224,8 @@ function credentialJSON(credential, response) {
 async function registerPasskey(form) {
   const csrf = form.dataset.csrf;
   const name = form.querySelector("input[name=name]").value;
-  const { ceremony, options } = await postJSON("/account/passkeys/options", { csrf, name });
+  const password = form.querySelector("input[name=password]").value;
+  const { ceremony, options } = await postJSON("/account/passkeys/options", { csrf, name, password });
   const publicKey = options.publicKey;
   publicKey.challenge = base64url.decode(publicKey.challenge);
   publicKey.user.id = base64url.decode(publicKey.user.id);

@@ -194,3 +194,31 @@ async fn passkeys_work_at_localhost_over_http_and_refused_answers_are_logged() {
     let stale = json!({ "csrf": csrf, "ceremony": "made-up", "credential": {} });
     assert_eq!(admin.post_json("/account/passkeys", stale).await.status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn adding_a_passkey_to_an_old_sign_in_needs_the_password() {
+    let app = App::start(engine::simulated::NAME, |config| config.web.step_up_after = Duration::ZERO).await;
+    app.add_user(ADMIN, Role::Admin).await;
+    let mut admin = app.signed_in(ADMIN).await;
+    admin.host = Some("localhost:8080");
+    assert!(admin.get("/settings").await.text.contains("Your password"));
+    let csrf = admin.csrf.clone();
+    let start = |password: &str| json!({ "csrf": csrf, "name": "Phone", "password": password });
+
+    let bare = admin.post_json("/account/passkeys/options", start("")).await;
+    assert_eq!(bare.status, StatusCode::FORBIDDEN, "{}", bare.text);
+    assert!(bare.text.contains("needs your password"), "{}", bare.text);
+    let wrong = admin.post_json("/account/passkeys/options", start("not it")).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    let right = admin.post_json("/account/passkeys/options", start(PASSWORD)).await;
+    assert_eq!(right.status, StatusCode::OK, "{}", right.text);
+    assert!(right.text.contains("\"ceremony\""), "the ceremony starts: {}", right.text);
+    let checks = logged(&app).await;
+    assert!(
+        checks.ends_with(&[
+            (SignInMethod::PasswordCheck, SignInOutcome::WrongPassword),
+            (SignInMethod::PasswordCheck, SignInOutcome::Succeeded),
+        ]),
+        "{checks:?}"
+    );
+}
