@@ -76,6 +76,8 @@ named_enum! {
         SpoofSuspected = "spoof_suspected",
         /// The card holder is kept to other doors of the site (refused before the camera).
         NotAllowedHere = "not_allowed_here",
+        /// An admin opened the door from the site view (a command over MQTT).
+        RemoteOpened = "remote_opened",
     }
 }
 
@@ -90,6 +92,7 @@ impl Reason {
                 | Reason::PassOk
                 | Reason::PasscodeOk
                 | Reason::VisitorOpened
+                | Reason::RemoteOpened
         )
     }
 }

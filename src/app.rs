@@ -37,6 +37,7 @@ use crate::photos::Photos;
 use crate::qr_scan;
 use crate::serving::{self, Limits};
 use crate::site;
+use crate::site_link::{self, SiteLink};
 use crate::store::{self, SiteDoor, Store, StoreError};
 use crate::tls::{self, ServerTls, TlsError, TlsMode, TlsSettings};
 use crate::visitor::{self, Desk, KnownFaces, Passes};
@@ -235,7 +236,19 @@ pub fn web_setup(config: &Config) -> WebSetup {
         desk: None,
         ringer: None,
         authority: None,
+        site: None,
     }
+}
+
+/// The door's link to its site over MQTT, with `mqtt.commands`: it takes the commands sent to
+/// the door behind `link` (the ids taken kept in the data directory) and gives the web app every
+/// door's state. Abort the task to stop it.
+pub fn site_link(config: &Config, link: &DoorLink) -> Result<Option<(SiteLink, JoinHandle<()>)>, AppError> {
+    if !(config.mqtt.enabled() && config.mqtt.commands) {
+        return Ok(None);
+    }
+    let taken = config.data_dir.join("commands-taken.json");
+    Ok(Some(site_link::start(&config.mqtt, &config.door.id, link.control.clone(), &taken)?))
 }
 
 /// The TLS a listener's `settings` ask for: the door's own certificate authority in the data
@@ -409,6 +422,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     });
     let tidying = desk.clone().map(|desk| tokio::spawn(visitor::keep_tidy(desk)));
     let registration = tokio::spawn(site::keep_registered(Arc::clone(&store), site_door(&config)));
+    let (site, site_task) = site_link(&config, &door.link)?.unzip();
     let qr_scanner = door.link.passes.clone().map(|passes| {
         let (camera, control) = (Arc::clone(&door.link.camera), door.link.control.clone());
         tokio::spawn(qr_scan::run(passes, camera, control, qr_scan::Pace::default()))
@@ -425,6 +439,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 desk,
                 ringer,
                 authority,
+                site,
                 ..web_setup(&config)
             };
             let state = WebState::new(setup, door.link.clone()).await;
@@ -461,8 +476,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in [web, api].into_iter().flatten() {
         server.stop().await;
     }
-    let others =
-        fault_watch.into_iter().chain(tidying).chain(qr_scanner).chain(ringing).chain(renewals).chain([registration]);
+    let others = fault_watch
+        .into_iter()
+        .chain(tidying)
+        .chain(qr_scanner)
+        .chain(ringing)
+        .chain(renewals)
+        .chain([registration])
+        .chain(site_task);
     for task in publisher.into_iter().chain(deliverers).chain(others) {
         task.abort();
     }

@@ -30,6 +30,7 @@ pub mod qr_scan;
 pub mod schedule;
 pub mod serving;
 pub mod site;
+pub mod site_link;
 pub mod store;
 pub mod tls;
 pub mod visitor;

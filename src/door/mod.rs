@@ -94,10 +94,11 @@ pub enum Event {
         attempt: AttemptId,
         result: Result<PassCheck, String>,
     },
-    /// The owner opens the door for a visitor from the web app.
+    /// The owner opens the door from afar: for a visitor from the web app, or from the site
+    /// view (`visitor` is `None`).
     RemoteOpen {
         by: String,
-        visitor: String,
+        visitor: Option<String>,
     },
     TimerFired(Timer),
     SetArmed(bool),
@@ -348,16 +349,17 @@ impl Door {
     }
 
     /// The owner's "open now": granted at once when the door is armed and free.
-    fn on_remote_open(&mut self, by: String, visitor: String, now: Instant) -> Vec<Effect> {
+    fn on_remote_open(&mut self, by: String, visitor: Option<String>, now: Instant) -> Vec<Effect> {
         let credential = Credential::Remote { by: by.clone() };
         if self.is_busy() {
             return vec![Effect::Busy(credential)];
         }
         let armed = self.armed;
         self.begin(credential, Stage::CheckingPass, now);
+        let opened = if visitor.is_some() { Reason::VisitorOpened } else { Reason::RemoteOpened };
         let (decision, reason) =
-            if armed { (Decision::Granted, Reason::VisitorOpened) } else { (Decision::Disarmed, Reason::Disarmed) };
-        self.conclude_for_visitor(decision, reason, Some(visitor), Some(format!("opened by {by}")), now)
+            if armed { (Decision::Granted, opened) } else { (Decision::Disarmed, Reason::Disarmed) };
+        self.conclude_for_visitor(decision, reason, visitor, Some(format!("opened by {by}")), now)
     }
 
     /// The attempt in progress, if `id` names it; results for anything else are stale.

@@ -969,7 +969,7 @@ async fn a_disarmed_door_logs_a_pass_without_checking_or_using_it() {
         effects,
         [Effect::Record(Box::new(visitor_report(at, Credential::Passcode, Decision::Disarmed, Reason::Disarmed)))]
     );
-    let remote = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    let remote = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: Some("Bob".into()) }, at);
     assert_eq!(report(&remote).decision, Decision::Disarmed);
     assert!(!door.is_unlocked());
 }
@@ -991,7 +991,7 @@ async fn the_owner_opens_for_a_visitor_from_afar() {
     let s = settings();
     let mut door = Door::new(s.clone(), true);
     let at = Instant::now();
-    let effects = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    let effects = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: Some("Bob".into()) }, at);
     let expected = AttemptReport {
         visitor: Some("Bob".into()),
         detail: Some("opened by admin".into()),
@@ -1001,8 +1001,23 @@ async fn the_owner_opens_for_a_visitor_from_afar() {
     // Not while a card attempt is under way: that one is not cut short.
     let mut door = Door::new(s, true);
     tap(&mut door, ALICE_CARD);
-    let busy = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: "Bob".into() }, at);
+    let busy = door.handle(Event::RemoteOpen { by: "admin".into(), visitor: Some("Bob".into()) }, at);
     assert_eq!(busy, [Effect::Busy(Credential::Remote { by: "admin".into() })]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_from_the_site_view_is_the_doors_normal_timed_unlock() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    let at = Instant::now();
+    let effects = door.handle(Event::RemoteOpen { by: "ada".into(), visitor: None }, at);
+    let expected = AttemptReport {
+        detail: Some("opened by ada".into()),
+        ..visitor_report(at, Credential::Remote { by: "ada".into() }, Decision::Granted, Reason::RemoteOpened)
+    };
+    assert_eq!(effects, granted(&s, expected), "the same unlock and relock timer as a card's grant");
+    door.handle(Event::TimerFired(Timer::Relock), at + s.unlock_time);
+    assert!(!door.is_unlocked(), "locked again when the unlock time is up");
 }
 
 #[tokio::test(start_paused = true)]

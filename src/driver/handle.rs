@@ -80,6 +80,8 @@ pub enum Command {
     PresentPass { credential: Credential, secret: Secret, reply: oneshot::Sender<Answer> },
     /// The owner's "open now" for a visitor.
     OpenForVisitor { by: String, visitor: String, reply: oneshot::Sender<Answer> },
+    /// An admin's "open" from the site view (a command over MQTT): the door's normal timed unlock.
+    OpenFromSite { by: String, reply: oneshot::Sender<Answer> },
 }
 
 /// How the door answered a pass or an opening from afar.

@@ -288,7 +288,10 @@ impl Driver {
                         self.ask(reply, Event::PassPresented { credential, secret });
                     }
                     Command::OpenForVisitor { by, visitor, reply } => {
-                        self.ask(reply, Event::RemoteOpen { by, visitor });
+                        self.ask(reply, Event::RemoteOpen { by, visitor: Some(visitor) });
+                    }
+                    Command::OpenFromSite { by, reply } => {
+                        self.ask(reply, Event::RemoteOpen { by, visitor: None });
                     }
                 },
                 () = sleep_until_some(relock_at) => {

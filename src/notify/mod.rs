@@ -70,6 +70,10 @@ pub struct MqttConfig {
     /// what a site of several doors watches. Off by default, so that a broker policy written for
     /// the notifications alone (AWS IoT Core's) keeps letting the door in.
     pub door_state: bool,
+    /// Take commands (arm, disarm, open) from the site on `<topic_prefix>/<door>/command`,
+    /// acknowledged on `<topic_prefix>/<door>/ack`, and show every door's state in the web app's
+    /// site view, which sends them. Needs `door_state`; the broker's ACL says who may send.
+    pub commands: bool,
 }
 
 impl Default for MqttConfig {
@@ -89,6 +93,7 @@ impl Default for MqttConfig {
             home_assistant: false,
             discovery_prefix: "homeassistant".into(),
             door_state: false,
+            commands: false,
         }
     }
 }
@@ -112,6 +117,11 @@ impl MqttConfig {
             format!("{} is too small to ride out an outage; use at least 100 (default 10000)", self.outbox_limit),
         );
         checks.duration("mqtt.keep_alive", self.keep_alive, Duration::from_secs(5), Duration::from_secs(1200));
+        checks.check(
+            !self.commands || self.door_state,
+            "mqtt.commands",
+            "commands need every door's state to tell an offline door: set mqtt.door_state = true as well",
+        );
     }
 
     /// What only connecting needs: the URL, the certificate files and the credentials, read and
@@ -126,6 +136,11 @@ impl MqttConfig {
 
     pub fn client_id_for(&self, door: &str) -> String {
         if self.client_id.is_empty() { format!("facereko-{}", slug(door)) } else { self.client_id.clone() }
+    }
+
+    /// The client id of the door's second connection, for the site's commands and states.
+    pub fn site_client_id_for(&self, door: &str) -> String {
+        format!("{}-site", self.client_id_for(door))
     }
 
     pub fn topic(&self, kind: &str) -> String {
@@ -157,7 +172,7 @@ pub fn door_topic(prefix: &str, door: &str, leaf: &str) -> String {
 pub const OFFLINE: &str = "offline";
 
 /// A part of the door (the card reader, the camera): its backend and, while it fails, why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartState {
     pub backend: String,
     pub error: Option<String>,
@@ -165,7 +180,7 @@ pub struct PartState {
 
 /// What a running door says of itself, retained on `<topic_prefix>/<door>/state` for a site's
 /// other doors and dashboards; the broker replaces it with [`OFFLINE`] when the door goes away.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoorState {
     pub armed: bool,
     pub lock: Lock,
@@ -336,6 +351,7 @@ pub fn reason_in_words(reason: Reason) -> &'static str {
         Reason::VisitorOpened => "the owner opened for a visitor",
         Reason::SpoofSuspected => "the face looked like a photo or a screen, not a person",
         Reason::NotAllowedHere => "the card holder may not use this door",
+        Reason::RemoteOpened => "an admin opened it from the site view",
     }
 }
 

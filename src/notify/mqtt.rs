@@ -169,9 +169,20 @@ fn tls_material(config: &MqttConfig) -> Result<rumqttc::TlsConfiguration, Notify
 
 /// The connection options for `config`, with every file read and checked.
 pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyError> {
+    let mut options = connection_options(config, config.client_id_for(door))?;
+    // The broker tells the site (or Home Assistant) that the door is gone, however it went.
+    if let Some(topic) = config.offline_topic(door) {
+        options.set_last_will(LastWill::new(topic, OFFLINE, QoS::AtLeastOnce, true));
+    }
+    Ok(options)
+}
+
+/// [`options`] for another connection of the door, as `client_id` and without the last will:
+/// only the publisher's going away says the door is offline.
+pub fn connection_options(config: &MqttConfig, client_id: String) -> Result<MqttOptions, NotifyError> {
     let endpoint =
         Endpoint::parse(config.url.trim()).map_err(|fix| NotifyError::Url { url: config.url.clone(), fix })?;
-    let mut options = MqttOptions::new(config.client_id_for(door), endpoint.host, endpoint.port);
+    let mut options = MqttOptions::new(client_id, endpoint.host, endpoint.port);
     options.set_keep_alive(config.keep_alive).set_clean_session(true);
     if endpoint.tls {
         crate::tls::ensure_crypto_provider();
@@ -187,10 +198,6 @@ pub fn options(config: &MqttConfig, door: &str) -> Result<MqttOptions, NotifyErr
         }
         (None, Some(_)) => return Err(NotifyError::Config("mqtt.password is set without mqtt.username".into())),
         (None, None) => {}
-    }
-    // The broker tells the site (or Home Assistant) that the door is gone, however it went.
-    if let Some(topic) = config.offline_topic(door) {
-        options.set_last_will(LastWill::new(topic, OFFLINE, QoS::AtLeastOnce, true));
     }
     Ok(options)
 }

@@ -112,6 +112,8 @@ pub struct LogQuery {
     pub until: Option<time::OffsetDateTime>,
     /// Only the attempt with this event id (a link in an e-mail).
     pub event_id: Option<String>,
+    /// Only attempts at this door (its `door.id`).
+    pub door: Option<String>,
 }
 
 /// A face as listed for a person (no descriptor).

@@ -232,6 +232,9 @@ pub fn log_filter<V: From<i64> + From<String>>(query: &LogQuery, person_matches:
     if let Some(event_id) = &query.event_id {
         and("event_id = ?", event_id.clone().into());
     }
+    if let Some(door) = &query.door {
+        and("door = ?", door.clone().into());
+    }
     (sql, args)
 }
 

@@ -469,7 +469,7 @@ mod tests {
                  face_not_recognised, wrong_person, camera_error, engine_error, lookup_error, interrupted, disarmed, \
                  outside_schedule, not_yet_valid, expired, clock_not_synced, pass_ok, pass_expired, pass_used, \
                  pass_forged, passcode_ok, passcode_wrong, passcode_locked, visitor_opened, spoof_suspected, \
-                 not_allowed_here",
+                 not_allowed_here, remote_opened",
             ]
         );
     }

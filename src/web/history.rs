@@ -38,6 +38,9 @@ pub struct Filters {
     decision: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     reason: String,
+    /// One door of the site, by its id.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    door: String,
     /// First day shown, YYYY-MM-DD, in the browser's time zone.
     #[serde(skip_serializing_if = "String::is_empty")]
     from: String,
@@ -86,6 +89,7 @@ impl Filters {
             since: day("from", &self.from)?.map(midnight),
             until: day("to", &self.to)?.and_then(|d| d.next_day()).map(midnight),
             event_id: text(&self.event),
+            door: text(&self.door),
             ..LogQuery::default()
         })
     }
@@ -124,6 +128,7 @@ fn row(entry: &LogEntry) -> Markup {
                     span.muted { "no photo" }
                 }
             }
+            td data-label="Door" { (e.door) }
             td data-label="Person" { (e.person_name.as_deref().unwrap_or("—")) }
             td data-label="Card" { @if let Some(card) = &e.card_uid { code { (card) } } @else { "—" } }
             td.decision data-label="Decision" { (decision_badge(e.decision)) }
@@ -139,7 +144,7 @@ fn rows_markup(entries: &[LogEntry]) -> Markup {
     html! {
         @for entry in entries { (row(entry)) }
         @if entries.is_empty() {
-            tr.empty { td colspan="9" { "No attempts yet." } }
+            tr.empty { td colspan="10" { "No attempts yet." } }
         }
     }
 }
@@ -151,7 +156,7 @@ pub fn table(entries: Vec<LogEntry>, live_src: Option<&str>) -> Markup {
         div.table-wrap {
             table #history.history {
                 thead { tr {
-                    th { "Time" } th { "Photo" } th { "Person" } th { "Card" } th { "Decision" }
+                    th { "Time" } th { "Photo" } th { "Door" } th { "Person" } th { "Card" } th { "Decision" }
                     th { "Reason" } th { "Similarity" } th { "Engine" } th { "Timings (ms)" }
                 } }
                 tbody data-live-src=[live_src] { (rows_markup(&entries)) }
@@ -180,6 +185,11 @@ pub async fn page(
         // Someone removed since: their attempts keep the name.
         people.push(filters.person.clone());
     }
+    let mut doors: Vec<String> = state.store().doors().list_doors().await?.into_iter().map(|d| d.id).collect();
+    if !filters.door.is_empty() && !doors.contains(&filters.door) {
+        // A door that never registered (its attempts were imported, or it ran before sites).
+        doors.push(filters.door.clone());
+    }
     let decisions: Vec<String> = Decision::ALL.iter().map(|d| d.as_str().to_owned()).collect();
     let reasons: Vec<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
     let encoded = filters.encoded();
@@ -198,6 +208,7 @@ pub async fn page(
                     label for="card" { "Card" }
                     input #card name="card" value=(filters.card) placeholder="04A1B2C3";
                 }
+                div { (filter_select("door", "Door", &filters.door, &doors)) }
                 div { (filter_select("decision", "Decision", &filters.decision, &decisions)) }
                 div { (filter_select("reason", "Reason", &filters.reason, &reasons)) }
                 div { label for="from" { "From" } input #from type="date" name="from" value=(filters.from); }

@@ -21,6 +21,7 @@ mod people;
 mod schedules;
 mod settings;
 mod sign_ins;
+mod site_view;
 mod step_up;
 mod users;
 mod views;
@@ -46,6 +47,7 @@ use crate::driver::{DoorLink, DoorTuning, Tunable};
 use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
 use crate::serving::Limits;
+use crate::site_link::SiteLink;
 use crate::store::Store;
 use crate::tls::{CaCertificate, TlsMode, TlsSettings};
 use crate::visitor::Desk;
@@ -223,6 +225,8 @@ pub struct WebSetup {
     pub ringer: Option<Ringer>,
     /// The door's certificate authority, offered for download, with `web.tls = "self"`.
     pub authority: Option<CaCertificate>,
+    /// The site's doors as heard on MQTT and the way to send them commands, with `mqtt.commands`.
+    pub site: Option<SiteLink>,
 }
 
 struct Inner {
@@ -253,6 +257,8 @@ struct Inner {
     comparisons: tokio::sync::Semaphore,
     /// The sites passkeys are made for and the passkey ceremonies under way.
     passkeys: passkeys::Passkeys,
+    /// The site's doors as heard on MQTT, with `mqtt.commands`.
+    site: Option<SiteLink>,
 }
 
 impl std::ops::Deref for WebState {
@@ -300,6 +306,7 @@ impl WebState {
             authority: setup.authority,
             comparisons: tokio::sync::Semaphore::new(face_api::CONCURRENT_COMPARISONS),
             passkeys,
+            site: setup.site,
         }))
     }
 
@@ -368,6 +375,10 @@ pub fn router(state: WebState) -> Router {
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
         .route("/people/{id}/limits", post(schedules::set_person_limits))
         .route("/people/{id}/doors", post(doors::set_person_doors))
+        .route("/site", get(site_view::page))
+        .route("/site/{door}/arm", post(site_view::arm))
+        .route("/site/{door}/disarm", post(site_view::disarm))
+        .route("/site/{door}/open", post(site_view::open))
         .route("/schedules", get(schedules::page).post(schedules::save))
         .route("/schedules/{id}/remove", post(schedules::remove))
         .route("/schedules/holidays", post(schedules::add_holiday))

@@ -11,6 +11,7 @@ use crate::access::Decision;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Dashboard,
+    Site,
     History,
     People,
     Visitors,
@@ -20,6 +21,7 @@ pub enum Section {
 
 const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Dashboard, "/", "Dashboard"),
+    (Section::Site, "/site", "Site"),
     (Section::History, "/history", "History"),
     (Section::People, "/people", "People"),
     (Section::Visitors, "/visitors", "Visitors"),

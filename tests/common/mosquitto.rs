@@ -49,6 +49,23 @@ impl Mosquitto {
         })
     }
 
+    /// Starts a broker like [`Mosquitto::start`] with a certificate for each of `clients` (its name is
+    /// the client's user name) that lets each do only what `acl` (Mosquitto's `acl_file`) allows.
+    pub fn start_with_acl(clients: &[&str], acl: &str) -> Self {
+        Self::launch_for(clients, |dir, certs| {
+            let file = dir.join("acl");
+            std::fs::write(&file, acl).unwrap();
+            format!(
+                "cafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\nuse_identity_as_username true\n\
+                 acl_file {acl}\n",
+                ca = certs.path("ca.pem").display(),
+                cert = certs.path("server.pem").display(),
+                key = certs.path("server.key").display(),
+                acl = file.display(),
+            )
+        })
+    }
+
     /// Starts a broker on plain TCP that takes only `user` with `password`, as a home broker might.
     pub fn start_with_password(user: &str, password: &str) -> Self {
         Self::launch(|dir, _| {
@@ -67,8 +84,13 @@ impl Mosquitto {
 
     /// Writes the config with `listener_settings` for the one listener, and starts the broker.
     fn launch(listener_settings: impl FnOnce(&Path, &Certificates) -> String) -> Self {
+        Self::launch_for(&["door", "subscriber"], listener_settings)
+    }
+
+    /// [`Mosquitto::launch`] with client certificates for `clients`.
+    fn launch_for(clients: &[&str], listener_settings: impl FnOnce(&Path, &Certificates) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let certs = Certificates::generate(dir.path(), &["door", "subscriber"]);
+        let certs = Certificates::generate(dir.path(), clients);
         let port = super::free_port();
         let config = format!(
             "user root\n\
@@ -125,12 +147,17 @@ impl Mosquitto {
 
     /// Config overrides (TOML values) that point a door at this broker with its own certificate.
     pub fn door_config(&self) -> Vec<(String, String)> {
+        self.door_config_as("door")
+    }
+
+    /// [`Mosquitto::door_config`] with the certificate made for `client`.
+    pub fn door_config_as(&self, client: &str) -> Vec<(String, String)> {
         let quoted = |path: PathBuf| format!("{:?}", path.display().to_string());
         vec![
             ("mqtt.url".into(), format!("{:?}", self.url())),
             ("mqtt.ca_file".into(), quoted(self.certs.path("ca.pem"))),
-            ("mqtt.cert_file".into(), quoted(self.certs.path("door.pem"))),
-            ("mqtt.key_file".into(), quoted(self.certs.path("door.key"))),
+            ("mqtt.cert_file".into(), quoted(self.certs.path(&format!("{client}.pem")))),
+            ("mqtt.key_file".into(), quoted(self.certs.path(&format!("{client}.key")))),
         ]
     }
 

@@ -54,6 +54,8 @@ struct App {
     _door: RunningDoor,
     /// The doorbell's and unknown cards' rings, with visitors on.
     _ringing: Vec<tokio::task::JoinHandle<()>>,
+    /// The site's commands and door states over MQTT, with `mqtt.commands`.
+    _site: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A picture with structure: what the simulated engine takes for a face.
@@ -105,10 +107,23 @@ impl App {
             .as_ref()
             .map(|ringer| facereko::app::start_ringing(&config, ringer, bell, &door.link))
             .unwrap_or_default();
-        let setup = web::WebSetup { desk: desk.clone(), ringer, ..facereko::app::web_setup(&config) };
+        let (site, site_task) = facereko::app::site_link(&config, &door.link).unwrap().unzip();
+        let setup = web::WebSetup { desk: desk.clone(), ringer, site, ..facereko::app::web_setup(&config) };
         let state = WebState::new(setup, door.link.clone()).await;
         let router = web::router(state.clone());
-        Self { router, state, store, engine, config, dir, recorder, desk, _door: door, _ringing: ringing }
+        Self {
+            router,
+            state,
+            store,
+            engine,
+            config,
+            dir,
+            recorder,
+            desk,
+            _door: door,
+            _ringing: ringing,
+            _site: site_task,
+        }
     }
 
     async fn simulated() -> Self {
@@ -1447,5 +1462,6 @@ mod face_api;
 mod face_sign_in;
 mod known_visitors;
 mod qr;
+mod site_view;
 mod step_up;
 mod visitors;
