@@ -433,4 +433,17 @@ mod tests {
         assert_eq!(config.topic(kind_of(Decision::Granted)), "FaceReko/success");
         assert_eq!(config.topic(kind_of(Decision::Disarmed)), "FaceReko/failure");
     }
+
+    #[test]
+    fn commands_need_the_door_state_and_have_a_client_of_their_own() {
+        let problems = |config: &MqttConfig| {
+            let mut checks = Checks::default();
+            config.check(&mut checks);
+            checks.into_problems().into_iter().map(|p| p.key).collect::<Vec<_>>()
+        };
+        let commands = MqttConfig { commands: true, ..MqttConfig::default() };
+        assert_eq!(problems(&commands), ["mqtt.commands"]);
+        assert!(problems(&MqttConfig { door_state: true, ..commands.clone() }).is_empty());
+        assert_eq!(commands.site_client_id_for("front"), "facereko-front-site");
+    }
 }
