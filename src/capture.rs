@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use crate::checks::Checks;
 use crate::door::Capture;
 use crate::engine::{DetectedFace, FaceEngine};
+use crate::frame::Frame;
 use crate::hw::{BurstLimits, Camera};
 use crate::liveness::{Burst, BurstFrame, Gathering};
 
@@ -61,7 +62,7 @@ pub async fn burst(
     limits: BurstLimits,
     no_face_yet: impl FnOnce(),
 ) -> Result<Capture, String> {
-    Ok(burst_for_liveness(camera, engine, limits, Gathering::BEST_FACE, no_face_yet).await?.best)
+    Ok(burst_for_liveness(camera, engine, limits, Gathering::BEST_FACE, no_face_yet, |_| {}).await?.best)
 }
 
 /// What a burst took: the best frame, which the door matches, and every frame with a face, which
@@ -73,13 +74,16 @@ pub struct Taken {
 }
 
 /// [`burst`] that goes on after the first confident face until `gathering.faces` frames showed a
-/// face (within the same frame and time limits), keeping them all, `gathering.pace` apart.
+/// face (within the same frame and time limits), keeping them all, `gathering.pace` apart. When
+/// it goes on, `face_found` is given that first confident face at once, so that matching it need
+/// not wait for the rest of the burst.
 pub async fn burst_for_liveness(
     camera: &dyn Camera,
     engine: &dyn FaceEngine,
     limits: BurstLimits,
     gathering: Gathering,
     no_face_yet: impl FnOnce(),
+    face_found: impl FnOnce(&Capture),
 ) -> Result<Taken, String> {
     let faces_wanted = gathering.faces;
     let deadline = Instant::now() + limits.time_limit;
@@ -87,6 +91,7 @@ pub async fn burst_for_liveness(
     let mut with_faces = Burst::default();
     let mut last_error = None;
     let mut no_face_yet = Some(no_face_yet);
+    let mut face_found = Some(face_found);
     // The largest face of the last frame the engine read.
     let mut previous: Option<DetectedFace> = None;
     for taken in 1..=limits.max_frames {
@@ -102,6 +107,21 @@ pub async fn burst_for_liveness(
             }
             Ok(Ok(frame)) => frame,
         };
+        // Once a confident face is in, the further frames for the checks follow its landmarks
+        // instead of detecting it again; where they lose it, the engine looks as below.
+        let confident = best.as_ref().and_then(|b| b.face).is_some_and(|f| f.confidence >= CONFIDENT_FACE);
+        if confident && let Some(last) = with_faces.frames.pop() {
+            let (last, followed) = follow_in_background(last, frame.clone()).await;
+            with_faces.frames.push(last);
+            if let Some(followed) = followed {
+                previous = Some(followed.face);
+                with_faces.frames.push(followed);
+                if with_faces.frames.len() >= faces_wanted as usize {
+                    break;
+                }
+                continue;
+            }
+        }
         // After a frame with a face, the engine may look only around it.
         let detection = async {
             match &previous {
@@ -146,10 +166,24 @@ pub async fn burst_for_liveness(
         if confident && (faces_wanted <= 1 || with_faces.frames.len() >= faces_wanted as usize) {
             break;
         }
+        if confident && let (Some(found), Some(best)) = (face_found.take(), &best) {
+            found(best);
+        }
     }
     let best =
         best.ok_or_else(|| last_error.unwrap_or_else(|| "the camera gave no frame within the time limit".into()))?;
     Ok(Taken { best, burst: with_faces })
+}
+
+/// [`BurstFrame::follow_into`] off the async threads; gives `last` back with the result.
+async fn follow_in_background(last: BurstFrame, frame: Frame) -> (BurstFrame, Option<BurstFrame>) {
+    let followed = tokio::task::spawn_blocking(move || {
+        let followed = last.follow_into(frame);
+        (last, followed)
+    })
+    .await;
+    // A panic here ends the capture task, and the driver denies the attempt as a failed capture.
+    followed.expect("following a face panicked")
 }
 
 #[cfg(test)]
@@ -332,14 +366,25 @@ mod tests {
         ]));
         let limits = BurstLimits { max_frames: 5, time_limit: Duration::from_secs(3) };
         let three = Gathering { faces: 3, pace: Duration::ZERO };
-        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, three, || {}).await.unwrap();
-        assert_eq!(taken.best.face.unwrap().confidence, 99.0, "the best face is still the one matched");
+        let mut found = Vec::new();
+        let taken = burst_for_liveness(
+            &camera,
+            &ByteEngine::default(),
+            limits,
+            three,
+            || {},
+            |capture| found.push(capture.face.unwrap().confidence),
+        )
+        .await
+        .unwrap();
+        assert_eq!(found, [95.0], "the first confident face is handed on at once, to be matched");
+        assert_eq!(taken.best.face.unwrap().confidence, 99.0, "the best face is still the one kept");
         let widths: Vec<u32> = taken.burst.frames.iter().map(|f| f.face.width).collect();
         assert_eq!(widths, [50, 60, 40], "every frame with a face, in order, until three");
         assert_eq!(camera.0.lock().unwrap().len(), 1, "stopped once three frames showed a face");
 
         let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50), Shot::Empty]));
-        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, three, || {}).await.unwrap();
+        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, three, || {}, |_| {}).await.unwrap();
         assert_eq!(taken.burst.frames.len(), 1, "the frame limit still ends the burst");
         assert!(taken.best.face.is_some());
 
@@ -347,7 +392,7 @@ mod tests {
         let started = Instant::now();
         let paced = Gathering { faces: 3, pace: Duration::from_millis(250) };
         let camera = ScriptedCamera(Mutex::new(vec![Shot::Face(95, 50); 3]));
-        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, paced, || {}).await.unwrap();
+        let taken = burst_for_liveness(&camera, &ByteEngine::default(), limits, paced, || {}, |_| {}).await.unwrap();
         assert_eq!(taken.burst.frames.len(), 3);
         assert_eq!(started.elapsed(), Duration::from_millis(500), "two paces between three frames");
     }

@@ -77,6 +77,12 @@ pub enum Event {
         holder: Result<Option<Person>, String>,
         admission: Admission,
     },
+    /// The burst found the face to match and goes on gathering frames for the liveness checks:
+    /// the match starts now, and the verdict waits for [`Event::Captured`] with the checks' result.
+    FaceFound {
+        attempt: AttemptId,
+        capture: Capture,
+    },
     Captured {
         attempt: AttemptId,
         result: Result<Capture, String>,
@@ -190,6 +196,10 @@ enum Stage {
     Matching {
         holder: Person,
         since: Instant,
+        /// False while the burst still gathers frames for the liveness checks
+        /// ([`Event::FaceFound`]); the match's outcome then waits in `outcome`.
+        burst_in: bool,
+        outcome: Option<Box<Result<SearchOutcome, String>>>,
     },
     CheckingPass,
 }
@@ -269,6 +279,7 @@ impl Door {
             Event::CardResolved { attempt, holder, admission } => {
                 self.on_card_resolved(attempt, holder, admission, now)
             }
+            Event::FaceFound { attempt, capture } => self.on_face_found(attempt, capture, now),
             Event::Captured { attempt, result } => self.on_captured(attempt, result, now),
             Event::Matched { attempt, result } => self.on_matched(attempt, result, now),
             Event::PassPresented { credential, secret } => self.on_pass_presented(credential, secret, now),
@@ -405,8 +416,38 @@ impl Door {
         vec![Effect::Capture { attempt: id }]
     }
 
+    fn on_face_found(&mut self, id: AttemptId, capture: Capture, now: Instant) -> Vec<Effect> {
+        let Some(attempt) = self.current(id) else { return Vec::new() };
+        let Stage::Capturing { holder, since, refused: None } = &attempt.stage else { return Vec::new() };
+        let Some(face) = capture.face else { return Vec::new() };
+        let holder = holder.clone();
+        attempt.timings.capture_ms = Some(millis(*since, now));
+        attempt.photo = Some(capture.frame.clone());
+        attempt.face_confidence = Some(face.confidence);
+        attempt.stage = Stage::Matching { holder, since: now, burst_in: false, outcome: None };
+        vec![Effect::Match { attempt: id, frame: capture.frame }]
+    }
+
     fn on_captured(&mut self, id: AttemptId, result: Result<Capture, String>, now: Instant) -> Vec<Effect> {
         let Some(attempt) = self.current(id) else { return Vec::new() };
+        if let Stage::Matching { holder, burst_in: burst_in @ false, outcome, .. } = &mut attempt.stage {
+            // The rest of a burst whose face is being matched already: the checks' verdict.
+            *burst_in = true;
+            let (holder, outcome) = (holder.clone(), outcome.take());
+            let since = attempt.tapped_at + Duration::from_millis(u64::from(attempt.timings.read_ms));
+            attempt.timings.capture_ms = Some(millis(since, now));
+            match result {
+                Ok(capture) => attempt.liveness = capture.liveness.map(Box::new),
+                // The checks could not judge the burst: nothing opens on a face they never saw.
+                Err(detail) => {
+                    return self.conclude(Decision::Denied, Reason::CameraError, Some(holder), None, Some(detail), now);
+                }
+            }
+            return match outcome {
+                Some(outcome) => self.decide(holder, *outcome, now),
+                None => Vec::new(),
+            };
+        }
         let Stage::Capturing { holder, since, refused } = &attempt.stage else { return Vec::new() };
         let (holder, refused) = (holder.clone(), *refused);
         attempt.timings.capture_ms = Some(millis(*since, now));
@@ -432,18 +473,29 @@ impl Door {
                 attempt.photo = Some(frame.clone());
                 attempt.face_confidence = Some(face.confidence);
                 attempt.liveness = liveness.map(Box::new);
-                attempt.stage = Stage::Matching { holder, since: now };
+                attempt.stage = Stage::Matching { holder, since: now, burst_in: true, outcome: None };
                 vec![Effect::Match { attempt: id, frame }]
             }
         }
     }
 
     fn on_matched(&mut self, id: AttemptId, result: Result<SearchOutcome, String>, now: Instant) -> Vec<Effect> {
-        let threshold = self.settings.match_threshold;
         let Some(attempt) = self.current(id) else { return Vec::new() };
-        let Stage::Matching { holder, since } = &attempt.stage else { return Vec::new() };
-        let holder = holder.clone();
+        let Stage::Matching { holder, since, burst_in, outcome } = &mut attempt.stage else { return Vec::new() };
         attempt.timings.match_ms = Some(millis(*since, now));
+        if !*burst_in {
+            // The liveness checks are still gathering frames; the verdict waits for them.
+            *outcome = Some(Box::new(result));
+            return Vec::new();
+        }
+        let holder = holder.clone();
+        self.decide(holder, result, now)
+    }
+
+    /// The verdict on the holder's face, once the match and (when they run) the checks are in.
+    fn decide(&mut self, holder: Person, result: Result<SearchOutcome, String>, now: Instant) -> Vec<Effect> {
+        let threshold = self.settings.match_threshold;
+        let Phase::Busy(attempt) = &mut self.phase else { return Vec::new() };
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(detail) => {

@@ -195,6 +195,63 @@ async fn a_picture_that_matches_is_denied_only_when_liveness_is_enforced() {
     assert_eq!(report(&effects).reason, Reason::WrongPerson);
 }
 
+fn face_found(door: &mut Door, attempt: AttemptId) -> Vec<Effect> {
+    door.handle(Event::FaceFound { attempt, capture: with_face().unwrap() }, Instant::now())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_match_starts_at_the_first_face_and_the_verdict_waits_for_the_checks() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    // The match's outcome comes first: nothing opens until the rest of the burst is judged.
+    for (enforced, decision) in [(true, Decision::Denied), (false, Decision::Granted)] {
+        let attempt = tap(&mut door, ALICE_CARD);
+        resolve_to_capture(&mut door, attempt, alice());
+        advance(ms(40)).await;
+        assert_eq!(face_found(&mut door, attempt), [Effect::Match { attempt, frame: photo() }]);
+        advance(ms(15)).await;
+        assert_eq!(matched(&mut door, attempt, Ok(candidate(&alice(), 97.0))), []);
+        assert!(!door.is_unlocked());
+        advance(ms(60)).await;
+        let effects = capture(&mut door, attempt, judged_a_picture(enforced));
+        let verdict = report(&effects);
+        assert_eq!(verdict.decision, decision, "enforced: {enforced}");
+        assert_eq!((verdict.timings.capture_ms, verdict.timings.match_ms), (Some(115), Some(15)));
+        assert_eq!(door.is_unlocked(), !enforced);
+        advance(Duration::from_secs(6)).await;
+        door.handle(Event::TimerFired(Timer::Relock), Instant::now());
+    }
+    // The checks come first: the verdict waits for the match.
+    let attempt = tap(&mut door, ALICE_CARD);
+    resolve_to_capture(&mut door, attempt, alice());
+    face_found(&mut door, attempt);
+    assert_eq!(capture(&mut door, attempt, with_face()), []);
+    let effects = matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+    assert_eq!(report(&effects).decision, Decision::Granted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_that_fails_after_its_face_was_found_opens_nothing() {
+    let s = settings();
+    let mut door = Door::new(s.clone(), true);
+    let attempt = tap(&mut door, ALICE_CARD);
+    resolve_to_capture(&mut door, attempt, alice());
+    face_found(&mut door, attempt);
+    matched(&mut door, attempt, Ok(candidate(&alice(), 97.0)));
+    let effects = capture(&mut door, attempt, Err("the capture failed".into()));
+    let failed = report(&effects);
+    assert_eq!((failed.decision, failed.reason), (Decision::Denied, Reason::CameraError));
+    assert!(!door.is_unlocked());
+    // A refused card's photo is proof only: a face found early starts no match.
+    let mut door = Door::new(DoorSettings { capture_when_closed: true, ..s }, true);
+    let attempt = tap(&mut door, BOB_CARD);
+    let refused = Admission::Closed(Reason::OutsideSchedule);
+    assert_eq!(resolve_within_limits(&mut door, attempt, Ok(Some(bob())), refused), [Effect::Capture { attempt }]);
+    assert_eq!(face_found(&mut door, attempt), []);
+    let effects = capture(&mut door, attempt, with_face());
+    assert_eq!(report(&effects).reason, Reason::OutsideSchedule);
+}
+
 #[tokio::test(start_paused = true)]
 async fn start_is_locked_quiet_and_red_only_when_armed() {
     let armed = Door::new(settings(), true);

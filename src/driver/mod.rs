@@ -449,6 +449,7 @@ impl Driver {
                     let (camera, services, limits) =
                         (Arc::clone(&self.camera), Arc::clone(&self.services), *self.limits.borrow());
                     let voice = self.voice.clone();
+                    let results = self.results_tx.clone();
                     let crashed = Event::Captured { attempt, result: Err("the capture failed".into()) };
                     self.spawn_result(crashed, async move {
                         let gathering = services.liveness.gathering();
@@ -456,12 +457,18 @@ impl Driver {
                             voice.say(Utterance::TurnHead);
                         }
                         let look = move || voice.say(Utterance::LookAtCamera);
+                        // Matching starts while the burst goes on for the checks. Were the queue
+                        // full, the door would match once the burst is in, as without the checks.
+                        let found = |capture: &Capture| {
+                            let _ = results.try_send(Event::FaceFound { attempt, capture: capture.clone() });
+                        };
                         let taken = capture::burst_for_liveness(
                             camera.as_ref(),
                             services.engine.as_ref(),
                             limits,
                             gathering,
                             look,
+                            found,
                         )
                         .await;
                         let result = match taken {

@@ -67,11 +67,17 @@ pub struct Judged {
     pub assessment: Option<Assessment>,
 }
 
-/// Finds the face in each frame with the on-device engine (blocking) and runs the checks.
+/// Finds the face in each frame as the door does (blocking): the on-device engine detects it until
+/// there is one, the frames after follow it, and a frame that loses it is detected again. Then
+/// runs the checks.
 pub fn judge(engine: &LocalEngine, liveness: &Liveness, burst: LabelledBurst) -> Result<Judged, LivenessError> {
     let mut frames = Burst::default();
     for path in &burst.frames {
         let frame = Frame::read(path).map_err(|e| read_error(path, e))?;
+        if let Some(followed) = frames.frames.last().and_then(|last| last.follow_into(frame.clone())) {
+            frames.frames.push(followed);
+            continue;
+        }
         let faces = engine.detect_blocking(&frame, &path.display().to_string()).map_err(|e| read_error(path, e))?;
         if let Some(face) = faces.into_iter().next() {
             frames.frames.push(BurstFrame::new(frame, face));

@@ -10,6 +10,7 @@
 pub mod attacks;
 pub mod border;
 pub mod eval;
+mod follow;
 pub mod geometry;
 pub mod glare;
 pub mod model;
@@ -168,6 +169,16 @@ impl BurstFrame {
         self.pixels
             .get_or_init(|| decode_rgb(&self.frame, "a burst frame").map(Arc::new).map_err(|e| e.to_string()))
             .clone()
+    }
+
+    /// `frame` with this frame's face found in it again by following the face's landmarks, which
+    /// costs far less than detecting it; `None` when a landmark is lost (detect it then). Blocking:
+    /// it decodes both frames (once: the checks reuse the pixels).
+    pub fn follow_into(&self, frame: Frame) -> Option<BurstFrame> {
+        let previous = self.pixels().ok()?;
+        let next = decode_rgb(&frame, "a burst frame").ok()?;
+        let face = follow::follow(&previous, &self.face, &next)?;
+        Some(BurstFrame { frame, face, pixels: OnceLock::from(Ok(Arc::new(next))) })
     }
 }
 
