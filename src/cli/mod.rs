@@ -7,6 +7,7 @@ mod control;
 mod demo;
 mod face;
 mod generate;
+mod group;
 mod hw;
 mod liveness;
 mod models;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Add, list and remove people
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Groups of people ("Staff", "Cleaners") and the doors of the site each group may use
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Bind cards to people, list and remove them
     #[command(subcommand)]
     Card(CardCommand),
@@ -266,6 +270,50 @@ pub enum PersonCommand {
         /// Keep them off every door
         #[arg(long)]
         no_door: bool,
+    },
+}
+
+/// A group keeps nobody to doors until its doors are set; then each member may use the doors of
+/// their groups and their own (`person doors`), and no other.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a group (its doors not set)
+    Add { name: String },
+    /// Rename a group
+    Rename { name: String, new_name: String },
+    /// Remove a group; its members stay, no longer kept to doors through it
+    Remove { name: String },
+    /// List the groups with their members and doors
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a group's members, or add and remove some
+    Members {
+        name: String,
+        /// Add this person (repeatable)
+        #[arg(long, value_name = "PERSON")]
+        add: Vec<String>,
+        /// Take this person out (repeatable)
+        #[arg(long, value_name = "PERSON")]
+        remove: Vec<String>,
+    },
+    /// Show or set which doors of the site the group's members may use
+    Doors {
+        name: String,
+        /// Keep the members to this door (its door.id), with a schedule there if given: "back" or
+        /// "back@Evenings"; repeatable, and the list replaces the current one
+        #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
+        doors: Vec<String>,
+        /// Unset the group's doors: it keeps nobody to doors any more
+        #[arg(long, conflicts_with = "no_door")]
+        every: bool,
+        /// Keep the members off every door (but the doors they get otherwise)
+        #[arg(long)]
+        no_door: bool,
+        /// Allow naming a door whose daemon has not registered yet
+        #[arg(long)]
+        unregistered: bool,
     },
 }
 
@@ -656,6 +704,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Status { json } => control::status(&config(CONTROL)?, *json).await,
         Command::Healthcheck => control::healthcheck(&config(CONTROL)?).await,
         Command::Person(command) => admin::person(&config(PEOPLE)?, command).await,
+        Command::Group(command) => group::group(&config(Section::STORE)?, command).await,
         Command::Card(command) => admin::card(&config(PEOPLE)?, command).await,
         Command::Schedule(command) => schedule::schedule(&config(&[DataDir, Database, Door])?, command).await,
         Command::Enroll(args) => admin::enroll(&config(PEOPLE)?, args).await,

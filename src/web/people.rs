@@ -35,7 +35,7 @@ fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
 async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &str) -> Result<Markup, WebError> {
     let people = state.store().people().list_people().await?;
     let body = html! {
-        div.page-head { h1 { "People" } }
+        div.page-head { h1 { "People" } a.button.secondary href="/groups" { "Groups" } }
         @if user.is_admin() {
             section.card {
                 h2 { "Add a person" }
