@@ -118,11 +118,11 @@ pub async fn group(config: &facereko::config::Config, command: &GroupCommand) ->
             let members = member_names(store, &group).await?;
             println!("{}: {}", group.name, if members.is_empty() { "no members".into() } else { members.join(", ") });
         }
-        GroupCommand::Doors { name, doors, every, no_door, unregistered } => {
+        GroupCommand::Doors { name, rights, unregistered } => {
             let group = existing_group(store, name).await?;
-            if !doors.is_empty() || *every || *no_door {
+            if let Some(doors) = rights.change() {
                 let rules = store.door().access_rules().await?;
-                let rights = if *every { None } else { Some(door_rights(&rules, doors)?) };
+                let rights = doors.map(|doors| door_rights(&rules, doors)).transpose()?;
                 check_registered(store, rights.as_deref().unwrap_or_default(), *unregistered).await?;
                 store.groups().set_group_doors(group.id, rights.as_deref()).await?;
             }

@@ -260,17 +260,35 @@ pub enum PersonCommand {
     /// Show or set which doors of the site a person may use (every door until they are kept to some)
     Doors {
         name: String,
-        /// Keep them to this door (its door.id), with a schedule there if given: "garage" or
-        /// "garage@Office hours"; repeatable, and the list replaces the current one
-        #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
-        doors: Vec<String>,
-        /// Let them use every door again
-        #[arg(long, conflicts_with = "no_door")]
-        every: bool,
-        /// Keep them off every door
-        #[arg(long)]
-        no_door: bool,
+        #[command(flatten)]
+        rights: DoorsArgs,
     },
+}
+
+/// Which doors a person or a group's members may use; none given shows them.
+#[derive(Debug, Args)]
+pub struct DoorsArgs {
+    /// Keep them to this door (its door.id), with a schedule there if given: "garage" or
+    /// "garage@Office hours"; repeatable, and the list replaces the current one
+    #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
+    pub doors: Vec<String>,
+    /// Keep them to no door any more: every door for a person, nothing kept through a group
+    #[arg(long, conflicts_with = "no_door")]
+    pub every: bool,
+    /// Keep them off every door (a group's members keep the doors they get otherwise)
+    #[arg(long)]
+    pub no_door: bool,
+}
+
+impl DoorsArgs {
+    /// `None`: show only; `Some(None)`: not kept; `Some(Some(doors))`: kept to those.
+    pub fn change(&self) -> Option<Option<&[String]>> {
+        match (self.doors.is_empty(), self.every, self.no_door) {
+            (true, false, false) => None,
+            (_, true, _) => Some(None),
+            _ => Some(Some(self.doors.as_slice())),
+        }
+    }
 }
 
 /// A group keeps nobody to doors until its doors are set; then each member may use the doors of
@@ -301,16 +319,8 @@ pub enum GroupCommand {
     /// Show or set which doors of the site the group's members may use
     Doors {
         name: String,
-        /// Keep the members to this door (its door.id), with a schedule there if given: "back" or
-        /// "back@Evenings"; repeatable, and the list replaces the current one
-        #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
-        doors: Vec<String>,
-        /// Unset the group's doors: it keeps nobody to doors any more
-        #[arg(long, conflicts_with = "no_door")]
-        every: bool,
-        /// Keep the members off every door (but the doors they get otherwise)
-        #[arg(long)]
-        no_door: bool,
+        #[command(flatten)]
+        rights: DoorsArgs,
         /// Allow naming a door whose daemon has not registered yet
         #[arg(long)]
         unregistered: bool,

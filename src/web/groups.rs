@@ -3,12 +3,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{AdminForm, Button, Flash, Signed, User};
 use super::doors::{outcome, rights_form, rights_from, rights_text};
+use super::people::{NameForm, done};
 use super::views::{Section, capitalised, csrf_field, page as frame, post_button};
 use super::{WebError, WebState};
 use crate::access::PersonId;
@@ -23,12 +24,6 @@ pub fn group_url(id: i64) -> String {
 
 /// What a group's doors say when they are not set.
 const NOT_SET: &str = "Not set: the group keeps nobody to doors.";
-
-/// Redirects to `to` with `flash` shown there.
-fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
-    state.auth().set_flash(user, flash);
-    Redirect::to(to).into_response()
-}
 
 async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &str) -> Result<Markup, WebError> {
     let rules = state.store().door().access_rules().await?;
@@ -73,12 +68,6 @@ async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &s
 pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
     let flash = state.auth().take_flash(&user);
     list_view(&state, &user, flash, "").await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct NameForm {
-    name: String,
 }
 
 pub async fn add(

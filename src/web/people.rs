@@ -27,7 +27,7 @@ fn person_url(id: PersonId) -> String {
 }
 
 /// Redirects to `to` with `flash` shown there.
-fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
+pub(super) fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
     state.auth().set_flash(user, flash);
     Redirect::to(to).into_response()
 }
@@ -77,7 +77,7 @@ pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct NameForm {
-    name: String,
+    pub(super) name: String,
 }
 
 pub async fn add(

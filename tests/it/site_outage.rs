@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::common::mariadb::MariaDb;
 use crate::common::{TestDoor, face};
 use crate::mysql_outage::{attempt_lines, spooled_lines, wait_until};
+use crate::site::door_on_site;
 
 const ALICE_CARD: &str = "04A1B2C3";
 const BOB_CARD: &str = "04B0B0B0";
@@ -48,14 +49,7 @@ fn rows_per_door(server: &MariaDb, database: &str) -> Vec<(String, u32, u32)> {
 fn three_doors_decide_by_group_through_an_outage_and_every_spool_drains_once() {
     let mut server = MariaDb::throw_away();
     let database = server.database();
-    let door_on_site = |id: &str, name: &str| {
-        let (id, name) = (format!("{id:?}"), format!("{name:?}"));
-        TestDoor::on_database_with(
-            &database.url,
-            None,
-            &[("door.id", &id), ("door.name", &name), ("door.debounce", "\"0s\"")],
-        )
-    };
+    let door_on_site = |id: &str, name: &str| door_on_site(&database.url, id, name);
     let mut doors = [door_on_site("a", "Door A"), door_on_site("b", "Door B"), door_on_site("c", "Door C")];
     let (alice, bob) = (face("lfw10/Tony_Blair/Tony_Blair_0001.jpg"), face("lfw10/Colin_Powell/Colin_Powell_0001.jpg"));
     let [a, _, _] = &doors;

@@ -1321,21 +1321,26 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
 }
 
-#[tokio::test]
-async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_again() {
-    let app = App::simulated().await;
-    app.add_user(ADMIN, Role::Admin).await;
-    app.add_user(VIEWER, Role::Viewer).await;
-    for (id, name) in [("front", "Front door"), ("garage", "Garage")] {
+/// Registers the doors of a site, as their daemons would: (id, name).
+async fn register_doors(app: &App, doors: &[(&str, &str)]) {
+    for (id, name) in doors {
         let door = store::SiteDoor {
-            id: id.into(),
-            name: name.into(),
+            id: (*id).into(),
+            name: (*name).into(),
             web_address: None,
             version: "1".into(),
             last_seen: time::OffsetDateTime::now_utc(),
         };
         app.store.doors().register_door(&door).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_again() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    register_doors(&app, &[("front", "Front door"), ("garage", "Garage")]).await;
     let office = ["mon-fri 08:00-18:00".parse().unwrap()];
     let hours = app.store.schedules().save_schedule("Office", &office, false).await.unwrap().id.to_string();
     let kim = app.store.people().add_person("Kim").await.unwrap();
@@ -1371,16 +1376,7 @@ async fn an_admin_makes_groups_with_members_and_keeps_them_to_the_groups_doors()
     let app = App::simulated().await;
     app.add_user(ADMIN, Role::Admin).await;
     app.add_user(VIEWER, Role::Viewer).await;
-    for (id, name) in [("front", "Front door"), ("back", "Back door")] {
-        let door = store::SiteDoor {
-            id: id.into(),
-            name: name.into(),
-            web_address: None,
-            version: "1".into(),
-            last_seen: time::OffsetDateTime::now_utc(),
-        };
-        app.store.doors().register_door(&door).await.unwrap();
-    }
+    register_doors(&app, &[("front", "Front door"), ("back", "Back door")]).await;
     let evenings = ["daily 18:00-22:00".parse().unwrap()];
     let hours = app.store.schedules().save_schedule("Evenings", &evenings, false).await.unwrap().id.to_string();
     let kim = app.store.people().add_person("Kim").await.unwrap();
