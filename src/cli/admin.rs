@@ -269,14 +269,9 @@ pub async fn person(config: &Config, command: &PersonCommand) -> Result<ExitCode
             let person = existing_person(store.as_ref(), name).await?;
             super::schedule::set_person_limits(config, store.as_ref(), &person, limits).await?;
         }
-        PersonCommand::Doors { name, doors, every, no_door } => {
+        PersonCommand::Doors { name, rights } => {
             let person = existing_person(store.as_ref(), name).await?;
-            let change = match (doors.is_empty(), *every, *no_door) {
-                (true, false, false) => None,
-                (_, true, _) => Some(None),
-                _ => Some(Some(doors.as_slice())),
-            };
-            super::schedule::person_doors(store.as_ref(), &person, change).await?;
+            super::schedule::person_doors(store.as_ref(), &person, rights.change()).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

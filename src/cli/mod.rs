@@ -7,6 +7,7 @@ mod control;
 mod demo;
 mod face;
 mod generate;
+mod group;
 mod hw;
 mod liveness;
 mod models;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Add, list and remove people
     #[command(subcommand)]
     Person(PersonCommand),
+    /// Groups of people ("Staff", "Cleaners") and the doors of the site each group may use
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Bind cards to people, list and remove them
     #[command(subcommand)]
     Card(CardCommand),
@@ -256,16 +260,70 @@ pub enum PersonCommand {
     /// Show or set which doors of the site a person may use (every door until they are kept to some)
     Doors {
         name: String,
-        /// Keep them to this door (its door.id), with a schedule there if given: "garage" or
-        /// "garage@Office hours"; repeatable, and the list replaces the current one
-        #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
-        doors: Vec<String>,
-        /// Let them use every door again
-        #[arg(long, conflicts_with = "no_door")]
-        every: bool,
-        /// Keep them off every door
+        #[command(flatten)]
+        rights: DoorsArgs,
+    },
+}
+
+/// Which doors a person or a group's members may use; none given shows them.
+#[derive(Debug, Args)]
+pub struct DoorsArgs {
+    /// Keep them to this door (its door.id), with a schedule there if given: "garage" or
+    /// "garage@Office hours"; repeatable, and the list replaces the current one
+    #[arg(long = "door", value_name = "DOOR[@SCHEDULE]", conflicts_with_all = ["every", "no_door"])]
+    pub doors: Vec<String>,
+    /// Keep them to no door any more: every door for a person, nothing kept through a group
+    #[arg(long, conflicts_with = "no_door")]
+    pub every: bool,
+    /// Keep them off every door (a group's members keep the doors they get otherwise)
+    #[arg(long)]
+    pub no_door: bool,
+}
+
+impl DoorsArgs {
+    /// `None`: show only; `Some(None)`: not kept; `Some(Some(doors))`: kept to those.
+    pub fn change(&self) -> Option<Option<&[String]>> {
+        match (self.doors.is_empty(), self.every, self.no_door) {
+            (true, false, false) => None,
+            (_, true, _) => Some(None),
+            _ => Some(Some(self.doors.as_slice())),
+        }
+    }
+}
+
+/// A group keeps nobody to doors until its doors are set; then each member may use the doors of
+/// their groups and their own (`person doors`), and no other.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a group (its doors not set)
+    Add { name: String },
+    /// Rename a group
+    Rename { name: String, new_name: String },
+    /// Remove a group; its members stay, no longer kept to doors through it
+    Remove { name: String },
+    /// List the groups with their members and doors
+    List {
         #[arg(long)]
-        no_door: bool,
+        json: bool,
+    },
+    /// Show a group's members, or add and remove some
+    Members {
+        name: String,
+        /// Add this person (repeatable)
+        #[arg(long, value_name = "PERSON")]
+        add: Vec<String>,
+        /// Take this person out (repeatable)
+        #[arg(long, value_name = "PERSON")]
+        remove: Vec<String>,
+    },
+    /// Show or set which doors of the site the group's members may use
+    Doors {
+        name: String,
+        #[command(flatten)]
+        rights: DoorsArgs,
+        /// Allow naming a door whose daemon has not registered yet
+        #[arg(long)]
+        unregistered: bool,
     },
 }
 
@@ -656,6 +714,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Status { json } => control::status(&config(CONTROL)?, *json).await,
         Command::Healthcheck => control::healthcheck(&config(CONTROL)?).await,
         Command::Person(command) => admin::person(&config(PEOPLE)?, command).await,
+        Command::Group(command) => group::group(&config(Section::STORE)?, command).await,
         Command::Card(command) => admin::card(&config(PEOPLE)?, command).await,
         Command::Schedule(command) => schedule::schedule(&config(&[DataDir, Database, Door])?, command).await,
         Command::Enroll(args) => admin::enroll(&config(PEOPLE)?, args).await,

@@ -189,8 +189,8 @@ fn schedule_named(rules: &AccessRules, name: &str) -> Result<i64> {
     }
 }
 
-/// The doors a person may use, as people read them.
-fn describe_doors(rights: Option<&[DoorRight]>, rules: &AccessRules) -> String {
+/// The doors a person or group may use, as people read them.
+pub(super) fn describe_doors(rights: Option<&[DoorRight]>, rules: &AccessRules) -> String {
     let Some(rights) = rights else { return "every door".into() };
     if rights.is_empty() {
         return "no door".into();
@@ -210,19 +210,7 @@ fn describe_doors(rights: Option<&[DoorRight]>, rules: &AccessRules) -> String {
 pub async fn person_doors(store: &dyn Store, person: &Person, change: Option<Option<&[String]>>) -> Result<()> {
     if let Some(doors) = change {
         let rules = store.door().access_rules().await?;
-        let rights = doors
-            .map(|doors| {
-                doors
-                    .iter()
-                    .map(|text| {
-                        let (door, schedule) =
-                            text.split_once('@').map_or((text.as_str(), None), |(d, s)| (d, Some(s)));
-                        let schedule = schedule.map(|name| schedule_named(&rules, name)).transpose()?;
-                        Ok(DoorRight { door: door.trim().to_owned(), schedule })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
+        let rights = doors.map(|doors| door_rights(&rules, doors)).transpose()?;
         store.schedules().set_door_rights(person.id, rights.as_deref()).await?;
         let registered = store.doors().list_doors().await?;
         for right in rights.iter().flatten().filter(|right| !registered.iter().any(|door| door.id == right.door)) {
@@ -230,8 +218,31 @@ pub async fn person_doors(store: &dyn Store, person: &Person, change: Option<Opt
         }
     }
     let rules = store.door().access_rules().await?;
-    println!("{}: {}", person.name, describe_doors(rules.door_rights(person.id), &rules));
+    let groups: Vec<&str> = rules.groups_of(person.id).filter(|g| g.doors.is_some()).map(|g| g.name.as_str()).collect();
+    if groups.is_empty() {
+        println!("{}: {}", person.name, describe_doors(rules.door_rights(person.id), &rules));
+    } else {
+        let own = match rules.door_rights(person.id) {
+            Some(rights) => describe_doors(Some(rights), &rules),
+            None => "not kept themselves".into(),
+        };
+        let allowed = rules.allowed_doors(person.id);
+        let together = describe_doors(allowed.as_deref(), &rules);
+        println!("{}: {together} (their own: {own}; through the group(s) {})", person.name, groups.join(", "));
+    }
     Ok(())
+}
+
+/// Door rights written `DOOR` or `DOOR@SCHEDULE`, the schedule by name.
+pub(super) fn door_rights(rules: &AccessRules, texts: &[String]) -> Result<Vec<DoorRight>> {
+    texts
+        .iter()
+        .map(|text| {
+            let (door, schedule) = text.split_once('@').map_or((text.as_str(), None), |(d, s)| (d, Some(s)));
+            let schedule = schedule.map(|name| schedule_named(rules, name)).transpose()?;
+            Ok(DoorRight { door: door.trim().to_owned(), schedule })
+        })
+        .collect()
 }
 
 pub async fn set_person_limits(config: &Config, store: &dyn Store, person: &Person, args: &LimitsArgs) -> Result<()> {

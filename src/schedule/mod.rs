@@ -8,7 +8,9 @@
 //! for holidays. A person's limits and their card's limits both apply, so a card can only narrow.
 //!
 //! On a site of several doors a person may also be kept to some doors ([`DoorRight`]), each with
-//! its own schedule that narrows further; people never restricted may use every door.
+//! its own schedule that narrows further; people never restricted may use every door. Groups of
+//! people ([`Group`]) are kept to doors the same way, and a member of a group kept to doors is
+//! kept too: they may use their own doors and their groups' ([`AccessRules::allowed_doors`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -379,6 +381,18 @@ pub struct DoorRight {
     pub schedule: Option<i64>,
 }
 
+/// A group of people ("Staff", "Cleaners") and the doors its members may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    /// In id order.
+    pub members: Vec<PersonId>,
+    /// `None` until an admin sets the group's doors: the group then keeps nobody to anything.
+    /// Set (even to no door), it keeps every member to doors.
+    pub doors: Option<Vec<DoorRight>>,
+}
+
 /// Everything the door needs to judge a card's time limits and the doors it may open, read from
 /// the store in one piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -392,6 +406,9 @@ pub struct AccessRules {
     /// Defaulted so that a local copy saved before sites existed still reads.
     #[serde(default)]
     pub doors: Vec<(PersonId, Vec<DoorRight>)>,
+    /// Every group, by name (ASCII case ignored). Defaulted as `doors` is.
+    #[serde(default)]
+    pub groups: Vec<Group>,
 }
 
 impl AccessRules {
@@ -400,11 +417,34 @@ impl AccessRules {
         self.doors.iter().find(|(id, _)| *id == person).map(|(_, rights)| rights.as_slice())
     }
 
-    /// What using `door` adds to a person's limits (its schedule); `None` when they may not use it.
-    fn door_limits(&self, person: PersonId, door: &str) -> Option<Limits> {
-        let Some(rights) = self.door_rights(person) else { return Some(Limits::default()) };
-        let right = rights.iter().find(|right| right.door == door)?;
-        Some(Limits { schedule: right.schedule, ..Limits::default() })
+    /// The groups `person` belongs to, by name.
+    pub fn groups_of(&self, person: PersonId) -> impl Iterator<Item = &Group> {
+        self.groups.iter().filter(move |group| group.members.contains(&person))
+    }
+
+    /// The group named `name` (ASCII case ignored).
+    pub fn group_named(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|group| group.name.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The doors a person may use, from their own rights and those of their groups; `None` when
+    /// they may use every door. Nobody is kept to doors until an admin keeps them or one of their
+    /// groups: then the doors are the union of their own (if kept themselves) and those of each
+    /// group of theirs that is kept. A door they get both any time and on a schedule is listed
+    /// once, any time; on several schedules, once per schedule (any of them opens it).
+    pub fn allowed_doors(&self, person: PersonId) -> Option<Vec<DoorRight>> {
+        let own = self.door_rights(person);
+        let groups: Vec<&[DoorRight]> = self.groups_of(person).filter_map(|group| group.doors.as_deref()).collect();
+        if own.is_none() && groups.is_empty() {
+            return None;
+        }
+        let mut rights: Vec<DoorRight> = own.into_iter().chain(groups).flatten().cloned().collect();
+        let any_time: Vec<String> =
+            rights.iter().filter(|right| right.schedule.is_none()).map(|right| right.door.clone()).collect();
+        rights.retain(|right| right.schedule.is_none() || !any_time.contains(&right.door));
+        rights.sort();
+        rights.dedup();
+        Some(rights)
     }
 
     pub fn person_limits(&self, person: PersonId) -> Limits {
@@ -440,8 +480,20 @@ impl AccessRules {
         zone: &TimeZone,
         clock: ClockState,
     ) -> Admission {
-        let Some(door) = self.door_limits(person, door) else { return Admission::Closed(Reason::NotAllowedHere) };
-        self.admit_within(self.limits_of(person, Some(card), door), now, zone, clock)
+        let Some(rights) = self.allowed_doors(person) else {
+            return self.admit_within(self.limits_of(person, Some(card), Limits::default()), now, zone, clock);
+        };
+        // Each right to this door is a way in: the first that opens does, else the first refusal says why.
+        let mut refusal = Admission::Closed(Reason::NotAllowedHere);
+        for (n, right) in rights.iter().filter(|right| right.door == door).enumerate() {
+            let here = Limits { schedule: right.schedule, ..Limits::default() };
+            match self.admit_within(self.limits_of(person, Some(card), here), now, zone, clock) {
+                Admission::Open => return Admission::Open,
+                closed if n == 0 => refusal = closed,
+                _ => {}
+            }
+        }
+        refusal
     }
 
     fn admit_within(&self, limits: [Limits; 3], now: Timestamp, zone: &TimeZone, clock: ClockState) -> Admission {

@@ -346,3 +346,66 @@ fn people_kept_to_some_doors_are_not_allowed_at_the_others() {
     rules.doors = vec![(PERSON, Vec::new())];
     assert_eq!(rules.admit(DOOR, PERSON, &card(), monday_noon, &utc, clock), not_here, "kept to no door: none");
 }
+
+fn group(id: i64, members: &[PersonId], doors: Option<Vec<DoorRight>>) -> Group {
+    Group { id, name: format!("group {id}"), members: members.to_vec(), doors }
+}
+
+#[test]
+fn a_member_of_a_group_kept_to_doors_may_use_their_own_doors_and_the_groups() {
+    let right = |door: &str, schedule| DoorRight { door: door.into(), schedule };
+    let mut rules = person_on(vec![schedule(1, &["daily 00:00-24:00"]), schedule(2, &["mon 09:00-17:00"])]);
+    let (utc, clock) = (zone("UTC"), ClockState::Synchronised);
+    let (monday_noon, monday_night) = (at("2026-06-01T12:00:00Z"), at("2026-06-01T20:00:00Z"));
+    let admit = |rules: &AccessRules, door: &str, moment| rules.admit(door, PERSON, &card(), moment, &utc, clock);
+    let not_here = Admission::Closed(Reason::NotAllowedHere);
+
+    // A group whose doors are not set keeps nobody to anything.
+    rules.groups = vec![group(1, &[PERSON], None)];
+    assert_eq!(rules.allowed_doors(PERSON), None);
+    assert_eq!(admit(&rules, "garage", monday_noon), OPEN);
+
+    // Set, it keeps its members (and only them) to its doors, even a member free of their own.
+    rules.groups = vec![group(1, &[PERSON], Some(vec![right("back", Some(2))])), group(2, &[], Some(vec![]))];
+    assert_eq!(rules.allowed_doors(PERSON), Some(vec![right("back", Some(2))]));
+    assert_eq!(admit(&rules, "garage", monday_noon), not_here);
+    assert_eq!(admit(&rules, "back", monday_noon), OPEN);
+    assert_eq!(admit(&rules, "back", monday_night), OUTSIDE, "the group's schedule there");
+    assert_eq!(rules.allowed_doors(PersonId(2)), None, "not a member");
+
+    // Their own doors and each group's add up; any time beats a schedule at the same door.
+    rules.doors = vec![(PERSON, vec![right(DOOR, None)])];
+    rules.groups.push(group(3, &[PERSON], Some(vec![right("back", None), right("garage", Some(2))])));
+    assert_eq!(
+        rules.allowed_doors(PERSON),
+        Some(vec![right("back", None), right(DOOR, None), right("garage", Some(2))])
+    );
+    assert_eq!(admit(&rules, "back", monday_night), OPEN, "any time through the second group");
+    assert_eq!(admit(&rules, DOOR, monday_night), OPEN, "their own door");
+    assert_eq!(admit(&rules, "garage", monday_night), OUTSIDE);
+
+    // A person kept to no door still gets their groups' doors; a group kept to none adds none.
+    rules.doors = vec![(PERSON, Vec::new())];
+    rules.groups = vec![group(1, &[PERSON], Some(vec![]))];
+    assert_eq!(rules.allowed_doors(PERSON), Some(Vec::new()));
+    assert_eq!(admit(&rules, DOOR, monday_noon), not_here);
+    rules.groups[0].doors = Some(vec![right(DOOR, Some(2)), right(DOOR, None)]);
+    assert_eq!(rules.allowed_doors(PERSON), Some(vec![right(DOOR, None)]));
+}
+
+#[test]
+fn of_several_schedules_at_one_door_any_opens_it() {
+    let right = |schedule| DoorRight { door: DOOR.into(), schedule: Some(schedule) };
+    let mut rules = person_on(vec![
+        schedule(1, &["daily 00:00-24:00"]),
+        schedule(2, &["mon 09:00-17:00"]),
+        schedule(3, &["mon 18:00-22:00"]),
+    ]);
+    rules.doors = vec![(PERSON, vec![right(2)])];
+    rules.groups = vec![group(1, &[PERSON], Some(vec![right(3)]))];
+    let (utc, clock) = (zone("UTC"), ClockState::Synchronised);
+    let admit = |moment| rules.admit(DOOR, PERSON, &card(), at(moment), &utc, clock);
+    assert_eq!(admit("2026-06-01T12:00:00Z"), OPEN, "their own schedule");
+    assert_eq!(admit("2026-06-01T20:00:00Z"), OPEN, "the group's");
+    assert_eq!(admit("2026-06-01T17:30:00Z"), OUTSIDE, "neither");
+}

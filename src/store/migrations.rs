@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_passkeys"),
     migration!(13, "0013_face_sign_in"),
     migration!(14, "0014_site"),
+    migration!(15, "0015_groups"),
 ];
 
 /// What a backend does for [`run`].

@@ -1,12 +1,13 @@
 //! Storage: people, cards, faces, the access log, settings, the notification outbox, visits, the
 //! visitors kept for next time, the face API's keys, the sign-in log, the accounts' passkeys, face
-//! sign-in's links and the doors of a site.
+//! sign-in's links, the doors of a site and the groups of people kept to some of them.
 //!
 //! Small capability traits that follow their callers (the door, the notifier, enrolment, the web
 //! app), combined in [`Store`]; one backend per database, chosen from the URL scheme of `database.url`.
 
 pub mod api_keys;
 pub mod face_links;
+mod group_rows;
 pub mod known_visitors;
 pub mod legacy;
 mod migrations;
@@ -41,7 +42,7 @@ use crate::access::{AccessEvent, Decision, Person, PersonId, Reason};
 use crate::card::CardUid;
 use crate::checks::{Checks, Secret};
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Group, Holiday, Limits, Schedule, Window};
 
 /// `[database]`: where people, cards, faces and the access log are kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -395,6 +396,27 @@ pub trait Schedules: Send + Sync {
     async fn set_door_rights(&self, person: PersonId, rights: Option<&[DoorRight]>) -> Result<(), StoreError>;
 }
 
+/// Groups of people and the doors a group may use; read back, with their members, through
+/// [`DoorPath::access_rules`] (`groups`), which is what the door decides by.
+#[async_trait]
+pub trait Groups: Send + Sync {
+    /// A new group, its doors not set. Conflict for a name that is taken (ASCII case ignored),
+    /// empty or longer than 100 characters.
+    async fn add_group(&self, name: &str) -> Result<Group, StoreError>;
+    /// NotFound for an unknown group; Conflict as for [`Groups::add_group`].
+    async fn rename_group(&self, group: i64, name: &str) -> Result<(), StoreError>;
+    /// Removes the group with its memberships and doors (the people stay). NotFound if unknown.
+    async fn remove_group(&self, group: i64) -> Result<(), StoreError>;
+    /// Adds a member; one already in it stays once. NotFound for an unknown group or person.
+    async fn add_member(&self, group: i64, person: PersonId) -> Result<(), StoreError>;
+    /// NotFound for an unknown group or a person who is not in it.
+    async fn remove_member(&self, group: i64, person: PersonId) -> Result<(), StoreError>;
+    /// Keeps the group's members to the doors of `rights` (an empty list: no door), or with
+    /// `None` keeps nobody to anything through it. NotFound for an unknown group or schedule;
+    /// Conflict for a door listed twice.
+    async fn set_group_doors(&self, group: i64, rights: Option<&[DoorRight]>) -> Result<(), StoreError>;
+}
+
 /// The doors of a site, each registered by its own daemon.
 #[async_trait]
 pub trait Doors: Send + Sync {
@@ -488,6 +510,7 @@ pub trait Store: Send + Sync {
     fn api_keys(&self) -> &dyn ApiKeys;
     fn sign_ins(&self) -> &dyn SignIns;
     fn doors(&self) -> &dyn Doors;
+    fn groups(&self) -> &dyn Groups;
     fn face_links(&self) -> &dyn FaceLinks;
     fn passkeys(&self) -> &dyn Passkeys;
 }
@@ -510,6 +533,7 @@ where
         + ApiKeys
         + SignIns
         + Doors
+        + Groups
         + FaceLinks
         + Passkeys,
 {
@@ -559,6 +583,9 @@ where
         self
     }
     fn doors(&self) -> &dyn Doors {
+        self
+    }
+    fn groups(&self) -> &dyn Groups {
         self
     }
     fn face_links(&self) -> &dyn FaceLinks {

@@ -8,6 +8,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts, Value};
 use time::OffsetDateTime;
 
+use super::group_rows;
 use super::migrations::{self, Migration, Migrator};
 use super::resilient::Reachability;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
@@ -17,8 +18,8 @@ use super::site_rows;
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
-    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
-    MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
+    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, Groups, LeftoverFaces, LogEntry,
+    LogQuery, MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, SiteDoor, StoreError, StoredPass,
     User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
@@ -31,7 +32,7 @@ use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Group, Holiday, Limits, Schedule, Window};
 
 /// How long `migrate` waits for another facereko that is migrating the same database.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -882,6 +883,9 @@ async fn read_access_rules(conn: &mut impl Queryable) -> Result<AccessRules, Sto
         people: conn.query(schedule_rows::SELECT_PERSON_LIMITS).await.map_err(db_error)?,
         cards: conn.query(schedule_rows::SELECT_CARD_LIMITS).await.map_err(db_error)?,
         doors: conn.query(schedule_rows::SELECT_DOOR_RIGHTS).await.map_err(db_error)?,
+        groups: conn.query(group_rows::SELECT_GROUPS).await.map_err(db_error)?,
+        members: conn.query(group_rows::SELECT_MEMBERS).await.map_err(db_error)?,
+        group_doors: conn.query(group_rows::SELECT_GROUP_DOORS).await.map_err(db_error)?,
     }
     .into_rules()
 }
@@ -957,7 +961,7 @@ impl Schedules for MysqlStore {
             .await
             .map_err(db_error)?
             .ok_or_else(|| schedule_rows::no_schedule(name))?;
-        let users = count(&mut tx, schedule_rows::SCHEDULE_USERS, (id, id, id)).await?;
+        let users = count(&mut tx, schedule_rows::SCHEDULE_USERS, (id, id, id, id)).await?;
         if users > 0 {
             return Err(schedule_rows::schedule_in_use(name, users));
         }
@@ -1033,13 +1037,111 @@ impl Schedules for MysqlStore {
         tx.exec_drop(schedule_rows::DELETE_DOOR_RESTRICTION, (person.0,)).await.map_err(db_error)?;
         if let Some(rights) = rights {
             tx.exec_drop(schedule_rows::INSERT_DOOR_RESTRICTION, (person.0,)).await.map_err(db_error)?;
-            for right in rights {
-                check_schedule_id(&mut tx, &Limits { schedule: right.schedule, ..Limits::default() }).await?;
-                tx.exec_drop(schedule_rows::INSERT_DOOR_RIGHT, (person.0, &right.door, right.schedule))
-                    .await
-                    .map_err(db_error)?;
-            }
+            insert_door_rights(&mut tx, schedule_rows::INSERT_DOOR_RIGHT, person.0, rights).await?;
         }
+        tx.commit().await.map_err(db_error)
+    }
+}
+
+/// Writes the door rights of a person or group (`owner`) with `insert`, each schedule checked.
+async fn insert_door_rights(
+    conn: &mut impl Queryable,
+    insert: &str,
+    owner: i64,
+    rights: &[DoorRight],
+) -> Result<(), StoreError> {
+    for right in rights {
+        check_schedule_id(conn, &Limits { schedule: right.schedule, ..Limits::default() }).await?;
+        conn.exec_drop(insert, (owner, &right.door, right.schedule)).await.map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// The name of group `id`, its row locked for the transaction; NotFound if there is none.
+async fn group_name(conn: &mut impl Queryable, id: i64) -> Result<String, StoreError> {
+    let sql = format!("{} FOR UPDATE", group_rows::GROUP_NAME);
+    conn.exec_first(sql, (id,)).await.map_err(db_error)?.ok_or_else(|| group_rows::no_group(id))
+}
+
+#[async_trait]
+impl Groups for MysqlStore {
+    async fn add_group(&self, name: &str) -> Result<Group, StoreError> {
+        let name = group_rows::check_name(name)?;
+        let mut conn = self.conn().await?;
+        let inserted = conn
+            .exec_drop(
+                "INSERT INTO person_groups(name, name_key, created_ms) VALUES (?, ?, ?)",
+                (&name, rows::name_key(&name), now_ms()),
+            )
+            .await;
+        match inserted {
+            Ok(()) => Ok(Group { id: inserted_id(conn.last_insert_id())?, name, members: Vec::new(), doors: None }),
+            Err(e) if is_duplicate(&e) => Err(group_rows::group_exists(&name)),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn rename_group(&self, group: i64, name: &str) -> Result<(), StoreError> {
+        let name = group_rows::check_name(name)?;
+        let mut conn = self.conn().await?;
+        let renamed = conn
+            .exec_drop(
+                "UPDATE person_groups SET name = ?, name_key = ? WHERE id = ?",
+                (&name, rows::name_key(&name), group),
+            )
+            .await;
+        match renamed {
+            Ok(()) if conn.affected_rows() == 0 => Err(group_rows::no_group(group)),
+            Ok(()) => Ok(()),
+            Err(e) if is_duplicate(&e) => Err(group_rows::group_exists(&name)),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn remove_group(&self, group: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(group_rows::DELETE_GROUP, (group,)).await.map_err(db_error)?;
+        match conn.affected_rows() {
+            0 => Err(group_rows::no_group(group)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn add_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        group_name(&mut tx, group).await?;
+        if count(&mut tx, schedule_rows::PERSON_EXISTS, (person.0,)).await? == 0 {
+            return Err(rows::no_person(person));
+        }
+        // Both rows exist (the group's is locked), so IGNORE only passes over a membership already there.
+        tx.exec_drop("INSERT IGNORE INTO group_members(group_id, person_id) VALUES (?, ?)", (group, person.0))
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn remove_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        let name = group_name(&mut tx, group).await?;
+        tx.exec_drop(group_rows::DELETE_MEMBER, (group, person.0)).await.map_err(db_error)?;
+        if tx.affected_rows() == 0 {
+            return Err(group_rows::not_a_member(person, &name));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn set_group_doors(&self, group: i64, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        if let Some(rights) = rights {
+            schedule_rows::check_door_rights(rights)?;
+        }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(db_error)?;
+        group_name(&mut tx, group).await?;
+        tx.exec_drop(group_rows::DELETE_GROUP_DOORS, (group,)).await.map_err(db_error)?;
+        tx.exec_drop(group_rows::SET_RESTRICTED, (rights.is_some(), group)).await.map_err(db_error)?;
+        insert_door_rights(&mut tx, group_rows::INSERT_GROUP_DOOR, group, rights.unwrap_or_default()).await?;
         tx.commit().await.map_err(db_error)
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    AccessLog, Accounts, ApiKeys, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices, Outbox,
-    Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, DoorPath, Doors, FaceLinks, Groups, KnownVisitors, LeftoverFaces, Messages, Notices,
+    Outbox, Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::{AccessEvent, Person};
 use crate::card::CardUid;
@@ -108,6 +108,9 @@ impl Store for Rehearsal {
     }
     fn doors(&self) -> &dyn Doors {
         self.0.doors()
+    }
+    fn groups(&self) -> &dyn Groups {
+        self.0.groups()
     }
     fn face_links(&self) -> &dyn FaceLinks {
         self.0.face_links()

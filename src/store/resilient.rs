@@ -2,7 +2,7 @@
 //!
 //! [`ResilientStore`] wraps the server's store and keeps a local SQLite file in `data_dir` with
 //! (a) a copy of what decisions need (cards with their holders, enrolled faces, the armed state,
-//! the schedules, holidays, time limits and door rights),
+//! the schedules, holidays, time limits, door rights and groups),
 //! refreshed whenever the server answers, and (b) a spool of access-log rows written while the
 //! server could not be reached. A background task retries with back-off and writes the spool to
 //! the server, oldest first, when it answers again; `record_attempt` is idempotent by `event_id`,
@@ -22,14 +22,14 @@ use tokio::task::JoinHandle;
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY};
 use super::sqlite::{BlockingConnection, db_error};
 use super::{
-    AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, FaceLinks, KnownVisitors, LeftoverFaces, Messages, Notices,
-    Outbox, Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
+    AccessLog, Accounts, ApiKeys, Card, DoorPath, Doors, FaceLinks, Groups, KnownVisitors, LeftoverFaces, Messages,
+    Notices, Outbox, Passkeys, People, Removals, Schedules, Schema, Settings, SignIns, Store, StoreError, Visits,
 };
 use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Group, Holiday, Limits, Schedule, Window};
 
 /// The local copy and spool, in `data_dir`.
 pub const CACHE_FILE: &str = "database-cache.db";
@@ -787,7 +787,48 @@ impl Schedules for ResilientStore {
     }
 }
 
-/// Serves the door's path, migrations, removals and schedule and door-right changes itself;
+/// Each change also reaches the local copy at once, as the schedules' do: a member taken out of
+/// a group, or a group kept to fewer doors, must not go on opening from an older copy.
+#[async_trait]
+impl Groups for ResilientStore {
+    async fn add_group(&self, name: &str) -> Result<Group, StoreError> {
+        let added = self.shared.noted(self.shared.server.groups().add_group(name).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(added)
+    }
+
+    async fn rename_group(&self, group: i64, name: &str) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.groups().rename_group(group, name).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn remove_group(&self, group: i64) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.groups().remove_group(group).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn add_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.groups().add_member(group, person).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn remove_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.groups().remove_member(group, person).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+
+    async fn set_group_doors(&self, group: i64, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        self.shared.noted(self.shared.server.groups().set_group_doors(group, rights).await)?;
+        self.shared.copy_rules_now().await;
+        Ok(())
+    }
+}
+
+/// Serves the door's path, migrations, removals, schedule, door-right and group changes itself;
 /// everything else goes to the server as it is (changes to people, cards, accounts, settings and
 /// the doors' rows need the server, and no decision needs them, so they are not copied).
 impl Store for ResilientStore {
@@ -838,6 +879,9 @@ impl Store for ResilientStore {
     }
     fn doors(&self) -> &dyn Doors {
         self.shared.server.doors()
+    }
+    fn groups(&self) -> &dyn Groups {
+        self
     }
     fn face_links(&self) -> &dyn FaceLinks {
         self.shared.server.face_links()
@@ -925,6 +969,24 @@ mod tests {
         assert_eq!(copied.door_rights(alice.id), Some(&front[..]));
         store.shared.went_offline(&StoreError::Unreachable("gone".into()));
         assert_eq!(store.door().access_rules().await.unwrap(), copied, "the copy answers the door");
+    }
+
+    #[tokio::test]
+    async fn group_changes_reach_the_local_copy_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = quiet_store(dir.path()).await;
+        let alice = store.people().add_person("Alice").await.unwrap();
+        store.shared.refresh().await.unwrap();
+        let cleaners = store.groups().add_group("Cleaners").await.unwrap();
+        store.groups().add_member(cleaners.id, alice.id).await.unwrap();
+        let back = [DoorRight { door: "back".into(), schedule: None }];
+        store.groups().set_group_doors(cleaners.id, Some(&back)).await.unwrap();
+
+        let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
+        assert_eq!(copied.allowed_doors(alice.id), Some(back.to_vec()), "no refresh was needed");
+        store.groups().remove_member(cleaners.id, alice.id).await.unwrap();
+        let copied = store.shared.local.access_rules().await.unwrap().expect("a local copy");
+        assert_eq!(copied.allowed_doors(alice.id), None, "out of the group: every door again");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use super::StoreError;
+use super::group_rows::{self, GroupDoorRow, GroupRow, MemberRow};
 use super::rows::parse_card;
 use crate::access::PersonId;
 use crate::schedule::{AccessRules, DayMinute, DoorRight, Holiday, Limits, Schedule, Weekdays, Window};
@@ -25,7 +26,8 @@ pub const INSERT_HOLIDAY: &str = "INSERT INTO holidays(name, first_day, last_day
 pub const DELETE_HOLIDAY: &str = "DELETE FROM holidays WHERE id = ?";
 pub const SCHEDULE_USERS: &str = "SELECT (SELECT COUNT(*) FROM person_limits WHERE schedule_id = ?)
                                         + (SELECT COUNT(*) FROM card_limits WHERE schedule_id = ?)
-                                        + (SELECT COUNT(*) FROM door_rights WHERE schedule_id = ?)";
+                                        + (SELECT COUNT(*) FROM door_rights WHERE schedule_id = ?)
+                                        + (SELECT COUNT(*) FROM group_door_rights WHERE schedule_id = ?)";
 pub const DELETE_SCHEDULE: &str = "DELETE FROM schedules WHERE id = ?";
 pub const SCHEDULE_EXISTS: &str = "SELECT COUNT(*) FROM schedules WHERE id = ?";
 pub const PERSON_EXISTS: &str = "SELECT COUNT(*) FROM people WHERE id = ?";
@@ -65,6 +67,9 @@ pub struct RulesRows {
     pub people: Vec<LimitsRow<i64>>,
     pub cards: Vec<LimitsRow<String>>,
     pub doors: Vec<DoorRightRow>,
+    pub groups: Vec<GroupRow>,
+    pub members: Vec<MemberRow>,
+    pub group_doors: Vec<GroupDoorRow>,
 }
 
 fn bad(what: impl std::fmt::Display) -> StoreError {
@@ -123,7 +128,8 @@ impl RulesRows {
                 rights.push(DoorRight { door, schedule });
             }
         }
-        Ok(AccessRules { schedules, holidays, people, cards, doors })
+        let groups = group_rows::groups(self.groups, self.members, self.group_doors);
+        Ok(AccessRules { schedules, holidays, people, cards, doors, groups })
     }
 }
 
@@ -205,6 +211,6 @@ pub fn no_holiday(id: i64) -> StoreError {
 
 pub fn schedule_in_use(name: &str, users: i64) -> StoreError {
     StoreError::Conflict(format!(
-        "schedule {name:?} is followed by {users} person(s) or card(s); give them another schedule first"
+        "schedule {name:?} is followed by {users} person(s), card(s) or group(s); give them another schedule first"
     ))
 }

@@ -8,6 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use time::OffsetDateTime;
 
+use super::group_rows;
 use super::migrations::{self, Migration, Migrator};
 use super::rows::{self, ARMED_KEY, FACES_VERSION_KEY, LogRow, now_ms, to_millis};
 use super::schedule_rows::{self, RulesRows};
@@ -16,8 +17,8 @@ use super::site_rows;
 use super::visit_rows::{self, PassRow, VisitRow};
 use super::visitor_rows::{self, ForgetVisitors, KnownVisitorRow};
 use super::{
-    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, LeftoverFaces, LogEntry, LogQuery,
-    MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
+    AccessLog, Accounts, Card, Channel, DoorPath, Doors, EnrolledFace, FaceSummary, Groups, LeftoverFaces, LogEntry,
+    LogQuery, MessageCounts, Messages, NewPass, NewVisit, Notices, Outbox, OutboxItem, OutboxPruned, PassKind, People,
     PersonSummary, QueuedMessage, Recipient, Removals, Schedules, Schema, Settings, SiteDoor, StoreError, StoredPass,
     User, Visit, VisitId, VisitQuery, VisitStatus, Visits,
 };
@@ -30,7 +31,7 @@ use crate::access::AccessEvent;
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
 use crate::engine::{FaceTemplate, StoredFace};
-use crate::schedule::{AccessRules, DoorRight, Holiday, Limits, Schedule, Window};
+use crate::schedule::{AccessRules, DoorRight, Group, Holiday, Limits, Schedule, Window};
 
 /// A new access-log row; a replayed `event_id` changes nothing.
 static INSERT_LOG_ROW: LazyLock<String> =
@@ -981,6 +982,9 @@ fn read_access_rules(conn: &Connection) -> Result<AccessRules, StoreError> {
         people: all_rows(conn, schedule_rows::SELECT_PERSON_LIMITS, limits_row)?,
         cards: all_rows(conn, schedule_rows::SELECT_CARD_LIMITS, limits_row)?,
         doors: all_rows(conn, schedule_rows::SELECT_DOOR_RIGHTS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+        groups: all_rows(conn, group_rows::SELECT_GROUPS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+        members: all_rows(conn, group_rows::SELECT_MEMBERS, |r| Ok((r.get(0)?, r.get(1)?)))?,
+        group_doors: all_rows(conn, group_rows::SELECT_GROUP_DOORS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
     }
     .into_rules()
 }
@@ -1048,7 +1052,7 @@ impl Schedules for SqliteStore {
                 .optional()
                 .map_err(db_error)?
                 .ok_or_else(|| schedule_rows::no_schedule(&name))?;
-            let users = count(&tx, schedule_rows::SCHEDULE_USERS, [id, id, id])?;
+            let users = count(&tx, schedule_rows::SCHEDULE_USERS, [id, id, id, id])?;
             if users > 0 {
                 return Err(schedule_rows::schedule_in_use(&name, users));
             }
@@ -1131,12 +1135,105 @@ impl Schedules for SqliteStore {
             tx.execute(schedule_rows::DELETE_DOOR_RESTRICTION, [person.0]).map_err(db_error)?;
             if let Some(rights) = rights {
                 tx.execute(schedule_rows::INSERT_DOOR_RESTRICTION, [person.0]).map_err(db_error)?;
-                for right in &rights {
-                    check_schedule_id(&tx, &Limits { schedule: right.schedule, ..Limits::default() })?;
-                    tx.execute(schedule_rows::INSERT_DOOR_RIGHT, params![person.0, right.door, right.schedule])
-                        .map_err(db_error)?;
-                }
+                insert_door_rights(&tx, schedule_rows::INSERT_DOOR_RIGHT, person.0, &rights)?;
             }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+}
+
+/// Writes the door rights of a person or group (`owner`) with `insert`, each schedule checked.
+fn insert_door_rights(conn: &Connection, insert: &str, owner: i64, rights: &[DoorRight]) -> Result<(), StoreError> {
+    for right in rights {
+        check_schedule_id(conn, &Limits { schedule: right.schedule, ..Limits::default() })?;
+        conn.execute(insert, params![owner, right.door, right.schedule]).map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// The name of group `id`; NotFound if there is none.
+fn group_name(conn: &Connection, id: i64) -> Result<String, StoreError> {
+    conn.query_row(group_rows::GROUP_NAME, [id], |r| r.get(0))
+        .optional()
+        .map_err(db_error)?
+        .ok_or_else(|| group_rows::no_group(id))
+}
+
+#[async_trait]
+impl Groups for SqliteStore {
+    async fn add_group(&self, name: &str) -> Result<Group, StoreError> {
+        let name = group_rows::check_name(name)?;
+        self.with_conn(move |conn| {
+            let inserted =
+                conn.execute("INSERT INTO person_groups(name, created_ms) VALUES (?1, ?2)", params![name, now_ms()]);
+            match inserted {
+                Ok(_) => Ok(Group { id: conn.last_insert_rowid(), name, members: Vec::new(), doors: None }),
+                Err(e) if is_constraint_violation(&e) => Err(group_rows::group_exists(&name)),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn rename_group(&self, group: i64, name: &str) -> Result<(), StoreError> {
+        let name = group_rows::check_name(name)?;
+        self.with_conn(move |conn| {
+            match conn.execute("UPDATE person_groups SET name = ?2 WHERE id = ?1", params![group, name]) {
+                Ok(0) => Err(group_rows::no_group(group)),
+                Ok(_) => Ok(()),
+                Err(e) if is_constraint_violation(&e) => Err(group_rows::group_exists(&name)),
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn remove_group(&self, group: i64) -> Result<(), StoreError> {
+        self.with_conn(move |conn| match conn.execute(group_rows::DELETE_GROUP, [group]).map_err(db_error)? {
+            0 => Err(group_rows::no_group(group)),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn add_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            group_name(&tx, group)?;
+            if count(&tx, schedule_rows::PERSON_EXISTS, [person.0])? == 0 {
+                return Err(rows::no_person(person));
+            }
+            tx.execute("INSERT OR IGNORE INTO group_members(group_id, person_id) VALUES (?1, ?2)", [group, person.0])
+                .map_err(db_error)?;
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, group: i64, person: PersonId) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            let name = group_name(&tx, group)?;
+            if tx.execute(group_rows::DELETE_MEMBER, [group, person.0]).map_err(db_error)? == 0 {
+                return Err(group_rows::not_a_member(person, &name));
+            }
+            tx.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    async fn set_group_doors(&self, group: i64, rights: Option<&[DoorRight]>) -> Result<(), StoreError> {
+        if let Some(rights) = rights {
+            schedule_rows::check_door_rights(rights)?;
+        }
+        let rights = rights.map(<[DoorRight]>::to_vec);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
+            group_name(&tx, group)?;
+            tx.execute(group_rows::DELETE_GROUP_DOORS, [group]).map_err(db_error)?;
+            tx.execute(group_rows::SET_RESTRICTED, params![rights.is_some(), group]).map_err(db_error)?;
+            insert_door_rights(&tx, group_rows::INSERT_GROUP_DOOR, group, rights.as_deref().unwrap_or_default())?;
             tx.commit().map_err(db_error)
         })
         .await

@@ -14,6 +14,7 @@ mod doors;
 mod error;
 mod face_api;
 mod face_sign_in;
+mod groups;
 mod history;
 mod notifications;
 mod passkeys;
@@ -379,6 +380,13 @@ pub fn router(state: WebState) -> Router {
         .route("/site/{door}/arm", post(site_view::arm))
         .route("/site/{door}/disarm", post(site_view::disarm))
         .route("/site/{door}/open", post(site_view::open))
+        .route("/groups", get(groups::list).post(groups::add))
+        .route("/groups/{id}", get(groups::page))
+        .route("/groups/{id}/rename", post(groups::rename))
+        .route("/groups/{id}/remove", post(groups::remove))
+        .route("/groups/{id}/members", post(groups::add_member))
+        .route("/groups/{id}/members/{person}/remove", post(groups::remove_member))
+        .route("/groups/{id}/doors", post(groups::set_doors))
         .route("/schedules", get(schedules::page).post(schedules::save))
         .route("/schedules/{id}/remove", post(schedules::remove))
         .route("/schedules/holidays", post(schedules::add_holiday))

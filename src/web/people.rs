@@ -27,7 +27,7 @@ fn person_url(id: PersonId) -> String {
 }
 
 /// Redirects to `to` with `flash` shown there.
-fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
+pub(super) fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
     state.auth().set_flash(user, flash);
     Redirect::to(to).into_response()
 }
@@ -35,7 +35,7 @@ fn done(state: &WebState, user: &User, flash: Flash, to: &str) -> Response {
 async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &str) -> Result<Markup, WebError> {
     let people = state.store().people().list_people().await?;
     let body = html! {
-        div.page-head { h1 { "People" } }
+        div.page-head { h1 { "People" } a.button.secondary href="/groups" { "Groups" } }
         @if user.is_admin() {
             section.card {
                 h2 { "Add a person" }
@@ -77,7 +77,7 @@ pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct NameForm {
-    name: String,
+    pub(super) name: String,
 }
 
 pub async fn add(

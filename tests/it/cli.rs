@@ -304,3 +304,46 @@ fn schedules_and_time_limits_are_set_and_shown_and_bad_ones_explained() {
     assert!(lifted.contains("Kim: no limits"), "{lifted}");
     door.ok(&["schedule", "remove", "Cleaners"]);
 }
+
+#[test]
+fn groups_are_made_filled_and_kept_to_doors_and_bad_input_is_explained() {
+    let door = TestDoor::new(&[]);
+    door.ok(&["person", "add", "Kim"]);
+    door.ok(&["person", "add", "Lee"]);
+    door.ok(&["schedule", "set", "Evenings", "--window", "daily 18:00-22:00"]);
+    assert!(door.ok(&["group", "add", "Cleaners"]).contains("keeps nobody to doors yet"));
+    assert_refused(&door.run(&["group", "add", "CLEANERS"]), "a group named \"CLEANERS\" already exists");
+    assert_refused(&door.run(&["group", "add", " "]), "1 to 100 characters");
+    assert_refused(&door.run(&["group", "members", "Staff", "--add", "Kim"]), "no group named \"Staff\"");
+    assert_refused(&door.run(&["group", "members", "Cleaners", "--add", "Zed"]), "no person named \"Zed\"");
+    let members = door.ok(&["group", "members", "Cleaners", "--add", "Kim", "--add", "lee"]);
+    assert_eq!(members.trim(), "Cleaners: Kim, Lee");
+
+    // The door of this installation registers when its daemon starts; until then it is unknown.
+    assert_refused(&door.run(&["group", "doors", "Cleaners", "--door", "front"]), "no door \"front\" has registered");
+    let ahead = door.run(&["group", "doors", "Cleaners", "--door", "front@Evenings", "--unregistered"]);
+    assert!(ahead.status.success(), "{}", stderr(&ahead));
+    assert_eq!(stdout(&ahead).trim(), "Cleaners: only front (schedule Evenings)");
+    assert_refused(
+        &door.run(&["group", "doors", "Cleaners", "--door", "front@Nights"]),
+        "no schedule named \"Nights\"",
+    );
+    let kim = door.ok(&["person", "doors", "Kim"]);
+    assert_eq!(
+        kim.trim(),
+        "Kim: only front (schedule Evenings) (their own: not kept themselves; through the group(s) Cleaners)"
+    );
+    assert_refused(&door.run(&["schedule", "remove", "Evenings"]), "is followed by 1");
+
+    let listed = door.ok(&["group", "list"]);
+    assert_eq!(listed.trim(), "Cleaners: Kim, Lee; doors: only front (schedule Evenings)");
+    assert_refused(
+        &door.run(&["group", "members", "Cleaners", "--remove", "Kim", "--remove", "Kim"]),
+        "Kim is not in the group Cleaners",
+    );
+    door.ok(&["group", "doors", "Cleaners", "--every"]);
+    assert_eq!(door.ok(&["person", "doors", "Lee"]).trim(), "Lee: every door");
+    door.ok(&["group", "rename", "Cleaners", "Night cleaners"]);
+    assert!(door.ok(&["group", "remove", "night cleaners"]).contains("its 1 member(s) stay"));
+    assert!(door.ok(&["group", "list"]).contains("no groups yet"));
+}

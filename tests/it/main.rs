@@ -28,6 +28,7 @@ mod reader;
 mod rekognition_api;
 mod rekognition_door;
 mod site;
+mod site_outage;
 mod site_view;
 mod sms;
 mod sns;

@@ -9,18 +9,17 @@ use crate::mysql_outage::wait_until;
 const ALICE_CARD: &str = "04A1B2C3";
 const BOB_CARD: &str = "04B0B0B0";
 
+/// A door `id` named `name` on the site's database at `url`, taking taps without a pause.
+pub(crate) fn door_on_site(url: &str, id: &str, name: &str) -> TestDoor {
+    let (id, name) = (format!("{id:?}"), format!("{name:?}"));
+    TestDoor::on_database_with(url, None, &[("door.id", &id), ("door.name", &name), ("door.debounce", "\"0s\"")])
+}
+
 #[test]
 fn two_doors_share_people_keep_rights_per_door_and_register_themselves() {
     let server = MariaDb::start();
     let database = server.database();
-    let door_on_site = |id: &str, name: &str| {
-        let (id, name) = (format!("{id:?}"), format!("{name:?}"));
-        TestDoor::on_database_with(
-            &database.url,
-            None,
-            &[("door.id", &id), ("door.name", &name), ("door.debounce", "\"0s\"")],
-        )
-    };
+    let door_on_site = |id: &str, name: &str| door_on_site(&database.url, id, name);
     let (mut front, mut garage) = (door_on_site("front", "Front door"), door_on_site("garage", "Garage"));
     // An admin's machine: the command line on the same database, no daemon.
     let office = door_on_site("office", "Office");

@@ -726,6 +726,80 @@ async fn door_rights_keep_people_to_listed_doors_until_lifted(store: &dyn Store)
     store.schedules().remove_schedule("Garage hours").await.unwrap();
 }
 
+async fn groups_are_named_once_hold_members_and_keep_them_to_their_doors(store: &dyn Store) {
+    let groups = store.groups();
+    let (alice, bob) =
+        (store.people().add_person("Alice").await.unwrap(), store.people().add_person("Bob").await.unwrap());
+    let staff = groups.add_group("  Staff ").await.unwrap();
+    assert_eq!((staff.name.as_str(), staff.members.len(), staff.doors.as_ref()), ("Staff", 0, None), "trimmed, empty");
+    let cleaners = groups.add_group("cleaners").await.unwrap();
+    assert_eq!(message(groups.add_group("STAFF").await), "a group named \"STAFF\" already exists");
+    assert!(message(groups.add_group(" ").await).contains("1 to 100 characters"));
+    assert_eq!(message(groups.rename_group(cleaners.id, "staff").await), "a group named \"staff\" already exists");
+    groups.rename_group(cleaners.id, "Cleaners").await.unwrap();
+    groups.rename_group(cleaners.id, "Cleaners").await.unwrap();
+    assert_eq!(
+        message(groups.rename_group(staff.id + 100, "Night").await),
+        format!("no group with id {}", staff.id + 100)
+    );
+
+    // Members join once; a group's doors start unset and keep nobody to anything.
+    groups.add_member(staff.id, alice.id).await.unwrap();
+    groups.add_member(staff.id, alice.id).await.unwrap();
+    groups.add_member(staff.id, bob.id).await.unwrap();
+    groups.add_member(cleaners.id, bob.id).await.unwrap();
+    assert!(message(groups.add_member(staff.id, PersonId(9999)).await).contains("no person"));
+    assert!(message(groups.add_member(staff.id + 100, alice.id).await).contains("no group"));
+    let rules = store.door().access_rules().await.unwrap();
+    let names: Vec<&str> = rules.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["Cleaners", "Staff"], "by name");
+    assert_eq!(rules.group_named("staff").unwrap().members, [alice.id, bob.id]);
+    assert_eq!(rules.allowed_doors(bob.id), None);
+
+    // Set, a group's doors keep its members to them, with each door's schedule.
+    let hours = store.schedules().save_schedule("Evenings", &windows(&["mon-fri 18:00-22:00"]), false).await.unwrap();
+    groups.set_group_doors(cleaners.id, Some(&[right("back", Some(hours.id))])).await.unwrap();
+    groups.set_group_doors(staff.id, Some(&[right("garage", None), right("front", None)])).await.unwrap();
+    let rules = store.door().access_rules().await.unwrap();
+    assert_eq!(rules.group_named("Cleaners").unwrap().doors, Some(vec![right("back", Some(hours.id))]));
+    assert_eq!(rules.allowed_doors(alice.id), Some(vec![right("front", None), right("garage", None)]));
+    assert_eq!(
+        rules.allowed_doors(bob.id),
+        Some(vec![right("back", Some(hours.id)), right("front", None), right("garage", None)]),
+        "the doors of both groups"
+    );
+    assert!(message(store.schedules().remove_schedule("Evenings").await).contains("is followed by 1"));
+    assert!(
+        message(groups.set_group_doors(staff.id, Some(&[right("front", None), right("front", None)])).await)
+            .contains("listed twice")
+    );
+    assert!(
+        message(groups.set_group_doors(staff.id, Some(&[right("front", Some(hours.id + 100))])).await)
+            .contains("no schedule")
+    );
+    assert!(message(groups.set_group_doors(staff.id + 100, None).await).contains("no group"));
+    assert_eq!(store.door().access_rules().await.unwrap(), rules, "refusals change nothing");
+
+    // Kept to no door, unset again, members leaving, a person or a group removed.
+    groups.set_group_doors(staff.id, Some(&[])).await.unwrap();
+    assert_eq!(store.door().access_rules().await.unwrap().allowed_doors(alice.id), Some(Vec::new()));
+    groups.set_group_doors(staff.id, None).await.unwrap();
+    assert_eq!(store.door().access_rules().await.unwrap().allowed_doors(alice.id), None);
+    groups.remove_member(staff.id, alice.id).await.unwrap();
+    assert_eq!(
+        message(groups.remove_member(staff.id, alice.id).await),
+        format!("person {} is not in the group \"Staff\"", alice.id)
+    );
+    store.removals().remove_person(bob.id).await.unwrap();
+    let rules = store.door().access_rules().await.unwrap();
+    assert!(rules.groups.iter().all(|g| g.members.is_empty()), "{:?}", rules.groups);
+    groups.remove_group(cleaners.id).await.unwrap();
+    assert!(message(groups.remove_group(cleaners.id).await).contains("no group"));
+    store.schedules().remove_schedule("Evenings").await.unwrap();
+    let names: Vec<String> = store.door().access_rules().await.unwrap().groups.into_iter().map(|g| g.name).collect();
+    assert_eq!(names, ["Staff"]);
+}
+
 fn site_door(id: &str, version: &str, seen: i64) -> SiteDoor {
     SiteDoor {
         id: id.into(),
@@ -1404,7 +1478,7 @@ async fn concurrent_migrations_on_mariadb_apply_each_version_once() {
     applied.sort();
     assert_eq!(
         applied,
-        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]],
+        [vec![], vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]],
         "one of them applied everything, the other nothing"
     );
 }
@@ -1453,6 +1527,7 @@ conformance!(
     schedules_and_holidays_are_saved_replaced_and_removed,
     limits_narrow_people_and_cards_and_keep_their_schedule,
     door_rights_keep_people_to_listed_doors_until_lifted,
+    groups_are_named_once_hold_members_and_keep_them_to_their_doors,
     doors_register_themselves_and_stay_one_row_each,
     visits_are_kept_and_listed_newest_first,
     a_visit_query_without_a_limit_gets_fifty,

@@ -1336,21 +1336,26 @@ async fn schedules_holidays_and_a_persons_limits_are_kept_from_the_web_app() {
     assert!(flash(&refused.text).contains("is followed by 1"), "{}", flash(&refused.text));
 }
 
-#[tokio::test]
-async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_again() {
-    let app = App::simulated().await;
-    app.add_user(ADMIN, Role::Admin).await;
-    app.add_user(VIEWER, Role::Viewer).await;
-    for (id, name) in [("front", "Front door"), ("garage", "Garage")] {
+/// Registers the doors of a site, as their daemons would: (id, name).
+async fn register_doors(app: &App, doors: &[(&str, &str)]) {
+    for (id, name) in doors {
         let door = store::SiteDoor {
-            id: id.into(),
-            name: name.into(),
+            id: (*id).into(),
+            name: (*name).into(),
             web_address: None,
             version: "1".into(),
             last_seen: time::OffsetDateTime::now_utc(),
         };
         app.store.doors().register_door(&door).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_again() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    register_doors(&app, &[("front", "Front door"), ("garage", "Garage")]).await;
     let office = ["mon-fri 08:00-18:00".parse().unwrap()];
     let hours = app.store.schedules().save_schedule("Office", &office, false).await.unwrap().id.to_string();
     let kim = app.store.people().add_person("Kim").await.unwrap();
@@ -1379,6 +1384,54 @@ async fn an_admin_keeps_a_person_to_some_doors_of_the_site_and_lets_them_go_agai
     assert_eq!(app.store.door().access_rules().await.unwrap().door_rights(kim.id), Some(&[][..]), "no door");
     admin.post(&format!("{person_page}/doors"), &[("rights", "every"), ("door", "front")]).await;
     assert_eq!(app.store.door().access_rules().await.unwrap().door_rights(kim.id), None, "every door again");
+}
+
+#[tokio::test]
+async fn an_admin_makes_groups_with_members_and_keeps_them_to_the_groups_doors() {
+    let app = App::simulated().await;
+    app.add_user(ADMIN, Role::Admin).await;
+    app.add_user(VIEWER, Role::Viewer).await;
+    register_doors(&app, &[("front", "Front door"), ("back", "Back door")]).await;
+    let evenings = ["daily 18:00-22:00".parse().unwrap()];
+    let hours = app.store.schedules().save_schedule("Evenings", &evenings, false).await.unwrap().id.to_string();
+    let kim = app.store.people().add_person("Kim").await.unwrap();
+    let mut admin = app.signed_in(ADMIN).await;
+
+    let added = admin.post("/groups", &[("name", "Cleaners")]).await;
+    let group = app.store.door().access_rules().await.unwrap().group_named("cleaners").unwrap().clone();
+    assert_eq!(added.location(), format!("/groups/{}", group.id));
+    let duplicate = admin.post("/groups", &[("name", "CLEANERS")]).await;
+    assert_eq!(duplicate.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(flash(&duplicate.text).contains("already exists"), "{}", flash(&duplicate.text));
+
+    let url = format!("/groups/{}", group.id);
+    admin.post(&format!("{url}/members"), &[("person", &kim.id.to_string())]).await;
+    let page = admin.get(&url).await.text;
+    assert!(page.contains("Kim") && page.contains("Not set: the group keeps nobody to doors."), "{page}");
+    let back_evenings = [("rights", "listed"), ("door", "back"), ("schedule.back", hours.as_str())];
+    assert_eq!(admin.post(&format!("{url}/doors"), &back_evenings).await.location(), url);
+    let rules = app.store.door().access_rules().await.unwrap();
+    let back = DoorRight { door: "back".into(), schedule: Some(hours.parse().unwrap()) };
+    assert_eq!(rules.allowed_doors(kim.id), Some(vec![back]), "kept to the group's door");
+    let person_page = admin.get(&format!("/people/{}", kim.id)).await.text;
+    assert!(person_page.contains("Only: <strong>Back door</strong> (schedule Evenings)."), "{person_page}");
+    assert!(person_page.contains(&format!("href=\"{url}\"")), "the group that keeps her is linked");
+
+    // A door that never registered, a viewer, an unknown group: nothing changes.
+    let shed = admin.post(&format!("{url}/doors"), &[("rights", "listed"), ("door", "shed")]).await;
+    assert!(flash(&admin.get(shed.location()).await.text).contains("has registered with the site"));
+    let mut viewer = app.signed_in(VIEWER).await;
+    assert!(!viewer.get(&url).await.text.contains("Save doors"), "viewers see, never change");
+    assert_eq!(viewer.post(&format!("{url}/rename"), &[("name", "Staff")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(admin.get("/groups/9999").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.store.door().access_rules().await.unwrap(), rules);
+
+    admin.post(&format!("{url}/rename"), &[("name", "Night cleaners")]).await;
+    assert!(admin.get("/groups").await.text.contains("Night cleaners"));
+    admin.post(&format!("{url}/members/{}/remove", kim.id), &[]).await;
+    assert_eq!(app.store.door().access_rules().await.unwrap().allowed_doors(kim.id), None, "every door again");
+    assert_eq!(admin.post(&format!("{url}/remove"), &[]).await.location(), "/groups");
+    assert!(app.store.door().access_rules().await.unwrap().groups.is_empty());
 }
 
 /// Waits (in real time: the voice has a thread of its own) until the door has said `count` phrases.
