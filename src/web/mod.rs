@@ -229,7 +229,8 @@ pub struct WebSetup {
     pub ringer: Option<Ringer>,
     /// The door's certificate authority, offered for download, with `web.tls = "self"`.
     pub authority: Option<CaCertificate>,
-    /// The site's doors as heard on MQTT and the way to send them commands, with `mqtt.commands`.
+    /// The site's doors as heard on MQTT and the way to send them commands: on a door with
+    /// `mqtt.commands`, on a console with `mqtt.url`.
     pub site: Option<SiteLink>,
 }
 
