@@ -109,7 +109,7 @@ async fn bench() {
     let hardware = Hardware::simulated(&OutputRecorder::default(), face.clone());
     let door = facereko::app::start_door(&config, hardware, Arc::clone(&store), engine, common::journal(&config), true);
     let state = WebState::new(facereko::app::web_setup(&config), door.link.clone()).await;
-    let router = web::router(state.clone());
+    let router = web::router(state);
 
     // Sign in the way a browser does: the form token from the page, then the form.
     let login = router.clone().oneshot(get("/login", "")).await.unwrap();
@@ -148,7 +148,7 @@ async fn bench() {
     // A dashboard open on the live feed: from the tap until the attempt event arrives.
     let events = router.clone().oneshot(get("/events", &cookie)).await.unwrap();
     let mut feed = events.into_body().into_data_stream();
-    let taps = state.control.taps.clone().unwrap();
+    let taps = door.link.control.taps.clone().unwrap();
     let mut samples = Vec::new();
     for _ in 0..if measuring() { 50 } else { 3 } {
         tokio::time::sleep(Duration::from_millis(20)).await;

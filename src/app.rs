@@ -514,6 +514,52 @@ pub async fn serve_api(config: &Config, shutdown: impl Future<Output = ()>) -> R
     Ok(())
 }
 
+/// Serves the web app alone on a machine that is not a door (`facereko serve-web`, a console)
+/// until `shutdown` completes: the site's doors, history, people and accounts from the shared
+/// database, the doors' states and commands over the broker, enrolment with `[engine]`. It needs
+/// no hardware, drives no output and never registers itself as a door.
+pub async fn serve_web(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
+    let store = store::open(&config.database, &config.data_dir).await?;
+    let engine = engine::build(&config.engine)?;
+    warn_of_faces_to_reindex(store.as_ref(), engine.as_ref()).await;
+    let (site, site_task) = match config.mqtt.enabled() {
+        true => Some(site_link::start_console(&config.mqtt, console_client_id(config))?).unzip(),
+        false => {
+            tracing::warn!("no mqtt.url: the site view shows no door's state and sends no commands");
+            (None, None)
+        }
+    };
+    let listener = web::bind(&config.web).await?;
+    let tls = server_tls(config, &config.web.tls_settings())?;
+    let services =
+        web::Services { store, engine, liveness: Arc::new(liveness(config)), clock: config.schedule.clock() };
+    let setup = WebSetup { authority: tls.as_ref().and_then(ServerTls::authority), site, ..web_setup(config) };
+    let state = WebState::console(setup, services).await;
+    let serving = tls
+        .as_ref()
+        .map(|server| serving::Tls { acceptor: server.acceptor(), plain: web::plain_router(state.clone()) });
+    let server = Server::start("web app", listener, web::router(state), serving, config.web.connections);
+    let renewal = tls.map(|server| tokio::spawn(server.keep_current("web app", tls::REFRESH_PERIOD)));
+    tracing::info!(web = %config.web.listen, engine = %config.engine.kind, "facereko serve-web is running (a console: not a door)");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    shutdown.await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    server.stop().await;
+    for task in renewal.into_iter().chain(site_task) {
+        task.abort();
+    }
+    Ok(())
+}
+
+/// A console's MQTT client id: `mqtt.client_id`, or one named after this machine (two consoles
+/// of one site must not take each other's connection).
+fn console_client_id(config: &Config) -> String {
+    match config.mqtt.client_id.trim() {
+        "" => format!("facereko-console-{}", crate::notify::slug(&tls::host_name())),
+        id => id.to_owned(),
+    }
+}
+
 /// The API's listener and state, sharing the door engine's on-device models when it has them.
 async fn prepare_api(config: &Config, door_engine: &dyn FaceEngine) -> Result<(TcpListener, ApiState), AppError> {
     let engine = match door_engine.on_device() {

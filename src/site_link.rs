@@ -1,4 +1,5 @@
-//! The site over MQTT, on a second connection of the daemon (its own client id, no last will):
+//! The site over MQTT, on a second connection of the daemon (its own client id, no last will),
+//! or the only one of a console (`facereko serve-web`, which takes no commands):
 //! the door takes the commands published on its command topic through the same path as the
 //! control socket and the web app, and acknowledges each; the site view hears every door's
 //! retained state and sends commands, waiting a few seconds for their answer.
@@ -138,7 +139,27 @@ pub fn start(
     control: ControlHandle,
     taken: &Path,
 ) -> Result<(SiteLink, JoinHandle<()>), NotifyError> {
-    let options = mqtt::connection_options(config, config.site_client_id_for(door))?;
+    let takes = Takes {
+        command_topic: config.door_topic(door, "command"),
+        ack_topic: config.door_topic(door, "ack"),
+        control,
+        seen: SeenCommands::open(taken),
+    };
+    connect(config, config.site_client_id_for(door), Some(takes))
+}
+
+/// Connects the site link of a console (`facereko serve-web`) as `client_id`: it hears the doors
+/// and sends them commands, and takes none, having no door.
+pub fn start_console(config: &MqttConfig, client_id: String) -> Result<(SiteLink, JoinHandle<()>), NotifyError> {
+    connect(config, client_id, None)
+}
+
+fn connect(
+    config: &MqttConfig,
+    client_id: String,
+    takes: Option<Takes>,
+) -> Result<(SiteLink, JoinHandle<()>), NotifyError> {
+    let options = mqtt::connection_options(config, client_id)?;
     let (client, events) = AsyncClient::new(options, REQUEST_QUEUE);
     let shared = Arc::new(Shared {
         client,
@@ -146,19 +167,18 @@ pub fn start(
         states: Mutex::new(BTreeMap::new()),
         acks: broadcast::channel(64).0,
     });
-    let listener = Listener {
-        shared: Arc::clone(&shared),
-        command_topic: config.door_topic(door, "command"),
-        ack_topic: config.door_topic(door, "ack"),
-        control,
-        seen: SeenCommands::open(taken),
-    };
+    let listener = Listener { shared: Arc::clone(&shared), takes };
     Ok((SiteLink { shared }, tokio::spawn(listener.run(events))))
 }
 
-/// The task's side: this door's commands, and what the other doors say.
+/// The task's side: this door's commands (on a door), and what the doors say.
 struct Listener {
     shared: Arc<Shared>,
+    takes: Option<Takes>,
+}
+
+/// What a door needs to take the commands sent to it.
+struct Takes {
     command_topic: String,
     ack_topic: String,
     control: ControlHandle,
@@ -192,7 +212,8 @@ impl Listener {
 
     fn subscribe(&self) {
         let prefix = &self.shared.prefix;
-        let filters = [self.command_topic.clone(), format!("{prefix}/+/state"), format!("{prefix}/+/ack")];
+        let commands = self.takes.as_ref().map(|takes| takes.command_topic.clone());
+        let filters = commands.into_iter().chain([format!("{prefix}/+/state"), format!("{prefix}/+/ack")]);
         for filter in filters {
             if let Err(e) = self.shared.client.try_subscribe(&filter, QoS::AtLeastOnce) {
                 tracing::warn!(error = %e, %filter, "cannot subscribe");
@@ -201,8 +222,10 @@ impl Listener {
     }
 
     fn received(&mut self, publish: &Publish) {
-        if publish.topic == self.command_topic {
-            self.take_command(publish);
+        if let Some(takes) = &mut self.takes
+            && publish.topic == takes.command_topic
+        {
+            takes.take_command(&self.shared.client, publish);
             return;
         }
         let Some(rest) = publish.topic.strip_prefix(&self.shared.prefix).and_then(|rest| rest.strip_prefix('/')) else {
@@ -224,10 +247,12 @@ impl Listener {
             _ => {}
         }
     }
+}
 
+impl Takes {
     /// Judges a command to this door; one that may be carried out is, in a task of its own so
     /// that the connection keeps being polled meanwhile.
-    fn take_command(&mut self, publish: &Publish) {
+    fn take_command(&mut self, client: &AsyncClient, publish: &Publish) {
         let order = match serde_json::from_slice::<Order>(&publish.payload) {
             Ok(order) => order,
             Err(e) => {
@@ -236,16 +261,16 @@ impl Listener {
                     .ok()
                     .and_then(|json| json["id"].as_str().map(str::to_owned))
                     .unwrap_or_default();
-                self.answer(Ack { id, result: Outcome::Refused, reason: Some(format!("not a command: {e}")) });
+                self.answer(client, Ack { id, result: Outcome::Refused, reason: Some(format!("not a command: {e}")) });
                 return;
             }
         };
         if let Err(refusal) = self.seen.admit(&order, publish.retain, OffsetDateTime::now_utc()) {
             tracing::warn!(id = %order.id, by = %order.by, command = order.command.as_str(), %refusal, "refused a command from the site");
-            self.answer(Ack { id: order.id, result: Outcome::Refused, reason: Some(refusal.to_string()) });
+            self.answer(client, Ack { id: order.id, result: Outcome::Refused, reason: Some(refusal.to_string()) });
             return;
         }
-        let (control, client, ack_topic) = (self.control.clone(), self.shared.client.clone(), self.ack_topic.clone());
+        let (control, client, ack_topic) = (self.control.clone(), client.clone(), self.ack_topic.clone());
         tokio::spawn(async move {
             let ack = carry_out(&control, &order).await;
             tracing::info!(
@@ -256,8 +281,8 @@ impl Listener {
         });
     }
 
-    fn answer(&self, ack: Ack) {
-        publish_ack(&self.shared.client, &self.ack_topic, &ack);
+    fn answer(&self, client: &AsyncClient, ack: Ack) {
+        publish_ack(client, &self.ack_topic, &ack);
     }
 }
 

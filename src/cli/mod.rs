@@ -123,6 +123,14 @@ pub enum Command {
     /// Collections and faces live in data_dir/rekognition-api.db; the on-device engine answers.
     /// Requests must be SigV4-signed with a key pair from [[api.access_keys]].
     ServeApi(ServeApiArgs),
+    /// Serve the web app alone, on a machine that is not a door (a console for the whole site)
+    ///
+    /// Every door of the site from the shared database (database.url, MariaDB) and MQTT broker
+    /// ([mqtt]): their states, arm/disarm/open sent as commands, the history across doors, people,
+    /// cards, faces (enrolled from photos with [engine]), schedules and accounts. Pages of a door of
+    /// its own (dashboard, door settings, camera, card reader, visitors) say this is not a door. It
+    /// needs no hardware and does not register itself as a door.
+    ServeWeb(ServeWebArgs),
     /// The Rekognition collection of the `rekognition` engine ([engine.rekognition])
     #[command(subcommand)]
     Collection(CollectionCommand),
@@ -208,6 +216,13 @@ pub enum CollectionCommand {
 #[derive(Debug, Args)]
 pub struct ServeApiArgs {
     /// Address to listen on, e.g. 127.0.0.1:8787 [default: api.listen]
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeWebArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 [default: web.listen]
     #[arg(long, value_name = "ADDRESS")]
     pub listen: Option<String>,
 }
@@ -739,6 +754,7 @@ pub async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             admin::message_test(&config(&[Door, Messages, Web])?, channel, to.as_deref(), *json).await
         }
         Command::ServeApi(args) => api::serve(&cli, args).await,
+        Command::ServeWeb(args) => api::serve_web(&cli, args).await,
         Command::Collection(command) => collection::collection(&config(PEOPLE)?, command).await,
         Command::Faces(FacesCommand::Reindex) => admin::reindex(&config(PEOPLE)?).await,
         Command::User(command) => user::user(&config(Section::STORE)?, command).await,

@@ -110,7 +110,7 @@ pub async fn login_page(State(state): State<WebState>, headers: HeaderMap) -> Re
             None,
             no_accounts,
             state.has_own_certificate(),
-            state.liveness.challenge(),
+            state.liveness().challenge(),
             passkeys::sign_in_button(&state, &headers, &token),
         ),
     ))
@@ -173,7 +173,7 @@ pub async fn login(
                 Some("Wrong user name or password."),
                 false,
                 state.has_own_certificate(),
-                state.liveness.challenge(),
+                state.liveness().challenge(),
                 passkeys::sign_in_button(&state, &headers, &form.csrf),
             );
             Ok((StatusCode::UNAUTHORIZED, page).into_response())

@@ -156,14 +156,18 @@ fn simulated_bell(user: &User) -> Markup {
     }
 }
 
-pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
-    let status = state.control.current_status().await;
-    let taps = match (&state.control.taps, user.is_admin()) {
+/// The door's dashboard; a console, which has no door of its own, shows the site instead.
+pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Response, WebError> {
+    let Ok(door) = state.door() else {
+        return Ok(Redirect::to("/site").into_response());
+    };
+    let status = door.control.current_status().await;
+    let taps = match (&door.control.taps, user.is_admin()) {
         (Some(_), true) => Some(tappable_cards(&state).await?),
         _ => None,
     };
     // Without visitors nothing listens to the bell: no button that cannot ring.
-    let bell_button = user.is_admin() && state.control.presses.is_some() && state.0.ringer.is_some();
+    let bell_button = user.is_admin() && door.control.presses.is_some() && state.0.ringer.is_some();
     let recent = history::recent_rows(&state, 5).await?;
     let arm_forms = html! {
         @if user.is_admin() {
@@ -215,11 +219,12 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
         }
     };
     let flash = state.auth().take_flash(&user);
-    Ok(frame(&user, flash, Section::Dashboard, "Dashboard", body))
+    Ok(frame(&user, flash, Section::Dashboard, "Dashboard", body).into_response())
 }
 
 async fn set_armed(state: &WebState, user: &User, armed: bool) -> Result<Response, WebError> {
     state
+        .door()?
         .control
         .command(|done| Command::SetArmed { armed, done })
         .await
@@ -257,7 +262,7 @@ pub async fn tap(
 ) -> Result<Response, WebError> {
     let card: CardUid =
         form.card.parse().map_err(|e: crate::card::CardUidError| WebError::BadRequest(e.to_string()))?;
-    let Some(taps) = &state.control.taps else {
+    let Some(taps) = &state.door()?.control.taps else {
         return Err(WebError::BadRequest("the card reader is not simulated (hardware.reader); tap a real card".into()));
     };
     taps.tap(card.clone()).await.map_err(|e| WebError::Internal(e.to_string()))?;
@@ -273,7 +278,7 @@ pub async fn ring(
     State(state): State<WebState>,
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
-    let Some(presses) = &state.control.presses else {
+    let Some(presses) = &state.door()?.control.presses else {
         return Err(WebError::BadRequest("the doorbell is not simulated (hardware.bell); press the real one".into()));
     };
     presses.press().await.map_err(|e| WebError::BadRequest(e.to_string()))?;
@@ -327,14 +332,15 @@ impl Feed {
 pub async fn events(
     State(state): State<WebState>,
     Signed(user): Signed,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, WebError> {
+    let door = state.door()?;
     let mut refresh = tokio::time::interval(STATUS_REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.reset();
     let feed = Feed {
-        control: state.control.clone(),
-        status: state.control.status.clone(),
-        attempts: state.attempts.subscribe(),
+        control: door.control.clone(),
+        status: door.control.status.clone(),
+        attempts: door.attempts.subscribe(),
         refresh,
         first: true,
     };
@@ -347,5 +353,5 @@ pub async fn events(
         }
         Some((Ok(event), (feed, state, user)))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -20,6 +20,10 @@ pub enum WebError {
     Forbidden,
     #[error("this link has expired or is not valid; open the visit from the Visitors page")]
     LinkExpired,
+    /// A page of the door's own (its dashboard, settings, camera, card reader, visitors) asked of a
+    /// console, which is not a door.
+    #[error("this machine is not a door: it shows the site's doors, each of which has this page of its own")]
+    NotADoor,
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -35,7 +39,7 @@ pub enum WebError {
 impl WebError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NotADoor => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Csrf | Self::Forbidden | Self::LinkExpired => StatusCode::FORBIDDEN,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,7 +68,11 @@ impl IntoResponse for WebError {
             Self::Internal(detail) | Self::Listen { detail, .. } => tracing::error!(%detail, "web request failed"),
             _ => tracing::debug!(error = %self, "web request refused"),
         }
-        (self.status(), views::error_page(self.status(), &self.to_string())).into_response()
+        let page = match self {
+            Self::NotADoor => views::not_a_door_page(),
+            _ => views::error_page(self.status(), &self.to_string()),
+        };
+        (self.status(), page).into_response()
     }
 }
 

@@ -151,11 +151,11 @@ async fn authorise(state: &WebState, headers: &HeaderMap, address: Option<IpAddr
 
 /// The on-device engine, or why there is none.
 fn engine(state: &WebState) -> Result<LocalEngine, FaceApiError> {
-    state.engine.on_device().ok_or_else(|| {
+    state.engine().on_device().ok_or_else(|| {
         FaceApiError::Unavailable(format!(
             "the face engine ({}) has no on-device models, which the comparison API needs; use engine.kind \
              \"local\" or \"hybrid\", or put the models in engine.models_dir (`facereko models fetch`)",
-            state.engine.name()
+            state.engine().name()
         ))
     })
 }
@@ -164,7 +164,7 @@ fn engine(state: &WebState) -> Result<LocalEngine, FaceApiError> {
 /// settings page may change it) with the `local` engine; with another engine, whose threshold is
 /// on Amazon's scale, the on-device engine's calibrated default.
 fn threshold(state: &WebState) -> f32 {
-    if state.engine.name() == local::NAME {
+    if state.engine().name() == local::NAME {
         state.0.tuning.read().expect("tuning lock").match_threshold
     } else {
         local::embedder::CALIBRATED_THRESHOLD

@@ -140,7 +140,7 @@ async fn attempt(
             return Ok(refused(StatusCode::UNAUTHORIZED, NOT_RECOGNISED));
         }
     };
-    let Some(engine) = state.engine.on_device() else {
+    let Some(engine) = state.engine().on_device() else {
         return Ok(refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "Face sign-in needs the on-device face models, which this door has not loaded.",
@@ -201,7 +201,7 @@ async fn judge(
     person: PersonId,
     frames: Vec<Frame>,
 ) -> Result<Judged, WebError> {
-    let (_, faces) = state.store().door().faces(state.engine.template_kind()).await?;
+    let (_, faces) = state.store().door().faces(state.engine().template_kind()).await?;
     let enrolled: Vec<Vec<f32>> = faces
         .into_iter()
         .filter(|face| face.person == person)
@@ -235,7 +235,7 @@ async fn judge(
     let similarity = burst_similarity(&described);
     let best = Capture { frame: best.frame.clone(), face: Some(best.face), liveness: None };
     let burst = Burst { frames: described.into_iter().map(|d| BurstFrame::new(d.frame, d.face)).collect() };
-    let judged = crate::driver::judge_liveness(&state.liveness, Taken { best, burst }).await;
+    let judged = crate::driver::judge_liveness(state.liveness(), Taken { best, burst }).await;
     let outcome = if !clears_threshold(similarity, state.config().face_sign_in_threshold) {
         SignInOutcome::FaceNotMatched
     } else if judged.liveness.as_ref().is_some_and(|assessment| assessment.denies()) {

@@ -1,6 +1,7 @@
 //! The web app: sign-in, a live dashboard with arm/disarm, the access history with photos,
 //! enrolment of people, faces and cards, and the door's settings. Server-rendered pages (maud)
-//! with a little script for live updates; served by the daemon beside the door.
+//! with a little script for live updates; served by the daemon beside the door, or by
+//! `facereko serve-web` on a machine that is not a door (a console: the site's pages only).
 //!
 //! [`router`] builds the whole app from a [`WebState`], so tests send requests straight to it.
 
@@ -45,8 +46,11 @@ use tokio::net::TcpListener;
 use crate::checks::Checks;
 use crate::doorbell::Ringer;
 use crate::driver::{DoorLink, DoorTuning, Tunable};
+use crate::engine::FaceEngine;
+use crate::liveness::Liveness;
 use crate::notify::rules::{NotifySections, Rule};
 use crate::photos::Photos;
+use crate::schedule::ScheduleClock;
 use crate::serving::Limits;
 use crate::site_link::SiteLink;
 use crate::store::Store;
@@ -226,8 +230,18 @@ pub struct WebSetup {
     pub ringer: Option<Ringer>,
     /// The door's certificate authority, offered for download, with `web.tls = "self"`.
     pub authority: Option<CaCertificate>,
-    /// The site's doors as heard on MQTT and the way to send them commands, with `mqtt.commands`.
+    /// The site's doors as heard on MQTT and the way to send them commands: on a door with
+    /// `mqtt.commands`, on a console with `mqtt.url`.
     pub site: Option<SiteLink>,
+}
+
+/// What the pages use on a door and on a console alike: the site's database, the face engine
+/// that enrols, the liveness checks of face sign-in and the site's time zone.
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<dyn FaceEngine>,
+    pub liveness: Arc<Liveness>,
+    pub clock: ScheduleClock,
 }
 
 struct Inner {
@@ -244,7 +258,9 @@ struct Inner {
     file_voice: VoiceConfig,
     /// The voice in force, as the settings page shows it.
     voice: RwLock<VoiceConfig>,
-    link: DoorLink,
+    /// The door this app runs beside; none on a console (`facereko serve-web`).
+    door: Option<DoorLink>,
+    services: Services,
     photos: Photos,
     /// The simulated camera's folder, whose per-card subfolders name the demo cards.
     simulated_camera: Option<PathBuf>,
@@ -262,20 +278,28 @@ struct Inner {
     site: Option<SiteLink>,
 }
 
-impl std::ops::Deref for WebState {
-    type Target = DoorLink;
-
-    fn deref(&self) -> &DoorLink {
-        &self.0.link
-    }
-}
-
 impl WebState {
     /// The app for the door behind `link`. Without any account yet, a one-time setup code is
     /// made and logged for the first-run page.
     pub async fn new(setup: WebSetup, link: DoorLink) -> Self {
+        let services = Services {
+            store: Arc::clone(&link.control.store),
+            engine: Arc::clone(&link.engine),
+            liveness: Arc::clone(&link.liveness),
+            clock: link.control.clock.clone(),
+        };
+        Self::build(setup, Some(link), services).await
+    }
+
+    /// The app of a console: a machine that is not a door, showing the site's doors from their
+    /// database and broker. The pages of a door of its own say so and link to the site view.
+    pub async fn console(setup: WebSetup, services: Services) -> Self {
+        Self::build(setup, None, services).await
+    }
+
+    async fn build(setup: WebSetup, door: Option<DoorLink>, services: Services) -> Self {
         let auth = auth::Auth::new(&setup.web);
-        match link.control.store.accounts().list_users().await {
+        match services.store.accounts().list_users().await {
             Ok(users) if users.is_empty() => {
                 let code = auth.make_setup_code();
                 tracing::warn!(
@@ -298,7 +322,8 @@ impl WebState {
             saved_rules: RwLock::new(setup.saved_rules),
             file_voice: setup.file_voice,
             voice: RwLock::new(setup.voice),
-            link,
+            door,
+            services,
             photos: Photos::new(setup.photos_dir),
             simulated_camera,
             auth,
@@ -317,7 +342,24 @@ impl WebState {
     }
 
     fn store(&self) -> &dyn Store {
-        self.0.link.control.store.as_ref()
+        self.0.services.store.as_ref()
+    }
+
+    /// The door this app runs beside, or the answer of a console: this machine is not a door.
+    fn door(&self) -> Result<&DoorLink, WebError> {
+        self.0.door.as_ref().ok_or(WebError::NotADoor)
+    }
+
+    fn engine(&self) -> &Arc<dyn FaceEngine> {
+        &self.0.services.engine
+    }
+
+    fn liveness(&self) -> &Arc<Liveness> {
+        &self.0.services.liveness
+    }
+
+    fn clock(&self) -> &ScheduleClock {
+        &self.0.services.clock
     }
 
     fn auth(&self) -> &auth::Auth {

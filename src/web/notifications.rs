@@ -13,7 +13,7 @@ use super::auth::{AdminForm, Button, Flash, User};
 use super::views::{capitalised, csrf_field, post_button};
 use super::{WebError, WebState, settings};
 use crate::access::Reason;
-use crate::driver::Command;
+use crate::driver::{Command, DoorLink};
 use crate::notify::reason_in_words;
 use crate::notify::rules::{NotifySections, Rule, Trigger};
 use crate::notify::sms::SmsService;
@@ -299,10 +299,9 @@ pub fn current(state: &WebState, user: &User) -> Markup {
 }
 
 /// Hands the rules of `sections` to the running door.
-async fn reannounce(state: &WebState, sections: &NotifySections) -> Result<(), WebError> {
+async fn reannounce(door: &DoorLink, sections: &NotifySections) -> Result<(), WebError> {
     let announcer = sections.announcer();
-    state
-        .control
+    door.control
         .command(|done| Command::Reannounce { announcer, done })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))
@@ -312,6 +311,7 @@ pub async fn save(
     State(state): State<WebState>,
     AdminForm(user, pairs): AdminForm<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     let form = RuleForm::read(&pairs);
     let (read, mut errors) = form.rules();
     let rules: Vec<Rule> = read.iter().map(|(_, rule)| rule.clone()).collect();
@@ -329,7 +329,7 @@ pub async fn save(
     }
     let json = serde_json::to_string(&rules).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store().settings().set_setting(NotifySections::RULES_SETTING, &json).await?;
-    reannounce(&state, &state.0.notify_config.with_rules(rules.clone())).await?;
+    reannounce(door, &state.0.notify_config.with_rules(rules.clone())).await?;
     tracing::info!(user = %user.username, rules = rules.len(), "notification rules changed from the web app");
     *state.0.saved_rules.write().expect("rules lock") = Some(rules);
     state.auth().set_flash(&user, Flash::ok("Notification rules saved; they apply from the next attempt."));
@@ -341,8 +341,9 @@ pub async fn reset(
     State(state): State<WebState>,
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     state.store().settings().remove_setting(NotifySections::RULES_SETTING).await?;
-    reannounce(&state, &state.0.notify_config).await?;
+    reannounce(door, &state.0.notify_config).await?;
     tracing::info!(user = %user.username, "notification rules reset to the config file's from the web app");
     *state.0.saved_rules.write().expect("rules lock") = None;
     state.auth().set_flash(&user, Flash::ok("The config file's notification rules apply again."));

@@ -128,10 +128,12 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
     let faces = state.store().people().person_faces(person.id).await?;
     let rules = state.store().door().access_rules().await?;
     let doors = state.store().doors().list_doors().await?;
-    let engine = state.engine.template_kind();
+    let engine = state.engine().template_kind();
     let url = person_url(person.id);
     let max_mib = state.config().max_upload_bytes as f64 / (1024.0 * 1024.0);
     let admin = user.is_admin();
+    // A console has no camera or reader of its own: those buttons are a door's.
+    let at_door = state.door().is_ok();
     let body = html! {
         nav.crumbs { a href="/people" { "People" } " / " }
         div.page-head { h1 { (person.name) } }
@@ -170,9 +172,11 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
                             (format!("{max_mib:.0}")) " MB each, " (MAX_PHOTOS_PER_UPLOAD) " at a time." }
                         button.primary type="submit" { "Upload photo" }
                     }
-                    form.inline method="post" action=(format!("{url}/faces/camera")) {
-                        (csrf_field(user))
-                        button.secondary type="submit" { "Take a photo with the door camera" }
+                    @if at_door {
+                        form.inline method="post" action=(format!("{url}/faces/camera")) {
+                            (csrf_field(user))
+                            button.secondary type="submit" { "Take a photo with the door camera" }
+                        }
                     }
                 }
             }
@@ -197,12 +201,14 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
                         input #card-uid name="card" placeholder="04A1B2C3" required autocomplete="off";
                         button.primary type="submit" { "Bind card" }
                     }
-                    form.inline method="post" action=(format!("{url}/cards/tap")) data-busy="Waiting for a card on the reader…" {
-                        (csrf_field(user))
-                        button.secondary type="submit" { "Tap the card now" }
+                    @if at_door {
+                        form.inline method="post" action=(format!("{url}/cards/tap")) data-busy="Waiting for a card on the reader…" {
+                            (csrf_field(user))
+                            button.secondary type="submit" { "Tap the card now" }
+                        }
+                        p.hint { "Waits up to " (humantime::format_duration(state.config().tap_timeout))
+                            " for the next card on the door's reader (that tap is also logged as an attempt)." }
                     }
-                    p.hint { "Waits up to " (humantime::format_duration(state.config().tap_timeout))
-                        " for the next card on the door's reader (that tap is also logged as an attempt)." }
                 }
             }
         }
@@ -248,7 +254,7 @@ fn enrol_problem(e: EnrolError) -> Result<String, WebError> {
 }
 
 async fn enrol(state: &WebState, person: &Person, frame: &Frame) -> Result<Result<i64, String>, WebError> {
-    match enrolment::enrol_face(state.store(), state.engine.as_ref(), &state.0.photos, person, frame).await {
+    match enrolment::enrol_face(state.store(), state.engine().as_ref(), &state.0.photos, person, frame).await {
         Ok(id) => Ok(Ok(id)),
         Err(e) => enrol_problem(e).map(Err),
     }
@@ -330,7 +336,7 @@ pub async fn camera_face(
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
-    let frame = match tokio::time::timeout(CAMERA_TIMEOUT, state.camera.frame()).await {
+    let frame = match tokio::time::timeout(CAMERA_TIMEOUT, state.door()?.camera.frame()).await {
         Ok(Ok(frame)) => frame,
         Ok(Err(e)) => return refuse(&state, &user, id, capitalised(&format!("the door camera failed: {e}"))).await,
         Err(_) => {
@@ -353,7 +359,7 @@ pub async fn remove_face(
     if !state.store().people().person_faces(person.id).await?.iter().any(|f| f.id == face) {
         return Err(WebError::NotFound(format!("{} has no face {face}", person.name)));
     }
-    let flash = match enrolment::remove_face(state.store(), state.engine.as_ref(), &state.0.photos, face).await {
+    let flash = match enrolment::remove_face(state.store(), state.engine().as_ref(), &state.0.photos, face).await {
         Ok(()) => Flash::ok("Face removed."),
         // Our database forgot it first, so the door no longer matches it; the engine's copy is
         // what is left over, noted for deletion later.
@@ -406,7 +412,7 @@ pub async fn bind_tapped_card(
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
-    let mut reads = state.card_reads.subscribe();
+    let mut reads = state.door()?.card_reads.subscribe();
     let timeout = state.config().tap_timeout;
     let tapped = tokio::time::timeout(timeout, async {
         loop {
@@ -449,7 +455,7 @@ pub async fn remove(
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
     let person = person(&state, id).await?;
-    let flash = match enrolment::remove_person(state.store(), state.engine.as_ref(), &state.0.photos, &person).await {
+    let flash = match enrolment::remove_person(state.store(), state.engine().as_ref(), &state.0.photos, &person).await {
         Ok(faces) => {
             tracing::info!(user = %user.username, person = %person.name, faces, "person removed");
             let plural = if faces == 1 { "" } else { "s" };

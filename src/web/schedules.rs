@@ -18,7 +18,7 @@ use crate::store::StoreError;
 const PAGE: &str = "/schedules";
 
 fn zone(state: &WebState) -> &jiff::tz::TimeZone {
-    &state.control.clock.zone
+    &state.clock().zone
 }
 
 async fn view(state: &WebState, user: &User, flash: Option<Flash>) -> Result<Markup, WebError> {
@@ -227,7 +227,7 @@ pub fn person_section(
                     Some(at) => (schedule::local_time(at, zone)),
                     None => "never (expired, or no window within a year)",
                 }
-                @if !state.control.clock.sync.is_synchronised() {
+                @if !state.clock().sync.is_synchronised() {
                     " · the clock is not synchronised, so anyone with limits is refused for now"
                 }
             }

@@ -223,10 +223,27 @@ async fn render_parts(
     notifications: Markup,
     voice: Markup,
 ) -> Result<Response, WebError> {
-    let tuning = state.0.tuning.read().expect("tuning lock").clone();
     let accounts = accounts_and_keys(state, user).await?;
+    if state.door().is_err() {
+        return Ok((status, console_view(user, flash, accounts)).into_response());
+    }
+    let tuning = state.0.tuning.read().expect("tuning lock").clone();
     let page = view(user, flash, &current_values(&tuning), &HashMap::new(), notifications, voice, accounts);
     Ok((status, page).into_response())
+}
+
+/// A console's settings: only what belongs to the site, since it has no door to tune.
+fn console_view(user: &User, flash: Option<Flash>, accounts: Markup) -> Markup {
+    let body = html! {
+        div.page-head { h1 { "Settings" } }
+        section.card #console-settings {
+            p.hint {
+                "This machine is not a door: each door's timings, notification rules and voice are set on the door's own                  web app (linked from the " a href="/site" { "site view" } "). The accounts, passkeys and face API keys                  below are the site's, kept in its database."
+            }
+        }
+        (accounts)
+    };
+    frame(user, flash, Section::Settings, "Settings", body)
 }
 
 /// The web accounts, the user's passkeys, then the face API's keys.
@@ -246,6 +263,7 @@ pub async fn save(
     State(state): State<WebState>,
     AdminForm(user, form): AdminForm<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     let current = state.0.tuning.read().expect("tuning lock").clone();
     let (tuning, mut errors) = read_form(&form, current);
     // Fields that could not be read kept their current value, so the rest is checked all the same.
@@ -267,8 +285,7 @@ pub async fn save(
     state.store().settings().set_setting(DoorTuning::SETTING, &json).await?;
     let tuned = state.0.door_config.with_tuning(&tuning);
     let (settings, limits, engine_timeout) = (tuned.door_settings(), tuned.capture.limits(), tuned.engine.timeout);
-    state
-        .control
+    door.control
         .command(|done| Command::Retune { settings, limits, engine_timeout, done })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -111,6 +111,23 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
     )
 }
 
+/// What a console (`facereko serve-web`) answers for a page only a door has.
+pub fn not_a_door_page() -> Markup {
+    bare_page(
+        "Not a door",
+        html! {
+            section.card #not-a-door {
+                h1 { "This machine is not a door" }
+                p {
+                    "It shows every door of the site, but has no lock, camera or card reader of its own. "
+                    "This page belongs to a door: open it from the door's own web app, linked from the site view."
+                }
+                p { a.button.primary href="/site" { "Site view" } }
+            }
+        },
+    )
+}
+
 pub fn csrf_field(user: &User) -> Markup {
     html! { input type="hidden" name="csrf" value=(user.csrf); }
 }

@@ -25,11 +25,14 @@ use crate::driver::{Answer, Command};
 use crate::store::{KnownVisitor, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
 use crate::visitor::{Desk, Ring, Sent, edited_details, has_contact};
 
+/// The visitors' desk is a door's: a console says it is not a door.
 fn desk(state: &WebState) -> Result<&Desk, WebError> {
+    state.door()?;
     state.0.desk.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
 }
 
 fn ringer(state: &WebState) -> Result<&Ringer, WebError> {
+    state.door()?;
     state.0.ringer.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
 }
 
@@ -172,6 +175,7 @@ pub async fn open_with_passcode(
     })?;
     let secret = Secret::new(form.code);
     let answer = state
+        .door()?
         .control
         .ask(|reply| Command::PresentPass { credential: Credential::Passcode, secret, reply })
         .await
@@ -400,6 +404,7 @@ async fn decide_as(state: &WebState, id: VisitId, decider: &Decider, action: &st
         }
         VisitStatus::Opened => {
             let answer = state
+                .door()?
                 .control
                 .ask(|reply| Command::OpenForVisitor { by: by.to_owned(), visitor: visit.name.clone(), reply })
                 .await
@@ -466,6 +471,7 @@ pub async fn list(
     Admin(user): Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
+    state.door()?;
     let flash = state.auth().take_flash(&user);
     if state.0.desk.is_none() {
         let body = html! {

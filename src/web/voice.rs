@@ -14,7 +14,7 @@ use super::views::{csrf_field, post_button};
 use super::{WebError, WebState, settings};
 use crate::access::Reason;
 use crate::checks::Checks;
-use crate::driver::Command;
+use crate::driver::{Command, DoorLink};
 use crate::notify::reason_in_words;
 use crate::voice::{PhraseKey, Utterance, VoiceConfig};
 
@@ -257,15 +257,16 @@ pub fn current(state: &WebState, user: &User) -> Markup {
 }
 
 /// Hands `voice` to the running door.
-async fn revoice(state: &WebState, voice: &VoiceConfig) -> Result<(), WebError> {
+async fn revoice(door: &DoorLink, voice: &VoiceConfig) -> Result<(), WebError> {
     let voice = Box::new(voice.clone());
-    state.control.command(|done| Command::Revoice { voice, done }).await.map_err(|e| WebError::Internal(e.to_string()))
+    door.control.command(|done| Command::Revoice { voice, done }).await.map_err(|e| WebError::Internal(e.to_string()))
 }
 
 pub async fn save(
     State(state): State<WebState>,
     AdminForm(user, form): AdminForm<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     let current = state.0.voice.read().expect("voice lock").clone();
     let (voice, mut errors) = read_form(&form, current.clone());
     let mut checks = Checks::default();
@@ -281,7 +282,7 @@ pub async fn save(
     }
     let json = serde_json::to_string(&voice).map_err(|e| WebError::Internal(e.to_string()))?;
     state.store().settings().set_setting(VoiceConfig::SETTING, &json).await?;
-    revoice(&state, &voice).await?;
+    revoice(door, &voice).await?;
     tracing::info!(user = %user.username, "voice settings changed from the web app");
     *state.0.voice.write().expect("voice lock") = voice;
     state.auth().set_flash(&user, Flash::ok("Voice settings saved; the door renders its phrases again."));
@@ -293,9 +294,10 @@ pub async fn reset(
     State(state): State<WebState>,
     AdminForm(user, _form): AdminForm<Button>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     state.store().settings().remove_setting(VoiceConfig::SETTING).await?;
     let voice = state.0.file_voice.clone();
-    revoice(&state, &voice).await?;
+    revoice(door, &voice).await?;
     tracing::info!(user = %user.username, "voice settings reset to the config file's from the web app");
     *state.0.voice.write().expect("voice lock") = voice;
     state.auth().set_flash(&user, Flash::ok("The config file's voice settings apply again."));
@@ -313,11 +315,11 @@ pub async fn say(
     State(state): State<WebState>,
     AdminForm(user, form): AdminForm<SayForm>,
 ) -> Result<Response, WebError> {
+    let door = state.door()?;
     let key: PhraseKey = form.phrase.parse().map_err(WebError::BadRequest)?;
     let utterance = Utterance::example(key, &user.username);
     let text = state.0.voice.read().expect("voice lock").text(&utterance);
-    state
-        .control
+    door.control
         .command(|done| Command::Say { utterance, done })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -264,18 +264,29 @@ impl TestDoor {
     }
 
     pub fn start(&mut self) {
+        self.spawn("run");
+        self.wait_for("the daemon to answer its health check", || self.run(&["healthcheck"]).status.success());
+    }
+
+    /// Starts `facereko serve-web` (a console, not a door) on this config and waits until its web
+    /// app answers on `port`; stopped and logged as the daemon is.
+    pub fn start_console(&mut self, port: u16) {
+        self.spawn("serve-web");
+        self.wait_for("the console's web app to answer", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+
+    fn spawn(&mut self, command: &str) {
         assert!(self.daemon.is_none(), "the daemon is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
         let child = self
             .command()
-            .arg("run")
+            .arg(command)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("the daemon starts");
         self.daemon = Some(child);
-        self.wait_for("the daemon to answer its health check", || self.run(&["healthcheck"]).status.success());
     }
 
     /// The running daemon's process id.

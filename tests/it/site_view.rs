@@ -3,6 +3,7 @@
 //! acknowledgements and read only its own commands, and lets only the site's clients send
 //! commands: disarm one door from the other's web app, a replayed and an expired command, a
 //! client without the site's credentials refused by the broker, and a stopped door shown offline.
+//! Then `facereko serve-web`, a console that is not a door, commanding a real door.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -37,12 +38,23 @@ user site-admin
 topic write FaceReko/+/command
 topic read FaceReko/+/ack
 
+# The office PC running `facereko serve-web`.
+user office-pc
+topic write FaceReko/+/command
+topic read FaceReko/+/state
+topic read FaceReko/+/ack
+
 # A dashboard that only watches.
 user subscriber
 topic read FaceReko/#
 ";
 
 const PASSWORD: &str = "a long enough passphrase";
+
+/// `settings` as the `(key, value)` pairs [`TestDoor`] takes.
+fn pairs(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect()
+}
 
 /// A door of the site on `database` and `broker`, with its own certificate.
 fn door_on_site(database: &str, broker: &Mosquitto, id: &str, name: &str, web_port: Option<u16>) -> TestDoor {
@@ -56,8 +68,7 @@ fn door_on_site(database: &str, broker: &Mosquitto, id: &str, name: &str, web_po
     if let Some(port) = web_port {
         settings.push(("web.listen".to_owned(), format!("\"127.0.0.1:{port}\"")));
     }
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
-    TestDoor::on_database_with(database, None, &settings)
+    TestDoor::on_database_with(database, None, &pairs(&settings))
 }
 
 /// A browser of one web app over real HTTP, keeping cookies and the last page's CSRF token.
@@ -274,5 +285,48 @@ async fn a_door_is_disarmed_from_another_doors_web_app_and_stale_or_foreign_comm
     assert!(flash(&page).contains("Back door is offline: nothing was sent"), "{}", flash(&page));
     let commands_after = watcher.messages().iter().filter(|m| m.topic == "FaceReko/back/command").count();
     assert_eq!(commands_before, commands_after, "nothing was published, nothing queued");
+    front.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_console_that_is_not_a_door_lists_the_door_and_disarms_it_over_mqtt() {
+    let server = MariaDb::start();
+    let database = server.database();
+    let broker = Mosquitto::start_with_acl(&["front", "office-pc"], ACL);
+    let mut front = door_on_site(&database.url, &broker, "front", "Front door", None);
+    front.start();
+    let port = free_port();
+    let mut settings = broker.door_config_as("office-pc");
+    settings.push(("web.listen".to_owned(), format!("\"127.0.0.1:{port}\"")));
+    let mut console = TestDoor::on_database_with(&database.url, None, &pairs(&settings));
+    let password = console.path("password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    console.ok(&["user", "add", "ada", "--password-file", password.to_str().unwrap()]);
+    console.start_console(port);
+    let logs = || front.daemon_log() + &console.daemon_log() + &broker.log();
+
+    let mut http = Http::signed_in(port, "ada");
+    let page = http.site_until("front", "online");
+    assert_eq!(page.matches("class=\"card site-door\"").count(), 1, "the console is no door of the site: {page}");
+    let started = Instant::now();
+    let sent = http.exchange("POST", "/site/front/disarm", &[]);
+    println!("disarm from a console, acknowledged: {} ms", started.elapsed().as_millis());
+    assert_eq!((sent.status, sent.location.as_str()), (303, "/site#door-front"), "{}", sent.body);
+    let page = http.exchange("GET", "/site", &[]).body;
+    assert!(
+        flash(&page).contains("Front door: disarm done (the door acknowledged it)"),
+        "{}\n{}",
+        flash(&page),
+        logs()
+    );
+    assert!(!armed(&front), "carried out by the door");
+
+    // Its home is the site view; a door's own page says this machine is not one.
+    assert_eq!(http.exchange("GET", "/", &[]).location, "/site");
+    let arm = http.exchange("POST", "/arm", &[]);
+    assert_eq!(arm.status, 404, "{}", arm.body);
+    assert!(arm.body.contains("This machine is not a door"), "{}", arm.body);
+    assert!(!console.daemon_log().contains("registered this door"), "{}", console.daemon_log());
+    console.stop();
     front.stop();
 }

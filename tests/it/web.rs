@@ -51,7 +51,8 @@ struct App {
     recorder: OutputRecorder,
     /// The visitors' desk the app uses, when `visitors.enabled`.
     desk: Option<facereko::visitor::Desk>,
-    _door: RunningDoor,
+    /// The door behind the app; none on a console (`App::console`).
+    door: Option<RunningDoor>,
     /// The doorbell's and unknown cards' rings, with visitors on.
     _ringing: Vec<tokio::task::JoinHandle<()>>,
     /// The site's commands and door states over MQTT, with `mqtt.commands`.
@@ -120,7 +121,7 @@ impl App {
             dir,
             recorder,
             desk,
-            _door: door,
+            door: Some(door),
             _ringing: ringing,
             _site: site_task,
         }
@@ -128,6 +129,52 @@ impl App {
 
     async fn simulated() -> Self {
         Self::start(engine::simulated::NAME, |_| {}).await
+    }
+
+    /// A console, as `facereko serve-web` wires it: the web app on the site's store with the
+    /// simulated engine and, with `mqtt.url`, the console's site link; no door behind it.
+    async fn console(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        config.engine.kind = engine::simulated::NAME.into();
+        config.web.max_upload_bytes = 256 * 1024;
+        adjust(&mut config);
+        let store = store::open(&config.database, &config.data_dir).await.unwrap();
+        let engine = engine::build(&config.engine).unwrap();
+        let (site, site_task) = config
+            .mqtt
+            .enabled()
+            .then(|| facereko::site_link::start_console(&config.mqtt, "test-console".into()).unwrap())
+            .unzip();
+        let services = web::Services {
+            store: Arc::clone(&store),
+            engine: Arc::clone(&engine),
+            liveness: Arc::new(facereko::liveness::Liveness::off()),
+            clock: config.schedule.clock(),
+        };
+        let state = WebState::console(web::WebSetup { site, ..facereko::app::web_setup(&config) }, services).await;
+        Self {
+            router: web::router(state.clone()),
+            state,
+            store,
+            engine,
+            config,
+            dir,
+            recorder: OutputRecorder::default(),
+            desk: None,
+            door: None,
+            _ringing: Vec::new(),
+            _site: site_task,
+        }
+    }
+
+    /// The door behind the app, for tests of a door's app.
+    fn link(&self) -> &facereko::driver::DoorLink {
+        &self.door.as_ref().expect("the app runs beside a door").link
+    }
+
+    fn control(&self) -> &facereko::driver::ControlHandle {
+        &self.link().control
     }
 
     async fn add_user(&self, name: &str, role: Role) {
@@ -192,7 +239,7 @@ impl App {
     }
 
     async fn armed(&self) -> bool {
-        self.state.control.status.borrow().armed
+        self.control().status.borrow().armed
     }
 
     /// Waits until the recorder, which writes in the background, has stored `armed` for the next start.
@@ -707,7 +754,7 @@ async fn the_live_feed_reports_the_state_and_each_attempt() {
     let first = next_event().await;
     assert!(first.contains("event: status") && first.contains("\"armed_text\":\"Armed\""), "{first}");
 
-    app.state.control.taps.as_ref().unwrap().tap("04DEAD00".parse().unwrap()).await.unwrap();
+    app.control().taps.as_ref().unwrap().tap("04DEAD00".parse().unwrap()).await.unwrap();
     let mut seen = String::new();
     while !seen.contains("event: attempt") {
         seen.push_str(&next_event().await);
@@ -728,7 +775,7 @@ async fn the_live_feed_ends_with_its_session() {
     assert!(String::from_utf8_lossy(&first).contains("event: status"));
 
     admin.post("/logout", &[]).await;
-    app.state.control.taps.as_ref().unwrap().tap("04DEAD00".parse().unwrap()).await.unwrap();
+    app.control().taps.as_ref().unwrap().tap("04DEAD00".parse().unwrap()).await.unwrap();
     // Whatever happens at the door now, the signed-out page hears nothing more of it.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(chunk) = stream.next().await {
@@ -879,7 +926,7 @@ async fn people_cards_and_faces_are_added_and_removed() {
         let mut browser = app.signed_in(ADMIN).await;
         async move { browser.post(&tap_url, &[]).await }
     };
-    let taps = app.state.control.taps.clone().unwrap();
+    let taps = app.control().taps.clone().unwrap();
     let tapper = async {
         // The reader is read by the door; a tap before the page subscribed would be missed.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1510,6 +1557,7 @@ async fn voice_settings_are_checked_saved_and_said_by_the_running_door() {
     assert_eq!(said(&app, 3).await[2], format!("Welcome, {ADMIN}"), "the config file's phrases again");
 }
 
+mod console;
 mod doorbell;
 mod face_api;
 mod face_sign_in;

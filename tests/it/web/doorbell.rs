@@ -49,7 +49,7 @@ async fn the_dashboards_bell_rings_once_within_the_hold_off_and_offers_only_open
     assert!(app.config.photos_dir().join(photo).is_file());
 
     // Pressed again at once, through the handle `facereko ring` uses: held off.
-    app.state.control.presses.as_ref().expect("the bell is simulated").press().await.unwrap();
+    app.control().presses.as_ref().expect("the bell is simulated").press().await.unwrap();
     tokio::time::sleep(NO_RING_WITHIN).await;
     assert_eq!(visits(&app).await.len(), 1, "a second press within the hold-off does not ring");
     assert_eq!(smtp.received().len(), 1, "nor mail the owner again");
@@ -77,7 +77,7 @@ async fn an_unknown_card_rings_after_its_denial_only_with_a_face_in_view() {
     let sms = Receiver::start(&[]);
     let app = App::start(facereko::engine::simulated::NAME, |config| with_visitors(config, &smtp, &sms)).await;
     app.show_for_card("DEADBEEF", "face.png", &pattern_png(1));
-    let taps = app.state.control.taps.clone().expect("the reader is simulated");
+    let taps = app.control().taps.clone().expect("the reader is simulated");
 
     // The camera shows a blank wall for this card: denied as always, and no ring.
     taps.tap("CAFEBABE".parse().unwrap()).await.unwrap();
@@ -120,7 +120,7 @@ async fn unknown_cards_do_not_ring_when_turned_off() {
     })
     .await;
     app.show_for_card("DEADBEEF", "face.png", &pattern_png(1));
-    app.state.control.taps.clone().unwrap().tap("DEADBEEF".parse().unwrap()).await.unwrap();
+    app.control().taps.clone().unwrap().tap("DEADBEEF".parse().unwrap()).await.unwrap();
     assert_eq!(app.wait_for_rows(1).await[0].event.reason, Reason::UnknownCard);
     tokio::time::sleep(NO_RING_WITHIN).await;
     assert!(visits(&app).await.is_empty());

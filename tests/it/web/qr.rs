@@ -97,7 +97,7 @@ fn show(app: &App, code: &GrayImage) {
 }
 
 fn passes(app: &App) -> Passes {
-    app._door.link.passes.clone().expect("visitors are on")
+    app.link().passes.clone().expect("visitors are on")
 }
 
 /// The scanner on the test door, quick and with a short repeat window.
@@ -107,7 +107,7 @@ fn scanner(app: &App) -> JoinHandle<()> {
         ask_every: Duration::from_millis(50),
         repeat_after: REPEAT_AFTER,
     };
-    let link = &app._door.link;
+    let link = app.link();
     tokio::spawn(qr_scan::run(passes(app), link.camera.clone(), link.control.clone(), pace))
 }
 
@@ -217,8 +217,7 @@ async fn a_mailed_qr_pass_opens_once_and_changed_or_late_ones_do_not() {
     let until = (OffsetDateTime::now_utc() + Duration::from_secs(3600)).unix_timestamp();
     let orphan = Secret::new(QrToken::new(&key, &door, VisitId(9999), until).to_string());
     let answer = app
-        ._door
-        .link
+        .link()
         .control
         .ask(|reply| Command::PresentPass { credential: Credential::QrPass, secret: orphan, reply })
         .await

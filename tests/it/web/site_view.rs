@@ -19,11 +19,11 @@ use super::{ADMIN, App, Browser, PASSWORD, VIEWER, flash};
 use crate::common::{self, mosquitto::Mosquitto};
 
 /// An armed door's retained state, as a running door publishes it.
-const ARMED: &str = r#"{"state":"online","armed":true,"lock":"locked","reader":{"backend":"simulated","error":null},
+pub(super) const ARMED: &str = r#"{"state":"online","armed":true,"lock":"locked","reader":{"backend":"simulated","error":null},
 "camera":{"backend":"simulated","error":null},"engine":"simulated","backlog":0}"#;
 
 /// `config` as door `front` of a site on `broker`, taking commands.
-fn on_site(config: &mut Config, broker: &Mosquitto) {
+pub(super) fn on_site(config: &mut Config, broker: &Mosquitto) {
     config.door.id = "front".into();
     config.mqtt.url = broker.url();
     config.mqtt.ca_file = Some(broker.certs.path("ca.pem"));
@@ -34,7 +34,7 @@ fn on_site(config: &mut Config, broker: &Mosquitto) {
 }
 
 /// Publishes `messages` (topic, payload) retained, as the doors would, and waits for the broker to take them.
-async fn retain(broker: &Mosquitto, messages: &[(&str, &str)]) {
+pub(super) async fn retain(broker: &Mosquitto, messages: &[(&str, &str)]) {
     let (client, mut events) = AsyncClient::new(broker.client_options("fake-doors", Some("subscriber")), 16);
     for (topic, payload) in messages {
         client.publish(*topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec()).await.unwrap();
@@ -51,7 +51,7 @@ async fn retain(broker: &Mosquitto, messages: &[(&str, &str)]) {
     .expect("the broker acknowledges the states");
 }
 
-async fn register(app: &App, id: &str, name: &str, last_seen: OffsetDateTime) {
+pub(super) async fn register(app: &App, id: &str, name: &str, last_seen: OffsetDateTime) {
     let door = SiteDoor {
         id: id.into(),
         name: name.into(),
@@ -63,14 +63,14 @@ async fn register(app: &App, id: &str, name: &str, last_seen: OffsetDateTime) {
 }
 
 /// The part of the site page about door `id`.
-fn card<'p>(page: &'p str, id: &str) -> &'p str {
+pub(super) fn card<'p>(page: &'p str, id: &str) -> &'p str {
     let start = page.find(&format!("id=\"door-{id}\"")).unwrap_or_else(|| panic!("no door {id} on:\n{page}"));
     let rest = &page[start..];
     &rest[..rest.find("</section>").unwrap()]
 }
 
 /// Loads the site page until `door`'s card says `what` (the link hears the retained states).
-async fn site_until(browser: &mut Browser<'_>, door: &str, what: &str) -> String {
+pub(super) async fn site_until(browser: &mut Browser<'_>, door: &str, what: &str) -> String {
     let started = Instant::now();
     loop {
         let page = browser.get("/site").await;
