@@ -304,7 +304,7 @@ fn variants(models_dir: &Path, camera: &Path, cards: &[CardUid]) -> Vec<Variant>
 async fn tap_to_relay() {
     let models_dir = common::models_dir();
     let camera = tempfile::tempdir().unwrap();
-    let detector = Detector::load(&ModelPaths::check(&models_dir).unwrap().detector).unwrap();
+    let detector = Detector::load(&ModelPaths::check(&models_dir).unwrap()).unwrap();
     let cards = camera_scenes(camera.path(), &detector);
 
     liveness_checks_alone(&camera.path().join(cards[0].as_str()).join("0.jpg"), &models_dir);
