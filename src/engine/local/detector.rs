@@ -81,6 +81,20 @@ impl Detection {
         }
     }
 
+    /// This detection in a picture `scale` times the size of the one it was found in (divided,
+    /// not multiplied by the inverse: the landmarks stay those of every earlier release).
+    fn unscaled(self, scale: f32) -> Self {
+        let back = |(px, py): (f32, f32)| (px / scale, py / scale);
+        Self {
+            left: self.left / scale,
+            top: self.top / scale,
+            width: self.width / scale,
+            height: self.height / scale,
+            landmarks: self.landmarks.map(back),
+            ..self
+        }
+    }
+
     fn iou(&self, other: &Detection) -> f32 {
         let x1 = self.left.max(other.left);
         let y1 = self.top.max(other.top);
@@ -187,7 +201,7 @@ impl Detector {
     fn detect_on(&self, image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
         let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
         let found = run(plan, &scaled, (0, 0))?;
-        Ok(found.into_iter().map(|detection| detection.mapped(0, 0, 1.0 / scale)).collect())
+        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
     }
 
     /// Faces in `image` near the places `near` gives (in `image`'s pixels), each looked at on
@@ -224,7 +238,7 @@ impl Detector {
                 }
             }
         }
-        Ok(suppress_overlaps(found).into_iter().map(|detection| detection.mapped(0, 0, 1.0 / scale)).collect())
+        Ok(suppress_overlaps(found).into_iter().map(|detection| detection.unscaled(scale)).collect())
     }
 }
 
