@@ -106,7 +106,8 @@ fn main() {
     let facedata = face("diverse/README.md").parent().unwrap().parent().unwrap().to_owned();
     let eval = |sources: &[&str]| {
         let mut command = Command::new(BIN);
-        command.arg("--set").arg(format!("engine.models_dir={:?}", models.display().to_string())).arg("eval");
+        // `--set` takes a text key's value as it is: quotes would be part of the path.
+        command.arg("--set").arg(format!("engine.models_dir={}", models.display())).arg("eval");
         command.args(sources.iter().map(|source| facedata.join(source))).arg("--json");
         let output = command.output().expect("facereko eval runs");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -117,7 +118,7 @@ fn main() {
 
     let camera = tempfile::tempdir().unwrap();
     let frame = camera.path().join("img2-640x480.jpg");
-    let detector = Detector::load(&ModelPaths::check(&models).unwrap().detector).unwrap();
+    let detector = Detector::load(&ModelPaths::check(&models).unwrap()).unwrap();
     std::fs::write(&frame, camera_frame(&Frame::read(&face("deepface/img2.jpg")).unwrap(), &detector).bytes()).unwrap();
     drop(detector);
     let taps = runs(5, 1);

@@ -38,7 +38,7 @@ timed() {
 }
 
 for _ in $(seq "$runs"); do
-    timed facereko "$facereko" --set "engine.models_dir=\"$models\"" eval --json \
+    timed facereko "$facereko" --set "engine.models_dir=$models" eval --json \
         --groups "${sources[0]}" "${sources[1]}" "${sources[2]}"
     timed dlib "$venv/bin/python" "$here/face_recognition_eval.py" "${sources[@]}"
 done
