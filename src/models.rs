@@ -33,7 +33,8 @@ use crate::errors::error_chain;
 
 /// The face detector (CenterFace, ONNX).
 pub const DETECTOR: &str = "centerface.onnx";
-/// The fast face finder that spares CenterFace most of a picture (BlazeFace, ONNX).
+/// The fast face finder that spares CenterFace most of a picture (BlazeFace, ONNX). Optional:
+/// models fetched before it was added still work, detecting a little slower (the log says so).
 pub const FINDER: &str = "face_detection_front_128x128_barracuda.onnx";
 /// The TensorFlow.js weights manifest of the face descriptor network.
 pub const MANIFEST: &str = "face_recognition_model-weights_manifest.json";
@@ -236,7 +237,6 @@ impl ModelPaths {
         let paths = Self::in_dir(dir);
         let missing: Vec<&str> = [
             (&paths.detector, DETECTOR),
-            (&paths.finder, FINDER),
             (&paths.manifest, MANIFEST),
             (&paths.weights, WEIGHTS),
             (&paths.mobilefacenet, MOBILEFACENET),

@@ -125,7 +125,8 @@ impl Plan {
 }
 
 pub struct Detector {
-    finder: Finder,
+    /// Absent from models folders fetched before it was added: CenterFace then looks everywhere.
+    finder: Option<Finder>,
     /// For whole pictures, on [`CANVAS`].
     whole: Plan,
     /// For the region around a known face, on [`REGION_CANVAS`].
@@ -138,7 +139,15 @@ impl Detector {
     /// CenterFace and BlazeFace from a models folder.
     pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
         let path = paths.detector.as_path();
-        let finder = Finder::load(&paths.finder)?;
+        let finder = if paths.finder.is_file() {
+            Some(Finder::load(&paths.finder)?)
+        } else {
+            tracing::warn!(
+                missing = %paths.finder.display(),
+                "detecting without the fast face finder, which is slower: run `facereko models fetch` to add it"
+            );
+            None
+        };
         let failed = |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
         let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
         let whole = Plan::of(&model, CANVAS).map_err(failed)?;
@@ -157,8 +166,10 @@ impl Detector {
     /// small photos enough to let a stranger pair of `diverse` past the threshold (measured).
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
         let (width, height) = image.dimensions();
-        if width.max(height) as usize > CANVAS {
-            let found = self.finder.find(image)?;
+        if let Some(finder) = &self.finder
+            && width.max(height) as usize > CANVAS
+        {
+            let found = finder.find(image)?;
             if !found.is_empty() {
                 let places: Vec<_> = found.iter().map(|f| (f.left, f.top, f.width, f.height)).collect();
                 let near = self.detect_near(image, &places)?;
