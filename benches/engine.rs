@@ -88,8 +88,6 @@ fn read_frame(path: &Path) -> Frame {
 struct Stages {
     decode: Stats,
     detect: Stats,
-    /// CenterFace alone over the whole picture, as detection was before BlazeFace (not fed on).
-    everywhere: Stats,
     align: Stats,
     embed: Stats,
     total: Stats,
@@ -97,7 +95,6 @@ struct Stages {
 
 fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedder, runs: usize) -> Stages {
     let mut samples: [Vec<Duration>; 5] = Default::default();
-    let mut everywhere = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
         let image = decode_rgb(black_box(frame), what).unwrap();
@@ -109,8 +106,6 @@ fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedd
         let aligned = Instant::now();
         black_box(embedder.embed(&chip).unwrap());
         let embedded = Instant::now();
-        black_box(detector.detect_everywhere(&image).unwrap());
-        everywhere.push(embedded.elapsed());
         for (stage, (from, to)) in samples.iter_mut().zip([
             (started, decoded),
             (decoded, detected),
@@ -122,7 +117,7 @@ fn time_stages(frame: &Frame, what: &str, detector: &Detector, embedder: &Embedd
         }
     }
     let [decode, detect, align, embed, total] = samples.map(Stats::of);
-    Stages { decode, detect, everywhere: Stats::of(everywhere), align, embed, total }
+    Stages { decode, detect, align, embed, total }
 }
 
 /// The anti-spoofing model's time per face (square crop, resize to 128×128, network) on the largest
@@ -338,7 +333,7 @@ fn main() {
     // A second copy of the two networks, for timing each stage on its own.
     let paths = ModelPaths::check(&dir).unwrap();
     let started = Instant::now();
-    let detector = Detector::load(&paths).unwrap();
+    let detector = Detector::load(&paths.detector).unwrap();
     let detector_load = started.elapsed();
     let embedders: Vec<(Embedder, Duration)> = EMBEDDERS
         .iter()
@@ -428,7 +423,6 @@ fn main() {
         for (stage, a, b) in [
             ("JPEG decode (decode_rgb)", on_frame.decode, on_photo.decode),
             ("detection (Detector::detect)", on_frame.detect, on_photo.detect),
-            ("  before: CenterFace on all of it", on_frame.everywhere, on_photo.everywhere),
             ("alignment (align::chip)", on_frame.align, on_photo.align),
             ("embedding (Embedder::embed)", on_frame.embed, on_photo.embed),
             ("all four", on_frame.total, on_photo.total),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::{AdminForm, Button, Flash, Signed, User};
 use super::doors::{outcome, rights_form, rights_from, rights_text};
 use super::people::{NameForm, done};
-use super::views::{Section, capitalised, csrf_field, page as frame, post_button};
+use super::views::{Section, capitalised, csrf_field, danger_zone, page as frame, post_button};
 use super::{WebError, WebState};
 use crate::access::PersonId;
 use crate::schedule::Group;
@@ -149,12 +149,9 @@ async fn group_view(state: &WebState, user: &User, id: i64, flash: Option<Flash>
                     button.primary type="submit" { "Rename" }
                 }
             }
-            section.card.danger-zone {
-                h2 { "Remove " (group.name) }
-                p { "Its members stay; they are no longer kept to doors through this group." }
-                (post_button(user, &format!("{url}/remove"), &format!("Remove {}", group.name), "danger",
-                    Some(&format!("Remove the group {}?", group.name))))
-            }
+            (danger_zone(user, &format!("{url}/remove"), &format!("Remove {}", group.name),
+                "Its members stay; they are no longer kept to doors through this group.",
+                &format!("Remove the group {}?", group.name)))
         }
     };
     Ok(frame(user, flash, Section::People, &group.name, body))

@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::auth::{Admin, AdminForm, Button, Flash, Signed, User};
-use super::views::{Section, capitalised, csrf_field, page as frame, post_button, time_cell};
+use super::views::{Section, capitalised, csrf_field, danger_zone, page as frame, post_button, time_cell};
 use super::{WebError, WebState};
 use crate::access::{Person, PersonId};
 use crate::card::CardUid;
@@ -215,12 +215,9 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
         (super::schedules::person_section(state, user, person.id, &cards, &rules))
         (super::doors::person_section(user, person.id, &doors, &rules))
         @if admin {
-            section.card.danger-zone {
-                h2 { "Remove " (person.name) }
-                p { "Removes their cards and every enrolled face (from the face engine too). The history keeps their name." }
-                (post_button(user, &format!("{url}/remove"), &format!("Remove {}", person.name), "danger",
-                    Some(&format!("Remove {} with their cards and faces?", person.name))))
-            }
+            (danger_zone(user, &format!("{url}/remove"), &format!("Remove {}", person.name),
+                "Removes their cards and every enrolled face (from the face engine too). The history keeps their name.",
+                &format!("Remove {} with their cards and faces?", person.name)))
         }
     };
     Ok(frame(user, flash, Section::People, &person.name, body))

@@ -142,6 +142,18 @@ pub fn post_button(user: &User, action: &str, label: &str, class: &str, confirm:
     }
 }
 
+/// The card at the foot of a page that deletes what the page shows: `title` ("Remove Ada"),
+/// what it does to what, and the button that asks `confirm` first.
+pub fn danger_zone(user: &User, action: &str, title: &str, explanation: &str, confirm: &str) -> Markup {
+    html! {
+        section.card.danger-zone {
+            h2 { (title) }
+            p { (explanation) }
+            (post_button(user, action, title, "danger", Some(confirm)))
+        }
+    }
+}
+
 /// A time in UTC for machines, shown in the browser's own time zone by the page script.
 pub fn time_cell(at: OffsetDateTime) -> Markup {
     let iso = at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();

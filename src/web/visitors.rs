@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::account::{check_form_token, form_token, with_form_cookie};
 use super::auth::{Admin, AdminForm, Button, ClientAddress, Flash, SESSION_COOKIE, SignInKey, User, cookie, minutes};
 use super::history::{image_response, read_photo};
-use super::views::{Section, bare_page, csrf_field, page, post_button, time_cell};
+use super::views::{Section, bare_page, csrf_field, danger_zone, page, post_button, time_cell};
 use super::{WebError, WebState, step_up};
 use crate::access::{Credential, Decision, Reason};
 use crate::checks::Secret;
@@ -649,12 +649,9 @@ fn known_visitor_view(user: &User, flash: Option<Flash>, visitor: &KnownVisitor,
                 button.primary type="submit" { "Save" }
             }
         }
-        section.card.danger-zone {
-            h2 { "Forget " (visitor.name) }
-            p { "Deletes their faces, their visits and those visits' photos now." }
-            (post_button(user, &format!("{url}/forget"), &format!("Forget {}", visitor.name), "danger",
-                Some(&format!("Delete {}, their faces, visits and photos now?", visitor.name))))
-        }
+        (danger_zone(user, &format!("{url}/forget"), &format!("Forget {}", visitor.name),
+            "Deletes their faces, their visits and those visits' photos now.",
+            &format!("Delete {}, their faces, visits and photos now?", visitor.name)))
     };
     page(user, flash, Section::Visitors, &visitor.name, body)
 }

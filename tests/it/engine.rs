@@ -399,14 +399,12 @@ fn pattern_chip() -> image::RgbImage {
     })
 }
 
-/// Our own 112×112 chip of the largest face in a sample picture, from CenterFace's landmarks.
+/// Our own 112×112 chip of the largest face in a sample picture.
 fn arcface_chip(name: &str) -> image::RgbImage {
     use facereko::engine::local::{align, detector::Detector};
-    let detector = Detector::load(&facereko::models::ModelPaths::check(models_dir()).unwrap()).unwrap();
+    let detector = Detector::load(&models_dir().join(facereko::models::DETECTOR)).unwrap();
     let image = engine::decode_rgb(&read(&sample(name)), name).unwrap();
-    // CenterFace over the whole picture, as when the reference was made: this test is about the
-    // embedder, and the chip's checksum pins the landmarks.
-    let faces = detector.detect_everywhere(&image).unwrap();
+    let faces = detector.detect(&image).unwrap();
     let largest = faces.iter().max_by(|a, b| a.area().total_cmp(&b.area())).expect("a face");
     align::chip(&image, &largest.landmarks, &align::ARCFACE)
 }
@@ -468,43 +466,6 @@ async fn a_burst_finds_the_face_again_around_where_it_was() {
     let elsewhere = DetectedFace { x: 0, y: 0, width: 30, height: 30, confidence: 90.0, landmarks: None };
     let found = engine().detect_following(&picture, &elsewhere).await.unwrap();
     assert_eq!(found, whole, "nothing near the corner: the whole frame is looked at");
-}
-
-/// In a picture larger than CenterFace's canvas, BlazeFace finds where the faces are and
-/// CenterFace looks only there: the same faces, with the landmarks CenterFace gives over the whole
-/// picture. A picture that fits the canvas (a 250×250 LFW photo, a tight 160×160 crop) is looked
-/// at whole, exactly as before.
-#[test]
-fn centerface_looking_where_blazeface_found_faces_sees_what_it_sees_over_the_whole_picture() {
-    use facereko::engine::local::detector::{CANVAS, Detector};
-    let detector = Detector::load(&facereko::models::ModelPaths::check(models_dir()).unwrap()).unwrap();
-    let camera_frame = {
-        let photo = engine::decode_rgb(&read(&face("deepface/img2.jpg")), "img2.jpg").unwrap();
-        let band = photo.width() * 3 / 4;
-        let cut = image::imageops::crop_imm(&photo, 0, (photo.height() - band) / 2, photo.width(), band).to_image();
-        image::imageops::resize(&cut, 640, 480, image::imageops::FilterType::Triangle)
-    };
-    let decode = |path: &Path| engine::decode_rgb(&read(path), "a test picture").unwrap();
-    let pictures = [
-        ("obama.jpg", decode(&sample("obama.jpg"))),
-        ("biden.jpg", decode(&sample("biden.jpg"))),
-        ("a 640×480 camera frame", camera_frame),
-        ("an LFW photo", decode(&face("lfw10/Colin_Powell/Colin_Powell_0001.jpg"))),
-        ("a tight crop", decode(&face("diverse/twice_sana/1.jpg"))),
-    ];
-    for (what, image) in pictures {
-        let near = detector.detect(&image).unwrap();
-        let everywhere = detector.detect_everywhere(&image).unwrap();
-        if image.width().max(image.height()) as usize <= CANVAS {
-            assert_eq!(near, everywhere, "{what} is looked at whole");
-            continue;
-        }
-        assert_eq!(near.len(), everywhere.len(), "{what}: {near:?} against {everywhere:?}");
-        let (a, b) = (&near[0], &everywhere[0]);
-        let shift = a.landmarks.iter().zip(&b.landmarks).map(|(p, q)| (p.0 - q.0).hypot(p.1 - q.1)).fold(0.0, f32::max);
-        println!("{what}: landmarks moved by at most {shift:.2} px on a face {:.0} px wide", b.width);
-        assert!(shift <= b.width / 50.0, "{what}: landmarks moved by {shift} px: {a:?} against {b:?}");
-    }
 }
 
 /// `picture` as a PNG after `change`.

@@ -1,17 +1,11 @@
-//! CenterFace: face boxes with five landmarks, from one pass of a small fully convolutional net,
-//! looking only where BlazeFace ([`finder`]) found faces when it found some.
+//! CenterFace: face boxes with five landmarks, from one pass of a small fully convolutional net.
 
-pub mod finder;
-
-use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 
 use image::RgbImage;
 use image::imageops::FilterType;
 use tract_onnx::prelude::*;
-
-use crate::models::ModelPaths;
-use finder::Finder;
 
 /// Frames are scaled so their longest side fits this square canvas (a multiple of 32, as the
 /// network needs); door-distance faces stay well above the detector's minimum size. Smaller
@@ -25,14 +19,6 @@ pub const REGION_CANVAS: usize = 160;
 /// How many times the known face's size the region around it spans, for the face's movement
 /// between two frames and the context the network needs around a face.
 pub const REGION_SPAN: f32 = 2.0;
-/// The canvases a region around a face found by the finder ([`super::finder`]) is looked at on:
-/// a face at door distance in a 640×480 frame needs the largest, a face in a wide shot the
-/// smallest.
-pub const NEAR_CANVASES: [usize; 3] = [128, 192, 256];
-/// How many times a found face's size the canvas around it spans: context for the network.
-const NEAR_SPAN: f32 = 2.0;
-/// The network's coarsest stride: a canvas starting on this grid sees a face on the same cells.
-const GRID: u32 = 32;
 /// Heat-map cells above this are face centres.
 const MIN_SCORE: f32 = 0.5;
 /// Overlapping boxes above this intersection-over-union are one face.
@@ -81,20 +67,6 @@ impl Detection {
         }
     }
 
-    /// This detection in a picture `scale` times the size of the one it was found in (divided,
-    /// not multiplied by the inverse: the landmarks stay those of every earlier release).
-    fn unscaled(self, scale: f32) -> Self {
-        let back = |(px, py): (f32, f32)| (px / scale, py / scale);
-        Self {
-            left: self.left / scale,
-            top: self.top / scale,
-            width: self.width / scale,
-            height: self.height / scale,
-            landmarks: self.landmarks.map(back),
-            ..self
-        }
-    }
-
     fn iou(&self, other: &Detection) -> f32 {
         let x1 = self.left.max(other.left);
         let y1 = self.top.max(other.top);
@@ -125,64 +97,23 @@ impl Plan {
 }
 
 pub struct Detector {
-    /// Absent from models folders fetched before it was added: CenterFace then looks everywhere.
-    finder: Option<Finder>,
     /// For whole pictures, on [`CANVAS`].
     whole: Plan,
     /// For the region around a known face, on [`REGION_CANVAS`].
     region: Plan,
-    /// For the regions around found faces, on [`NEAR_CANVASES`], smallest first.
-    near: Vec<Plan>,
 }
 
 impl Detector {
-    /// CenterFace and BlazeFace from a models folder.
-    pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
-        let path = paths.detector.as_path();
-        let finder = if paths.finder.is_file() {
-            Some(Finder::load(&paths.finder)?)
-        } else {
-            tracing::warn!(
-                missing = %paths.finder.display(),
-                "detecting without the fast face finder, which is slower: run `facereko models fetch` to add it"
-            );
-            None
-        };
+    pub fn load(path: &Path) -> Result<Self, DetectorError> {
         let failed = |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
         let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
         let whole = Plan::of(&model, CANVAS).map_err(failed)?;
         let region = Plan::of(&model, REGION_CANVAS).map_err(failed)?;
-        let near =
-            NEAR_CANVASES.iter().map(|&side| Plan::of(&model, side)).collect::<TractResult<_>>().map_err(failed)?;
-        Ok(Self { finder, whole, region, near })
+        Ok(Self { whole, region })
     }
 
-    /// Faces in `image`, highest score first, overlapping detections merged. In a picture larger
-    /// than [`CANVAS`] (a camera frame, a photo), BlazeFace finds where they are and CenterFace
-    /// looks only there. CenterFace looks at the whole picture ([`Self::detect_everywhere`])
-    /// when BlazeFace finds nothing (faces too small for its 128×128 view, or cropped too
-    /// tightly for it), when CenterFace sees no face where BlazeFace saw one, and in pictures
-    /// that fit the canvas whole: there a region saves little, and it moved the landmarks of
-    /// small photos enough to let a stranger pair of `diverse` past the threshold (measured).
+    /// Faces in `image`, highest score first, overlapping detections merged.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
-        let (width, height) = image.dimensions();
-        if let Some(finder) = &self.finder
-            && width.max(height) as usize > CANVAS
-        {
-            let found = finder.find(image)?;
-            if !found.is_empty() {
-                let places: Vec<_> = found.iter().map(|f| (f.left, f.top, f.width, f.height)).collect();
-                let near = self.detect_near(image, &places)?;
-                if !near.is_empty() {
-                    return Ok(near);
-                }
-            }
-        }
-        self.detect_everywhere(image)
-    }
-
-    /// Faces in `image` from CenterFace over the whole picture on [`CANVAS`], without BlazeFace.
-    pub fn detect_everywhere(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
         self.detect_on(image, &self.whole)
     }
 
@@ -210,124 +141,64 @@ impl Detector {
 
     /// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s canvas.
     fn detect_on(&self, image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
-        let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
-        let found = run(plan, &scaled, (0, 0))?;
-        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
-    }
-
-    /// Faces in `image` near the places `near` gives (in `image`'s pixels), each looked at on
-    /// the smallest of [`NEAR_CANVASES`] that holds [`NEAR_SPAN`] times the face around it, at
-    /// the scale the whole picture is looked at, so that the face's pixels are those
-    /// [`Self::detect_everywhere`] sees; a face too large for the largest is shrunk to fit it.
-    pub fn detect_near(
-        &self,
-        image: &RgbImage,
-        near: &[(f32, f32, f32, f32)],
-    ) -> Result<Vec<Detection>, DetectorError> {
-        let Some((scaled, scale)) = shrunk(image, CANVAS) else { return Ok(Vec::new()) };
-        let (width, height) = scaled.dimensions();
-        let mut found = Vec::new();
-        for &(left, top, face_width, face_height) in near {
-            let half = face_width.max(face_height) * scale * NEAR_SPAN / 2.0;
-            let (centre_x, centre_y) = ((left + face_width / 2.0) * scale, (top + face_height / 2.0) * scale);
-            // The canvas starts on the network's coarsest grid, as the whole picture's does, so
-            // that the face falls on the same cells.
-            let start = |centre: f32, limit: u32| (((centre - half).max(0.0) as u32) / GRID * GRID).min(limit - 1);
-            let (x, y) = (start(centre_x, width), start(centre_y, height));
-            let needed =
-                |start: u32, centre: f32, limit: u32| ((centre + half).min(limit as f32) - start as f32).max(1.0);
-            let side = needed(x, centre_x, width).max(needed(y, centre_y, height));
-            match self.near.iter().find(|plan| plan.side as f32 >= side) {
-                Some(plan) => found.extend(run(plan, &scaled, (x, y))?),
-                None => {
-                    let largest = self.near.last().expect("NEAR_CANVASES is not empty");
-                    let side = side.ceil() as u32;
-                    let region = image::imageops::crop_imm(scaled.as_ref(), x, y, side, side).to_image();
-                    let Some((small, factor)) = shrunk(&region, largest.side) else { continue };
-                    let seen = run(largest, &small, (0, 0))?;
-                    found.extend(seen.into_iter().map(|detection| detection.mapped(x, y, 1.0 / factor)));
-                }
-            }
+        let side = plan.side;
+        let (width, height) = image.dimensions();
+        if width == 0 || height == 0 {
+            return Ok(Vec::new());
         }
-        Ok(suppress_overlaps(found).into_iter().map(|detection| detection.unscaled(scale)).collect())
-    }
-}
+        let scale = (side as f32 / width.max(height) as f32).min(1.0);
+        let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, side as u32);
+        let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, side as u32);
+        let scaled = image::imageops::resize(image, scaled_w, scaled_h, FilterType::Triangle);
 
-/// `image` shrunk (never enlarged: it blurs the landmarks) so its longest side fits `side`, with
-/// the factor; `None` for an empty image.
-fn shrunk(image: &RgbImage, side: usize) -> Option<(Cow<'_, RgbImage>, f32)> {
-    let (width, height) = image.dimensions();
-    if width == 0 || height == 0 {
-        return None;
-    }
-    let scale = (side as f32 / width.max(height) as f32).min(1.0);
-    if scale == 1.0 {
-        return Some((Cow::Borrowed(image), scale));
-    }
-    let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, side as u32);
-    let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, side as u32);
-    Some((Cow::Owned(image::imageops::resize(image, scaled_w, scaled_h, FilterType::Triangle)), scale))
-}
-
-/// Faces on `plan`'s canvas filled with `image` from `(x, y)` on (black past its edges), in
-/// `image`'s pixels.
-fn run(plan: &Plan, image: &RgbImage, (x0, y0): (u32, u32)) -> Result<Vec<Detection>, DetectorError> {
-    let side = plan.side;
-    let (width, height) = image.dimensions();
-    let (shown_w, shown_h) =
-        ((width.saturating_sub(x0)).min(side as u32), (height.saturating_sub(y0)).min(side as u32));
-    // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
-    let plane = side * side;
-    let mut planar = vec![0f32; 3 * plane];
-    for y in 0..shown_h {
-        for x in 0..shown_w {
-            let pixel = image.get_pixel(x0 + x, y0 + y);
+        // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
+        let plane = side * side;
+        let mut planar = vec![0f32; 3 * plane];
+        for (x, y, pixel) in scaled.enumerate_pixels() {
             for channel in 0..3 {
                 planar[channel * plane + y as usize * side + x as usize] = f32::from(pixel.0[channel]);
             }
         }
-    }
-    let input = Tensor::from_shape(&[1, 3, side, side], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
-    let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
-    let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
-        return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
-    };
-    let (heat, box_scale, offset, landmarks) = (four_d(heat)?, four_d(box_scale)?, four_d(offset)?, four_d(landmarks)?);
+        let input = Tensor::from_shape(&[1, 3, side, side], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
+        let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
+        let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
+            return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
+        };
+        let (heat, box_scale, offset, landmarks) =
+            (four_d(heat)?, four_d(box_scale)?, four_d(offset)?, four_d(landmarks)?);
 
-    let mut found = Vec::new();
-    let (rows, cols) = (heat.shape()[2], heat.shape()[3]);
-    for i in 0..rows {
-        for j in 0..cols {
-            let score = heat[[0, 0, i, j]];
-            if score <= MIN_SCORE {
-                continue;
-            }
-            let h = box_scale[[0, 0, i, j]].exp() * STRIDE as f32;
-            let w = box_scale[[0, 1, i, j]].exp() * STRIDE as f32;
-            let left = ((j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE as f32 - w / 2.0).max(0.0);
-            let top = ((i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE as f32 - h / 2.0).max(0.0);
-            let mut points = [(0.0, 0.0); 5];
-            for (k, point) in points.iter_mut().enumerate() {
-                let x = left + landmarks[[0, 2 * k + 1, i, j]] * w;
-                let y = top + landmarks[[0, 2 * k, i, j]] * h;
-                *point = (x, y);
-            }
-            let right = (left + w).min(shown_w as f32);
-            let bottom = (top + h).min(shown_h as f32);
-            found.push(
-                Detection {
-                    left,
-                    top,
-                    width: (right - left).max(0.0),
-                    height: (bottom - top).max(0.0),
+        let mut found = Vec::new();
+        let (rows, cols) = (heat.shape()[2], heat.shape()[3]);
+        for i in 0..rows {
+            for j in 0..cols {
+                let score = heat[[0, 0, i, j]];
+                if score <= MIN_SCORE {
+                    continue;
+                }
+                let h = box_scale[[0, 0, i, j]].exp() * STRIDE as f32;
+                let w = box_scale[[0, 1, i, j]].exp() * STRIDE as f32;
+                let left = ((j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE as f32 - w / 2.0).max(0.0);
+                let top = ((i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE as f32 - h / 2.0).max(0.0);
+                let mut points = [(0.0, 0.0); 5];
+                for (k, point) in points.iter_mut().enumerate() {
+                    let x = left + landmarks[[0, 2 * k + 1, i, j]] * w;
+                    let y = top + landmarks[[0, 2 * k, i, j]] * h;
+                    *point = (x / scale, y / scale);
+                }
+                let right = (left + w).min(scaled_w as f32);
+                let bottom = (top + h).min(scaled_h as f32);
+                found.push(Detection {
+                    left: left / scale,
+                    top: top / scale,
+                    width: (right - left).max(0.0) / scale,
+                    height: (bottom - top).max(0.0) / scale,
                     score,
                     landmarks: points,
-                }
-                .mapped(x0, y0, 1.0),
-            );
+                });
+            }
         }
+        Ok(suppress_overlaps(found))
     }
-    Ok(suppress_overlaps(found))
 }
 
 impl Detector {

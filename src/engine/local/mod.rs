@@ -1,4 +1,4 @@
-//! The on-device face engine: BlazeFace and CenterFace detection, 5-point alignment, a descriptor from the
+//! The on-device face engine: CenterFace detection, 5-point alignment, a descriptor from the
 //! configured embedder (MobileFaceNet or the dlib ResNet); beside it, an anti-spoofing model for
 //! the liveness checks (`antispoof`).
 
@@ -134,7 +134,7 @@ impl LocalEngine {
     ) -> Result<Self, EngineError> {
         let unavailable = |e: &dyn std::fmt::Display| EngineError::Unavailable(e.to_string());
         let paths = ModelPaths::check(models_dir).map_err(|e| unavailable(&e))?;
-        let detector = Detector::load(&paths).map_err(|e| unavailable(&e))?;
+        let detector = Detector::load(&paths.detector).map_err(|e| unavailable(&e))?;
         let mut embedder = Embedder::load(embedder, models_dir).map_err(|e| unavailable(&e))?;
         if let Some(flip) = flip {
             embedder = embedder.with_flip(flip);
