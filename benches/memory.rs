@@ -124,7 +124,7 @@ fn main() {
 
     let camera = tempfile::tempdir().unwrap();
     let frame = camera.path().join("img2-640x480.jpg");
-    let detector = Detector::load(&ModelPaths::check(&models).unwrap().detector).unwrap();
+    let detector = Detector::load(&ModelPaths::check(&models).unwrap()).unwrap();
     std::fs::write(&frame, camera_frame(&Frame::read(&face("deepface/img2.jpg")).unwrap(), &detector).bytes()).unwrap();
     drop(detector);
     let taps = runs(5, 1);

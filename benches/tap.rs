@@ -356,7 +356,7 @@ fn variants(models_dir: &Path, camera: &Path, still_camera: &Path, cards: &[Card
 async fn tap_to_relay() {
     let models_dir = common::models_dir();
     let camera = tempfile::tempdir().unwrap();
-    let detector = Detector::load(&ModelPaths::check(&models_dir).unwrap().detector).unwrap();
+    let detector = Detector::load(&ModelPaths::check(&models_dir).unwrap()).unwrap();
     let frames = camera_frames(&detector);
     let cards = write_scenes(camera.path(), photo_scenes(&frames));
     let still_camera = tempfile::tempdir().unwrap();

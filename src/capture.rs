@@ -123,15 +123,15 @@ pub async fn burst_for_liveness(
             }
         }
         // After a frame with a face, the engine may look only around it.
+        // The door matches the largest face, which engines list first; judge the frame by it.
         let detection = async {
             match &previous {
-                Some(previous) => engine.detect_following(&frame, previous).await,
-                None => engine.detect(&frame).await,
+                Some(previous) => Ok(engine.detect_following(&frame, previous).await?.into_iter().next()),
+                None => engine.detect_largest(&frame).await,
             }
         };
         let face = match tokio::time::timeout(remaining(), detection).await {
-            // The door matches the largest face, which engines list first; judge the frame by it.
-            Ok(Ok(faces)) => faces.into_iter().next(),
+            Ok(Ok(face)) => face,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "skipping a frame the engine cannot read");
                 last_error = Some(e.to_string());

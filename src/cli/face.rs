@@ -97,10 +97,20 @@ impl Scored {
     }
 }
 
+/// How a picture's largest face is found before it is described.
+#[derive(Clone, Copy)]
+enum Finding {
+    /// Among every face, as enrolment and the face API find it.
+    AmongAll,
+    /// As a door's burst finds it in a frame ([`LocalEngine::detect_largest_blocking`]).
+    AsTheDoor,
+}
+
 /// Every picture's descriptor from each embedder, timed; pictures without one are reported.
 async fn describe_all(
     engines: Vec<LocalEngine>,
     pictures: Vec<PathBuf>,
+    finding: Finding,
 ) -> Result<(HashMap<PathBuf, Vec<Descriptor>>, Vec<String>, f64)> {
     let started = std::time::Instant::now();
     let count = pictures.len();
@@ -117,6 +127,10 @@ async fn describe_all(
                         .iter()
                         .map(|engine| {
                             bar.inc(1);
+                            if let Finding::AsTheDoor = finding {
+                                // Remembered, so the description below starts from what it found.
+                                engine.detect_largest_blocking(&frame, &what).map_err(|e| e.to_string())?;
+                            }
                             match engine.describe_blocking(&frame, &what) {
                                 Ok(Some(face)) => Ok(face.descriptor),
                                 Ok(None) => Err(format!("{what}: no face found")),
@@ -164,7 +178,14 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
     pictures.sort();
     pictures.dedup();
     let picture_count = pictures.len();
-    let (descriptors, skipped, per_picture_ms) = describe_all(engines, pictures).await?;
+    let (descriptors, skipped, per_picture_ms) =
+        describe_all(engines.clone(), pictures.clone(), Finding::AmongAll).await?;
+    // With a gallery, the probes are described as a door's camera frames are, the enrolled
+    // pictures as enrolment does.
+    let probes = match args.enrol {
+        Some(_) => Some(describe_all(engines, pictures, Finding::AsTheDoor).await?.0),
+        None => None,
+    };
 
     // Fused scores are the mean of each embedder's calibrated similarity.
     let similarity = |a: &[Descriptor], b: &[Descriptor]| -> (f32, f32) {
@@ -188,8 +209,9 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
                 println!("{}: pairs without people, left out of --enrol", group.name);
                 continue;
             };
+            let as_probe = |k: usize| probes.as_ref().and_then(|probes| probes.get(&set.pictures[k]));
             let score = |gallery: &[usize], probe: usize| -> f32 {
-                let probe = described(probe).expect("only usable pictures are scored");
+                let probe = as_probe(probe).expect("only usable pictures are scored");
                 let gallery: Vec<&Vec<Descriptor>> = gallery.iter().map(|&k| described(k).expect("usable")).collect();
                 match args.gallery {
                     GalleryScore::Best => gallery.iter().map(|g| similarity(g, probe).0).fold(0.0, f32::max),
@@ -201,8 +223,12 @@ pub async fn eval(config: &Config, args: &EvalArgs) -> Result<ExitCode> {
                     }
                 }
             };
-            (result.genuine, result.impostor) =
-                eval::gallery_scores(owners, usize::from(enrolled), |k| described(k).is_some(), score);
+            (result.genuine, result.impostor) = eval::gallery_scores(
+                owners,
+                usize::from(enrolled),
+                |k| described(k).is_some() && as_probe(k).is_some(),
+                score,
+            );
         } else {
             for &(i, j, same) in &set.pairs {
                 if let (Some(a), Some(b)) = (described(i), described(j)) {

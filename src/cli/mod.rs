@@ -477,7 +477,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub flip: Option<bool>,
     /// Score as the door does instead of all pairs: each person enrols their first N pictures and
-    /// the others are probes (folders of people only)
+    /// the others are probes, whose faces are found as in a door's camera frames (folders of
+    /// people only)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub enrol: Option<u16>,
     /// With --enrol: a probe's score against a person is the best over their enrolled pictures,

@@ -136,6 +136,10 @@ impl FaceEngine for HybridEngine {
         self.local.detect(image).await
     }
 
+    async fn detect_largest(&self, image: &Frame) -> Result<Option<DetectedFace>, EngineError> {
+        self.local.detect_largest(image).await
+    }
+
     async fn detect_following(&self, image: &Frame, previous: &DetectedFace) -> Result<Vec<DetectedFace>, EngineError> {
         self.local.detect_following(image, previous).await
     }

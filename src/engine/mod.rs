@@ -264,6 +264,12 @@ pub trait FaceEngine: Send + Sync {
     /// Faces in the picture, largest first. An empty list is a normal answer.
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError>;
 
+    /// The largest face in the picture, or none: what a door's burst looks for first. An engine may
+    /// find it for less work than every face; the default takes the first of [`Self::detect`].
+    async fn detect_largest(&self, image: &Frame) -> Result<Option<DetectedFace>, EngineError> {
+        Ok(self.detect(image).await?.into_iter().next())
+    }
+
     /// Faces in a frame of a burst whose previous frame showed `previous` (its largest face),
     /// largest first. A face moves little between frames, so an engine may look only around it
     /// while a face is there; the default looks at the whole frame.

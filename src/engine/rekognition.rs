@@ -256,6 +256,13 @@ impl FaceEngine for RekognitionEngine {
         self.face_check.clone()
     }
 
+    async fn detect_largest(&self, image: &Frame) -> Result<Option<DetectedFace>, EngineError> {
+        match &self.face_check {
+            Some(local) => local.detect_largest(image).await,
+            None => Ok(self.detect(image).await?.into_iter().next()),
+        }
+    }
+
     async fn detect_following(&self, image: &Frame, previous: &DetectedFace) -> Result<Vec<DetectedFace>, EngineError> {
         match &self.face_check {
             Some(local) => local.detect_following(image, previous).await,

@@ -124,7 +124,7 @@ const MEASURED: &[(&str, f32, f32)] = &[
 /// `antispoof_reference.py attacks`.
 #[test]
 fn live_scores_of_real_photos_by_group() {
-    let detector = Detector::load(&models_dir().join(facereko::models::DETECTOR)).unwrap();
+    let detector = Detector::load(&facereko::models::ModelPaths::check(models_dir()).unwrap()).unwrap();
     let mut rows = vec!["group\tpicture\tleft\ttop\twidth\theight\tscore".to_owned()];
     let mut table = Vec::new();
     for (set, pictures) in real_photo_sets() {

