@@ -1,6 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `FACEREKO_*` environment variables, then
 //! `--set key=value` flags, validated once into one [`Config`] that is passed to whoever needs it.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -310,25 +311,26 @@ fn problem(key: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem::new(key, message)
 }
 
-/// Reads a value given as text (environment, `--set`) as the key's type: text keys take it as
-/// it is (a door may be called `1234`); others read it as TOML would (`true`, `5`, `0.5`).
-fn parse_scalar(defaults: &toml::Table, path: &[&str], raw: &str) -> toml::Value {
-    let default = path.iter().try_fold(None::<&toml::Value>, |node, part| {
-        let table = match node {
-            None => defaults,
-            Some(value) => value.as_table()?,
-        };
-        table.get(*part).map(Some)
-    });
-    let is_number_or_flag =
-        matches!(default.flatten(), Some(toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)));
-    if !is_number_or_flag {
-        return toml::Value::String(raw.to_owned());
+/// Whether a deserialiser's `message` says the key takes something other than text (serde's
+/// wording for a string where a number, flag, list or section belongs).
+fn refuses_text(message: &str) -> bool {
+    message.starts_with("invalid type: string")
+}
+
+/// `text`, given to a key that takes no text, read as the config file would have it: `7`, `0.5`,
+/// `true`, `["a", "b"]`; none when TOML reads no such value in it.
+fn read_as_toml(text: &str) -> Option<toml::Value> {
+    let value = toml::from_str::<toml::Table>(&format!("v = {text}")).ok()?.remove("v")?;
+    (!value.is_str()).then_some(value)
+}
+
+fn value_at<'t>(table: &'t toml::Table, path: &[&str]) -> Option<&'t toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut node = table;
+    for part in parents {
+        node = node.get(*part)?.as_table()?;
     }
-    toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+    node.get(*last)
 }
 
 fn remove_path(table: &mut toml::Table, path: &[&str]) {
@@ -372,7 +374,8 @@ fn merge(base: &mut toml::Table, top: toml::Table) {
 pub fn load(sources: &Sources, sections: &[Section]) -> Result<Loaded, ConfigError> {
     let mut problems = Vec::new();
     let mut table = toml::Table::new();
-    let defaults = toml::Table::try_from(Config::default()).expect("the defaults serialise");
+    // The environment and `--set` give every value as text; these are the keys they set.
+    let mut given_as_text = HashSet::new();
 
     if let Some(path) = &sources.file {
         let shown = path.display().to_string();
@@ -391,22 +394,22 @@ pub fn load(sources: &Sources, sections: &[Section]) -> Result<Loaded, ConfigErr
             continue;
         }
         let lower = rest.to_ascii_lowercase();
-        let (key_path, value) = match lower.strip_suffix("_file") {
+        let (key_path, text) = match lower.strip_suffix("_file") {
             Some(key_path) => match std::fs::read_to_string(raw) {
-                Ok(text) => (key_path.to_owned(), toml::Value::String(text.trim_end_matches(['\r', '\n']).to_owned())),
+                Ok(text) => (key_path, text.trim_end_matches(['\r', '\n']).to_owned()),
                 Err(e) => {
                     problems.push(problem(name, format!("cannot read {raw}: {e}")));
                     continue;
                 }
             },
-            None => {
-                let path: Vec<&str> = lower.split("__").collect();
-                (lower.clone(), parse_scalar(&defaults, &path, raw))
-            }
+            None => (lower.as_str(), raw.clone()),
         };
         let path: Vec<&str> = key_path.split("__").collect();
-        if let Err(e) = set_path(&mut table, &path, value) {
-            problems.push(problem(name, e));
+        match set_path(&mut table, &path, toml::Value::String(text)) {
+            Ok(()) => {
+                given_as_text.insert(path.join("."));
+            }
+            Err(e) => problems.push(problem(name, e)),
         }
     }
 
@@ -416,8 +419,11 @@ pub fn load(sources: &Sources, sections: &[Section]) -> Result<Loaded, ConfigErr
             continue;
         };
         let path: Vec<&str> = key.trim().split('.').collect();
-        if let Err(e) = set_path(&mut table, &path, parse_scalar(&defaults, &path, raw.trim())) {
-            problems.push(problem(key, e));
+        match set_path(&mut table, &path, toml::Value::String(raw.trim().to_owned())) {
+            Ok(()) => {
+                given_as_text.insert(path.join("."));
+            }
+            Err(e) => problems.push(problem(key, e)),
         }
     }
 
@@ -436,9 +442,26 @@ pub fn load(sources: &Sources, sections: &[Section]) -> Result<Loaded, ConfigErr
             Err(e) => {
                 let key = e.path().to_string();
                 let path: Vec<&str> = key.split('.').collect();
+                let error = e.into_inner().to_string();
+                // toml closes its message with the key, which the problem names already.
+                let mut message = error.trim_end().trim_end_matches(&format!("in `{key}`")).trim_end().to_owned();
+                // Text refused by the key's own type is read as TOML and tried again. Asking the
+                // type itself, rather than the defaults, also reaches keys that are unset by
+                // default (`engine.threads`), and a key that takes text gets exactly what was given.
+                if refuses_text(&message) && given_as_text.remove(&key) {
+                    match value_at(&table, &path).and_then(toml::Value::as_str).and_then(read_as_toml) {
+                        Some(value) => {
+                            set_path(&mut table, &path, value).expect("the key holds a value already");
+                            continue;
+                        }
+                        None => message.push_str(
+                            "; give the value as the config file would have it, e.g. 4, 0.5, true or [\"a\"]",
+                        ),
+                    }
+                }
                 let before = table.clone();
                 remove_path(&mut table, &path);
-                problems.push(problem(key.clone(), e.into_inner().to_string()));
+                problems.push(problem(key, message));
                 if table == before {
                     return Err(ConfigError { problems });
                 }
@@ -547,14 +570,57 @@ mod tests {
     }
 
     #[test]
-    fn text_keys_take_number_like_values_as_text() {
+    fn set_and_env_reach_number_and_flag_keys_as_their_type() {
         let dir = tempfile::tempdir().unwrap();
         let mut sources = sources_in(dir.path(), None);
-        sources.overrides.push("door.id=1234".into());
+        // engine.threads is unset by default, so no default tells its type.
+        sources.overrides.push("engine.threads=1".into());
+        sources.overrides.push("door.capture_when_closed=true".into());
         sources.env.push(("FACEREKO_CAPTURE__FRAMES".into(), "7".into()));
-        let config = load(&sources, Section::ALL).unwrap().config;
-        assert_eq!(config.door.id, "1234");
+        sources.env.push(("FACEREKO_ENGINE__MATCH_THRESHOLD".into(), "92.5".into()));
+        sources.env.push(("FACEREKO_VISITORS__TELL".into(), r#"["email:owner@example.com"]"#.into()));
+        let config = load_all(&sources).unwrap().config;
+        assert_eq!(config.engine.threads, Some(1));
+        assert!(config.door.capture_when_closed);
         assert_eq!(config.capture.frames, 7);
+        assert_eq!(config.engine.match_threshold, 92.5);
+        assert_eq!(config.visitors.tell, ["email:owner@example.com"]);
+    }
+
+    #[test]
+    fn env_reaches_a_number_key_unset_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.env.push(("FACEREKO_ENGINE__THREADS".into(), "2".into()));
+        assert_eq!(load_all(&sources).unwrap().config.engine.threads, Some(2));
+    }
+
+    #[test]
+    fn text_keys_take_number_like_values_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides.push("door.id=0042".into());
+        sources.overrides.push(r#"engine.models_dir="/srv/models""#.into());
+        sources.env.push(("FACEREKO_DATABASE__PASSWORD".into(), "1234".into()));
+        let config = load_all(&sources).unwrap().config;
+        assert_eq!(config.door.id, "0042");
+        assert_eq!(config.engine.models_dir, Path::new(r#""/srv/models""#), "a text key keeps even the quotes");
+        assert_eq!(config.database.password(), Some("1234"));
+    }
+
+    #[test]
+    fn a_bad_number_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = sources_in(dir.path(), None);
+        sources.overrides.push("engine.threads=four".into());
+        sources.env.push(("FACEREKO_CAPTURE__FRAMES".into(), "-1".into()));
+        let problems = load_all(&sources).unwrap_err().problems;
+        let said: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        assert_eq!(said.len(), 2, "{said:#?}");
+        let threads = said.iter().find(|p| p.starts_with("engine.threads: ")).expect("engine.threads named");
+        assert!(threads.contains(r#""four", expected usize; give the value as"#), "{threads}");
+        let frames = said.iter().find(|p| p.starts_with("capture.frames: ")).expect("capture.frames named");
+        assert!(frames.contains("-1"), "{frames}");
     }
 
     #[test]

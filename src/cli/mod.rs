@@ -40,7 +40,7 @@ pub struct Cli {
     #[arg(short, long, global = true, env = config::CONFIG_PATH_ENV, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Override one config key, e.g. --set door.unlock_time=5s (repeatable)
+    /// Override any config key, e.g. --set door.unlock_time=5s or --set engine.threads=2 (repeatable)
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
 

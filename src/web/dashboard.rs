@@ -219,7 +219,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
         }
     };
     let flash = state.auth().take_flash(&user);
-    Ok(frame(&user, flash, Section::Dashboard, "Dashboard", body).into_response())
+    Ok(frame(state.machine(), &user, flash, Section::Dashboard, "Dashboard", body).into_response())
 }
 
 async fn set_armed(state: &WebState, user: &User, armed: bool) -> Result<Response, WebError> {

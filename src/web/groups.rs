@@ -62,7 +62,7 @@ async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &s
             }
         }
     };
-    Ok(frame(user, flash, Section::People, "Groups", body))
+    Ok(frame(state.machine(), user, flash, Section::People, "Groups", body))
 }
 
 pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
@@ -154,7 +154,7 @@ async fn group_view(state: &WebState, user: &User, id: i64, flash: Option<Flash>
                 &format!("Remove the group {}?", group.name)))
         }
     };
-    Ok(frame(user, flash, Section::People, &group.name, body))
+    Ok(frame(state.machine(), user, flash, Section::People, &group.name, body))
 }
 
 pub async fn page(

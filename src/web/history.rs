@@ -227,7 +227,7 @@ pub async fn page(
         (pager(paging, "/history", &encoded))
     };
     let flash = state.auth().take_flash(&user);
-    Ok(frame(&user, flash, Section::History, "History", body))
+    Ok(frame(state.machine(), &user, flash, Section::History, "History", body))
 }
 
 /// The first rows for the filters, without the page around them: what live updates swap in. The

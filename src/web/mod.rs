@@ -58,6 +58,7 @@ use crate::tls::{CaCertificate, TlsMode, TlsSettings};
 use crate::visitor::Desk;
 use crate::voice::VoiceConfig;
 pub use error::WebError;
+use views::Machine;
 
 /// `[web]`: the web app served by the daemon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -348,6 +349,11 @@ impl WebState {
     /// The door this app runs beside, or the answer of a console: this machine is not a door.
     fn door(&self) -> Result<&DoorLink, WebError> {
         self.0.door.as_ref().ok_or(WebError::NotADoor)
+    }
+
+    /// Whether this app runs beside a door or on a console, for the navigation.
+    fn machine(&self) -> Machine {
+        if self.0.door.is_some() { Machine::Door } else { Machine::Console }
     }
 
     fn engine(&self) -> &Arc<dyn FaceEngine> {

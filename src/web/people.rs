@@ -66,7 +66,7 @@ async fn list_view(state: &WebState, user: &User, flash: Option<Flash>, name: &s
             }
         }
     };
-    Ok(frame(user, flash, Section::People, "People", body))
+    Ok(frame(state.machine(), user, flash, Section::People, "People", body))
 }
 
 pub async fn list(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {
@@ -220,7 +220,7 @@ async fn person_view(state: &WebState, user: &User, id: i64, flash: Option<Flash
                 &format!("Remove {} with their cards and faces?", person.name)))
         }
     };
-    Ok(frame(user, flash, Section::People, &person.name, body))
+    Ok(frame(state.machine(), user, flash, Section::People, &person.name, body))
 }
 
 pub async fn page(

@@ -94,7 +94,7 @@ async fn view(state: &WebState, user: &User, flash: Option<Flash>) -> Result<Mar
             }
         }
     };
-    Ok(frame(user, flash, Section::Schedules, "Schedules", body))
+    Ok(frame(state.machine(), user, flash, Section::Schedules, "Schedules", body))
 }
 
 pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result<Markup, WebError> {

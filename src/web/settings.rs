@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::auth::{AdminForm, Flash, Signed, User};
-use super::views::{Section, csrf_field, page as frame};
+use super::views::{Machine, Section, csrf_field, page as frame};
 use super::{WebError, WebState, api_keys, notifications, passkeys, users, voice};
 use crate::driver::{Command, DoorTuning};
 
@@ -136,6 +136,7 @@ fn read_form(form: &HashMap<String, String>, mut tuning: DoorTuning) -> (DoorTun
     (tuning, errors)
 }
 
+/// A door's settings page: its own settings, then the site's accounts and keys.
 fn view(
     user: &User,
     flash: Option<Flash>,
@@ -175,7 +176,7 @@ fn view(
         (voice)
         (accounts)
     };
-    frame(user, flash, Section::Settings, "Settings", body)
+    frame(Machine::Door, user, flash, Section::Settings, "Settings", body)
 }
 
 fn current_values(tuning: &DoorTuning) -> HashMap<&'static str, String> {
@@ -243,7 +244,7 @@ fn console_view(user: &User, flash: Option<Flash>, accounts: Markup) -> Markup {
         }
         (accounts)
     };
-    frame(user, flash, Section::Settings, "Settings", body)
+    frame(Machine::Console, user, flash, Section::Settings, "Settings", body)
 }
 
 /// The web accounts, the user's passkeys, then the face API's keys.

@@ -184,7 +184,7 @@ pub async fn page(
         (pager(paging, "/sign-ins", &encoded))
     };
     let flash = state.auth().take_flash(&user);
-    Ok(frame(&user, flash, Section::Settings, "Sign-in log", body))
+    Ok(frame(state.machine(), &user, flash, Section::Settings, "Sign-in log", body))
 }
 
 /// The small picture of a face attempt: admins only, as the log is.

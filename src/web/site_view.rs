@@ -119,7 +119,7 @@ pub async fn page(State(state): State<WebState>, Signed(user): Signed) -> Result
         @for card in cards { (card) }
     };
     let flash = state.auth().take_flash(&user);
-    Ok(frame(&user, flash, Section::Site, "Site", body))
+    Ok(frame(state.machine(), &user, flash, Section::Site, "Site", body))
 }
 
 /// Sends `action` to `door` and says how it went.

@@ -19,6 +19,22 @@ pub enum Section {
     Settings,
 }
 
+impl Section {
+    /// Whether the section's pages are those of the door the app runs beside, which a console
+    /// answers with "this machine is not a door".
+    fn needs_door(self) -> bool {
+        matches!(self, Section::Dashboard | Section::Visitors)
+    }
+}
+
+/// The machine the web app runs on: a door, or a console (`facereko serve-web`) whose navigation
+/// leaves out the sections only a door has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Door,
+    Console,
+}
+
 const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Dashboard, "/", "Dashboard"),
     (Section::Site, "/site", "Site"),
@@ -43,8 +59,16 @@ fn head(title: &str) -> Markup {
     }
 }
 
-/// A page for a signed-in user, with navigation and the pending flash message.
-pub fn page(user: &User, flash: Option<Flash>, section: Section, title: &str, body: Markup) -> Markup {
+/// A page for a signed-in user, with the navigation of `machine` and the pending flash message.
+pub fn page(
+    machine: Machine,
+    user: &User,
+    flash: Option<Flash>,
+    section: Section,
+    title: &str,
+    body: Markup,
+) -> Markup {
+    let shown = SECTIONS.iter().filter(|(target, ..)| machine == Machine::Door || !target.needs_door());
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +77,7 @@ pub fn page(user: &User, flash: Option<Flash>, section: Section, title: &str, bo
                 header.topbar {
                     a.brand href="/" { span.logo aria-hidden="true" {} "FaceReko" }
                     nav.sections aria-label="Sections" {
-                        @for (target, href, label) in SECTIONS {
+                        @for (target, href, label) in shown {
                             @if *target == section {
                                 a href=(href) aria-current="page" { (label) }
                             } @else {

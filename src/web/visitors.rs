@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::account::{check_form_token, form_token, with_form_cookie};
 use super::auth::{Admin, AdminForm, Button, ClientAddress, Flash, SESSION_COOKIE, SignInKey, User, cookie, minutes};
 use super::history::{image_response, read_photo};
-use super::views::{Section, bare_page, csrf_field, danger_zone, page, post_button, time_cell};
+use super::views::{Machine, Section, bare_page, csrf_field, danger_zone, page, post_button, time_cell};
 use super::{WebError, WebState, step_up};
 use crate::access::{Credential, Decision, Reason};
 use crate::checks::Secret;
@@ -25,7 +25,8 @@ use crate::driver::{Answer, Command};
 use crate::store::{KnownVisitor, Visit, VisitId, VisitQuery, VisitStatus, VisitorId};
 use crate::visitor::{Desk, Ring, Sent, edited_details, has_contact};
 
-/// The visitors' desk is a door's: a console says it is not a door.
+/// The visitors' desk is a door's: a console says it is not a door, so every visitors page is
+/// drawn with a door's navigation.
 fn desk(state: &WebState) -> Result<&Desk, WebError> {
     state.door()?;
     state.0.desk.as_ref().ok_or_else(|| WebError::NotFound("this page does not exist".into()))
@@ -479,7 +480,7 @@ pub async fn list(
             p { "Visitors are turned off. Set " code { "visitors.enabled = true" } ", " code { "visitors.tell" }
                 " and " code { "web.public_url" } " in the config file and restart FaceReko." }
         };
-        return Ok(page(&user, flash, Section::Visitors, "Visitors", body).into_response());
+        return Ok(page(Machine::Door, &user, flash, Section::Visitors, "Visitors", body).into_response());
     }
     let status = match query.status.as_str() {
         "" => None,
@@ -532,7 +533,7 @@ pub async fn list(
             }
         } }
     };
-    Ok(page(&user, flash, Section::Visitors, "Visitors", body).into_response())
+    Ok(page(Machine::Door, &user, flash, Section::Visitors, "Visitors", body).into_response())
 }
 
 pub async fn forget(
@@ -653,7 +654,7 @@ fn known_visitor_view(user: &User, flash: Option<Flash>, visitor: &KnownVisitor,
             "Deletes their faces, their visits and those visits' photos now.",
             &format!("Delete {}, their faces, visits and photos now?", visitor.name)))
     };
-    page(user, flash, Section::Visitors, &visitor.name, body)
+    page(Machine::Door, user, flash, Section::Visitors, &visitor.name, body)
 }
 
 pub async fn known_page(

@@ -14,6 +14,41 @@ use super::site_view::{ARMED, card, on_site, register, retain, site_until};
 use super::{ADMIN, App, flash, pattern_png};
 use crate::common::mosquitto::Mosquitto;
 
+/// The navigation bar of `page`.
+fn nav(page: &str) -> &str {
+    let start = page.find(r#"aria-label="Sections""#).unwrap_or_else(|| panic!("no navigation: {page}"));
+    let end = start + page[start..].find("</nav>").expect("the navigation ends");
+    &page[start..end]
+}
+
+/// Pages a door and a console both serve, each with the navigation bar.
+const SHARED_PAGES: &[&str] = &["/site", "/history", "/people", "/groups", "/schedules", "/settings", "/sign-ins"];
+
+#[tokio::test]
+async fn a_consoles_navigation_leaves_out_a_doors_own_sections() {
+    let console = App::console(|_| {}).await;
+    let door = App::simulated().await;
+    for app in [&console, &door] {
+        app.add_user(ADMIN, Role::Admin).await;
+    }
+    let (mut on_console, mut at_door) = (console.signed_in(ADMIN).await, door.signed_in(ADMIN).await);
+    for path in SHARED_PAGES {
+        let page = on_console.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        let links = nav(&page.text);
+        for shown in ["Site", "History", "People", "Schedules", "Settings"] {
+            assert!(links.contains(&format!(">{shown}</a>")), "{path} links to {shown}: {links}");
+        }
+        assert!(!links.contains("Dashboard") && !links.contains(r#"href="/visitors""#), "{path}: {links}");
+
+        let page = at_door.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        let links = nav(&page.text);
+        assert!(links.contains(r#"<a href="/">Dashboard</a>"#), "{path}: {links}");
+        assert!(links.contains(r#"<a href="/visitors">Visitors</a>"#), "{path}: {links}");
+    }
+}
+
 /// What a console answers for a page only a door has.
 fn says_not_a_door(status: StatusCode, text: &str) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
