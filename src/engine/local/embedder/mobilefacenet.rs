@@ -10,7 +10,7 @@ use image::RgbImage;
 use tract_tflite::prelude::*;
 use tract_tflite::tflite::{self as schema, BuiltinOperator};
 
-use super::{EmbedderError, Network};
+use super::{EmbedderError, Network, prelu};
 
 /// Side of the aligned chip the network takes.
 const SIDE: usize = 112;
@@ -24,8 +24,11 @@ impl MobileFaceNet {
         let mut bytes =
             std::fs::read(path).map_err(|source| EmbedderError::Unreadable { path: path.to_owned(), source })?;
         single_batch(&mut bytes).map_err(|detail| EmbedderError::Model { path: path.to_owned(), detail })?;
-        let plan = tract_tflite::tflite().model_for_read(&mut bytes.as_slice())?.into_optimized()?.into_runnable()?;
-        Ok(Self { plan })
+        let mut model = tract_tflite::tflite().model_for_read(&mut bytes.as_slice())?.into_decluttered()?;
+        prelu::fuse(&mut model)?;
+        // Code generation only: the model is decluttered already.
+        model.optimize()?;
+        Ok(Self { plan: model.into_runnable()? })
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod dlib;
 mod mobilefacenet;
+mod prelu;
 
 use std::path::{Path, PathBuf};
 
