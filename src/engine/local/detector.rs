@@ -35,6 +35,8 @@ pub const REGION_SPAN: f32 = 2.0;
 const NEAR_CANVASES: [usize; 3] = [128, REGION_CANVAS, 192];
 /// How many times a found face's size the canvas around it spans: context for the network.
 const NEAR_SPAN: f32 = 2.0;
+/// The least context taken to keep a face off a smaller scale.
+const MIN_NEAR_SPAN: f32 = 1.5;
 /// The network's coarsest stride: a canvas starting on this grid sees a face on the same cells.
 const GRID: u32 = 32;
 /// A face BlazeFace finds narrower than this share of the picture's longest side (about 21 pixels
@@ -281,14 +283,25 @@ impl Detector {
     ) -> Result<Vec<Detection>, DetectorError> {
         let Some((scaled, scale)) = shrunk(image, CANVAS) else { return Ok(Vec::new()) };
         let (width, height) = scaled.dimensions();
-        let half = face_width.max(face_height) * scale * NEAR_SPAN / 2.0;
         let (centre_x, centre_y) = ((left + face_width / 2.0) * scale, (top + face_height / 2.0) * scale);
-        // The canvas starts on the network's coarsest grid, as the whole picture's does, so that
-        // the face falls on the same cells.
-        let start = |centre: f32, limit: u32| (((centre - half).max(0.0) as u32) / GRID * GRID).min(limit - 1);
-        let (x, y) = (start(centre_x, width), start(centre_y, height));
-        let needed = |start: u32, centre: f32, limit: u32| ((centre + half).min(limit as f32) - start as f32).max(1.0);
-        let side = needed(x, centre_x, width).max(needed(y, centre_y, height));
+        // The top-left corner and the side of the square spanning `span` faces around the face.
+        let around = |span: f32| {
+            let half = face_width.max(face_height) * scale * span / 2.0;
+            // The canvas starts on the network's coarsest grid, as the whole picture's does, so
+            // that the face falls on the same cells.
+            let start = |centre: f32, limit: u32| (((centre - half).max(0.0) as u32) / GRID * GRID).min(limit - 1);
+            let (x, y) = (start(centre_x, width), start(centre_y, height));
+            let needed =
+                |start: u32, centre: f32, limit: u32| ((centre + half).min(limit as f32) - start as f32).max(1.0);
+            (x, y, needed(x, centre_x, width).max(needed(y, centre_y, height)))
+        };
+        // Less context before a smaller scale: shrinking moves the landmarks more.
+        let largest_side = NEAR_CANVASES[NEAR_CANVASES.len() - 1] as f32;
+        let (x, y, side) = [NEAR_SPAN, MIN_NEAR_SPAN]
+            .map(around)
+            .into_iter()
+            .find(|&(_, _, side)| side <= largest_side)
+            .unwrap_or_else(|| around(NEAR_SPAN));
         let found = match self.near.iter().find(|plan| plan.side as f32 >= side) {
             Some(plan) => run(plan, &scaled, (x, y))?,
             None => {
