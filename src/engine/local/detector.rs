@@ -222,24 +222,27 @@ impl Detector {
         self.detect_on(image, &self.whole)
     }
 
-    /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work:
-    /// BlazeFace finds where it is, and CenterFace looks only there ([`Self::detect_near`]).
-    /// CenterFace looks at the whole picture when BlazeFace finds no face, only a small one, or
-    /// one CenterFace does not see. Only for the largest face: BlazeFace can miss the smaller of
-    /// two faces side by side, so it never answers for every face.
+    /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work when
+    /// [`Self::detect_where_found`] finds it; otherwise CenterFace looks at the whole picture.
     pub fn detect_largest(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
-        let (width, height) = image.dimensions();
-        let found = match &self.finder {
-            Some(finder) => finder.find(image)?.into_iter().max_by(|a, b| a.area().total_cmp(&b.area())),
-            None => None,
-        };
-        let min_width = width.max(height) as f32 * MIN_FOUND_SHARE;
-        if let Some(found) = found.filter(|found| found.width >= min_width)
-            && let Some(near) = largest(self.detect_near(image, found.place())?)
-        {
-            return Ok(Some(near));
+        match self.detect_where_found(image)? {
+            Some(found) => Ok(Some(found)),
+            None => Ok(largest(self.detect(image)?)),
         }
-        Ok(largest(self.detect(image)?))
+    }
+
+    /// The largest face in `image` where BlazeFace finds it: CenterFace looks only there
+    /// ([`Self::detect_near`]). `None` when BlazeFace finds no face, only a small one, or one
+    /// CenterFace does not see there. Only for the largest face: BlazeFace can miss the smaller of
+    /// two faces side by side, so it never answers for every face.
+    pub fn detect_where_found(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
+        let Some(finder) = &self.finder else { return Ok(None) };
+        let found = finder.find(image)?.into_iter().max_by(|a, b| a.area().total_cmp(&b.area()));
+        let min_width = image.width().max(image.height()) as f32 * MIN_FOUND_SHARE;
+        match found.filter(|found| found.width >= min_width) {
+            Some(found) => Ok(largest(self.detect_near(image, found.place())?)),
+            None => Ok(None),
+        }
     }
 
     /// Faces in the square region around the box `(left, top, width, height)` of a face found in
