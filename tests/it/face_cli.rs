@@ -103,13 +103,8 @@ fn eval_per_group_stays_at_the_readme_figures() {
     assert_eq!(pooled["metrics"]["genuine"], 450 + 170 + 286 + 75 + 38, "{pooled}");
 }
 
-/// `eval --enrol` scores as the door does: each person's first picture enrolled, the others
-/// probes whose faces are found as in a door's camera frames (BlazeFace, then CenterFace around
-/// it), with every genuine probe recognised at the default threshold.
-#[test]
-fn eval_with_a_gallery_scores_probes_found_as_the_door_finds_them() {
-    let door = TestDoor::with_local_engine();
-    let people = door.path("people");
+/// A folder of two people of lfw10 with three photos each.
+fn two_people_of_lfw(people: &Path) {
     for person in ["Colin_Powell", "George_W_Bush"] {
         let from = face(&format!("lfw10/{person}/{person}_0001.jpg")).parent().unwrap().to_owned();
         std::fs::create_dir_all(people.join(person)).unwrap();
@@ -118,6 +113,16 @@ fn eval_with_a_gallery_scores_probes_found_as_the_door_finds_them() {
             std::fs::copy(from.join(&name), people.join(person).join(&name)).unwrap();
         }
     }
+}
+
+/// `eval --enrol` scores as the door does: each person's first picture enrolled, the others
+/// probes whose faces are found as in a door's camera frames (BlazeFace, then CenterFace around
+/// it), with every genuine probe recognised at the default threshold.
+#[test]
+fn eval_with_a_gallery_scores_probes_found_as_the_door_finds_them() {
+    let door = TestDoor::with_local_engine();
+    let people = door.path("people");
+    two_people_of_lfw(&people);
     let report = json(&door.ok(&["eval", arg(&people), "--enrol", "1", "--json"]));
     let metrics = &report["groups"][0]["metrics"];
     assert_eq!((metrics["genuine"].as_u64(), metrics["impostor"].as_u64()), (Some(4), Some(4)), "{report}");
@@ -132,14 +137,7 @@ fn standalone_commands_need_no_data_directory() {
     let scratch = tempfile::tempdir().unwrap();
     let missing = scratch.path().join("no-such-data-dir");
     let people = scratch.path().join("people");
-    for person in ["Colin_Powell", "George_W_Bush"] {
-        let from = face(&format!("lfw10/{person}/{person}_0001.jpg")).parent().unwrap().to_owned();
-        std::fs::create_dir_all(people.join(person)).unwrap();
-        for n in 1..=3 {
-            let name = format!("{person}_000{n}.jpg");
-            std::fs::copy(from.join(&name), people.join(person).join(&name)).unwrap();
-        }
-    }
+    two_people_of_lfw(&people);
     let models = models_dir();
     let facereko = |args: &[&str]| {
         let output = Command::new(BIN)

@@ -106,13 +106,18 @@ impl Detection {
     }
 
     fn iou(&self, other: &Detection) -> f32 {
-        let x1 = self.left.max(other.left);
-        let y1 = self.top.max(other.top);
-        let x2 = (self.left + self.width).min(other.left + other.width);
-        let y2 = (self.top + self.height).min(other.top + other.height);
-        let inter = (x2 - x1).max(0.0) * (y2 - y1).max(0.0);
-        inter / (self.area() + other.area() - inter).max(f32::EPSILON)
+        iou((self.left, self.top, self.width, self.height), (other.left, other.top, other.width, other.height))
     }
+}
+
+/// Intersection over union of two boxes `(left, top, width, height)`.
+fn iou(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> f32 {
+    let x1 = a.0.max(b.0);
+    let y1 = a.1.max(b.1);
+    let x2 = (a.0 + a.2).min(b.0 + b.2);
+    let y2 = (a.1 + a.3).min(b.1 + b.3);
+    let inter = (x2 - x1).max(0.0) * (y2 - y1).max(0.0);
+    inter / (a.2 * a.3 + b.2 * b.3 - inter).max(f32::EPSILON)
 }
 
 /// The network made ready for one input size.

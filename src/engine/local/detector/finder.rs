@@ -45,12 +45,7 @@ impl Found {
     }
 
     fn iou(&self, other: &Found) -> f32 {
-        let x1 = self.left.max(other.left);
-        let y1 = self.top.max(other.top);
-        let x2 = (self.left + self.width).min(other.left + other.width);
-        let y2 = (self.top + self.height).min(other.top + other.height);
-        let inter = (x2 - x1).max(0.0) * (y2 - y1).max(0.0);
-        inter / (self.area() + other.area() - inter).max(f32::EPSILON)
+        super::iou(self.place(), other.place())
     }
 }
 
