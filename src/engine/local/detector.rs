@@ -314,7 +314,7 @@ impl Detector {
             Some(plan) => run(plan, &scaled, (x, y))?,
             None => {
                 // A face over half the largest canvas (close to the camera) is shrunk to fit it:
-                // still over 96 pixels wide there, its landmarks stay sharp.
+                // still about 90 pixels wide there, its landmarks stay sharp.
                 let largest = self.near.last().expect("NEAR_CANVASES is not empty");
                 let side = side.ceil() as u32;
                 let region = image::imageops::crop_imm(scaled.as_ref(), x, y, side, side).to_image();
