@@ -35,6 +35,16 @@ pub enum Machine {
     Console,
 }
 
+impl Machine {
+    /// The first page of its navigation: a door's dashboard, a console's site view.
+    fn home(self) -> &'static str {
+        match self {
+            Machine::Door => "/",
+            Machine::Console => "/site",
+        }
+    }
+}
+
 const SECTIONS: &[(Section, &str, &str)] = &[
     (Section::Dashboard, "/", "Dashboard"),
     (Section::Site, "/site", "Site"),
@@ -75,7 +85,7 @@ pub fn page(
             (head(title))
             body {
                 header.topbar {
-                    a.brand href="/" { span.logo aria-hidden="true" {} "FaceReko" }
+                    a.brand href=(machine.home()) { span.logo aria-hidden="true" {} "FaceReko" }
                     nav.sections aria-label="Sections" {
                         @for (target, href, label) in shown {
                             @if *target == section {

@@ -25,7 +25,7 @@ fn nav(page: &str) -> &str {
 const SHARED_PAGES: &[&str] = &["/site", "/history", "/people", "/groups", "/schedules", "/settings", "/sign-ins"];
 
 #[tokio::test]
-async fn a_consoles_navigation_leaves_out_a_doors_own_sections() {
+async fn a_consoles_navigation_leaves_out_a_doors_own_sections_and_its_name_leads_to_the_site() {
     let console = App::console(|_| {}).await;
     let door = App::simulated().await;
     for app in [&console, &door] {
@@ -40,12 +40,14 @@ async fn a_consoles_navigation_leaves_out_a_doors_own_sections() {
             assert!(links.contains(&format!(">{shown}</a>")), "{path} links to {shown}: {links}");
         }
         assert!(!links.contains("Dashboard") && !links.contains(r#"href="/visitors""#), "{path}: {links}");
+        assert!(page.text.contains(r#"<a class="brand" href="/site">"#), "the name leads to the site view: {path}");
 
         let page = at_door.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
         let links = nav(&page.text);
         assert!(links.contains(r#"<a href="/">Dashboard</a>"#), "{path}: {links}");
         assert!(links.contains(r#"<a href="/visitors">Visitors</a>"#), "{path}: {links}");
+        assert!(page.text.contains(r#"<a class="brand" href="/">"#), "the name leads to the dashboard: {path}");
     }
 }
 
