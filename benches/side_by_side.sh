@@ -3,7 +3,9 @@
 # folders: CPU and wall time of the whole process, peak memory, and accuracy per group. The two
 # take turns, RUNS times (default 3), and the medians are printed with the machine and its load.
 #
-# Usage: benches/side_by_side.sh [FACEREKO_BINARY]   (default target/release/facereko)
+# Usage: benches/side_by_side.sh [FACEREKO_BINARY [FOLDER...]]
+# (default target/release/facereko, on ../shared/facedata's diverse and lfw10; the CPU
+# figure is lfw10 alone: benches/side_by_side.sh target/release/facereko ../shared/facedata/lfw10)
 # The face_recognition venv is made once in $VENV (default /tmp/facereko-dlib-venv) from PyPI:
 # dlib-bin (a prebuilt dlib), face_recognition_models, and face_recognition without its
 # dependencies (which would build dlib from source). The models come from FACEREKO_TEST_MODELS
@@ -26,7 +28,11 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-sources=("$data/diverse/README.md" "$data/diverse" "$data/lfw10")
+folders=("${@:2}")
+[ ${#folders[@]} -gt 0 ] || folders=("$data/diverse" "$data/lfw10")
+# The diverse set's table splits its people by group; folders whose people it does not list are
+# one group each.
+sources=("$data/diverse/README.md" "${folders[@]}")
 
 # Runs a command under GNU time; appends "wall user system max_rss_kib" to $work/<name>.times and
 # keeps its output in $work/<name>.json.
@@ -39,7 +45,7 @@ timed() {
 
 for _ in $(seq "$runs"); do
     timed facereko "$facereko" --set "engine.models_dir=$models" eval --json \
-        --groups "${sources[0]}" "${sources[1]}" "${sources[2]}"
+        --groups "${sources[@]}"
     timed dlib "$venv/bin/python" "$here/face_recognition_eval.py" "${sources[@]}"
 done
 
