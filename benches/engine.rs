@@ -291,6 +291,7 @@ fn time_search(
 }
 
 fn main() {
+    facereko::engine::local::keep_freed_memory();
     if std::env::args().any(|arg| arg == GALLERY_ONLY) {
         return gallery_rss_only();
     }

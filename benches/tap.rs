@@ -381,6 +381,7 @@ async fn tap_to_relay() {
 }
 
 fn main() {
+    facereko::engine::local::keep_freed_memory();
     println!("facereko tap benchmark: {}", machine());
     state_machine_alone();
     let runtime = tokio::runtime::Runtime::new().unwrap();

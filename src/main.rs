@@ -21,15 +21,7 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    // Pictures and the networks' buffers of a megabyte or more come and go at every frame.
-    // glibc raises its mmap threshold to the largest block freed, after which such blocks come
-    // from the heap and fragment it: `facereko eval` grew by about 2 MiB a picture (996 MiB
-    // peak over `diverse` and lfw10, measured). A fixed threshold hands each back at once.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called before any thread exists; M_MMAP_THRESHOLD takes a size in bytes.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
+    facereko::engine::local::keep_freed_memory();
     let (default_level, writer, ansi) = if daemon {
         ("info", BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal())
     } else {

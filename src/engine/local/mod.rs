@@ -39,6 +39,25 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from).min(MAX_DEFAULT_THREADS)
 }
 
+/// Makes the process keep the memory it frees, for the next frame: call it first in `main`, before
+/// any thread exists. Pictures and the networks' buffers of a megabyte or more come and go at
+/// every frame (tract gives each layer a new buffer on every run). Handing them back to the system
+/// (a fixed 128 KiB mmap threshold, as before) made every frame fault its memory in again: 42 % of
+/// `eval`'s CPU went to the kernel (over diverse, lfw10 and deepface: 85.5 s → 49.5 s, 12.2
+/// million page faults → 33 thousand, measured). glibc's own moving threshold, with an arena per
+/// thread, fragmented the heaps instead (`eval` grew by about 2 MiB a picture). So every block
+/// comes from one heap, whatever thread frees it, and up to 64 MiB free at its top stays; more
+/// (after a large photo) goes back.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets malloc's parameters; each takes a count or a size in bytes.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 /// A descriptor: values of unit length, as many as the embedder makes.
 pub type Descriptor = Vec<f32>;
 
