@@ -176,6 +176,12 @@ pub fn start_door(
         .visitors
         .enabled
         .then(|| Passes::new(config.door.id.clone(), config.visitors.clone(), Arc::clone(&store)));
+    // Planned now (at once where `run` did it already), so that the first tap does not wait for it.
+    if let Some(local) = engine.on_device()
+        && let Err(e) = local.prepare_for_frames()
+    {
+        tracing::error!(error = %e, "the face detector cannot look at the door's frames: every tap will fail");
+    }
     let photos = Photos::new(config.photos_dir());
     let liveness = Arc::new(liveness(config));
     let services = Services { store, engine, photos, journal, clock: config.schedule.clock(), passes, liveness };
@@ -358,6 +364,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.notify.rules = Some(rules.clone());
     }
     let engine = engine::build(&config.engine)?;
+    // A broken detector model stops the daemon here, with the reason, rather than failing taps.
+    if let Some(local) = engine.on_device() {
+        local.prepare_for_frames()?;
+    }
     let armed = store.door().armed().await?;
     let socket_path = config.control_socket();
     let control_listener = control::bind(&socket_path).await?;

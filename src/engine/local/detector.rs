@@ -4,7 +4,7 @@
 pub mod finder;
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use image::RgbImage;
 use image::imageops::FilterType;
@@ -50,7 +50,7 @@ const NMS_IOU: f32 = 0.3;
 /// The outputs are at a quarter of the input resolution.
 const STRIDE: usize = 4;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DetectorError {
     #[error("cannot load the face detector {path}: {detail}; run `facereko models fetch`")]
     Load { path: String, detail: String },
@@ -192,18 +192,26 @@ fn step_across_rows_only(model: &mut TypedModel) -> TractResult<()> {
 }
 
 pub struct Detector {
+    /// For whole pictures, on [`CANVAS`].
+    whole: Plan,
+    /// What only a door's frames need, planned when first asked for ([`Self::prepare_for_frames`]):
+    /// a one-shot command such as `eval` or `compare` looks at every face and never needs it.
+    for_frames: OnceLock<Result<FramePlans, DetectorError>>,
+    /// Where the two models are read from when [`Self::for_frames`] is planned.
+    paths: ModelPaths,
+}
+
+/// BlazeFace and the small canvases around a found face.
+struct FramePlans {
     /// Absent from models folders fetched before it was added: the largest face is then looked
     /// for in the whole picture.
     finder: Option<Finder>,
-    /// For whole pictures, on [`CANVAS`].
-    whole: Plan,
     /// For the regions around a face, on [`NEAR_CANVASES`], smallest first.
     near: Vec<Plan>,
 }
 
-impl Detector {
-    /// CenterFace, and BlazeFace when the models folder has it.
-    pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
+impl FramePlans {
+    fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
         let finder = if paths.finder.is_file() {
             Some(Finder::load(&paths.finder)?)
         } else {
@@ -213,78 +221,23 @@ impl Detector {
             );
             None
         };
-        let path = paths.detector.as_path();
-        let failed = |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
-        let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
-        let whole = Plan::of(&model, CANVAS).map_err(failed)?;
+        let (model, failed) = read_centerface(paths)?;
         let near =
             NEAR_CANVASES.iter().map(|&side| Plan::of(&model, side)).collect::<TractResult<_>>().map_err(failed)?;
-        Ok(Self { finder, whole, near })
+        Ok(Self { finder, near })
     }
 
-    /// Faces in `image`, highest score first, overlapping detections merged.
-    pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
-        self.detect_on(image, &self.whole)
-    }
-
-    /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work when
-    /// [`Self::detect_where_found`] finds it; otherwise CenterFace looks at the whole picture.
-    pub fn detect_largest(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
-        match self.detect_where_found(image)? {
-            Some(found) => Ok(Some(found)),
-            None => Ok(largest(self.detect(image)?)),
-        }
-    }
-
-    /// The largest face in `image` where BlazeFace finds it: CenterFace looks only there
-    /// ([`Self::detect_near`]). `None` when BlazeFace finds no face, only a small one, or one
-    /// CenterFace does not see there. Only for the largest face: BlazeFace can miss the smaller of
-    /// two faces side by side, so it never answers for every face.
-    pub fn detect_where_found(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
-        let Some(finder) = &self.finder else { return Ok(None) };
-        let found = finder.find(image)?.into_iter().max_by(|a, b| a.area().total_cmp(&b.area()));
-        let min_width = image.width().max(image.height()) as f32 * MIN_FOUND_SHARE;
-        match found.filter(|found| found.width >= min_width) {
-            Some(found) => Ok(largest(self.detect_near(image, found.place())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Faces in the square region around the box `(left, top, width, height)` of a face found in
-    /// the frame before (in `image`'s pixels), looked at on the small [`REGION_CANVAS`]; boxes and
-    /// landmarks in `image`'s pixels.
-    pub fn detect_in(
-        &self,
-        image: &RgbImage,
-        (left, top, face_width, face_height): (f32, f32, f32, f32),
-    ) -> Result<Vec<Detection>, DetectorError> {
-        let (width, height) = image.dimensions();
-        if width == 0 || height == 0 {
-            return Ok(Vec::new());
-        }
-        let side = ((face_width.max(face_height) * REGION_SPAN).round() as u32).clamp(1, width.min(height));
-        let centre = |start: f32, size: f32, limit: u32| {
-            ((start + size / 2.0 - side as f32 / 2.0).round().max(0.0) as u32).min(limit - side)
-        };
-        let (x, y) = (centre(left, face_width, width), centre(top, face_height, height));
-        let region = image::imageops::crop_imm(image, x, y, side, side).to_image();
-        let found = self.detect_on(&region, self.plan(REGION_CANVAS))?;
-        Ok(found.into_iter().map(|detection| detection.mapped(x, y, 1.0)).collect())
-    }
-
-    /// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s canvas.
-    fn detect_on(&self, image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
-        let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
-        let found = run(plan, &scaled, (0, 0))?;
-        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
+    /// The plan for the canvas of side `side`, one of [`NEAR_CANVASES`].
+    fn plan(&self, side: usize) -> &Plan {
+        self.near.iter().find(|plan| plan.side == side).expect("a canvas of NEAR_CANVASES")
     }
 
     /// Faces in `image` near the place `(left, top, width, height)` (in `image`'s pixels), looked
     /// at on the smallest of [`NEAR_CANVASES`] that holds [`NEAR_SPAN`] times the face around it, at
-    /// the scale [`Self::detect`] looks at the whole picture, so that the face's pixels are those it
+    /// the scale [`Detector::detect`] looks at the whole picture, so that the face's pixels are those it
     /// sees and the landmarks stay within a pixel of its; a face too large for the largest canvas
     /// is shrunk to fit it.
-    pub fn detect_near(
+    fn detect_near(
         &self,
         image: &RgbImage,
         (left, top, face_width, face_height): (f32, f32, f32, f32),
@@ -325,11 +278,101 @@ impl Detector {
         };
         Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
     }
+}
 
-    /// The plan for the canvas of side `side`, one of [`NEAR_CANVASES`].
-    fn plan(&self, side: usize) -> &Plan {
-        self.near.iter().find(|plan| plan.side == side).expect("a canvas of NEAR_CANVASES")
+/// CenterFace's file as read, with how to report a failure to plan it.
+fn read_centerface(
+    paths: &ModelPaths,
+) -> Result<(InferenceModel, impl Fn(TractError) -> DetectorError + '_), DetectorError> {
+    let path = paths.detector.as_path();
+    let failed =
+        move |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
+    let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
+    Ok((model, failed))
+}
+
+impl Detector {
+    /// CenterFace for whole pictures; the rest a door's frames need comes when first asked for.
+    pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
+        let (model, failed) = read_centerface(paths)?;
+        let whole = Plan::of(&model, CANVAS).map_err(failed)?;
+        Ok(Self { whole, for_frames: OnceLock::new(), paths: paths.clone() })
     }
+
+    /// Plans now what a door's frames need (BlazeFace, when the models folder has it, and the
+    /// small canvases around a face), so that the first tap does not wait for it, and a broken
+    /// model file stops the daemon at its start.
+    pub fn prepare_for_frames(&self) -> Result<(), DetectorError> {
+        self.frame_plans().map(|_| ())
+    }
+
+    fn frame_plans(&self) -> Result<&FramePlans, DetectorError> {
+        self.for_frames.get_or_init(|| FramePlans::load(&self.paths)).as_ref().map_err(Clone::clone)
+    }
+
+    /// Faces in `image`, highest score first, overlapping detections merged.
+    pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
+        detect_on(image, &self.whole)
+    }
+
+    /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work when
+    /// [`Self::detect_where_found`] finds it; otherwise CenterFace looks at the whole picture.
+    pub fn detect_largest(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
+        match self.detect_where_found(image)? {
+            Some(found) => Ok(Some(found)),
+            None => Ok(largest(self.detect(image)?)),
+        }
+    }
+
+    /// The largest face in `image` where BlazeFace finds it: CenterFace looks only there
+    /// ([`Self::detect_near`]). `None` when BlazeFace finds no face, only a small one, or one
+    /// CenterFace does not see there. Only for the largest face: BlazeFace can miss the smaller of
+    /// two faces side by side, so it never answers for every face.
+    pub fn detect_where_found(&self, image: &RgbImage) -> Result<Option<Detection>, DetectorError> {
+        let plans = self.frame_plans()?;
+        let Some(finder) = &plans.finder else { return Ok(None) };
+        let found = finder.find(image)?.into_iter().max_by(|a, b| a.area().total_cmp(&b.area()));
+        let min_width = image.width().max(image.height()) as f32 * MIN_FOUND_SHARE;
+        match found.filter(|found| found.width >= min_width) {
+            Some(found) => Ok(largest(plans.detect_near(image, found.place())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Faces in the square region around the box `(left, top, width, height)` of a face found in
+    /// the frame before (in `image`'s pixels), looked at on the small [`REGION_CANVAS`]; boxes and
+    /// landmarks in `image`'s pixels.
+    pub fn detect_in(
+        &self,
+        image: &RgbImage,
+        (left, top, face_width, face_height): (f32, f32, f32, f32),
+    ) -> Result<Vec<Detection>, DetectorError> {
+        let (width, height) = image.dimensions();
+        if width == 0 || height == 0 {
+            return Ok(Vec::new());
+        }
+        let side = ((face_width.max(face_height) * REGION_SPAN).round() as u32).clamp(1, width.min(height));
+        let centre = |start: f32, size: f32, limit: u32| {
+            ((start + size / 2.0 - side as f32 / 2.0).round().max(0.0) as u32).min(limit - side)
+        };
+        let (x, y) = (centre(left, face_width, width), centre(top, face_height, height));
+        let region = image::imageops::crop_imm(image, x, y, side, side).to_image();
+        let found = detect_on(&region, self.frame_plans()?.plan(REGION_CANVAS))?;
+        Ok(found.into_iter().map(|detection| detection.mapped(x, y, 1.0)).collect())
+    }
+
+    /// Faces in `image` near the place `(left, top, width, height)` of a face found there (in
+    /// `image`'s pixels), as [`FramePlans::detect_near`] looks for them.
+    pub fn detect_near(&self, image: &RgbImage, place: (f32, f32, f32, f32)) -> Result<Vec<Detection>, DetectorError> {
+        self.frame_plans()?.detect_near(image, place)
+    }
+}
+
+/// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s canvas.
+fn detect_on(image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
+    let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
+    let found = run(plan, &scaled, (0, 0))?;
+    Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
 }
 
 /// `image` shrunk (never enlarged: it blurs the landmarks) so its longest side fits `side`, with

@@ -163,6 +163,13 @@ impl LocalEngine {
         Ok(Self(Arc::new(Models { detector, embedder, template_kind, executor, last: Mutex::new(None) })))
     }
 
+    /// Plans now what only a door's frames need (BlazeFace and the small canvases around a face),
+    /// so that the first tap does not wait for it; one-shot commands, which look at every face,
+    /// never plan it.
+    pub fn prepare_for_frames(&self) -> Result<(), EngineError> {
+        self.0.detector.prepare_for_frames().map_err(|e| EngineError::Unavailable(e.to_string()))
+    }
+
     /// The embedder this engine describes faces with.
     pub fn embedder(&self) -> &'static Kind {
         self.0.embedder.kind()
@@ -332,6 +339,18 @@ impl LocalEngine {
             Some(analysis) => analysis,
             None => self.analyse(frame, what)?,
         };
+        detections.first().map(|largest| self.describe_detection(&image, largest)).transpose()
+    }
+
+    /// Describes the largest face as a door's burst finds it in a frame ([`Self::detect_largest_blocking`]
+    /// followed by [`Self::describe_blocking`]), or `None` without a face; blocking. Remembers
+    /// nothing, so that several threads can share the engine.
+    pub fn describe_as_the_door_blocking(
+        &self,
+        frame: &Frame,
+        what: &str,
+    ) -> Result<Option<DescribedFace>, EngineError> {
+        let Analysis { image, detections, .. } = self.analyse_largest(frame, what)?;
         detections.first().map(|largest| self.describe_detection(&image, largest)).transpose()
     }
 
