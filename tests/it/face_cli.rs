@@ -514,3 +514,38 @@ fn the_costliest_picture_allowed_is_read_within_a_measured_memory() {
     let lowered = lowered.output().unwrap();
     assert!(text(&lowered).contains("pictures of up to 12 megapixels are read"), "{}", text(&lowered));
 }
+
+/// BlazeFace is planned only for a door's frames: with its file broken, `compare` (which looks at
+/// every face) still works, and the daemon refuses to start, naming the file, rather than failing
+/// every tap.
+#[test]
+fn a_broken_face_finder_stops_the_door_at_its_start_but_not_compare() {
+    let scratch = tempfile::tempdir().unwrap();
+    let models = scratch.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), models.join(entry.file_name())).unwrap();
+    }
+    let finder = models.join(facereko::models::FINDER);
+    std::fs::remove_file(&finder).unwrap();
+    std::fs::write(&finder, b"not an ONNX file").unwrap();
+    let quoted = format!("{:?}", models.display().to_string());
+    let door = TestDoor::new(&[("engine.kind", "\"local\""), ("engine.models_dir", &quoted)]);
+
+    let compared = json(&door.ok(&["compare", arg(&sample("obama.jpg")), arg(&sample("obama2.jpg")), "--json"]));
+    assert_eq!(compared["match"], true, "{compared}");
+    let mut daemon = door.command().arg("run").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while daemon.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            daemon.kill().unwrap();
+            panic!("the daemon started with a broken BlazeFace file:\n{}", text(&daemon.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = daemon.wait_with_output().unwrap();
+    let said = text(&run);
+    assert!(!run.status.success(), "{said}");
+    assert!(said.contains(facereko::models::FINDER), "the message names the file:\n{said}");
+}
