@@ -126,6 +126,7 @@ async fn describe_all(
             while let Some(picture) = pictures.get(next.fetch_add(1, Ordering::Relaxed)) {
                 bar.set_message(picture.display().to_string());
                 done.push((picture, describe_picture(&engines, picture, finding, &bar)));
+                local::give_back_surplus_memory();
             }
             done
         };

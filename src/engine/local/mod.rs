@@ -10,6 +10,7 @@ pub mod one_to_one;
 pub mod quality;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -54,7 +55,33 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT_AT_TOP as libc::c_int);
+    }
+}
+
+/// Free memory kept at the top of the heap ([`keep_freed_memory`]).
+const KEPT_AT_TOP: usize = 64 << 20;
+/// How far the heap may grow between two returns of its free memory ([`give_back_surplus_memory`]).
+const MOST_GROWTH: usize = 64 << 20;
+/// The heap's size when its free memory was last returned.
+static HEAP_AT_LAST_RETURN: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns the free memory among the heap's blocks to the system (what is free at its top stays)
+/// each time the heap has grown by [`MOST_GROWTH`]: call it between the pictures of a batch. On an
+/// AVX-512 machine, what `eval` keeps of each picture (its descriptors) lands among the freed
+/// buffers of the networks, whose next ones no longer fit there: the heap grew by about 3 MiB a
+/// picture (762.9 MiB over `diverse`, lfw10 and `deepface`). Returning the free memory at every
+/// picture cost about 9,000 page faults each. The daemon keeps nothing between taps and does not
+/// need it.
+pub fn give_back_surplus_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallinfo2 only reads malloc's statistics, and malloc_trim only hands free pages back.
+    unsafe {
+        let heap = libc::mallinfo2().arena;
+        if heap > HEAP_AT_LAST_RETURN.load(Ordering::Relaxed) + MOST_GROWTH {
+            libc::malloc_trim(KEPT_AT_TOP);
+            HEAP_AT_LAST_RETURN.store(heap, Ordering::Relaxed);
+        }
     }
 }
 
