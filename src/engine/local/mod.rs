@@ -68,11 +68,10 @@ static HEAP_AT_LAST_RETURN: AtomicUsize = AtomicUsize::new(0);
 
 /// Returns the free memory among the heap's blocks to the system (what is free at its top stays)
 /// each time the heap has grown by [`MOST_GROWTH`]: call it between the pictures of a batch. On an
-/// AVX-512 machine, what `eval` keeps of each picture (its descriptors) lands among the freed
-/// buffers of the networks, whose next ones no longer fit there: the heap grew by about 3 MiB a
-/// picture (762.9 MiB over `diverse`, lfw10 and `deepface`). Returning the free memory at every
-/// picture cost about 9,000 page faults each. The daemon keeps nothing between taps and does not
-/// need it.
+/// AVX-512 machine, `eval`'s heap grew by about 3 MiB a picture, the growth free memory left among
+/// its blocks (peak 863 MiB over `diverse`, lfw10 and `deepface`, now 441). Returning the free
+/// memory at every picture cost about 9,000 page faults each. The daemon, which keeps nothing
+/// between taps, did not grow.
 pub fn give_back_surplus_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallinfo2 only reads malloc's statistics, and malloc_trim only hands free pages back.
