@@ -16,11 +16,21 @@ use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 use crate::models::ModelPaths;
 use finder::Finder;
 
-/// Frames are scaled so their longest side fits this square canvas (a multiple of 32, as the
-/// network needs); door-distance faces stay well above the detector's minimum size. Smaller
-/// canvases for smaller or 4:3 pictures were tried: they moved the landmarks of small photos
-/// enough to let one more East-Asian stranger of `diverse` past the calibrated threshold.
+/// Pictures are shrunk so their longest side fits this (a multiple of 32, as the network needs);
+/// door-distance faces stay well above the detector's minimum size. Scaling them to a smaller
+/// side was tried: it moved the landmarks of small photos enough to lose accuracy.
 pub const CANVAS: usize = 320;
+/// The sides a whole picture's canvas can have. Each side of the canvas is the smallest of these
+/// that holds the picture's (after shrinking to [`CANVAS`]): a 250×250 photo is looked at on
+/// 256×256 and a 4:3 frame on 320×256, not both on 320×320, whose black margin the network
+/// worked through as hard as the picture (the work grows with the canvas's area). The picture's
+/// pixels and scale stay as they were. No side below 256: on a 160×160 canvas the faces of
+/// 150-pixel crops reached its edges, and East-Asian accuracy fell (README, "Performance"). Few
+/// sides, so that few plans are made: each holds its own copy of the network's weights.
+const CANVAS_SIDES: [usize; 2] = [256, CANVAS];
+/// The canvas of a door's frames: landscape frames (4:3, 5:4, 3:2, 16:9) shrunk to [`CANVAS`]
+/// all fit it. Planned before the first tap ([`Detector::prepare_for_frames`]).
+const FRAME_CANVAS: (usize, usize) = (CANVAS, 256);
 /// The side a region around a known face is shrunk to: it spans [`REGION_SPAN`] face widths, so
 /// a face at door distance is still about 80 pixels wide there, and the work is a quarter of the
 /// whole frame's.
@@ -120,18 +130,23 @@ fn iou(a: (f32, f32, f32, f32), b: (f32, f32, f32, f32)) -> f32 {
     inter / (a.2 * a.3 + b.2 * b.3 - inter).max(f32::EPSILON)
 }
 
-/// The network made ready for one input size.
+/// The network made ready for one canvas size.
 struct Plan {
-    side: usize,
+    width: usize,
+    height: usize,
     runnable: Arc<TypedRunnableModel>,
 }
 
 impl Plan {
-    fn of(model: &InferenceModel, side: usize) -> TractResult<Self> {
+    fn square(model: &InferenceModel, side: usize) -> TractResult<Self> {
+        Self::of(model, (side, side))
+    }
+
+    fn of(model: &InferenceModel, (width, height): (usize, usize)) -> TractResult<Self> {
         // The file pins a 32×32 input and matching outputs: give the real input and let tract
         // infer the rest.
         let mut model = model.clone();
-        model.set_input_fact(0, f32::fact([1, 3, side, side]).into())?;
+        model.set_input_fact(0, f32::fact([1, 3, height, width]).into())?;
         for output in 0..model.outputs.len() {
             model.set_output_fact(output, InferenceFact::default())?;
         }
@@ -140,7 +155,7 @@ impl Plan {
         // Code generation only: another decluttering would fold the column step back into the
         // convolution.
         model.optimize()?;
-        Ok(Self { side, runnable: model.into_runnable()? })
+        Ok(Self { width, height, runnable: model.into_runnable()? })
     }
 }
 
@@ -192,12 +207,16 @@ fn step_across_rows_only(model: &mut TypedModel) -> TractResult<()> {
 }
 
 pub struct Detector {
-    /// For whole pictures, on [`CANVAS`].
-    whole: Plan,
+    /// CenterFace as read from its file, planned for each canvas when first needed.
+    model: InferenceModel,
+    /// For whole pictures: the plan for the canvas `CANVAS_SIDES[i]` wide and `CANVAS_SIDES[j]`
+    /// high at `[i][j]`, made when a picture first needs it.
+    whole: [[OnceLock<Result<Plan, DetectorError>>; CANVAS_SIDES.len()]; CANVAS_SIDES.len()],
     /// What only a door's frames need, planned when first asked for ([`Self::prepare_for_frames`]):
     /// a one-shot command such as `eval` or `compare` looks at every face and never needs it.
     for_frames: OnceLock<Result<FramePlans, DetectorError>>,
-    /// Where the two models are read from when [`Self::for_frames`] is planned.
+    /// Where BlazeFace is read from when [`Self::for_frames`] is planned, and CenterFace's path
+    /// for its errors.
     paths: ModelPaths,
 }
 
@@ -211,7 +230,7 @@ struct FramePlans {
 }
 
 impl FramePlans {
-    fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
+    fn load(paths: &ModelPaths, model: &InferenceModel) -> Result<Self, DetectorError> {
         let finder = if paths.finder.is_file() {
             Some(Finder::load(&paths.finder)?)
         } else {
@@ -221,15 +240,17 @@ impl FramePlans {
             );
             None
         };
-        let (model, failed) = read_centerface(paths)?;
-        let near =
-            NEAR_CANVASES.iter().map(|&side| Plan::of(&model, side)).collect::<TractResult<_>>().map_err(failed)?;
+        let near = NEAR_CANVASES
+            .iter()
+            .map(|&side| Plan::square(model, side))
+            .collect::<TractResult<_>>()
+            .map_err(|e| load_failed(paths, e))?;
         Ok(Self { finder, near })
     }
 
     /// The plan for the canvas of side `side`, one of [`NEAR_CANVASES`].
     fn plan(&self, side: usize) -> &Plan {
-        self.near.iter().find(|plan| plan.side == side).expect("a canvas of NEAR_CANVASES")
+        self.near.iter().find(|plan| plan.width == side).expect("a canvas of NEAR_CANVASES")
     }
 
     /// Faces in `image` near the place `(left, top, width, height)` (in `image`'s pixels), looked
@@ -263,7 +284,7 @@ impl FramePlans {
             .into_iter()
             .find(|&(_, _, side)| side <= largest_side)
             .unwrap_or_else(|| around(NEAR_SPAN));
-        let found = match self.near.iter().find(|plan| plan.side as f32 >= side) {
+        let found = match self.near.iter().find(|plan| plan.width as f32 >= side) {
             Some(plan) => run(plan, &scaled, (x, y))?,
             None => {
                 // A face over half the largest canvas (close to the camera) is shrunk to fit it:
@@ -271,7 +292,7 @@ impl FramePlans {
                 let largest = self.near.last().expect("NEAR_CANVASES is not empty");
                 let side = side.ceil() as u32;
                 let region = image::imageops::crop_imm(scaled.as_ref(), x, y, side, side).to_image();
-                let Some((small, factor)) = shrunk(&region, largest.side) else { return Ok(Vec::new()) };
+                let Some((small, factor)) = shrunk(&region, largest.width) else { return Ok(Vec::new()) };
                 let seen = run(largest, &small, (0, 0))?;
                 seen.into_iter().map(|detection| detection.mapped(x, y, 1.0 / factor)).collect()
             }
@@ -280,39 +301,57 @@ impl FramePlans {
     }
 }
 
-/// CenterFace's file as read, with how to report a failure to plan it.
-fn read_centerface(
-    paths: &ModelPaths,
-) -> Result<(InferenceModel, impl Fn(TractError) -> DetectorError + '_), DetectorError> {
-    let path = paths.detector.as_path();
-    let failed =
-        move |e: TractError| DetectorError::Load { path: path.display().to_string(), detail: format!("{e:#}") };
-    let model = tract_onnx::onnx().model_for_path(path).map_err(failed)?;
-    Ok((model, failed))
+/// CenterFace's file could not be read or planned.
+fn load_failed(paths: &ModelPaths, error: TractError) -> DetectorError {
+    DetectorError::Load { path: paths.detector.display().to_string(), detail: format!("{error:#}") }
+}
+
+/// The canvas, `(width, height)`, of a picture `width`×`height` pixels once shrunk to [`CANVAS`],
+/// as indices into [`CANVAS_SIDES`].
+fn canvas_for(width: u32, height: u32) -> (usize, usize) {
+    let fitting =
+        |side: u32| CANVAS_SIDES.iter().position(|&canvas| canvas >= side as usize).unwrap_or(CANVAS_SIDES.len() - 1);
+    (fitting(width), fitting(height))
 }
 
 impl Detector {
-    /// CenterFace for whole pictures; the rest a door's frames need comes when first asked for.
+    /// CenterFace, read and checked; each canvas is planned when first needed, and the rest a
+    /// door's frames need when first asked for.
     pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
-        let (model, failed) = read_centerface(paths)?;
-        let whole = Plan::of(&model, CANVAS).map_err(failed)?;
-        Ok(Self { whole, for_frames: OnceLock::new(), paths: paths.clone() })
+        let model = tract_onnx::onnx().model_for_path(&paths.detector).map_err(|e| load_failed(paths, e))?;
+        Ok(Self { model, whole: Default::default(), for_frames: OnceLock::new(), paths: paths.clone() })
     }
 
-    /// Plans now what a door's frames need (BlazeFace, when the models folder has it, and the
-    /// small canvases around a face), so that the first tap does not wait for it, and a broken
-    /// model file stops the daemon at its start.
+    /// Plans now what a door's frames need (the canvas of a landscape frame, BlazeFace when the
+    /// models folder has it, and the small canvases around a face), so that the first tap does not
+    /// wait for it, and a broken model file stops the daemon at its start.
     pub fn prepare_for_frames(&self) -> Result<(), DetectorError> {
+        let (width, height) = FRAME_CANVAS;
+        self.whole_plan(canvas_for(width as u32, height as u32))?;
         self.frame_plans().map(|_| ())
     }
 
     fn frame_plans(&self) -> Result<&FramePlans, DetectorError> {
-        self.for_frames.get_or_init(|| FramePlans::load(&self.paths)).as_ref().map_err(Clone::clone)
+        self.for_frames.get_or_init(|| FramePlans::load(&self.paths, &self.model)).as_ref().map_err(Clone::clone)
+    }
+
+    /// The plan for the canvas at `(i, j)` in [`CANVAS_SIDES`], made now if no picture needed it
+    /// before.
+    fn whole_plan(&self, (i, j): (usize, usize)) -> Result<&Plan, DetectorError> {
+        self.whole[i][j]
+            .get_or_init(|| {
+                Plan::of(&self.model, (CANVAS_SIDES[i], CANVAS_SIDES[j])).map_err(|e| load_failed(&self.paths, e))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// Faces in `image`, highest score first, overlapping detections merged.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>, DetectorError> {
-        detect_on(image, &self.whole)
+        let Some((scaled, scale)) = shrunk(image, CANVAS) else { return Ok(Vec::new()) };
+        let (width, height) = scaled.dimensions();
+        let found = run(self.whole_plan(canvas_for(width, height))?, &scaled, (0, 0))?;
+        Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
     }
 
     /// The largest face in `image`, as [`Self::detect`] finds it, for a fraction of the work when
@@ -368,9 +407,9 @@ impl Detector {
     }
 }
 
-/// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s canvas.
+/// Faces in `image` shrunk (never enlarged: it blurs the landmarks) to fit `plan`'s square canvas.
 fn detect_on(image: &RgbImage, plan: &Plan) -> Result<Vec<Detection>, DetectorError> {
-    let Some((scaled, scale)) = shrunk(image, plan.side) else { return Ok(Vec::new()) };
+    let Some((scaled, scale)) = shrunk(image, plan.width) else { return Ok(Vec::new()) };
     let found = run(plan, &scaled, (0, 0))?;
     Ok(found.into_iter().map(|detection| detection.unscaled(scale)).collect())
 }
@@ -394,22 +433,22 @@ fn shrunk(image: &RgbImage, side: usize) -> Option<(Cow<'_, RgbImage>, f32)> {
 /// Faces on `plan`'s canvas filled with `image` from `(x, y)` on (black past its edges), in
 /// `image`'s pixels.
 fn run(plan: &Plan, image: &RgbImage, (x0, y0): (u32, u32)) -> Result<Vec<Detection>, DetectorError> {
-    let side = plan.side;
+    let (side_w, side_h) = (plan.width, plan.height);
     let (width, height) = image.dimensions();
     let (shown_w, shown_h) =
-        ((width.saturating_sub(x0)).min(side as u32), (height.saturating_sub(y0)).min(side as u32));
+        ((width.saturating_sub(x0)).min(side_w as u32), (height.saturating_sub(y0)).min(side_h as u32));
     // NCHW, RGB in 0..255 with no normalisation; the unused part of the canvas stays black.
-    let plane = side * side;
+    let plane = side_w * side_h;
     let mut planar = vec![0f32; 3 * plane];
     for y in 0..shown_h {
         for x in 0..shown_w {
             let pixel = image.get_pixel(x0 + x, y0 + y);
             for channel in 0..3 {
-                planar[channel * plane + y as usize * side + x as usize] = f32::from(pixel.0[channel]);
+                planar[channel * plane + y as usize * side_w + x as usize] = f32::from(pixel.0[channel]);
             }
         }
     }
-    let input = Tensor::from_shape(&[1, 3, side, side], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
+    let input = Tensor::from_shape(&[1, 3, side_h, side_w], &planar).map_err(|e| DetectorError::Run(e.to_string()))?;
     let outputs = plan.runnable.run(tvec!(input.into())).map_err(|e| DetectorError::Run(format!("{e:#}")))?;
     let [heat, box_scale, offset, landmarks] = outputs.as_slice() else {
         return Err(DetectorError::Run(format!("expected 4 outputs, got {}", outputs.len())));
@@ -516,6 +555,22 @@ mod tests {
 
     fn detection(left: f32, top: f32, side: f32, score: f32) -> Detection {
         Detection { left, top, width: side, height: side, score, landmarks: [(0.0, 0.0); 5] }
+    }
+
+    #[test]
+    fn a_picture_is_looked_at_on_the_smallest_canvas_that_holds_it() {
+        let canvas = |width, height| {
+            let (i, j) = canvas_for(width, height);
+            (CANVAS_SIDES[i], CANVAS_SIDES[j])
+        };
+        assert_eq!(canvas(250, 250), (256, 256), "an LFW photo");
+        assert_eq!(canvas(320, 240), (320, 256), "a 4:3 frame");
+        assert_eq!(canvas(320, 180), (320, 256), "a 16:9 frame");
+        assert_eq!(canvas(240, 320), (256, 320), "a portrait");
+        assert_eq!(canvas(150, 150), (256, 256), "a small crop");
+        assert_eq!(canvas(257, 320), (320, 320));
+        assert_eq!(canvas(1, 1), (256, 256));
+        assert_eq!(canvas(FRAME_CANVAS.0 as u32, FRAME_CANVAS.1 as u32), FRAME_CANVAS, "a canvas of its own");
     }
 
     #[test]
