@@ -2,6 +2,7 @@
 //! for the largest face only, it looks just where BlazeFace ([`finder`]) found it.
 
 pub mod finder;
+mod rewrite;
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -9,9 +10,6 @@ use std::sync::{Arc, OnceLock};
 use image::RgbImage;
 use image::imageops::FilterType;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::TypedModelPatch;
-use tract_onnx::tract_core::ops::Downsample;
-use tract_onnx::tract_core::ops::cnn::{Conv, PaddingSpec};
 
 use crate::models::ModelPaths;
 use finder::Finder;
@@ -151,59 +149,12 @@ impl Plan {
             model.set_output_fact(output, InferenceFact::default())?;
         }
         let mut model = model.into_typed()?.into_decluttered()?;
-        step_across_rows_only(&mut model)?;
-        // Code generation only: another decluttering would fold the column step back into the
-        // convolution.
+        rewrite::for_tract_kernels(&mut model)?;
+        // Code generation only: another decluttering would fold the rewrites back into the
+        // convolutions.
         model.optimize()?;
         Ok(Self { width, height, runnable: model.into_runnable()? })
     }
-}
-
-/// Rewrites every depthwise convolution that steps over columns (stride 2 or more along a row) into
-/// one that steps only between rows, followed by keeping every n-th column. tract's depthwise kernels
-/// (tract-linalg 0.23) vectorise a 3×3 kernel only over consecutive input columns: CenterFace's
-/// four stride-2 depthwise layers ran scalar and took a quarter of the detection time, more than
-/// the columns now computed and dropped cost. Each kept output is the same taps summed in the same
-/// order, so on x86-64 the detections are bit for bit the same.
-fn step_across_rows_only(model: &mut TypedModel) -> TractResult<()> {
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(conv) = node.op_as::<Conv>() else { continue };
-        let spec = &conv.pool_spec;
-        let depthwise = conv.group > 1 && conv.group == spec.input_channels && conv.group == spec.output_channels;
-        let mut strides: TVec<usize> = spec.strides().iter().copied().collect();
-        let Some(column_step) = strides.last_mut() else { continue };
-        if !depthwise || *column_step == 1 || conv.q_params.is_some() {
-            continue;
-        }
-        let column_step = std::mem::replace(column_step, 1);
-        let Some(input_shape) = model.outlet_fact(node.inputs[0])?.shape.as_concrete() else { continue };
-        let shape = spec.data_format.shape(input_shape.to_vec())?;
-        // The padding the original step implies, kept as it is: every window stays where it was.
-        let padding = spec.computed_padding(shape.hw_dims());
-        let mut rows_only = conv.clone();
-        rows_only.pool_spec.padding = PaddingSpec::Explicit(
-            padding.iter().map(|dim| dim.pad_before).collect(),
-            padding.iter().map(|dim| dim.pad_after).collect(),
-        );
-        rows_only.pool_spec.strides = Some(strides);
-        let column_axis = shape.hw_axes().end - 1;
-
-        let mut patch = TypedModelPatch::default();
-        let inputs = patch.taps(model, &node.inputs)?;
-        let wide = patch.wire_node(format!("{}.rows", node.name), rows_only, &inputs)?[0];
-        let narrowed = patch.wire_node(
-            format!("{}.columns", node.name),
-            Downsample::new(column_axis, column_step as isize, 0),
-            &[wide],
-        )?[0];
-        if patch.outlet_fact(narrowed)?.shape != node.outputs[0].fact.shape {
-            continue;
-        }
-        patch.shunt_outside(model, node.id.into(), narrowed)?;
-        patch.apply(model)?;
-    }
-    Ok(())
 }
 
 pub struct Detector {
