@@ -158,16 +158,14 @@ impl Plan {
 }
 
 pub struct Detector {
-    /// CenterFace as read from its file, planned for each canvas when first needed.
-    model: InferenceModel,
     /// For whole pictures: the plan for the canvas `CANVAS_SIDES[i]` wide and `CANVAS_SIDES[j]`
     /// high at `[i][j]`, made when a picture first needs it.
     whole: [[OnceLock<Result<Plan, DetectorError>>; CANVAS_SIDES.len()]; CANVAS_SIDES.len()],
     /// What only a door's frames need, planned when first asked for ([`Self::prepare_for_frames`]):
     /// a one-shot command such as `eval` or `compare` looks at every face and never needs it.
     for_frames: OnceLock<Result<FramePlans, DetectorError>>,
-    /// Where BlazeFace is read from when [`Self::for_frames`] is planned, and CenterFace's path
-    /// for its errors.
+    /// Where the two models are read from when a plan is made. CenterFace is read again for each
+    /// (once per canvas): keeping the file's graph in memory cost the daemon 6.5 MiB.
     paths: ModelPaths,
 }
 
@@ -181,7 +179,7 @@ struct FramePlans {
 }
 
 impl FramePlans {
-    fn load(paths: &ModelPaths, model: &InferenceModel) -> Result<Self, DetectorError> {
+    fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
         let finder = if paths.finder.is_file() {
             Some(Finder::load(&paths.finder)?)
         } else {
@@ -191,9 +189,10 @@ impl FramePlans {
             );
             None
         };
+        let model = read_centerface(paths)?;
         let near = NEAR_CANVASES
             .iter()
-            .map(|&side| Plan::square(model, side))
+            .map(|&side| Plan::square(&model, side))
             .collect::<TractResult<_>>()
             .map_err(|e| load_failed(paths, e))?;
         Ok(Self { finder, near })
@@ -257,6 +256,11 @@ fn load_failed(paths: &ModelPaths, error: TractError) -> DetectorError {
     DetectorError::Load { path: paths.detector.display().to_string(), detail: format!("{error:#}") }
 }
 
+/// CenterFace's graph as its file gives it, before any plan.
+fn read_centerface(paths: &ModelPaths) -> Result<InferenceModel, DetectorError> {
+    tract_onnx::onnx().model_for_path(&paths.detector).map_err(|e| load_failed(paths, e))
+}
+
 /// The canvas, `(width, height)`, of a picture `width`×`height` pixels once shrunk to [`CANVAS`],
 /// as indices into [`CANVAS_SIDES`].
 fn canvas_for(width: u32, height: u32) -> (usize, usize) {
@@ -266,11 +270,11 @@ fn canvas_for(width: u32, height: u32) -> (usize, usize) {
 }
 
 impl Detector {
-    /// CenterFace, read and checked; each canvas is planned when first needed, and the rest a
-    /// door's frames need when first asked for.
+    /// CenterFace, read from its file (a broken one fails here); each canvas is planned when first
+    /// needed, and the rest a door's frames need when first asked for.
     pub fn load(paths: &ModelPaths) -> Result<Self, DetectorError> {
-        let model = tract_onnx::onnx().model_for_path(&paths.detector).map_err(|e| load_failed(paths, e))?;
-        Ok(Self { model, whole: Default::default(), for_frames: OnceLock::new(), paths: paths.clone() })
+        read_centerface(paths)?;
+        Ok(Self { whole: Default::default(), for_frames: OnceLock::new(), paths: paths.clone() })
     }
 
     /// Plans now what a door's frames need (the canvas of a landscape frame, BlazeFace when the
@@ -283,7 +287,7 @@ impl Detector {
     }
 
     fn frame_plans(&self) -> Result<&FramePlans, DetectorError> {
-        self.for_frames.get_or_init(|| FramePlans::load(&self.paths, &self.model)).as_ref().map_err(Clone::clone)
+        self.for_frames.get_or_init(|| FramePlans::load(&self.paths)).as_ref().map_err(Clone::clone)
     }
 
     /// The plan for the canvas at `(i, j)` in [`CANVAS_SIDES`], made now if no picture needed it
@@ -291,7 +295,8 @@ impl Detector {
     fn whole_plan(&self, (i, j): (usize, usize)) -> Result<&Plan, DetectorError> {
         self.whole[i][j]
             .get_or_init(|| {
-                Plan::of(&self.model, (CANVAS_SIDES[i], CANVAS_SIDES[j])).map_err(|e| load_failed(&self.paths, e))
+                let model = read_centerface(&self.paths)?;
+                Plan::of(&model, (CANVAS_SIDES[i], CANVAS_SIDES[j])).map_err(|e| load_failed(&self.paths, e))
             })
             .as_ref()
             .map_err(Clone::clone)
