@@ -525,7 +525,7 @@ fn a_canvas_fitted_to_the_picture_finds_what_the_square_one_found() {
         image::imageops::resize(&decode(&sample("obama.jpg")), 320, 240, image::imageops::FilterType::Triangle);
     let pictures = [
         ("an LFW photo", decode(&face("lfw10/Colin_Powell/Colin_Powell_0001.jpg"))),
-        ("a 150-pixel crop", decode(&face("diverse/twice_sana/1.jpg"))),
+        ("a 160-pixel crop", decode(&face("diverse/twice_sana/1.jpg"))),
         ("a 4:3 frame", camera_frame),
     ];
     for (what, picture) in pictures {

@@ -23,7 +23,7 @@ pub const CANVAS: usize = 320;
 /// 256×256 and a 4:3 frame on 320×256, not both on 320×320, whose black margin the network
 /// worked through as hard as the picture (the work grows with the canvas's area). The picture's
 /// pixels and scale stay as they were. No side below 256: on a 160×160 canvas the faces of
-/// 150-pixel crops reached its edges, and East-Asian accuracy fell (README, "Performance"). Few
+/// 160-pixel crops reached its edges, and East-Asian accuracy fell (README, "Performance"). Few
 /// sides, so that few plans are made: each holds its own copy of the network's weights.
 const CANVAS_SIDES: [usize; 2] = [256, CANVAS];
 /// The canvas of a door's frames: landscape frames (4:3, 5:4, 3:2, 16:9) shrunk to [`CANVAS`]
@@ -523,7 +523,7 @@ mod tests {
         assert_eq!(canvas(320, 240), (320, 256), "a 4:3 frame");
         assert_eq!(canvas(320, 180), (320, 256), "a 16:9 frame");
         assert_eq!(canvas(240, 320), (256, 320), "a portrait");
-        assert_eq!(canvas(150, 150), (256, 256), "a small crop");
+        assert_eq!(canvas(160, 160), (256, 256), "a small crop");
         assert_eq!(canvas(257, 320), (320, 320));
         assert_eq!(canvas(1, 1), (256, 256));
         assert_eq!(canvas(FRAME_CANVAS.0 as u32, FRAME_CANVAS.1 as u32), FRAME_CANVAS, "a canvas of its own");
