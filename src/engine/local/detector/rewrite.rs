@@ -22,8 +22,7 @@ fn is_depthwise(conv: &Conv) -> bool {
 }
 
 /// Copies an NCHW f32 tensor into the middle of a larger one of zeros: one copy per row, where
-/// tract's own `Pad` walked every value through ndarray (measured: it cost more than the scalar
-/// outputs it saved).
+/// tract's own `Pad` walks every value through ndarray (9 % of `eval`'s time in a profile).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ZeroPad {
     top: usize,
