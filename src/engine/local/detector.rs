@@ -295,8 +295,11 @@ impl Detector {
     fn whole_plan(&self, (i, j): (usize, usize)) -> Result<&Plan, DetectorError> {
         self.whole[i][j]
             .get_or_init(|| {
+                let (width, height) = (CANVAS_SIDES[i], CANVAS_SIDES[j]);
+                // Planning takes tens of milliseconds: the log says why a first picture was slower.
+                tracing::debug!(canvas = %format!("{width}×{height}"), "planning the face detector for a canvas");
                 let model = read_centerface(&self.paths)?;
-                Plan::of(&model, (CANVAS_SIDES[i], CANVAS_SIDES[j])).map_err(|e| load_failed(&self.paths, e))
+                Plan::of(&model, (width, height)).map_err(|e| load_failed(&self.paths, e))
             })
             .as_ref()
             .map_err(Clone::clone)
