@@ -132,7 +132,7 @@ impl AntiSpoof {
             .model_for_path(&path)
             .and_then(|mut model| {
                 model.set_input_fact(0, f32::fact([1, 3, SIDE, SIDE]).into())?;
-                model.into_optimized()?.into_runnable()
+                super::depthwise::into_optimized(model.into_typed()?.into_decluttered()?)?.into_runnable()
             })
             .map_err(|e| failed(format!("{e:#}")))?;
         Ok(Self { plan })

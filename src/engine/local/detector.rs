@@ -2,7 +2,6 @@
 //! for the largest face only, it looks just where BlazeFace ([`finder`]) found it.
 
 pub mod finder;
-mod rewrite;
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -11,6 +10,7 @@ use image::RgbImage;
 use image::imageops::FilterType;
 use tract_onnx::prelude::*;
 
+use super::depthwise;
 use crate::models::ModelPaths;
 use finder::Finder;
 
@@ -148,11 +148,7 @@ impl Plan {
         for output in 0..model.outputs.len() {
             model.set_output_fact(output, InferenceFact::default())?;
         }
-        let mut model = model.into_typed()?.into_decluttered()?;
-        rewrite::for_tract_kernels(&mut model)?;
-        // Code generation only: another decluttering would fold the rewrites back into the
-        // convolutions.
-        model.optimize()?;
+        let model = depthwise::into_optimized(model.into_typed()?.into_decluttered()?)?;
         Ok(Self { width, height, runnable: model.into_runnable()? })
     }
 }

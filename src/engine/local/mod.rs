@@ -4,6 +4,7 @@
 
 pub mod align;
 pub mod antispoof;
+mod depthwise;
 pub mod detector;
 pub mod embedder;
 pub mod one_to_one;

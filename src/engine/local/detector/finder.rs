@@ -11,6 +11,7 @@ use tract_onnx::pb::{AttributeProto, TensorProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
 use super::DetectorError;
+use crate::engine::local::depthwise;
 
 /// The network's square input.
 const SIDE: usize = 128;
@@ -77,7 +78,12 @@ impl Finder {
         }
         let mut model = onnx.model_for_proto_model(&proto).map_err(failed)?;
         model.set_input_fact(0, f32::fact([1, SIDE, SIDE, 3]).into()).map_err(failed)?;
-        let runnable = model.into_optimized().and_then(|m| m.into_runnable()).map_err(failed)?;
+        let runnable = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .and_then(depthwise::into_optimized)
+            .and_then(|m| m.into_runnable())
+            .map_err(failed)?;
         Ok(Self { runnable })
     }
 

@@ -11,6 +11,7 @@ use tract_tflite::prelude::*;
 use tract_tflite::tflite::{self as schema, BuiltinOperator};
 
 use super::{EmbedderError, Network, prelu};
+use crate::engine::local::depthwise;
 
 /// Side of the aligned chip the network takes.
 const SIDE: usize = 112;
@@ -26,9 +27,7 @@ impl MobileFaceNet {
         single_batch(&mut bytes).map_err(|detail| EmbedderError::Model { path: path.to_owned(), detail })?;
         let mut model = tract_tflite::tflite().model_for_read(&mut bytes.as_slice())?.into_decluttered()?;
         prelu::fuse(&mut model)?;
-        // Code generation only: the model is decluttered already.
-        model.optimize()?;
-        Ok(Self { plan: model.into_runnable()? })
+        Ok(Self { plan: depthwise::into_optimized(model)?.into_runnable()? })
     }
 }
 
