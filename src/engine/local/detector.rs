@@ -529,6 +529,16 @@ mod tests {
     }
 
     #[test]
+    fn every_depthwise_layer_of_centerface_runs_in_our_operator() {
+        let paths = ModelPaths::in_dir(crate::models::test_models_dir());
+        let model = read_centerface(&paths).expect("the models are fetched");
+        let plan = Plan::square(&model, 128).unwrap();
+        let ops: Vec<String> = plan.runnable.model().nodes.iter().map(|node| node.op.name().to_string()).collect();
+        // The network has 17; a tract that declutters them into another form would leave them slow.
+        assert_eq!(ops.iter().filter(|op| *op == "Depthwise").count(), 17, "{ops:?}");
+    }
+
+    #[test]
     fn overlapping_boxes_merge_into_the_best_one() {
         let kept = suppress_overlaps(vec![
             detection(0.0, 0.0, 100.0, 0.7),
